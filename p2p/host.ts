@@ -1,0 +1,184 @@
+// All libp2p set-up lives here, in one factory, each limit commented (the way Lodestar builds
+// its libp2p node). Nothing else in quorate calls createLibp2p().
+//
+// What this node is: TCP + Noise + yamux, a fixed membership, no discovery of any kind (no mDNS,
+// DHT, bootstrap list or relay: members are told who their peers are by the replicated
+// membership), and a connection gater that admits only peer ids in the current allowlist,
+// in both directions. The allowlist changes at runtime when the membership changes.
+
+import '../node/polyfills.js';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import type { ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import { assert } from './errors.js';
+import { defaultP2pLogger, type P2pLogger } from './logger.js';
+
+/**
+ * How many refused peer ids are remembered so each is logged once. A flood of strangers (each
+ * with a fresh key) must not grow memory: past this count the oldest is forgotten, and would be
+ * logged again if it came back.
+ */
+export const MAX_REFUSED_PEERS_REMEMBERED = 1024;
+
+export interface HostOptions {
+  readonly privateKey: PrivateKey;
+  /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/30400`; tests use `/ip4/127.0.0.1/tcp/0`. */
+  readonly listenAddrs: readonly string[];
+  /** Peer ids (base58) admitted in both directions. This node's own id need not be listed. */
+  readonly allowedPeers: Iterable<string>;
+  readonly logger?: P2pLogger;
+}
+
+export interface P2pHost {
+  readonly libp2p: Libp2p;
+  /** This node's peer id, base58. */
+  readonly peerId: string;
+  /** The multiaddrs actually listened on (port 0 resolved), each ending in `/p2p/<peerId>`. */
+  listenMultiaddrs(): string[];
+  isAllowed(peerId: string): boolean;
+  allowedPeers(): string[];
+  /**
+   * Replaces the allowlist. Connections to peers no longer allowed are closed; the returned
+   * promise settles once they are.
+   */
+  setAllowedPeers(peerIds: Iterable<string>): Promise<void>;
+  /** How many connection attempts the gater refused since start (every attempt, not once per peer). */
+  refusedConnectionCount(): number;
+  stop(): Promise<void>;
+}
+
+/** Remembers which refused peers were already logged, so a peer that retries every second logs once. */
+class RefusalLog {
+  private readonly logged = new Map<string, true>(); // insertion order = age, for eviction
+  refusedCount = 0;
+  constructor(private readonly logger: P2pLogger, private readonly maxRemembered: number) {}
+
+  refused(peerId: string, direction: 'inbound' | 'outbound' | 'dial'): void {
+    this.refusedCount++;
+    if (this.logged.has(peerId)) return;
+    if (this.logged.size >= this.maxRemembered) {
+      const oldest = this.logged.keys().next().value as string;
+      this.logged.delete(oldest);
+    }
+    this.logged.set(peerId, true);
+    this.logger.warn({ peerId, direction }, 'refused a peer that is not in the membership (logged once per peer)');
+  }
+
+  /** A peer that becomes allowed, then is removed again, deserves a fresh log line. */
+  forget(peerId: string): void {
+    this.logged.delete(peerId);
+  }
+}
+
+export async function createHost(options: HostOptions): Promise<P2pHost> {
+  assert(options.listenAddrs.length > 0, 'createHost: at least one listen address is required');
+  const logger = options.logger ?? defaultP2pLogger();
+  let allowed = new Set<string>(options.allowedPeers);
+  for (const id of allowed) peerIdFromString(id); // throws on a malformed id: a programmer/config error
+  const refusals = new RefusalLog(logger, MAX_REFUSED_PEERS_REMEMBERED);
+
+  const deny = (peerId: PeerId, direction: 'inbound' | 'outbound' | 'dial'): boolean => {
+    const id = peerId.toString();
+    if (allowed.has(id)) return false;
+    refusals.refused(id, direction);
+    return true;
+  };
+
+  // Identity is checked after the Noise handshake (the earliest point the remote's key is
+  // proven). denyDialPeer alone is not enough: it only sees dials whose address carries
+  // /p2p/<id> (STACK.md gotcha 3), so the outbound-encrypted hook covers bare addresses.
+  const connectionGater: ConnectionGater = {
+    denyDialPeer: (peerId) => deny(peerId, 'dial'),
+    denyInboundEncryptedConnection: (peerId) => deny(peerId, 'inbound'),
+    denyOutboundEncryptedConnection: (peerId) => deny(peerId, 'outbound'),
+    // Private and loopback addresses are normal for a permissioned cluster (libp2p's default
+    // gater would also allow them; stated here so nobody "hardens" it into a broken cluster).
+    denyDialMultiaddr: () => false,
+  };
+
+  const libp2p = await createLibp2p({
+    privateKey: options.privateKey,
+    addresses: { listen: [...options.listenAddrs] },
+    transports: [
+      tcp({
+        // Bounds the sockets one process holds, whatever the peers do. A cluster has few members;
+        // each keeps one or two connections (both sides dial), plus short-lived refused attempts.
+        maxConnections: 256,
+      }),
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [
+      yamux({
+        // Default 10: a node opening its channel streams (raft, tx, payload, ...) right after a
+        // dial, while the remote is still opening its own, would trip MaxEarlyStreamsError and
+        // lose the whole connection (STACK.md gotcha 5).
+        maxEarlyStreams: 256,
+        // Streams are long-lived (one per peer and channel, in each direction): a few dozen at most.
+        maxInboundStreams: 256,
+        maxOutboundStreams: 256,
+      }),
+    ],
+    // No peerDiscovery, peerRouters, contentRouters or services: membership comes from the ledger.
+    connectionGater,
+    connectionManager: {
+      // Same bound as the TCP listener; libp2p closes the lowest-value connections past it.
+      maxConnections: 256,
+      // A dial to a dead member must fail fast so the transport's backoff takes over.
+      dialTimeout: 5_000,
+      // A Noise handshake that has not finished in this time is a stalled or hostile peer.
+      inboundUpgradeTimeout: 5_000,
+      // Default 5 connections/s per host: members behind one address (tests on 127.0.0.1, a NAT)
+      // that reconnect together after a restart would be rate-limited into failures.
+      inboundConnectionThreshold: 100,
+      // Handshakes in progress at once; beyond it new sockets are closed before any crypto.
+      maxIncomingPendingConnections: 64,
+      // The transport reconnects members itself with its own bounded backoff.
+      reconnectRetries: 0,
+    },
+    // The connection monitor pings each connection (libp2p default every 10 s) and aborts a
+    // connection whose ping fails: that is how a silently dead peer (power loss, cable) is found.
+    connectionMonitor: { enabled: true },
+    start: true,
+  });
+
+  return {
+    libp2p,
+    peerId: libp2p.peerId.toString(),
+    listenMultiaddrs() {
+      const self = libp2p.peerId.toString();
+      return libp2p.getMultiaddrs().map((ma) => {
+        const text = ma.toString();
+        return text.includes('/p2p/') ? text : multiaddr(text).encapsulate(`/p2p/${self}`).toString();
+      });
+    },
+    isAllowed: (peerId) => allowed.has(peerId),
+    allowedPeers: () => [...allowed],
+    async setAllowedPeers(peerIds) {
+      const next = new Set(peerIds);
+      for (const id of next) {
+        peerIdFromString(id);
+        if (!allowed.has(id)) refusals.forget(id);
+      }
+      const removed = [...allowed].filter((id) => !next.has(id));
+      allowed = next;
+      // Swapping the set first means a removed peer racing to reconnect is already refused.
+      await Promise.all(
+        removed.map(async (id) => {
+          try {
+            await libp2p.hangUp(peerIdFromString(id));
+          } catch (err) {
+            logger.debug({ peerId: id, err }, 'closing a removed peer connection failed (it is gone anyway)');
+          }
+        }),
+      );
+    },
+    refusedConnectionCount: () => refusals.refusedCount,
+    async stop() {
+      await libp2p.stop();
+    },
+  };
+}
