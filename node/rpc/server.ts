@@ -1,0 +1,402 @@
+// JSON-RPC 2.0 over HTTP POST, on node:http with no framework, plus GET /health and GET /metrics.
+//
+// Robustness rules, each with a named limit (RPC_SERVER_DEFAULTS):
+//  - the body is counted while it streams in and refused with 413 past maxBodyBytes (a declared
+//    Content-Length over the limit is refused before reading anything);
+//  - a batch longer than maxBatchLength is refused as a whole (one error, not N);
+//  - every call runs under requestTimeoutMs; on expiry its AbortSignal fires and the client gets
+//    -32002 "outcome unknown" — the server never waits on a stuck backend forever;
+//  - at most maxInFlightCalls calls run at once; more are answered -32010 at once (load
+//    shedding beats queueing without bound);
+//  - headers must arrive within headersTimeoutMs and the whole request within
+//    requestBodyTimeoutMs (slow-loris), idle keep-alive sockets close after keepAliveTimeoutMs;
+//  - malformed input of any kind is an error response, never a thrown exception: the handler
+//    catches everything, and a bug in a method is answered -32603 and logged at error.
+// A connection that opens and closes without a request (a load balancer's TCP probe) is logged
+// at debug only.
+
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { NodeMetrics } from '../metrics.js';
+import type { NodeRpcBackend } from './backend.js';
+import { NodeError, NodeErrorCode } from '../errors.js';
+import { RpcErrorCode, toRpcError, type RpcErrorObject } from './errors.js';
+import { RPC_METHODS, type RpcMethod } from './methods.js';
+
+export const RPC_SERVER_DEFAULTS = {
+  /** Listen on loopback unless told otherwise: exposing RPC is an operator's decision. */
+  host: '127.0.0.1',
+  /** Request body limit (geth uses 5 MB too). Refused with HTTP 413 and -32011. */
+  maxBodyBytes: 5 * 1024 * 1024,
+  /** Requests in one batch. */
+  maxBatchLength: 256,
+  /** Per call. A submission that times out has an UNKNOWN outcome. */
+  requestTimeoutMs: 30_000,
+  /** Calls running at once across all connections. */
+  maxInFlightCalls: 1024,
+  /** Open sockets. */
+  maxConnections: 1024,
+  /** Time for the request headers to arrive. */
+  headersTimeoutMs: 10_000,
+  /** Time for the whole request (headers and body) to arrive. */
+  requestBodyTimeoutMs: 30_000,
+  /** An idle keep-alive connection closes after this. */
+  keepAliveTimeoutMs: 5_000,
+  /** GET /health answers 503 if the backend does not answer within this. */
+  healthTimeoutMs: 2_000,
+  /** stop(): in-flight responses get this long to flush before sockets are cut. */
+  stopGraceMs: 2_000,
+} as const;
+
+export interface RpcServerOptions {
+  readonly host?: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  readonly maxBodyBytes?: number;
+  readonly maxBatchLength?: number;
+  readonly requestTimeoutMs?: number;
+  readonly maxInFlightCalls?: number;
+  readonly maxConnections?: number;
+  readonly headersTimeoutMs?: number;
+  readonly requestBodyTimeoutMs?: number;
+  readonly keepAliveTimeoutMs?: number;
+  readonly healthTimeoutMs?: number;
+  readonly stopGraceMs?: number;
+}
+
+export interface RpcServerDeps {
+  readonly backend: NodeRpcBackend;
+  readonly logger: Logger;
+  readonly metrics: NodeMetrics;
+  /** The method table; defaults to RPC_METHODS. Embedders may extend it. */
+  readonly methods?: ReadonlyMap<string, RpcMethod>;
+}
+
+type Id = string | number | null;
+
+export interface RpcResponse {
+  readonly jsonrpc: '2.0';
+  readonly id: Id;
+  readonly result?: unknown;
+  readonly error?: RpcErrorObject;
+}
+
+/** What one HTTP POST body yields: a response value to serialise, or nothing (notifications only). */
+export type RpcReply = { readonly body: RpcResponse | RpcResponse[] } | { readonly body: undefined };
+
+type ResolvedOptions = Required<RpcServerOptions>;
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+export class RpcServer {
+  private readonly options: ResolvedOptions;
+  private readonly backend: NodeRpcBackend;
+  private readonly log: Logger;
+  private readonly metrics: NodeMetrics;
+  private readonly methods: ReadonlyMap<string, RpcMethod>;
+  private readonly server: http.Server;
+  /** Abort controllers of calls in flight; stop() aborts them. Bounded by maxInFlightCalls. */
+  private readonly inFlight = new Set<AbortController>();
+  private stopping = false;
+
+  constructor(options: RpcServerOptions, deps: RpcServerDeps) {
+    this.options = { ...RPC_SERVER_DEFAULTS, ...stripUndefined(options) } as ResolvedOptions;
+    for (const [k, v] of Object.entries(this.options)) {
+      if (k !== 'host' && k !== 'port' && !(typeof v === 'number' && Number.isInteger(v) && v > 0)) {
+        throw new RangeError(`RpcServer option ${k} must be a positive integer, got ${String(v)}`);
+      }
+    }
+    this.backend = deps.backend;
+    this.log = deps.logger;
+    this.metrics = deps.metrics;
+    this.methods = deps.methods ?? RPC_METHODS;
+    this.server = http.createServer({
+      headersTimeout: this.options.headersTimeoutMs,
+      requestTimeout: this.options.requestBodyTimeoutMs,
+      keepAliveTimeout: this.options.keepAliveTimeoutMs,
+    });
+    this.server.maxConnections = this.options.maxConnections;
+    this.server.on('request', (req, res) => {
+      this.onRequest(req, res).catch((err: unknown) => {
+        // onRequest catches everything it can answer; reaching here is a bug in this file.
+        this.log.error({ err }, 'rpc request handler failed');
+        if (!res.headersSent) res.writeHead(500, JSON_HEADERS);
+        res.end();
+      });
+    });
+    this.server.on('connection', (socket: Socket) => {
+      this.log.debug({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'rpc connection');
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // Malformed HTTP, resets and timeouts of clients: their problem, not the node's.
+      this.log.debug({ code: err.code, message: err.message }, 'rpc client error');
+      if (socket.writable && err.code !== 'ECONNRESET') {
+        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      }
+      socket.destroy();
+    });
+  }
+
+  /** Starts listening. Resolves with the bound address (useful with port 0). */
+  async start(): Promise<{ host: string; port: number; url: string }> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const a = this.address();
+    this.log.info({ url: a.url }, 'rpc listening');
+    return a;
+  }
+
+  address(): { host: string; port: number; url: string } {
+    const a = this.server.address() as AddressInfo | null;
+    if (a === null) throw new Error('RpcServer is not listening');
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    return { host: a.address, port: a.port, url: `http://${host}:${a.port}/` };
+  }
+
+  /** Stops accepting, aborts calls in flight (answered -32010), closes sockets after a grace period. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const c of this.inFlight) c.abort(new NodeError(NodeErrorCode.Unavailable, 'the node is stopping'));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const grace = setTimeout(() => this.server.closeAllConnections(), this.options.stopGraceMs);
+    await closed;
+    clearTimeout(grace);
+    this.log.info('rpc stopped');
+  }
+
+  /**
+   * Handles one parsed JSON-RPC body (a request or a batch) — the transport-independent core,
+   * used by the HTTP path and by in-process callers (embedders, the simulator).
+   */
+  async handle(body: unknown): Promise<RpcReply> {
+    if (Array.isArray(body)) {
+      if (body.length === 0) return { body: errorResponse(null, RpcErrorCode.InvalidRequest, 'empty batch: send at least one request') };
+      if (body.length > this.options.maxBatchLength) {
+        this.count('(batch)', RpcErrorCode.LimitExceeded);
+        return {
+          body: errorResponse(null, RpcErrorCode.LimitExceeded, `batch of ${body.length} requests is over the limit of ${this.options.maxBatchLength}; split it`, {
+            limit: 'maxBatchLength',
+            max: this.options.maxBatchLength,
+          }),
+        };
+      }
+      const replies = await Promise.all(body.map((r) => this.handleOne(r)));
+      const responses = replies.filter((r): r is RpcResponse => r !== undefined);
+      return responses.length === 0 ? { body: undefined } : { body: responses };
+    }
+    const reply = await this.handleOne(body);
+    return { body: reply };
+  }
+
+  private async handleOne(request: unknown): Promise<RpcResponse | undefined> {
+    if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+      this.count('(invalid)', RpcErrorCode.InvalidRequest);
+      return errorResponse(null, RpcErrorCode.InvalidRequest, 'a request must be a JSON object { "jsonrpc": "2.0", "method", "params"?, "id"? }');
+    }
+    const r = request as Record<string, unknown>;
+    const hasId = 'id' in r;
+    const idValid = !hasId || r.id === null || typeof r.id === 'string' || (typeof r.id === 'number' && Number.isFinite(r.id));
+    const id: Id = hasId && idValid ? (r.id as Id) : null;
+    if (r.jsonrpc !== '2.0') {
+      this.count('(invalid)', RpcErrorCode.InvalidRequest);
+      return errorResponse(id, RpcErrorCode.InvalidRequest, `"jsonrpc" must be "2.0"`);
+    }
+    if (!idValid) {
+      this.count('(invalid)', RpcErrorCode.InvalidRequest);
+      return errorResponse(null, RpcErrorCode.InvalidRequest, '"id" must be a string, a number or null');
+    }
+    if (typeof r.method !== 'string') {
+      this.count('(invalid)', RpcErrorCode.InvalidRequest);
+      return errorResponse(id, RpcErrorCode.InvalidRequest, '"method" must be a string');
+    }
+    if ('params' in r && (typeof r.params !== 'object' || r.params === null)) {
+      this.count('(invalid)', RpcErrorCode.InvalidRequest);
+      return errorResponse(id, RpcErrorCode.InvalidRequest, '"params" must be an array or an object when present');
+    }
+    const response = await this.call(r.method, r.params, id);
+    // A notification (no "id") gets no response, even on error (JSON-RPC 2.0 §4.1).
+    return hasId ? response : undefined;
+  }
+
+  private async call(methodName: string, params: unknown, id: Id): Promise<RpcResponse> {
+    const method = this.methods.get(methodName);
+    // Unknown names are not used as metric labels: a client could otherwise grow the registry without bound.
+    const label = method ? methodName : 'unknown';
+    if (!method) {
+      this.count(label, RpcErrorCode.MethodNotFound);
+      return errorResponse(id, RpcErrorCode.MethodNotFound, `method ${JSON.stringify(methodName.slice(0, 64))} does not exist`);
+    }
+    if (this.stopping || this.inFlight.size >= this.options.maxInFlightCalls) {
+      const why = this.stopping ? 'the node is stopping' : `overloaded: ${this.inFlight.size} calls in flight (limit ${this.options.maxInFlightCalls}); retry later`;
+      this.count(label, RpcErrorCode.Unavailable);
+      return errorResponse(id, RpcErrorCode.Unavailable, why);
+    }
+    const controller = new AbortController();
+    this.inFlight.add(controller);
+    const startedNs = process.hrtime.bigint();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const err = new NodeError(
+            NodeErrorCode.Timeout,
+            `${methodName} did not finish within ${this.options.requestTimeoutMs} ms; its outcome is unknown (a submitted transaction may still commit)`,
+            { timeoutMs: this.options.requestTimeoutMs },
+          );
+          controller.abort(err);
+          reject(err);
+        }, this.options.requestTimeoutMs);
+      });
+      const aborted = new Promise<never>((_, reject) => {
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+      });
+      const result = await Promise.race([method(this.backend, params, { signal: controller.signal }), timedOut, aborted]);
+      // Serialise now, so an unserialisable result is this call's -32603 and not a broken batch.
+      JSON.stringify(result ?? null);
+      this.count(label, 0);
+      this.log.debug({ method: methodName, id }, 'rpc call');
+      return { jsonrpc: '2.0', id, result: result === undefined ? null : result };
+    } catch (err) {
+      const { error, internal } = toRpcError(err);
+      this.count(label, error.code);
+      if (internal) this.log.error({ err, method: methodName }, 'rpc method failed with an unexpected error');
+      else this.log.debug({ method: methodName, id, code: error.code, message: error.message }, 'rpc call refused');
+      return { jsonrpc: '2.0', id, error };
+    } finally {
+      clearTimeout(timer);
+      this.inFlight.delete(controller);
+      this.metrics.rpcDurationSeconds.observe({ method: label }, Number(process.hrtime.bigint() - startedNs) / 1e9);
+    }
+  }
+
+  private count(method: string, code: number): void {
+    this.metrics.rpcRequests.inc({ method, code: String(code) });
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/health') return this.serveHealth(res);
+    if (req.method === 'GET' && path === '/metrics') return this.serveMetrics(res);
+    if (path !== '/') return sendJson(res, 404, { error: `no such path ${JSON.stringify(path.slice(0, 64))}: POST JSON-RPC to /, GET /health, GET /metrics` });
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      return sendJson(res, 405, errorResponse(null, RpcErrorCode.InvalidRequest, 'JSON-RPC requests must be HTTP POST'));
+    }
+    const text = await this.readBody(req, res);
+    if (text === undefined) return; // already answered (413) or the client went away
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      this.count('(invalid)', RpcErrorCode.ParseError);
+      return sendJson(res, 200, errorResponse(null, RpcErrorCode.ParseError, `the body is not valid JSON: ${(err as Error).message}`));
+    }
+    const reply = await this.handle(parsed);
+    if (reply.body === undefined) {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    return sendJson(res, 200, reply.body);
+  }
+
+  /** Reads the body up to maxBodyBytes. Answers 413 itself and returns undefined past the limit. */
+  private readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<string | undefined> {
+    const max = this.options.maxBodyBytes;
+    const tooLarge = (): void => {
+      this.count('(body)', RpcErrorCode.LimitExceeded);
+      this.log.debug({ maxBodyBytes: max }, 'rpc body over the limit');
+      res.setHeader('connection', 'close');
+      sendJson(res, 413, errorResponse(null, RpcErrorCode.LimitExceeded, `request body is over the limit of ${max} bytes`, { limit: 'maxBodyBytes', max }));
+      // Stop reading: the rest of the body is never buffered. The socket closes after the reply.
+      res.on('finish', () => req.socket.destroy());
+    };
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > max) {
+      tooLarge();
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      let done = false;
+      req.on('data', (chunk: Buffer) => {
+        if (done) return;
+        bytes += chunk.length;
+        if (bytes > max) {
+          done = true;
+          req.pause();
+          tooLarge();
+          resolve(undefined);
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on('end', () => {
+        if (done) return;
+        done = true;
+        resolve(Buffer.concat(chunks, bytes).toString('utf8'));
+      });
+      req.on('error', () => {
+        if (done) return;
+        done = true;
+        resolve(undefined);
+      });
+      req.on('close', () => {
+        if (done) return;
+        done = true;
+        resolve(undefined);
+      });
+    });
+  }
+
+  private async serveHealth(res: http.ServerResponse): Promise<void> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.options.healthTimeoutMs);
+    try {
+      const h = await Promise.race([
+        this.backend.health({ signal: controller.signal }),
+        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(new Error('health check timed out')), { once: true })),
+      ]);
+      const body: Record<string, unknown> = { role: h.role, term: h.term, head: h.head, peers: h.peers };
+      if (!h.ok || this.stopping) body.reason = this.stopping ? 'stopping' : (h.reason ?? 'not healthy');
+      sendJson(res, h.ok && !this.stopping ? 200 : 503, body);
+    } catch (err) {
+      this.log.debug({ err }, 'health check failed');
+      sendJson(res, 503, { reason: err instanceof Error ? err.message : 'health check failed' });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async serveMetrics(res: http.ServerResponse): Promise<void> {
+    const text = await this.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+    res.end(text);
+  }
+}
+
+function errorResponse(id: Id, code: RpcErrorCode, message: string, data?: unknown): RpcResponse {
+  return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
