@@ -1,0 +1,6 @@
+// The enclave's public surface. enclave/ imports nothing of ours (STYLE.md §7).
+export * from './errors.js';
+export * from './payload.js';
+export * from './keyfile.js';
+export * from './keystore.js';
+export * from './enclave.js';
