@@ -1,0 +1,539 @@
+// The node's configuration file (config.json) and the cluster's genesis file (genesis.json):
+// their schemas, defaults, and validation with typed errors that name the offending field.
+//
+// Relative paths in a config file are resolved against the folder holding that file, so a
+// cluster folder written by `quorate init` can be moved or mounted elsewhere (ROADMAP: nothing
+// may assume a shared file system or a working directory).
+//
+// Example (what `quorate init` writes, abridged):
+//   {
+//     "nodeId": "node-1", "raftId": 1, "dataDir": "data",
+//     "rpc": { "host": "127.0.0.1", "port": 8545 },
+//     "p2p": { "host": "127.0.0.1", "port": 30303 },
+//     "tm":  { "host": "127.0.0.1", "port": 9101 },
+//     "keys": { "networkIdentity": "network.key", "nodeSigning": "minter.key",
+//               "accounts": ["account.key"],
+//               "enclave": { "keyFile": "enclave.key", "passwordFile": "enclave.password" } },
+//     "genesis": "../genesis.json",
+//     "peers": [{ "raftId": 1, "nodeId": "node-1", "peerId": "12D3KooW...",
+//                 "p2pAddress": "/ip4/127.0.0.1/tcp/30303/p2p/12D3KooW...",
+//                 "rpcUrl": "http://127.0.0.1:8545/", "tmUrl": "http://127.0.0.1:9101/",
+//                 "enclavePublicKeys": ["base64..."] }, ...],
+//     "raft": { "tickMs": 100, "electionTicks": 10, "heartbeatTicks": 1 },
+//     "blockTimeMs": 50, "limits": {}, "deliveryMode": "fail-fast", "logLevel": "info"
+//   }
+//
+// The enclave password: `keys.enclave.passwordFile` when set (the local dev cluster uses one,
+// mode 0600), otherwise the environment variable QUORATE_ENCLAVE_PASSWORD — the way to pass it
+// in production (from a secret store), so it never sits in a file next to the key.
+
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { multiaddr } from '@multiformats/multiaddr';
+import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
+
+export const ENCLAVE_PASSWORD_ENV = 'QUORATE_ENCLAVE_PASSWORD';
+
+/** A config or genesis file larger than this is not one (a 100-member genesis is ~60 KiB). */
+export const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024;
+/** Members in the genesis / peers list. */
+export const MAX_MEMBERS = 256;
+/** Accounts one node may hold keys for. */
+export const MAX_ACCOUNT_KEYS = 1024;
+/** Enclave keys per member. */
+export const MAX_ENCLAVE_KEYS_PER_MEMBER = 16;
+/** Balances in genesis alloc. */
+export const MAX_ALLOC_ENTRIES = 100_000;
+
+export enum ConfigErrorCode {
+  /** The file cannot be read (missing, permissions, too large). */
+  Unreadable = 'CONFIG_UNREADABLE',
+  /** The file is not JSON. */
+  NotJson = 'CONFIG_NOT_JSON',
+  /** A field is missing, has the wrong type, or an invalid value. `field` names it. */
+  InvalidField = 'CONFIG_INVALID_FIELD',
+  /** No enclave password: neither passwordFile nor QUORATE_ENCLAVE_PASSWORD. */
+  PasswordMissing = 'CONFIG_PASSWORD_MISSING',
+}
+
+export class ConfigError extends Error {
+  readonly code: ConfigErrorCode;
+  /** The file the error is about. */
+  readonly file: string;
+  /** The dotted path of the offending field (`peers[2].rpcUrl`), or '' for the whole file. */
+  readonly field: string;
+  constructor(code: ConfigErrorCode, file: string, field: string, message: string, options?: { cause?: unknown }) {
+    super(field ? `${file}: ${field}: ${message}` : `${file}: ${message}`, options);
+    this.name = 'ConfigError';
+    this.code = code;
+    this.file = file;
+    this.field = field;
+  }
+}
+
+export type DeliveryMode = 'fail-fast' | 'queue';
+
+export interface Endpoint {
+  /** Address to bind (and, for a single-host cluster, to advertise). */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PeerConfig {
+  readonly raftId: number;
+  readonly nodeId: string;
+  /** libp2p peer id (base58). */
+  readonly peerId: string;
+  /** Full multiaddr, ending in /p2p/<peerId>. */
+  readonly p2pAddress: string;
+  readonly rpcUrl: string;
+  readonly tmUrl: string;
+  /** Enclave box public keys (base64) living on that member. */
+  readonly enclavePublicKeys: readonly string[];
+}
+
+export interface RaftTuning {
+  /** Length of one logical tick. */
+  readonly tickMs: number;
+  /** Election timeout in ticks (randomised in [electionTicks, 2*electionTicks)). */
+  readonly electionTicks: number;
+  /** Heartbeat interval in ticks; must be < electionTicks. */
+  readonly heartbeatTicks: number;
+}
+
+/** Limits the operator may tune. Each component documents how it enforces its own. */
+export interface NodeLimits {
+  readonly rpcMaxBodyBytes: number;
+  readonly rpcMaxBatchLength: number;
+  readonly rpcRequestTimeoutMs: number;
+  readonly rpcMaxInFlightCalls: number;
+  readonly rpcMaxConnections: number;
+  /** Transactions waiting in the pool. */
+  readonly txPoolMaxTransactions: number;
+  /** Pending transactions per sender. */
+  readonly txPoolMaxPerSender: number;
+  readonly blockMaxTransactions: number;
+  readonly blockMaxBytes: number;
+  /** Bytes of one private payload (ops of a private transaction). */
+  readonly privatePayloadMaxBytes: number;
+  /** A call to a remote transaction manager gives up after this. */
+  readonly tmRequestTimeoutMs: number;
+  readonly raftMaxMessageBytes: number;
+  readonly raftMaxInflightMessages: number;
+  readonly raftMaxUncommittedBytes: number;
+}
+
+export const DEFAULT_LIMITS: NodeLimits = {
+  rpcMaxBodyBytes: 5 * 1024 * 1024,
+  rpcMaxBatchLength: 256,
+  rpcRequestTimeoutMs: 30_000,
+  rpcMaxInFlightCalls: 1024,
+  rpcMaxConnections: 1024,
+  txPoolMaxTransactions: 20_000,
+  txPoolMaxPerSender: 1024,
+  blockMaxTransactions: 2_000,
+  blockMaxBytes: 4 * 1024 * 1024,
+  privatePayloadMaxBytes: 1024 * 1024,
+  tmRequestTimeoutMs: 5_000,
+  raftMaxMessageBytes: 1024 * 1024,
+  raftMaxInflightMessages: 256,
+  raftMaxUncommittedBytes: 64 * 1024 * 1024,
+};
+
+export const DEFAULT_RAFT_TUNING: RaftTuning = { tickMs: 100, electionTicks: 10, heartbeatTicks: 1 };
+/** GoQuorum's Raft default block time is 50 ms too. */
+export const DEFAULT_BLOCK_TIME_MS = 50;
+
+/** A validated config: defaults filled in, every path absolute. */
+export interface NodeConfig {
+  /** Absolute path of the file this was loaded from. */
+  readonly configPath: string;
+  readonly nodeId: string;
+  readonly raftId: number;
+  readonly dataDir: string;
+  readonly rpc: Endpoint;
+  readonly p2p: Endpoint;
+  readonly tm: Endpoint;
+  readonly keys: {
+    readonly networkIdentity: string;
+    /** The minter's block-signing key (node/chain/keys.ts, purpose "minter"). */
+    readonly nodeSigning: string;
+    readonly accounts: readonly string[];
+    readonly enclave: { readonly keyFile: string; readonly passwordFile?: string };
+  };
+  readonly genesis: string;
+  readonly peers: readonly PeerConfig[];
+  readonly raft: RaftTuning;
+  readonly blockTimeMs: number;
+  readonly limits: NodeLimits;
+  readonly deliveryMode: DeliveryMode;
+  readonly logLevel: LogLevel;
+}
+
+/** A genesis member: the same fields as the replicated membership's MemberInfo (node/membership.ts). */
+export interface GenesisMember {
+  readonly raftId: number;
+  readonly name: string;
+  readonly peerId: string;
+  /** libp2p multiaddrs without the /p2p suffix. */
+  readonly p2pAddrs: readonly string[];
+  readonly rpcUrl: string;
+  readonly tmUrl: string;
+  /** Ed25519 block-signing public key, base64 (32 bytes). */
+  readonly signingKey: string;
+  /** Enclave box public keys, base64 (32 bytes each). */
+  readonly enclaveKeys: readonly string[];
+}
+
+export interface Genesis {
+  readonly chainId: number;
+  /** The genesis block's timestamp (ms since the epoch): fixed, so every node computes the same genesis hash. */
+  readonly timestampMs: number;
+  /** Initial balances: address (0x, 40 lowercase hex) → decimal string. */
+  readonly alloc: Readonly<Record<string, { readonly balance: string }>>;
+  /** The initial voters, raftIds exactly 1..N. */
+  readonly members: readonly GenesisMember[];
+}
+
+// --------------------------------------------------------------------------------------------
+// Reading
+// --------------------------------------------------------------------------------------------
+
+async function readJsonFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    const buf = await readFile(path);
+    if (buf.length > MAX_CONFIG_FILE_BYTES) {
+      throw new ConfigError(ConfigErrorCode.Unreadable, path, '', `file is ${buf.length} bytes, over the limit of ${MAX_CONFIG_FILE_BYTES}`);
+    }
+    text = buf.toString('utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ConfigError(ConfigErrorCode.Unreadable, path, '', `cannot read the file (${code})`, { cause: err });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(ConfigErrorCode.NotJson, path, '', `not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Reads and validates a node config file; relative paths resolve against the file's folder. */
+export async function loadConfig(path: string): Promise<NodeConfig> {
+  const abs = resolve(path);
+  return parseConfig(await readJsonFile(abs), abs);
+}
+
+export async function loadGenesis(path: string): Promise<Genesis> {
+  const abs = resolve(path);
+  return parseGenesis(await readJsonFile(abs), abs);
+}
+
+/**
+ * The enclave password for this node: the password file when the config names one, otherwise
+ * $QUORATE_ENCLAVE_PASSWORD. A trailing newline in the file is ignored (editors add one).
+ */
+export async function resolveEnclavePassword(config: NodeConfig, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const file = config.keys.enclave.passwordFile;
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(ConfigErrorCode.Unreadable, config.configPath, 'keys.enclave.passwordFile', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+    }
+    const password = text.replace(/\r?\n$/, '');
+    if (password.length === 0) throw new ConfigError(ConfigErrorCode.PasswordMissing, config.configPath, 'keys.enclave.passwordFile', `${file} is empty`);
+    return password;
+  }
+  const fromEnv = env[ENCLAVE_PASSWORD_ENV];
+  if (fromEnv === undefined || fromEnv.length === 0) {
+    throw new ConfigError(
+      ConfigErrorCode.PasswordMissing,
+      config.configPath,
+      'keys.enclave',
+      `no enclave password: set ${ENCLAVE_PASSWORD_ENV} or keys.enclave.passwordFile`,
+    );
+  }
+  return fromEnv;
+}
+
+// --------------------------------------------------------------------------------------------
+// Validation
+// --------------------------------------------------------------------------------------------
+
+/** Walks an untrusted JSON value, failing with the dotted path of the first bad field. */
+class Fields {
+  constructor(
+    private readonly file: string,
+    private readonly baseDir: string,
+  ) {}
+
+  fail(field: string, message: string): never {
+    throw new ConfigError(ConfigErrorCode.InvalidField, this.file, field, message);
+  }
+
+  object(v: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(field, `must be an object, got ${kind(v)}`);
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      // Unknown fields are refused: a typo ("blockTimeMS") must not silently fall back to a default.
+      if (!allowed.includes(k)) this.fail(join(field, k), `unknown field (allowed here: ${allowed.join(', ')})`);
+    }
+    return o;
+  }
+
+  string(v: unknown, field: string, maxChars = 1024): string {
+    if (typeof v !== 'string' || v.length === 0) this.fail(field, `must be a non-empty string, got ${kind(v)}`);
+    if (v.length > maxChars) this.fail(field, `is ${v.length} characters, over the limit of ${maxChars}`);
+    return v;
+  }
+
+  int(v: unknown, field: string, min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) this.fail(field, `must be an integer, got ${kind(v)}`);
+    if (v < min || v > max) this.fail(field, `must be between ${min} and ${max}, got ${v}`);
+    return v;
+  }
+
+  port(v: unknown, field: string): number {
+    return this.int(v, field, 0, 65535);
+  }
+
+  host(v: unknown, field: string): string {
+    const h = this.string(v, field, 253);
+    if (/[\s/]/.test(h)) this.fail(field, `must be a host name or IP address, got "${h}"`);
+    return h;
+  }
+
+  path(v: unknown, field: string): string {
+    const p = this.string(v, field, 4096);
+    return isAbsolute(p) ? p : resolve(this.baseDir, p);
+  }
+
+  url(v: unknown, field: string): string {
+    const s = this.string(v, field);
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      this.fail(field, `must be an http(s) URL, got "${s}"`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') this.fail(field, `must be an http(s) URL, got "${s}"`);
+    return s;
+  }
+
+  array(v: unknown, field: string, max: number): unknown[] {
+    if (!Array.isArray(v)) this.fail(field, `must be an array, got ${kind(v)}`);
+    if (v.length > max) this.fail(field, `has ${v.length} entries, over the limit of ${max}`);
+    return v;
+  }
+
+  base64Key(v: unknown, field: string): string {
+    const s = this.string(v, field, 64);
+    if (!/^[A-Za-z0-9+/]{43}=$/.test(s) || Buffer.from(s, 'base64').length !== 32) this.fail(field, `must be a 32-byte key in base64 (44 characters), got "${s}"`);
+    return s;
+  }
+
+  peerId(v: unknown, field: string): string {
+    const s = this.string(v, field, 128);
+    if (!/^[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(s)) this.fail(field, `must be a base58 libp2p peer id (12D3KooW...), got "${s}"`);
+    return s;
+  }
+
+  multiaddr(v: unknown, field: string): { text: string; peerId: string | undefined } {
+    const s = this.string(v, field);
+    try {
+      const ma = multiaddr(s);
+      return { text: s, peerId: ma.getComponents().findLast((c) => c.name === 'p2p')?.value };
+    } catch (err) {
+      this.fail(field, `is not a valid multiaddr: ${(err as Error).message}`);
+    }
+  }
+}
+
+function kind(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `"${v.length > 60 ? `${v.slice(0, 57)}...` : v}"`;
+  return `${typeof v} ${typeof v === 'object' ? '' : String(v)}`.trim();
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function join(parent: string, key: string): string {
+  return parent ? `${parent}.${key}` : key;
+}
+
+const CONFIG_FIELDS = [
+  'nodeId', 'raftId', 'dataDir', 'rpc', 'p2p', 'tm', 'keys', 'genesis', 'peers', 'raft', 'blockTimeMs', 'limits', 'deliveryMode', 'logLevel',
+] as const;
+
+/** Validates a parsed config object. `configPath` is the file's absolute path (for messages and relative paths). */
+export function parseConfig(json: unknown, configPath: string): NodeConfig {
+  const f: Fields = new Fields(configPath, dirname(configPath));
+  const o = f.object(json, '', CONFIG_FIELDS);
+  const nodeId = f.string(o.nodeId, 'nodeId', 64);
+  if (!/^[A-Za-z0-9._-]+$/.test(nodeId)) f.fail('nodeId', `may hold letters, digits, ".", "_" and "-" only, got "${nodeId}"`);
+  const raftId = f.int(o.raftId, 'raftId', 1, Number.MAX_SAFE_INTEGER);
+  const endpoint = (v: unknown, name: string): Endpoint => {
+    const e = f.object(v, name, ['host', 'port']);
+    return { host: e.host === undefined ? '127.0.0.1' : f.host(e.host, `${name}.host`), port: f.port(e.port, `${name}.port`) };
+  };
+  const keysObj = f.object(o.keys, 'keys', ['networkIdentity', 'nodeSigning', 'accounts', 'enclave']);
+  const enclaveObj = f.object(keysObj.enclave, 'keys.enclave', ['keyFile', 'passwordFile']);
+  const accounts = keysObj.accounts === undefined ? [] : f.array(keysObj.accounts, 'keys.accounts', MAX_ACCOUNT_KEYS).map((p, i) => f.path(p, `keys.accounts[${i}]`));
+  const enclave: { keyFile: string; passwordFile?: string } = { keyFile: f.path(enclaveObj.keyFile, 'keys.enclave.keyFile') };
+  if (enclaveObj.passwordFile !== undefined) enclave.passwordFile = f.path(enclaveObj.passwordFile, 'keys.enclave.passwordFile');
+
+  const peers = o.peers === undefined ? [] : f.array(o.peers, 'peers', MAX_MEMBERS).map((p, i) => parsePeer(f, p, `peers[${i}]`));
+  const seenIds = new Set<number>();
+  const seenPeerIds = new Set<string>();
+  peers.forEach((p, i) => {
+    if (seenIds.has(p.raftId)) f.fail(`peers[${i}].raftId`, `raftId ${p.raftId} appears twice`);
+    if (seenPeerIds.has(p.peerId)) f.fail(`peers[${i}].peerId`, `peer id ${p.peerId} appears twice`);
+    seenIds.add(p.raftId);
+    seenPeerIds.add(p.peerId);
+  });
+
+  const raft = parseRaftTuning(f, o.raft);
+  const limits = parseLimits(f, o.limits);
+  const deliveryModeRaw = o.deliveryMode === undefined ? 'fail-fast' : o.deliveryMode;
+  if (deliveryModeRaw !== 'fail-fast' && deliveryModeRaw !== 'queue') f.fail('deliveryMode', `must be "fail-fast" or "queue", got ${kind(deliveryModeRaw)}`);
+  const deliveryMode: DeliveryMode = deliveryModeRaw;
+  const logLevelRaw = o.logLevel === undefined ? 'info' : o.logLevel;
+  if (!isLogLevel(logLevelRaw)) f.fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')}, got ${kind(logLevelRaw)}`);
+  const logLevel: LogLevel = logLevelRaw;
+
+  const rpc = endpoint(o.rpc, 'rpc');
+  const p2p = endpoint(o.p2p, 'p2p');
+  const tm = endpoint(o.tm, 'tm');
+  const sameHost = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port && a.port !== 0;
+  if (sameHost(rpc, p2p) || sameHost(rpc, tm)) f.fail('rpc.port', `port ${rpc.port} on ${rpc.host} is used by another listener of this node`);
+  if (sameHost(p2p, tm)) f.fail('p2p.port', `port ${p2p.port} on ${p2p.host} is used by another listener of this node`);
+
+  return {
+    configPath,
+    nodeId,
+    raftId,
+    dataDir: f.path(o.dataDir, 'dataDir'),
+    rpc,
+    p2p,
+    tm,
+    keys: {
+      networkIdentity: f.path(keysObj.networkIdentity, 'keys.networkIdentity'),
+      nodeSigning: f.path(keysObj.nodeSigning, 'keys.nodeSigning'),
+      accounts,
+      enclave,
+    },
+    genesis: f.path(o.genesis, 'genesis'),
+    peers,
+    raft,
+    blockTimeMs: o.blockTimeMs === undefined ? DEFAULT_BLOCK_TIME_MS : f.int(o.blockTimeMs, 'blockTimeMs', 1, 60_000),
+    limits,
+    deliveryMode,
+    logLevel,
+  };
+}
+
+function parsePeer(f: Fields, v: unknown, field: string): PeerConfig {
+  const p = f.object(v, field, ['raftId', 'nodeId', 'peerId', 'p2pAddress', 'rpcUrl', 'tmUrl', 'enclavePublicKeys']);
+  const peerId = f.peerId(p.peerId, `${field}.peerId`);
+  const addr = f.multiaddr(p.p2pAddress, `${field}.p2pAddress`);
+  if (addr.peerId !== peerId) f.fail(`${field}.p2pAddress`, `must end in /p2p/${peerId} (the peer's peerId), got "${addr.text}"`);
+  return {
+    raftId: f.int(p.raftId, `${field}.raftId`, 1, Number.MAX_SAFE_INTEGER),
+    nodeId: f.string(p.nodeId, `${field}.nodeId`, 64),
+    peerId,
+    p2pAddress: addr.text,
+    rpcUrl: f.url(p.rpcUrl, `${field}.rpcUrl`),
+    tmUrl: f.url(p.tmUrl, `${field}.tmUrl`),
+    enclavePublicKeys: (p.enclavePublicKeys === undefined ? [] : f.array(p.enclavePublicKeys, `${field}.enclavePublicKeys`, MAX_ENCLAVE_KEYS_PER_MEMBER)).map((k, i) =>
+      f.base64Key(k, `${field}.enclavePublicKeys[${i}]`),
+    ),
+  };
+}
+
+function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
+  if (v === undefined) return DEFAULT_RAFT_TUNING;
+  const r = f.object(v, 'raft', ['tickMs', 'electionTicks', 'heartbeatTicks']);
+  const tuning: RaftTuning = {
+    tickMs: r.tickMs === undefined ? DEFAULT_RAFT_TUNING.tickMs : f.int(r.tickMs, 'raft.tickMs', 1, 10_000),
+    electionTicks: r.electionTicks === undefined ? DEFAULT_RAFT_TUNING.electionTicks : f.int(r.electionTicks, 'raft.electionTicks', 2, 1_000),
+    heartbeatTicks: r.heartbeatTicks === undefined ? DEFAULT_RAFT_TUNING.heartbeatTicks : f.int(r.heartbeatTicks, 'raft.heartbeatTicks', 1, 1_000),
+  };
+  // Raft §5.6: heartbeats must come well within the election timeout, or followers keep electing.
+  if (tuning.heartbeatTicks >= tuning.electionTicks) {
+    f.fail('raft.heartbeatTicks', `must be less than raft.electionTicks (${tuning.electionTicks}), got ${tuning.heartbeatTicks}`);
+  }
+  return tuning;
+}
+
+function parseLimits(f: Fields, v: unknown): NodeLimits {
+  if (v === undefined) return DEFAULT_LIMITS;
+  const keys = Object.keys(DEFAULT_LIMITS) as (keyof NodeLimits)[];
+  const o = f.object(v, 'limits', keys);
+  const out: Record<string, number> = { ...DEFAULT_LIMITS };
+  for (const k of keys) {
+    if (o[k] !== undefined) out[k] = f.int(o[k], `limits.${k}`, 1, Number.MAX_SAFE_INTEGER);
+  }
+  return out as unknown as NodeLimits;
+}
+
+/** Validates a parsed genesis object. */
+export function parseGenesis(json: unknown, genesisPath: string): Genesis {
+  const f: Fields = new Fields(genesisPath, dirname(genesisPath));
+  const o = f.object(json, '', ['chainId', 'timestampMs', 'alloc', 'members']);
+  const chainId = f.int(o.chainId, 'chainId', 1, Number.MAX_SAFE_INTEGER);
+  const timestampMs = o.timestampMs === undefined ? 0 : f.int(o.timestampMs, 'timestampMs', 0, Number.MAX_SAFE_INTEGER);
+  // Any address may appear in alloc: validate the object first, then each key.
+  const allocObj = o.alloc === undefined ? {} : f.object(o.alloc, 'alloc', isPlainObject(o.alloc) ? Object.keys(o.alloc) : []);
+  const allocKeys = Object.keys(allocObj);
+  if (allocKeys.length > MAX_ALLOC_ENTRIES) f.fail('alloc', `has ${allocKeys.length} entries, over the limit of ${MAX_ALLOC_ENTRIES}`);
+  const alloc: Record<string, { balance: string }> = {};
+  for (const address of allocKeys) {
+    const field = `alloc.${address}`;
+    if (!/^0x[0-9a-f]{40}$/.test(address)) f.fail(field, 'must be a 20-byte address in lowercase 0x-hex');
+    const entry = f.object(allocObj[address], field, ['balance']);
+    const balance = f.string(entry.balance, `${field}.balance`, 78);
+    if (!/^(0|[1-9][0-9]*)$/.test(balance)) f.fail(`${field}.balance`, `must be a decimal string of an unsigned integer, got "${balance}"`);
+    alloc[address] = { balance };
+  }
+  const membersRaw = f.array(o.members, 'members', MAX_MEMBERS);
+  if (membersRaw.length === 0) f.fail('members', 'must name at least one member');
+  const members = membersRaw.map((m, i) => parseGenesisMember(f, m, `members[${i}]`));
+  members.forEach((m, i) => {
+    // Initial ids are exactly 1..N in order; later ids come from the cluster's counter and are never reused.
+    if (m.raftId !== i + 1) f.fail(`members[${i}].raftId`, `initial members must have raftIds 1..${members.length} in order, got ${m.raftId} at position ${i + 1}`);
+  });
+  for (const key of ['peerId', 'name', 'signingKey'] as const) {
+    const seen = new Set<string>();
+    members.forEach((m, i) => {
+      if (seen.has(m[key])) f.fail(`members[${i}].${key}`, `"${m[key]}" appears twice`);
+      seen.add(m[key]);
+    });
+  }
+  return { chainId, timestampMs, alloc, members };
+}
+
+function parseGenesisMember(f: Fields, v: unknown, field: string): GenesisMember {
+  const m = f.object(v, field, ['raftId', 'name', 'peerId', 'p2pAddrs', 'rpcUrl', 'tmUrl', 'signingKey', 'enclaveKeys']);
+  const addrs = f.array(m.p2pAddrs, `${field}.p2pAddrs`, 16).map((a, i) => {
+    const ma = f.multiaddr(a, `${field}.p2pAddrs[${i}]`);
+    if (ma.peerId !== undefined) f.fail(`${field}.p2pAddrs[${i}]`, 'must not carry the /p2p/<peerId> suffix (the peerId field says it)');
+    return ma.text;
+  });
+  return {
+    raftId: f.int(m.raftId, `${field}.raftId`, 1, MAX_MEMBERS),
+    name: f.string(m.name, `${field}.name`, 64),
+    peerId: f.peerId(m.peerId, `${field}.peerId`),
+    p2pAddrs: addrs,
+    rpcUrl: f.url(m.rpcUrl, `${field}.rpcUrl`),
+    tmUrl: f.url(m.tmUrl, `${field}.tmUrl`),
+    signingKey: f.base64Key(m.signingKey, `${field}.signingKey`),
+    enclaveKeys: f.array(m.enclaveKeys, `${field}.enclaveKeys`, MAX_ENCLAVE_KEYS_PER_MEMBER).map((k, i) => f.base64Key(k, `${field}.enclaveKeys[${i}]`)),
+  };
+}
