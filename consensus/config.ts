@@ -32,6 +32,16 @@ export interface RaftConfig {
   readonly checkQuorum: boolean;
   /** When true a follower does not forward proposals to the leader; propose() fails with ProposalDropped. */
   readonly disableProposalForwarding: boolean;
+  /**
+   * Upper bound on linearizable reads a leader holds at once (waiting for its no-op to commit or
+   * for a heartbeat quorum). Beyond it readIndex() fails with ReadIndexDropped.
+   */
+  readonly maxPendingReadIndexRequests: number;
+  /**
+   * Ids removed from the cluster before this start (persisted by the node layer from
+   * RaftNode.removedIds()): ids are never reused, so adding one of them fails with IdReused.
+   */
+  readonly removedIds: readonly RaftId[];
 }
 
 export const DEFAULT_RAFT_CONFIG = {
@@ -47,6 +57,8 @@ export const DEFAULT_RAFT_CONFIG = {
   preVote: true,
   checkQuorum: true,
   disableProposalForwarding: false,
+  maxPendingReadIndexRequests: 4096,
+  removedIds: [] as readonly RaftId[],
 } as const;
 
 export type RaftConfigInput = Pick<RaftConfig, 'id' | 'storage' | 'rng'> & Partial<RaftConfig>;

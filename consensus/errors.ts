@@ -31,6 +31,8 @@ export enum RaftErrorCode {
   SnapshotOutOfDate = 'RAFT_SNAPSHOT_OUT_OF_DATE',
   /** A proposal is larger than the maximum message size. */
   ProposalTooLarge = 'RAFT_PROPOSAL_TOO_LARGE',
+  /** A linearizable read cannot be started: no leader is known, or too many reads are pending. Retry. */
+  ReadIndexDropped = 'RAFT_READ_INDEX_DROPPED',
 }
 
 export class RaftError extends Error {
