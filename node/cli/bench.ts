@@ -1,0 +1,66 @@
+// `quorate bench`: load generator against running nodes. This file parses the command line;
+// runBench() from node/bench.ts sends the transactions and prints the numbers.
+
+import { ExitCode, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
+import { loadEntryPoint } from './optional.js';
+
+export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--private]
+
+Submits transactions to running nodes and prints throughput and latency percentiles
+(submit-to-accept and submit-to-commit).
+
+  --rpc URLS        comma-separated JSON-RPC URLs, used round-robin
+                    (default http://127.0.0.1:8545/)
+  --txs N           transactions to send (default 10000)
+  --concurrency C   submissions in flight at once (default 64)
+  --rate R          target transactions per second; 0 sends as fast as C allows (default 0)
+  --private         send private transactions (privateFor the other nodes)
+`;
+
+/** Upper bound on --concurrency: every submission in flight holds a socket and a timer. */
+export const MAX_BENCH_CONCURRENCY = 4096;
+/** Upper bound on --txs (memory for per-transaction latencies). */
+export const MAX_BENCH_TXS = 10_000_000;
+
+export interface BenchOptions {
+  readonly rpcUrls: readonly string[];
+  readonly txs: number;
+  readonly concurrency: number;
+  /** Transactions per second; 0 = unlimited. */
+  readonly rate: number;
+  readonly private: boolean;
+}
+
+/** Provided by node/bench.ts. */
+export type RunBench = (options: BenchOptions) => Promise<unknown>;
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
+  const { help, values } = parseFlags('bench', argv, {
+    rpc: { type: 'string' },
+    txs: { type: 'string' },
+    concurrency: { type: 'string' },
+    rate: { type: 'string' },
+    private: { type: 'boolean' },
+  });
+  if (help) return 'help';
+  const urls = (stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/').split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  if (urls.length === 0) throw new UsageError('--rpc needs at least one URL', 'bench');
+  return {
+    rpcUrls: urls.map((u) => urlFlag('bench', u, 'rpc')),
+    txs: intFlag('bench', values, 'txs', 10_000, 1, MAX_BENCH_TXS),
+    concurrency: intFlag('bench', values, 'concurrency', 64, 1, MAX_BENCH_CONCURRENCY),
+    rate: intFlag('bench', values, 'rate', 0, 0, 10_000_000),
+    private: values.private === true,
+  };
+}
+
+export async function benchCommand(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  const options = parseBenchArgs(argv);
+  if (options === 'help') {
+    io.out(BENCH_HELP);
+    return ExitCode.Ok;
+  }
+  const runBench = await loadEntryPoint<RunBench>('../bench.js', 'runBench', 'bench');
+  await runBench(options);
+  return ExitCode.Ok;
+}
