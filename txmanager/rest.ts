@@ -1,0 +1,218 @@
+// The transaction manager's REST API, in Tessera's shapes (INTERFACE.md):
+//   GET  /upcheck                → 200 "I'm up!"
+//   GET  /keys                   → 200 { keys: [{ key }] }            this node's keys
+//   POST /send { payload, from?, to } → 201 { key }                   payload base64, key = hash
+//   GET  /transaction/{key}[?to=K] → 200 { payload } | 404            key URL-encoded base64
+//   GET  /partyinfo/keys         → 200 { keys: [{ key, node }] }
+// Errors are JSON { error, code }. 404 on /transaction means "not a party" and nothing else:
+// a failure to answer is a 5xx, so a caller can never mistake one for the other.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EnclaveError, EnclaveErrorCode, MAX_PLAINTEXT_BYTES, MAX_RECIPIENTS } from '../enclave/index.js';
+import { TxManagerError, TxManagerErrorCode } from './errors.js';
+import type { TransactionManager } from './transaction-manager.js';
+
+/**
+ * Largest request body: a maximal plaintext in base64 (4/3 of its size) plus room for
+ * MAX_RECIPIENTS keys and the JSON around them. Larger bodies get 413 without being read.
+ */
+export const MAX_REQUEST_BODY_BYTES = Math.ceil(MAX_PLAINTEXT_BYTES / 3) * 4 + MAX_RECIPIENTS * 64 + 64 * 1024;
+/** A request must arrive whole within this time (slow-loris bound). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** Headers must arrive within this time. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** Most simultaneous connections. The node and its local clients are the only callers. */
+export const MAX_CONNECTIONS = 256;
+
+export interface TxManagerServerOptions {
+  /** Bind address; default 127.0.0.1 (the API exposes private payloads: never 0.0.0.0 by default). */
+  readonly host?: string;
+  /** Port; 0 picks a free one (see `address()` after start). Default 0. */
+  readonly port?: number;
+  readonly maxRequestBodyBytes?: number;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly code: string) {
+    super(message);
+  }
+}
+
+export class TxManagerServer {
+  private server: Server | null = null;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly maxRequestBodyBytes: number;
+
+  constructor(private readonly tm: TransactionManager, options: TxManagerServerOptions = {}) {
+    this.host = options.host ?? '127.0.0.1';
+    this.port = options.port ?? 0;
+    this.maxRequestBodyBytes = options.maxRequestBodyBytes ?? MAX_REQUEST_BODY_BYTES;
+  }
+
+  async start(): Promise<{ host: string; port: number; url: string }> {
+    if (this.server !== null) throw new Error('TxManagerServer already started');
+    const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => {
+      this.handle(req, res).catch((error: unknown) => sendError(res, error));
+    });
+    server.maxConnections = MAX_CONNECTIONS;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    return this.address();
+  }
+
+  address(): { host: string; port: number; url: string } {
+    if (this.server === null) throw new Error('TxManagerServer not started');
+    const info = this.server.address() as AddressInfo;
+    const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+    return { host: info.address, port: info.port, url: `http://${host}:${info.port}` };
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (server === null) return;
+    this.server = null;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (path === '/upcheck') {
+      requireMethod(method, 'GET');
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end("I'm up!");
+      return;
+    }
+    if (path === '/keys') {
+      requireMethod(method, 'GET');
+      sendJson(res, 200, { keys: this.tm.publicKeys().map((key) => ({ key })) });
+      return;
+    }
+    if (path === '/partyinfo/keys') {
+      requireMethod(method, 'GET');
+      sendJson(res, 200, { keys: this.tm.partyKeys() });
+      return;
+    }
+    if (path === '/send') {
+      requireMethod(method, 'POST');
+      const body = await readJson(req, this.maxRequestBodyBytes);
+      const { payload, from, to } = parseSend(body);
+      const key = await this.tm.send(payload, from, to);
+      sendJson(res, 201, { key });
+      return;
+    }
+    if (path.startsWith('/transaction/')) {
+      requireMethod(method, 'GET');
+      let hash: string;
+      try {
+        hash = decodeURIComponent(path.slice('/transaction/'.length));
+      } catch {
+        throw new HttpError(400, 'transaction key is not valid URL encoding', TxManagerErrorCode.InvalidRequest);
+      }
+      const to = url.searchParams.get('to') ?? undefined;
+      const result = await this.tm.receive(hash, to);
+      if (result.kind === 'not-a-party') {
+        sendJson(res, 404, { error: `this node is not a party to transaction ${hash}`, code: 'NOT_A_PARTY' });
+        return;
+      }
+      sendJson(res, 200, { payload: Buffer.from(result.payload).toString('base64'), senderKey: result.senderKey });
+      return;
+    }
+    throw new HttpError(404, `no route ${method} ${path}`, 'NOT_FOUND');
+  }
+}
+
+function requireMethod(actual: string, expected: string): void {
+  if (actual !== expected) throw new HttpError(405, `method ${actual} not allowed, use ${expected}`, 'METHOD_NOT_ALLOWED');
+}
+
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    throw new HttpError(413, `request body of ${declared} bytes exceeds ${maxBytes} (MAX_REQUEST_BODY_BYTES)`, TxManagerErrorCode.PayloadTooLarge);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > maxBytes) throw new HttpError(413, `request body exceeds ${maxBytes} bytes (MAX_REQUEST_BODY_BYTES)`, TxManagerErrorCode.PayloadTooLarge);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    throw new HttpError(400, `malformed JSON: ${(error as Error).message}`, 'MALFORMED_JSON');
+  }
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function parseSend(body: unknown): { payload: Uint8Array; from: string | undefined; to: string[] } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object { payload, from?, to }', TxManagerErrorCode.InvalidRequest);
+  const { payload, from, to } = body as Record<string, unknown>;
+  if (typeof payload !== 'string' || payload.length % 4 !== 0 || !BASE64.test(payload)) {
+    throw new HttpError(400, 'payload must be a base64 string', TxManagerErrorCode.InvalidRequest);
+  }
+  if (from !== undefined && from !== null && typeof from !== 'string') throw new HttpError(400, 'from must be a base64 key string', TxManagerErrorCode.InvalidRequest);
+  if (!Array.isArray(to) || !to.every((k) => typeof k === 'string')) throw new HttpError(400, 'to must be an array of base64 key strings', TxManagerErrorCode.InvalidRequest);
+  if (to.length > MAX_RECIPIENTS) throw new HttpError(400, `to has ${to.length} keys, limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`, TxManagerErrorCode.InvalidRequest);
+  return { payload: Uint8Array.from(Buffer.from(payload, 'base64')), from: from ?? undefined, to: to as string[] };
+}
+
+/** HTTP status for each typed error: client mistakes are 4xx; every failure to answer is 5xx. */
+function statusOf(error: unknown): { status: number; code: string } {
+  if (error instanceof HttpError) return { status: error.status, code: error.code };
+  if (error instanceof TxManagerError) {
+    switch (error.code) {
+      case TxManagerErrorCode.InvalidRequest:
+      case TxManagerErrorCode.UnknownRecipientKey:
+      case TxManagerErrorCode.UnknownSenderKey:
+      case TxManagerErrorCode.UnknownLocalKey:
+        return { status: 400, code: error.code };
+      case TxManagerErrorCode.PayloadTooLarge:
+        return { status: 413, code: error.code };
+      case TxManagerErrorCode.RecipientRejected:
+        return { status: 502, code: error.code };
+      case TxManagerErrorCode.RecipientUnavailable:
+      case TxManagerErrorCode.QueueFull:
+      case TxManagerErrorCode.Stopped:
+        return { status: 503, code: error.code };
+      default:
+        return { status: 500, code: error.code };
+    }
+  }
+  if (error instanceof EnclaveError) {
+    if (error.code === EnclaveErrorCode.InvalidKey || error.code === EnclaveErrorCode.LimitExceeded) return { status: 400, code: error.code };
+    return { status: 500, code: error.code };
+  }
+  return { status: 500, code: 'INTERNAL' };
+}
+
+function sendError(res: ServerResponse, error: unknown): void {
+  const { status, code } = statusOf(error);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  // The API binds to the node's own host and serves its operator: the message helps them.
+  const message = error instanceof Error ? error.message : String(error);
+  sendJson(res, status, { error: message, code });
+  // A body left unread (413) must not be parsed as the next request on this connection.
+  if (status === 413) res.once('finish', () => res.req.destroy());
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
