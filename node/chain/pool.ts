@@ -1,0 +1,270 @@
+// The transaction pool: transactions accepted by this node and not yet committed.
+//
+// - Ordered by nonce per account; the minter takes, per account, the run of consecutive nonces
+//   starting at the account's next nonce, accounts in round-robin order (an account served in
+//   one take goes to the back), so one busy account cannot starve the others.
+// - Each transaction's signature is verified ONCE, here, and remembered in the VerifiedTxCache
+//   shared with the executor, so applying the block does not verify it again.
+// - Bounded by count (maxTxs) and bytes (maxBytes); a full pool refuses new transactions with
+//   PoolFull rather than evicting (no fee market here to decide who goes).
+// - Transactions handed to the minter stay in the pool (they count against the limits) until
+//   removeCommitted drops them; a per-account cursor marks how far the minter has taken, so the
+//   next take continues after them (speculative minting). returnTxs moves the cursor back when a
+//   block turns out to be a no-op; resetInFlight forgets all cursors (leadership lost or gained).
+
+import { ChainError, ChainErrorCode, assert } from './errors.js';
+import type { Address } from './keys.js';
+import type { Application } from './app.js';
+import { MAX_TX_BYTES, type Transaction, VerifiedTxCache, decodeRawTransaction, decodeTransaction, isPrivate, verifyTransaction } from './tx.js';
+
+/** Most transactions held (pending + taken by the minter but not committed). */
+export const MAX_POOL_TXS = 50_000;
+/** Most encoded bytes held. At MAX_TX_BYTES per tx this is 1,024 of the largest transactions. */
+export const MAX_POOL_BYTES = 64 * 1024 * 1024;
+/** A transaction's nonce may be at most this far above its account's committed nonce. */
+export const MAX_NONCE_GAP = 1_024;
+
+export interface PoolOptions {
+  readonly chainId: number;
+  readonly app: Application;
+  /** The account's next nonce in the COMMITTED state (ChainState.state). */
+  readonly nonceOf: (address: Address) => number;
+  readonly verifiedTxs?: VerifiedTxCache;
+  readonly maxTxs?: number;
+  readonly maxBytes?: number;
+  readonly maxNonceGap?: number;
+}
+
+interface AccountQueue {
+  readonly txs: Map<number, Transaction>;
+  /** Nonces below this were handed to the minter (or are committed). */
+  cursor: number;
+  /** Nothing below this nonce is pooled (the committed nonce at the last prune). */
+  floor: number;
+}
+
+export class TxPool {
+  readonly chainId: number;
+  readonly maxTxs: number;
+  readonly maxBytes: number;
+  readonly maxNonceGap: number;
+  readonly verifiedTxs: VerifiedTxCache;
+  private readonly app: Application;
+  private readonly nonceOf: (address: Address) => number;
+  private readonly byHash = new Map<string, Transaction>();
+  /** Insertion order = round-robin order. */
+  private readonly accounts = new Map<Address, AccountQueue>();
+  private totalBytes = 0;
+
+  constructor(o: PoolOptions) {
+    this.chainId = o.chainId;
+    this.app = o.app;
+    this.nonceOf = o.nonceOf;
+    this.verifiedTxs = o.verifiedTxs ?? new VerifiedTxCache();
+    this.maxTxs = o.maxTxs ?? MAX_POOL_TXS;
+    this.maxBytes = o.maxBytes ?? MAX_POOL_BYTES;
+    this.maxNonceGap = o.maxNonceGap ?? MAX_NONCE_GAP;
+    assert(this.maxTxs > 0 && this.maxBytes > 0 && this.maxNonceGap >= 0, 'pool limits must be positive');
+  }
+
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  has(hashHex: string): boolean {
+    return this.byHash.has(hashHex);
+  }
+
+  get(hashHex: string): Transaction | undefined {
+    return this.byHash.get(hashHex);
+  }
+
+  /** The nonce a new transaction from `address` should use: after the committed and pooled ones. */
+  pendingNonce(address: Address): number {
+    let n = this.nonceOf(address);
+    const q = this.accounts.get(address);
+    if (q) while (q.txs.has(n)) n++;
+    return n;
+  }
+
+  /**
+   * Admits a transaction, or throws ChainError with one of: TxTooLarge, TxWrongChainId, TxDuplicate,
+   * NonceTooLow, NonceGapTooLarge, NonceAlreadyPending, PoolFull, TxAddressMismatch, TxBadSignature,
+   * TxMalformed (application refused). The cheap checks run first; the signature last.
+   */
+  add(tx: Transaction): void {
+    if (tx.encoded.length > MAX_TX_BYTES) throw new ChainError(ChainErrorCode.TxTooLarge, `transaction of ${tx.encoded.length} bytes is over MAX_TX_BYTES=${MAX_TX_BYTES}`);
+    if (tx.chainId !== this.chainId) {
+      throw new ChainError(ChainErrorCode.TxWrongChainId, `transaction is for chain ${tx.chainId}, this chain is ${this.chainId}`, { hash: tx.hashHex });
+    }
+    if (this.byHash.has(tx.hashHex)) throw new ChainError(ChainErrorCode.TxDuplicate, `transaction ${tx.hashHex} is already pending`, { hash: tx.hashHex });
+    const committed = this.nonceOf(tx.from);
+    if (tx.nonce < committed) {
+      throw new ChainError(ChainErrorCode.NonceTooLow, `nonce ${tx.nonce} of ${tx.from} is already used; the next nonce is ${committed}`, { hash: tx.hashHex, nonce: tx.nonce, next: committed });
+    }
+    if (tx.nonce > committed + this.maxNonceGap) {
+      throw new ChainError(
+        ChainErrorCode.NonceGapTooLarge,
+        `nonce ${tx.nonce} of ${tx.from} is more than ${this.maxNonceGap} ahead of the next nonce ${committed}; send the missing nonces first`,
+        { hash: tx.hashHex, nonce: tx.nonce, next: committed },
+      );
+    }
+    const q = this.accounts.get(tx.from);
+    if (q?.txs.has(tx.nonce)) {
+      throw new ChainError(ChainErrorCode.NonceAlreadyPending, `another transaction of ${tx.from} with nonce ${tx.nonce} is already pending`, { hash: tx.hashHex, nonce: tx.nonce });
+    }
+    if (this.byHash.size >= this.maxTxs || this.totalBytes + tx.encoded.length > this.maxBytes) {
+      throw new ChainError(ChainErrorCode.PoolFull, `the transaction pool is full (${this.byHash.size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry later`, {
+        size: this.byHash.size,
+        bytes: this.totalBytes,
+      });
+    }
+    verifyTransaction(tx, this.chainId, this.verifiedTxs);
+    if (!isPrivate(tx)) this.app.validateTx(tx, tx.ops);
+    this.insert(tx);
+  }
+
+  /** Decodes (strictly) and adds raw bytes; returns the transaction. */
+  addRaw(bytes: Uint8Array): Transaction {
+    const tx = decodeTransaction(bytes);
+    this.add(tx);
+    return tx;
+  }
+
+  /** quorate_sendRawTransaction: 0x-hex in, transaction out (its hashHex is the RPC result). */
+  addRawHex(hex: string): Transaction {
+    const tx = decodeRawTransaction(hex);
+    this.add(tx);
+    return tx;
+  }
+
+  private insert(tx: Transaction): void {
+    let q = this.accounts.get(tx.from);
+    if (!q) {
+      const committed = this.nonceOf(tx.from);
+      q = { txs: new Map(), cursor: committed, floor: committed };
+      this.accounts.set(tx.from, q);
+    }
+    q.txs.set(tx.nonce, tx);
+    this.byHash.set(tx.hashHex, tx);
+    this.totalBytes += tx.encoded.length;
+  }
+
+  private removeEntry(q: AccountQueue, address: Address, nonce: number): void {
+    const tx = q.txs.get(nonce);
+    if (!tx) return;
+    q.txs.delete(nonce);
+    this.byHash.delete(tx.hashHex);
+    this.totalBytes -= tx.encoded.length;
+    if (q.txs.size === 0) this.accounts.delete(address);
+  }
+
+  /**
+   * Drops this account's transactions below its committed nonce. `floor` remembers the committed
+   * nonce of the last prune (nothing below it is pooled: add refuses stale nonces), so the work
+   * is the number of newly committed nonces, or the account's pool size if that is smaller.
+   */
+  private prune(address: Address, q: AccountQueue): void {
+    const committed = this.nonceOf(address);
+    if (committed > q.floor) {
+      if (committed - q.floor <= q.txs.size) {
+        for (let n = q.floor; n < committed; n++) this.removeEntry(q, address, n);
+      } else {
+        for (const n of [...q.txs.keys()]) if (n < committed) this.removeEntry(q, address, n);
+      }
+      q.floor = committed;
+    }
+    if (q.cursor < committed) q.cursor = committed;
+  }
+
+  /**
+   * For the minter: up to maxTxs transactions and maxBytes encoded bytes that can run next, in
+   * nonce order per account, after what earlier takes handed out. They stay in the pool (see top).
+   */
+  take(maxTxs: number, maxBytes: number): Transaction[] {
+    const out: Transaction[] = [];
+    let bytes = 0;
+    const served: Address[] = [];
+    for (const [address, q] of [...this.accounts]) {
+      if (out.length >= maxTxs) break;
+      this.prune(address, q);
+      if (!this.accounts.has(address)) continue;
+      let took = false;
+      while (out.length < maxTxs) {
+        const tx = q.txs.get(q.cursor);
+        if (!tx || bytes + tx.encoded.length > maxBytes) break;
+        out.push(tx);
+        bytes += tx.encoded.length;
+        q.cursor++;
+        took = true;
+      }
+      if (took) served.push(address);
+    }
+    // Round-robin: accounts served now go to the back of the order.
+    for (const a of served) {
+      const q = this.accounts.get(a);
+      if (q) {
+        this.accounts.delete(a);
+        this.accounts.set(a, q);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Transactions of a block that did not get applied (a no-op block, a dropped proposal). Those
+   * still in the pool become takeable again; others (another minter's block) are re-admitted if
+   * they pass every check. Returns how many are takeable again.
+   */
+  returnTxs(txs: readonly Transaction[]): number {
+    let n = 0;
+    for (const tx of txs) {
+      const q = this.accounts.get(tx.from);
+      if (this.byHash.has(tx.hashHex) && q) {
+        if (tx.nonce < q.cursor) q.cursor = tx.nonce;
+        n++;
+        continue;
+      }
+      try {
+        this.add(tx);
+        n++;
+      } catch (e) {
+        if (!(e instanceof ChainError)) throw e;
+        // Stale, duplicate-by-nonce, bad: nothing to return.
+      }
+    }
+    return n;
+  }
+
+  /**
+   * After a block is committed: drops its transactions and every pooled one whose nonce is now
+   * used, for each sender in `txs`. nonceOf must already reflect the block.
+   */
+  removeCommitted(txs: readonly Transaction[]): void {
+    const senders = new Set<Address>();
+    for (const tx of txs) senders.add(tx.from);
+    for (const a of senders) {
+      const q = this.accounts.get(a);
+      if (q) this.prune(a, q);
+    }
+  }
+
+  /** Forgets what was handed to the minter: every pending transaction is takeable again. */
+  resetInFlight(): void {
+    for (const [a, q] of [...this.accounts]) {
+      q.cursor = q.floor;
+      this.prune(a, q);
+    }
+  }
+
+  /** Pending transactions of one account in nonce order (RPC, tests). */
+  pendingOf(address: Address): Transaction[] {
+    const q = this.accounts.get(address);
+    if (!q) return [];
+    return [...q.txs.values()].sort((a, b) => a.nonce - b.nonce);
+  }
+}

@@ -1,0 +1,520 @@
+// The chain store: blocks, receipts, transaction locations, the public state, this node's private
+// state and the applied Raft index — on disk (LevelDB) or in memory, behind one interface.
+//
+// Durability rule (CORRECTNESS.md, "Crash, then stuck on restart"): a block, its receipts, its
+// state changes (public and private) and the Raft index that carried it are written in ONE atomic
+// batch with sync: true. A no-op entry writes only the applied index, also synced. After a SIGKILL
+// at any moment the store is at a block boundary and `appliedIndex()` says which Raft entries are
+// already applied: the node replays from appliedIndex+1 and resumes exactly.
+//
+// Both implementations are the same KvChainStore over a KvBackend: LevelKv (classic-level, chained
+// batches — STACK.md: 3-7x faster than array batches) and MemoryKv (the in-memory twin; reopening
+// a store over the same MemoryKv models a restart). test/chain/store.test.ts runs one compliance
+// suite on both.
+//
+// Reads are of the latest state only: the state is kept as a flat map without history, so
+// `balance/nonce/value/list` at a past block number are not served (the RPC layer answers
+// "latest" and the head number; others get an error). Blocks, transactions and receipts of every
+// height are served.
+//
+// Key layout (1-byte prefix; numbers u64 big-endian so blocks iterate in order):
+//   M chain    → u64 chainId ‖ [32] genesis hash     (refuses to open another chain's store)
+//   M head     → u64 number ‖ [32] hash
+//   M applied  → u64 Raft index
+//   B <u64>    → block encoding          H <hash> → u64 number
+//   T <hash>   → u64 block number ‖ u32 index        R <hash> → public receipt
+//   Q <hash>   → this node's private receipt
+//   S <key>    → public state value      P <key>  → private state value
+
+import { Level } from 'level';
+import { ChainError, ChainErrorCode, assert } from './errors.js';
+import { bytesEqual, concatBytes, toHex, toHexBare, utf8 } from './codec.js';
+import type { Hash } from './hash.js';
+import type { Address } from './keys.js';
+import { type Block, decodeBlock, encodeBlock } from './block.js';
+import { type Receipt, decodeReceipt, encodeReceipt } from './receipt.js';
+import { MAX_LIST_READ_ITEMS, MemoryState, type StateChanges, type StateView, decodeU64, encodeU64, getBalance, getList, getNonce, getValue, stateKeys } from './state.js';
+import type { LtHash } from './lthash.js';
+import type { Transaction, TxLocation } from './tx.js';
+
+/** Most state entries one loadState/snapshot read holds; beyond it the node needs more RAM than planned. */
+export const MAX_STATE_ENTRIES = 50_000_000;
+
+export interface HeadInfo {
+  readonly number: number;
+  readonly hash: Hash;
+}
+
+/** This node's private changes of one block. */
+export interface PrivateChanges {
+  readonly entries: StateChanges;
+  /** Keyed by tx hash hex. */
+  readonly receipts: ReadonlyMap<string, Receipt>;
+}
+
+export const NO_PRIVATE_CHANGES: PrivateChanges = { entries: new Map(), receipts: new Map() };
+
+/** Everything needed to replace the store's contents with a snapshot (snapshot.ts). */
+export interface StoreSnapshot {
+  readonly appliedRaftIndex: number;
+  readonly head: Block;
+  readonly state: MemoryState;
+  /** Undefined: keep this node's private state (a snapshot from a peer carries none). */
+  readonly privateState?: MemoryState;
+}
+
+export interface ChainStore {
+  /**
+   * Writes the genesis block and state into an empty store, or checks that a non-empty store
+   * holds this genesis (same chainId and genesis hash); throws StoreCorrupt otherwise.
+   */
+  init(chainId: number, genesis: Block, genesisState: MemoryState): Promise<void>;
+  /** One atomic, synced batch: block, receipts, public + private changes, applied index. */
+  commitBlock(block: Block, receipts: readonly Receipt[], stateChanges: StateChanges, privateChanges: PrivateChanges, appliedRaftIndex: number): Promise<void>;
+  /** A Raft entry that changed nothing here (no-op block, empty entry, conf change): synced. */
+  recordNoop(appliedRaftIndex: number): Promise<void>;
+  /** Replaces state, head and applied index with a snapshot's, atomically. */
+  installSnapshot(snapshot: StoreSnapshot): Promise<void>;
+
+  head(): Promise<HeadInfo | undefined>;
+  appliedIndex(): Promise<number>;
+  getBlockByNumber(number: number): Promise<Block | undefined>;
+  getBlockByHash(hash: Hash): Promise<Block | undefined>;
+  getTxLocation(txHash: Hash): Promise<TxLocation | undefined>;
+  getTransaction(txHash: Hash): Promise<{ tx: Transaction; location: TxLocation } | undefined>;
+  getReceipt(txHash: Hash): Promise<Receipt | undefined>;
+  getPrivateReceipt(txHash: Hash): Promise<Receipt | undefined>;
+  /** Latest state only (see the top of this file). */
+  getBalance(address: Address): Promise<bigint>;
+  getNonce(address: Address): Promise<number>;
+  getValue(key: string): Promise<string | null>;
+  getList(key: string, offset?: number, maxItems?: number): Promise<string[]>;
+  getPrivateValue(key: string): Promise<string | null>;
+  /** Reads the whole public and private state into memory (startup); checks the public root against the head. */
+  loadState(): Promise<{ state: MemoryState; privateState: MemoryState }>;
+  close(): Promise<void>;
+}
+
+// --- the KV boundary -------------------------------------------------------------------------------
+
+export interface KvBatch {
+  put(key: Uint8Array, value: Uint8Array): void;
+  del(key: Uint8Array): void;
+  /** Atomic; durable (fsync) before it resolves when sync is true. */
+  write(sync: boolean): Promise<void>;
+}
+
+export interface KvBackend {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  batch(): KvBatch;
+  /** Entries whose key starts with `prefix`, in key order. */
+  scan(prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]>;
+  close(): Promise<void>;
+}
+
+export class MemoryKv implements KvBackend {
+  private readonly map = new Map<string, Uint8Array>();
+  /** Counts writes; tests use it to check that one commit is one batch. */
+  batchesWritten = 0;
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    const v = this.map.get(toHexBare(key));
+    return v === undefined ? undefined : Uint8Array.from(v);
+  }
+
+  batch(): KvBatch {
+    const ops: [string, Uint8Array | null][] = [];
+    return {
+      put: (k, v) => void ops.push([toHexBare(k), Uint8Array.from(v)]),
+      del: (k) => void ops.push([toHexBare(k), null]),
+      write: async () => {
+        // All or nothing: the ops are applied synchronously in one turn of the event loop.
+        for (const [k, v] of ops) {
+          if (v === null) this.map.delete(k);
+          else this.map.set(k, v);
+        }
+        this.batchesWritten++;
+      },
+    };
+  }
+
+  async *scan(prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const p = toHexBare(prefix);
+    const keys = [...this.map.keys()].filter((k) => k.startsWith(p)).sort();
+    for (const k of keys) {
+      const v = this.map.get(k);
+      if (v !== undefined) yield [Uint8Array.from(Buffer.from(k, 'hex')), Uint8Array.from(v)];
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+function ioError(what: string, cause: unknown): ChainError {
+  return new ChainError(ChainErrorCode.StoreIo, `chain store: ${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { what }, { cause });
+}
+
+export class LevelKv implements KvBackend {
+  private constructor(private readonly db: Level<Uint8Array, Uint8Array>) {}
+
+  static async open(path: string): Promise<LevelKv> {
+    const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (e) {
+      throw ioError(`open ${path}`, e);
+    }
+    return new LevelKv(db);
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    try {
+      return (await this.db.get(key)) ?? undefined;
+    } catch (e) {
+      throw ioError('get', e);
+    }
+  }
+
+  batch(): KvBatch {
+    const b = this.db.batch();
+    return {
+      put: (k, v) => void b.put(k, v),
+      del: (k) => void b.del(k),
+      write: async (sync) => {
+        try {
+          await b.write({ sync });
+        } catch (e) {
+          throw ioError('batch write', e);
+        }
+      },
+    };
+  }
+
+  async *scan(prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const upper = prefixUpperBound(prefix);
+    const it = this.db.iterator(upper ? { gte: prefix, lt: upper } : { gte: prefix });
+    try {
+      for await (const [k, v] of it) yield [k, v];
+    } catch (e) {
+      throw ioError('scan', e);
+    } finally {
+      await it.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+function prefixUpperBound(prefix: Uint8Array): Uint8Array | undefined {
+  const u = Uint8Array.from(prefix);
+  for (let i = u.length - 1; i >= 0; i--) {
+    if (u[i] < 0xff) {
+      u[i]++;
+      return u.subarray(0, i + 1);
+    }
+  }
+  return undefined;
+}
+
+// --- the store ---------------------------------------------------------------------------------------
+
+const P = {
+  meta: 0x4d, // M
+  block: 0x42, // B
+  hash: 0x48, // H
+  txLoc: 0x54, // T
+  receipt: 0x52, // R
+  privReceipt: 0x51, // Q
+  state: 0x53, // S
+  privState: 0x50, // P
+};
+
+const K_CHAIN = concatBytes([Uint8Array.of(P.meta), utf8('chain')]);
+const K_HEAD = concatBytes([Uint8Array.of(P.meta), utf8('head')]);
+const K_APPLIED = concatBytes([Uint8Array.of(P.meta), utf8('applied')]);
+
+const key = (prefix: number, rest: Uint8Array): Uint8Array => {
+  const k = new Uint8Array(1 + rest.length);
+  k[0] = prefix;
+  k.set(rest, 1);
+  return k;
+};
+const blockKey = (n: number): Uint8Array => key(P.block, encodeU64(n));
+const stateKey = (prefix: number, k: string): Uint8Array => key(prefix, utf8(k));
+
+/** A read-only StateView over the store for one key at a time (async reads made sync by prefetch). */
+class PrefetchedView implements StateView {
+  constructor(private readonly values: ReadonlyMap<string, Uint8Array | undefined>) {}
+  get(k: string): Uint8Array | undefined {
+    return this.values.get(k);
+  }
+  ltHash(): LtHash {
+    throw new ChainError(ChainErrorCode.StoreIo, 'a prefetched view has no root');
+  }
+  root(): Hash {
+    throw new ChainError(ChainErrorCode.StoreIo, 'a prefetched view has no root');
+  }
+}
+
+export class KvChainStore implements ChainStore {
+  private closed = false;
+  /** Serialises writes: commits must land in order, and a commit must not race a snapshot install. */
+  private writeChain: Promise<unknown> = Promise.resolve();
+  private cachedHead: HeadInfo | undefined;
+  private cachedApplied: number | undefined;
+
+  constructor(private readonly kv: KvBackend) {}
+
+  private checkOpen(): void {
+    if (this.closed) throw new ChainError(ChainErrorCode.StoreIo, 'chain store is closed');
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.writeChain.then(fn, fn);
+    this.writeChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async init(chainId: number, genesis: Block, genesisState: MemoryState): Promise<void> {
+    this.checkOpen();
+    const chainTag = concatBytes([encodeU64(chainId), genesis.hash]);
+    const existing = await this.kv.get(K_CHAIN);
+    if (existing !== undefined) {
+      if (!bytesEqual(existing, chainTag)) {
+        throw new ChainError(ChainErrorCode.StoreCorrupt, `this data directory holds another chain (chainId/genesis differ from genesis.json); refusing to open it`, {
+          stored: toHex(existing),
+          expected: toHex(chainTag),
+        });
+      }
+      return;
+    }
+    assert(genesis.header.number === 0, 'genesis must be block 0');
+    await this.serial(async () => {
+      const b = this.kv.batch();
+      b.put(blockKey(0), encodeBlock(genesis));
+      b.put(key(P.hash, genesis.hash), encodeU64(0));
+      for (const [k, v] of genesisState.entries()) b.put(stateKey(P.state, k), v);
+      b.put(K_HEAD, concatBytes([encodeU64(0), genesis.hash]));
+      b.put(K_APPLIED, encodeU64(0));
+      // The chain tag goes in the same batch: a store with a tag is a fully initialised store.
+      b.put(K_CHAIN, chainTag);
+      await b.write(true);
+      this.cachedHead = { number: 0, hash: genesis.hash };
+      this.cachedApplied = 0;
+    });
+  }
+
+  commitBlock(block: Block, receipts: readonly Receipt[], stateChanges: StateChanges, privateChanges: PrivateChanges, appliedRaftIndex: number): Promise<void> {
+    this.checkOpen();
+    assert(receipts.length === block.transactions.length, () => `commitBlock: ${receipts.length} receipts for ${block.transactions.length} transactions`);
+    return this.serial(async () => {
+      const head = await this.head();
+      assert(head !== undefined, 'commitBlock before init');
+      assert(block.header.number === head.number + 1 && bytesEqual(block.header.parentHash, head.hash), () => `commitBlock: block ${block.header.number} does not extend the stored head ${head.number}`);
+      const applied = await this.appliedIndex();
+      assert(appliedRaftIndex > applied, () => `commitBlock: applied index ${appliedRaftIndex} is not after the stored ${applied}`);
+      const n = block.header.number;
+      const b = this.kv.batch();
+      b.put(blockKey(n), encodeBlock(block));
+      b.put(key(P.hash, block.hash), encodeU64(n));
+      for (let i = 0; i < block.transactions.length; i++) {
+        const tx = block.transactions[i];
+        const loc = new Uint8Array(12);
+        loc.set(encodeU64(n), 0);
+        new DataView(loc.buffer).setUint32(8, i);
+        b.put(key(P.txLoc, tx.hash), loc);
+        b.put(key(P.receipt, tx.hash), encodeReceipt(receipts[i]));
+      }
+      for (const r of privateChanges.receipts.values()) b.put(key(P.privReceipt, r.txHash), encodeReceipt(r));
+      for (const [k, v] of stateChanges) {
+        if (v === null) b.del(stateKey(P.state, k));
+        else b.put(stateKey(P.state, k), v);
+      }
+      for (const [k, v] of privateChanges.entries) {
+        if (v === null) b.del(stateKey(P.privState, k));
+        else b.put(stateKey(P.privState, k), v);
+      }
+      b.put(K_HEAD, concatBytes([encodeU64(n), block.hash]));
+      b.put(K_APPLIED, encodeU64(appliedRaftIndex));
+      await b.write(true);
+      this.cachedHead = { number: n, hash: block.hash };
+      this.cachedApplied = appliedRaftIndex;
+    });
+  }
+
+  recordNoop(appliedRaftIndex: number): Promise<void> {
+    this.checkOpen();
+    return this.serial(async () => {
+      const applied = await this.appliedIndex();
+      assert(appliedRaftIndex > applied, () => `recordNoop: applied index ${appliedRaftIndex} is not after the stored ${applied}`);
+      const b = this.kv.batch();
+      b.put(K_APPLIED, encodeU64(appliedRaftIndex));
+      await b.write(true);
+      this.cachedApplied = appliedRaftIndex;
+    });
+  }
+
+  installSnapshot(s: StoreSnapshot): Promise<void> {
+    this.checkOpen();
+    assert(bytesEqual(s.state.root(), s.head.header.stateRoot), 'installSnapshot: the state does not match the head block');
+    return this.serial(async () => {
+      const b = this.kv.batch();
+      // Delete what the snapshot replaces and write the new contents in the same batch, so a crash
+      // leaves either the old state or the new one.
+      for await (const [k] of this.kv.scan(Uint8Array.of(P.state))) b.del(k);
+      for (const [k, v] of s.state.entries()) b.put(stateKey(P.state, k), v);
+      if (s.privateState) {
+        for await (const [k] of this.kv.scan(Uint8Array.of(P.privState))) b.del(k);
+        for (const [k, v] of s.privateState.entries()) b.put(stateKey(P.privState, k), v);
+      }
+      const n = s.head.header.number;
+      b.put(blockKey(n), encodeBlock(s.head));
+      b.put(key(P.hash, s.head.hash), encodeU64(n));
+      b.put(K_HEAD, concatBytes([encodeU64(n), s.head.hash]));
+      b.put(K_APPLIED, encodeU64(s.appliedRaftIndex));
+      await b.write(true);
+      this.cachedHead = { number: n, hash: s.head.hash };
+      this.cachedApplied = s.appliedRaftIndex;
+    });
+  }
+
+  async head(): Promise<HeadInfo | undefined> {
+    this.checkOpen();
+    if (this.cachedHead) return this.cachedHead;
+    const v = await this.kv.get(K_HEAD);
+    if (v === undefined) return undefined;
+    if (v.length !== 40) throw new ChainError(ChainErrorCode.StoreCorrupt, 'chain store: head record is not 40 bytes');
+    this.cachedHead = { number: decodeU64(v.subarray(0, 8)), hash: v.slice(8) };
+    return this.cachedHead;
+  }
+
+  async appliedIndex(): Promise<number> {
+    this.checkOpen();
+    if (this.cachedApplied !== undefined) return this.cachedApplied;
+    const v = await this.kv.get(K_APPLIED);
+    this.cachedApplied = v === undefined ? 0 : decodeU64(v);
+    return this.cachedApplied;
+  }
+
+  async getBlockByNumber(number: number): Promise<Block | undefined> {
+    this.checkOpen();
+    if (!Number.isSafeInteger(number) || number < 0) return undefined;
+    const v = await this.kv.get(blockKey(number));
+    return v === undefined ? undefined : decodeBlock(v);
+  }
+
+  async getBlockByHash(hash: Hash): Promise<Block | undefined> {
+    this.checkOpen();
+    const n = await this.kv.get(key(P.hash, hash));
+    return n === undefined ? undefined : this.getBlockByNumber(decodeU64(n));
+  }
+
+  async getTxLocation(txHash: Hash): Promise<TxLocation | undefined> {
+    this.checkOpen();
+    const v = await this.kv.get(key(P.txLoc, txHash));
+    if (v === undefined) return undefined;
+    const blockNumber = decodeU64(v.subarray(0, 8));
+    const index = new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(8);
+    const blk = await this.kv.get(blockKey(blockNumber));
+    if (blk === undefined) return undefined; // below a snapshot: the block body is not held
+    return { blockNumber, index, blockHash: decodeBlock(blk).hash };
+  }
+
+  async getTransaction(txHash: Hash): Promise<{ tx: Transaction; location: TxLocation } | undefined> {
+    const location = await this.getTxLocation(txHash);
+    if (!location) return undefined;
+    const block = await this.getBlockByNumber(location.blockNumber);
+    const tx = block?.transactions[location.index];
+    if (!tx || !bytesEqual(tx.hash, txHash)) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: tx index of ${toHex(txHash)} points to the wrong transaction`);
+    return { tx, location };
+  }
+
+  async getReceipt(txHash: Hash): Promise<Receipt | undefined> {
+    this.checkOpen();
+    const v = await this.kv.get(key(P.receipt, txHash));
+    return v === undefined ? undefined : decodeReceipt(v);
+  }
+
+  async getPrivateReceipt(txHash: Hash): Promise<Receipt | undefined> {
+    this.checkOpen();
+    const v = await this.kv.get(key(P.privReceipt, txHash));
+    return v === undefined ? undefined : decodeReceipt(v);
+  }
+
+  private async view(prefix: number, keys: readonly string[]): Promise<PrefetchedView> {
+    this.checkOpen();
+    const m = new Map<string, Uint8Array | undefined>();
+    for (const k of keys) m.set(k, await this.kv.get(stateKey(prefix, k)));
+    return new PrefetchedView(m);
+  }
+
+  async getBalance(address: Address): Promise<bigint> {
+    return getBalance(await this.view(P.state, [stateKeys.balance(address)]), address);
+  }
+
+  async getNonce(address: Address): Promise<number> {
+    return getNonce(await this.view(P.state, [stateKeys.nonce(address)]), address);
+  }
+
+  async getValue(k: string): Promise<string | null> {
+    return getValue(await this.view(P.state, [stateKeys.value(k)]), k);
+  }
+
+  async getPrivateValue(k: string): Promise<string | null> {
+    return getValue(await this.view(P.privState, [stateKeys.value(k)]), k);
+  }
+
+  async getList(k: string, offset = 0, maxItems = MAX_LIST_READ_ITEMS): Promise<string[]> {
+    this.checkOpen();
+    const lenBytes = await this.kv.get(stateKey(P.state, stateKeys.listLength(k)));
+    const n = lenBytes === undefined ? 0 : decodeU64(lenBytes);
+    const keys = [stateKeys.listLength(k)];
+    const end = Math.min(n, offset + Math.min(maxItems, MAX_LIST_READ_ITEMS));
+    for (let i = offset; i < end; i++) keys.push(stateKeys.listItem(k, i));
+    return getList(await this.view(P.state, keys), k, offset, maxItems);
+  }
+
+  async loadState(): Promise<{ state: MemoryState; privateState: MemoryState }> {
+    this.checkOpen();
+    const load = async (prefix: number): Promise<MemoryState> => {
+      const entries: [string, Uint8Array][] = [];
+      const dec = new TextDecoder();
+      for await (const [k, v] of this.kv.scan(Uint8Array.of(prefix))) {
+        if (entries.length >= MAX_STATE_ENTRIES) throw new ChainError(ChainErrorCode.StoreCorrupt, `state has over MAX_STATE_ENTRIES=${MAX_STATE_ENTRIES} entries`);
+        entries.push([dec.decode(k.subarray(1)), Uint8Array.from(v)]);
+      }
+      return MemoryState.fromEntries(entries);
+    };
+    const state = await load(P.state);
+    const privateState = await load(P.privState);
+    const head = await this.head();
+    if (head) {
+      const block = await this.getBlockByNumber(head.number);
+      if (!block) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: head block ${head.number} is missing`);
+      if (!bytesEqual(block.header.stateRoot, state.root())) {
+        throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: stored state root ${toHex(state.root())} does not match head block ${head.number}'s ${toHex(block.header.stateRoot)}`, {
+          head: head.number,
+        });
+      }
+    }
+    return { state, privateState };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.writeChain;
+    this.closed = true;
+    await this.kv.close();
+  }
+}
+
+export async function openLevelChainStore(path: string): Promise<KvChainStore> {
+  return new KvChainStore(await LevelKv.open(path));
+}
+
+/** In-memory store. Pass the same MemoryKv to a new store to model a restart. */
+export function createMemoryChainStore(kv: MemoryKv = new MemoryKv()): KvChainStore {
+  return new KvChainStore(kv);
+}
