@@ -41,6 +41,8 @@ export const RPC_SERVER_DEFAULTS = {
   headersTimeoutMs: 10_000,
   /** Time for the whole request (headers and body) to arrive. */
   requestBodyTimeoutMs: 30_000,
+  /** How often node:http checks the two timeouts above (its default, 30 s, lets a slow client linger 3x too long). */
+  connectionsCheckIntervalMs: 1_000,
   /** An idle keep-alive connection closes after this. */
   keepAliveTimeoutMs: 5_000,
   /** GET /health answers 503 if the backend does not answer within this. */
@@ -60,6 +62,7 @@ export interface RpcServerOptions {
   readonly maxConnections?: number;
   readonly headersTimeoutMs?: number;
   readonly requestBodyTimeoutMs?: number;
+  readonly connectionsCheckIntervalMs?: number;
   readonly keepAliveTimeoutMs?: number;
   readonly healthTimeoutMs?: number;
   readonly stopGraceMs?: number;
@@ -115,6 +118,7 @@ export class RpcServer {
       headersTimeout: this.options.headersTimeoutMs,
       requestTimeout: this.options.requestBodyTimeoutMs,
       keepAliveTimeout: this.options.keepAliveTimeoutMs,
+      connectionsCheckingInterval: this.options.connectionsCheckIntervalMs,
     });
     this.server.maxConnections = this.options.maxConnections;
     this.server.on('request', (req, res) => {
@@ -302,6 +306,8 @@ export class RpcServer {
       return sendJson(res, 200, errorResponse(null, RpcErrorCode.ParseError, `the body is not valid JSON: ${(err as Error).message}`));
     }
     const reply = await this.handle(parsed);
+    // While stopping, close each connection after its reply so stop() need not wait out keep-alive.
+    if (this.stopping) res.setHeader('connection', 'close');
     if (reply.body === undefined) {
       res.writeHead(204);
       res.end();
