@@ -11,7 +11,7 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
-import type { ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface';
+import type { ConnectionGater, PeerId, PrivateKey, StreamHandler, StreamHandlerOptions } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { assert } from './errors.js';
@@ -31,6 +31,11 @@ export interface HostOptions {
   /** Peer ids (base58) admitted in both directions. This node's own id need not be listed. */
   readonly allowedPeers: Iterable<string>;
   readonly logger?: P2pLogger;
+  /**
+   * Protocol handlers registered before the node starts listening, so that no peer can connect
+   * in a window where our protocols are not yet served (it would see UnsupportedProtocolError).
+   */
+  readonly streamHandlers?: ReadonlyArray<{ protocol: string; handler: StreamHandler; options?: StreamHandlerOptions }>;
 }
 
 export interface P2pHost {
@@ -142,8 +147,13 @@ export async function createHost(options: HostOptions): Promise<P2pHost> {
     // The connection monitor pings each connection (libp2p default every 10 s) and aborts a
     // connection whose ping fails: that is how a silently dead peer (power loss, cable) is found.
     connectionMonitor: { enabled: true },
-    start: true,
+    // Started below, once the protocol handlers are in place.
+    start: false,
   });
+  for (const { protocol, handler, options: handlerOptions } of options.streamHandlers ?? []) {
+    await libp2p.handle(protocol, handler, handlerOptions);
+  }
+  await libp2p.start();
 
   return {
     libp2p,

@@ -95,6 +95,8 @@ interface PeerState {
   dialAttempt: number;
   dialTimer: NodeJS.Timeout | null;
   dialing: boolean;
+  /** A probe stream is being negotiated on a new connection (see verifyConnection). */
+  verifying: boolean;
   queuedMessages: number;
   queuedBytes: number;
   readonly channels: Map<string, OutboundChannel>;
@@ -138,13 +140,20 @@ export class Libp2pTransport implements PeerTransport {
         listenAddrs: this.options.listenAddrs,
         allowedPeers: this.peers.keys(),
         logger: this.logger,
+        streamHandlers: [
+          {
+            protocol: CHANNEL_PROTOCOL,
+            handler: (stream, connection) => this.acceptStream(stream, connection),
+            options: {
+              // Streams per connection for this protocol: one per channel the remote opens to us,
+              // plus the short-lived probe of each new connection.
+              maxInboundStreams: this.limits.maxChannelsPerPeer + 1,
+              maxOutboundStreams: this.limits.maxChannelsPerPeer + 1,
+            },
+          },
+        ],
       });
-      await host.libp2p.handle(CHANNEL_PROTOCOL, (stream, connection) => this.acceptStream(stream, connection), {
-        // Streams per connection for this protocol: one per channel the remote opens to us.
-        maxInboundStreams: this.limits.maxChannelsPerPeer,
-        maxOutboundStreams: this.limits.maxChannelsPerPeer,
-      });
-      host.libp2p.addEventListener('peer:connect', (evt) => this.onConnect(evt.detail.toString()));
+      host.libp2p.addEventListener('peer:connect', (evt) => this.verifyConnection(evt.detail.toString()));
       host.libp2p.addEventListener('peer:disconnect', (evt) => this.onDisconnect(evt.detail.toString()));
       this.host = host;
       for (const peer of this.peers.values()) {
@@ -202,6 +211,7 @@ export class Libp2pTransport implements PeerTransport {
           dialAttempt: 0,
           dialTimer: null,
           dialing: false,
+          verifying: false,
           queuedMessages: 0,
           queuedBytes: 0,
           channels: new Map(),
@@ -217,8 +227,8 @@ export class Libp2pTransport implements PeerTransport {
       host.setAllowedPeers(next.keys()).catch((err: unknown) => this.logger.warn({ err }, 'updating the allowlist failed'));
       for (const peer of this.peers.values()) {
         // A peer that is already up counts as connected the moment it becomes a member.
-        if (!peer.connected && host.libp2p.getConnections(peer.peerIdObj).length > 0) this.onConnect(peer.peerId);
-        else if (!peer.connected && peer.dialTimer === null && !peer.dialing) this.scheduleDial(peer, 0);
+        if (!peer.connected && host.libp2p.getConnections(peer.peerIdObj).length > 0) this.verifyConnection(peer.peerId);
+        else if (!peer.connected && peer.dialTimer === null && !peer.dialing && !peer.verifying) this.scheduleDial(peer, 0);
       }
     }
   }
@@ -288,20 +298,63 @@ export class Libp2pTransport implements PeerTransport {
   // Connections and reconnection
   // -------------------------------------------------------------------------
 
-  private onConnect(peerId: string): void {
+  /**
+   * libp2p reports a connection as soon as the Noise handshake completes on our side, but a remote
+   * whose gater refuses us closes it about 200 ms later (STACK.md gotcha 3). So a peer counts as
+   * connected only once it has negotiated our protocol on the connection — proof that it admitted
+   * us and serves our channels. Without this, a refused dialer would flap connect/disconnect.
+   */
+  private verifyConnection(peerId: string): void {
+    const host = this.host;
     const peer = this.peers.get(peerId);
-    if (peer === undefined || peer.connected || this.host === null) return;
+    if (host === null || peer === undefined || peer.connected || peer.verifying) return;
+    peer.verifying = true;
+    void (async () => {
+      let verified = false;
+      try {
+        const connection = host.libp2p.getConnections(peer.peerIdObj).find((c) => c.status === 'open');
+        if (connection !== undefined) {
+          const probe = await connection.newStream(CHANNEL_PROTOCOL, { signal: AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS) });
+          verified = true;
+          probe.close().catch((err: Error) => probe.abort(err));
+        }
+      } catch (err) {
+        this.logger.debug({ peerId, err: (err as Error).message }, 'connection not admitted by the peer');
+      } finally {
+        peer.verifying = false;
+      }
+      if (this.host !== host || this.peers.get(peerId) !== peer) return;
+      if (verified) {
+        this.onConnect(peer);
+      } else {
+        peer.dialAttempt++;
+        this.scheduleDial(peer, reconnectDelayMs(peer.dialAttempt, this.limits, this.random));
+      }
+    })();
+  }
+
+  private onConnect(peer: PeerState): void {
+    if (peer.connected || this.host === null) return;
     peer.connected = true;
     peer.connectedAtMs = Date.now();
     if (peer.dialTimer !== null) clearTimeout(peer.dialTimer);
     peer.dialTimer = null;
-    this.logger.info({ peerId }, 'peer connected');
-    this.events.emit('peer:connect', peerId);
+    this.logger.info({ peerId: peer.peerId }, 'peer connected');
+    this.events.emit('peer:connect', peer.peerId);
   }
 
+  /** libp2p's peer:disconnect: the last connection to the peer closed. */
   private onDisconnect(peerId: string): void {
     const peer = this.peers.get(peerId);
-    if (peer === undefined || !peer.connected) return;
+    if (peer === undefined || this.host === null) return;
+    if (!peer.connected) {
+      // A connection that never got verified (e.g. the remote refused us): keep backing off.
+      if (peer.dialTimer === null && !peer.dialing && !peer.verifying) {
+        peer.dialAttempt++;
+        this.scheduleDial(peer, reconnectDelayMs(peer.dialAttempt, this.limits, this.random));
+      }
+      return;
+    }
     peer.connected = false;
     const lasted = Date.now() - peer.connectedAtMs;
     peer.dialAttempt = lasted >= STABLE_CONNECTION_MS ? 0 : peer.dialAttempt + 1;
@@ -313,7 +366,7 @@ export class Libp2pTransport implements PeerTransport {
     );
     this.logger.info({ peerId, connectedMs: lasted }, 'peer disconnected');
     this.events.emit('peer:disconnect', peerId);
-    if (this.host !== null) this.scheduleDial(peer, reconnectDelayMs(peer.dialAttempt, this.limits, this.random));
+    this.scheduleDial(peer, reconnectDelayMs(peer.dialAttempt, this.limits, this.random));
   }
 
   private scheduleDial(peer: PeerState, delayMs: number): void {
@@ -328,39 +381,40 @@ export class Libp2pTransport implements PeerTransport {
 
   private async dial(peer: PeerState): Promise<void> {
     const host = this.host;
-    if (host === null || peer.connected || peer.dialing || this.peers.get(peer.peerId) !== peer) return;
+    if (host === null || peer.connected || peer.dialing || peer.verifying || this.peers.get(peer.peerId) !== peer) return;
     if (host.libp2p.getConnections(peer.peerIdObj).length > 0) {
-      this.onConnect(peer.peerId);
+      this.verifyConnection(peer.peerId);
       return;
     }
     if (peer.addrs.length === 0) return; // nothing to dial: the peer will dial us
     peer.dialing = true;
+    let dialed = false;
     try {
       await host.libp2p.dial(peer.addrs);
-      // peer:connect fired (or fires) from libp2p; a refusing remote closes it shortly after.
-      if (!peer.connected && host.libp2p.getConnections(peer.peerIdObj).length > 0) this.onConnect(peer.peerId);
+      dialed = true;
     } catch (err) {
       peer.dialAttempt++;
       this.logger.debug({ peerId: peer.peerId, attempt: peer.dialAttempt, err: (err as Error).message }, 'dial failed');
     } finally {
       peer.dialing = false;
     }
-    if (!peer.connected && this.host === host && this.peers.get(peer.peerId) === peer) {
-      this.scheduleDial(peer, reconnectDelayMs(peer.dialAttempt, this.limits, this.random));
-    }
+    if (this.host !== host || this.peers.get(peer.peerId) !== peer) return;
+    if (dialed) this.verifyConnection(peer.peerId);
+    else this.scheduleDial(peer, reconnectDelayMs(peer.dialAttempt, this.limits, this.random));
   }
 
   private removePeer(peer: PeerState): void {
     this.peers.delete(peer.peerId);
     if (peer.dialTimer !== null) clearTimeout(peer.dialTimer);
     peer.dialTimer = null;
-    this.dropQueues(peer);
-    for (const ch of peer.channels.values()) this.resetChannel(peer, ch, new Error('peer removed from the membership'));
-    for (const stream of peer.inboundStreams) stream.abort(new Error('peer removed from the membership'));
+    // Fail its requests as Refused first: resetting the streams below would report them as unreachable.
     this.pending.rejectWhere(
       (r) => r.peerId === peer.peerId,
       (r) => new P2pError(P2pErrorCode.Refused, `${peer.peerId} was removed from the membership`, { peerId: peer.peerId, channel: r.channel }),
     );
+    this.dropQueues(peer);
+    for (const ch of peer.channels.values()) this.resetChannel(peer, ch, new Error('peer removed from the membership'));
+    for (const stream of peer.inboundStreams) stream.abort(new Error('peer removed from the membership'));
     if (peer.connected) {
       peer.connected = false;
       this.events.emit('peer:disconnect', peer.peerId);

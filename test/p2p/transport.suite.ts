@@ -268,7 +268,10 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       await waitFor(() => fromIds.includes(b.peerId), 'member message delivered');
       // Re-adding c lets it back in.
       a.transport.setPeers([b.address(), c.address()]);
-      await waitFor(() => a.transport.connectedPeers().includes(c.peerId), 'c re-admitted');
+      await waitFor(
+        () => a.transport.connectedPeers().includes(c.peerId) && c.transport.connectedPeers().includes(a.peerId),
+        'c re-admitted',
+      );
       c.transport.send(a.peerId, 'raft', enc('back'));
       await waitFor(() => fromIds.includes(c.peerId), 're-admitted peer message delivered');
     });
