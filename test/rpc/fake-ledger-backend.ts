@@ -72,7 +72,7 @@ export class FakeLedgerBackend implements NodeRpcBackend {
     this.pushBlock([], new Map(), new Map(), balances, new Map());
   }
 
-  private pushBlock(txs: TransactionView[], state: Map<string, string>, lists: Map<string, string[]>, balances: Map<Hex, bigint>, nonces: Map<Hex, number>): BlockView {
+  private pushBlock(txs: TransactionView[], state: Map<string, string>, lists: Map<string, readonly string[]>, balances: Map<Hex, bigint>, nonces: Map<Hex, number>): BlockView {
     const number = this.blocks.length;
     const parentHash = number === 0 ? `0x${'00'.repeat(32)}` : this.blocks[number - 1].view.hash;
     const hash = sha256Hex(`block:${number}:${parentHash}:${txs.map((t) => t.hash).join(',')}`);
@@ -220,14 +220,14 @@ export class FakeLedgerBackend implements NodeRpcBackend {
     const prev = this.head();
     const nonce = prev.nonces.get(request.from) ?? 0;
     const state = new Map(prev.state);
-    const lists = new Map([...prev.lists].map(([k, v]) => [k, [...v]] as const));
+    const lists = new Map<string, string[]>([...prev.lists].map(([k, v]) => [k, [...v]]));
     const balances = new Map(prev.balances);
     const nonces = new Map(prev.nonces).set(request.from, nonce + 1);
     const reason = applyOps(request.from, request.ops, state, lists, balances);
     const hash = sha256Hex(`tx:${request.from}:${nonce}:${JSON.stringify(request.ops)}`);
     const pending: TransactionView = { hash, from: request.from, nonce, blockHash: null, blockNumber: null, transactionIndex: null, isPrivate: false, ops: request.ops };
     // All or nothing: a failed transaction still uses its nonce but changes no state.
-    const block = reason === null ? this.pushBlock([pending], state, lists, balances, nonces) : this.pushBlock([pending], new Map(prev.state), new Map(prev.lists), new Map(prev.balances), nonces);
+    const block = reason === null ? this.pushBlock([pending], state, lists, balances, nonces) : this.pushBlock([pending], new Map(prev.state), new Map<string, string[]>([...prev.lists].map(([k, v]) => [k, [...v]])), new Map(prev.balances), nonces);
     const view = block.transactions[0];
     const receipt: ReceiptView = {
       transactionHash: hash,
