@@ -5,7 +5,17 @@
 
 import { assert, RaftError, RaftErrorCode } from './errors.js';
 import { checkTrackerConfig, cloneTrackerConfig, isJoint, Progress, type TrackerConfig } from './progress.js';
-import { ConfChangeTransition, ConfChangeType, type ConfChange, type ConfChangeSingle, type ConfState, type LogIndex, type RaftId } from './types.js';
+import {
+  ConfChangeTransition,
+  ConfChangeType,
+  type ConfChange,
+  type ConfChangeSingle,
+  type ConfState,
+  type LogIndex,
+  type RaftId,
+  type Snapshot,
+  type Term,
+} from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Encoding. Layout (big-endian): version u8 (=1), transition u8, change count u32,
@@ -94,6 +104,17 @@ export function bootstrapConfState(voters: RaftId[], learners: RaftId[] = []): C
   for (const id of [...v, ...l]) assert(Number.isSafeInteger(id) && id >= 1, () => `bootstrapConfState: bad id ${id}`);
   for (const id of l) assert(!v.includes(id), () => `bootstrapConfState: ${id} is both voter and learner`);
   return { voters: v, votersOutgoing: [], learners: l, learnersNext: [], autoLeave: false };
+}
+
+/**
+ * The first snapshot of a brand-new cluster: index 1, term 1, carrying the initial membership.
+ * Bootstrap every initial member's storage with it (rather than with a bare ConfState at index 0)
+ * so that the log of a running cluster never starts at index 1: a node that joins later is then
+ * always caught up by a snapshot that carries the membership, instead of replaying configuration
+ * changes on top of an empty configuration.
+ */
+export function bootstrapSnapshot(voters: RaftId[], learners: RaftId[] = []): Snapshot {
+  return { metadata: { index: 1 as LogIndex, term: 1 as Term, confState: bootstrapConfState(voters, learners) }, data: new Uint8Array(0) };
 }
 
 /** True when `cc` is the "leave the joint state" change. */

@@ -991,13 +991,9 @@ export class Raft {
       this.becomeFollower((this.term + 1) as Term, NO_NODE);
       return false;
     }
-    const member =
-      confState.voters.includes(this.id) ||
-      confState.votersOutgoing.includes(this.id) ||
-      confState.learners.includes(this.id) ||
-      confState.learnersNext.includes(this.id);
-    // A snapshot of a configuration we are not in is not for us (e.g. from a removed past).
-    if (!member) return false;
+    // Unlike etcd we accept a snapshot whose configuration does not contain us yet: a node that
+    // joins gets the leader's latest snapshot, which may predate the change that added it; the
+    // entries that follow carry that change. Until it applies, we are not promotable.
     // We already hold the entry the snapshot ends at: just move commit (Figure 13 step 6).
     if (this.raftLog.matchTerm(index, term)) {
       this.raftLog.commitTo(index);

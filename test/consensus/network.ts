@@ -6,7 +6,7 @@
 
 import { MemoryStorage } from '../../consensus/memory-storage.js';
 import {
-  bootstrapConfState,
+  bootstrapSnapshot,
   EntryType,
   MessageType,
   RaftNode,
@@ -53,6 +53,8 @@ export interface NetworkOptions {
   readonly createRaft?: (config: RaftConfig) => Raft;
   /** Nodes that start with an empty configuration (they join later). */
   readonly joiners?: number[];
+  /** A node's initial storage (default: the bootstrap snapshot at index 1). */
+  readonly storage?: (nodeId: number) => MemoryStorage | undefined;
 }
 
 export class Network {
@@ -69,21 +71,28 @@ export class Network {
   private dropRate = 0;
   private dupRate = 0;
   reorder = false;
-  /** Return false to drop a message on send. */
-  filter: ((m: Message) => boolean) | undefined;
+  /** stabilize() fails after delivering this many messages (a livelock, in a correct core). */
+  quiesceLimit = 100_000;
+  /** On send: false drops the message, true keeps it, a Message replaces it (rewriting in flight). */
+  filter: ((m: Message) => boolean | Message) | undefined;
   private readonly config: RaftOverrides;
   private readonly createRaft?: (config: RaftConfig) => Raft;
   private restarts = 0;
-  /** Set to record every Ready's persisted state (scenario 18). */
+  /** Called after each Ready was persisted (before its messages are sent). */
   onPersist: ((nodeId: RaftId) => void) | undefined;
+  /** Probability that a node crashes right after persisting a Ready, before sending or applying it. */
+  crashAfterPersistRate = 0;
 
   constructor(options: NetworkOptions) {
     this.rng = new SeededRng(options.seed ?? 1);
     this.config = options.config ?? {};
     this.createRaft = options.createRaft;
-    const cs = bootstrapConfState(options.voters.map(id), (options.learners ?? []).map(id));
+    const snapshot = bootstrapSnapshot(options.voters.map(id), (options.learners ?? []).map(id));
     const all = [...options.voters, ...(options.learners ?? [])];
-    for (const n of all) this.addNode(id(n), MemoryStorage.bootstrap(cs), cs);
+    for (const n of all) {
+      const storage = options.storage?.(n) ?? new MemoryStorage({ snapshot });
+      this.addNode(id(n), storage, storage.initialState().confState, (storage.firstIndex() - 1) as LogIndex);
+    }
     for (const n of options.joiners ?? []) {
       const empty: ConfState = { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
       this.addNode(id(n), new MemoryStorage(), empty);
@@ -170,10 +179,15 @@ export class Network {
 
   // ---------------------------------------------------------------- the loop
 
-  send(m: Message): void {
-    this.sent.push(m);
+  send(original: Message): void {
+    this.sent.push(original);
+    let m = original;
     if (this.cuts.has(this.key(m.from, m.to))) return;
-    if (this.filter && !this.filter(m)) return;
+    if (this.filter) {
+      const verdict = this.filter(m);
+      if (verdict === false) return;
+      if (verdict !== true) m = verdict;
+    }
     if (this.dropRate > 0 && this.rng.nextFloat() < this.dropRate) return;
     this.queue.push(m);
     if (this.dupRate > 0 && this.rng.nextFloat() < this.dupRate) this.queue.push(m);
@@ -192,6 +206,10 @@ export class Network {
       if (rd.snapshot) storage.applySnapshot(rd.snapshot);
       storage.save(rd.hardState, rd.entries);
       this.onPersist?.(nodeId);
+      if (this.crashAfterPersistRate > 0 && this.rng.nextFloat() < this.crashAfterPersistRate) {
+        this.crash(nodeId);
+        return;
+      }
       // 2. send
       for (const m of rd.messages) this.send(m);
       // 3. apply
@@ -227,7 +245,7 @@ export class Network {
   }
 
   /** Processes and delivers until nothing is left (bounded, to catch livelocks). */
-  stabilize(maxMessages = 100_000): void {
+  stabilize(maxMessages = this.quiesceLimit): void {
     this.processAll();
     let delivered = 0;
     while (this.deliverOne()) {
