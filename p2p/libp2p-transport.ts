@@ -58,6 +58,8 @@ export const HELLO_TIMEOUT_MS = 5_000;
  * keeps growing the backoff, so a peer that refuses us is not redialled ten times a second.
  */
 export const STABLE_CONNECTION_MS = 5_000;
+/** How long the member with the larger peer id waits before its first dial (see firstDialDelayMs). */
+export const FIRST_DIAL_TIE_BREAK_DELAY_MS = 300;
 
 export interface Libp2pTransportOptions {
   readonly privateKey: PrivateKey;
@@ -158,7 +160,7 @@ export class Libp2pTransport implements PeerTransport {
       this.host = host;
       for (const peer of this.peers.values()) {
         peer.dialAttempt = 0;
-        this.scheduleDial(peer, 0);
+        this.scheduleDial(peer, this.firstDialDelayMs(peer));
       }
     })();
     try {
@@ -228,7 +230,7 @@ export class Libp2pTransport implements PeerTransport {
       for (const peer of this.peers.values()) {
         // A peer that is already up counts as connected the moment it becomes a member.
         if (!peer.connected && host.libp2p.getConnections(peer.peerIdObj).length > 0) this.verifyConnection(peer.peerId);
-        else if (!peer.connected && peer.dialTimer === null && !peer.dialing && !peer.verifying) this.scheduleDial(peer, 0);
+        else if (!peer.connected && peer.dialTimer === null && !peer.dialing && !peer.verifying) this.scheduleDial(peer, this.firstDialDelayMs(peer));
       }
     }
   }
@@ -367,6 +369,15 @@ export class Libp2pTransport implements PeerTransport {
     this.logger.info({ peerId, connectedMs: lasted }, 'peer disconnected');
     this.events.emit('peer:disconnect', peerId);
     this.scheduleDial(peer, reconnectDelayMs(peer.dialAttempt, this.limits, this.random));
+  }
+
+  /**
+   * When two members learn of each other at once, both would dial and keep two connections. The
+   * one with the smaller peer id dials at once; the other waits a little, and usually finds the
+   * connection already made. Either still dials on its own if the other never does.
+   */
+  private firstDialDelayMs(peer: PeerState): number {
+    return this.localPeerId < peer.peerId ? 0 : FIRST_DIAL_TIE_BREAK_DELAY_MS;
   }
 
   private scheduleDial(peer: PeerState, delayMs: number): void {
