@@ -9,11 +9,12 @@
 //   0x01 u64be(index)   one log entry. Fixed-width big-endian, so key order is index order and
 //                       a range scan reads the log in order.
 //
-// Record (every value): [format u8][kind u8][crc32 u32be][payload]
+// Record (every value): [format u8][kind u8][payload][crc32 u32be]
 //   format — FORMAT_VERSION; a reader refuses versions it does not know rather than guess.
 //   kind   — what the record is, so a value found under the wrong key is caught.
 //   crc32  — zlib CRC-32 over key ‖ format ‖ kind ‖ payload. Covering the key catches a record
 //            written to, or read from, the wrong place (a misdirected write), not only bit rot.
+//            At the end, so one allocation and two CRC calls encode an entry (the hot path).
 // u64 fields hold integers below 2^53 (checked on decode), written as two u32be halves.
 
 import { crc32 } from 'node:zlib';
@@ -22,7 +23,9 @@ import { StorageError, StorageErrorCode } from './errors.js';
 
 export const FORMAT_VERSION = 1;
 const TWO_32 = 0x1_0000_0000;
-const HEADER_BYTES = 6;
+/** format + kind before the payload, crc32 after it. */
+const HEADER_BYTES = 2;
+const TRAILER_BYTES = 4;
 
 export enum RecordKind {
   Identity = 1,
@@ -47,7 +50,7 @@ export const ENTRY_KEY_END = Uint8Array.of(ENTRY + 1);
 export function entryKey(index: number): Uint8Array {
   const key = new Uint8Array(9);
   key[0] = ENTRY;
-  writeU64(new DataView(key.buffer), 1, index);
+  writeU64Bytes(key, 1, index);
   return key;
 }
 
@@ -68,17 +71,22 @@ export function keyName(key: Uint8Array): string {
 // ------------------------------------------------------------------ records
 
 function seal(key: Uint8Array, kind: RecordKind, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HEADER_BYTES + payload.length);
-  out[0] = FORMAT_VERSION;
-  out[1] = kind;
+  const out = new Uint8Array(HEADER_BYTES + payload.length + TRAILER_BYTES);
   out.set(payload, HEADER_BYTES);
-  new DataView(out.buffer).setUint32(2, checksum(key, out), false);
-  return out;
+  return sealInPlace(key, kind, out);
 }
 
-function checksum(key: Uint8Array, record: Uint8Array): number {
-  const c = crc32(key);
-  return crc32(record.subarray(0, 2), crc32(record.subarray(HEADER_BYTES), c)) >>> 0;
+/** Fills in the header and checksum of a record whose payload is already in place. */
+function sealInPlace(key: Uint8Array, kind: RecordKind, out: Uint8Array): Uint8Array {
+  out[0] = FORMAT_VERSION;
+  out[1] = kind;
+  const end = out.length - TRAILER_BYTES;
+  const c = crc32(out.subarray(0, end), crc32(key)) >>> 0;
+  out[end] = c >>> 24;
+  out[end + 1] = (c >>> 16) & 0xff;
+  out[end + 2] = (c >>> 8) & 0xff;
+  out[end + 3] = c & 0xff;
+  return out;
 }
 
 /** Verifies a record's header and checksum and returns its payload; throws StorageError otherwise. */
@@ -97,16 +105,19 @@ export function open(key: Uint8Array, kind: RecordKind, record: Uint8Array): Uin
     }
     throw corrupted(`${where}: unknown record format ${record[0]}`, { key: where, format: record[0] });
   }
-  const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
-  const stored = view.getUint32(2, false);
-  const computed = checksum(key, record);
+  if (record.length < HEADER_BYTES + TRAILER_BYTES) {
+    throw corrupted(`${where}: record of ${record.length} bytes is shorter than its header and checksum`, { key: where });
+  }
+  const end = record.length - TRAILER_BYTES;
+  const stored = new DataView(record.buffer, record.byteOffset, record.byteLength).getUint32(end, false);
+  const computed = crc32(record.subarray(0, end), crc32(key)) >>> 0;
   if (stored !== computed) {
     throw corrupted(`${where}: checksum mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`, { key: where, stored, computed });
   }
   if (record[1] !== kind) {
     throw corrupted(`${where}: holds a record of kind ${record[1]}, expected ${kind}`, { key: where, kind: record[1], expected: kind });
   }
-  return record.subarray(HEADER_BYTES);
+  return record.subarray(HEADER_BYTES, end);
 }
 
 export function corrupted(message: string, meta: Record<string, unknown> = {}): StorageError {
@@ -123,13 +134,14 @@ function hex32(n: number): string {
 
 // ------------------------------------------------------------------ payloads
 
-export function encodeEntry(entry: Entry): Uint8Array {
-  const payload = new Uint8Array(9 + entry.data.length);
-  const view = new DataView(payload.buffer);
-  writeU64(view, 0, entry.term);
-  payload[8] = entry.type;
-  payload.set(entry.data, 9);
-  return seal(entryKey(entry.index), RecordKind.Entry, payload);
+/** The key and record of an entry, in one allocation each (the hot path of every save). */
+export function encodeEntry(entry: Entry): { key: Uint8Array; value: Uint8Array } {
+  const key = entryKey(entry.index);
+  const out = new Uint8Array(HEADER_BYTES + 9 + entry.data.length + TRAILER_BYTES);
+  writeU64Bytes(out, HEADER_BYTES, entry.term);
+  out[HEADER_BYTES + 8] = entry.type;
+  out.set(entry.data, HEADER_BYTES + 9);
+  return { key, value: sealInPlace(key, RecordKind.Entry, out) };
 }
 
 export function decodeEntry(key: Uint8Array, record: Uint8Array): Entry {
@@ -284,6 +296,21 @@ function writeU64(view: DataView, at: number, n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`u64 field: ${n} is not a non-negative safe integer`);
   view.setUint32(at, Math.floor(n / TWO_32), false);
   view.setUint32(at + 4, n >>> 0, false);
+}
+
+/** writeU64 without a DataView: big-endian bytes by hand, for the per-entry hot path. */
+function writeU64Bytes(out: Uint8Array, at: number, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`u64 field: ${n} is not a non-negative safe integer`);
+  const hi = Math.floor(n / TWO_32);
+  const lo = n >>> 0;
+  out[at] = hi >>> 24;
+  out[at + 1] = (hi >>> 16) & 0xff;
+  out[at + 2] = (hi >>> 8) & 0xff;
+  out[at + 3] = hi & 0xff;
+  out[at + 4] = lo >>> 24;
+  out[at + 5] = (lo >>> 16) & 0xff;
+  out[at + 6] = (lo >>> 8) & 0xff;
+  out[at + 7] = lo & 0xff;
 }
 
 function readU64(view: DataView, at: number, what: string): number {

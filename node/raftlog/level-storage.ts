@@ -364,7 +364,10 @@ export class LevelRaftStorage implements WritableStorage {
       this.checkBatchBytes('save', bytes);
       const effect = this.mem.saveWithEffect(hardState, entries);
       const ops: Op[] = [];
-      for (const e of effect.written) ops.push({ kind: 'put', key: entryKey(e.index), value: encodeEntry(e) });
+      for (const e of effect.written) {
+        const { key, value } = encodeEntry(e);
+        ops.push({ kind: 'put', key, value });
+      }
       for (let i = effect.lastIndex + 1; i <= effect.previousLastIndex; i++) ops.push({ kind: 'del', key: entryKey(i) });
       if (effect.hardStateChanged) ops.push({ kind: 'put', key: KEY_HARD_STATE, value: encodeHardState(effect.hardState) });
       return { ops, bytes };
