@@ -137,23 +137,36 @@ function requireMethod(actual: string, expected: string): void {
   if (actual !== expected) throw new HttpError(405, `method ${actual} not allowed, use ${expected}`, 'METHOD_NOT_ALLOWED');
 }
 
-async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
-    throw new HttpError(413, `request body of ${declared} bytes exceeds ${maxBytes} (MAX_REQUEST_BODY_BYTES)`, TxManagerErrorCode.PayloadTooLarge);
+    return Promise.reject(new HttpError(413, `request body of ${declared} bytes exceeds ${maxBytes} (MAX_REQUEST_BODY_BYTES)`, TxManagerErrorCode.PayloadTooLarge));
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > maxBytes) throw new HttpError(413, `request body exceeds ${maxBytes} bytes (MAX_REQUEST_BODY_BYTES)`, TxManagerErrorCode.PayloadTooLarge);
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch (error) {
-    throw new HttpError(400, `malformed JSON: ${(error as Error).message}`, 'MALFORMED_JSON');
-  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      if (tooLarge) return; // drained and dropped until the client stops (bounded by REQUEST_TIMEOUT_MS)
+      total += chunk.length;
+      if (total > maxBytes) {
+        tooLarge = true;
+        chunks.length = 0;
+        reject(new HttpError(413, `request body exceeds ${maxBytes} bytes (MAX_REQUEST_BODY_BYTES)`, TxManagerErrorCode.PayloadTooLarge));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (tooLarge) return;
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (error) {
+        reject(new HttpError(400, `malformed JSON: ${(error as Error).message}`, 'MALFORMED_JSON'));
+      }
+    });
+  });
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -207,12 +220,18 @@ function sendError(res: ServerResponse, error: unknown): void {
   }
   // The API binds to the node's own host and serves its operator: the message helps them.
   const message = error instanceof Error ? error.message : String(error);
+  if (status === 413) {
+    // The rest of the body is drained unread and the connection closed after the answer, so it
+    // is never parsed as a next request. Destroying the socket instead could reset the
+    // connection before the client reads the 413.
+    sendJson(res, status, { error: message, code }, { connection: 'close' });
+    res.req.resume();
+    return;
+  }
   sendJson(res, status, { error: message, code });
-  // A body left unread (413) must not be parsed as the next request on this connection.
-  if (status === 413) res.once('finish', () => res.req.destroy());
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
 }
