@@ -92,6 +92,13 @@ export class FakeLedgerBackend implements NodeRpcBackend {
     return view;
   }
 
+  /** Points a member at an RPC URL known only once a server is listening. */
+  setMemberRpcUrl(raftId: number, rpcUrl: string): void {
+    const m = this.members.find((x) => x.raftId === raftId);
+    if (!m) throw new Error(`no member ${raftId}`);
+    m.rpcUrl = rpcUrl;
+  }
+
   private head(): FakeBlock {
     return this.blocks[this.blocks.length - 1];
   }
