@@ -160,12 +160,39 @@ export class Raft {
     const { hardState, confState } = config.storage.initialState();
     this.restoreConfState(confState);
     if (!isEmptyHardState(hardState)) this.loadState(hardState);
+    // Our term is never below a term in our log (we accepted every entry at a term >= its own).
+    // Only a bootstrap snapshot (term 1, bootstrapSnapshot) with no hard state yet breaks that:
+    // the first election then happens at term 2, above the bootstrap entry's term.
+    const lastTerm = this.raftLog.lastTerm();
+    if (this.term < lastTerm) {
+      this.term = lastTerm;
+      this.vote = NO_NODE;
+    }
     if (config.appliedIndex > 0) this.raftLog.appliedTo(config.appliedIndex);
+    this.replayAppliedConfChanges();
     this.becomeFollower(this.term, NO_NODE);
     this.checkedTerm = this.term;
     this.checkedVote = this.vote;
     this.checkedCommit = this.raftLog.committed;
     this.checkInvariants();
+  }
+
+  /**
+   * initialState().confState is the configuration at the snapshot's index. Changes between the
+   * snapshot and the application's applied index were applied before a restart, and will not be
+   * handed out again: re-apply them here so the configuration matches what was applied.
+   */
+  private replayAppliedConfChanges(): void {
+    const log = this.raftLog;
+    let lo = Math.max(log.snapshot().metadata.index + 1, log.firstIndex());
+    const hi = log.applied + 1;
+    while (lo < hi) {
+      const ents = log.slice(lo as LogIndex, hi as LogIndex, this.config.maxCommittedBytesPerReady);
+      for (const e of ents) {
+        if (e.type === EntryType.ConfChange) this.applyConfChange(decodeConfChange(e.data));
+      }
+      lo += ents.length;
+    }
   }
 
   private loadState(hs: HardState): void {

@@ -7,6 +7,10 @@ import type { ConfState, Entry, HardState, LogIndex, Snapshot, Term } from './ty
 
 export interface InitialState {
   readonly hardState: HardState;
+  /**
+   * The membership as of the snapshot's index (storage.snapshot().metadata.index). The core
+   * re-applies the configuration changes logged after it, up to RaftConfig.appliedIndex, itself.
+   */
   readonly confState: ConfState;
 }
 
