@@ -169,7 +169,9 @@ export class LevelKv implements KvBackend {
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     try {
-      return (await this.db.get(key)) ?? undefined;
+      const v = await this.db.get(key);
+      // level hands back Buffers; callers compare with plain Uint8Arrays (STACK.md gotcha 6).
+      return v === undefined ? undefined : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     } catch (e) {
       throw ioError('get', e);
     }
@@ -194,7 +196,7 @@ export class LevelKv implements KvBackend {
     const upper = prefixUpperBound(prefix);
     const it = this.db.iterator(upper ? { gte: prefix, lt: upper } : { gte: prefix });
     try {
-      for await (const [k, v] of it) yield [k, v];
+      for await (const [k, v] of it) yield [new Uint8Array(k.buffer, k.byteOffset, k.byteLength), new Uint8Array(v.buffer, v.byteOffset, v.byteLength)];
     } catch (e) {
       throw ioError('scan', e);
     } finally {

@@ -12,6 +12,10 @@ import {
   signTransaction,
   type Op,
   type Transaction,
+  type Block,
+  baseOf,
+  buildBlock,
+  getNonce,
 } from '../../node/chain/index.js';
 
 export const CHAIN_ID = 4242;
@@ -58,3 +62,24 @@ export function tx(key: AccountKey, nonce: number, ops: Op[], chainId = CHAIN_ID
 }
 
 export const put = (key: string, value: string): Op => ({ type: 'put', key, value });
+
+/**
+ * The n-th block (n >= 1) of a deterministic workload on `chain`: same chain, same n → same block,
+ * byte for byte (Ed25519 signatures are deterministic and the timestamp is derived from n).
+ */
+export function deterministicBlock(f: Fixture, chain: ChainState, n: number, txsPerBlock = 8): Block {
+  const txs: Transaction[] = [];
+  for (let i = 0; i < txsPerBlock; i++) {
+    const who = f.accounts[i % f.accounts.length];
+    const nonce = getNonce(chain.state, who.address) + Math.floor(i / f.accounts.length);
+    const ops: Op[] =
+      i % 3 === 0
+        ? [{ type: 'transfer', to: f.accounts[(i + 1) % f.accounts.length].address, amount: BigInt(n) }]
+        : i % 3 === 1
+          ? [put(`k${i}`, `v${n}`), { type: 'append', key: 'log', value: `${n}.${i}` }]
+          : [{ type: 'cas', key: `k${i - 1}`, expect: `v${n}`, value: `w${n}` }, { type: 'delete', key: `k${i}` }];
+    txs.push(tx(who, nonce, ops));
+  }
+  const built = buildBlock(chain.app, CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 1_000 + n * 1_000, 1);
+  return built.block;
+}

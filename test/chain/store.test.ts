@@ -1,0 +1,275 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  ChainError,
+  ChainErrorCode,
+  ChainInvariantError,
+  type ChainStore,
+  type ChainState,
+  LedgerApp,
+  MemoryKv,
+  NO_PRIVATE_CHANGES,
+  type PrivatePayload,
+  applyBlock,
+  baseOf,
+  buildBlock,
+  createMemoryChainStore,
+  getList,
+  exportSnapshot,
+  genesisBlock,
+  importSnapshot,
+  openLevelChainStore,
+  parseGenesis,
+  privatePayloadKeys,
+  signTransaction,
+  toHex,
+} from '../../node/chain/index.js';
+import { CHAIN_ID, deterministicBlock, fixture, put, tx } from './helpers.js';
+
+const f = fixture();
+const [alice, bob] = f.accounts;
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'quorate-chainstore-'));
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+let dirCounter = 0;
+
+interface Harness {
+  open(): Promise<ChainStore>;
+  /** A store over the same durable contents (the restart). */
+  reopen(): Promise<ChainStore>;
+}
+
+const implementations: [string, () => Harness][] = [
+  [
+    'memory',
+    () => {
+      const kv = new MemoryKv();
+      return { open: async () => createMemoryChainStore(kv), reopen: async () => createMemoryChainStore(kv) };
+    },
+  ],
+  [
+    'level',
+    () => {
+      const dir = path.join(tmpRoot, `db-${dirCounter++}`);
+      return { open: () => openLevelChainStore(dir), reopen: () => openLevelChainStore(dir) };
+    },
+  ],
+];
+
+async function initStore(store: ChainStore): Promise<void> {
+  const g = genesisBlock(f.genesis);
+  await store.init(CHAIN_ID, g.block, g.state);
+}
+
+async function commitNext(store: ChainStore, chain: ChainState, appliedIndex: number, payloads = new Map<string, PrivatePayload>(), txs?: Parameters<typeof buildBlock>[3]) {
+  const block = txs
+    ? buildBlock(chain.app, CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 100_000 + appliedIndex, 1).block
+    : deterministicBlock(f, chain, chain.head.header.number + 1);
+  const r = applyBlock(chain, block, payloads);
+  if (r.kind !== 'applied') throw new Error(r.detail);
+  await store.commitBlock(r.block, r.receipts, r.stateChanges, { entries: r.privateStateChanges, receipts: r.privateReceipts }, appliedIndex);
+  chain.advance(r);
+  return r;
+}
+
+function code(e: unknown): string {
+  return e instanceof ChainError ? e.code : e instanceof ChainInvariantError ? 'invariant' : String(e);
+}
+
+describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness) => {
+  it('initialises with genesis, and refuses a different chain on the same data', async () => {
+    const h = makeHarness();
+    const store = await h.open();
+    expect(await store.head()).toBeUndefined();
+    await initStore(store);
+    const g = genesisBlock(f.genesis);
+    expect(await store.head()).toEqual({ number: 0, hash: g.block.hash });
+    expect(await store.appliedIndex()).toBe(0);
+    expect((await store.getBlockByNumber(0))?.hashHex).toBe(g.block.hashHex);
+    expect(await store.getBalance(alice.address)).toBe(1_000_000n);
+    const { state } = await store.loadState();
+    expect(toHex(state.root())).toBe(toHex(g.state.root()));
+    await initStore(store); // same genesis: fine
+    const other = genesisBlock(parseGenesis({ ...(f.genesisJson as object), chainId: 7 }));
+    const err = await store.init(7, other.block, other.state).catch((e) => e);
+    expect(code(err)).toBe(ChainErrorCode.StoreCorrupt);
+    await store.close();
+  });
+
+  it('serves blocks, transactions, receipts and the latest state after commits', async () => {
+    const h = makeHarness();
+    const store = await h.open();
+    await initStore(store);
+    const chain = f.newChain();
+    const t1 = tx(alice, 0, [put('k', 'v'), { type: 'append', key: 'L', value: 'a' }, { type: 'transfer', to: bob.address, amount: 10n }]);
+    const t2 = tx(bob, 0, [{ type: 'cas', key: 'k', expect: 'nope', value: 'x' }]);
+    const r1 = await commitNext(store, chain, 3, new Map(), [t1, t2]);
+    const b1 = r1.block;
+    expect((await store.head())?.number).toBe(1);
+    expect(await store.appliedIndex()).toBe(3);
+    expect((await store.getBlockByNumber(1))?.hashHex).toBe(b1.hashHex);
+    expect((await store.getBlockByHash(b1.hash))?.header.number).toBe(1);
+    expect(await store.getBlockByNumber(2)).toBeUndefined();
+    expect(await store.getBlockByHash(new Uint8Array(32))).toBeUndefined();
+    expect(await store.getTxLocation(t2.hash)).toEqual({ blockHash: b1.hash, blockNumber: 1, index: 1 });
+    expect((await store.getTransaction(t1.hash))?.tx.hashHex).toBe(t1.hashHex);
+    expect(await store.getReceipt(t1.hash)).toMatchObject({ status: 1 });
+    expect(await store.getReceipt(t2.hash)).toMatchObject({ status: 0 });
+    expect(await store.getTxLocation(new Uint8Array(32))).toBeUndefined();
+    expect(await store.getValue('k')).toBe('v');
+    expect(await store.getValue('absent')).toBeNull();
+    expect(await store.getList('L')).toEqual(['a']);
+    expect(await store.getBalance(bob.address)).toBe(1_000_010n);
+    expect(await store.getNonce(alice.address)).toBe(1);
+    expect(await store.getNonce(f.accounts[3].address)).toBe(0);
+
+    // Private changes and receipts are stored alongside, in the same batch.
+    const ptx = signTransaction({ chainId: CHAIN_ID, nonce: 1, ops: [], privatePayloadHash: new Uint8Array(64).fill(3) }, alice);
+    const pb = buildBlock(chain.app, CHAIN_ID, baseOf(chain), [ptx], { raftId: 1, key: f.minters[0] }, 200_000, 1).block;
+    const payloads = new Map<string, PrivatePayload>([[privatePayloadKeys(pb)[0], { kind: 'party', ops: [put('secret', 's')] }]]);
+    await commitNext(store, chain, 4, payloads, [ptx]);
+    expect(await store.getPrivateValue('secret')).toBe('s');
+    expect(await store.getValue('secret')).toBeNull();
+    expect(await store.getPrivateReceipt(ptx.hash)).toMatchObject({ status: 1, isPrivate: true });
+    await store.close();
+  });
+
+  it('recordNoop advances only the applied index; indexes and heights must move forward', async () => {
+    const h = makeHarness();
+    const store = await h.open();
+    await initStore(store);
+    const chain = f.newChain();
+    await store.recordNoop(1);
+    expect(await store.appliedIndex()).toBe(1);
+    expect((await store.head())?.number).toBe(0);
+    expect(code(await store.recordNoop(1).catch((e) => e))).toBe('invariant');
+    const r = await commitNext(store, chain, 2);
+    // The same block again (does not extend the head) and a stale index are programmer errors.
+    expect(code(await store.commitBlock(r.block, r.receipts, r.stateChanges, NO_PRIVATE_CHANGES, 5).catch((e) => e))).toBe('invariant');
+    const next = deterministicBlock(f, chain, 2);
+    const r2 = applyBlock(chain, next, new Map());
+    if (r2.kind !== 'applied') throw new Error('not applied');
+    expect(code(await store.commitBlock(r2.block, r2.receipts, r2.stateChanges, NO_PRIVATE_CHANGES, 2).catch((e) => e))).toBe('invariant');
+    await store.close();
+  });
+
+  it('reopens exactly where it was: head, applied index and the state (root checked)', async () => {
+    const h = makeHarness();
+    const store = await h.open();
+    await initStore(store);
+    const chain = f.newChain();
+    for (let i = 1; i <= 5; i++) await commitNext(store, chain, i * 10);
+    await store.recordNoop(51);
+    await store.close();
+    expect(code(await store.head().catch((e) => e))).toBe(ChainErrorCode.StoreIo);
+    const again = await h.reopen();
+    await initStore(again);
+    expect(await again.head()).toEqual({ number: 5, hash: chain.head.hash });
+    expect(await again.appliedIndex()).toBe(51);
+    const { state } = await again.loadState();
+    expect(toHex(state.root())).toBe(toHex(chain.state.root()));
+    expect(state.size).toBe(chain.state.size);
+    expect(await again.getList('log')).toEqual(getList(chain.state, 'log'));
+    expect((await again.getList('log')).length).toBe(5 * 3);
+    await again.close();
+  });
+
+  it('installs a snapshot from a node that is ahead (public only; private state kept)', async () => {
+    const leader = f.newChain();
+    for (let n = 1; n <= 4; n++) {
+      const r = applyBlock(leader, deterministicBlock(f, leader, n), new Map());
+      if (r.kind !== 'applied') throw new Error('not applied');
+      leader.advance(r);
+    }
+    const snap = importSnapshot(exportSnapshot(leader, 40, { includePrivate: false }));
+    const h = makeHarness();
+    const store = await h.open();
+    await initStore(store);
+    const chain = f.newChain();
+    const ptx = signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: [], privatePayloadHash: new Uint8Array(64).fill(4) }, f.accounts[3]);
+    const pb = buildBlock(chain.app, CHAIN_ID, baseOf(chain), [ptx], { raftId: 1, key: f.minters[0] }, 300, 1).block;
+    await commitNext(store, chain, 1, new Map([[privatePayloadKeys(pb)[0], { kind: 'party', ops: [put('mine', 'yes')] }]]), [ptx]);
+    await store.installSnapshot(snap);
+    expect(await store.head()).toEqual({ number: 4, hash: leader.head.hash });
+    expect(await store.appliedIndex()).toBe(40);
+    const loaded = await store.loadState();
+    expect(toHex(loaded.state.root())).toBe(toHex(leader.state.root()));
+    expect(await store.getPrivateValue('mine')).toBe('yes');
+    // The chain continues from the snapshot's head.
+    const resumed = chain.reset(snap.head, loaded.state, loaded.privateState);
+    await commitNext(store, resumed, 41);
+    expect((await store.head())?.number).toBe(5);
+    await store.close();
+  });
+});
+
+describe('ChainStore atomicity', () => {
+  it('one commit is one write batch (memory twin counts them)', async () => {
+    const kv = new MemoryKv();
+    const store = createMemoryChainStore(kv);
+    await initStore(store);
+    const chain = f.newChain();
+    const before = kv.batchesWritten;
+    await commitNext(store, chain, 1);
+    expect(kv.batchesWritten).toBe(before + 1);
+    await store.recordNoop(2);
+    expect(kv.batchesWritten).toBe(before + 2);
+  });
+
+  it('a writer SIGKILLed at random moments always leaves the LevelDB store at a block boundary', async () => {
+    const writer = path.join(import.meta.dirname, 'fixtures', 'chain-writer.ts');
+    // Seeded kill points (in acknowledged commits), so a failure reproduces.
+    const killAfter = [3, 17];
+    for (const [round, k] of killAfter.entries()) {
+      const dir = path.join(tmpRoot, `kill-${round}`);
+      let lastAck = 0;
+      for (let restart = 0; restart < 2; restart++) {
+        const child = spawn(process.execPath, ['--import', 'tsx', writer, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += String(d)));
+        const target = lastAck + k;
+        await new Promise<void>((resolve, reject) => {
+          let buf = '';
+          child.stdout.on('data', (d) => {
+            buf += String(d);
+            const lines = buf.split('\n');
+            buf = lines.pop() ?? '';
+            for (const line of lines) {
+              const m = /^committed (\d+) (\d+)$/.exec(line);
+              if (m) lastAck = Number(m[1]);
+            }
+            if (lastAck >= target) {
+              child.kill('SIGKILL');
+              resolve();
+            }
+          });
+          child.on('exit', (c, sig) => (sig === 'SIGKILL' ? resolve() : reject(new Error(`writer exited ${c}: ${stderr}`))));
+        });
+        await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.on('exit', r)));
+        const store = await openLevelChainStore(dir);
+        const head = await store.head();
+        const applied = await store.appliedIndex();
+        // Everything acknowledged is there; the applied index matches the head (block n at index 2n,
+        // or the no-op at 2n+1 that precedes block n+1).
+        expect(head!.number).toBeGreaterThanOrEqual(lastAck);
+        expect([2 * head!.number, 2 * head!.number + 1]).toContain(applied);
+        // The state matches the head's root (loadState checks) and a fresh replay of the workload.
+        const { state } = await store.loadState();
+        const replay = f.newChain();
+        for (let n = 1; n <= head!.number; n++) {
+          const r = applyBlock(replay, deterministicBlock(f, replay, n), new Map());
+          if (r.kind !== 'applied') throw new Error('replay failed');
+          replay.advance(r);
+        }
+        expect(replay.head.hashHex).toBe(toHex(head!.hash));
+        expect(toHex(state.root())).toBe(toHex(replay.state.root()));
+        for (let n = 1; n <= head!.number; n++) expect(await store.getBlockByNumber(n)).toBeDefined();
+        expect(await store.getBlockByNumber(head!.number + 1)).toBeUndefined();
+        lastAck = head!.number;
+        await store.close();
+      }
+    }
+  });
+});
