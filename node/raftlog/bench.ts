@@ -119,6 +119,13 @@ async function runCluster(o: { voters: number; entries: number; entryBytes: numb
       if (!(await round()) && room === 0) throw new Error(`bench: stalled at ${committed} of ${o.entries} committed`);
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    // Not timed: let followers catch up, then check every durable log ended the same, so a
+    // broken driver cannot print a fast number.
+    while (await round());
+    const lastIndexes = [...members.values()].map((m) => m.storage.lastIndex());
+    if (new Set(lastIndexes).size !== 1 || lastIndexes[0] < o.entries) {
+      throw new Error(`bench: logs disagree after the run (lastIndex per node: ${lastIndexes.join(', ')})`);
+    }
     const seqAfter = [...members.values()].reduce((sum, m) => sum + m.storage.identity().writeSeq, 0);
     return { voters: o.voters, entries: committed, seconds, entriesPerSecond: committed / seconds, syncedBatches: seqAfter - seqBefore };
   } finally {
