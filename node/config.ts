@@ -162,6 +162,11 @@ export interface NodeConfig {
     readonly enclave: { readonly keyFile: string; readonly passwordFile?: string };
   };
   readonly genesis: string;
+  /**
+   * The members this node knows at start — `quorate init` lists every initial member, this node
+   * included, so all nodes carry the same list. A --join node lists the members it may dial.
+   * raftIds and peerIds are unique within the list.
+   */
   readonly peers: readonly PeerConfig[];
   readonly raft: RaftTuning;
   readonly blockTimeMs: number;

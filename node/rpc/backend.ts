@@ -152,6 +152,7 @@ export interface NodeRpcBackend {
   getTransactionByHash(hash: Hex, ctx: CallContext): Promise<TransactionView | null>;
   /** Null until the transaction has committed. */
   getTransactionReceipt(hash: Hex, ctx: CallContext): Promise<ReceiptView | null>;
+  /** State reads at a numeric tag beyond the head throw NodeError NotFound (blocks answer null instead). */
   getBalance(address: Hex, tag: BlockTag, ctx: CallContext): Promise<bigint>;
   /** The next nonce of `address` at `tag`. */
   getTransactionCount(address: Hex, tag: BlockTag, ctx: CallContext): Promise<number>;

@@ -136,7 +136,8 @@ export class RpcServer {
       // Malformed HTTP, resets and timeouts of clients: their problem, not the node's.
       this.log.debug({ code: err.code, message: err.message }, 'rpc client error');
       if (socket.writable && err.code !== 'ECONNRESET') {
-        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+        const status =
+          err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
         socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       }
       socket.destroy();
@@ -289,8 +290,10 @@ export class RpcServer {
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && path === '/health') return this.serveHealth(res);
-    if (req.method === 'GET' && path === '/metrics') return this.serveMetrics(res);
+    // HEAD too: some load balancers probe with it (node:http drops the body of a HEAD reply).
+    const read = req.method === 'GET' || req.method === 'HEAD';
+    if (read && path === '/health') return this.serveHealth(res);
+    if (read && path === '/metrics') return this.serveMetrics(res);
     if (path !== '/') return sendJson(res, 404, { error: `no such path ${JSON.stringify(path.slice(0, 64))}: POST JSON-RPC to /, GET /health, GET /metrics` });
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');

@@ -265,6 +265,8 @@ describe('health and metrics', () => {
     const ok = await fetch(`${h.url}health`);
     expect(ok.status).toBe(200);
     expect(await ok.json()).toEqual({ role: 'leader', term: 1, head: 0, peers: 2 });
+    const head = await fetch(`${h.url}health`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
     h.backend.quorum = false;
     const bad = await fetch(`${h.url}health`);
     expect(bad.status).toBe(503);
