@@ -535,12 +535,12 @@ export class Libp2pTransport implements PeerTransport {
     stream.addEventListener('close', () => {
       if (ch.generation === generation && ch.stream === stream) this.resetChannel(peer, ch, new Error('stream closed'));
     });
-    void this.readReplies(peer, ch, ch.lp, generation);
+    void this.readReplies(peer, ch, stream, ch.lp, generation);
     return true;
   }
 
   /** Reads the replies the acceptor writes back on our outbound stream. */
-  private async readReplies(peer: PeerState, ch: OutboundChannel, lp: LengthPrefixedStream<Stream>, generation: number): Promise<void> {
+  private async readReplies(peer: PeerState, ch: OutboundChannel, stream: Stream, lp: LengthPrefixedStream<Stream>, generation: number): Promise<void> {
     try {
       for (;;) {
         const bytes = (await lp.read()).subarray();
@@ -556,7 +556,7 @@ export class Libp2pTransport implements PeerTransport {
         }
       }
     } catch (err) {
-      this.onReadError(peer.peerId, ch.stream ?? lp.unwrap(), err);
+      this.onReadError(peer.peerId, stream, err);
       if (ch.generation === generation) this.resetChannel(peer, ch, err as Error);
     }
   }

@@ -34,3 +34,16 @@ describe('channel stream frames', () => {
     expect(() => decodeFrame(longHello)).toThrow(P2pError);
   });
 });
+
+describe('reconnection backoff', () => {
+  it('grows exponentially with jitter inside [step/2, step], capped at the maximum', async () => {
+    const { reconnectDelayMs, resolveLimits } = await import('../../p2p/transport.js');
+    const limits = resolveLimits({ reconnectBaseDelayMs: 100, reconnectMaxDelayMs: 5_000 });
+    const low = (attempt: number) => reconnectDelayMs(attempt, limits, () => 0);
+    const high = (attempt: number) => reconnectDelayMs(attempt, limits, () => 0.999999);
+    expect([0, 1, 2, 3].map(low)).toEqual([50, 100, 200, 400]);
+    expect([0, 1, 2, 3].map(high)).toEqual([100, 200, 400, 800]);
+    expect(high(50)).toBe(5_000);
+    expect(low(1_000)).toBe(2_500);
+  });
+});

@@ -298,6 +298,51 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       expect(dec(await a.transport.request(b.peerId, 'echo', enc('ping')))).toBe('ping');
     });
 
+    it('bounds the outbound queue per peer: drops the newest, counts them, keeps the rest in order', async () => {
+      const net = await open();
+      const a = await net.createNode({ limits: { maxQueuedMessagesPerPeer: 16 } });
+      const b = await net.createNode();
+      const got: number[] = [];
+      b.transport.onMessage('raft', (_from, data) => got.push(new DataView(data.buffer, data.byteOffset).getUint32(0)));
+      await connectAll([a, b]);
+      const count = 1000;
+      for (let i = 0; i < count; i++) {
+        const buf = new Uint8Array(4);
+        new DataView(buf.buffer).setUint32(0, i);
+        a.transport.send(b.peerId, 'raft', buf);
+      }
+      const dropped = a.transport.stats().messagesDropped;
+      expect(dropped).toBeGreaterThan(0);
+      await waitFor(() => got.length === count - dropped, 'queued messages delivered');
+      expect([...got].sort((x, y) => x - y)).toEqual(got);
+      expect(got[0]).toBe(0); // the oldest is kept: it is the newest that is dropped
+      // Positive twin: once the queue drains, sending works again.
+      a.transport.send(b.peerId, 'raft', Uint8Array.of(0, 0, 0xff, 0xff));
+      await waitFor(() => got.includes(0xffff), 'message after the queue drained');
+    });
+
+    it('bounds requests in flight to a peer, and requests running at a peer', async () => {
+      const net = await open();
+      const a = await net.createNode({ limits: { maxInflightRequestsPerPeer: 2 } });
+      const b = await net.createNode({ limits: { maxConcurrentInboundRequestsPerPeer: 1 } });
+      const release: Array<() => void> = [];
+      b.transport.onRequest('slow', () => new Promise<Uint8Array>((resolve) => release.push(() => resolve(enc('done')))));
+      await connectAll([a, b]);
+      const first = a.transport.request(b.peerId, 'slow', enc('1'));
+      const second = a.transport.request(b.peerId, 'slow', enc('2'));
+      await expectP2pError(a.transport.request(b.peerId, 'slow', enc('3')), [P2pErrorCode.TooManyRequests]);
+      const busy = await expectP2pError(second, [P2pErrorCode.RemoteError]);
+      expect(busy.meta.reason).toBe(RemoteErrorReason.Busy);
+      await waitFor(() => release.length === 1, 'first request running');
+      release[0]();
+      expect(dec(await first)).toBe('done');
+      // Positive twin: with the slots free again, a request is served.
+      const third = a.transport.request(b.peerId, 'slow', enc('4'));
+      await waitFor(() => release.length === 2, 'third request running');
+      release[1]();
+      expect(dec(await third)).toBe('done');
+    });
+
     it('drops and counts messages to a peer that is not connected, and fails requests fast', async () => {
       const net = await open();
       const a = await net.createNode();
