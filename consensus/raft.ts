@@ -1070,6 +1070,17 @@ export class Raft {
 
   /** Applies a committed configuration change (called from advance()); returns the new ConfState. */
   applyConfChange(cc: ConfChange): ConfState {
+    const cfg = this.tracker.config;
+    if (cfg.incoming.size === 0 && cfg.outgoing.size === 0 && cfg.learners.size === 0) {
+      // Applying a change on top of an empty configuration means this node replays a log whose
+      // founding membership it never saw (it joined with an empty ConfState and was sent the log
+      // from index 1). Going on would make e.g. "add voter 6" yield the configuration {6}: a
+      // one-voter cluster of its own (split brain). Found by the simulator (test/sim/FINDINGS.md).
+      throw new RaftInvariantError(
+        `${this.id} cannot apply a configuration change to an empty configuration: a joining node must start from the ` +
+          'genesis membership or be caught up by a snapshot (bootstrap every founder with bootstrapSnapshot)',
+      );
+    }
     let result;
     try {
       result = this.newChanger().apply(cc);

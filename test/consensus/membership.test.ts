@@ -1,7 +1,9 @@
 // Consensus scenarios 12–16 and 19 (CORRECTNESS.md): membership changes, learners, leader transfer.
 
 import { describe, expect, it } from 'vitest';
+import { MemoryStorage } from '../../consensus/memory-storage.js';
 import {
+  bootstrapConfState,
   ConfChangeTransition,
   ConfChangeType,
   MessageType,
@@ -278,5 +280,30 @@ describe('consensus scenarios: membership', () => {
     net.propose(1, 'resumed');
     expect(net.appliedData(3)).toContain('resumed');
     expect(code(() => net.node(1).transferLeadership(id(7)))).toBe(RaftErrorCode.InvalidTransferTarget);
+  });
+});
+
+describe('joining nodes', () => {
+  const genesis = bootstrapConfState([id(1), id(2), id(3)]);
+  const indexZeroBootstrap = (n: number) => (n <= 3 ? MemoryStorage.bootstrap(genesis) : undefined);
+
+  it('a joiner started from the genesis membership replays the log from index 1 and becomes a voter', () => {
+    const net = new Network({ voters: [1, 2, 3], seed: 30, storage: indexZeroBootstrap });
+    net.addNode(id(4), MemoryStorage.bootstrap(genesis), genesis);
+    net.campaign(1);
+    net.propose(1, 'a');
+    net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, add(4)));
+    net.stabilize();
+    net.propose(1, 'b');
+    expect(net.node(4).confState().voters).toEqual([1, 2, 3, 4]);
+    expect(net.appliedData(4)).toEqual(['a', 'b']);
+  });
+
+  it('a joiner with an empty membership that is sent the log from index 1 stops loudly instead of electing itself', () => {
+    const net = new Network({ voters: [1, 2, 3], seed: 31, storage: indexZeroBootstrap, joiners: [4] });
+    net.campaign(1);
+    net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, add(4)));
+    expect(() => net.stabilize()).toThrow(/cannot apply a configuration change to an empty configuration/);
+    expect(net.leaders()).toEqual([1]);
   });
 });
