@@ -1,7 +1,8 @@
 // Crash recovery of the LevelDB Raft log: a child process writes a deterministic history
 // (crash-ops.ts) and prints `ACK n` once write n is durable; the test SIGKILLs it at a seeded
 // random moment, reopens the log and checks that it holds exactly the state after the last
-// acknowledged write, or after the one write that was in flight — never less, never a torn mix.
+// acknowledged write, or after some of the writes that were in flight (whole, in order) — never
+// less, never a torn mix. Half the rounds keep 8 writes in flight so kills land in group commits.
 // Several rounds run on the same directory, each continuing where the recovered log stands.
 
 import { fork } from 'node:child_process';
@@ -20,6 +21,8 @@ const ROUNDS = 6;
 /** Kill this long after the writer is ready (ms): long enough for hundreds of writes, seeded. */
 const KILL_AFTER_MS_MIN = 30;
 const KILL_AFTER_MS_SPREAD = 400;
+/** Writes kept outstanding in the group-commit rounds. */
+const MAX_INFLIGHT = 8;
 const WRITER = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
 
 interface RunResult {
@@ -28,9 +31,9 @@ interface RunResult {
 }
 
 /** Runs the writer from operation `start`, kills it `killAfterMs` after READY, returns the last ACK. */
-function runAndKill(dir: string, start: number, killAfterMs: number): Promise<RunResult> {
+function runAndKill(dir: string, start: number, inflight: number, killAfterMs: number): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = fork(WRITER, [dir, String(SEED), String(start)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(WRITER, [dir, String(SEED), String(start), String(inflight)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     let buffered = '';
     let lastAcked = start - 1;
     let acks = 0;
@@ -45,9 +48,11 @@ function runAndKill(dir: string, start: number, killAfterMs: number): Promise<Ru
         buffered = buffered.slice(nl + 1);
         if (line === 'READY') timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
         else if (line.startsWith('ACK ')) {
+          // Writes become durable in call order, so an ACK for n vouches for every write before
+          // it; ACK lines themselves may come out slightly out of order (promise chains differ).
           const n = Number(line.slice(4));
-          if (n !== lastAcked + 1) reject(new Error(`writer acknowledged ${n} after ${lastAcked}`));
-          lastAcked = n;
+          if (!Number.isSafeInteger(n) || n < start) reject(new Error(`writer printed a bad ACK line: ${line}`));
+          lastAcked = Math.max(lastAcked, n);
           acks++;
         }
       }
@@ -76,7 +81,9 @@ describe('LevelRaftStorage crash recovery (SIGKILL at random points)', () => {
     let totalAcks = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const killAfterMs = KILL_AFTER_MS_MIN + rng.nextInt(KILL_AFTER_MS_SPREAD);
-      const { lastAcked, acks } = await runAndKill(dir, recovered, killAfterMs);
+      // Odd rounds keep several writes in flight, so the kill can land inside a group commit.
+      const inflight = round % 2 === 0 ? 1 : MAX_INFLIGHT;
+      const { lastAcked, acks } = await runAndKill(dir, recovered, inflight, killAfterMs);
       totalAcks += acks;
       const reopened = await LevelRaftStorage.open(dir, { snapshotRetainEntries: CRASH_RETAIN_ENTRIES });
       try {
@@ -84,12 +91,16 @@ describe('LevelRaftStorage crash recovery (SIGKILL at random points)', () => {
         // Every acknowledged write must be there: bring the model to lastAcked + 1 writes...
         while (applied < lastAcked + 1) await applyOp(model, nextOp(SEED, applied++, model));
         let matches = JSON.stringify(got) === JSON.stringify(logState(model));
-        if (!matches) {
-          // ...or one more: the write in flight at the kill may have become durable unacknowledged.
+        // ...or a few more: writes in flight at the kill may have become durable unacknowledged,
+        // but only whole and in order (a prefix of the history), never a torn batch.
+        for (let extra = 1; !matches && extra <= inflight; extra++) {
           await applyOp(model, nextOp(SEED, applied++, model));
           matches = JSON.stringify(got) === JSON.stringify(logState(model));
         }
-        expect(matches, `round ${round}: log after kill is neither write ${lastAcked} nor ${lastAcked + 1} (reproduce with RAFTLOG_CRASH_SEED=${SEED})`).toBe(true);
+        expect(
+          matches,
+          `round ${round}: the log after the kill is not the history after any of writes ${lastAcked}..${lastAcked + inflight} (reproduce with RAFTLOG_CRASH_SEED=${SEED})`,
+        ).toBe(true);
         recovered = applied;
       } finally {
         await reopened.close();
