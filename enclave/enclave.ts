@@ -31,6 +31,14 @@ export interface Enclave {
   decryptPayload(encoded: EncodedPayload, asKey?: Uint8Array): Promise<Uint8Array>;
   /** The copy `recipientKey` stores: the payload with only its own box. NotARecipient if it has none. */
   payloadFor(encoded: EncodedPayload, recipientKey: Uint8Array): EncodedPayload;
+  /**
+   * The same payload (same cipherText, so the same hash) with boxes added for `recipients`.
+   * Only its sender can do this: the master key is recovered from the sender's own box. This
+   * is Tessera's /storeraw then /sendsignedtx flow (the client signs a transaction carrying
+   * the hash before the recipients are known). Throws UnknownKey when the sender key is not
+   * held here, DecryptionFailed, LimitExceeded.
+   */
+  addRecipients(encoded: EncodedPayload, recipients: readonly Uint8Array[]): Promise<EncodedPayload>;
 }
 
 /**
@@ -178,6 +186,43 @@ export class NaclEnclave implements Enclave {
 
   payloadFor(encoded: EncodedPayload, recipientKey: Uint8Array): EncodedPayload {
     return recipientCopy(encoded, recipientKey);
+  }
+
+  async addRecipients(encoded: EncodedPayload, recipients: readonly Uint8Array[]): Promise<EncodedPayload> {
+    validatePayload(encoded);
+    const sender = this.own(encoded.senderKey);
+    const senderId = keyToBase64(sender.publicKey);
+    const ownIndex = encoded.recipientKeys.findIndex((k) => keyToBase64(k) === senderId);
+    if (ownIndex < 0) throw new EnclaveError(EnclaveErrorCode.NotARecipient, `the payload has no box for its sender ${senderId}`);
+    const masterKey = nacl.box.open.after(encoded.recipientBoxes[ownIndex], encoded.recipientNonce, this.cache.sharedKey(sender, sender.publicKey));
+    if (masterKey === null || masterKey.length !== MASTER_KEY_BYTES) {
+      throw new EnclaveError(EnclaveErrorCode.DecryptionFailed, `the sender's own box fails authentication (tampered)`, { key: senderId });
+    }
+    try {
+      // Proves the cipherText belongs to this master key before anyone is given a box for it.
+      if (nacl.secretbox.open(encoded.cipherText, encoded.cipherTextNonce, masterKey) === null) {
+        throw new EnclaveError(EnclaveErrorCode.DecryptionFailed, 'the cipherText fails authentication (tampered)', { key: senderId });
+      }
+      const recipientKeys = [...encoded.recipientKeys];
+      const recipientBoxes = [...encoded.recipientBoxes];
+      const seen = new Set(recipientKeys.map(keyToBase64));
+      for (const key of recipients) {
+        checkKey(key, 'recipient key');
+        const id = keyToBase64(key);
+        if (seen.has(id)) continue;
+        seen.add(id);
+        // The recipientNonce is shared by all boxes of a payload; each box uses a different
+        // shared key, so (key, nonce) pairs never repeat.
+        recipientKeys.push(Uint8Array.from(key));
+        recipientBoxes.push(nacl.box.after(masterKey, encoded.recipientNonce, this.cache.sharedKey(sender, key)));
+      }
+      if (recipientKeys.length > MAX_RECIPIENTS) {
+        throw new EnclaveError(EnclaveErrorCode.LimitExceeded, `${recipientKeys.length} recipients (sender included), limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`);
+      }
+      return { ...encoded, recipientKeys, recipientBoxes };
+    } finally {
+      masterKey.fill(0);
+    }
   }
 }
 

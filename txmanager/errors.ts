@@ -22,6 +22,8 @@ export enum TxManagerErrorCode {
   KeyConflict = 'TXM_KEY_CONFLICT',
   /** A pushed payload holds no box for any of this node's keys: a node that is not a party stores nothing. */
   NotAParty = 'TXM_NOT_A_PARTY',
+  /** No payload is stored under the given hash (sendSignedTransaction of an unknown hash). */
+  UnknownPayload = 'TXM_UNKNOWN_PAYLOAD',
   /** A request is malformed (bad base64, bad hash, wrong types). */
   InvalidRequest = 'TXM_INVALID_REQUEST',
   /** A payload or request is over its named limit. */

@@ -4,6 +4,8 @@
 //   POST /send { payload, from?, to } → 201 { key }                   payload base64, key = hash
 //   GET  /transaction/{key}[?to=K] → 200 { payload } | 404            key URL-encoded base64
 //   GET  /partyinfo/keys         → 200 { keys: [{ key, node }] }
+//   POST /storeraw { payload, from? }  → 200 { key }                  sealed for the sender only
+//   POST /sendsignedtx { hash, to }    → 201 { key }                  adds recipients, delivers
 // Errors are JSON { error, code }. 404 on /transaction means "not a party" and nothing else:
 // a failure to answer is a 5xx, so a caller can never mistake one for the other.
 
@@ -112,6 +114,21 @@ export class TxManagerServer {
       sendJson(res, 201, { key });
       return;
     }
+    if (path === '/storeraw') {
+      requireMethod(method, 'POST');
+      const body = await readJson(req, this.maxRequestBodyBytes);
+      const { payload, from } = parseSend(body, false);
+      sendJson(res, 200, { key: await this.tm.storeRaw(payload, from) });
+      return;
+    }
+    if (path === '/sendsignedtx') {
+      requireMethod(method, 'POST');
+      const body = await readJson(req, this.maxRequestBodyBytes);
+      if (!isObject(body) || typeof body.hash !== 'string') throw new HttpError(400, 'body must be a JSON object { hash, to }', TxManagerErrorCode.InvalidRequest);
+      const to = parseKeys(body.to);
+      sendJson(res, 201, { key: await this.tm.sendSignedTransaction(body.hash, to) });
+      return;
+    }
     if (path.startsWith('/transaction/')) {
       requireMethod(method, 'GET');
       let hash: string;
@@ -171,16 +188,24 @@ function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-function parseSend(body: unknown): { payload: Uint8Array; from: string | undefined; to: string[] } {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object { payload, from?, to }', TxManagerErrorCode.InvalidRequest);
-  const { payload, from, to } = body as Record<string, unknown>;
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function parseKeys(to: unknown): string[] {
+  if (!Array.isArray(to) || !to.every((k) => typeof k === 'string')) throw new HttpError(400, 'to must be an array of base64 key strings', TxManagerErrorCode.InvalidRequest);
+  if (to.length > MAX_RECIPIENTS) throw new HttpError(400, `to has ${to.length} keys, limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`, TxManagerErrorCode.InvalidRequest);
+  return to as string[];
+}
+
+function parseSend(body: unknown, requireTo = true): { payload: Uint8Array; from: string | undefined; to: string[] } {
+  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object { payload, from?, to }', TxManagerErrorCode.InvalidRequest);
+  const { payload, from, to } = body;
   if (typeof payload !== 'string' || payload.length % 4 !== 0 || !BASE64.test(payload)) {
     throw new HttpError(400, 'payload must be a base64 string', TxManagerErrorCode.InvalidRequest);
   }
   if (from !== undefined && from !== null && typeof from !== 'string') throw new HttpError(400, 'from must be a base64 key string', TxManagerErrorCode.InvalidRequest);
-  if (!Array.isArray(to) || !to.every((k) => typeof k === 'string')) throw new HttpError(400, 'to must be an array of base64 key strings', TxManagerErrorCode.InvalidRequest);
-  if (to.length > MAX_RECIPIENTS) throw new HttpError(400, `to has ${to.length} keys, limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`, TxManagerErrorCode.InvalidRequest);
-  return { payload: Uint8Array.from(Buffer.from(payload, 'base64')), from: from ?? undefined, to: to as string[] };
+  return { payload: Uint8Array.from(Buffer.from(payload, 'base64')), from: from ?? undefined, to: requireTo ? parseKeys(to) : [] };
 }
 
 /** HTTP status for each typed error: client mistakes are 4xx; every failure to answer is 5xx. */
@@ -195,6 +220,8 @@ function statusOf(error: unknown): { status: number; code: string } {
         return { status: 400, code: error.code };
       case TxManagerErrorCode.PayloadTooLarge:
         return { status: 413, code: error.code };
+      case TxManagerErrorCode.UnknownPayload:
+        return { status: 404, code: error.code };
       case TxManagerErrorCode.RecipientRejected:
         return { status: 502, code: error.code };
       case TxManagerErrorCode.RecipientUnavailable:

@@ -198,6 +198,44 @@ export class TransactionManager {
    */
   async send(payload: Uint8Array, from: string | undefined, to: readonly string[]): Promise<string> {
     this.checkRunning();
+    const senderKey = this.checkSend(payload, from);
+    return this.sealAndDistribute(to, (recipientKeys) => this.enclave.encryptPayload(payload, keyFromBase64(senderKey), recipientKeys));
+  }
+
+  /**
+   * Tessera's /storeraw: seals `payload` for its sender only and stores it, returning the hash.
+   * The client then signs a transaction carrying that hash and calls sendSignedTransaction with
+   * the recipients; the hash does not change.
+   */
+  async storeRaw(payload: Uint8Array, from?: string): Promise<string> {
+    this.checkRunning();
+    const senderKey = this.checkSend(payload, from);
+    const encoded = await this.enclave.encryptPayload(payload, keyFromBase64(senderKey), []);
+    await this.storeCopy(encoded);
+    return payloadHashBase64(encoded);
+  }
+
+  /**
+   * Tessera's /sendsignedtx: adds boxes for `to` to a payload this node stored with storeRaw (or
+   * sent before) and delivers it exactly as `send` does. Returns the same hash. Throws
+   * UnknownPayload when nothing is stored under `hash`, UnknownSenderKey when this node is not
+   * its sender, and whatever `send` throws.
+   */
+  async sendSignedTransaction(hash: string, to: readonly string[]): Promise<string> {
+    this.checkRunning();
+    validateHash(hash);
+    const stored = await this.store.get(hash);
+    if (stored === undefined) throw new TxManagerError(TxManagerErrorCode.UnknownPayload, `no payload is stored under ${hash}`, { hash });
+    const raw = this.decodeStored(hash, stored);
+    if (!this.ownKeySet.has(keyToBase64(raw.senderKey))) {
+      throw new TxManagerError(TxManagerErrorCode.UnknownSenderKey, `payload ${hash} was sealed by ${keyToBase64(raw.senderKey)}, not by this node`, { hash });
+    }
+    const sent = await this.sealAndDistribute(to, (recipientKeys) => this.enclave.addRecipients(raw, recipientKeys));
+    assert(sent === hash, () => `adding recipients changed the payload hash ${hash} to ${sent}`);
+    return sent;
+  }
+
+  private checkSend(payload: Uint8Array, from: string | undefined): string {
     if (payload.length > MAX_PLAINTEXT_BYTES) {
       throw new TxManagerError(TxManagerErrorCode.PayloadTooLarge, `payload is ${payload.length} bytes, limit MAX_PLAINTEXT_BYTES=${MAX_PLAINTEXT_BYTES}`);
     }
@@ -205,6 +243,11 @@ export class TransactionManager {
     if (!this.ownKeySet.has(senderKey)) {
       throw new TxManagerError(TxManagerErrorCode.UnknownSenderKey, `from ${senderKey} is not one of this node's keys`, { key: senderKey });
     }
+    return senderKey;
+  }
+
+  /** Resolves `to`, consults the breakers, seals, stores the whole payload, and delivers each node its copy. */
+  private async sealAndDistribute(to: readonly string[], seal: (recipientKeys: Uint8Array[]) => Promise<EncodedPayload>): Promise<string> {
     // Resolve every recipient before any work: an unknown key is a client error, never guessed.
     const keysByNode = new Map<string, string[]>();
     const recipientKeys: Uint8Array[] = [];
@@ -230,7 +273,7 @@ export class TransactionManager {
     let hash: string;
     const results: Array<{ nodeId: string; error?: unknown }> = [];
     try {
-      const encoded = await this.enclave.encryptPayload(payload, keyFromBase64(senderKey), recipientKeys);
+      const encoded = await seal(recipientKeys);
       hash = payloadHashBase64(encoded);
       // Stored before any push: the sender never lacks what a recipient holds.
       await this.storeCopy(encoded);

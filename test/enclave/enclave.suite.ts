@@ -107,6 +107,24 @@ export function runEnclaveSuite(name: string, harness: EnclaveHarness): void {
       await expectCode(bob.decryptPayload(encoded, b1), EnclaveErrorCode.NotARecipient);
     });
 
+    it('addRecipients: the sender adds boxes later, the hash stays, only the sender can', async () => {
+      const alice = await harness.create(1);
+      const bob = await harness.create(1);
+      const [a] = alice.publicKeys();
+      const [b] = bob.publicKeys();
+      const raw = await alice.encryptPayload(text('signed later'), a, []);
+      expect(raw.recipientKeys.map(keyToBase64)).toEqual([keyToBase64(a)]);
+      await expectCode(bob.decryptPayload(raw), EnclaveErrorCode.NotARecipient);
+      const full = await alice.addRecipients(raw, [b, a]);
+      expect(payloadHashBase64(full)).toBe(payloadHashBase64(raw));
+      expect(full.recipientKeys.map(keyToBase64)).toEqual([keyToBase64(a), keyToBase64(b)]);
+      expect(new TextDecoder().decode(await bob.decryptPayload(full))).toBe('signed later');
+      await expectCode(bob.addRecipients(raw, [b]), EnclaveErrorCode.UnknownKey);
+      const bad = Uint8Array.from(raw.cipherText);
+      bad[0] ^= 1;
+      await expectCode(alice.addRecipients({ ...raw, cipherText: bad }, [b]), EnclaveErrorCode.DecryptionFailed);
+    });
+
     it('survives the canonical encoding, and duplicate recipients are sealed once', async () => {
       const alice = await harness.create(1);
       const bob = await harness.create(1);

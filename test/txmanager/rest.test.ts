@@ -110,11 +110,19 @@ describe('transaction manager REST API', () => {
     expect(body.error).toContain('node-c');
     cluster.network.setDown('node-c', false);
 
-    const sent = await json(await post(`${urls['node-a']}/send`, { payload: 'AAAA', to: [cluster.nodes['node-b'].keys[0]] }));
-    await cluster.nodes['node-b'].store.close();
-    const failed = await fetch(`${urls['node-b']}/transaction/${encodeURIComponent(sent.key as string)}`);
+    // A cluster of its own: this test breaks node-b's store.
+    const own = await tmCluster({ nodeIds: ['node-a', 'node-b'] });
+    const server = new TxManagerServer(own.nodes['node-b'].tm);
+    const { url } = await server.start();
+    const key = await own.nodes['node-a'].tm.send(Buffer.from('x'), undefined, [own.nodes['node-b'].keys[0]]);
+    const path = `${url}/transaction/${encodeURIComponent(key)}`;
+    expect((await fetch(path)).status).toBe(200); // positive control
+    await own.nodes['node-b'].store.close();
+    const failed = await fetch(path);
     expect(failed.status).toBe(500);
     expect(await json(failed)).toMatchObject({ code: 'TXM_STORAGE_FAILURE' });
+    await server.stop();
+    await own.stop();
   });
 });
 
@@ -128,5 +136,35 @@ describe('TxManagerServer lifecycle', () => {
     expect((await fetch(`http://127.0.0.1:${port}/upcheck`)).status).toBe(200);
     await second.stop();
     await expect(fetch(`http://127.0.0.1:${port}/upcheck`)).rejects.toThrow();
+  });
+});
+
+describe('storeraw / sendsignedtx (Tessera\'s externally signed flow)', () => {
+  it('stores for the sender only, then delivers to recipients under the same hash', async () => {
+    const payload = Buffer.from('signed elsewhere').toString('base64');
+    const stored = await post(`${urls['node-a']}/storeraw`, { payload });
+    expect(stored.status).toBe(200);
+    const { key } = await json(stored);
+    const path = `/transaction/${encodeURIComponent(key as string)}`;
+    expect((await fetch(urls['node-a'] + path)).status).toBe(200);
+    expect((await fetch(urls['node-b'] + path)).status).toBe(404);
+    const sent = await post(`${urls['node-a']}/sendsignedtx`, { hash: key, to: [cluster.nodes['node-b'].keys[0]] });
+    expect(sent.status).toBe(201);
+    expect((await json(sent)).key).toBe(key);
+    const atB = await fetch(urls['node-b'] + path);
+    expect(atB.status).toBe(200);
+    expect((await json(atB)).payload).toBe(payload);
+  });
+
+  it('sendsignedtx of an unknown hash is 404 TXM_UNKNOWN_PAYLOAD; of another node\'s payload 400', async () => {
+    const unknownHash = Buffer.alloc(64, 1).toString('base64');
+    const res = await post(`${urls['node-a']}/sendsignedtx`, { hash: unknownHash, to: [] });
+    expect(res.status).toBe(404);
+    expect(await json(res)).toMatchObject({ code: 'TXM_UNKNOWN_PAYLOAD' });
+    const { key } = await json(await post(`${urls['node-a']}/send`, { payload: 'AAAA', to: [cluster.nodes['node-b'].keys[0]] }));
+    const foreign = await post(`${urls['node-b']}/sendsignedtx`, { hash: key, to: [] });
+    expect(foreign.status).toBe(400);
+    expect(await json(foreign)).toMatchObject({ code: 'TXM_UNKNOWN_SENDER_KEY' });
+    expect((await post(`${urls['node-a']}/storeraw`, { payload: 5 })).status).toBe(400);
   });
 });
