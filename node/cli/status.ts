@@ -11,7 +11,8 @@ import { formatTable } from './table.js';
 export const STATUS_HELP = `Usage: quorate status [--rpc URL] [--timeout-ms MS] [--json]
 
 Asks the node at URL for the cluster's members, then every member for its role, term, commit
-index, head block and peers, and prints one table.
+index, head block and peers, and prints one table. Exits 1 when a member does not answer,
+so scripts can wait for a healthy cluster.
 
   --rpc URL         any member's JSON-RPC URL (default http://127.0.0.1:8545/)
   --timeout-ms MS   per call (default 3000)

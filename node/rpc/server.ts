@@ -18,6 +18,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { NodeConfig } from '../config.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeRpcBackend } from './backend.js';
 import { NodeError, NodeErrorCode } from '../errors.js';
@@ -74,6 +75,19 @@ export interface RpcServerDeps {
   readonly metrics: NodeMetrics;
   /** The method table; defaults to RPC_METHODS. Embedders may extend it. */
   readonly methods?: ReadonlyMap<string, RpcMethod>;
+}
+
+/** The server's options from a node config (`rpc` endpoint and `limits.rpc*`). */
+export function rpcServerOptionsFromConfig(config: Pick<NodeConfig, 'rpc' | 'limits'>): RpcServerOptions {
+  return {
+    host: config.rpc.host,
+    port: config.rpc.port,
+    maxBodyBytes: config.limits.rpcMaxBodyBytes,
+    maxBatchLength: config.limits.rpcMaxBatchLength,
+    requestTimeoutMs: config.limits.rpcRequestTimeoutMs,
+    maxInFlightCalls: config.limits.rpcMaxInFlightCalls,
+    maxConnections: config.limits.rpcMaxConnections,
+  };
 }
 
 type Id = string | number | null;

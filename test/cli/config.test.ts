@@ -16,6 +16,7 @@ import {
   parseGenesis,
   resolveEnclavePassword,
 } from '../../node/config.js';
+import { RPC_SERVER_DEFAULTS, rpcServerOptionsFromConfig } from '../../node/rpc/server.js';
 
 const PEER_A = '12D3KooWGRUVh5BKY9Xw5qxKiAAGKwLvgbpr6cJvD3fHLvhhRNRT';
 const PEER_B = '12D3KooWAQyZoXhrW64AXk9M5dAYPiorjoJziR91epTxm3hqmeTH';
@@ -124,6 +125,19 @@ describe('node config', () => {
     expect(c.deliveryMode).toBe('queue');
     expect(c.logLevel).toBe('debug');
     expect(c.blockTimeMs).toBe(10);
+  });
+
+  it('gives the RPC server the same limits by default as the server has on its own', () => {
+    const c = parseConfig(validConfig(), '/x/config.json');
+    expect(rpcServerOptionsFromConfig(c)).toEqual({
+      host: '127.0.0.1',
+      port: 8545,
+      maxBodyBytes: RPC_SERVER_DEFAULTS.maxBodyBytes,
+      maxBatchLength: RPC_SERVER_DEFAULTS.maxBatchLength,
+      requestTimeoutMs: RPC_SERVER_DEFAULTS.requestTimeoutMs,
+      maxInFlightCalls: RPC_SERVER_DEFAULTS.maxInFlightCalls,
+      maxConnections: RPC_SERVER_DEFAULTS.maxConnections,
+    });
   });
 
   it('names the field of every kind of mistake', () => {
