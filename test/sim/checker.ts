@@ -116,6 +116,11 @@ export class SafetyChecker {
 
   // ------------------------------------------------------------------ node lifecycle
 
+  /** The cluster was founded from a bootstrap snapshot at (index, term): every log may start there. */
+  onBootstrapSnapshot(index: LogIndex, term: Term): void {
+    this.prefixAt.set(indexTermKey(index, term), combine(CHAIN_ORIGIN, index, term));
+  }
+
   /** A node (re)started with this storage: rebuild what the checker knows of its log. */
   onStart(id: RaftId, storage: MemoryStorage): void {
     const snap = storage.snapshot().metadata;

@@ -232,9 +232,9 @@ export class SimNetwork {
   }
 
   /**
-   * Removes and returns the messages due at `nowTick`, shuffled, minus those the current
-   * partition cuts (a partition applies to messages in flight when it starts, as a cable pulled
-   * out does).
+   * Removes and returns the messages due at `nowTick`, shuffled. The caller asks `blocks` for
+   * each: a partition applies to messages in flight when it starts, as a pulled cable does, and
+   * the sender's transport learns of the failure.
    */
   takeDue(nowTick: number): Message[] {
     const index = nowTick % this.buckets.length;
@@ -242,17 +242,18 @@ export class SimNetwork {
     if (due.length === 0) return due;
     this.buckets[index] = [];
     this.inFlight -= due.length;
+    return shuffle(this.rng, due);
+  }
+
+  /** True when the current partition cuts this message's link (counted as blocked). */
+  blocks(m: Message): boolean {
     const p = this.partition;
-    let out = due;
-    if (p !== undefined) {
-      out = [];
-      for (const m of due) {
-        if (p.blocks(m.from, m.to)) this.stats.blocked++;
-        else out.push(m);
-      }
+    if (p !== undefined && p.blocks(m.from, m.to)) {
+      this.stats.blocked++;
+      return true;
     }
-    this.stats.delivered += out.length;
-    return shuffle(this.rng, out);
+    this.stats.delivered++;
+    return false;
   }
 
   messagesInFlight(): number {

@@ -15,7 +15,7 @@
 // proposal on every member within a bounded number of ticks (liveness).
 
 import { RaftNode } from '../../consensus/index.js';
-import { bootstrapConfState, decodeConfChange, encodeConfChange } from '../../consensus/confchange.js';
+import { bootstrapConfState, bootstrapSnapshot, decodeConfChange } from '../../consensus/confchange.js';
 import { RaftError, RaftErrorCode } from '../../consensus/errors.js';
 import { MemoryStorage } from '../../consensus/memory-storage.js';
 import { SeededRng } from '../../consensus/rng.js';
@@ -33,6 +33,7 @@ import {
   type Message,
   type RaftId,
   type ReadState,
+  type Term,
   type Ready,
 } from '../../consensus/types.js';
 import { CHAIN_ORIGIN, chainNext, SafetyChecker, SimViolation, ViolationKind, type CheckerStats } from './checker.js';
@@ -98,6 +99,12 @@ export interface ScheduleParams {
   readonly maxCommittedBytesPerReady: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  /**
+   * How the cluster is founded. true: founders' storage holds bootstrapSnapshot (index 1, term 1,
+   * the membership) and joiners start empty, so they catch up by snapshot. false: every node,
+   * founder or joiner, starts from the genesis ConfState at index 0 and replays the log.
+   */
+  readonly bootstrapWithSnapshot: boolean;
 }
 
 export function drawParams(rng: SeededRng): ScheduleParams {
@@ -123,13 +130,14 @@ export function drawParams(rng: SeededRng): ScheduleParams {
     tickSkipPerMille: between(0, 100),
     snapshotEveryEntries: between(3, 40),
     snapshotRetainEntries: between(0, 10),
-    heartbeatTicks: between(1, 2),
+    heartbeatTicks: between(1, 3),
     maxInflightMessages: between(1, 8),
     maxMessageBytes: between(128, 4096),
     maxUncommittedEntriesBytes: between(2_000, 64_000),
     maxCommittedBytesPerReady: between(256, 8192),
     preVote: !rarely(125),
     checkQuorum: !rarely(125),
+    bootstrapWithSnapshot: rng.nextInt(2) === 0,
   };
 }
 
@@ -200,7 +208,8 @@ function encodeApp(app: AppState): Uint8Array {
 }
 
 function decodeApp(data: Uint8Array, index: number): AppState {
-  if (index === 0 && data.length === 0) return { applied: 0, chain: CHAIN_ORIGIN, payloads: 0 };
+  // The empty log, or the bootstrap snapshot (index 1): the application's initial state.
+  if (index <= 1 && data.length === 0) return { applied: index, chain: CHAIN_ORIGIN, payloads: 0 };
   if (data.length !== APP_SNAPSHOT_BYTES) {
     throw new SimViolation(ViolationKind.StateMachineSafety, `snapshot at ${index} carries ${data.length} bytes, not an application state`);
   }
@@ -235,6 +244,8 @@ interface SimNode {
   joined: boolean;
   /** Removed from the cluster (by a committed change) and stopped for good. */
   removed: boolean;
+  /** Index of the applied change that removed it (0: a member, or never joined); still running. */
+  leavingAt: number;
   /** A crash is scheduled between persisting the next Ready and sending its messages. */
   crashAfterPersist: boolean;
   /** ReadIndex answers waiting for the application to reach their index. */
@@ -306,6 +317,8 @@ class Simulation {
   private readonly probeApplied = new Set<RaftId>();
   /** Index of the newest membership change applied by any node. */
   private latestConfIndex = 0;
+  /** Members of that configuration (voters, outgoing voters, learners). */
+  private latestMembers = new Set<RaftId>();
   /** The founding membership: voters 1..nodes. */
   private readonly genesis: ConfState;
 
@@ -316,6 +329,8 @@ class Simulation {
     this.net.faults = this.params.network;
     this.events = new EventLog(options.eventsKept ?? DEFAULT_EVENTS_KEPT, options.trace);
     this.genesis = bootstrapConfState(Array.from({ length: options.nodes }, (_, i) => (i + 1) as RaftId));
+    this.latestMembers = membersOf(this.genesis);
+    if (this.params.bootstrapWithSnapshot) this.checker.onBootstrapSnapshot(1 as LogIndex, 1 as Term);
   }
 
   // -------------------------------------------------------------------------------- nodes
@@ -343,14 +358,19 @@ class Simulation {
   }
 
   /**
-   * A brand-new node with an empty log. Every node, founding or joining, starts from the genesis
-   * membership at index 0 (as every quorate node reads it from genesis.json): the log's first
-   * entries are changes relative to it, so a joining node that replays the log from index 1
-   * must start from the same configuration (see FINDINGS.md, "joining node without genesis").
+   * A brand-new node. Founders start from the genesis membership; joiners either from the same
+   * genesis ConfState at index 0 (the log's first entries are changes relative to it, so a joiner
+   * that replays the log from index 1 must start from the same configuration: FINDINGS.md #1), or,
+   * with bootstrapWithSnapshot, from an empty storage, caught up by a snapshot.
    */
   private createNode(founding: boolean): SimNode {
     const id = this.nextNodeId++ as RaftId;
-    const initial = MemoryStorage.bootstrap(this.genesis, { snapshotRetainEntries: this.params.snapshotRetainEntries });
+    const retain = { snapshotRetainEntries: this.params.snapshotRetainEntries };
+    const initial = !this.params.bootstrapWithSnapshot
+      ? MemoryStorage.bootstrap(this.genesis, retain)
+      : founding
+        ? new MemoryStorage({ snapshot: bootstrapSnapshot([...this.genesis.voters]), ...retain })
+        : new MemoryStorage(retain);
     const node: SimNode = {
       id,
       disk: new SimDisk(initial, this.params.snapshotRetainEntries),
@@ -361,6 +381,7 @@ class Simulation {
       role: Role.Follower,
       joined: founding,
       removed: false,
+      leavingAt: 0,
       crashAfterPersist: false,
       readStates: [],
       downSinceTick: 0,
@@ -482,7 +503,11 @@ class Simulation {
     }
     if (rd.entries.length > 0 || rd.hardState !== undefined) {
       storage.save(rd.hardState, rd.entries);
-      n.disk.write({ kind: 'save', hardState: rd.hardState, entries: rd.entries }, rd.mustSync || rd.snapshot !== undefined);
+      // Beyond mustSync, the driver syncs a commit that covers a membership change: otherwise a
+      // crash can roll this node back into a configuration whose other members already shut
+      // down, and it can never elect a leader again (FINDINGS.md #2).
+      const sync = rd.mustSync || rd.snapshot !== undefined || commitsConfChange(rd);
+      n.disk.write({ kind: 'save', hardState: rd.hardState, entries: rd.entries }, sync);
       this.checker.onEntriesPersisted(n.id, rd.entries);
     }
     if (rd.hardState !== undefined) this.checker.onHardState(n.id, rd.hardState);
@@ -561,41 +586,53 @@ class Simulation {
 
   /**
    * A node applied membership changes up to `confIndex`. When that is the newest configuration
-   * applied anywhere, nodes that were members and are not in it are stopped for good (quorate
-   * stops a removed node; the change is committed, so no quorum needs them), and nodes in it are
-   * marked as joined. A node applying an older change behind the others changes nothing.
+   * applied anywhere, nodes in it are marked as joined, and nodes that were members and are not
+   * in it start leaving: they keep running until every member of the new configuration has
+   * applied it, then stop for good (see retireLeavers). Stopping them at once can strand the
+   * cluster: the remaining members may not yet know the removal committed, and still need the
+   * removed nodes' votes under the old configuration. A node applying an older change behind the
+   * others changes nothing.
    */
   private afterConfChange(n: SimNode, raft: RaftNode, confIndex: number): void {
     this.stats.confChangesApplied++;
     if (confIndex <= this.latestConfIndex) return;
     this.latestConfIndex = confIndex;
     const cs = raft.confState();
-    const members = membersOf(cs);
-    for (const id of members) {
+    this.latestMembers = membersOf(cs);
+    for (const id of this.latestMembers) {
       const m = this.nodes.get(id);
       if (m !== undefined) m.joined = true;
     }
     for (const other of this.nodes.values()) {
-      if (other.joined && !other.removed && !members.has(other.id)) {
-        other.removed = true;
-        this.stats.nodesRemoved++;
-        this.events.note(this.now, `node ${other.id} removed (config at ${confIndex} applied by node ${n.id}: ${describeConfState(cs)}); stopping it`);
-        if (other !== n) {
-          other.raft = undefined;
-          other.storage = undefined;
-        }
+      if (other.joined && !other.removed && other.leavingAt === 0 && !this.latestMembers.has(other.id)) {
+        other.leavingAt = confIndex;
+        this.events.note(this.now, `node ${other.id} leaves (config at ${confIndex} applied by node ${n.id}: ${describeConfState(cs)})`);
       }
     }
   }
 
-  private maybeSnapshot(n: SimNode, raft: RaftNode, storage: MemoryStorage): void {
-    if (n.raft === undefined || n.removed) {
-      if (n.removed) {
-        n.raft = undefined;
-        n.storage = undefined;
+  /** Stops, for good, leaving nodes whose removal every member of the newest configuration applied. */
+  private retireLeavers(): void {
+    for (const n of this.nodes.values()) {
+      if (n.leavingAt === 0 || n.removed) continue;
+      let everywhere = true;
+      for (const id of this.latestMembers) {
+        const m = this.nodes.get(id);
+        if (m === undefined || m.removed) continue;
+        // Applied, and durably known as committed: a crash cannot take the member back.
+        if (m.raft === undefined || m.app.applied < n.leavingAt || m.disk.syncedImage().hardState().commit < n.leavingAt) everywhere = false;
       }
-      return;
+      if (!everywhere) continue;
+      n.removed = true;
+      n.raft = undefined;
+      n.storage = undefined;
+      this.stats.nodesRemoved++;
+      this.events.note(this.now, `node ${n.id} stopped: its removal at ${n.leavingAt} is applied on every member`);
     }
+  }
+
+  private maybeSnapshot(n: SimNode, raft: RaftNode, storage: MemoryStorage): void {
+    if (n.raft !== raft) return; // crashed or stopped meanwhile
     const snapIndex = storage.snapshot().metadata.index;
     if (n.app.applied - snapIndex < this.params.snapshotEveryEntries) return;
     const index = n.app.applied as LogIndex;
@@ -612,7 +649,7 @@ class Simulation {
   private deliver(m: Message): void {
     const to = this.nodes.get(m.to);
     const from = this.nodes.get(m.from);
-    if (to === undefined || to.raft === undefined) {
+    if (to === undefined || to.raft === undefined || this.net.blocks(m)) {
       // The transport tells the sender it could not reach the peer, as a failed dial would.
       if (from?.raft !== undefined) this.reportFailure(from, m);
       return;
@@ -656,6 +693,7 @@ class Simulation {
     this.tickAll();
     const due = this.net.takeDue(this.now);
     for (const m of due) this.deliver(m);
+    this.retireLeavers();
   }
 
   // -------------------------------------------------------------------------------- faults
@@ -913,6 +951,11 @@ class Simulation {
     }
     return out;
   }
+}
+
+function commitsConfChange(rd: Ready): boolean {
+  for (const e of rd.committedEntries) if (e.type === EntryType.ConfChange) return true;
+  return false;
 }
 
 function membersOf(cs: ConfState): Set<RaftId> {
