@@ -440,6 +440,9 @@ export class LevelRaftStorage implements WritableStorage {
     } catch (err) {
       return Promise.reject(err);
     }
+    // Nothing to write and nothing queued: the state this write describes is already durable.
+    // (With writes queued it must wait for them: they may carry the very state it repeats.)
+    if (planned.ops.length === 0 && !this.flushing && this.pending.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ ops: planned.ops, bytes: planned.bytes, resolve, reject });
       this.pendingBytes += planned.bytes;

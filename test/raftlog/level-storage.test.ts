@@ -282,6 +282,35 @@ describe('LevelRaftStorage durability', () => {
     await again.close();
   });
 
+  it('a write that changes nothing costs no batch, unless earlier writes are still queued', async () => {
+    const s = await LevelRaftStorage.init(dir, INIT);
+    await s.save(hs(1, 1, 0), ents(1, [1, 1]));
+    const seq = s.identity().writeSeq;
+    await s.save(hs(1, 1, 0), ents(1, [1]));
+    expect(s.identity().writeSeq).toBe(seq);
+    const first = s.save(hs(2, 2, 0), []);
+    let repeatDone = false;
+    const repeat = s.save(hs(2, 2, 0), []).then(() => (repeatDone = true));
+    expect(repeatDone).toBe(false);
+    await first;
+    await repeat;
+    expect(s.identity().writeSeq).toBeGreaterThan(seq);
+    await s.close();
+  });
+
+  it('fails stop after a failed disk write: that write and every later one are refused with IoFailed', async () => {
+    const s = await LevelRaftStorage.init(dir, INIT);
+    await s.save(hs(1, 1, 0), ents(1, [1]));
+    // A real failure of the real database underneath: it is closed behind the storage's back.
+    await (s as unknown as { db: { close(): Promise<void> } }).db.close();
+    await rejectsWithCode(() => s.save(undefined, ents(2, [1])), StorageErrorCode.IoFailed);
+    await rejectsWithCode(() => s.save(undefined, ents(3, [1])), StorageErrorCode.IoFailed);
+    await s.close();
+    const again = await LevelRaftStorage.open(dir);
+    expect(again.lastIndex()).toBe(1);
+    await again.close();
+  });
+
   it('refuses entries, batches and snapshots over their limits, writing nothing', async () => {
     const s = await LevelRaftStorage.init(dir, INIT, { maxEntryDataBytes: 1000, maxBatchBytes: 5000, maxSnapshotBytes: 2000 });
     await s.save(hs(1, 1, 0), [ent(1, 1, new Uint8Array(1000))]);
