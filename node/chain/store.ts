@@ -75,6 +75,13 @@ export interface ChainStore {
   recordNoop(appliedRaftIndex: number): Promise<void>;
   /** Replaces state, head and applied index with a snapshot's, atomically. */
   installSnapshot(snapshot: StoreSnapshot): Promise<void>;
+  /**
+   * The node's replicated membership record (opaque bytes, node/membership.ts), written with the
+   * applied index of the entry that changed it in one synced batch. `appliedRaftIndex` may equal
+   * the stored one (a snapshot's membership, written right after installSnapshot).
+   */
+  recordMembership(membership: Uint8Array, appliedRaftIndex: number): Promise<void>;
+  membership(): Promise<Uint8Array | undefined>;
 
   head(): Promise<HeadInfo | undefined>;
   appliedIndex(): Promise<number>;
@@ -236,6 +243,9 @@ const P = {
 const K_CHAIN = concatBytes([Uint8Array.of(P.meta), utf8('chain')]);
 const K_HEAD = concatBytes([Uint8Array.of(P.meta), utf8('head')]);
 const K_APPLIED = concatBytes([Uint8Array.of(P.meta), utf8('applied')]);
+const K_MEMBERSHIP = concatBytes([Uint8Array.of(P.meta), utf8('membership')]);
+/** The replicated membership record is a few hundred bytes per member. */
+export const MAX_MEMBERSHIP_RECORD_BYTES = 4 * 1024 * 1024;
 
 const key = (prefix: number, rest: Uint8Array): Uint8Array => {
   const k = new Uint8Array(1 + rest.length);
@@ -356,6 +366,25 @@ export class KvChainStore implements ChainStore {
       await b.write(true);
       this.cachedApplied = appliedRaftIndex;
     });
+  }
+
+  recordMembership(membership: Uint8Array, appliedRaftIndex: number): Promise<void> {
+    this.checkOpen();
+    assert(membership.length <= MAX_MEMBERSHIP_RECORD_BYTES, () => `membership record of ${membership.length} bytes is over ${MAX_MEMBERSHIP_RECORD_BYTES}`);
+    return this.serial(async () => {
+      const applied = await this.appliedIndex();
+      assert(appliedRaftIndex >= applied, () => `recordMembership: applied index ${appliedRaftIndex} is before the stored ${applied}`);
+      const b = this.kv.batch();
+      b.put(K_MEMBERSHIP, membership);
+      b.put(K_APPLIED, encodeU64(appliedRaftIndex));
+      await b.write(true);
+      this.cachedApplied = appliedRaftIndex;
+    });
+  }
+
+  async membership(): Promise<Uint8Array | undefined> {
+    this.checkOpen();
+    return this.kv.get(K_MEMBERSHIP);
   }
 
   installSnapshot(s: StoreSnapshot): Promise<void> {

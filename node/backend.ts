@@ -1,0 +1,241 @@
+// The JSON-RPC backend of a real node: answers each RPC from a QuorateNode. The RPC layer
+// (node/rpc/) has already validated parameters; this file turns domain objects into the views
+// the RPC layer formats.
+
+import { toHex, type Block, type Op as ChainOp, type Receipt, type Transaction, type TxLocation } from './chain/index.js';
+import { NodeError, NodeErrorCode } from './errors.js';
+import { findMember } from './membership.js';
+import type { QuorateNode } from './node.js';
+import type {
+  BlockTag,
+  BlockView,
+  CallContext,
+  ClusterMember,
+  HealthView,
+  Hex,
+  NewMemberInfo,
+  NodeRpcBackend,
+  Op,
+  RaftRoleName,
+  RaftStatusView,
+  ReadTag,
+  ReceiptView,
+  SendTransactionRequest,
+  TransactionView,
+} from './rpc/backend.js';
+
+export class NodeBackend implements NodeRpcBackend {
+  constructor(private readonly node: QuorateNode) {}
+
+  // --- Raft
+  async raftLeader(): Promise<string> {
+    const s = this.node.status();
+    const leader = s.leader === null ? undefined : findMember(this.node.membership, s.leader);
+    if (!leader) throw new NodeError(NodeErrorCode.NoLeader, 'no leader is known: an election is in progress or there is no quorum');
+    return leader.name;
+  }
+
+  async raftRole(): Promise<RaftRoleName> {
+    return this.node.status().role;
+  }
+
+  async raftCluster(): Promise<readonly ClusterMember[]> {
+    const s = this.node.status();
+    return this.node.membership.members
+      .map((m) => ({
+        raftId: m.raftId,
+        nodeId: m.name,
+        p2pAddress: `${m.p2pAddrs[0] ?? ''}/p2p/${m.peerId}`,
+        rpcUrl: m.rpcUrl,
+        role: this.node.roleOfMember(m.raftId) ?? (s.learners.includes(m.raftId) ? 'learner' : 'verifier'),
+        isLeader: s.leader === m.raftId,
+      }))
+      .sort((a, b) => a.raftId - b.raftId);
+  }
+
+  async raftStatus(): Promise<RaftStatusView> {
+    const s = this.node.status();
+    return {
+      raftId: s.raftId,
+      term: s.term,
+      role: s.role,
+      leader: s.leader,
+      commitIndex: s.commitIndex,
+      appliedIndex: s.appliedIndex,
+      voters: s.voters,
+      learners: s.learners,
+      joint: s.joint,
+    };
+  }
+
+  raftAddPeer(member: NewMemberInfo, ctx: CallContext): Promise<number> {
+    return this.node.addPeer(member.p2pAddress, ctx.signal);
+  }
+  raftAddLearner(member: NewMemberInfo, ctx: CallContext): Promise<number> {
+    return this.node.addLearner(member.p2pAddress, ctx.signal);
+  }
+  raftPromoteToPeer(raftId: number, ctx: CallContext): Promise<void> {
+    return this.node.promoteToPeer(raftId, ctx.signal);
+  }
+  raftRemovePeer(raftId: number, ctx: CallContext): Promise<void> {
+    return this.node.removePeer(raftId, ctx.signal);
+  }
+  raftTransferLeadership(raftId: number, ctx: CallContext): Promise<void> {
+    return this.node.transferLeadership(raftId, ctx.signal);
+  }
+
+  // --- Chain
+  async chainId(): Promise<number> {
+    return this.node.chainId;
+  }
+  async networkId(): Promise<number> {
+    return this.node.chainId;
+  }
+  async blockNumber(): Promise<number> {
+    return this.node.chainState.head.header.number;
+  }
+
+  async getBlockByNumber(tag: BlockTag): Promise<BlockView | null> {
+    const n = tag === 'latest' ? this.node.chainState.head.header.number : tag === 'earliest' ? 0 : tag;
+    const block = await this.node.store.getBlockByNumber(n);
+    return block ? this.blockView(block) : null;
+  }
+
+  async getBlockByHash(hash: Hex): Promise<BlockView | null> {
+    const block = await this.node.store.getBlockByHash(hexToBytes(hash));
+    return block ? this.blockView(block) : null;
+  }
+
+  async getTransactionByHash(hash: Hex): Promise<TransactionView | null> {
+    const found = await this.node.store.getTransaction(hexToBytes(hash));
+    return found ? txView(found.tx, found.location) : null;
+  }
+
+  async getTransactionReceipt(hash: Hex): Promise<ReceiptView | null> {
+    const h = hexToBytes(hash);
+    const found = await this.node.store.getTransaction(h);
+    if (!found) return null;
+    // A party answers with its private receipt (the outcome of the private ops); others with the
+    // public one, which only records that the transaction was included.
+    const receipt: Receipt | undefined = found.tx.privatePayloadHash ? ((await this.node.store.getPrivateReceipt(h)) ?? (await this.node.store.getReceipt(h))) : await this.node.store.getReceipt(h);
+    if (!receipt) return null;
+    return {
+      transactionHash: found.tx.hashHex,
+      transactionIndex: found.location.index,
+      blockHash: toHex(found.location.blockHash),
+      blockNumber: found.location.blockNumber,
+      from: found.tx.from,
+      status: receipt.status === 1,
+      ...(receipt.status === 1 ? {} : { reason: receipt.reason }),
+      isPrivate: receipt.isPrivate,
+    };
+  }
+
+  async getBalance(address: Hex, tag: BlockTag): Promise<bigint> {
+    this.latestOnly(tag);
+    return this.node.store.getBalance(address.toLowerCase());
+  }
+
+  async getTransactionCount(address: Hex, tag: BlockTag): Promise<number> {
+    this.latestOnly(tag);
+    return this.node.store.getNonce(address.toLowerCase());
+  }
+
+  async peerCount(): Promise<number> {
+    return this.node.transport.connectedPeers().length;
+  }
+
+  async getQuorumPayload(payloadHash: Hex): Promise<Uint8Array> {
+    const privacy = this.node.privacy;
+    if (!privacy) throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this node has no transaction manager');
+    const payload = await privacy.receive(hexToBytes(payloadHash));
+    return payload ?? new Uint8Array(0);
+  }
+
+  // --- quorate_
+  sendTransaction(request: SendTransactionRequest, ctx: CallContext): Promise<Hex> {
+    return this.node.sendTransaction({ from: request.from, ops: request.ops.map(toChainOp), ...(request.privateFor ? { privateFor: request.privateFor } : {}) }, ctx.signal);
+  }
+
+  sendRawTransaction(encoded: Uint8Array, ctx: CallContext): Promise<Hex> {
+    return this.node.submitRaw(encoded, ctx.signal);
+  }
+
+  async getValue(key: string, tag: ReadTag, ctx: CallContext): Promise<string | null> {
+    await this.readAt(tag, ctx);
+    return this.node.store.getValue(key);
+  }
+
+  async getList(key: string, tag: ReadTag, ctx: CallContext): Promise<readonly string[]> {
+    await this.readAt(tag, ctx);
+    return this.node.store.getList(key);
+  }
+
+  async getPrivateValue(key: string, tag: BlockTag): Promise<string | null> {
+    this.latestOnly(tag);
+    return this.node.store.getPrivateValue(key);
+  }
+
+  async accounts(): Promise<readonly Hex[]> {
+    return this.node.accounts;
+  }
+
+  async health(): Promise<HealthView> {
+    const s = this.node.status();
+    const reason = s.alarm ?? (s.leader === null ? 'no leader is known' : undefined);
+    return { ok: reason === undefined, role: s.role, term: s.term, head: s.head, peers: s.peers, ...(reason ? { reason } : {}) };
+  }
+
+  // --- helpers
+  private async readAt(tag: ReadTag, ctx: CallContext): Promise<void> {
+    if (tag === 'linearizable') await this.node.readBarrier(ctx.signal);
+    else this.latestOnly(tag);
+  }
+
+  /** State is kept at the head only (node/chain/store.ts); a past block's state is refused clearly. */
+  private latestOnly(tag: BlockTag): void {
+    if (tag === 'latest' || tag === this.node.chainState.head.header.number) return;
+    throw new NodeError(NodeErrorCode.NotFound, `state is kept at the head block only (${this.node.chainState.head.header.number}); ask for "latest"`);
+  }
+
+  private blockView(block: Block): BlockView {
+    const h = block.header;
+    return {
+      number: h.number,
+      hash: block.hashHex,
+      parentHash: toHex(h.parentHash),
+      timestampMs: h.timestampMs,
+      proposer: h.minterId,
+      raftTerm: h.raftTerm,
+      stateRoot: toHex(h.stateRoot),
+      transactionsRoot: toHex(h.txRoot),
+      sizeBytes: block.transactions.reduce((n, t) => n + t.encoded.length, 0),
+      transactions: block.transactions.map((tx, index) => txView(tx, { blockHash: block.hash, blockNumber: h.number, index })),
+    };
+  }
+}
+
+function txView(tx: Transaction, location: TxLocation | undefined): TransactionView {
+  return {
+    hash: tx.hashHex,
+    from: tx.from,
+    nonce: tx.nonce,
+    blockHash: location ? toHex(location.blockHash) : null,
+    blockNumber: location ? location.blockNumber : null,
+    transactionIndex: location ? location.index : null,
+    isPrivate: tx.privatePayloadHash !== undefined,
+    ...(tx.privatePayloadHash ? { input: toHex(tx.privatePayloadHash) } : { ops: tx.ops.map(fromChainOp) }),
+  };
+}
+
+function toChainOp(op: Op): ChainOp {
+  return op.type === 'transfer' ? { type: 'transfer', to: op.to.toLowerCase(), amount: BigInt(op.amount) } : op;
+}
+
+function fromChainOp(op: ChainOp): Op {
+  return op.type === 'transfer' ? { type: 'transfer', to: op.to, amount: op.amount.toString() } : op;
+}
+
+function hexToBytes(hex: Hex): Uint8Array {
+  return Uint8Array.from(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
+}

@@ -1,0 +1,81 @@
+// Time at the edge. The node reads time and schedules work only through a Clock, so the same
+// node code runs against the real clock in production and a manual clock in tests.
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Wall-clock milliseconds since the epoch (the minter stamps blocks with it). */
+  nowMs(): number;
+  /** Monotonic milliseconds, for durations and timeouts. */
+  monotonicMs(): number;
+  setTimeout(fn: () => void, delayMs: number): TimerHandle;
+  setInterval(fn: () => void, periodMs: number): TimerHandle;
+}
+
+export class SystemClock implements Clock {
+  nowMs(): number {
+    return Date.now();
+  }
+  monotonicMs(): number {
+    return performance.now();
+  }
+  setTimeout(fn: () => void, delayMs: number): TimerHandle {
+    const t = setTimeout(fn, delayMs);
+    return { cancel: () => clearTimeout(t) };
+  }
+  setInterval(fn: () => void, periodMs: number): TimerHandle {
+    const t = setInterval(fn, periodMs);
+    return { cancel: () => clearInterval(t) };
+  }
+}
+
+/** A clock that moves only when told to: tests and the simulator. */
+export class ManualClock implements Clock {
+  private nowValueMs: number;
+  private readonly timers = new Map<number, { at: number; fn: () => void; periodMs?: number }>();
+  private nextId = 1;
+
+  constructor(startMs = 1_700_000_000_000) {
+    this.nowValueMs = startMs;
+  }
+  nowMs(): number {
+    return this.nowValueMs;
+  }
+  monotonicMs(): number {
+    return this.nowValueMs;
+  }
+  setTimeout(fn: () => void, delayMs: number): TimerHandle {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.nowValueMs + Math.max(0, delayMs), fn });
+    return { cancel: () => this.timers.delete(id) };
+  }
+  setInterval(fn: () => void, periodMs: number): TimerHandle {
+    if (!(periodMs > 0)) throw new RangeError(`setInterval period must be > 0, got ${periodMs}`);
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.nowValueMs + periodMs, fn, periodMs });
+    return { cancel: () => this.timers.delete(id) };
+  }
+  /** Moves time forward, firing due timers in time order. */
+  advance(deltaMs: number): void {
+    const target = this.nowValueMs + deltaMs;
+    for (;;) {
+      let nextId = -1;
+      let nextAt = Infinity;
+      for (const [id, t] of this.timers) {
+        if (t.at <= target && t.at < nextAt) {
+          nextAt = t.at;
+          nextId = id;
+        }
+      }
+      if (nextId < 0) break;
+      const timer = this.timers.get(nextId)!;
+      this.nowValueMs = timer.at;
+      if (timer.periodMs !== undefined) timer.at += timer.periodMs;
+      else this.timers.delete(nextId);
+      timer.fn();
+    }
+    this.nowValueMs = target;
+  }
+}

@@ -1,0 +1,1051 @@
+// QuorateNode: one ledger node — a Raft peer paired with a chain — as an object an embedder can
+// create in-process. The process wiring (node/process.ts) is a thin layer that builds the real
+// dependencies (LevelDB stores, libp2p transport, system clock) and hands them to this class;
+// tests hand it in-memory ones. Nothing here opens a file or a socket itself.
+//
+// Data flow:
+//   client tx ─► submit() ─► (follower: forward to leader over p2p "tx") ─► leader's pool
+//   leader: every blockTimeMs the minter builds a block from the pool (possibly on top of its own
+//           not-yet-applied blocks) and proposes it as one Raft entry
+//   every node: the Raft driver persists, sends, and hands committed entries to apply() here:
+//           blocks are applied by the deterministic executor and written in one synced batch;
+//           membership changes update the replicated membership, the p2p allowlist and the
+//           minter keys; the RPC that proposed a change is answered only now, after commit.
+
+import { randomBytes } from 'node:crypto';
+import {
+  EntryType,
+  RaftNode,
+  Role,
+  SeededRng,
+  bootstrapSnapshot,
+  decodeConfChange,
+  type Entry,
+  type LogIndex,
+  type Message,
+  type RaftId,
+  type Ready,
+  type Snapshot,
+  type WritableStorage,
+} from '../consensus/index.js';
+import type { PeerAddress, PeerTransport } from '../p2p/transport.js';
+import {
+  ChainError,
+  ChainState,
+  TxPool,
+  VerifiedTxCache,
+  applyBlock,
+  baseOf,
+  buildBlock,
+  decodeBlock,
+  decodePrivatePayload,
+  decodeTransaction,
+  encodeBlock,
+  encodePrivatePayload,
+  exportSnapshot,
+  genesisBlock,
+  getNonce,
+  importSnapshot,
+  payloadHashKey,
+  privatePayloadKeys,
+  signTransaction,
+  snapshotChunksFromBytes,
+  snapshotToBytes,
+  verifyTransaction,
+  type AccountKey,
+  type Address,
+  type Application,
+  type Block,
+  type BuildBase,
+  type ChainStore,
+  type GenesisConfig,
+  type Op,
+  type PrivatePayload,
+  type Transaction,
+} from './chain/index.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { errorFromWire, errorToWire, toNodeError, type WireError } from './error-map.js';
+import { NodeError, NodeErrorCode, nodeAssert } from './errors.js';
+import type { Logger } from './log.js';
+import {
+  applyConfContext,
+  confChangeFor,
+  decodeConfContext,
+  decodeMembership,
+  encodeConfContext,
+  encodeMembership,
+  findMember,
+  findMemberByPeerId,
+  roleOf,
+  type ConfChangeOp,
+  type MemberInfo,
+  type MembershipState,
+} from './membership.js';
+import { RaftDriver, type ReplicatedStateMachine } from './raft/driver.js';
+import { decodeRaftMessage, encodeRaftMessage } from './raft/codec.js';
+
+/** The p2p channels a node speaks. */
+export const CHANNEL_RAFT = 'raft';
+export const CHANNEL_TX = 'tx';
+export const CHANNEL_CTL = 'ctl';
+
+export interface NodeOptions {
+  /** This node's Raft id; 0 for a node started with --join that does not know it yet. */
+  readonly raftId: number;
+  readonly name: string;
+  readonly rpcUrl: string;
+  readonly tmUrl: string;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  /** The leader mints at most one block per blockTimeMs, and only when transactions are pending. */
+  readonly blockTimeMs: number;
+  readonly maxBlockTxs: number;
+  readonly maxBlockBytes: number;
+  /** Blocks the leader may have proposed but not yet applied (speculative minting depth). */
+  readonly maxPendingBlocks: number;
+  /** How long a membership change or leadership transfer may take before its outcome is reported unknown. */
+  readonly changeTimeoutMs: number;
+  /** How long a forwarded transaction waits for the leader's answer. */
+  readonly forwardTimeoutMs: number;
+  readonly snapshotEveryEntries: number;
+  readonly raftMaxMessageBytes: number;
+  readonly raftMaxInflightMessages: number;
+  readonly raftMaxUncommittedBytes: number;
+  readonly poolMaxTxs: number;
+  /** Seed of the election-timeout jitter (from the OS in production, fixed in tests). */
+  readonly seed: number;
+}
+
+export const DEFAULT_NODE_OPTIONS: Omit<NodeOptions, 'raftId' | 'name' | 'rpcUrl' | 'tmUrl' | 'seed'> = {
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  blockTimeMs: 50,
+  maxBlockTxs: 2_000,
+  maxBlockBytes: 4 * 1024 * 1024 - 4096,
+  maxPendingBlocks: 4,
+  changeTimeoutMs: 15_000,
+  forwardTimeoutMs: 5_000,
+  snapshotEveryEntries: 10_000,
+  raftMaxMessageBytes: 1024 * 1024,
+  raftMaxInflightMessages: 256,
+  raftMaxUncommittedBytes: 64 * 1024 * 1024,
+  poolMaxTxs: 20_000,
+};
+
+/**
+ * What the node needs of its transaction manager (issue: private transactions). "Not a party"
+ * is `null`; not being able to tell is a thrown error, never null.
+ */
+export interface PrivacyProvider {
+  /** Encrypts and pushes the payload to its parties; resolves with the 64-byte hash once all acknowledged. */
+  send(payload: Uint8Array, privateFor: readonly string[], signal?: AbortSignal): Promise<Uint8Array>;
+  receive(hash: Uint8Array): Promise<Uint8Array | null>;
+}
+
+export interface NodeDependencies {
+  readonly raftStorage: WritableStorage;
+  readonly chainStore: ChainStore & MembershipStore;
+  readonly transport: PeerTransport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly app: Application;
+  /** Signs the blocks this node mints. */
+  readonly minterKey: AccountKey;
+  /** Accounts this node signs for (quorate_sendTransaction). */
+  readonly accountKeys: readonly AccountKey[];
+  readonly genesis: GenesisConfig;
+  /** The genesis membership (ids 1..N), used when the store has none yet. */
+  readonly genesisMembership: MembershipState;
+  /** This node's enclave public keys (base64), announced when it joins. */
+  readonly enclaveKeys: readonly string[];
+  readonly privacy?: PrivacyProvider;
+  /** Persists the id a joining node is given, so a restart keeps it. */
+  readonly persistRaftId?: (raftId: number) => Promise<void>;
+  /** Called once when the node must stop (divergence, storage failure). */
+  readonly onFatal?: (err: unknown) => void;
+}
+
+/** The chain store's extension for the replicated membership, written atomically with the applied index. */
+export interface MembershipStore {
+  recordMembership(membership: Uint8Array, appliedRaftIndex: number): Promise<void>;
+  membership(): Promise<Uint8Array | undefined>;
+}
+
+export type NodeRole = 'leader' | 'follower' | 'candidate' | 'learner';
+
+export interface NodeStatus {
+  readonly raftId: number;
+  readonly term: number;
+  readonly role: NodeRole;
+  readonly leader: number | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly voters: readonly number[];
+  readonly learners: readonly number[];
+  readonly joint: boolean;
+  readonly head: number;
+  readonly peers: number;
+  /** Set while the node cannot make progress on its own (private payloads unknown, removed, stopped). */
+  readonly alarm?: string;
+}
+
+export interface CommittedBlockEvent {
+  readonly block: Block;
+  readonly raftIndex: number;
+}
+
+interface PendingBlock {
+  readonly block: Block;
+  readonly next: BuildBase;
+}
+
+interface Waiter {
+  readonly check: () => boolean;
+  readonly resolve: () => void;
+}
+
+interface CtlRequest {
+  readonly type: 'hello' | 'whoami' | 'admin';
+  readonly op?: ConfChangeOp | 'transfer';
+  readonly raftId?: number;
+  readonly p2pAddress?: string;
+}
+
+/** Bound on a control request's encoding (a member description or an admin call). */
+const MAX_CTL_BYTES = 64 * 1024;
+/** How often a node started with --join asks the members for its id. */
+const JOIN_POLL_MS = 500;
+/** Retry delay while a block's private payloads cannot be fetched (doubles up to the max). */
+const PRIVACY_RETRY_BASE_MS = 100;
+const PRIVACY_RETRY_MAX_MS = 5_000;
+
+export class QuorateNode {
+  readonly options: NodeOptions;
+  private readonly deps: NodeDependencies;
+  private readonly log: Logger;
+  private raftId: number;
+  private raft?: RaftNode;
+  private driver?: RaftDriver;
+  private chain!: ChainState;
+  private pool!: TxPool;
+  private readonly verifiedTxs = new VerifiedTxCache();
+  private membershipState!: MembershipState;
+  private applied = 0;
+  private role: NodeRole = 'follower';
+  private leaderId = 0;
+  private term = 0;
+  private readonly pendingBlocks = new Map<string, PendingBlock>();
+  private speculativeBase: BuildBase | undefined;
+  private minterTimer?: TimerHandle;
+  private joinTimer?: TimerHandle;
+  private readonly confWaiters = new Map<string, () => void>();
+  private readonly waiters = new Set<Waiter>();
+  private readonly blockListeners = new Set<(e: CommittedBlockEvent) => void>();
+  /** Next nonce this node assigned per account it signs for (followers: not yet visible in state). */
+  private readonly localNonces = new Map<Address, number>();
+  private readonly accountsByAddress = new Map<Address, AccountKey>();
+  private alarm: string | undefined;
+  private removed = false;
+  private started = false;
+  private stopped = false;
+  private fatalError: unknown;
+  private readonly warnedPeers = new Set<string>();
+
+  constructor(options: NodeOptions, deps: NodeDependencies) {
+    this.options = options;
+    this.deps = deps;
+    this.log = deps.logger;
+    this.raftId = options.raftId;
+    for (const k of deps.accountKeys) this.accountsByAddress.set(k.address, k);
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  async start(): Promise<void> {
+    nodeAssert(!this.started, 'QuorateNode.start called twice');
+    this.started = true;
+    const { chainStore, genesis, transport } = this.deps;
+    const { block: genesisBlockValue, state: genesisStateValue } = genesisBlock(genesis);
+    await chainStore.init(genesis.chainId, genesisBlockValue, genesisStateValue);
+    const stored = await chainStore.membership();
+    this.membershipState = stored ? decodeMembership(stored) : this.deps.genesisMembership;
+    await this.loadChain();
+
+    transport.onMessage(CHANNEL_RAFT, (from, data) => this.onRaftMessage(from, data));
+    transport.onRequest(CHANNEL_TX, (from, data) => this.onForwardedTx(from, data));
+    transport.onRequest(CHANNEL_CTL, (from, data, signal) => this.onControl(from, data, signal));
+    this.updatePeers();
+    await transport.start();
+
+    if (this.raftId === 0) this.pollForId();
+    else await this.startRaft();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.minterTimer?.cancel();
+    this.joinTimer?.cancel();
+    await this.driver?.stop();
+    await this.deps.transport.stop();
+    for (const w of this.waiters) w.resolve();
+    this.waiters.clear();
+  }
+
+  /** Loads the committed chain (head, state, private state) from the store into memory. */
+  private async loadChain(): Promise<void> {
+    const store = this.deps.chainStore;
+    const head = await store.head();
+    nodeAssert(head, 'chain store has no head after init');
+    const headBlock = await store.getBlockByNumber(head.number);
+    nodeAssert(headBlock, () => `chain store lost its head block ${head.number}`);
+    const { state, privateState } = await store.loadState();
+    this.chain = new ChainState({ chainId: this.deps.genesis.chainId, app: this.deps.app, head: headBlock, state, privateState, verifiedTxs: this.verifiedTxs });
+    this.registerMemberKeys();
+    this.applied = await store.appliedIndex();
+    this.pool = new TxPool({
+      chainId: this.deps.genesis.chainId,
+      app: this.deps.app,
+      nonceOf: (a) => getNonce(this.chain.state, a),
+      verifiedTxs: this.verifiedTxs,
+      maxTxs: this.options.poolMaxTxs,
+    });
+  }
+
+  private registerMemberKeys(): void {
+    for (const m of this.membershipState.members) {
+      this.chain.registerMember(m.raftId, Buffer.from(m.signingKey, 'base64'));
+    }
+  }
+
+  private async startRaft(): Promise<void> {
+    const storage = this.deps.raftStorage;
+    const joining = this.deps.genesisMembership.members.every((m) => m.raftId !== this.raftId);
+    if (storage.lastIndex() === 0 && storage.snapshot().metadata.index === 0 && !joining) {
+      // A brand-new genesis member: every initial member bootstraps the same first snapshot, so
+      // the cluster's log never starts at index 1 and later joiners are caught up by snapshot.
+      const voters = this.deps.genesisMembership.members.map((m) => m.raftId as RaftId);
+      await storage.applySnapshot(bootstrapSnapshot(voters));
+    }
+    const snapIndex = storage.snapshot().metadata.index;
+    this.raft = new RaftNode({
+      id: this.raftId as RaftId,
+      storage,
+      rng: new SeededRng(this.options.seed),
+      electionTicks: this.options.electionTicks,
+      heartbeatTicks: this.options.heartbeatTicks,
+      appliedIndex: Math.max(this.applied, snapIndex) as LogIndex,
+      maxMessageBytes: this.options.raftMaxMessageBytes,
+      maxInflightMessages: this.options.raftMaxInflightMessages,
+      maxUncommittedEntriesBytes: this.options.raftMaxUncommittedBytes,
+      maxProposalBytes: this.options.maxBlockBytes + 4096,
+    });
+    if (this.applied < snapIndex && storage.snapshot().data.length > 0) {
+      // Crashed after persisting a snapshot from the leader but before installing it.
+      await this.restore(storage.snapshot());
+    }
+    const sm: ReplicatedStateMachine = {
+      apply: (entries) => this.apply(entries),
+      restore: (snapshot) => this.restore(snapshot),
+      snapshotData: async () => this.snapshotData(),
+      appliedIndex: () => this.applied as LogIndex,
+    };
+    this.driver = new RaftDriver(
+      { tickMs: this.options.tickMs, snapshotEveryEntries: this.options.snapshotEveryEntries },
+      {
+        raft: this.raft,
+        storage,
+        sender: { send: (m) => this.sendRaft(m) },
+        stateMachine: sm,
+        clock: this.deps.clock,
+        onCycle: (rd) => this.afterCycle(rd),
+        onFatal: (err) => this.fail(err),
+      },
+    );
+    this.driver.start();
+    this.minterTimer = this.deps.clock.setInterval(() => this.mint(), this.options.blockTimeMs);
+    // A single-voter cluster elects itself at once instead of waiting an election timeout.
+    const cs = this.raft.confState();
+    if (cs.voters.length === 1 && cs.voters[0] === this.raftId && cs.votersOutgoing.length === 0) {
+      void this.driver.call((r) => r.campaign());
+    }
+    this.log.info({ raftId: this.raftId, applied: this.applied, head: this.chain.head.header.number }, 'raft started');
+  }
+
+  private fail(err: unknown): void {
+    if (this.fatalError !== undefined) return;
+    this.fatalError = err;
+    this.alarm = `stopped: ${err instanceof Error ? err.message : String(err)}`;
+    this.log.fatal({ err }, 'node stopped on a fatal error');
+    this.minterTimer?.cancel();
+    this.deps.onFatal?.(err);
+  }
+
+  // ------------------------------------------------------------------ raft messages
+
+  private sendRaft(m: Message): void {
+    const member = findMember(this.membershipState, m.to);
+    if (!member) return; // not (yet) known here: Raft retries once the membership is applied
+    try {
+      this.deps.transport.send(member.peerId, CHANNEL_RAFT, encodeRaftMessage(m));
+    } catch (err) {
+      this.log.warn({ err, to: m.to, type: m.type }, 'raft message not sent');
+      if (m.snapshot) void this.driver?.call((r) => r.reportSnapshot(m.to, false));
+    }
+  }
+
+  private onRaftMessage(from: string, data: Uint8Array): void {
+    if (!this.driver) return;
+    let m: Message;
+    try {
+      m = decodeRaftMessage(data);
+    } catch (err) {
+      this.warnOnce(from, { err }, 'undecodable raft message dropped');
+      return;
+    }
+    // The sender's raft id must be the one the membership gives its (Noise-authenticated) peer id:
+    // a member cannot speak for another.
+    const member = findMemberByPeerId(this.membershipState, from);
+    if (!member || member.raftId !== m.from || m.to !== this.raftId) {
+      this.warnOnce(from, { claimedFrom: m.from, to: m.to }, 'raft message from a peer that does not hold that raft id: dropped');
+      return;
+    }
+    this.driver.step(m);
+  }
+
+  private warnOnce(peer: string, obj: Record<string, unknown>, msg: string): void {
+    if (this.warnedPeers.has(peer) || this.warnedPeers.size > 1024) return;
+    this.warnedPeers.add(peer);
+    this.log.warn({ peer, ...obj }, msg);
+  }
+
+  private afterCycle(rd: Ready): void {
+    const status = this.raft!.status();
+    const prevRole = this.role;
+    const prevLeader = this.leaderId;
+    this.term = status.hardState.term;
+    this.leaderId = status.softState.leader;
+    const cs = status.confState;
+    const learner = cs.learners.includes(this.raftId as RaftId);
+    const r = status.softState.role;
+    this.role = r === Role.Leader ? 'leader' : r === Role.Candidate || r === Role.PreCandidate ? 'candidate' : learner ? 'learner' : 'follower';
+    if (prevRole === 'leader' && this.role !== 'leader') this.onLostLeadership();
+    if (prevRole !== 'leader' && this.role === 'leader') this.pool.resetInFlight();
+    if (prevRole !== this.role || prevLeader !== this.leaderId) {
+      this.log.info({ role: this.role, term: this.term, leader: this.leaderId }, 'raft role changed');
+    }
+    void rd;
+    for (const w of [...this.waiters]) {
+      if (w.check()) {
+        this.waiters.delete(w);
+        w.resolve();
+      }
+    }
+  }
+
+  private onLostLeadership(): void {
+    // Blocks proposed but not applied may still commit under the next leader (they are then
+    // applied normally) or never; their transactions stay in this pool and nonces decide.
+    this.pendingBlocks.clear();
+    this.speculativeBase = undefined;
+    this.pool.resetInFlight();
+  }
+
+  // ------------------------------------------------------------------ minting
+
+  private mint(): void {
+    if (this.role !== 'leader' || !this.driver || this.fatalError !== undefined) return;
+    if (this.pendingBlocks.size >= this.options.maxPendingBlocks || this.pool.size === 0) return;
+    const txs = this.pool.take(this.options.maxBlockTxs, this.options.maxBlockBytes);
+    if (txs.length === 0) return;
+    const base = this.speculativeBase ?? baseOf(this.chain);
+    const built = buildBlock(
+      this.deps.app,
+      this.deps.genesis.chainId,
+      base,
+      txs,
+      { raftId: this.raftId, key: this.deps.minterKey },
+      this.deps.clock.nowMs(),
+      this.term,
+      { maxTxs: this.options.maxBlockTxs, maxTxBytes: this.options.maxBlockBytes },
+      this.verifiedTxs,
+    );
+    if (built.deferred.length > 0) this.pool.returnTxs(built.deferred);
+    if (built.rejected.length > 0) {
+      this.pool.removeCommitted(built.rejected.map((r) => r.tx));
+      this.log.debug({ rejected: built.rejected.length }, 'transactions dropped from the pool at minting');
+    }
+    if (built.block.transactions.length === 0) return; // never an empty block
+    const hashHex = built.block.hashHex;
+    this.pendingBlocks.set(hashHex, { block: built.block, next: built.next });
+    this.speculativeBase = built.next;
+    this.driver.propose(encodeBlock(built.block)).catch((err: unknown) => {
+      // Not proposed (lost leadership, transfer in progress, quota): give the transactions back.
+      if (this.pendingBlocks.delete(hashHex)) {
+        this.speculativeBase = undefined;
+        this.pool.resetInFlight();
+      }
+      this.log.debug({ err }, 'block proposal refused');
+    });
+  }
+
+  // ------------------------------------------------------------------ applying
+
+  private async apply(entries: readonly Entry[]): Promise<void> {
+    let unrecordedIndex = 0;
+    for (const e of entries) {
+      if (e.index <= this.applied) continue; // replayed after a restart: already in the store
+      if (e.type === EntryType.ConfChange) {
+        await this.applyConfChange(e);
+      } else if (e.data.length === 0) {
+        unrecordedIndex = e.index; // the leader's no-op: nothing to do but remember the index
+        this.applied = e.index;
+      } else {
+        await this.applyBlockEntry(e);
+      }
+      if (e.type !== EntryType.Normal || e.data.length > 0) unrecordedIndex = 0;
+    }
+    if (unrecordedIndex > 0) await this.deps.chainStore.recordNoop(unrecordedIndex);
+  }
+
+  private async applyBlockEntry(e: Entry): Promise<void> {
+    let block: Block;
+    try {
+      block = decodeBlock(e.data);
+    } catch (err) {
+      // Every node decodes the same bytes the same way: all skip it alike.
+      this.log.warn({ err, index: e.index }, 'undecodable block entry skipped');
+      await this.deps.chainStore.recordNoop(e.index);
+      this.applied = e.index;
+      return;
+    }
+    const payloads = await this.prefetchPrivate(block);
+    if (this.stopped) throw new NodeError(NodeErrorCode.Unavailable, 'stopped while fetching private payloads');
+    const result = applyBlock(this.chain, block, payloads);
+    const mine = this.pendingBlocks.get(block.hashHex);
+    if (result.kind === 'applied') {
+      await this.deps.chainStore.commitBlock(block, result.receipts, result.stateChanges, { entries: result.privateStateChanges, receipts: result.privateReceipts }, e.index);
+      this.chain.advance(result);
+      this.applied = e.index;
+      this.pool.removeCommitted(block.transactions);
+      for (const tx of block.transactions) {
+        const next = this.localNonces.get(tx.from);
+        if (next !== undefined && next <= tx.nonce + 1) this.localNonces.delete(tx.from);
+      }
+      if (mine) {
+        this.pendingBlocks.delete(block.hashHex);
+        if (this.pendingBlocks.size === 0) this.speculativeBase = undefined;
+      }
+      for (const l of this.blockListeners) l({ block, raftIndex: e.index });
+    } else {
+      await this.deps.chainStore.recordNoop(e.index);
+      this.applied = e.index;
+      this.log.info({ index: e.index, reason: result.reason, detail: result.detail, mine: mine !== undefined }, 'block entry is a no-op');
+      if (mine) {
+        // Our speculative chain broke here: every later pending block builds on it and is a no-op too.
+        this.pendingBlocks.clear();
+        this.speculativeBase = undefined;
+        this.pool.resetInFlight();
+      }
+    }
+  }
+
+  /**
+   * Asks this node's transaction manager about every private transaction of the block. Retries
+   * (with backoff, raising an alarm) until each answer is known: "could not ask" is never taken
+   * for "not a party" (GoQuorum's private-state divergence).
+   */
+  private async prefetchPrivate(block: Block): Promise<Map<string, PrivatePayload>> {
+    const out = new Map<string, PrivatePayload>();
+    const keys = privatePayloadKeys(block);
+    if (keys.length === 0) return out;
+    const privacy = this.deps.privacy;
+    let delayMs = PRIVACY_RETRY_BASE_MS;
+    for (const tx of block.transactions) {
+      if (!tx.privatePayloadHash) continue;
+      const key = payloadHashKey(tx.privatePayloadHash);
+      if (out.has(key)) continue;
+      for (;;) {
+        if (this.stopped) return out;
+        try {
+          if (!privacy) throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this node has no transaction manager');
+          const payload = await privacy.receive(tx.privatePayloadHash);
+          out.set(key, payload === null ? { kind: 'not-party' } : { kind: 'party', ops: decodePrivatePayload(payload) });
+          break;
+        } catch (err) {
+          if (err instanceof ChainError) {
+            // The payload is there but is not a valid op list: a party applies nothing (status 0).
+            out.set(key, { kind: 'party', ops: [] });
+            break;
+          }
+          this.alarm = `cannot fetch private payload for block ${block.header.number}: ${err instanceof Error ? err.message : String(err)}`;
+          this.log.error({ err, block: block.header.number, tx: tx.hashHex }, 'private payload unknown: not applying the block until the transaction manager answers');
+          await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, delayMs));
+          delayMs = Math.min(delayMs * 2, PRIVACY_RETRY_MAX_MS);
+        }
+      }
+    }
+    if (this.alarm?.startsWith('cannot fetch private payload')) {
+      this.alarm = undefined;
+      this.log.info({ block: block.header.number }, 'private payloads known again: applying');
+    }
+    return out;
+  }
+
+  private async applyConfChange(e: Entry): Promise<void> {
+    const cc = decodeConfChange(e.data);
+    const ctx = decodeConfContext(cc.context);
+    this.membershipState = applyConfContext(this.membershipState, ctx);
+    if (ctx?.member) this.chain.registerMember(ctx.member.raftId, Buffer.from(ctx.member.signingKey, 'base64'));
+    await this.deps.chainStore.recordMembership(encodeMembership(this.membershipState), e.index);
+    this.applied = e.index;
+    this.updatePeers();
+    if (ctx) {
+      this.log.info({ op: ctx.op, raftId: ctx.raftId, index: e.index }, 'membership change applied');
+      if (ctx.op === 'remove' && ctx.raftId === this.raftId) {
+        this.removed = true;
+        this.alarm = 'this node was removed from the cluster';
+        this.minterTimer?.cancel();
+      }
+      const waiter = this.confWaiters.get(ctx.requestId);
+      if (waiter) {
+        this.confWaiters.delete(ctx.requestId);
+        waiter();
+      }
+    }
+  }
+
+  /** Snapshot = membership + the chain's public state at the applied index (never private state). */
+  private snapshotData(): Uint8Array {
+    const membership = encodeMembership(this.membershipState);
+    const chain = snapshotToBytes(exportSnapshot(this.chain, this.applied, { includePrivate: false }));
+    const out = new Uint8Array(4 + membership.length + chain.length);
+    new DataView(out.buffer).setUint32(0, membership.length, true);
+    out.set(membership, 4);
+    out.set(chain, 4 + membership.length);
+    return out;
+  }
+
+  private async restore(snapshot: Snapshot): Promise<void> {
+    const data = snapshot.data;
+    if (data.length === 0) return; // the bootstrap snapshot: genesis is already in the store
+    nodeAssert(data.length >= 4, 'snapshot data too short');
+    const mlen = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0, true);
+    nodeAssert(4 + mlen <= data.length, 'snapshot membership length out of range');
+    const membership = decodeMembership(data.subarray(4, 4 + mlen));
+    const imported = importSnapshot(snapshotChunksFromBytes(data.subarray(4 + mlen)));
+    nodeAssert(imported.appliedRaftIndex === snapshot.metadata.index, () => `snapshot at raft index ${snapshot.metadata.index} carries chain state of index ${imported.appliedRaftIndex}`);
+    await this.deps.chainStore.installSnapshot(imported);
+    await this.deps.chainStore.recordMembership(encodeMembership(membership), imported.appliedRaftIndex);
+    this.membershipState = membership;
+    const { state, privateState } = await this.deps.chainStore.loadState();
+    this.chain = this.chain.reset(imported.head, state, privateState);
+    this.registerMemberKeys();
+    this.applied = imported.appliedRaftIndex;
+    this.pendingBlocks.clear();
+    this.speculativeBase = undefined;
+    this.updatePeers();
+    this.log.info({ index: this.applied, head: imported.head.header.number }, 'snapshot installed');
+  }
+
+  private updatePeers(extra: PeerAddress[] = []): void {
+    const peers: PeerAddress[] = this.membershipState.members
+      .filter((m) => m.raftId !== this.raftId && m.peerId !== this.deps.transport.localPeerId)
+      .map((m) => ({ peerId: m.peerId, addrs: m.p2pAddrs }));
+    this.deps.transport.setPeers([...peers, ...extra]);
+  }
+
+  // ------------------------------------------------------------------ joining
+
+  private pollForId(): void {
+    const ask = async (): Promise<void> => {
+      if (this.stopped || this.raftId !== 0) return;
+      for (const m of this.membershipState.members) {
+        try {
+          const reply = await this.ctlRequest(m.peerId, { type: 'whoami' }, 2_000);
+          const id = (reply as { raftId?: number | null }).raftId;
+          if (typeof id === 'number' && id > 0 && this.raftId === 0) {
+            this.raftId = id;
+            await this.deps.persistRaftId?.(id);
+            this.log.info({ raftId: id, via: m.raftId }, 'joined the cluster');
+            await this.startRaft();
+            return;
+          }
+        } catch {
+          // that member is not reachable or does not know us yet: ask the next one
+        }
+      }
+      this.joinTimer = this.deps.clock.setTimeout(() => void ask(), JOIN_POLL_MS);
+    };
+    this.log.info({ peerId: this.deps.transport.localPeerId }, 'waiting to be added to the cluster (raft_addPeer / raft_addLearner on a member)');
+    void ask();
+  }
+
+  // ------------------------------------------------------------------ control channel
+
+  private async ctlRequest(peerId: string, req: CtlRequest, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+    const bytes = await this.deps.transport.request(peerId, CHANNEL_CTL, new TextEncoder().encode(JSON.stringify(req)), { timeoutMs, signal });
+    const reply = JSON.parse(new TextDecoder().decode(bytes)) as { ok?: unknown; error?: WireError };
+    if (reply.error) throw errorFromWire(reply.error);
+    return reply.ok;
+  }
+
+  private async onControl(from: string, data: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+    const reply = async (): Promise<unknown> => {
+      if (data.length > MAX_CTL_BYTES) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'control request too large');
+      const req = JSON.parse(new TextDecoder().decode(data)) as CtlRequest;
+      switch (req.type) {
+        case 'hello':
+          return this.selfInfo();
+        case 'whoami': {
+          const m = findMemberByPeerId(this.membershipState, from);
+          return { raftId: m ? m.raftId : null };
+        }
+        case 'admin': {
+          // Only members may drive membership changes through another member.
+          if (!findMemberByPeerId(this.membershipState, from)) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'not a member');
+          return this.runAdminLocally(req, signal);
+        }
+        default:
+          throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `unknown control request ${String((req as { type?: unknown }).type)}`);
+      }
+    };
+    let out: unknown;
+    try {
+      out = { ok: await reply() };
+    } catch (err) {
+      out = { error: errorToWire(err) };
+    }
+    return new TextEncoder().encode(JSON.stringify(out));
+  }
+
+  private selfInfo(): Omit<MemberInfo, 'raftId'> {
+    return {
+      name: this.options.name,
+      peerId: this.deps.transport.localPeerId,
+      p2pAddrs: this.deps.transport.listenAddrs().map((a) => a.replace(/\/p2p\/[^/]+$/, '')),
+      rpcUrl: this.options.rpcUrl,
+      tmUrl: this.options.tmUrl,
+      signingKey: Buffer.from(this.deps.minterKey.publicKeyRaw).toString('base64'),
+      enclaveKeys: [...this.deps.enclaveKeys],
+    };
+  }
+
+  // ------------------------------------------------------------------ membership changes
+
+  addPeer(p2pAddress: string, signal?: AbortSignal): Promise<number> {
+    return this.admin({ type: 'admin', op: 'add-peer', p2pAddress }, signal) as Promise<number>;
+  }
+  addLearner(p2pAddress: string, signal?: AbortSignal): Promise<number> {
+    return this.admin({ type: 'admin', op: 'add-learner', p2pAddress }, signal) as Promise<number>;
+  }
+  async promoteToPeer(raftId: number, signal?: AbortSignal): Promise<void> {
+    await this.admin({ type: 'admin', op: 'promote', raftId }, signal);
+  }
+  async removePeer(raftId: number, signal?: AbortSignal): Promise<void> {
+    await this.admin({ type: 'admin', op: 'remove', raftId }, signal);
+  }
+  async transferLeadership(raftId: number, signal?: AbortSignal): Promise<void> {
+    await this.admin({ type: 'admin', op: 'transfer', raftId }, signal);
+  }
+
+  /** Runs a change on the leader: here, or forwarded to it over the control channel. */
+  private async admin(req: CtlRequest, signal?: AbortSignal): Promise<unknown> {
+    this.assertRunning();
+    if (this.role === 'leader') return this.runAdminLocally(req, signal);
+    const leader = findMember(this.membershipState, this.leaderId);
+    if (!leader) throw new NodeError(NodeErrorCode.NoLeader, 'no leader is known: retry after an election timeout');
+    return this.ctlRequest(leader.peerId, req, this.options.changeTimeoutMs + 2_000, signal);
+  }
+
+  private async runAdminLocally(req: CtlRequest, signal?: AbortSignal): Promise<unknown> {
+    this.assertRunning();
+    if (this.role !== 'leader') {
+      throw new NodeError(NodeErrorCode.NotLeader, `this node is not the leader (leader: ${this.leaderId || 'unknown'})`, { leader: this.leaderId || null });
+    }
+    switch (req.op) {
+      case 'add-peer':
+      case 'add-learner':
+        return this.addMember(req.op, String(req.p2pAddress ?? ''), signal);
+      case 'promote': {
+        const id = this.requireMember(req.raftId);
+        if (!this.raft!.confState().learners.includes(id as RaftId)) {
+          throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `raft id ${id} is not a learner`);
+        }
+        await this.proposeChange('promote', id, undefined, signal);
+        return true;
+      }
+      case 'remove': {
+        const id = this.requireMember(req.raftId);
+        await this.proposeChange('remove', id, undefined, signal);
+        return true;
+      }
+      case 'transfer': {
+        const id = this.requireMember(req.raftId);
+        if (id === this.raftId) return true;
+        await this.driver!.call((r) => r.transferLeadership(id as RaftId)).catch((err: unknown) => {
+          throw toNodeError(err);
+        });
+        await this.waitUntil(() => this.leaderId === id, this.options.changeTimeoutMs, signal, `leadership did not move to ${id}`);
+        return true;
+      }
+      default:
+        throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `unknown membership operation ${String(req.op)}`);
+    }
+  }
+
+  private requireMember(raftId: unknown): number {
+    if (typeof raftId !== 'number' || !findMember(this.membershipState, raftId)) {
+      throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `raft id ${String(raftId)} is not a member`);
+    }
+    return raftId;
+  }
+
+  private async addMember(op: 'add-peer' | 'add-learner', p2pAddress: string, signal?: AbortSignal): Promise<number> {
+    const match = /^(\/.+)\/p2p\/([1-9A-HJ-NP-Za-km-z]+)$/.exec(p2pAddress);
+    if (!match) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `p2p address must be a multiaddr ending in /p2p/<peer id>, got ${JSON.stringify(p2pAddress)}`);
+    const [, addr, peerId] = match;
+    if (findMemberByPeerId(this.membershipState, peerId)) {
+      throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `peer ${peerId} is already a member`);
+    }
+    // Let the new node in (only it, and only for this change), then ask who it is.
+    this.updatePeers([{ peerId, addrs: [addr] }]);
+    let info: Omit<MemberInfo, 'raftId'>;
+    try {
+      info = (await this.ctlRequest(peerId, { type: 'hello' }, 5_000, signal)) as Omit<MemberInfo, 'raftId'>;
+    } catch (err) {
+      this.updatePeers();
+      throw new NodeError(NodeErrorCode.Unavailable, `could not reach the new node at ${p2pAddress} (is it running with --join?): ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const raftId = this.membershipState.nextRaftId;
+    const member: MemberInfo = { ...info, raftId, peerId, p2pAddrs: [addr] };
+    try {
+      await this.proposeChange(op, raftId, member, signal);
+    } finally {
+      this.updatePeers();
+    }
+    return raftId;
+  }
+
+  /** Proposes a change and resolves once it is applied here (so: committed). */
+  private async proposeChange(op: ConfChangeOp, raftId: number, member: MemberInfo | undefined, signal?: AbortSignal): Promise<void> {
+    const requestId = randomBytes(12).toString('hex');
+    const context = encodeConfContext({ op, requestId, raftId, ...(member ? { member } : {}) });
+    let resolveApplied!: () => void;
+    const applied = new Promise<void>((resolve) => (resolveApplied = resolve));
+    this.confWaiters.set(requestId, resolveApplied);
+    try {
+      await this.driver!.proposeConfChange(confChangeFor(op, raftId, context)).catch((err: unknown) => {
+        throw toNodeError(err);
+      });
+      await this.raceTimeout(applied, this.options.changeTimeoutMs, signal, `membership change (${op} ${raftId}) did not commit`);
+    } finally {
+      this.confWaiters.delete(requestId);
+    }
+  }
+
+  private raceTimeout(p: Promise<void>, timeoutMs: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const fail = () => reject(new NodeError(NodeErrorCode.Timeout, `${what} within ${timeoutMs} ms: its outcome is unknown`));
+      const timer = this.deps.clock.setTimeout(fail, timeoutMs);
+      signal?.addEventListener('abort', fail, { once: true });
+      p.then(
+        () => {
+          timer.cancel();
+          resolve();
+        },
+        (err: unknown) => {
+          timer.cancel();
+          reject(err);
+        },
+      );
+    });
+  }
+
+  private waitUntil(check: () => boolean, timeoutMs: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+    if (check()) return Promise.resolve();
+    let waiter!: Waiter;
+    const p = new Promise<void>((resolve) => {
+      waiter = { check, resolve };
+      this.waiters.add(waiter);
+    });
+    return this.raceTimeout(p, timeoutMs, signal, what).finally(() => this.waiters.delete(waiter));
+  }
+
+  // ------------------------------------------------------------------ transactions
+
+  /** Submits a client-signed transaction (raw bytes). Resolves with its hash once accepted by the leader's pool. */
+  async submitRaw(bytes: Uint8Array, signal?: AbortSignal): Promise<string> {
+    let tx: Transaction;
+    try {
+      tx = decodeTransaction(bytes);
+    } catch (err) {
+      throw toNodeError(err);
+    }
+    return this.submit(tx, signal);
+  }
+
+  async submit(tx: Transaction, signal?: AbortSignal): Promise<string> {
+    this.assertRunning();
+    try {
+      verifyTransaction(tx, this.deps.genesis.chainId, this.verifiedTxs);
+    } catch (err) {
+      throw toNodeError(err);
+    }
+    if (this.role === 'leader') {
+      try {
+        this.pool.add(tx);
+      } catch (err) {
+        throw toNodeError(err);
+      }
+      return tx.hashHex;
+    }
+    const leader = findMember(this.membershipState, this.leaderId);
+    if (!leader) throw new NodeError(NodeErrorCode.NoLeader, 'no leader is known: retry after an election timeout');
+    let reply: Uint8Array;
+    try {
+      reply = await this.deps.transport.request(leader.peerId, CHANNEL_TX, tx.encoded, { timeoutMs: this.options.forwardTimeoutMs, signal });
+    } catch (err) {
+      throw new NodeError(NodeErrorCode.Unavailable, `could not forward the transaction to the leader (raft id ${leader.raftId}): ${err instanceof Error ? err.message : String(err)}; its outcome is unknown`, { leader: leader.raftId, leaderRpcUrl: leader.rpcUrl });
+    }
+    const parsed = JSON.parse(new TextDecoder().decode(reply)) as { ok?: string; error?: WireError };
+    if (parsed.error) throw errorFromWire(parsed.error);
+    return tx.hashHex;
+  }
+
+  /** The leader's side of a follower's forward. Members are trusted to have verified the signature (Raft is crash-fault tolerant). */
+  private async onForwardedTx(from: string, data: Uint8Array): Promise<Uint8Array> {
+    let out: { ok?: string; error?: WireError };
+    try {
+      if (!findMemberByPeerId(this.membershipState, from)) throw new NodeError(NodeErrorCode.Unavailable, 'not a member');
+      if (this.role !== 'leader') {
+        const leader = findMember(this.membershipState, this.leaderId);
+        throw new NodeError(NodeErrorCode.NotLeader, `this node is no longer the leader (leader: ${this.leaderId || 'unknown'})`, { leader: this.leaderId || null, leaderRpcUrl: leader?.rpcUrl ?? null });
+      }
+      const tx = decodeTransaction(data);
+      verifyTransaction(tx, this.deps.genesis.chainId, this.verifiedTxs);
+      this.pool.add(tx);
+      out = { ok: tx.hashHex };
+    } catch (err) {
+      out = { error: errorToWire(err) };
+    }
+    return new TextEncoder().encode(JSON.stringify(out));
+  }
+
+  /** quorate_sendTransaction: signs with a key this node holds. */
+  async sendTransaction(request: { from: Address; ops: readonly Op[]; privateFor?: readonly string[] }, signal?: AbortSignal): Promise<string> {
+    this.assertRunning();
+    const key = this.accountsByAddress.get(request.from.toLowerCase());
+    if (!key) throw new NodeError(NodeErrorCode.TxUnknownAccount, `this node holds no key for ${request.from}; use quorate_accounts, or sign it yourself and use quorate_sendRawTransaction`);
+    let privatePayloadHash: Uint8Array | undefined;
+    let privateFor: Uint8Array[] | undefined;
+    if (request.privateFor !== undefined) {
+      const privacy = this.deps.privacy;
+      if (!privacy) throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this node has no transaction manager');
+      privateFor = request.privateFor.map((k) => Buffer.from(k, 'base64'));
+      privatePayloadHash = await privacy.send(encodePrivatePayload(request.ops), request.privateFor, signal);
+    }
+    const nonce = this.nextNonce(key.address);
+    let tx: Transaction;
+    try {
+      tx = signTransaction({ chainId: this.deps.genesis.chainId, nonce, ops: privatePayloadHash ? [] : request.ops, privatePayloadHash, privateFor }, key);
+    } catch (err) {
+      throw toNodeError(err);
+    }
+    this.localNonces.set(key.address, nonce + 1);
+    try {
+      return await this.submit(tx, signal);
+    } catch (err) {
+      // The nonce may or may not be used now (a forward that timed out): start again from the chain.
+      this.localNonces.delete(key.address);
+      throw err;
+    }
+  }
+
+  private nextNonce(address: Address): number {
+    const committed = getNonce(this.chain.state, address);
+    const local = this.localNonces.get(address) ?? 0;
+    const pooled = this.role === 'leader' ? this.pool.pendingNonce(address) : 0;
+    return Math.max(committed, local, pooled);
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /** A linearizable read barrier (ReadIndex): after it resolves, local state reflects every write committed before the call. */
+  async readBarrier(signal?: AbortSignal): Promise<void> {
+    this.assertRunning();
+    const p = this.driver!.readBarrier().then(() => undefined);
+    if (!signal) return p.catch((err: unknown) => Promise.reject(toNodeError(err)));
+    return this.raceTimeout(p, this.options.changeTimeoutMs, signal, 'linearizable read').catch((err: unknown) => Promise.reject(toNodeError(err)));
+  }
+
+  get chainState(): ChainState {
+    return this.chain;
+  }
+  get store(): ChainStore {
+    return this.deps.chainStore;
+  }
+  get membership(): MembershipState {
+    return this.membershipState;
+  }
+  get accounts(): readonly Address[] {
+    return [...this.accountsByAddress.keys()];
+  }
+  get chainId(): number {
+    return this.deps.genesis.chainId;
+  }
+  get transport(): PeerTransport {
+    return this.deps.transport;
+  }
+  get privacy(): PrivacyProvider | undefined {
+    return this.deps.privacy;
+  }
+  get poolSize(): number {
+    return this.pool?.size ?? 0;
+  }
+
+  onBlock(listener: (e: CommittedBlockEvent) => void): () => void {
+    this.blockListeners.add(listener);
+    return () => this.blockListeners.delete(listener);
+  }
+
+  roleOfMember(raftId: number): 'verifier' | 'learner' | undefined {
+    return this.raft ? roleOf(this.raft.confState(), raftId) : undefined;
+  }
+
+  status(): NodeStatus {
+    const base = { raftId: this.raftId, head: this.chain?.head.header.number ?? 0, peers: this.deps.transport.connectedPeers().length, appliedIndex: this.applied };
+    if (!this.raft) {
+      return { ...base, term: 0, role: 'learner', leader: null, commitIndex: 0, voters: [], learners: [], joint: false, alarm: this.alarm ?? 'waiting to be added to the cluster' };
+    }
+    const s = this.raft.status();
+    const cs = s.confState;
+    return {
+      ...base,
+      term: s.hardState.term,
+      role: this.role,
+      leader: s.softState.leader || null,
+      commitIndex: s.hardState.commit,
+      voters: [...new Set([...cs.voters, ...cs.votersOutgoing])],
+      learners: [...cs.learners, ...cs.learnersNext],
+      joint: cs.votersOutgoing.length > 0,
+      ...(this.alarm ? { alarm: this.alarm } : {}),
+    };
+  }
+
+  private assertRunning(): void {
+    if (this.stopped) throw new NodeError(NodeErrorCode.Unavailable, 'node is stopped');
+    if (this.fatalError !== undefined) throw new NodeError(NodeErrorCode.Unavailable, `node stopped on a fatal error: ${String(this.alarm)}`);
+    if (this.removed) throw new NodeError(NodeErrorCode.Unavailable, 'this node was removed from the cluster');
+    if (!this.driver) throw new NodeError(NodeErrorCode.Unavailable, 'this node has not joined the cluster yet');
+  }
+}
+
+/** The genesis membership from init's genesis members (raft ids 1..N). */
+export function genesisMembership(members: readonly MemberInfo[]): MembershipState {
+  const maxId = members.reduce((m, x) => Math.max(m, x.raftId), 0);
+  return { members: [...members], nextRaftId: maxId + 1, removed: [] };
+}
+

@@ -1,0 +1,140 @@
+// End-to-end behaviour of real QuorateNodes in one process (in-memory transport and stores).
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { NodeError, NodeErrorCode } from '../../node/errors.js';
+import { TestCluster, waitFor, type HarnessNode } from './harness.js';
+
+let cluster: TestCluster | undefined;
+
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+async function put(h: HarnessNode, key: string, value: string): Promise<string> {
+  return h.node.sendTransaction({ from: h.account.address, ops: [{ type: 'put', key, value }] });
+}
+
+async function waitCommitted(nodes: readonly HarnessNode[], txHash: string): Promise<void> {
+  const hash = Uint8Array.from(Buffer.from(txHash.slice(2), 'hex'));
+  await waitFor(async () => {
+    for (const h of nodes) if (!(await h.node.store.getReceipt(hash))) return false;
+    return true;
+  }, 10_000, `tx ${txHash} committed on every node`);
+}
+
+async function blockHashes(h: HarnessNode): Promise<string[]> {
+  const out: string[] = [];
+  const head = h.node.chainState.head.header.number;
+  for (let n = 0; n <= head; n++) out.push((await h.node.store.getBlockByNumber(n))!.hashHex);
+  return out;
+}
+
+async function expectSameChain(nodes: readonly HarnessNode[]): Promise<void> {
+  const heads = nodes.map((h) => h.node.chainState.head.header.number);
+  const height = Math.max(...heads);
+  await waitFor(() => nodes.every((h) => h.node.chainState.head.header.number === height), 10_000, 'all nodes at the same height');
+  const chains = await Promise.all(nodes.map(blockHashes));
+  for (const c of chains) expect(c).toEqual(chains[0]);
+}
+
+describe('an in-process cluster of QuorateNodes', () => {
+  it('elects one leader, commits transactions sent to any node, and every node has the same chain', async () => {
+    cluster = new TestCluster({ nodes: 3 });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.nodes.find((h) => h !== leader)!;
+    const hashes: string[] = [];
+    for (let i = 0; i < 20; i++) hashes.push(await put(i % 2 ? leader : follower, `k${i}`, `v${i}`));
+    await waitCommitted(cluster.nodes, hashes[hashes.length - 1]);
+    await expectSameChain(cluster.nodes);
+    for (const h of cluster.nodes) {
+      expect(await h.node.store.getValue('k19')).toBe('v19');
+      expect(await h.node.store.getValue('k0')).toBe('v0');
+    }
+    // One block per Raft entry, and no empty blocks.
+    const head = leader.node.chainState.head.header.number;
+    for (let n = 1; n <= head; n++) expect((await leader.node.store.getBlockByNumber(n))!.transactions.length).toBeGreaterThan(0);
+  });
+
+  it('answers a linearizable read on a follower with a value committed before the read', async () => {
+    cluster = new TestCluster({ nodes: 3 });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.nodes.find((h) => h !== leader)!;
+    const hash = await put(leader, 'x', '1');
+    await waitCommitted([leader], hash);
+    await follower.node.readBarrier();
+    expect(await follower.node.store.getValue('x')).toBe('1');
+  });
+
+  it('elects a new leader when the leader is cut off, and the old leader converges after healing', async () => {
+    cluster = new TestCluster({ nodes: 3 });
+    await cluster.start();
+    const old = await cluster.waitForLeader();
+    const h1 = await put(old, 'before', 'yes');
+    await waitCommitted(cluster.nodes, h1);
+    cluster.network.isolate(old.peerId);
+    const rest = cluster.nodes.filter((h) => h !== old);
+    const next = await cluster.waitForLeader(rest);
+    expect(next).not.toBe(old);
+    const h2 = await put(next, 'after', 'yes');
+    await waitCommitted(rest, h2);
+    // CheckQuorum: the cut-off leader steps down on its own.
+    await waitFor(() => old.node.status().role !== 'leader', 5_000, 'the isolated leader to step down');
+    cluster.network.heal();
+    await waitCommitted(cluster.nodes, h2);
+    await expectSameChain(cluster.nodes);
+  });
+
+  it('adds a learner that catches up, promotes it, removes an original member; each change answers after commit', async () => {
+    cluster = new TestCluster({ nodes: 3 });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    for (let i = 0; i < 5; i++) await put(leader, `pre${i}`, 'v');
+    const joiner = await cluster.addJoiningNode();
+    const id = await leader.node.addLearner(cluster.p2pAddress(joiner));
+    expect(id).toBe(4);
+    // Committed when the call returned: the leader's applied membership has it.
+    expect(leader.node.membership.members.map((m) => m.raftId)).toContain(4);
+    await waitFor(() => joiner.node.status().raftId === 4, 10_000, 'the joiner to learn its id');
+    const hash = await put(leader, 'late', 'v');
+    await waitCommitted([joiner], hash);
+    expect(await joiner.node.store.getValue('pre0')).toBe('v');
+    expect(joiner.node.status().learners).toContain(4);
+
+    await leader.node.promoteToPeer(4);
+    expect(leader.node.status().voters).toContain(4);
+
+    const victim = cluster.nodes.find((h) => h !== leader && h !== joiner)!;
+    await leader.node.removePeer(victim.raftId);
+    expect(leader.node.status().voters).not.toContain(victim.raftId);
+    const hash2 = await put(leader, 'after-remove', 'v');
+    await waitCommitted([joiner], hash2);
+    // Ids are never reused: the next one is 5.
+    expect(leader.node.membership.nextRaftId).toBe(5);
+  });
+
+  it('refuses a membership change for a non-member and names the problem', async () => {
+    cluster = new TestCluster({ nodes: 3 });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    await expect(leader.node.removePeer(42)).rejects.toMatchObject({ code: NodeErrorCode.MembershipChangeInvalid });
+    await expect(leader.node.addPeer('/ip4/127.0.0.1/tcp/1')).rejects.toBeInstanceOf(NodeError);
+  });
+
+  it('keeps every committed block across a restart of a follower', async () => {
+    cluster = new TestCluster({ nodes: 3 });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.nodes.find((h) => h !== leader)!;
+    let last = '';
+    for (let i = 0; i < 10; i++) last = await put(leader, `r${i}`, `${i}`);
+    await waitCommitted(cluster.nodes, last);
+    await cluster.restart(follower);
+    const more = await put(leader, 'after-restart', 'v');
+    await waitCommitted(cluster.nodes, more);
+    expect(await follower.node.store.getValue('r9')).toBe('9');
+    await expectSameChain(cluster.nodes);
+  });
+});
