@@ -9,7 +9,7 @@
 // OpenSSL's Ed25519 verification is strict (canonical S), so one header has one valid signature.
 // Block encoding: header ‖ [64] signature ‖ u32 txCount ‖ txCount × (u32 length ‖ tx encoding).
 //
-// Roots: txRoot = merkleRoot(tx hashes); receiptsRoot = merkleRoot(keccak256 of each receipt);
+// Roots: txRoot = merkleRoot(tx hashes); receiptsRoot = merkleRoot(receiptLeaf of each receipt);
 // stateRoot = the LtHash root of the whole public state after the block (state.ts, lthash.ts).
 // Receipts and the state are application-independent containers, so another Application keeps
 // these encodings (ROADMAP).

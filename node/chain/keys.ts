@@ -176,21 +176,35 @@ export function sign(key: AccountKey, message: Uint8Array): Uint8Array {
  * oldest-inserted-first, which for a working set of active accounts is close enough to LRU.
  */
 export const MAX_CACHED_PUBLIC_KEYS = 16_384;
-const publicKeyCache = new Map<string, KeyObject>();
+const publicKeyCache = new Map<string, { key: KeyObject; address?: Address }>();
 
-export function publicKeyObject(publicKeyRaw: Uint8Array): KeyObject {
+function cacheEntry(publicKeyRaw: Uint8Array): { key: KeyObject; address?: Address } {
   assert(publicKeyRaw.length === PUBLIC_KEY_BYTES, `public key must be 32 bytes, got ${publicKeyRaw.length}`);
   const id = toHexBare(publicKeyRaw);
-  let key = publicKeyCache.get(id);
-  if (key === undefined) {
-    key = crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKeyRaw]), format: 'der', type: 'spki' });
+  let entry = publicKeyCache.get(id);
+  if (entry === undefined) {
+    entry = { key: crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKeyRaw]), format: 'der', type: 'spki' }) };
     if (publicKeyCache.size >= MAX_CACHED_PUBLIC_KEYS) {
       const oldest = publicKeyCache.keys().next().value as string;
       publicKeyCache.delete(oldest);
     }
-    publicKeyCache.set(id, key);
+    publicKeyCache.set(id, entry);
   }
-  return key;
+  return entry;
+}
+
+export function publicKeyObject(publicKeyRaw: Uint8Array): KeyObject {
+  return cacheEntry(publicKeyRaw).key;
+}
+
+/**
+ * addressFromPublicKey through the same bounded cache (saves a keccak per verification). Throws
+ * like publicKeyObject for a key that is not a valid curve point.
+ */
+export function cachedAddressOf(publicKeyRaw: Uint8Array): Address {
+  const entry = cacheEntry(publicKeyRaw);
+  entry.address ??= addressFromPublicKey(publicKeyRaw);
+  return entry.address;
 }
 
 /** Verifies an Ed25519 signature. Never throws on bad input: a malformed key or signature is false. */

@@ -1,14 +1,14 @@
 // Receipts: the outcome of one transaction in a block.
 //
 // Encoding: u8 version(1) ‖ [32] txHash ‖ u8 status (0|1) ‖ u8 flags (bit 0: private) ‖ str16 reason.
-// The receipts root (hash.ts merkleRoot over keccak256 of each encoding) is in the header, so
+// The receipts root (hash.ts merkleRoot over receiptLeaf of each) is in the header, so
 // receipts must be identical on every node. For a private transaction the PUBLIC receipt is always
 // status 1 ("included"): its execution differs per node (only parties run it), so its outcome lives
 // in this node's private receipt, which is not in any root.
 
 import { ChainErrorCode } from './errors.js';
 import { Reader, Writer, toHex, utf8Length } from './codec.js';
-import { type Hash, keccak256, merkleRoot } from './hash.js';
+import { type Hash, RECEIPT_LEAF_PREFIX, keccak256, merkleRoot } from './hash.js';
 import type { Transaction, TxLocation } from './tx.js';
 
 /** Longest failure reason kept, in UTF-8 bytes; longer reasons are cut (on a char boundary). */
@@ -47,8 +47,17 @@ export function decodeReceipt(bytes: Uint8Array): Receipt {
   return { txHash, status: status as 0 | 1, reason, isPrivate: flags === 1 };
 }
 
+/** The receipt's Merkle leaf: keccak256(0x00 ‖ encoding) (hash.ts explains the prefix). */
+export function receiptLeaf(r: Receipt): Hash {
+  const enc = encodeReceipt(r);
+  const buf = new Uint8Array(1 + enc.length);
+  buf[0] = RECEIPT_LEAF_PREFIX;
+  buf.set(enc, 1);
+  return keccak256(buf);
+}
+
 export function receiptsRoot(receipts: readonly Receipt[]): Hash {
-  return merkleRoot(receipts.map((r) => keccak256(encodeReceipt(r))));
+  return merkleRoot(receipts.map(receiptLeaf));
 }
 
 export interface ReceiptJson {

@@ -12,7 +12,8 @@
 //     [64] privatePayloadHash   SHA3-512 of the ciphertext, from the transaction manager
 //     u8   n, n × [32]         privateFor: recipients' enclave public keys (optional, may be 0)
 //   u16  opCount, ops       ops (0 when private: a private tx's ops are its private payload)
-//   [64] signature          Ed25519 over keccak256("quorate/tx/v1" ‖ all bytes above)
+//   [64] signature          Ed25519 over "quorate/tx/v1" ‖ all bytes above (Ed25519 hashes its
+//                           message with SHA-512 itself; pre-hashing with keccak would only add cost)
 // Op encoding: u8 opcode, then per op:
 //   transfer: [20] to, biguint amount | put: str16 key, str32 value | delete: str16 key
 //   cas: str16 key, u8 hasExpect (0|1), [str32 expect], str32 value | append: str16 key, str32 value
@@ -28,8 +29,8 @@ import {
   SIGNATURE_BYTES,
   type AccountKey,
   type Address,
-  addressFromPublicKey,
   addressToBytes,
+  cachedAddressOf,
   isAddress,
   sign,
   verifySignature,
@@ -269,11 +270,12 @@ function checkUnsigned(tx: UnsignedTransaction): void {
   }
 }
 
+/** The domain prefix keeps a transaction signature from ever being valid as a block signature. */
 function signingMessage(unsignedBytes: Uint8Array): Uint8Array {
   const buf = new Uint8Array(TX_SIGNING_DOMAIN.length + unsignedBytes.length);
   buf.set(TX_SIGNING_DOMAIN, 0);
   buf.set(unsignedBytes, TX_SIGNING_DOMAIN.length);
-  return keccak256(buf);
+  return buf;
 }
 
 /**
@@ -414,7 +416,13 @@ export function verifyTransaction(tx: Transaction, chainId: number, cache?: Veri
     throw new ChainError(ChainErrorCode.TxWrongChainId, `transaction is for chain ${tx.chainId}, this chain is ${chainId}`, { txChainId: tx.chainId, chainId, hash: tx.hashHex });
   }
   if (cache?.has(tx.hashHex)) return;
-  if (addressFromPublicKey(tx.publicKey) !== tx.from) {
+  let address: Address;
+  try {
+    address = cachedAddressOf(tx.publicKey);
+  } catch {
+    throw new ChainError(ChainErrorCode.TxBadSignature, `transaction ${tx.hashHex} carries a public key that is not an Ed25519 key`, { hash: tx.hashHex });
+  }
+  if (address !== tx.from) {
     throw new ChainError(ChainErrorCode.TxAddressMismatch, `from ${tx.from} is not the address of the transaction's public key`, { from: tx.from, hash: tx.hashHex });
   }
   const unsignedBytes = tx.encoded.subarray(0, tx.encoded.length - SIGNATURE_BYTES);

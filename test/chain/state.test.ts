@@ -118,12 +118,13 @@ describe('state root over the whole state', () => {
 describe('merkle root', () => {
   it('follows the documented construction', () => {
     const h = (n: number): Uint8Array => keccak256(Uint8Array.of(n));
-    const leaf = (x: Uint8Array): Uint8Array => keccak256(Uint8Array.from([0, ...x]));
     const node = (l: Uint8Array, r: Uint8Array): Uint8Array => keccak256(Uint8Array.from([1, ...l, ...r]));
     expect(toHex(merkleRoot([]))).toBe(toHex(EMPTY_ROOT));
-    expect(toHex(merkleRoot([h(1)]))).toBe(toHex(leaf(h(1))));
-    const three = node(node(leaf(h(1)), leaf(h(2))), leaf(h(3)));
+    expect(toHex(merkleRoot([h(1)]))).toBe(toHex(h(1)));
+    const three = node(node(h(1), h(2)), h(3));
     expect(toHex(merkleRoot([h(1), h(2), h(3)]))).toBe(toHex(three));
+    const five = node(node(node(h(1), h(2)), node(h(3), h(4))), h(5));
+    expect(toHex(merkleRoot([1, 2, 3, 4, 5].map(h)))).toBe(toHex(five));
     // No duplication ambiguity: [a,b,c] and [a,b,c,c] differ.
     expect(toHex(merkleRoot([h(1), h(2), h(3), h(3)]))).not.toBe(toHex(three));
     expect(toHex(merkleRoot([h(2), h(1)]))).not.toBe(toHex(merkleRoot([h(1), h(2)])));

@@ -108,7 +108,7 @@ describe('transaction encoding', () => {
     expect(code(() => decodeTransaction(b))).toBe(ChainErrorCode.TxMalformed);
   });
 
-  it('never throws anything but a ChainError on random corruption', () => {
+  it('decode + verify never throw anything but a ChainError on random corruption', () => {
     const t = signTransaction({ chainId: CHAIN_ID, nonce: 1, ops: allOps }, alice);
     let state = 12345;
     const rnd = (n: number): number => {
@@ -118,7 +118,7 @@ describe('transaction encoding', () => {
     for (let i = 0; i < 2000; i++) {
       const b = Uint8Array.from(t.encoded);
       for (let j = 0; j < 1 + rnd(4); j++) b[rnd(b.length)] = rnd(256);
-      const c = code(() => decodeTransaction(b));
+      const c = code(() => verifyTransaction(decodeTransaction(b), CHAIN_ID));
       expect(c === 'no error' || Object.values(ChainErrorCode).includes(c as ChainErrorCode)).toBe(true);
     }
   });

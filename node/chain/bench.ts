@@ -1,0 +1,175 @@
+// Benchmarks of the chain layer (`npm run bench:chain`). Prints rates; asserts nothing (STYLE:
+// performance is never asserted by timed unit tests). Numbers on a shared 2-core machine are
+// orders of magnitude, not promises.
+import '../polyfills.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  ChainState,
+  LedgerApp,
+  MemoryState,
+  NO_PRIVATE_CHANGES,
+  TxPool,
+  VerifiedTxCache,
+  accountKeyFromSeed,
+  applyBlock,
+  baseOf,
+  buildBlock,
+  decodeBlock,
+  decodeTransaction,
+  encodeBlock,
+  expandElement,
+  genesisBlock,
+  getNonce,
+  openLevelChainStore,
+  parseGenesis,
+  signTransaction,
+  toHex,
+  verifyTransaction,
+  type Transaction,
+  type Block,
+  type AppliedBlock,
+} from './index.js';
+
+const CHAIN_ID = 1337;
+const BLOCK_TXS = 500;
+const ACCOUNTS = 100;
+
+function seed(n: number, tag: number): Uint8Array {
+  const s = new Uint8Array(32);
+  new DataView(s.buffer).setUint32(0, n);
+  s[31] = tag;
+  return s;
+}
+
+function rate(label: string, count: number, fn: () => void, unit = 'tx/s'): number {
+  const start = process.hrtime.bigint();
+  fn();
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  const r = (count / ms) * 1000;
+  console.log(`${label.padEnd(58)} ${r.toFixed(0).padStart(9)} ${unit}   (${count} in ${ms.toFixed(0)} ms)`);
+  return r;
+}
+
+async function rateAsync(label: string, count: number, fn: () => Promise<void>, unit = 'tx/s'): Promise<void> {
+  const start = process.hrtime.bigint();
+  await fn();
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  console.log(`${label.padEnd(58)} ${((count / ms) * 1000).toFixed(0).padStart(9)} ${unit}   (${count} in ${ms.toFixed(0)} ms)`);
+}
+
+const accounts = Array.from({ length: ACCOUNTS }, (_, i) => accountKeyFromSeed(seed(i + 1, 1)));
+const minter = accountKeyFromSeed(seed(1, 2), 'minter');
+const genesis = parseGenesis({
+  chainId: CHAIN_ID,
+  alloc: Object.fromEntries(accounts.map((a) => [a.address, '1000000000'])),
+  members: [{ raftId: 1, minterPublicKey: toHex(minter.publicKeyRaw) }],
+});
+const app = new LedgerApp();
+const newChain = (cache = new VerifiedTxCache()): ChainState => {
+  const g = genesisBlock(genesis);
+  return new ChainState({ chainId: CHAIN_ID, app, head: g.block, state: g.state, privateState: new MemoryState(), verifiedTxs: cache });
+};
+
+/** A block's worth of typical transactions: transfers, puts and appends, 5 per account. */
+function makeTxs(chain: ChainState, n: number, round: number): Transaction[] {
+  const out: Transaction[] = [];
+  for (let i = 0; i < n; i++) {
+    const a = accounts[i % ACCOUNTS];
+    const nonce = getNonce(chain.state, a.address) + Math.floor(i / ACCOUNTS);
+    const ops =
+      i % 3 === 0
+        ? [{ type: 'transfer' as const, to: accounts[(i + 1) % ACCOUNTS].address, amount: 1n }]
+        : i % 3 === 1
+          ? [{ type: 'put' as const, key: `key-${i}`, value: `value-${round}-${i}` }]
+          : [{ type: 'append' as const, key: `list-${i % 10}`, value: `item-${round}-${i}` }];
+    out.push(signTransaction({ chainId: CHAIN_ID, nonce, ops }, a));
+  }
+  return out;
+}
+
+console.log(`chain bench — node ${process.version}, ${os.cpus().length} cpus, block of ${BLOCK_TXS} txs, ${ACCOUNTS} accounts`);
+
+const chain0 = newChain();
+let txs: Transaction[] = [];
+rate('sign (signTransaction: encode + keccak + Ed25519 sign)', 5_000, () => {
+  txs = makeTxs(chain0, 5_000, 0);
+});
+rate('verify (Ed25519, cached KeyObject, no tx cache)', 3_000, () => {
+  for (let i = 0; i < 3_000; i++) verifyTransaction(txs[i], CHAIN_ID);
+});
+rate('decode (strict decode + keccak hash)', 5_000, () => {
+  for (const t of txs) decodeTransaction(t.encoded);
+});
+const sample = buildBlock(app, CHAIN_ID, baseOf(chain0), txs.slice(0, BLOCK_TXS), { raftId: 1, key: minter }, 1, 1).block;
+const encoded = encodeBlock(sample);
+console.log(`  block of ${sample.transactions.length} txs = ${encoded.length} bytes (${(encoded.length / sample.transactions.length).toFixed(0)} B/tx)`);
+rate('encode block (per tx)', 20 * BLOCK_TXS, () => {
+  for (let i = 0; i < 20; i++) encodeBlock(sample);
+});
+rate('decode block (per tx)', 10 * BLOCK_TXS, () => {
+  for (let i = 0; i < 10; i++) decodeBlock(encoded);
+});
+const k = new TextEncoder().encode('v/some-key');
+const v = new TextEncoder().encode('some value of a typical size, forty bytes');
+rate('LtHash expand (SHAKE256 → 2 KiB, node:crypto)', 20_000, () => {
+  for (let i = 0; i < 20_000; i++) expandElement(k, v);
+}, 'elem/s');
+
+// Build + apply as a cluster does it: the minter's pool verified each tx on entry (shared cache),
+// followers either verified them on entry too (forwarded) or must verify on apply.
+const ROUNDS = 6;
+const minterChain = newChain();
+const followerCold = newChain(new VerifiedTxCache(1)); // effectively no cache: verifies every tx
+const pool = new TxPool({ chainId: CHAIN_ID, app, nonceOf: (a) => getNonce(minterChain.state, a), verifiedTxs: minterChain.verifiedTxs });
+const blocks: { block: Block; res: AppliedBlock }[] = [];
+let poolMs = 0;
+let buildMs = 0;
+let applyWarmMs = 0;
+let applyColdMs = 0;
+for (let r = 0; r < ROUNDS; r++) {
+  const batch = makeTxs(minterChain, BLOCK_TXS, r + 1);
+  let t = process.hrtime.bigint();
+  for (const tx of batch) pool.add(tx);
+  poolMs += Number(process.hrtime.bigint() - t) / 1e6;
+  t = process.hrtime.bigint();
+  const built = buildBlock(app, CHAIN_ID, baseOf(minterChain), pool.take(BLOCK_TXS, 4 << 20), { raftId: 1, key: minter }, 1000 + r, 1, {}, minterChain.verifiedTxs);
+  buildMs += Number(process.hrtime.bigint() - t) / 1e6;
+  if (built.block.transactions.length !== BLOCK_TXS) throw new Error(`built only ${built.block.transactions.length} txs`);
+  t = process.hrtime.bigint();
+  const res = applyBlock(minterChain, built.block, new Map());
+  if (res.kind !== 'applied') throw new Error(res.detail);
+  minterChain.advance(res);
+  pool.removeCommitted(built.block.transactions);
+  applyWarmMs += Number(process.hrtime.bigint() - t) / 1e6;
+  const wire = decodeBlock(encodeBlock(built.block));
+  t = process.hrtime.bigint();
+  const res2 = applyBlock(followerCold, wire, new Map());
+  if (res2.kind !== 'applied') throw new Error(res2.detail);
+  followerCold.advance(res2);
+  applyColdMs += Number(process.hrtime.bigint() - t) / 1e6;
+  blocks.push({ block: built.block, res });
+}
+const n = ROUNDS * BLOCK_TXS;
+const show = (label: string, ms: number): void => console.log(`${label.padEnd(58)} ${((n / ms) * 1000).toFixed(0).padStart(9)} tx/s   (${n} in ${ms.toFixed(0)} ms)`);
+show('pool.add (checks + Ed25519 verify once)', poolMs);
+show(`buildBlock ${BLOCK_TXS} txs (pre-verified, overlay + roots + sign)`, buildMs);
+show(`applyBlock ${BLOCK_TXS} txs, txs verified on entry (cache hit)`, applyWarmMs);
+show(`applyBlock ${BLOCK_TXS} txs, verifying every tx (cache miss)`, applyColdMs);
+show('minter path: pool.add + build + apply (one node)', poolMs + buildMs + applyWarmMs);
+
+// Durable commit of those blocks to LevelDB (one synced chained batch per block).
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quorate-chain-bench-'));
+try {
+  const store = await openLevelChainStore(dir);
+  const g = genesisBlock(genesis);
+  await store.init(CHAIN_ID, g.block, g.state);
+  await rateAsync(`store.commitBlock ${BLOCK_TXS} txs (one synced batch per block)`, n, async () => {
+    let idx = 1;
+    for (const { block, res } of blocks) await store.commitBlock(block, res.receipts, res.stateChanges, NO_PRIVATE_CHANGES, idx++);
+  });
+  await store.close();
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
