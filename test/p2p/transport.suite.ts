@@ -218,7 +218,10 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       a.transport.setPeers([allowed.address()]);
       allowed.transport.setPeers([a.address()]);
       stranger.transport.setPeers([a.address()]);
-      await waitFor(() => a.transport.connectedPeers().includes(allowed.peerId), 'allowed peer connected');
+      await waitFor(
+        () => a.transport.connectedPeers().includes(allowed.peerId) && allowed.transport.connectedPeers().includes(a.peerId),
+        'allowed peer connected, seen from both ends',
+      );
       // Positive: the allowed peer's message arrives.
       allowed.transport.send(a.peerId, 'raft', enc('member'));
       await waitFor(() => fromIds.includes(allowed.peerId), 'member message delivered');
