@@ -16,7 +16,8 @@
 // full scrypt, and the check is a one-way function of the derived key.
 
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, open, readFile, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import nacl from 'tweetnacl';
 import { scryptAsync } from '@noble/hashes/scrypt.js';
 import { sha3_256 } from '@noble/hashes/sha3.js';
@@ -180,13 +181,15 @@ export async function unsealKeyPair(text: string, password: string | undefined, 
 
 /**
  * Writes a new key file (mode 0600) and returns its public key (base64). Refuses to overwrite
- * an existing file (KeyFileExists). Written to a temporary file, fsynced, then renamed, so a
- * crash never leaves a half-written key file under the real name.
+ * an existing file (KeyFileExists). Written to a temporary file and fsynced, then hard-linked
+ * under the real name — link(2) fails atomically if the name exists, where a rename would
+ * silently replace a key — and the directory fsynced, so a crash never leaves a half-written
+ * key file under the real name.
  */
 export async function createKeyFile(path: string, password: string, params: ScryptParams = DEFAULT_SCRYPT_PARAMS, keyPair: BoxKeyPair = generateBoxKeyPair()): Promise<string> {
   requirePassword(password, path);
   const text = await sealKeyPair(keyPair, password, params);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const handle = await open(tmp, 'wx', 0o600);
   try {
     await handle.writeFile(text, 'utf8');
@@ -195,13 +198,20 @@ export async function createKeyFile(path: string, password: string, params: Scry
     await handle.close();
   }
   try {
-    // 'wx' above protects the temporary name; the real name is checked just before the rename.
-    const existing = await open(path, 'r').then(async (h) => { await h.close(); return true; }, () => false);
-    if (existing) throw new EnclaveError(EnclaveErrorCode.KeyFileExists, `enclave key file ${path} already exists; refusing to overwrite it`, { path });
-    await rename(tmp, path);
+    await link(tmp, path);
   } catch (error) {
-    await unlink(tmp).catch(() => undefined);
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new EnclaveError(EnclaveErrorCode.KeyFileExists, `enclave key file ${path} already exists; refusing to overwrite it`, { path });
+    }
     throw error;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
   return keyToBase64(keyPair.publicKey);
 }
