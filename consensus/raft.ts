@@ -1027,7 +1027,11 @@ export class Raft {
       return false;
     }
     this.raftLog.restore(s);
+    const before = [...this.tracker.progress.keys()];
     this.restoreConfState(confState);
+    // Membership only shrinks by removal and ids are never reused, so a member we knew that the
+    // snapshot's configuration lacks was removed in the history the snapshot covers.
+    for (const id of before) if (!this.tracker.progress.has(id)) this.removedIds.add(id);
     return true;
   }
 
