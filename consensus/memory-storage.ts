@@ -103,6 +103,8 @@ export class MemoryStorage implements WritableStorage {
   private snap: Snapshot;
   /** ents[0] is the dummy at the compaction point; see the file header. Invariant: length >= 1. */
   private ents: Entry[];
+  /** Sum of entryBytes over ents[1..] (the dummy excluded): what the log holds in memory. */
+  private bytesHeld = 0;
   private readonly snapshotRetainEntries: number;
 
   /** A fresh log for a node that starts a new cluster with this membership. */
@@ -132,7 +134,11 @@ export class MemoryStorage implements WritableStorage {
         () => `MemoryStorage: first entry ${entries[0].index} does not follow the compaction point ${compacted.index}`,
       );
       checkContiguous(entries, compacted.term);
-      this.ents.push(...entries);
+      // A loop, not push(...entries): a restored log can hold more entries than a call has arguments.
+      for (const e of entries) {
+        this.ents.push(e);
+        this.bytesHeld += entryBytes(e);
+      }
     }
     assert(
       this.snap.metadata.index <= this.lastIndex(),
@@ -210,6 +216,14 @@ export class MemoryStorage implements WritableStorage {
     return this.snap;
   }
 
+  /**
+   * Bytes of entries held (entryBytes summed over firstIndex..lastIndex). The log only shrinks
+   * when the application snapshots: the node layer snapshots when this passes its limit.
+   */
+  heldBytes(): number {
+    return this.bytesHeld;
+  }
+
   /** Index and term of the last compacted entry (the dummy). */
   compacted(): { index: LogIndex; term: Term } {
     return { index: this.ents[0].index, term: this.ents[0].term };
@@ -263,8 +277,13 @@ export class MemoryStorage implements WritableStorage {
     this.checkHardState(nextHard, nextLast);
 
     if (written.length > 0) {
-      this.ents.length = written[0].index - offset;
-      for (const e of written) this.ents.push(e);
+      const keep = written[0].index - offset;
+      for (let i = keep; i < this.ents.length; i++) this.bytesHeld -= entryBytes(this.ents[i]);
+      this.ents.length = keep;
+      for (const e of written) {
+        this.ents.push(e);
+        this.bytesHeld += entryBytes(e);
+      }
     }
     const hardStateChanged = !sameHardState(nextHard, this.hard);
     this.hard = nextHard;
@@ -295,6 +314,7 @@ export class MemoryStorage implements WritableStorage {
     const previousLastIndex = this.lastIndex();
     this.snap = snapshot;
     this.ents = [dummy(index, term)];
+    this.bytesHeld = 0;
     if (this.hard.commit < index) this.hard = { ...this.hard, commit: index };
     return { previousFirstIndex, previousLastIndex, hardState: this.hard };
   }
@@ -356,6 +376,7 @@ export class MemoryStorage implements WritableStorage {
     const offset = this.offset();
     const fromIndex = (offset + 1) as LogIndex;
     if (compactIndex > offset) {
+      for (let i = 1; i <= compactIndex - offset; i++) this.bytesHeld -= entryBytes(this.ents[i]);
       const keep = this.ents.slice(compactIndex - offset);
       keep[0] = dummy(keep[0].index, keep[0].term);
       this.ents = keep;

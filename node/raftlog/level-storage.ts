@@ -342,6 +342,11 @@ export class LevelRaftStorage implements WritableStorage {
     return this.mem.snapshot();
   }
 
+  /** Bytes of entries held in memory; see MemoryStorage.heldBytes. */
+  heldBytes(): number {
+    return this.mem.heldBytes();
+  }
+
   identity(): RaftLogIdentity {
     return { ...this.ident, writeSeq: this.writeSeq };
   }

@@ -9,8 +9,11 @@ import { SeededRng } from '../../consensus/rng.js';
 import type { WritableStorage } from '../../consensus/storage.js';
 import { EntryType, type ConfState, type Entry, type HardState, type LogIndex, type RaftId, type Snapshot, type Term } from '../../consensus/types.js';
 
+/** What both log storages offer: the core's interface plus the bytes held (the snapshot trigger). */
+export type LogStorage = WritableStorage & { heldBytes(): number };
+
 export interface StorageHarness {
-  readonly storage: WritableStorage;
+  readonly storage: LogStorage;
   /** Releases the storage (closes files, removes temp dirs). */
   dispose(): Promise<void>;
 }
@@ -75,12 +78,12 @@ export function describeStorageCompliance(name: string, factory: StorageFactory)
       await harness?.dispose();
       harness = undefined;
     });
-    async function fresh(snapshotRetainEntries = 0): Promise<WritableStorage> {
+    async function fresh(snapshotRetainEntries = 0): Promise<LogStorage> {
       harness = await factory({ confState: CONF, snapshotRetainEntries });
       return harness.storage;
     }
     /** Log 1..5 with terms [1,1,2,2,3], term 3, commit 0. */
-    async function fiveEntries(snapshotRetainEntries = 0): Promise<WritableStorage> {
+    async function fiveEntries(snapshotRetainEntries = 0): Promise<LogStorage> {
       const s = await fresh(snapshotRetainEntries);
       await s.save(hs(3, 1, 0), ents(1, [1, 1, 2, 2, 3]));
       return s;
@@ -303,6 +306,9 @@ export function describeStorageCompliance(name: string, factory: StorageFactory)
         expect(s.lastIndex()).toBe(last);
         expect(s.initialState().hardState).toEqual(hard);
         expect(s.snapshot().metadata.index).toBe(snapIndex);
+        let heldBytes = 0;
+        for (let i = compacted + 1; i <= last; i++) heldBytes += entryBytes(model.get(i)!);
+        expect(s.heldBytes()).toBe(heldBytes);
         if (last > compacted) {
           const lo = compacted + 1 + rng.nextInt(last - compacted);
           const hi = lo + rng.nextInt(last - lo + 2);
