@@ -8,3 +8,4 @@ export * from './owed-queue.js';
 export * from './transport.js';
 export * from './transaction-manager.js';
 export * from './rest.js';
+export * from './durable.js';
