@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { loadConfig, type NodeConfig } from '../config.js';
 import { ExitCode, parseFlags, requiredString, type CliIo } from './args.js';
-import { loadEntryPoint } from './optional.js';
+import { runNode } from '../process.js';
 
 export const START_HELP = `Usage: quorate start --config DIR/node-i/config.json [--join]
 
@@ -40,7 +40,6 @@ export async function startCommand(argv: readonly string[], io: CliIo): Promise<
     io.out(START_HELP);
     return ExitCode.Ok;
   }
-  const runNode = await loadEntryPoint<RunNode>('../process.js', 'runNode', 'start');
   await runNode(options);
   return ExitCode.Ok;
 }
