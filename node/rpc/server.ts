@@ -180,6 +180,11 @@ export class RpcServer {
     return { host: a.address, port: a.port, url: `http://${host}:${a.port}/` };
   }
 
+  /** Calls running now (bounded by maxInFlightCalls). */
+  inFlightCalls(): number {
+    return this.inFlight.size;
+  }
+
   /** Stops accepting, aborts calls in flight (answered -32010), closes sockets after a grace period. */
   async stop(): Promise<void> {
     if (this.stopping) return;

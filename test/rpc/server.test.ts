@@ -191,8 +191,7 @@ describe('limits and timeouts', () => {
     h = await startHarness({ maxInFlightCalls: 1, requestTimeoutMs: 500 });
     h.backend.quorum = false;
     const hanging = rpc(h.url, 'quorate_getValue', ['k', 'linearizable']);
-    await until(() => h!.logs.some((l) => l.msg === 'rpc connection'), 'the first call to arrive');
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => h!.server.inFlightCalls() === 1, 'the first call to be in flight');
     const shed = await rpc(h.url, 'eth_blockNumber');
     expect(shed.error).toMatchObject({ code: RpcErrorCode.Unavailable, message: expect.stringContaining('overloaded') });
     expect((await hanging).error).toMatchObject({ code: RpcErrorCode.Timeout });
@@ -203,8 +202,7 @@ describe('limits and timeouts', () => {
     h = await startHarness({ requestTimeoutMs: 30_000 });
     h.backend.quorum = false;
     const hanging = rpc(h.url, 'quorate_getValue', ['k', 'linearizable']);
-    await until(() => h!.logs.some((l) => l.msg === 'rpc connection'), 'the call to arrive');
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => h!.server.inFlightCalls() === 1, 'the call to be in flight');
     await h.stop();
     h = undefined;
     expect((await hanging).error).toMatchObject({ code: RpcErrorCode.Unavailable, message: expect.stringContaining('stopping') });
