@@ -168,7 +168,7 @@ export class Raft {
       this.term = lastTerm;
       this.vote = NO_NODE;
     }
-    if (config.appliedIndex > 0) this.raftLog.appliedTo(config.appliedIndex);
+    this.loadApplied(config.appliedIndex);
     this.replayAppliedConfChanges();
     this.becomeFollower(this.term, NO_NODE);
     this.checkedTerm = this.term;
@@ -196,14 +196,39 @@ export class Raft {
   }
 
   private loadState(hs: HardState): void {
-    if (hs.commit < this.raftLog.committed || hs.commit > this.raftLog.lastIndex()) {
+    if (hs.commit > this.raftLog.lastIndex()) {
       throw new RaftInvariantError(
         `${this.id} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]. Was the raft log corrupted, truncated, or lost?`,
       );
     }
-    this.raftLog.committed = hs.commit;
+    // A commit below the snapshot index (an older hard state beside a newer snapshot) is not an
+    // error: everything up to the snapshot is committed by definition.
+    if (hs.commit > this.raftLog.committed) this.raftLog.committed = hs.commit;
     this.term = hs.term;
     this.vote = hs.vote;
+  }
+
+  /**
+   * The application's applied index on restart. A commit-only hard state is written without
+   * fsync (Ready.mustSync is false), so after a crash the application may have applied more than
+   * the persisted commit says: that is not an error ("applied is out of range" made GoQuorum
+   * nodes unable to restart) — what was applied was committed, so commit moves up to it.
+   */
+  private loadApplied(applied: LogIndex): void {
+    const log = this.raftLog;
+    if (applied === 0) return;
+    if (applied > log.lastIndex()) {
+      throw new RaftInvariantError(
+        `${this.id} applied index ${applied} is beyond the log's last index ${log.lastIndex()}. Was the raft log corrupted, truncated, or lost?`,
+      );
+    }
+    if (applied < log.applied) {
+      throw new RaftInvariantError(
+        `${this.id} applied index ${applied} is below the log's snapshot index ${log.applied}: restore the application from storage.snapshot() before starting the node`,
+      );
+    }
+    if (applied > log.committed) log.committed = applied;
+    log.appliedTo(applied);
   }
 
   /** Rebuilds membership and progress from a ConfState (on start and when installing a snapshot). */

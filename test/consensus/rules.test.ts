@@ -319,3 +319,25 @@ describe('configuration changes: codec and changer', () => {
     expect(p.config.learners.size).toBe(0);
   });
 });
+
+describe('restart', () => {
+  it('an application that applied beyond the persisted commit (commit-only hard states are not synced) restarts fine', () => {
+    const storage = new MemoryStorage({
+      confState: bootstrapConfState([id(1), id(2), id(3)]),
+      entries: [entry(1, 1, 'a'), entry(2, 1, 'b'), entry(3, 1, 'c')],
+      hardState: { term: 1 as Term, vote: 1 as RaftId, commit: 1 as LogIndex },
+    });
+    const node = new RaftNode({ id: id(1), storage, rng: new SeededRng(1), appliedIndex: 3 as LogIndex });
+    expect(node.status()).toMatchObject({ applied: 3, hardState: { commit: 3 } });
+    expect(node.hasReady() ? node.ready().committedEntries : []).toEqual([]);
+  });
+
+  it('an applied index beyond the log, or below its snapshot, is refused with a reason', () => {
+    const storage = new MemoryStorage({ confState: bootstrapConfState([id(1)]), entries: [entry(1, 1)] });
+    expect(() => new RaftNode({ id: id(1), storage, rng: new SeededRng(1), appliedIndex: 5 as LogIndex })).toThrow(/beyond the log's last index 1/);
+    const snap = new MemoryStorage({
+      snapshot: { metadata: { index: 10 as LogIndex, term: 2 as Term, confState: bootstrapConfState([id(1)]) }, data: new Uint8Array(0) },
+    });
+    expect(() => new RaftNode({ id: id(1), storage: snap, rng: new SeededRng(1), appliedIndex: 4 as LogIndex })).toThrow(/restore the application from storage.snapshot\(\)/);
+  });
+});
