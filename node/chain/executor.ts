@@ -136,10 +136,40 @@ export function privatePayloadKeys(block: Block): string[] {
   return out;
 }
 
-export function applyBlock(chain: ChainState, block: Block, privatePayloads: PrivatePayloads): ApplyResult {
+/**
+ * Applies `block` on `chain` (which it does not change: call chain.advance after the store commit).
+ *
+ * `built`: the minter may pass what buildBlock returned for this very block. When the block is
+ * the one built (same hash, so same parent and same base state) and carries no private
+ * transaction, its already computed receipts and state overlay are reused instead of executing
+ * it a second time. The result is identical to a full apply, since buildBlock ran the same code
+ * on the same state and the header commits to its roots.
+ */
+export function applyBlock(chain: ChainState, block: Block, privatePayloads: PrivatePayloads, built?: BuiltBlock): ApplyResult {
   const head = chain.head;
   const h = block.header;
   const noop = (reason: NoopReason, detail: string): NoopBlock => ({ kind: 'noop', reason, detail, returnedTxs: block.transactions });
+  if (
+    built !== undefined &&
+    bytesEqual(built.block.hash, block.hash) &&
+    bytesEqual(h.parentHash, head.hash) &&
+    !block.transactions.some(isPrivate) &&
+    bytesEqual(built.state.parent.root(), chain.state.root())
+  ) {
+    built.state.rebase(chain.state);
+    const privateOverlay = new StateOverlay(chain.privateState);
+    privateOverlay.delta();
+    return {
+      kind: 'applied',
+      block,
+      receipts: built.receipts,
+      privateReceipts: new Map(),
+      stateChanges: built.state.changes,
+      privateStateChanges: privateOverlay.changes,
+      overlay: built.state,
+      privateOverlay,
+    };
+  }
 
   // 1. Parent must be the head.
   if (!bytesEqual(h.parentHash, head.hash)) {

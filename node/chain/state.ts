@@ -95,8 +95,8 @@ export class MemoryState implements StateView {
 
   /**
    * Folds an overlay made directly on this state into it, reusing the overlay's already computed
-   * hash delta (no second expansion). The overlay must not have been re-parented or this state
-   * changed since the overlay was made.
+   * hash delta (no second expansion). This state must not have changed since the overlay was
+   * made (or rebased onto it).
    */
   commit(overlay: StateOverlay): void {
     assert(overlay.parent === this, 'MemoryState.commit: the overlay was not made on this state');
@@ -121,7 +121,27 @@ export class StateOverlay implements StateView {
   private cachedDelta: LtHash | undefined;
   private cachedHash: LtHash | undefined;
 
-  constructor(readonly parent: StateView) {}
+  private parentView: StateView;
+
+  constructor(parent: StateView) {
+    this.parentView = parent;
+  }
+
+  get parent(): StateView {
+    return this.parentView;
+  }
+
+  /**
+   * Re-parents a sealed overlay onto `newParent`, which must hold exactly what the old parent
+   * held (checked through the roots). Used when the minter's speculative parent block has been
+   * committed into the MemoryState: the overlay's delta stays valid because the base is equal.
+   */
+  rebase(newParent: StateView): void {
+    if (newParent === this.parentView) return;
+    assert(bytesEqual(newParent.root(), this.parentView.root()), 'StateOverlay.rebase: the new parent holds a different state');
+    this.delta();
+    this.parentView = newParent;
+  }
 
   get(key: StateKey): Uint8Array | undefined {
     const c = this.changes.get(key);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type AppliedBlock,
   type Block,
+  type BuiltBlock,
   ChainError,
   ChainErrorCode,
   type ChainState,
@@ -40,8 +41,8 @@ function build(chain: ChainState, txs: Transaction[], minterIndex = 0) {
   return buildBlock(app, CHAIN_ID, baseOf(chain), txs, { raftId: minterIndex + 1, key: f.minters[minterIndex] }, clockMs, 1);
 }
 
-function applied(chain: ChainState, block: Block, payloads = new Map<string, PrivatePayload>()): AppliedBlock {
-  const r = applyBlock(chain, block, payloads);
+function applied(chain: ChainState, block: Block, payloads = new Map<string, PrivatePayload>(), built?: BuiltBlock): AppliedBlock {
+  const r = applyBlock(chain, block, payloads, built);
   if (r.kind !== 'applied') throw new Error(`expected applied, got noop: ${r.detail}`);
   chain.advance(r);
   return r;
@@ -141,7 +142,7 @@ describe('applyBlock', () => {
     const rival = build(c, [t2], 1); // another minter built on the same head
     applied(c, first.block);
     const root = toHex(c.state.root());
-    const r = applyBlock(c, rival.block, new Map());
+    const r = applyBlock(c, rival.block, new Map(), rival); // its builder's shortcut does not apply either
     expect(r.kind).toBe('noop');
     if (r.kind !== 'noop') return;
     expect(r.reason).toBe(NoopReason.ParentNotHead);
@@ -250,15 +251,22 @@ describe('buildBlock', () => {
     const minter = f.newChain();
     const follower = f.newChain();
     let base = baseOf(minter);
-    const blocks: Block[] = [];
+    const builds: BuiltBlock[] = [];
     for (let i = 0; i < 3; i++) {
       const b = buildBlock(app, CHAIN_ID, base, [tx(alice, i, [{ type: 'append', key: 'L', value: String(i) }])], { raftId: 1, key: f.minters[0] }, 30_000 + i, 2);
       expect(b.deferred).toEqual([]);
-      blocks.push(b.block);
+      builds.push(b);
       base = b.next;
     }
+    const blocks = builds.map((b) => b.block);
     for (const b of blocks) applied(follower, b);
-    for (const b of blocks) applied(minter, b);
+    // The minter reuses what it built (no second execution); the result must be the same.
+    for (const b of builds) {
+      const r = applied(minter, b.block, new Map(), b);
+      expect(r.overlay).toBe(b.state);
+      expect(toHex(minter.state.root())).toBe(toHex(b.block.header.stateRoot));
+    }
+    expect(toHex(minter.state.root())).toBe(toHex(follower.state.root()));
     expect(getList(follower.state, 'L')).toEqual(['0', '1', '2']);
     expect(toHex(follower.state.root())).toBe(toHex(blocks[2].header.stateRoot));
     expect(minter.head.hashHex).toBe(blocks[2].hashHex);
