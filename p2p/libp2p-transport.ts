@@ -116,6 +116,8 @@ export class Libp2pTransport implements PeerTransport {
   private readonly handlers = new Handlers();
   private readonly events = new PeerEvents();
   private readonly stats_ = new MutableStats();
+  /** writeV calls made: with messagesSent, shows how well writes are batched. */
+  private batchesWritten = 0;
   private readonly pending: PendingRequests;
   private readonly peers = new Map<string, PeerState>();
   private host: P2pHost | null = null;
@@ -289,6 +291,11 @@ export class Libp2pTransport implements PeerTransport {
 
   stats(): TransportStats {
     return this.stats_.snapshot();
+  }
+
+  /** Libp2p-specific counters, beside the shared stats(). */
+  wireStats(): { batchesWritten: number; refusedConnections: number } {
+    return { batchesWritten: this.batchesWritten, refusedConnections: this.host?.refusedConnectionCount() ?? 0 };
   }
 
   /** The libp2p host, for metrics and diagnostics (null when stopped). */
@@ -484,6 +491,7 @@ export class Libp2pTransport implements PeerTransport {
           }
         }
         try {
+          this.batchesWritten++;
           await lp.writeV(frames);
         } catch (err) {
           // The stream broke under us; the batch may be partly delivered. Count the messages as
