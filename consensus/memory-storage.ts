@@ -310,6 +310,10 @@ export class MemoryStorage implements WritableStorage {
       );
     }
     assert(term >= 1, () => `applySnapshot: snapshot at ${index} has term ${term}; a non-empty log's terms start at 1`);
+    assert(
+      index >= this.hard.commit,
+      () => `applySnapshot: snapshot at ${index} is behind commit ${this.hard.commit}; replacing the log would drop committed entries`,
+    );
     const previousFirstIndex = this.firstIndex();
     const previousLastIndex = this.lastIndex();
     this.snap = snapshot;

@@ -264,6 +264,15 @@ export function describeStorageCompliance(name: string, factory: StorageFactory)
       expect(s.entries(idx(11), idx(13), Infinity).map(plain)).toEqual(ents(11, [4, 4]).map(plain));
     });
 
+    it('refuses a snapshot behind the commit index (it would drop committed entries)', async () => {
+      const s = await fiveEntries();
+      await s.save(hs(3, 1, 4), []);
+      const snap: Snapshot = { metadata: { index: idx(3), term: 2 as Term, confState: CONF }, data: new Uint8Array(0) };
+      await rejectsWithInvariant(() => s.applySnapshot(snap), /behind commit 4/);
+      expect(s.lastIndex()).toBe(5);
+      expect(s.snapshot().metadata.index).toBe(0);
+    });
+
     it('agrees with a naive model of the log over a seeded random history', async () => {
       const s = await fresh(3);
       const rng = new SeededRng(20261121);
