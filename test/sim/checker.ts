@@ -76,6 +76,8 @@ interface NodeTrack {
   /** Commit index in this incarnation (resets on restart to the recovered commit). */
   commit: number;
   term: number;
+  /** Term of the last entry of the persisted log (the snapshot's term when the log is empty). */
+  lastTerm: number;
 }
 
 interface PendingRead {
@@ -129,7 +131,13 @@ export class SafetyChecker {
     if (baseDigest === undefined) {
       throw new SimViolation(ViolationKind.Durability, `node ${id} restarted from a snapshot at (${base}, term ${snap.term}) that no node ever held`);
     }
-    const track: NodeTrack = { base, digests: [baseDigest], commit: storage.hardState().commit, term: storage.hardState().term };
+    const track: NodeTrack = {
+      base,
+      digests: [baseDigest],
+      commit: storage.hardState().commit,
+      term: storage.hardState().term,
+      lastTerm: snap.term,
+    };
     this.tracks.set(id, track);
     const last = storage.lastIndex();
     if (last > base) {
@@ -166,6 +174,7 @@ export class SafetyChecker {
     }
     t.base = index;
     t.digests = [digest];
+    t.lastTerm = term;
   }
 
   /** The node persisted entries (overwriting a conflicting suffix, as storage.save does). */
@@ -197,6 +206,7 @@ export class SafetyChecker {
       t.digests.push(d);
       prev = d;
     }
+    t.lastTerm = entries[entries.length - 1]!.term;
   }
 
   /** The node's hard state after persisting a Ready. `nodeTerm` is its current term. */
@@ -288,6 +298,42 @@ export class SafetyChecker {
         ViolationKind.LeaderCompleteness,
         `node ${id} became leader of term ${term} with a log that differs from the committed log at ${check}`,
       );
+    }
+  }
+
+  /**
+   * Commit safety with a fixed set of voters (the schedule made no membership change): a node
+   * that lacks a committed entry must not be electable, i.e. a majority of the voters must hold
+   * logs strictly more up-to-date than its own (§5.4.1). In correct Raft this always holds: the
+   * majority that stores an entry committed in the current term outranks any log without it. It
+   * fails the moment an earlier term's entry is committed by counting replicas (Figure 8), before
+   * any later leader has to actually overwrite it — the broken variant is caught at commit time.
+   */
+  checkCommitSafety(voters: readonly RaftId[]): void {
+    const c = this.committedIndex();
+    const agreed = this.committedPrefix[c];
+    if (c === 0 || agreed === undefined || Number.isNaN(agreed)) return;
+    const majority = Math.floor(voters.length / 2) + 1;
+    for (const v of voters) {
+      const tv = this.tracks.get(v);
+      if (tv === undefined) continue;
+      if (tv.base >= c || this.digestAt(tv, c) === agreed) continue; // holds it (or a snapshot past it)
+      const vLast = this.lastIndexOf(v);
+      let grants = 0;
+      for (const u of voters) {
+        const tu = this.tracks.get(u);
+        if (tu === undefined) continue;
+        const uLast = this.lastIndexOf(u);
+        // u grants v its vote (as far as logs go) unless u's log is more up-to-date than v's.
+        if (tv.lastTerm > tu.lastTerm || (tv.lastTerm === tu.lastTerm && vLast >= uLast)) grants++;
+      }
+      if (grants >= majority) {
+        throw new SimViolation(
+          ViolationKind.LeaderCompleteness,
+          `node ${v} lacks committed entry ${c} (committed in term ${this.committedInTerm[c]}) yet ${grants} of ${voters.length} voters ` +
+            `would elect it (its log ends at (${vLast}, term ${tv.lastTerm})): a later leader could overwrite a committed entry`,
+        );
+      }
     }
   }
 

@@ -39,7 +39,7 @@ import {
 import { CHAIN_ORIGIN, chainNext, SafetyChecker, SimViolation, ViolationKind, type CheckerStats } from './checker.js';
 import { SimDisk } from './disk.js';
 import { DEFAULT_EVENTS_KEPT, EventLog } from './events.js';
-import { makePartition, PARTITION_KINDS, SimNetwork, type NetworkFaults, type NetworkStats } from './network.js';
+import { makePartition, PartitionKind, PARTITION_KINDS, SimNetwork, type NetworkFaults, type NetworkStats } from './network.js';
 
 /** The dependencies a RaftNode accepts (lets tests run a deliberately broken state machine). */
 export type RaftNodeDeps = NonNullable<ConstructorParameters<typeof RaftNode>[1]>;
@@ -83,6 +83,12 @@ export interface ScheduleParams {
   readonly restartPerMille: number;
   readonly partitionPerMille: number;
   readonly healPerMille: number;
+  /**
+   * Chance that a freshly elected leader is cut off at once, before its no-op commits: it keeps
+   * taking proposals alone, leaving a suffix of its term that the next leader must overwrite
+   * (the material of Figure 8).
+   */
+  readonly isolateNewLeaderPerMille: number;
   readonly proposePerMille: number;
   readonly confChangePerMille: number;
   readonly transferPerMille: number;
@@ -107,9 +113,17 @@ export interface ScheduleParams {
   readonly bootstrapWithSnapshot: boolean;
 }
 
+/**
+ * Swarm testing (Groce et al., 2012; TigerBeetle's VOPR does the same): each seed draws its own
+ * mix of faults rather than all faults at a fixed rate, because some bugs need one fault to be
+ * frequent and another absent. A quarter of the seeds are "churn" schedules: leaders deposed
+ * every few dozen ticks by short partitions and crashes, many proposals, small messages, and no
+ * membership changes (which lets the checker run its Figure-8 commit check on every commit).
+ */
 export function drawParams(rng: SeededRng): ScheduleParams {
   const between = (lo: number, hi: number): number => lo + rng.nextInt(hi - lo + 1);
   const rarely = (chance: number): boolean => rng.nextInt(1000) < chance;
+  const churn = rng.nextInt(4) === 0;
   return {
     network: {
       lossPerMille: rarely(200) ? 0 : between(0, 150),
@@ -117,22 +131,23 @@ export function drawParams(rng: SeededRng): ScheduleParams {
       slowPerMille: between(0, 300),
       maxDelayTicks: between(1, 6),
     },
-    crashPerMille: rarely(200) ? 0 : between(1, 20),
+    crashPerMille: churn ? between(10, 40) : rarely(200) ? 0 : between(1, 20),
     crashAfterPersistPerMille: between(0, 500),
-    restartPerMille: between(30, 200),
-    partitionPerMille: rarely(200) ? 0 : between(2, 30),
-    healPerMille: between(20, 120),
-    proposePerMille: between(100, 900),
-    confChangePerMille: rarely(250) ? 0 : between(5, 50),
+    restartPerMille: churn ? between(100, 300) : between(30, 200),
+    partitionPerMille: churn ? between(30, 100) : rarely(200) ? 0 : between(2, 30),
+    healPerMille: churn ? between(60, 250) : between(20, 120),
+    isolateNewLeaderPerMille: churn ? between(200, 700) : rarely(500) ? 0 : between(0, 100),
+    proposePerMille: churn ? between(600, 1000) : between(100, 900),
+    confChangePerMille: churn || rarely(250) ? 0 : between(5, 50),
     transferPerMille: between(0, 20),
     readPerMille: between(0, 300),
-    campaignPerMille: between(0, 5),
+    campaignPerMille: churn ? between(5, 30) : between(0, 5),
     tickSkipPerMille: between(0, 100),
     snapshotEveryEntries: between(3, 40),
     snapshotRetainEntries: between(0, 10),
     heartbeatTicks: between(1, 3),
     maxInflightMessages: between(1, 8),
-    maxMessageBytes: between(128, 4096),
+    maxMessageBytes: churn ? between(64, 512) : between(128, 4096),
     maxUncommittedEntriesBytes: between(2_000, 64_000),
     maxCommittedBytesPerReady: between(256, 8192),
     preVote: !rarely(125),
@@ -510,12 +525,27 @@ class Simulation {
       n.disk.write({ kind: 'save', hardState: rd.hardState, entries: rd.entries }, sync);
       this.checker.onEntriesPersisted(n.id, rd.entries);
     }
-    if (rd.hardState !== undefined) this.checker.onHardState(n.id, rd.hardState);
+    if (rd.hardState !== undefined) {
+      const before = this.checker.committedIndex();
+      this.checker.onHardState(n.id, rd.hardState);
+      // With a membership that never changed, every commit is checked for Figure-8 safety.
+      if (this.checker.committedIndex() > before && this.stats.confChangesProposed === 0) {
+        this.checker.checkCommitSafety(this.genesis.voters);
+      }
+    }
     if (rd.softState !== undefined && rd.softState.role !== n.role) {
       n.role = rd.softState.role;
       const term = raft.inner.term;
       this.events.note(this.now, `node ${n.id} is ${n.role} in term ${term} (leader ${rd.softState.leader})`);
-      if (n.role === Role.Leader) this.checker.onLeader(n.id, term);
+      if (n.role === Role.Leader) {
+        this.checker.onLeader(n.id, term);
+        if (this.phase === 'faults' && this.net.partition === undefined && this.chance(this.params.isolateNewLeaderPerMille)) {
+          const ids = [...this.nodes.values()].filter((x) => !x.removed).map((x) => x.id);
+          this.net.partition = makePartition(this.rng, PartitionKind.IsolatedLeader, ids, n.id);
+          this.stats.partitions++;
+          this.events.note(this.now, `partition ${this.net.partition.kind}: ${this.net.partition.description} (right after its election)`);
+        }
+      }
     }
     if (n.crashAfterPersist) {
       // The process dies after its disk write returned and before its messages left.
