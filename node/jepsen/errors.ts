@@ -19,6 +19,8 @@ export enum JepsenErrorCode {
   NetnsUnavailable = 'JEPSEN_NETNS_UNAVAILABLE',
   /** A proxy listener could not bind, or a node name is unknown to the network. */
   ProxyFailed = 'JEPSEN_PROXY_FAILED',
+  /** A `quorate jepsen` argument is unknown, missing or out of range. */
+  Usage = 'JEPSEN_USAGE',
   /** A process fault names a node the process controller does not manage, or it is in the wrong state. */
   ProcessFault = 'JEPSEN_PROCESS_FAULT',
 }

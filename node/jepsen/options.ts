@@ -1,0 +1,92 @@
+// The options of `quorate jepsen`, parsed and validated here so the command line and any embedding
+// agree on names, defaults and limits:
+//   quorate jepsen [--nodes 3|5] [--time 60] [--workload bank|register|append|all]
+//                  [--nemesis partition,kill,pause,membership,all] [--rate R] [--seed S] [--out DIR]
+//                  [--network auto|netns|proxy]
+
+import { randomInt } from 'node:crypto';
+import { JepsenError, JepsenErrorCode } from './errors.js';
+import { ALL_FAULTS, type FaultKind } from './nemesis.js';
+import type { NetworkKind } from './network.js';
+import type { WorkloadName } from './workload.js';
+
+export const ALL_WORKLOADS: readonly WorkloadName[] = ['register', 'bank', 'append'];
+/** A run longer than a day is a typo, not a soak (soaks are a separate tool). */
+export const MAX_RUN_TIME_S = 24 * 3600;
+/** Client operations per second, over all clients; beyond this the clients measure themselves, not the cluster. */
+export const MAX_RATE_HZ = 10_000;
+
+export interface JepsenOptions {
+  readonly nodes: 3 | 5;
+  readonly timeS: number;
+  readonly workloads: readonly WorkloadName[];
+  readonly faults: readonly FaultKind[];
+  readonly rateHz: number;
+  readonly seed: number;
+  /** True when the seed was drawn, not given: the run prints it so it can be reproduced. */
+  readonly seedWasRandom: boolean;
+  readonly outDir: string;
+  readonly network: NetworkKind | 'auto';
+}
+
+/** A bad argument: print the message and the usage, exit 2. */
+export class JepsenUsageError extends JepsenError {
+  constructor(message: string) {
+    super(JepsenErrorCode.Usage, message);
+    this.name = 'JepsenUsageError';
+  }
+}
+
+function list<T extends string>(raw: string, all: readonly T[], what: string): T[] {
+  const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (parts.length === 0) throw new JepsenUsageError(`--${what} needs a value (${all.join(', ')} or all)`);
+  if (parts.includes('all')) return [...all];
+  for (const p of parts) if (!(all as readonly string[]).includes(p)) throw new JepsenUsageError(`--${what}: unknown "${p}" (expected ${all.join(', ')} or all)`);
+  return [...new Set(parts)] as T[];
+}
+
+function int(raw: string, flag: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new JepsenUsageError(`--${flag} must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new JepsenUsageError(`--${flag} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+/** Parses the arguments after `quorate jepsen`. `now` names the default output directory. */
+export function parseJepsenArgs(argv: readonly string[], now: Date = new Date()): JepsenOptions {
+  const values = new Map<string, string>();
+  const known = new Set(['nodes', 'time', 'workload', 'nemesis', 'rate', 'seed', 'out', 'network']);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const m = /^--([a-z]+)(?:=(.*))?$/.exec(arg);
+    if (m === null || !known.has(m[1])) throw new JepsenUsageError(`unknown argument "${arg}"`);
+    let value = m[2];
+    if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined) throw new JepsenUsageError(`--${m[1]} needs a value`);
+    }
+    values.set(m[1], value);
+  }
+  const nodes = int(values.get('nodes') ?? '3', 'nodes', 3, 5);
+  if (nodes !== 3 && nodes !== 5) throw new JepsenUsageError(`--nodes must be 3 or 5, got ${nodes}`);
+  const seedRaw = values.get('seed');
+  const network = values.get('network') ?? 'auto';
+  if (network !== 'auto' && network !== 'netns' && network !== 'proxy') throw new JepsenUsageError(`--network must be auto, netns or proxy, got "${network}"`);
+  const stamp = now.toISOString().replace(/[:.]/g, '-');
+  return {
+    nodes,
+    timeS: int(values.get('time') ?? '60', 'time', 1, MAX_RUN_TIME_S),
+    workloads: list(values.get('workload') ?? 'all', ALL_WORKLOADS, 'workload'),
+    faults: list(values.get('nemesis') ?? 'all', ALL_FAULTS, 'nemesis'),
+    rateHz: int(values.get('rate') ?? '50', 'rate', 1, MAX_RATE_HZ),
+    seed: seedRaw === undefined ? randomInt(1, 2 ** 31) : int(seedRaw, 'seed', 0, 2 ** 32 - 1),
+    seedWasRandom: seedRaw === undefined,
+    outDir: values.get('out') ?? `jepsen-out/${stamp}`,
+    network,
+  };
+}
+
+/** The command line that reproduces a run (printed in the report and on failure). */
+export function reproduceCommand(o: JepsenOptions): string {
+  return `quorate jepsen --nodes ${o.nodes} --time ${o.timeS} --workload ${o.workloads.join(',')} --nemesis ${o.faults.join(',')} --rate ${o.rateHz} --seed ${o.seed} --network ${o.network}`;
+}
