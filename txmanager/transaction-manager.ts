@@ -276,7 +276,7 @@ export class TransactionManager {
       const encoded = await seal(recipientKeys);
       hash = payloadHashBase64(encoded);
       // Stored before any push: the sender never lacks what a recipient holds.
-      await this.storeCopy(encoded);
+      await this.storeCopy(encoded, hash);
       await Promise.all(admitted.map(async (nodeId) => {
         const copy = selectRecipients(encoded, (keysByNode.get(nodeId) as string[]).map((k) => keyFromBase64(k)));
         try {
@@ -526,16 +526,22 @@ export class TransactionManager {
   }
 
   /** Stores a copy, merged with any copy already held (a second key's box, a resent copy). */
-  private async storeCopy(copy: EncodedPayload): Promise<void> {
-    const hash = payloadHashBase64(copy);
+  private async storeCopy(copy: EncodedPayload, knownHash?: string): Promise<void> {
+    const hash = knownHash ?? payloadHashBase64(copy);
     await this.withHashLock(hash, async () => {
       const existing = await this.store.get(hash);
       if (existing === undefined) {
         await this.store.put(hash, encodePayload(copy));
         return;
       }
-      const held = this.decodeStored(hash, existing);
-      const merged = mergePayloads(held, copy);
+      // No second hash: mergePayloads refuses a held copy whose cipherText differs from this one's.
+      const held = this.decodeStored(hash, existing, false);
+      let merged: EncodedPayload;
+      try {
+        merged = mergePayloads(held, copy);
+      } catch (error) {
+        throw new TxManagerError(TxManagerErrorCode.CorruptStoredPayload, `stored payload ${hash} is not a copy of the payload with that hash: the store is damaged`, { hash }, { cause: error });
+      }
       if (merged.recipientKeys.length !== held.recipientKeys.length) await this.store.put(hash, encodePayload(merged));
     });
   }
@@ -555,14 +561,14 @@ export class TransactionManager {
     }
   }
 
-  private decodeStored(hash: string, bytes: Uint8Array): EncodedPayload {
+  private decodeStored(hash: string, bytes: Uint8Array, verifyHash = true): EncodedPayload {
     let payload: EncodedPayload;
     try {
       payload = decodePayload(bytes);
     } catch (error) {
       throw new TxManagerError(TxManagerErrorCode.CorruptStoredPayload, `stored payload ${hash} does not decode: ${(error as Error).message}`, { hash }, { cause: error });
     }
-    if (payloadHashBase64(payload) !== hash) {
+    if (verifyHash && payloadHashBase64(payload) !== hash) {
       throw new TxManagerError(TxManagerErrorCode.CorruptStoredPayload, `stored payload under ${hash} has a different hash: the store is damaged`, { hash });
     }
     return payload;

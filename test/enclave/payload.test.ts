@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   decodePayload, EnclaveError, EnclaveErrorCode, encodePayload, type EncodedPayload, keyFromBase64, keyToBase64,
   MAX_ENCODED_PAYLOAD_BYTES, MAX_PLAINTEXT_BYTES, MAX_RECIPIENTS, MemoryKeyStore, mergePayloads, NaclEnclave,
-  payloadHash, selectRecipients,
+  payloadHash, payloadHashBase64, selectRecipients,
 } from '../../enclave/index.js';
 import { sha3_512 } from '@noble/hashes/sha3.js';
 
@@ -62,10 +62,15 @@ describe('EncodedPayload encoding', () => {
     expect(codeOf(() => encodePayload({ ...encoded, recipientBoxes: encoded.recipientBoxes.slice(1) }))).toBe(EnclaveErrorCode.MalformedPayload);
   });
 
-  it('the hash is SHA3-512 of the cipherText', async () => {
+  it('the hash is SHA3-512 of the cipherText (node:crypto agrees with @noble/hashes)', async () => {
     const { encoded } = await sample(1);
     expect(payloadHash(encoded)).toEqual(sha3_512(encoded.cipherText));
     expect(payloadHash(encoded)).toHaveLength(64);
+    expect(payloadHashBase64(encoded)).toBe(Buffer.from(sha3_512(encoded.cipherText)).toString('base64'));
+    for (const length of [0, 1, 71, 72, 73, 135, 136, 137, 5000]) {
+      const bytes = Uint8Array.from({ length }, (_, i) => (i * 31 + length) & 0xff);
+      expect(payloadHash({ cipherText: bytes }), `length ${length}`).toEqual(sha3_512(bytes));
+    }
   });
 
   it('limits: plaintext over MAX_PLAINTEXT_BYTES and more than MAX_RECIPIENTS are LimitExceeded', async () => {
