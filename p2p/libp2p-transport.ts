@@ -464,6 +464,9 @@ export class Libp2pTransport implements PeerTransport {
   private async flush(peer: PeerState, ch: OutboundChannel): Promise<void> {
     ch.flushing = true;
     try {
+      // Let the caller's current synchronous burst of send() calls (Raft's Ready) queue up first,
+      // so it goes out as one batch instead of "first message alone, then the rest".
+      await Promise.resolve();
       while (ch.queue.length > 0) {
         const host = this.host;
         if (host === null || !peer.connected) {
@@ -634,6 +637,7 @@ export class Libp2pTransport implements PeerTransport {
       }
       const channel = hello.channel;
       assertChannelNameFromWire(channel);
+      const replies = new ReplyWriter(stream, lp, this.limits);
       for (;;) {
         const bytes = (await lp.read()).subarray();
         const frame = decodeFrame(bytes);
@@ -651,7 +655,7 @@ export class Libp2pTransport implements PeerTransport {
             this.logger.warn({ peerId: fromId, channel, err }, 'message handler threw');
           }
         } else if (frame.kind === FrameKind.Request) {
-          this.serveRequest(peer, stream, lp, channel, frame.id, frame.payload);
+          this.serveRequest(peer, stream, replies, channel, frame.id, frame.payload);
         } else {
           throw new P2pError(P2pErrorCode.RemoteError, `unexpected frame kind ${frame.kind} on an inbound stream`);
         }
@@ -663,10 +667,8 @@ export class Libp2pTransport implements PeerTransport {
     }
   }
 
-  private serveRequest(peer: PeerState, stream: Stream, lp: LengthPrefixedStream<Stream>, channel: string, id: number, payload: Uint8Array): void {
-    const write = (frame: Uint8Array): void => {
-      lp.write(frame).catch(() => undefined); // the stream is gone; the requester sees its reset
-    };
+  private serveRequest(peer: PeerState, stream: Stream, replies: ReplyWriter, channel: string, id: number, payload: Uint8Array): void {
+    const write = (frame: Uint8Array): void => replies.write(frame);
     const handler = this.handlers.request.get(channel);
     if (handler === undefined) {
       this.stats_.unhandledFrames++;
@@ -732,4 +734,60 @@ function withPeerId(address: string, peerId: string): Multiaddr {
     return ma;
   }
   return ma.encapsulate(`/p2p/${peerId}`);
+}
+
+/**
+ * Writes the replies of one inbound stream. Replies that become ready in the same event-loop turn
+ * (a burst of pipelined requests) go out in one writeV. While a write waits for the remote to
+ * drain, replies queue here; a requester that stops reading its replies while they pile up past
+ * the bound has its stream reset, so it cannot make us buffer without limit.
+ */
+class ReplyWriter {
+  private readonly queue: Uint8Array[] = [];
+  private scheduled = false;
+  private writing = false;
+  /** Twice the requests a peer may have running here: replies to those, plus error replies. */
+  private readonly maxQueuedReplies: number;
+
+  constructor(
+    private readonly stream: Stream,
+    private readonly lp: LengthPrefixedStream<Stream>,
+    private readonly limits: TransportLimits,
+  ) {
+    this.maxQueuedReplies = 2 * limits.maxConcurrentInboundRequestsPerPeer;
+  }
+
+  write(frame: Uint8Array): void {
+    if (this.stream.status !== 'open') return; // the requester already saw the reset
+    if (this.queue.length >= this.maxQueuedReplies) {
+      this.stream.abort(new Error(`requester is not reading its replies (${this.queue.length} queued)`));
+      return;
+    }
+    this.queue.push(frame);
+    if (!this.scheduled && !this.writing) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    this.writing = true;
+    try {
+      while (this.queue.length > 0 && this.stream.status === 'open') {
+        let bytes = 0;
+        let count = 0;
+        while (count < this.queue.length && (count === 0 || bytes + this.queue[count].byteLength <= this.limits.maxBatchBytes)) {
+          bytes += this.queue[count].byteLength;
+          count++;
+        }
+        await this.lp.writeV(this.queue.splice(0, count));
+      }
+    } catch {
+      // The stream broke; the requester's pending requests fail on its side when it sees the reset.
+      this.queue.length = 0;
+    } finally {
+      this.writing = false;
+    }
+  }
 }
