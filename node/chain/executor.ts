@@ -139,42 +139,31 @@ export function privatePayloadKeys(block: Block): string[] {
 /**
  * Applies `block` on `chain` (which it does not change: call chain.advance after the store commit).
  *
- * `built`: the minter may pass what buildBlock returned for this very block. When the block is
- * the one built (same hash, so same parent and same base state) and carries no private
- * transaction, its already computed receipts and state overlay are reused instead of executing
- * it a second time. The result is identical to a full apply, since buildBlock ran the same code
- * on the same state and the header commits to its roots.
+ * `built`: the minter should pass what buildBlock returned for its own block. When the block is
+ * the one built (same hash, so same parent and same base state), its public receipts and state
+ * overlay are reused instead of executing it a second time (only the private part runs). The
+ * result is identical to a full apply: buildBlock ran the same code on the same state, and the
+ * header commits to its roots. It also re-parents the overlay onto the committed state, so a
+ * minter's chain of speculative overlays never grows longer than its pending blocks.
  */
 export function applyBlock(chain: ChainState, block: Block, privatePayloads: PrivatePayloads, built?: BuiltBlock): ApplyResult {
   const head = chain.head;
   const h = block.header;
   const noop = (reason: NoopReason, detail: string): NoopBlock => ({ kind: 'noop', reason, detail, returnedTxs: block.transactions });
-  if (
-    built !== undefined &&
-    bytesEqual(built.block.hash, block.hash) &&
-    bytesEqual(h.parentHash, head.hash) &&
-    !block.transactions.some(isPrivate) &&
-    bytesEqual(built.state.parent.root(), chain.state.root())
-  ) {
-    built.state.rebase(chain.state);
-    const privateOverlay = new StateOverlay(chain.privateState);
-    privateOverlay.delta();
-    return {
-      kind: 'applied',
-      block,
-      receipts: built.receipts,
-      privateReceipts: new Map(),
-      stateChanges: built.state.changes,
-      privateStateChanges: privateOverlay.changes,
-      overlay: built.state,
-      privateOverlay,
-    };
-  }
 
   // 1. Parent must be the head.
   if (!bytesEqual(h.parentHash, head.hash)) {
     return noop(NoopReason.ParentNotHead, `parent ${toHex(h.parentHash)} is not the head ${head.hashHex} (number ${head.header.number})`);
   }
+
+  // The minter's own block: reuse the build (see above). Its private part still runs here.
+  if (built !== undefined && bytesEqual(built.block.hash, block.hash) && bytesEqual(built.state.parent.root(), chain.state.root())) {
+    requirePayloads(block, privatePayloads);
+    built.state.rebase(chain.state);
+    const { privateOverlay, privateReceipts } = applyPrivate(chain, block, privatePayloads);
+    return { kind: 'applied', block, receipts: built.receipts, privateReceipts, stateChanges: built.state.changes, privateStateChanges: privateOverlay.changes, overlay: built.state, privateOverlay };
+  }
+
   // 2. Header and body checks that need no state.
   if (h.number !== head.header.number + 1) return noop(NoopReason.InvalidBlock, `number ${h.number} is not head+1 (${head.header.number + 1})`);
   if (h.timestampMs < head.header.timestampMs) return noop(NoopReason.InvalidBlock, `timestamp ${h.timestampMs} is before the parent's ${head.header.timestampMs}`);
@@ -182,20 +171,13 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
   if (invalid !== undefined) return noop(NoopReason.InvalidBlock, invalid);
 
   // 3. Every private payload must be known before anything is applied.
-  const missing = privatePayloadKeys(block).filter((k) => !privatePayloads.has(k));
-  if (missing.length > 0) {
-    throw new ChainError(
-      ChainErrorCode.PrivatePayloadMissing,
-      `block ${h.number} needs ${missing.length} private payload(s) not prefetched; fetch them (or learn "not a party") before applying`,
-      { blockNumber: h.number, missing },
-    );
-  }
+  requirePayloads(block, privatePayloads);
 
-  // 4. Apply.
+  // 4. Apply the public part. A private transaction's public effect is its nonce and a fixed
+  //    "included" receipt; its ops run in a second pass over the private state (step 6), which is
+  //    equivalent to interleaving since the two states are disjoint.
   const overlay = new StateOverlay(chain.state);
-  const privateOverlay = new StateOverlay(chain.privateState);
   const receipts: Receipt[] = [];
-  const privateReceipts = new Map<string, Receipt>();
   for (let i = 0; i < block.transactions.length; i++) {
     const tx = block.transactions[i];
     try {
@@ -208,25 +190,11 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
     const expectedNonce = getNonce(overlay, tx.from);
     if (tx.nonce !== expectedNonce) return noop(NoopReason.InvalidBlock, `transaction ${i} (${tx.hashHex}): nonce ${tx.nonce}, account ${tx.from} expects ${expectedNonce}`);
     setNonce(overlay, tx.from, tx.nonce + 1);
-    const baseCtx = { blockNumber: h.number, timestampMs: h.timestampMs, txIndex: i };
     if (tx.privatePayloadHash === undefined) {
-      receipts.push(runTx(chain.app, overlay, tx, { ...baseCtx, isPrivate: false, ops: tx.ops }));
+      receipts.push(runTx(chain.app, overlay, tx, { blockNumber: h.number, timestampMs: h.timestampMs, txIndex: i, isPrivate: false, ops: tx.ops }));
     } else {
       // The public receipt of a private transaction is the same on every node: "included".
-      receipts.push({ txHash: tx.hash, status: 1, reason: '', isPrivate: true });
-      const payload = privatePayloads.get(payloadHashKey(tx.privatePayloadHash));
-      assert(payload !== undefined, 'checked above');
-      if (payload.kind === 'party') {
-        let r: Receipt;
-        try {
-          chain.app.validateTx(tx, payload.ops);
-          r = runTx(chain.app, privateOverlay, tx, { ...baseCtx, isPrivate: true, ops: payload.ops });
-        } catch (e) {
-          if (!(e instanceof ChainError)) throw e;
-          r = { txHash: tx.hash, status: 0, reason: `private payload refused: ${e.message}`, isPrivate: true };
-        }
-        privateReceipts.set(tx.hashHex, r);
-      }
+      receipts.push(includedPrivateReceipt(tx));
     }
   }
 
@@ -235,18 +203,50 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
   if (!bytesEqual(rRoot, h.receiptsRoot)) throw new ReceiptsRootMismatchError(h.number, toHex(h.receiptsRoot), toHex(rRoot));
   const sRoot = chain.app.stateRoot(overlay);
   if (!bytesEqual(sRoot, h.stateRoot)) throw new StateRootMismatchError(h.number, toHex(h.stateRoot), toHex(sRoot));
-  privateOverlay.delta(); // seal: computed now so advance() does no hashing work twice
 
-  return {
-    kind: 'applied',
-    block,
-    receipts,
-    privateReceipts,
-    stateChanges: overlay.changes,
-    privateStateChanges: privateOverlay.changes,
-    overlay,
-    privateOverlay,
-  };
+  // 6. The private part, on this node's private state.
+  const { privateOverlay, privateReceipts } = applyPrivate(chain, block, privatePayloads);
+  return { kind: 'applied', block, receipts, privateReceipts, stateChanges: overlay.changes, privateStateChanges: privateOverlay.changes, overlay, privateOverlay };
+}
+
+function includedPrivateReceipt(tx: Transaction): Receipt {
+  return { txHash: tx.hash, status: 1, reason: '', isPrivate: true };
+}
+
+function requirePayloads(block: Block, privatePayloads: PrivatePayloads): void {
+  const missing = privatePayloadKeys(block).filter((k) => !privatePayloads.has(k));
+  if (missing.length > 0) {
+    throw new ChainError(
+      ChainErrorCode.PrivatePayloadMissing,
+      `block ${block.header.number} needs ${missing.length} private payload(s) not prefetched; fetch them (or learn "not a party") before applying`,
+      { blockNumber: block.header.number, missing },
+    );
+  }
+}
+
+/** Runs the private transactions this node is a party to, in block order, on its private state. */
+function applyPrivate(chain: ChainState, block: Block, privatePayloads: PrivatePayloads): { privateOverlay: StateOverlay; privateReceipts: Map<string, Receipt> } {
+  const h = block.header;
+  const privateOverlay = new StateOverlay(chain.privateState);
+  const privateReceipts = new Map<string, Receipt>();
+  for (let i = 0; i < block.transactions.length; i++) {
+    const tx = block.transactions[i];
+    if (tx.privatePayloadHash === undefined) continue;
+    const payload = privatePayloads.get(payloadHashKey(tx.privatePayloadHash));
+    assert(payload !== undefined, 'private payloads are checked before applying');
+    if (payload.kind !== 'party') continue;
+    let r: Receipt;
+    try {
+      chain.app.validateTx(tx, payload.ops);
+      r = runTx(chain.app, privateOverlay, tx, { blockNumber: h.number, timestampMs: h.timestampMs, txIndex: i, isPrivate: true, ops: payload.ops });
+    } catch (e) {
+      if (!(e instanceof ChainError)) throw e;
+      r = { txHash: tx.hash, status: 0, reason: `private payload refused: ${e.message}`, isPrivate: true };
+    }
+    privateReceipts.set(tx.hashHex, r);
+  }
+  privateOverlay.delta(); // seal: computed now so advance() does no hashing work twice
+  return { privateOverlay, privateReceipts };
 }
 
 function runTx(app: Application, parent: StateOverlay, tx: Transaction, ctx: ApplyContext): Receipt {
@@ -348,7 +348,7 @@ export function buildBlock(
     setNonce(overlay, tx.from, tx.nonce + 1);
     const ctx = { blockNumber: number, timestampMs: ts, txIndex: included.length };
     if (tx.privatePayloadHash === undefined) receipts.push(runTx(app, overlay, tx, { ...ctx, isPrivate: false, ops: tx.ops }));
-    else receipts.push({ txHash: tx.hash, status: 1, reason: '', isPrivate: true });
+    else receipts.push(includedPrivateReceipt(tx));
     included.push(tx);
     bytes += tx.encoded.length + 4;
   }

@@ -267,6 +267,18 @@ describe('buildBlock', () => {
       expect(toHex(minter.state.root())).toBe(toHex(b.block.header.stateRoot));
     }
     expect(toHex(minter.state.root())).toBe(toHex(follower.state.root()));
+    // The overlay of the last block now sits directly on the committed state (no chain kept alive).
+    expect(builds[2].state.parent).toBe(minter.state);
+    // Its own block with a private transaction: the public part is reused, the private part runs.
+    const ptx = signTransaction({ chainId: CHAIN_ID, nonce: 3, ops: [], privatePayloadHash: new Uint8Array(64).fill(2) }, alice);
+    const pb = buildBlock(app, CHAIN_ID, baseOf(minter), [ptx], { raftId: 1, key: f.minters[0] }, 40_000, 2);
+    const payloads = new Map<string, PrivatePayload>([[privatePayloadKeys(pb.block)[0], { kind: 'party', ops: [put('p', '1')] }]]);
+    expect(() => applyBlock(minter, pb.block, new Map(), pb)).toThrow(/private payload/);
+    const pr = applied(minter, pb.block, payloads, pb);
+    applied(follower, pb.block, payloads);
+    expect(pr.privateReceipts.get(ptx.hashHex)?.status).toBe(1);
+    expect(getValue(minter.privateState, 'p')).toBe('1');
+    expect(toHex(minter.state.root())).toBe(toHex(follower.state.root()));
     expect(getList(follower.state, 'L')).toEqual(['0', '1', '2']);
     expect(toHex(follower.state.root())).toBe(toHex(blocks[2].header.stateRoot));
     expect(minter.head.hashHex).toBe(blocks[2].hashHex);
