@@ -11,7 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bootstrapConfState, RaftNode, Role, SeededRng, type Message, type RaftId, type Ready } from '../../consensus/index.js';
+import { bootstrapSnapshot } from '../../consensus/confchange.js';
+import { RaftNode, Role, SeededRng, type LogIndex, type Message, type RaftId, type Ready } from '../../consensus/index.js';
 import { LevelRaftStorage } from './level-storage.js';
 
 export interface BenchLevelRaftOptions {
@@ -65,7 +66,14 @@ interface Member {
   readonly id: RaftId;
   readonly node: RaftNode;
   readonly storage: LevelRaftStorage;
+  applied: number;
+  snapshotAt: number;
 }
+
+/** Each node snapshots (and so compacts its log) after this many applied entries, as a node would. */
+const SNAPSHOT_EVERY_ENTRIES = 50_000;
+/** A logical tick every this many rounds keeps heartbeats and CheckQuorum in the picture. */
+const ROUNDS_PER_TICK = 8;
 
 async function runCluster(o: { voters: number; entries: number; entryBytes: number; batchEntries: number; seed: number; tmpRoot: string }): Promise<BenchLevelRaftResult> {
   const root = mkdtempSync(join(o.tmpRoot, 'quorate-bench-raftlog-'));
@@ -73,8 +81,11 @@ async function runCluster(o: { voters: number; entries: number; entryBytes: numb
   const members = new Map<RaftId, Member>();
   try {
     for (const id of ids) {
-      const storage = await LevelRaftStorage.init(join(root, `node-${id}`), { raftId: id, clusterId: 'bench', confState: bootstrapConfState(ids) });
-      members.set(id, { id, storage, node: new RaftNode({ id, storage, rng: new SeededRng(o.seed * 100 + id) }) });
+      // Bootstrapped as the node layer does it (node/node.ts): the first snapshot carries the membership.
+      const storage = await LevelRaftStorage.init(join(root, `node-${id}`), { raftId: id, clusterId: 'bench' });
+      await storage.applySnapshot(bootstrapSnapshot(ids));
+      const node = new RaftNode({ id, storage, rng: new SeededRng(o.seed * 100 + id), appliedIndex: 1 as LogIndex });
+      members.set(id, { id, storage, node, applied: 1, snapshotAt: 1 });
     }
     const seqBefore = [...members.values()].reduce((sum, m) => sum + m.storage.identity().writeSeq, 0);
     const leader = members.get(ids[0])!;
@@ -95,8 +106,17 @@ async function runCluster(o: { voters: number; entries: number; entryBytes: numb
       for (const [m, rd] of readies) {
         inbox.push(...rd.messages);
         if (m === leader) for (const e of rd.committedEntries) if (e.data.length > 0) committed++;
+        if (rd.committedEntries.length > 0) m.applied = rd.committedEntries[rd.committedEntries.length - 1].index;
         m.node.advance(rd);
       }
+      await Promise.all(
+        [...members.values()]
+          .filter((m) => m.applied - m.snapshotAt >= SNAPSHOT_EVERY_ENTRIES)
+          .map(async (m) => {
+            await m.storage.createSnapshot(m.applied as LogIndex, m.node.confState(), new Uint8Array(0));
+            m.snapshotAt = m.applied;
+          }),
+      );
       const deliver = inbox;
       inbox = [];
       for (const msg of deliver) members.get(msg.to)?.node.step(msg);
@@ -111,11 +131,13 @@ async function runCluster(o: { voters: number; entries: number; entryBytes: numb
 
     const payload = new Uint8Array(o.entryBytes).fill(0x61);
     let proposed = 0;
+    let rounds = 0;
     const started = process.hrtime.bigint();
     while (committed < o.entries) {
       const room = Math.min(o.batchEntries, o.entries - proposed);
       for (let i = 0; i < room; i++) leader.node.propose(payload);
       proposed += room;
+      if (++rounds % ROUNDS_PER_TICK === 0) for (const m of members.values()) m.node.tick();
       if (!(await round()) && room === 0) throw new Error(`bench: stalled at ${committed} of ${o.entries} committed`);
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
