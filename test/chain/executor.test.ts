@@ -267,6 +267,9 @@ describe('buildBlock', () => {
       expect(toHex(minter.state.root())).toBe(toHex(b.block.header.stateRoot));
     }
     expect(toHex(minter.state.root())).toBe(toHex(follower.state.root()));
+    expect(getList(follower.state, 'L')).toEqual(['0', '1', '2']);
+    expect(toHex(follower.state.root())).toBe(toHex(blocks[2].header.stateRoot));
+    expect(minter.head.hashHex).toBe(blocks[2].hashHex);
     // The overlay of the last block now sits directly on the committed state (no chain kept alive).
     expect(builds[2].state.parent).toBe(minter.state);
     // Its own block with a private transaction: the public part is reused, the private part runs.
@@ -279,9 +282,6 @@ describe('buildBlock', () => {
     expect(pr.privateReceipts.get(ptx.hashHex)?.status).toBe(1);
     expect(getValue(minter.privateState, 'p')).toBe('1');
     expect(toHex(minter.state.root())).toBe(toHex(follower.state.root()));
-    expect(getList(follower.state, 'L')).toEqual(['0', '1', '2']);
-    expect(toHex(follower.state.root())).toBe(toHex(blocks[2].header.stateRoot));
-    expect(minter.head.hashHex).toBe(blocks[2].hashHex);
   });
 
   it('defers nonce gaps and what does not fit; rejects stale nonces and bad signatures', () => {
