@@ -2,7 +2,7 @@
 // runBench() from node/bench.ts sends the transactions and prints the numbers.
 
 import { ExitCode, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
-import { loadEntryPoint } from './optional.js';
+import { runBench } from '../bench.js';
 
 export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--private]
 
@@ -60,7 +60,5 @@ export async function benchCommand(argv: readonly string[], io: CliIo): Promise<
     io.out(BENCH_HELP);
     return ExitCode.Ok;
   }
-  const runBench = await loadEntryPoint<RunBench>('../bench.js', 'runBench', 'bench');
-  await runBench(options);
-  return ExitCode.Ok;
+  return (await runBench(options)) === 0 ? ExitCode.Ok : ExitCode.Failure;
 }

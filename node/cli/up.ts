@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { MAX_MEMBERS } from '../config.js';
 import { ExitCode, intFlag, parseFlags, stringFlag, type CliIo } from './args.js';
-import { loadEntryPoint } from './optional.js';
+import { runUp } from '../up.js';
 
 export const UP_HELP = `Usage: quorate up [--nodes N] [--dir DIR] [--fresh]
 
@@ -44,7 +44,6 @@ export async function upCommand(argv: readonly string[], io: CliIo): Promise<Exi
     io.out(UP_HELP);
     return ExitCode.Ok;
   }
-  const runUp = await loadEntryPoint<RunUp>('../up.js', 'runUp', 'up');
   await runUp(options);
   return ExitCode.Ok;
 }

@@ -1,0 +1,167 @@
+// `quorate up` (and `npm start`): the one-command local cluster. Runs `init` when the folder is
+// absent, starts every node as its own child process (real processes, as users and the Jepsen
+// harness run them), waits for a leader, prints a table, then watches the cluster and prints
+// role and membership changes until Ctrl-C, which stops every node cleanly.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { INIT_DEFAULTS, initCluster } from './cli/init.js';
+import type { UpOptions } from './cli/up.js';
+import { formatTable } from './cli/table.js';
+import { HttpRpcClient } from './rpc/client.js';
+
+/** How long `up` waits for the first leader before it says so (it keeps waiting). */
+const LEADER_WAIT_WARN_MS = 15_000;
+/** How often the cluster is polled for role and membership changes. */
+const WATCH_INTERVAL_MS = 1_000;
+/** Children get this long to stop after SIGTERM before SIGKILL. */
+const CHILD_STOP_GRACE_MS = 5_000;
+
+const BIN = fileURLToPath(new URL('../bin/quorate.js', import.meta.url));
+
+export interface LocalNode {
+  readonly name: string;
+  readonly configPath: string;
+  readonly rpcUrl: string;
+  readonly p2pAddress: string;
+  readonly tmUrl: string;
+  readonly logPath: string;
+  child?: ChildProcess;
+}
+
+/** Reads the cluster folder `quorate init` wrote. */
+export async function readClusterDir(dir: string): Promise<LocalNode[]> {
+  const genesis = JSON.parse(await readFile(join(dir, 'genesis.json'), 'utf8')) as { members: Array<{ name: string; peerId: string; p2pAddrs: string[]; rpcUrl: string; tmUrl: string }> };
+  return genesis.members.map((m) => ({
+    name: m.name,
+    configPath: join(dir, m.name, 'config.json'),
+    rpcUrl: m.rpcUrl,
+    p2pAddress: `${m.p2pAddrs[0]}/p2p/${m.peerId}`,
+    tmUrl: m.tmUrl,
+    logPath: join(dir, m.name, 'node.log'),
+  }));
+}
+
+/** Starts one node as a child process, its output appended to its log file. */
+export function spawnNode(n: LocalNode, extraArgs: readonly string[] = []): ChildProcess {
+  const fd = openSync(n.logPath, 'a');
+  const child = spawn(process.execPath, [BIN, 'start', '--config', n.configPath, ...extraArgs], { stdio: ['ignore', fd, fd], detached: false });
+  closeSync(fd);
+  n.child = child;
+  return child;
+}
+
+/** SIGTERM, then SIGKILL after the grace period; resolves when the child is gone. */
+export function stopChild(child: ChildProcess, graceMs = CHILD_STOP_GRACE_MS): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+interface Observed {
+  role: string;
+  term: number;
+  leader: number | null;
+  members: string;
+}
+
+async function observe(n: LocalNode): Promise<Observed | undefined> {
+  const client = new HttpRpcClient(n.rpcUrl, { timeoutMs: 800 });
+  try {
+    const s = await client.call<{ role: string; term: number; leader: number | null; voters: number[]; learners: number[] }>('raft_status');
+    return { role: s.role, term: s.term, leader: s.leader, members: `voters [${s.voters.join(',')}] learners [${s.learners.join(',')}]` };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runUp(options: UpOptions): Promise<void> {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  if (options.fresh && existsSync(options.dir)) await rm(options.dir, { recursive: true, force: true });
+  if (!existsSync(options.dir)) {
+    out(`initialising a ${options.nodes}-node cluster in ${options.dir}`);
+    await initCluster({
+      nodes: options.nodes,
+      dir: options.dir,
+      hosts: Array.from({ length: options.nodes }, () => INIT_DEFAULTS.host),
+      rpcPort: INIT_DEFAULTS.rpcPort,
+      p2pPort: INIT_DEFAULTS.p2pPort,
+      tmPort: INIT_DEFAULTS.tmPort,
+      force: false,
+      chainId: INIT_DEFAULTS.chainId,
+    });
+  }
+  const nodes = await readClusterDir(options.dir);
+  let stopping = false;
+  for (const n of nodes) {
+    const child = spawnNode(n);
+    child.on('exit', (code, signal) => {
+      if (!stopping) out(`${n.name} exited (${signal ?? `code ${code}`}); its log is ${n.logPath}`);
+    });
+  }
+
+  const stopAll = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    out('stopping every node...');
+    await Promise.all(nodes.map((n) => (n.child ? stopChild(n.child) : Promise.resolve())));
+    out('all nodes stopped');
+  };
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = () => void stopAll().then(resolve);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+
+  // Wait for a leader that every reachable node agrees on.
+  const startedAt = Date.now();
+  let warned = false;
+  let states: (Observed | undefined)[] = [];
+  while (!stopping) {
+    states = await Promise.all(nodes.map(observe));
+    const leaders = new Set(states.filter((s) => s?.leader).map((s) => s!.leader));
+    if (leaders.size === 1 && states.some((s) => s?.role === 'leader')) break;
+    if (!warned && Date.now() - startedAt > LEADER_WAIT_WARN_MS) {
+      warned = true;
+      out(`no leader yet after ${LEADER_WAIT_WARN_MS / 1000} s; still waiting (logs: ${nodes.map((n) => n.logPath).join(', ')})`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (!stopping) {
+    out('');
+    out(
+      formatTable(
+        ['node', 'role', 'rpc', 'p2p', 'tx manager'],
+        nodes.map((n, i) => [n.name, states[i]?.role ?? 'down', n.rpcUrl, n.p2pAddress, n.tmUrl]),
+      ),
+    );
+    out('');
+    out(`cluster is up (data in ${options.dir}); Ctrl-C stops every node`);
+  }
+
+  // Watch for role and membership changes.
+  const last = new Map<string, string>();
+  states.forEach((s, i) => last.set(nodes[i].name, s ? `${s.role} term ${s.term} ${s.members}` : 'down'));
+  while (!stopping) {
+    await Promise.race([new Promise((r) => setTimeout(r, WATCH_INTERVAL_MS)), stopped]);
+    if (stopping) break;
+    const now = await Promise.all(nodes.map(observe));
+    now.forEach((s, i) => {
+      const text = s ? `${s.role} term ${s.term} ${s.members}` : 'down';
+      if (last.get(nodes[i].name) !== text) {
+        out(`${new Date().toISOString()} ${nodes[i].name}: ${text}`);
+        last.set(nodes[i].name, text);
+      }
+    });
+  }
+  await stopped;
+}
