@@ -81,3 +81,30 @@ export class LtHash {
     return keccak256(this.bytes());
   }
 }
+
+/**
+ * Bounded cache of element vectors by state key: the vector added for (k, v) in one block is the
+ * vector subtracted when k changes again, so hot keys (nonces and balances of active accounts)
+ * cost one expansion per change instead of two. MAX_CACHED_ELEMENT_VECTORS × 2 KiB ≈ 8 MiB.
+ * A hit requires the cached value to equal the value asked about, so a stale entry is never used.
+ */
+export const MAX_CACHED_ELEMENT_VECTORS = 4_096;
+const vectorCache = new Map<string, { value: Uint8Array; vector: Uint16Array }>();
+
+function valuesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** expandElement(utf8(key), value), through the cache. */
+export function expandStateElement(key: string, keyBytes: Uint8Array, value: Uint8Array): Uint16Array {
+  const hit = vectorCache.get(key);
+  if (hit !== undefined && valuesEqual(hit.value, value)) return hit.vector;
+  const vector = expandElement(keyBytes, value);
+  if (hit !== undefined) vectorCache.delete(key);
+  else if (vectorCache.size >= MAX_CACHED_ELEMENT_VECTORS) vectorCache.delete(vectorCache.keys().next().value as string);
+  vectorCache.set(key, { value, vector });
+  return vector;
+}

@@ -22,7 +22,7 @@
 import { assert } from './errors.js';
 import { bytesEqual, bigintToBytes, bytesToBigint, utf8 } from './codec.js';
 import type { Hash } from './hash.js';
-import { LtHash, expandElement } from './lthash.js';
+import { LtHash, expandStateElement } from './lthash.js';
 import type { Address } from './keys.js';
 
 export type StateKey = string;
@@ -181,8 +181,8 @@ export class StateOverlay implements StateView {
       if (old !== undefined && value !== null && bytesEqual(old, value)) continue;
       if (old === undefined && value === null) continue;
       const k = utf8(key);
-      if (old !== undefined) d.subVector(expandElement(k, old));
-      if (value !== null) d.addVector(expandElement(k, value));
+      if (old !== undefined) d.subVector(expandStateElement(key, k, old));
+      if (value !== null) d.addVector(expandStateElement(key, k, value));
     }
     this.cachedDelta = d;
     return d;
