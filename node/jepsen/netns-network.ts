@@ -6,8 +6,14 @@
 // Layout of one run (everything lives inside namespaces of our own; the host's root namespace, its
 // interfaces and routes are never touched, so no packet can leave the machine):
 //
-//   qrt-j<pid>x<seq>-hub     bridge br0, and one veth end v<i> per node enslaved to it
+//   qrt-j<pid>x<seq>-hub     bridge br0 = 10.213.0.1/24 (the control address), and one veth end v<i>
+//                            per node enslaved to it
 //   qrt-j<pid>x<seq>-<i>     lo, eth0 = 10.213.0.<10+i>/24 (the other end of v<i>)
+//
+// The root namespace has no route to the bridge, on purpose. The control side of a run (the clients,
+// the checks that read every node after healing) runs inside the hub namespace — `spawnInControl` —
+// where it reaches every node at 10.213.0.<10+i> and is never cut (cuts are routes in node
+// namespaces naming node addresses only), as Jepsen's control node stays connected to every node.
 //
 // The 10.213.0.0/24 addresses exist only on our private bridge; two runs at once each have their own
 // bridge, so they never collide. Names carry the creating process's pid so `cleanupStaleNamespaces`
@@ -24,6 +30,8 @@ export const IP_COMMAND_TIMEOUT_MS = 10_000;
 /** Nodes per run: addresses are 10.213.0.10 .. 10.213.0.(10+max-1) and interface names stay short. */
 export const MAX_NETNS_NODES = 200;
 const SUBNET_PREFIX = '10.213.0.';
+/** The hub's own address on the bridge: where the control side (clients) lives. */
+export const NETNS_CONTROL_ADDRESS = '10.213.0.1';
 
 let runSeq = 0;
 
@@ -167,6 +175,12 @@ export class NetnsNetwork implements NetworkController {
     return spawn('ip', ['netns', 'exec', this.namespaceOf(node), command, ...args], options);
   }
 
+  /** Starts a process in the hub namespace (address NETNS_CONTROL_ADDRESS), which reaches every node and is never cut. */
+  spawnInControl(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+    invariant(!this.closed, 'spawnInControl after close');
+    return spawn('ip', ['netns', 'exec', this.hub, command, ...args], options);
+  }
+
   async cut(cuts: readonly Cut[]): Promise<void> {
     for (const c of cuts) {
       const key = `${c.from}\u0000${c.to}`;
@@ -211,6 +225,7 @@ export class NetnsNetwork implements NetworkController {
   private async build(): Promise<void> {
     await this.addNs(this.hub);
     await ip(['-n', this.hub, 'link', 'add', 'br0', 'type', 'bridge']);
+    await ip(['-n', this.hub, 'addr', 'add', `${NETNS_CONTROL_ADDRESS}/24`, 'dev', 'br0']);
     await ip(['-n', this.hub, 'link', 'set', 'br0', 'up']);
     for (let i = 0; i < this.nodes.length; i++) {
       const node = this.nodes[i];

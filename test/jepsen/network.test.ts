@@ -1,11 +1,12 @@
 // One compliance suite for NetworkController, run against the TCP proxy (always) and network
 // namespaces (when root and `ip netns` work here), plus tests specific to each.
 
+import { readFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cutBetween, type Cut, type NetworkController, type NodeName } from '../../node/jepsen/nemesis.js';
 import { ProxyNetwork } from '../../node/jepsen/proxy-network.js';
-import { NetnsNetwork, cleanupStaleNamespaces, detectNetns, ip, listOwnNamespaces } from '../../node/jepsen/netns-network.js';
+import { NETNS_CONTROL_ADDRESS, NetnsNetwork, cleanupStaleNamespaces, detectNetns, ip, listOwnNamespaces } from '../../node/jepsen/netns-network.js';
 import { chooseNetworkKind } from '../../node/jepsen/network.js';
 import { NetAgent } from './net-agent.js';
 
@@ -237,6 +238,35 @@ describe.skipIf(!netns.available)(`NetnsNetwork specifics${netns.available ? '' 
       expect((await listOwnNamespaces()).sort()).toEqual(before.sort());
     } finally {
       await ip(['netns', 'del', blocker]);
+    }
+  });
+
+  it('runs node processes inside their namespace (the pid is the command), and the control namespace reaches every node through any partition', async () => {
+    const net = await NetnsNetwork.create({ nodes: ['p', 'q'] });
+    const agents: NetAgent[] = [];
+    try {
+      const sleeper = net.spawnIn('p', 'sleep', ['30'], { stdio: 'ignore' });
+      await expect.poll(() => readFileSync(`/proc/${sleeper.pid}/comm`, 'utf8').trim()).toBe('sleep');
+      sleeper.kill('SIGKILL');
+      for (const n of ['p', 'q']) agents.push(await NetAgent.start(net.addressOf(n), 7000, (argv) => net.spawnIn(n, argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] })));
+      const control = await NetAgent.start(NETNS_CONTROL_ADDRESS, 7001, (argv) => net.spawnInControl(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] }));
+      agents.push(control);
+      await net.cut(cutBetween(['p'], ['q']));
+      expect(await agents[0].probe(net.addressOf('q'), 7000, UNREACHABLE_WAIT_MS)).toBe(false);
+      expect(await control.probe(net.addressOf('p'), 7000, REACHABLE_WAIT_MS)).toBe(true);
+      expect(await control.probe(net.addressOf('q'), 7000, REACHABLE_WAIT_MS)).toBe(true);
+      // A node cannot reach a service on the root namespace's loopback: nothing leaks out of the run.
+      const rootEcho = createServer((sock) => sock.pipe(sock));
+      await new Promise<void>((r) => rootEcho.listen(0, '127.0.0.1', () => r()));
+      try {
+        const rootPort = (rootEcho.address() as { port: number }).port;
+        expect(await agents[0].probe('127.0.0.1', rootPort, UNREACHABLE_WAIT_MS)).toBe(false);
+      } finally {
+        await new Promise((r) => rootEcho.close(r));
+      }
+    } finally {
+      for (const a of agents) await a.stop();
+      await net.close();
     }
   });
 
