@@ -441,6 +441,9 @@ export class TransactionManager {
   // Inbound
   // -------------------------------------------------------------------------
 
+  // The pushing node's id is not checked against the sender key: the boxes already prove who
+  // sealed the payload (only the sender's secret key and ours produce a box that opens), and a
+  // membership change that has not reached this node yet must not make it refuse a payload.
   private async acceptPush(_fromNodeId: string, bytes: Uint8Array, _signal: AbortSignal): Promise<void> {
     try {
       this.checkRunning();
@@ -519,7 +522,10 @@ export class TransactionManager {
     try {
       await this.transport.push(nodeId, bytes, AbortSignal.timeout(this.pushTimeoutMs));
     } catch (error) {
-      breaker.onFailure();
+      // A refusal is an answer: the party is up. Only failures to reach it count against its
+      // breaker, so an open breaker always means "unavailable" and the error says so truly.
+      if (error instanceof PartyTransportError && error.code === PartyTransportErrorCode.Rejected) breaker.onSuccess();
+      else breaker.onFailure();
       throw error;
     }
     breaker.onSuccess();

@@ -183,6 +183,22 @@ describe('TransactionManager: inbound pushes', () => {
   });
 });
 
+describe('TransactionManager: concurrent copies of one payload', () => {
+  it('two pushes with different boxes of the same payload, arriving at once, are merged without losing a box', async () => {
+    const c = await tmCluster({ keysPerNode: { 'node-b': 2 } });
+    const { 'node-a': a, 'node-b': b } = c.nodes;
+    const [b1, b2] = b.keys.map((k) => keyFromBase64(k));
+    for (let round = 0; round < 10; round++) {
+      const encoded = await a.enclave.encryptPayload(utf8(`round ${round}`), keyFromBase64(a.keys[0]), [b1, b2]);
+      const send = (key: Uint8Array): Promise<void> => c.network.transport('node-a').push('node-b', encodePayload(a.enclave.payloadFor(encoded, key)), AbortSignal.timeout(5000));
+      await Promise.all([send(b1), send(b2)]);
+      const held = decodePayload((await b.store.get(payloadHashBase64(encoded))) as Uint8Array);
+      expect(held.recipientKeys.map(keyToBase64).sort()).toEqual([...b.keys].sort());
+    }
+    await c.stop();
+  });
+});
+
 describe('TransactionManager: fail-fast delivery and the circuit breaker', () => {
   it('a down recipient fails send with RecipientUnavailable naming it; the open breaker then fails fast without trying; the probe closes it', async () => {
     const clock = new ManualClock(0);
@@ -237,6 +253,9 @@ describe('TransactionManager: fail-fast delivery and the circuit breaker', () =>
     const refused = (await rejection(a.tm.send(utf8('refused'), undefined, [b.keys[0]]))) as TxManagerError;
     expect(refused.code).toBe(TxManagerErrorCode.RecipientRejected);
     expect(refused.message).toContain('disk full');
+    // Refusals are answers from a live party: they never open its breaker.
+    for (let i = 0; i < 5; i++) await rejection(a.tm.send(utf8('refused'), undefined, [b.keys[0]]));
+    expect(a.tm.breakerSnapshots()['node-b']).toMatchObject({ state: BreakerState.Closed, windowFailures: 1 });
     await c.stop();
   });
 
@@ -311,6 +330,19 @@ describe('TransactionManager: queue mode', () => {
     clock.advance(2_000);
     expect(await a.tm.deliverOwed()).toEqual({ delivered: 2, failed: 0, dropped: 0 });
     expect(a.tm.stats()).toMatchObject({ owedDelivered: 2, owedDeliveryFailures: 1 });
+    await c.stop();
+  });
+
+  it('a full queue fails the send with QueueFull instead of dropping what is owed', async () => {
+    const c = await tmCluster({
+      options: (nodeId) => (nodeId === 'node-a' ? { deliveryMode: 'queue', queueRetryIntervalMs: 3_600_000 } : {}),
+      owedQueue: async (nodeId) => (nodeId === 'node-a' ? new MemoryOwedQueue(1) : undefined),
+    });
+    const { 'node-a': a, 'node-b': b } = c.nodes;
+    c.network.setDown('node-b', true);
+    await a.tm.send(utf8('fits'), undefined, [b.keys[0]]);
+    expect((await rejection(a.tm.send(utf8('does not fit'), undefined, [b.keys[0]])) as TxManagerError).code).toBe(TxManagerErrorCode.QueueFull);
+    expect(a.tm.owed()).toEqual({ 'node-b': 1 });
     await c.stop();
   });
 
