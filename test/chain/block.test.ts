@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   BLOCK_VERSION,
+  MAX_REASON_BYTES,
+  decodeReceipt,
+  encodeReceipt,
+  receiptToJson,
+  truncateReason,
   HEADER_BYTES,
   ChainError,
   ChainErrorCode,
@@ -78,6 +83,26 @@ describe('blocks', () => {
     const j = blockToJson(b);
     expect(j).toMatchObject({ number: '0x1', hash: b.hashHex, timestamp: '0x5', timestampMs: 5_000, minter: 1 });
     expect(j.transactions).toEqual(b.transactions.map((t) => t.hashHex));
+  });
+});
+
+describe('receipts', () => {
+  it('round-trip, refuse garbage, and show the private outcome to parties', () => {
+    const b = sampleBlock();
+    const r = { txHash: b.transactions[0].hash, status: 0 as const, reason: 'cas failed', isPrivate: false };
+    expect(decodeReceipt(encodeReceipt(r))).toEqual({ ...r, txHash: Uint8Array.from(r.txHash) });
+    const enc = encodeReceipt(r);
+    const badStatus = Uint8Array.from(enc);
+    badStatus[33] = 2;
+    expect(code(() => decodeReceipt(badStatus))).toBe(ChainErrorCode.BlockMalformed);
+    expect(code(() => decodeReceipt(encodeReceipt({ ...r, status: 1 })))).toBe(ChainErrorCode.BlockMalformed); // success carries no reason
+    expect(code(() => decodeReceipt(enc.subarray(0, enc.length - 1)))).toBe(ChainErrorCode.BlockMalformed);
+    expect(truncateReason('é'.repeat(MAX_REASON_BYTES)).length).toBe(MAX_REASON_BYTES / 2);
+    const loc = { blockHash: b.hash, blockNumber: 1, index: 0 };
+    expect(receiptToJson({ ...r, status: 1, reason: '' }, b.transactions[0], loc)).toMatchObject({ status: '0x1', blockNumber: '0x1', transactionIndex: '0x0' });
+    const pub = { ...r, status: 1 as const, reason: '', isPrivate: true };
+    const j = receiptToJson(pub, b.transactions[0], loc, { ...r, isPrivate: true });
+    expect(j).toMatchObject({ status: '0x0', reason: 'cas failed', isPrivate: true });
   });
 });
 

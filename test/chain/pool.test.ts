@@ -4,6 +4,7 @@ import {
   ChainErrorCode,
   LedgerApp,
   MAX_NONCE_GAP,
+  MAX_TX_BYTES,
   TxPool,
   VerifiedTxCache,
   applyBlock,
@@ -94,6 +95,8 @@ describe('TxPool', () => {
     bad[bad.length - 1] ^= 1;
     expect(code(() => p.addRaw(bad))).toBe(ChainErrorCode.TxBadSignature);
     expect(code(() => p.addRaw(bad.subarray(0, 10)))).toBe(ChainErrorCode.TxMalformed);
+    expect(code(() => p.addRaw(new Uint8Array(MAX_TX_BYTES + 1)))).toBe(ChainErrorCode.TxTooLarge);
+    expect(code(() => p.addRawHex('0x' + '01'.repeat(MAX_TX_BYTES + 1)))).toBe(ChainErrorCode.TxTooLarge);
     p.add(tx(alice, 1, []));
     p.add(tx(bob, 0, []));
     expect(code(() => p.add(tx(carol, 0, [])))).toBe(ChainErrorCode.PoolFull);
