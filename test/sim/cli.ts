@@ -1,4 +1,4 @@
-// `npm run sim -- --seeds N [--seed S] [--nodes K] [--steps T] [--workers W] [--variant V] [--trace]`
+// `npm run sim -- --seeds N [--seed S] [--nodes K] [--steps T] [--workers W] [--variant V] [--profile P] [--trace]`
 //
 // Runs schedules for seeds S..S+N-1 (S defaults to 1) and ends with the plain line
 // `N seeds, V violations`; the exit code is 1 when V > 0. With --seed S alone it runs that one
@@ -9,7 +9,7 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { BROKEN_VARIANTS } from './variants.js';
-import { DEFAULT_STEPS, formatFailure, nodesForSeed, runSchedule, type SimResult } from './simulator.js';
+import { DEFAULT_STEPS, formatFailure, nodesForSeed, runSchedule, type SimProfile, type SimResult } from './simulator.js';
 
 interface CliOptions {
   seeds: number | undefined;
@@ -18,6 +18,7 @@ interface CliOptions {
   steps: number;
   workers: number;
   variant: string | undefined;
+  profile: SimProfile;
   trace: boolean;
 }
 
@@ -28,10 +29,11 @@ const MAX_FULL_REPORTS = 5;
 /** Progress lines at most this often, in milliseconds. */
 const PROGRESS_INTERVAL_MS = 10_000;
 
-const USAGE = 'usage: npm run sim -- --seeds N [--seed S] [--nodes K] [--steps T] [--workers W] [--variant NAME] [--trace]';
+const USAGE =
+  'usage: npm run sim -- --seeds N [--seed S] [--nodes K] [--steps T] [--workers W] [--variant NAME] [--profile mixed|churn] [--trace]';
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const opts: CliOptions = { seeds: undefined, seed: undefined, nodes: undefined, steps: DEFAULT_STEPS, workers: 1, variant: undefined, trace: false };
+  const opts: CliOptions = { seeds: undefined, seed: undefined, nodes: undefined, steps: DEFAULT_STEPS, workers: 1, variant: undefined, profile: 'mixed', trace: false };
   const int = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (v === undefined || !Number.isSafeInteger(n) || n < min) throw new Error(`${name} needs an integer >= ${min}, got ${v}\n${USAGE}`);
@@ -61,6 +63,12 @@ function parseArgs(argv: readonly string[]): CliOptions {
           throw new Error(`--variant must be one of ${Object.keys(BROKEN_VARIANTS).join(', ')}`);
         }
         break;
+      case '--profile': {
+        const p = argv[++i];
+        if (p !== 'mixed' && p !== 'churn') throw new Error(`--profile must be mixed or churn\n${USAGE}`);
+        opts.profile = p;
+        break;
+      }
       case '--trace':
         opts.trace = true;
         break;
@@ -93,6 +101,7 @@ interface WorkerConfig {
   readonly nodes: number | undefined;
   readonly steps: number;
   readonly variant: string | undefined;
+  readonly profile: SimProfile;
 }
 
 function runChunk(cfg: WorkerConfig, req: ChunkRequest): ChunkReport {
@@ -114,6 +123,7 @@ function runOne(cfg: WorkerConfig, seed: number, trace: ((line: string) => void)
     nodes: cfg.nodes ?? nodesForSeed(seed),
     steps: cfg.steps,
     variant: cfg.variant,
+    profile: cfg.profile,
     deps: cfg.variant !== undefined ? BROKEN_VARIANTS[cfg.variant]!.deps : undefined,
     trace,
   });
@@ -128,7 +138,7 @@ function spawnWorker(cfg: WorkerConfig): Worker {
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
-  const cfg: WorkerConfig = { nodes: opts.nodes, steps: opts.steps, variant: opts.variant };
+  const cfg: WorkerConfig = { nodes: opts.nodes, steps: opts.steps, variant: opts.variant, profile: opts.profile };
   if (opts.seeds === undefined) {
     if (opts.seed === undefined) throw new Error(USAGE);
     const t0 = performance.now();
@@ -199,8 +209,12 @@ async function main(): Promise<number> {
     );
   }
   const seconds = (performance.now() - t0) / 1000;
+  // CPU time of the whole process (all threads): on a shared machine wall time says little.
+  const cpu = process.cpuUsage();
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   console.log(
-    `elapsed ${seconds.toFixed(1)} s, ${((seconds * 1000) / total).toFixed(2)} ms per schedule, ${opts.workers} worker(s), ` +
+    `elapsed ${seconds.toFixed(1)} s (${((seconds * 1000) / total).toFixed(2)} ms per schedule), ` +
+      `cpu ${cpuSeconds.toFixed(1)} s (${((cpuSeconds * 1000) / total).toFixed(2)} ms per schedule), ${opts.workers} worker(s), ` +
       `${ticks} ticks, ${messages} messages delivered`,
   );
   if (failures.length > 0) {
