@@ -4,7 +4,8 @@
 // implementation in consensus/), as etcd keeps MemoryStorage beside its WAL. Every write changes the
 // MemoryStorage at once (which also checks the Raft invariants before anything reaches the disk)
 // and resolves only when the same change is on disk: ONE chained LevelDB batch, `sync: true`
-// (STACK.md: chained batches are 3–7x faster than array batches). A batch is atomic, so a crash at
+// (STACK.md: chained batches are 3–7x faster than array batches; the one exception is a commit-only
+// save the caller marks `sync: false`, see save()). A batch is atomic, so a crash at
 // any point leaves either all of a write or none of it; test/raftlog proves it by SIGKILLing a
 // writer process at random points.
 //
@@ -142,6 +143,7 @@ type Op = { readonly kind: 'put'; readonly key: Uint8Array; readonly value: Uint
 interface PendingWrite {
   readonly ops: Op[];
   readonly bytes: number;
+  readonly sync: boolean;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -163,6 +165,9 @@ export class LevelRaftStorage implements WritableStorage {
   private drained: Array<() => void> = [];
   private failure: StorageError | null = null;
   private closed = false;
+  /** The last batch written was not synced: a synced write that changes nothing must still sync. */
+  private unsyncedTail = false;
+  private readonly counters = { batches: 0, syncedBatches: 0, writes: 0, maxWritesPerBatch: 0 };
 
   private constructor(args: { mem: MemoryStorage; db: Db; seqFile: SeqFile; identity: IdentityRecord; writeSeq: number; options: LevelRaftStorageOptions }) {
     this.mem = args.mem;
@@ -347,14 +352,27 @@ export class LevelRaftStorage implements WritableStorage {
     return this.mem.heldBytes();
   }
 
+  /** Counters since open, for metrics: batches written (synced or not), writes, the largest group commit. */
+  stats(): { batches: number; syncedBatches: number; writes: number; maxWritesPerBatch: number } {
+    return { ...this.counters };
+  }
+
   identity(): RaftLogIdentity {
     return { ...this.ident, writeSeq: this.writeSeq };
   }
 
   // ------------------------------------------------------------------ write side
 
-  save(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> {
-    return this.write(() => {
+  /**
+   * Persists hard state and entries in one atomic batch, resolved once durable (fsync).
+   * `sync: false` is for a Ready whose `mustSync` is false (only commit moved): the batch then
+   * survives a process crash but maybe not a power loss, which Raft tolerates because commit can
+   * be recomputed (etcd does the same). Writes stay in order either way: a later synced batch
+   * makes every earlier one durable too.
+   */
+  save(hardState: HardState | undefined, entries: readonly Entry[], options: { readonly sync?: boolean } = {}): Promise<void> {
+    const sync = options.sync ?? true;
+    return this.write(sync, () => {
       let bytes = hardState ? 30 : 0;
       for (const e of entries) {
         if (e.data.length > this.limits.maxEntryDataBytes) {
@@ -380,7 +398,7 @@ export class LevelRaftStorage implements WritableStorage {
   }
 
   applySnapshot(snapshot: Snapshot): Promise<void> {
-    return this.write(() => {
+    return this.write(true, () => {
       this.checkSnapshotBytes(snapshot.data.length);
       const effect = this.mem.applySnapshotWithEffect(snapshot);
       const ops: Op[] = [{ kind: 'put', key: KEY_SNAPSHOT, value: encodeSnapshot(snapshot) }];
@@ -393,7 +411,7 @@ export class LevelRaftStorage implements WritableStorage {
 
   createSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     let snapshot: Snapshot | undefined;
-    return this.write(() => {
+    return this.write(true, () => {
       this.checkSnapshotBytes(data.length);
       const { snapshot: made, compaction } = this.mem.createSnapshotWithEffect(index, confState, data);
       snapshot = made;
@@ -406,7 +424,7 @@ export class LevelRaftStorage implements WritableStorage {
   }
 
   compact(compactIndex: LogIndex): Promise<void> {
-    return this.write(() => {
+    return this.write(true, () => {
       const effect = this.mem.compactWithEffect(compactIndex);
       const ops: Op[] = [];
       pushCompaction(ops, effect.fromIndex, effect.throughIndex, effect.compacted);
@@ -416,7 +434,7 @@ export class LevelRaftStorage implements WritableStorage {
 
   /** Records the raft id a joining node was assigned (once; the id is part of its identity from then on). */
   assignRaftId(id: RaftId): Promise<void> {
-    return this.write(() => {
+    return this.write(true, () => {
       assert(Number.isSafeInteger(id) && id >= 1, () => `assignRaftId: ${id} is not a raft id`);
       if (this.ident.raftId !== NO_NODE) {
         throw new StorageError(StorageErrorCode.RaftIdAssigned, `assignRaftId(${id}): this log already belongs to raft id ${this.ident.raftId}`, {
@@ -436,7 +454,7 @@ export class LevelRaftStorage implements WritableStorage {
    * operations), then queues the operations; resolves once they are durable. Errors from `change`
    * come back as a rejection, and leave memory and disk untouched.
    */
-  private write(change: () => { ops: Op[]; bytes: number }): Promise<void> {
+  private write(sync: boolean, change: () => { ops: Op[]; bytes: number }): Promise<void> {
     if (this.closed) return Promise.reject(new StorageError(StorageErrorCode.Closed, 'the Raft log storage is closed'));
     if (this.failure) return Promise.reject(this.failure);
     let planned: { ops: Op[]; bytes: number };
@@ -446,10 +464,11 @@ export class LevelRaftStorage implements WritableStorage {
       return Promise.reject(err);
     }
     // Nothing to write and nothing queued: the state this write describes is already durable.
-    // (With writes queued it must wait for them: they may carry the very state it repeats.)
-    if (planned.ops.length === 0 && !this.flushing && this.pending.length === 0) return Promise.resolve();
+    // (With writes queued it must wait for them: they may carry the very state it repeats; and
+    // after an unsynced batch a synced write must still sync it.)
+    if (planned.ops.length === 0 && !this.flushing && this.pending.length === 0 && !(sync && this.unsyncedTail)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ ops: planned.ops, bytes: planned.bytes, resolve, reject });
+      this.pending.push({ ops: planned.ops, bytes: planned.bytes, sync, resolve, reject });
       this.pendingBytes += planned.bytes;
       if (!this.flushing) void this.flushLoop();
     });
@@ -492,6 +511,7 @@ export class LevelRaftStorage implements WritableStorage {
         count++;
       }
       const group = this.pending.splice(0, count);
+      const sync = group.some((w) => w.sync);
       const seq = this.writeSeq + 1;
       try {
         const batch = this.db.batch();
@@ -502,9 +522,16 @@ export class LevelRaftStorage implements WritableStorage {
           }
         }
         batch.put(KEY_WRITE_SEQ, encodeWriteSeq(seq));
-        await batch.write({ sync: true });
+        await batch.write({ sync });
         this.writeSeq = seq;
-        this.seqFile.write({ writeSeq: seq, incarnation: this.ident.incarnation });
+        // Only a synced writeSeq goes to the sidecar: it must never get ahead of what a power
+        // loss leaves in the database, or a healthy node would be refused as rolled back.
+        if (sync) this.seqFile.write({ writeSeq: seq, incarnation: this.ident.incarnation });
+        this.unsyncedTail = !sync;
+        this.counters.batches++;
+        if (sync) this.counters.syncedBatches++;
+        this.counters.writes += group.length;
+        this.counters.maxWritesPerBatch = Math.max(this.counters.maxWritesPerBatch, group.length);
       } catch (err) {
         this.failure = new StorageError(StorageErrorCode.IoFailed, `Raft log write failed at writeSeq ${seq}: ${(err as Error).message}. Stop the node and reopen.`, { writeSeq: seq }, { cause: err });
         for (const w of [...group, ...this.pending.splice(0)]) w.reject(this.failure);

@@ -101,6 +101,7 @@ describe('LevelRaftStorage durability', () => {
     await Promise.all(writes);
     // The first write went alone; every later one waited for it and shared the next batch.
     expect(s.identity().writeSeq).toBe(seq0 + 2);
+    expect(s.stats()).toMatchObject({ batches: 2, syncedBatches: 2, writes: 51, maxWritesPerBatch: 50 });
     await s.close();
     const again = await LevelRaftStorage.open(dir);
     expect(again.lastIndex()).toBe(41);
@@ -296,6 +297,26 @@ describe('LevelRaftStorage durability', () => {
     await repeat;
     expect(s.identity().writeSeq).toBeGreaterThan(seq);
     await s.close();
+  });
+
+  it('writes a commit-only save unsynced when asked, and keeps the sidecar on synced writeSeqs only', async () => {
+    const s = await LevelRaftStorage.init(dir, INIT);
+    await s.save(hs(1, 1, 0), ents(1, [1, 1]));
+    const synced = s.identity().writeSeq;
+    const sidecar = (): number => readFileSync(join(dir, SEQ_FILE_NAME)).readUInt32BE(12);
+    expect(sidecar()).toBe(synced);
+    await s.save(hs(1, 1, 2), [], { sync: false });
+    expect(s.identity().writeSeq).toBe(synced + 1);
+    expect(sidecar()).toBe(synced);
+    expect(s.stats()).toMatchObject({ batches: 2, syncedBatches: 1 });
+    // A synced save of the same state must not return early: the state is not yet synced.
+    await s.save(hs(1, 1, 2), []);
+    expect(s.identity().writeSeq).toBe(synced + 2);
+    expect(sidecar()).toBe(synced + 2);
+    await s.close();
+    const again = await LevelRaftStorage.open(dir);
+    expect(again.initialState().hardState).toEqual(hs(1, 1, 2));
+    await again.close();
   });
 
   it('fails stop after a failed disk write: that write and every later one are refused with IoFailed', async () => {
