@@ -10,7 +10,6 @@
 import '../node/polyfills.js';
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
-import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { P2pError, P2pErrorCode, assert } from './errors.js';
 import {
@@ -24,6 +23,7 @@ import {
   encodeMessage,
   encodeWithId,
 } from './frames.js';
+import { FrameTooLargeError, readFrames, writeFrames } from './framing.js';
 import { createHost, type P2pHost } from './host.js';
 import { defaultP2pLogger, type P2pLogger } from './logger.js';
 import {
@@ -82,7 +82,6 @@ interface OutboundChannel {
   readonly channel: string;
   readonly queue: QueuedFrame[];
   stream: Stream | null;
-  lp: LengthPrefixedStream<Stream> | null;
   /** Bumped per stream; a pending request's tag says on which stream it was written. */
   generation: number;
   flushing: boolean;
@@ -447,7 +446,7 @@ export class Libp2pTransport implements PeerTransport {
     let ch = peer.channels.get(channel);
     if (ch === undefined) {
       assert(peer.channels.size < this.limits.maxChannelsPerPeer, () => `more than ${this.limits.maxChannelsPerPeer} channels to ${peer.peerId}`);
-      ch = { channel, queue: [], stream: null, lp: null, generation: 0, flushing: false };
+      ch = { channel, queue: [], stream: null, generation: 0, flushing: false };
       peer.channels.set(channel, ch);
     }
     return ch;
@@ -482,7 +481,7 @@ export class Libp2pTransport implements PeerTransport {
           }
           prefix = [encodeHello(ch.channel)];
         }
-        const lp = ch.lp!;
+        const stream = ch.stream!;
         const batch = this.takeBatch(peer, ch);
         const frames = prefix.concat(batch.map((item) => item.frame));
         for (const item of batch) {
@@ -495,7 +494,7 @@ export class Libp2pTransport implements PeerTransport {
         }
         try {
           this.batchesWritten++;
-          await lp.writeV(frames);
+          await writeFrames(stream, frames);
         } catch (err) {
           // The stream broke under us; the batch may be partly delivered. Count the messages as
           // dropped (Raft resends) and fail the requests (the caller may retry).
@@ -541,35 +540,33 @@ export class Libp2pTransport implements PeerTransport {
     }
     ch.generation++;
     ch.stream = stream;
-    ch.lp = lpStream(stream, this.lpOptions());
     const generation = ch.generation;
     stream.addEventListener('close', () => {
       if (ch.generation === generation && ch.stream === stream) this.resetChannel(peer, ch, new Error('stream closed'));
     });
-    void this.readReplies(peer, ch, stream, ch.lp, generation);
+    readFrames(
+      stream,
+      this.maxFrameBytes,
+      (bytes) => this.onReplyFrame(peer, ch, bytes),
+      (err) => {
+        this.onReadError(peer.peerId, stream, err);
+        if (ch.generation === generation) this.resetChannel(peer, ch, err);
+      },
+    );
     return true;
   }
 
-  /** Reads the replies the acceptor writes back on our outbound stream. */
-  private async readReplies(peer: PeerState, ch: OutboundChannel, stream: Stream, lp: LengthPrefixedStream<Stream>, generation: number): Promise<void> {
-    try {
-      for (;;) {
-        const bytes = (await lp.read()).subarray();
-        const frame = decodeFrame(bytes);
-        if (frame.kind === FrameKind.Reply || frame.kind === FrameKind.ErrReply) {
-          const request = this.pending.get(frame.id);
-          // Only a reply from the peer we asked, on the channel we asked on, settles a request.
-          if (request === undefined || request.peerId !== peer.peerId || request.channel !== ch.channel) continue;
-          if (frame.kind === FrameKind.Reply) this.pending.resolve(frame.id, frame.payload);
-          else this.pending.reject(frame.id, remoteError(peer.peerId, ch.channel, frame.reason, frame.message));
-        } else {
-          throw new P2pError(P2pErrorCode.RemoteError, `unexpected frame kind ${frame.kind} on an outbound stream`);
-        }
-      }
-    } catch (err) {
-      this.onReadError(peer.peerId, stream, err);
-      if (ch.generation === generation) this.resetChannel(peer, ch, err as Error);
+  /** A frame the acceptor wrote back on our outbound stream: only replies belong there. */
+  private onReplyFrame(peer: PeerState, ch: OutboundChannel, bytes: Uint8Array): void {
+    const frame = decodeFrame(bytes);
+    if (frame.kind !== FrameKind.Reply && frame.kind !== FrameKind.ErrReply) {
+      throw new P2pError(P2pErrorCode.RemoteError, `unexpected frame kind ${frame.kind} on an outbound stream`);
     }
+    const request = this.pending.get(frame.id);
+    // Only a reply from the peer we asked, on the channel we asked on, settles a request.
+    if (request === undefined || request.peerId !== peer.peerId || request.channel !== ch.channel) return;
+    if (frame.kind === FrameKind.Reply) this.pending.resolve(frame.id, frame.payload.slice());
+    else this.pending.reject(frame.id, remoteError(peer.peerId, ch.channel, frame.reason, frame.message));
   }
 
   /** Forgets the channel's stream; requests written on it fail. Queued frames wait for a new stream. */
@@ -577,7 +574,6 @@ export class Libp2pTransport implements PeerTransport {
     const stream = ch.stream;
     const generation = ch.generation;
     ch.stream = null;
-    ch.lp = null;
     if (stream !== null && stream.status === 'open') stream.abort(reason);
     this.pending.rejectWhere(
       (r) => r.peerId === peer.peerId && r.channel === ch.channel && r.tag === generation && generation > 0,
@@ -612,15 +608,7 @@ export class Libp2pTransport implements PeerTransport {
   // Inbound streams: dispatch messages and requests
   // -------------------------------------------------------------------------
 
-  private lpOptions(): { maxDataLength: number; maxBufferSize: number } {
-    return {
-      maxDataLength: this.maxFrameBytes,
-      // Bytes buffered while the reader is between frames: one maximal frame plus what arrives behind it.
-      maxBufferSize: this.maxFrameBytes + this.limits.maxBatchBytes + 64 * 1024,
-    };
-  }
-
-  private async acceptStream(stream: Stream, connection: Connection): Promise<void> {
+  private acceptStream(stream: Stream, connection: Connection): void {
     const fromId = connection.remotePeer.toString();
     const peer = this.peers.get(fromId);
     // The gater already refused strangers; this catches a peer removed while its stream was negotiated.
@@ -628,43 +616,48 @@ export class Libp2pTransport implements PeerTransport {
       stream.abort(new Error('not a member'));
       return;
     }
-    const lp = lpStream(stream, this.lpOptions());
     peer.inboundStreams.add(stream);
-    try {
-      const hello = decodeFrame((await lp.read({ signal: AbortSignal.timeout(HELLO_TIMEOUT_MS) })).subarray());
-      if (hello.kind !== FrameKind.Hello || hello.version !== WIRE_VERSION) {
-        throw new P2pError(P2pErrorCode.RemoteError, `expected a version ${WIRE_VERSION} Hello frame`);
-      }
-      const channel = hello.channel;
-      assertChannelNameFromWire(channel);
-      const replies = new ReplyWriter(stream, lp, this.limits);
-      for (;;) {
-        const bytes = (await lp.read()).subarray();
+    stream.addEventListener('close', () => peer.inboundStreams.delete(stream));
+    const helloTimer = setTimeout(() => {
+      this.onReadError(fromId, stream, new P2pError(P2pErrorCode.RemoteError, `no Hello frame within ${HELLO_TIMEOUT_MS} ms`));
+    }, HELLO_TIMEOUT_MS);
+    stream.addEventListener('close', () => clearTimeout(helloTimer));
+    let channel: string | null = null;
+    const replies = new ReplyWriter(stream, this.limits);
+    readFrames(
+      stream,
+      this.maxFrameBytes,
+      (bytes) => {
         const frame = decodeFrame(bytes);
-        if (frame.kind === FrameKind.Message) {
+        if (channel === null) {
+          if (frame.kind !== FrameKind.Hello || frame.version !== WIRE_VERSION) {
+            throw new P2pError(P2pErrorCode.RemoteError, `expected a version ${WIRE_VERSION} Hello frame`);
+          }
+          assertChannelNameFromWire(frame.channel);
+          channel = frame.channel;
+          clearTimeout(helloTimer);
+        } else if (frame.kind === FrameKind.Message) {
           const handler = this.handlers.message.get(channel);
           if (handler === undefined) {
             this.stats_.unhandledFrames++;
-            continue;
+            return;
           }
           this.stats_.messagesReceived++;
           try {
-            handler(fromId, frame.payload);
+            // A copy: the view would pin the whole received chunk for as long as the handler keeps it.
+            handler(fromId, frame.payload.slice());
           } catch (err) {
             // A handler bug must not tear down the stream that carries every later message.
             this.logger.warn({ peerId: fromId, channel, err }, 'message handler threw');
           }
         } else if (frame.kind === FrameKind.Request) {
-          this.serveRequest(peer, stream, replies, channel, frame.id, frame.payload);
+          this.serveRequest(peer, stream, replies, channel, frame.id, frame.payload.slice());
         } else {
           throw new P2pError(P2pErrorCode.RemoteError, `unexpected frame kind ${frame.kind} on an inbound stream`);
         }
-      }
-    } catch (err) {
-      this.onReadError(fromId, stream, err);
-    } finally {
-      peer.inboundStreams.delete(stream);
-    }
+      },
+      (err) => this.onReadError(fromId, stream, err),
+    );
   }
 
   private serveRequest(peer: PeerState, stream: Stream, replies: ReplyWriter, channel: string, id: number, payload: Uint8Array): void {
@@ -706,8 +699,7 @@ export class Libp2pTransport implements PeerTransport {
 
   /** An oversized or malformed frame resets the stream (never the process); EOF and resets are normal. */
   private onReadError(peerId: string, stream: Stream, err: unknown): void {
-    const name = (err as Error | undefined)?.name;
-    if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError' || name === 'StreamBufferError') {
+    if (err instanceof FrameTooLargeError) {
       this.stats_.oversizedFramesRejected++;
       this.logger.warn({ peerId, err: (err as Error).message }, 'peer sent a frame over maxMessageBytes; stream reset');
     } else if (err instanceof P2pError) {
@@ -751,7 +743,6 @@ class ReplyWriter {
 
   constructor(
     private readonly stream: Stream,
-    private readonly lp: LengthPrefixedStream<Stream>,
     private readonly limits: TransportLimits,
   ) {
     this.maxQueuedReplies = 2 * limits.maxConcurrentInboundRequestsPerPeer;
@@ -781,7 +772,7 @@ class ReplyWriter {
           bytes += this.queue[count].byteLength;
           count++;
         }
-        await this.lp.writeV(this.queue.splice(0, count));
+        await writeFrames(this.stream, this.queue.splice(0, count));
       }
     } catch {
       // The stream broke; the requester's pending requests fail on its side when it sees the reset.
