@@ -161,10 +161,22 @@ export interface NodeDependencies {
   /** This node's enclave public keys (base64), announced when it joins. */
   readonly enclaveKeys: readonly string[];
   readonly privacy?: PrivacyProvider;
+  /**
+   * Members to reach before this node knows the current membership (a node started with --join:
+   * whom to ask for its id, and whose Raft traffic to accept until it has caught up). The
+   * replicated membership always takes precedence.
+   */
+  readonly bootstrapPeers?: readonly BootstrapPeer[];
   /** Persists the id a joining node is given, so a restart keeps it. */
   readonly persistRaftId?: (raftId: number) => Promise<void>;
   /** Called once when the node must stop (divergence, storage failure). */
   readonly onFatal?: (err: unknown) => void;
+}
+
+export interface BootstrapPeer {
+  readonly raftId: number;
+  readonly peerId: string;
+  readonly addrs: readonly string[];
 }
 
 /** The chain store's extension for the replicated membership, written atomically with the applied index. */
@@ -243,6 +255,7 @@ export class QuorateNode {
   private readonly confWaiters = new Map<string, () => void>();
   private readonly waiters = new Set<Waiter>();
   private readonly blockListeners = new Set<(e: CommittedBlockEvent) => void>();
+  private readonly membershipListeners = new Set<(m: MembershipState) => void>();
   /** Next nonce this node assigned per account it signs for (followers: not yet visible in state). */
   private readonly localNonces = new Map<Address, number>();
   private readonly accountsByAddress = new Map<Address, AccountKey>();
@@ -385,8 +398,21 @@ export class QuorateNode {
 
   // ------------------------------------------------------------------ raft messages
 
+  /** Raft id → peer id: the replicated membership, else the bootstrap peers (a joiner catching up). */
+  private peerOf(raftId: number): { raftId: number; peerId: string } | undefined {
+    return findMember(this.membershipState, raftId) ?? this.deps.bootstrapPeers?.find((p) => p.raftId === raftId);
+  }
+
+  private raftIdOfPeer(peerId: string): number | undefined {
+    const m = findMemberByPeerId(this.membershipState, peerId);
+    if (m) return m.raftId;
+    // Only while this node is not yet in the membership it applied: then the bootstrap list speaks.
+    if (findMember(this.membershipState, this.raftId)) return undefined;
+    return this.deps.bootstrapPeers?.find((p) => p.peerId === peerId)?.raftId;
+  }
+
   private sendRaft(m: Message): void {
-    const member = findMember(this.membershipState, m.to);
+    const member = this.peerOf(m.to);
     if (!member) return; // not (yet) known here: Raft retries once the membership is applied
     try {
       this.deps.transport.send(member.peerId, CHANNEL_RAFT, encodeRaftMessage(m));
@@ -407,8 +433,7 @@ export class QuorateNode {
     }
     // The sender's raft id must be the one the membership gives its (Noise-authenticated) peer id:
     // a member cannot speak for another.
-    const member = findMemberByPeerId(this.membershipState, from);
-    if (!member || member.raftId !== m.from || m.to !== this.raftId) {
+    if (this.raftIdOfPeer(from) !== m.from || m.to !== this.raftId) {
       this.warnOnce(from, { claimedFrom: m.from, to: m.to }, 'raft message from a peer that does not hold that raft id: dropped');
       return;
     }
@@ -651,10 +676,15 @@ export class QuorateNode {
   }
 
   private updatePeers(extra: PeerAddress[] = []): void {
-    const peers: PeerAddress[] = this.membershipState.members
-      .filter((m) => m.raftId !== this.raftId && m.peerId !== this.deps.transport.localPeerId)
-      .map((m) => ({ peerId: m.peerId, addrs: m.p2pAddrs }));
-    this.deps.transport.setPeers([...peers, ...extra]);
+    const self = this.deps.transport.localPeerId;
+    const peers = new Map<string, PeerAddress>();
+    if (!findMember(this.membershipState, this.raftId)) {
+      for (const p of this.deps.bootstrapPeers ?? []) if (p.peerId !== self) peers.set(p.peerId, { peerId: p.peerId, addrs: p.addrs });
+    }
+    for (const m of this.membershipState.members) if (m.peerId !== self) peers.set(m.peerId, { peerId: m.peerId, addrs: m.p2pAddrs });
+    for (const p of extra) peers.set(p.peerId, p);
+    this.deps.transport.setPeers([...peers.values()]);
+    if (extra.length === 0) for (const l of this.membershipListeners) l(this.membershipState);
   }
 
   // ------------------------------------------------------------------ joining
@@ -662,14 +692,19 @@ export class QuorateNode {
   private pollForId(): void {
     const ask = async (): Promise<void> => {
       if (this.stopped || this.raftId !== 0) return;
-      for (const m of this.membershipState.members) {
+      const asked = new Map<string, number>();
+      for (const m of this.membershipState.members) asked.set(m.peerId, m.raftId);
+      for (const p of this.deps.bootstrapPeers ?? []) asked.set(p.peerId, p.raftId);
+      for (const [peerId, via] of asked) {
+        if (peerId === this.deps.transport.localPeerId) continue;
         try {
-          const reply = await this.ctlRequest(m.peerId, { type: 'whoami' }, 2_000);
+          const reply = await this.ctlRequest(peerId, { type: 'whoami' }, 2_000);
           const id = (reply as { raftId?: number | null }).raftId;
           if (typeof id === 'number' && id > 0 && this.raftId === 0) {
             this.raftId = id;
             await this.deps.persistRaftId?.(id);
-            this.log.info({ raftId: id, via: m.raftId }, 'joined the cluster');
+            this.log.info({ raftId: id, via }, 'joined the cluster');
+            this.updatePeers();
             await this.startRaft();
             return;
           }
@@ -1004,6 +1039,16 @@ export class QuorateNode {
   }
   get poolSize(): number {
     return this.pool?.size ?? 0;
+  }
+
+  /**
+   * Called with the membership now and after every applied change (and snapshot install): every
+   * node sees the same sequence. The transaction manager's key directory follows it.
+   */
+  onMembership(listener: (m: MembershipState) => void): () => void {
+    this.membershipListeners.add(listener);
+    if (this.membershipState) listener(this.membershipState);
+    return () => this.membershipListeners.delete(listener);
   }
 
   onBlock(listener: (e: CommittedBlockEvent) => void): () => void {

@@ -110,6 +110,7 @@ export async function startNodeProcess(config: NodeConfig, options: { join: bool
       genesis: chainCfg,
       genesisMembership: genesisMembership(genesis.members),
       enclaveKeys,
+      bootstrapPeers: config.peers.map((p) => ({ raftId: p.raftId, peerId: p.peerId, addrs: [p.p2pAddress.replace(/\/p2p\/[^/]+$/, '')] })),
       persistRaftId: (id) => raftStorage.assignRaftId(id as RaftId),
       onFatal: () => void stop(1),
     },

@@ -1,0 +1,121 @@
+// `quorate add-node`: prepares a new node for an existing cluster folder — fresh keys and a
+// config whose peers are the cluster's current members (asked over JSON-RPC) — so that it can be
+// started with `quorate start --config ... --join` and added with raft_addPeer/raft_addLearner.
+// Its raft id is not chosen here: the cluster assigns it when the change commits.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createKeyFile } from '../enclave/keyfile.js';
+import { createNetworkIdentity } from '../p2p/identity.js';
+import { generateAccountKey, generateMinterKey, saveAccountKey, saveMinterKey } from './chain/index.js';
+import { parseConfig } from './config.js';
+import { HttpRpcClient } from './rpc/client.js';
+
+export interface AddNodeOptions {
+  /** The cluster folder written by `quorate init`. */
+  readonly dir: string;
+  /** A member's RPC URL to ask for the current membership (default: node-1's). */
+  readonly rpcUrl?: string;
+  readonly host?: string;
+  readonly rpcPort?: number;
+  readonly p2pPort?: number;
+  readonly tmPort?: number;
+}
+
+export interface AddNodeResult {
+  readonly name: string;
+  readonly configPath: string;
+  readonly p2pAddress: string;
+  readonly rpcUrl: string;
+  readonly tmUrl: string;
+}
+
+interface TemplateConfig {
+  rpc: { host: string; port: number };
+  p2p: { host: string; port: number };
+  tm: { host: string; port: number };
+  raft: unknown;
+  blockTimeMs: number;
+  deliveryMode: string;
+  logLevel: string;
+  peers: Array<{ raftId: number; nodeId: string; peerId: string; p2pAddress: string; rpcUrl: string; tmUrl: string; enclavePublicKeys: string[] }>;
+}
+
+export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
+  const template = JSON.parse(await readFile(join(options.dir, 'node-1', 'config.json'), 'utf8')) as TemplateConfig;
+  let k = 1;
+  while (existsSync(join(options.dir, `node-${k}`))) k++;
+  const name = `node-${k}`;
+  const host = options.host ?? template.rpc.host;
+  const ports = {
+    rpc: options.rpcPort ?? template.rpc.port + k - 1,
+    p2p: options.p2pPort ?? template.p2p.port + k - 1,
+    tm: options.tmPort ?? template.tm.port + k - 1,
+  };
+
+  // The current members, from a running member; the template's list as the fallback.
+  const client = new HttpRpcClient(options.rpcUrl ?? `http://${template.rpc.host}:${template.rpc.port}/`, { timeoutMs: 5_000 });
+  let peers = template.peers;
+  try {
+    const cluster = await client.call<Array<{ raftId: number; nodeId: string; p2pAddress: string; rpcUrl: string }>>('raft_cluster');
+    peers = cluster.map((m) => {
+      const known = template.peers.find((p) => p.raftId === m.raftId);
+      return {
+        raftId: m.raftId,
+        nodeId: m.nodeId,
+        peerId: m.p2pAddress.split('/p2p/')[1] ?? '',
+        p2pAddress: m.p2pAddress,
+        rpcUrl: m.rpcUrl,
+        tmUrl: known?.tmUrl ?? m.rpcUrl,
+        enclavePublicKeys: known?.enclavePublicKeys ?? [],
+      };
+    });
+  } catch {
+    // The cluster is not reachable: the template's peers are the best knowledge we have.
+  }
+
+  const nodeDir = join(options.dir, name);
+  await mkdir(nodeDir);
+  const { peerId } = await createNetworkIdentity(join(nodeDir, 'network.key'));
+  saveMinterKey(join(nodeDir, 'minter.key'), generateMinterKey());
+  saveAccountKey(join(nodeDir, 'account.key'), generateAccountKey());
+  const password = randomBytes(32).toString('base64url');
+  await writeFile(join(nodeDir, 'enclave.password'), `${password}\n`, { mode: 0o600, flag: 'wx' });
+  await chmod(join(nodeDir, 'enclave.password'), 0o600);
+  await createKeyFile(join(nodeDir, 'enclave.key'), password);
+
+  const config = {
+    nodeId: name,
+    // Not a genesis member: the cluster assigns the id when raft_addPeer/raft_addLearner commits.
+    raftId: 0,
+    dataDir: 'data',
+    rpc: { host, port: ports.rpc },
+    p2p: { host, port: ports.p2p },
+    tm: { host, port: ports.tm },
+    keys: {
+      networkIdentity: 'network.key',
+      nodeSigning: 'minter.key',
+      accounts: ['account.key'],
+      enclave: { keyFile: 'enclave.key', passwordFile: 'enclave.password' },
+    },
+    genesis: '../genesis.json',
+    peers,
+    raft: template.raft,
+    blockTimeMs: template.blockTimeMs,
+    limits: {},
+    deliveryMode: template.deliveryMode,
+    logLevel: template.logLevel,
+  };
+  const configPath = join(nodeDir, 'config.json');
+  parseConfig(config, configPath);
+  await writeFile(configPath, JSON.stringify(config, null, 2) + '\n');
+  return {
+    name,
+    configPath,
+    p2pAddress: `/ip4/${host}/tcp/${ports.p2p}/p2p/${peerId}`,
+    rpcUrl: `http://${host}:${ports.rpc}/`,
+    tmUrl: `http://${host}:${ports.tm}/`,
+  };
+}
