@@ -168,6 +168,19 @@ export function decodeBlock(bytes: Uint8Array): Block {
   return makeBlock(header, signature, transactions);
 }
 
+/**
+ * The `index`-th transaction of an encoded block, decoding only that one (RPC lookups by hash
+ * must not decode a whole block of thousands of transactions). Undefined when out of range.
+ */
+export function decodeBlockTransaction(bytes: Uint8Array, index: number): Transaction | undefined {
+  const r = new Reader(bytes, ChainErrorCode.BlockMalformed, 'block');
+  r.raw(HEADER_BYTES + SIGNATURE_BYTES);
+  const n = r.u32();
+  if (!Number.isSafeInteger(index) || index < 0 || index >= n) return undefined;
+  for (let i = 0; i < index; i++) r.bytes32(MAX_TX_BYTES);
+  return decodeTransaction(r.bytes32(MAX_TX_BYTES));
+}
+
 // --- JSON view -----------------------------------------------------------------------------------
 
 export interface BlockJson {

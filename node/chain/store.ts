@@ -22,7 +22,7 @@
 //   M head     → u64 number ‖ [32] hash
 //   M applied  → u64 Raft index
 //   B <u64>    → block encoding          H <hash> → u64 number
-//   T <hash>   → u64 block number ‖ u32 index        R <hash> → public receipt
+//   T <hash>   → u64 block number ‖ u32 index ‖ [32] block hash    R <hash> → public receipt
 //   Q <hash>   → this node's private receipt
 //   S <key>    → public state value      P <key>  → private state value
 
@@ -31,7 +31,7 @@ import { ChainError, ChainErrorCode, assert } from './errors.js';
 import { bytesEqual, concatBytes, toHex, toHexBare, utf8 } from './codec.js';
 import type { Hash } from './hash.js';
 import type { Address } from './keys.js';
-import { type Block, decodeBlock, encodeBlock } from './block.js';
+import { type Block, decodeBlock, decodeBlockTransaction, encodeBlock } from './block.js';
 import { type Receipt, decodeReceipt, encodeReceipt } from './receipt.js';
 import { MAX_LIST_READ_ITEMS, MemoryState, type StateChanges, type StateView, decodeU64, encodeU64, getBalance, getList, getNonce, getValue, stateKeys } from './state.js';
 import type { LtHash } from './lthash.js';
@@ -333,9 +333,10 @@ export class KvChainStore implements ChainStore {
       b.put(key(P.hash, block.hash), encodeU64(n));
       for (let i = 0; i < block.transactions.length; i++) {
         const tx = block.transactions[i];
-        const loc = new Uint8Array(12);
+        const loc = new Uint8Array(44);
         loc.set(encodeU64(n), 0);
         new DataView(loc.buffer).setUint32(8, i);
+        loc.set(block.hash, 12);
         b.put(key(P.txLoc, tx.hash), loc);
         b.put(key(P.receipt, tx.hash), encodeReceipt(receipts[i]));
       }
@@ -446,18 +447,16 @@ export class KvChainStore implements ChainStore {
     this.checkOpen();
     const v = await this.kv.get(key(P.txLoc, txHash));
     if (v === undefined) return undefined;
-    const blockNumber = decodeU64(v.subarray(0, 8));
-    const index = new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(8);
-    const blk = await this.kv.get(blockKey(blockNumber));
-    if (blk === undefined) return undefined; // below a snapshot: the block body is not held
-    return { blockNumber, index, blockHash: decodeBlock(blk).hash };
+    if (v.length !== 44) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: tx location of ${toHex(txHash)} is not 44 bytes`);
+    return { blockNumber: decodeU64(v.subarray(0, 8)), index: new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(8), blockHash: v.slice(12) };
   }
 
   async getTransaction(txHash: Hash): Promise<{ tx: Transaction; location: TxLocation } | undefined> {
     const location = await this.getTxLocation(txHash);
     if (!location) return undefined;
-    const block = await this.getBlockByNumber(location.blockNumber);
-    const tx = block?.transactions[location.index];
+    const blk = await this.kv.get(blockKey(location.blockNumber));
+    if (blk === undefined) return undefined; // below an installed snapshot: the body is not held
+    const tx = decodeBlockTransaction(blk, location.index);
     if (!tx || !bytesEqual(tx.hash, txHash)) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: tx index of ${toHex(txHash)} points to the wrong transaction`);
     return { tx, location };
   }

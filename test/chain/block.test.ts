@@ -14,6 +14,7 @@ import {
   blockToJson,
   buildBlock,
   decodeBlock,
+  decodeBlockTransaction,
   decodeHeader,
   encodeBlock,
   encodeHeader,
@@ -52,6 +53,8 @@ describe('blocks', () => {
     expect(d.header).toEqual(b.header);
     expect(d.transactions.map((t) => t.hashHex)).toEqual(b.transactions.map((t) => t.hashHex));
     expect(decodeHeader(encodeHeader(b.header))).toEqual(b.header);
+    expect(decodeBlockTransaction(encodeBlock(b), 1)?.hashHex).toBe(b.transactions[1].hashHex);
+    expect(decodeBlockTransaction(encodeBlock(b), 2)).toBeUndefined();
     expect(b.header).toMatchObject({ version: BLOCK_VERSION, number: 1, minterId: 1, raftTerm: 3, timestampMs: 5_000 });
   });
 
