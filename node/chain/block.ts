@@ -19,7 +19,7 @@ import { Reader, Writer, bigintToBytes, concatBytes, fromHex, toHex, utf8 } from
 import { EMPTY_ROOT, type Hash, ZERO_HASH, keccak256, merkleRoot } from './hash.js';
 import { type AccountKey, type Address, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, isAddress, sign, verifySignature } from './keys.js';
 import { MAX_AMOUNT, MAX_TX_BYTES, type Transaction, decodeTransaction } from './tx.js';
-import { MemoryState, stateKeys } from './state.js';
+import { MemoryState, encodeU64, stateKeys } from './state.js';
 
 export const BLOCK_VERSION = 1;
 export const HEADER_BYTES = 1 + 8 + 32 + 8 + 32 + 32 + 32 + 8 + 8;
@@ -280,13 +280,14 @@ export function parseGenesis(json: unknown): GenesisConfig {
   return { chainId: g.chainId as number, timestampMs: timestampMs as number, alloc, members };
 }
 
-/** The genesis state: balances and the members' minter keys (so the genesis root commits to them). */
+/** The genesis state: balances, the members' minter keys and the chain id (the genesis root commits to all three). */
 export function genesisState(cfg: GenesisConfig): MemoryState {
   const entries: [string, Uint8Array][] = [];
   for (const [addr, bal] of [...cfg.alloc].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (bal > 0n) entries.push([stateKeys.balance(addr), bigintToBytes(bal)]);
   }
   for (const m of cfg.members) entries.push([stateKeys.member(m.raftId), Uint8Array.from(m.minterPublicKey)]);
+  entries.push([stateKeys.chainId(), encodeU64(cfg.chainId)]);
   return MemoryState.fromEntries(entries);
 }
 

@@ -17,6 +17,7 @@
 //   l/<key>                length of the list built by append, u64
 //   i/<key>/<index>        list item <index> (decimal); injective since <index> has no '/'
 //   g/member/<raftId>      a genesis member's minter public key (32 bytes)
+//   g/chainId              the chain id, u64 (so the genesis hash differs between chains)
 // Values (v/) and lists (l/, i/) of the same user key are separate: `put k` never touches list k.
 
 import { assert } from './errors.js';
@@ -211,6 +212,7 @@ export const stateKeys = {
   listLength: (key: string): StateKey => `l/${key}`,
   listItem: (key: string, index: number): StateKey => `i/${key}/${index}`,
   member: (raftId: number): StateKey => `g/member/${raftId}`,
+  chainId: (): StateKey => 'g/chainId',
 };
 
 export function encodeU64(n: number): Uint8Array {

@@ -119,6 +119,9 @@ describe('genesis', () => {
     const j = JSON.parse(JSON.stringify(f.genesisJson));
     j.alloc[f.accounts[0].address].balance = '999';
     expect(genesisBlock(parseGenesis(j)).block.hashHex).not.toBe(g1.block.hashHex);
+    const c = JSON.parse(JSON.stringify(f.genesisJson));
+    c.chainId = 1;
+    expect(genesisBlock(parseGenesis(c)).block.hashHex).not.toBe(g1.block.hashHex);
     const k = JSON.parse(JSON.stringify(f.genesisJson));
     k.members.pop();
     expect(genesisBlock(parseGenesis(k)).block.hashHex).not.toBe(g1.block.hashHex);
