@@ -932,6 +932,7 @@ class Simulation {
     }
     this.probeApplied.clear();
     const startTick = this.now;
+    const committedBeforeHeal = this.checker.committedIndex();
     let lastProbeTick = -Infinity;
     while (this.now - startTick < maxTicks) {
       this.step();
@@ -941,6 +942,18 @@ class Simulation {
       let done = this.probeApplied.size > 0;
       for (const id of members) if (!this.probeApplied.has(id)) done = false;
       if (done) {
+        // Durability of acknowledged entries: everything committed before the heal, through
+        // every crash of the fault phase, is applied on every member (the chain check in
+        // onApplied has compared each of them entry by entry).
+        for (const id of members) {
+          const m = this.nodes.get(id)!;
+          if (m.app.applied < committedBeforeHeal) {
+            throw new SimViolation(
+              ViolationKind.Durability,
+              `member ${id} applied the probe but only up to ${m.app.applied}, below index ${committedBeforeHeal} committed before the heal`,
+            );
+          }
+        }
         this.stats.livenessTicksUsed = this.now - startTick;
         this.events.note(this.now, `liveness: probe applied on all members ${[...members].join(',')}`);
         return;
