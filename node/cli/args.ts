@@ -12,6 +12,11 @@ export enum ExitCode {
   Usage = 2,
 }
 
+/** The exit code a lead-provided entry point resolved with (a number), or 0 when it resolved with nothing else. */
+export function exitCodeOf(result: unknown): ExitCode {
+  return typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= 255 ? (result as ExitCode) : ExitCode.Ok;
+}
+
 /** A wrong command line. Printed with a hint to --help; exit code 2. */
 export class UsageError extends Error {
   constructor(

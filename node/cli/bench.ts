@@ -1,7 +1,7 @@
 // `quorate bench`: load generator against running nodes. This file parses the command line;
 // runBench() from node/bench.ts sends the transactions and prints the numbers.
 
-import { ExitCode, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
+import { ExitCode, exitCodeOf, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
 import { runBench } from '../bench.js';
 
 export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--private]
@@ -31,7 +31,7 @@ export interface BenchOptions {
   readonly private: boolean;
 }
 
-/** Provided by node/bench.ts. */
+/** Provided by node/bench.ts. Resolves with the exit code (a number) or nothing for 0. */
 export type RunBench = (options: BenchOptions) => Promise<unknown>;
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {

@@ -4,7 +4,7 @@
 
 import { resolve } from 'node:path';
 import { loadConfig, type NodeConfig } from '../config.js';
-import { ExitCode, parseFlags, requiredString, type CliIo } from './args.js';
+import { ExitCode, exitCodeOf, parseFlags, requiredString, type CliIo } from './args.js';
 import { runNode } from '../process.js';
 
 export const START_HELP = `Usage: quorate start --config DIR/node-i/config.json [--join]
@@ -24,7 +24,7 @@ export interface StartOptions {
   readonly join: boolean;
 }
 
-/** Provided by node/process.ts. Resolves once the node has stopped. */
+/** Provided by node/process.ts. Resolves once the node has stopped, with the exit code (a number) or nothing for 0. */
 export type RunNode = (options: StartOptions) => Promise<unknown>;
 
 export async function parseStartArgs(argv: readonly string[]): Promise<StartOptions | 'help'> {
@@ -40,6 +40,5 @@ export async function startCommand(argv: readonly string[], io: CliIo): Promise<
     io.out(START_HELP);
     return ExitCode.Ok;
   }
-  await runNode(options);
-  return ExitCode.Ok;
+  return exitCodeOf(await runNode(options));
 }

@@ -4,7 +4,7 @@
 
 import { resolve } from 'node:path';
 import { MAX_MEMBERS } from '../config.js';
-import { ExitCode, intFlag, parseFlags, stringFlag, type CliIo } from './args.js';
+import { ExitCode, exitCodeOf, intFlag, parseFlags, stringFlag, type CliIo } from './args.js';
 import { runUp } from '../up.js';
 
 export const UP_HELP = `Usage: quorate up [--nodes N] [--dir DIR] [--fresh]
@@ -25,7 +25,7 @@ export interface UpOptions {
   readonly fresh: boolean;
 }
 
-/** Provided by node/up.ts. Resolves once every node has stopped. */
+/** Provided by node/up.ts. Resolves once every node has stopped, with the exit code (a number) or nothing for 0. */
 export type RunUp = (options: UpOptions) => Promise<unknown>;
 
 export function parseUpArgs(argv: readonly string[]): UpOptions | 'help' {
@@ -44,6 +44,5 @@ export async function upCommand(argv: readonly string[], io: CliIo): Promise<Exi
     io.out(UP_HELP);
     return ExitCode.Ok;
   }
-  await runUp(options);
-  return ExitCode.Ok;
+  return exitCodeOf(await runUp(options));
 }
