@@ -11,7 +11,7 @@ import type { Enclave } from '../enclave/index.js';
 import type { Clock, Rng } from './clock.js';
 import type { KeyDirectory } from './key-directory.js';
 import { LevelOwedQueue, MAX_OWED_DELIVERIES } from './owed-queue.js';
-import { LevelPayloadStore } from './payload-store.js';
+import { LevelPayloadStore, type PayloadStore } from './payload-store.js';
 import { TransactionManager, type TransactionManagerOptions } from './transaction-manager.js';
 import type { PartyTransport } from './transport.js';
 
@@ -28,6 +28,8 @@ export interface DurableTransactionManagerConfig extends TransactionManagerOptio
 
 export interface DurableTransactionManager {
   readonly tm: TransactionManager;
+  /** The payload store under the TM (read-only use: tests and diagnostics look inside it). */
+  readonly store: PayloadStore;
   /** Stops the transaction manager, then closes its stores. */
   close(): Promise<void>;
 }
@@ -57,6 +59,7 @@ export async function openDurableTransactionManager(config: DurableTransactionMa
   }
   return {
     tm,
+    store,
     async close() {
       await tm.stop();
       await owedQueue.close();
