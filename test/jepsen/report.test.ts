@@ -80,6 +80,19 @@ describe('report.html structure (always runs)', () => {
     expect(allValid([])).toBe(false);
   });
 
+  it('draws no NaN or Infinity, also for an empty history and for a run with only info ops', () => {
+    expect(html).not.toMatch(/NaN|Infinity/);
+    const empty = renderReport({ history: [], checkers: [] });
+    expect(empty).not.toMatch(/NaN|Infinity/);
+    expect(empty).toContain('NOT VALID'); // no checker ran: nothing was shown to be valid
+    const onlyInfo: HistoryOp[] = [
+      { index: 0, type: 'invoke', process: 0, f: 'put', value: { key: 'k', value: 'v' }, timeNs: 0 },
+      { index: 1, type: 'info', process: 0, f: 'put', value: null, timeNs: 5_000_000, error: 'timeout' },
+      { index: 2, type: 'invoke', process: 1, f: 'put', value: { key: 'k', value: 'w' }, timeNs: 6_000_000 },
+    ];
+    expect(renderReport({ history: onlyInfo, checkers: [{ name: 'x', valid: true }] })).not.toMatch(/NaN|Infinity/);
+  });
+
   it('writes report.html and results.json', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'qrt-report-'));
     dirs.push(dir);
