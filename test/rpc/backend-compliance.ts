@@ -14,6 +14,13 @@ export interface BackendUnderTest {
   readonly backend: NodeRpcBackend;
   /** An address the backend holds a key for, with a balance of at least 1000. */
   readonly fundedAccount: Hex;
+  /**
+   * Serves state (values, balances, nonces) at past block numbers, as INTERFACE.md's
+   * quorate_getValue(key, number) asks. An implementation without it answers NotFound for them.
+   */
+  readonly historicalState: boolean;
+  /** Has a transaction manager (eth_getQuorumPayload answers "0x" when not a party, not PrivacyUnavailable). */
+  readonly privacy: boolean;
   stop(): Promise<void>;
 }
 
@@ -85,7 +92,8 @@ export function backendComplianceSuite(name: string, setup: () => Promise<Backen
       await expectNodeError(b.getBalance(FRESH_ADDRESS, head + 1_000_000, ctx()), NodeErrorCode.NotFound);
       expect(await b.getBalance(FRESH_ADDRESS, 'latest', ctx())).toBe(0n);
       expect(await b.getTransactionCount(FRESH_ADDRESS, 'latest', ctx())).toBe(0);
-      expect((await b.getQuorumPayload(`0x${'00'.repeat(64)}`, ctx())).length).toBe(0);
+      if (t.privacy) expect((await b.getQuorumPayload(`0x${'00'.repeat(64)}`, ctx())).length).toBe(0);
+      else await expectNodeError(b.getQuorumPayload(`0x${'00'.repeat(64)}`, ctx()), NodeErrorCode.PrivacyUnavailable);
       expect(await b.peerCount(ctx())).toBeGreaterThanOrEqual(0);
       expect(await b.accounts(ctx())).toContain(t.fundedAccount);
     });
@@ -100,10 +108,16 @@ export function backendComplianceSuite(name: string, setup: () => Promise<Backen
       expect(receipt).toMatchObject({ transactionHash: hash, from, status: true, isPrivate: false });
       expect(await b.getValue(key, 'linearizable', ctx())).toBe('v1');
       expect(await b.getList(`${key}-list`, 'linearizable', ctx())).toEqual(['a']);
-      expect(await b.getValue(key, receipt.blockNumber, ctx())).toBe('v1');
-      expect(await b.getValue(key, receipt.blockNumber - 1, ctx())).toBeNull();
-      expect(await b.getBalance(FRESH_ADDRESS, receipt.blockNumber, ctx())).toBe(7n);
-      expect(await b.getTransactionCount(from, receipt.blockNumber, ctx())).toBe(nonceBefore + 1);
+      expect(await b.getBalance(FRESH_ADDRESS, 'latest', ctx())).toBe(7n);
+      expect(await b.getTransactionCount(from, 'latest', ctx())).toBeGreaterThanOrEqual(nonceBefore + 1);
+      if (t.historicalState) {
+        expect(await b.getValue(key, receipt.blockNumber, ctx())).toBe('v1');
+        expect(await b.getValue(key, receipt.blockNumber - 1, ctx())).toBeNull();
+        expect(await b.getBalance(FRESH_ADDRESS, receipt.blockNumber, ctx())).toBe(7n);
+        expect(await b.getTransactionCount(from, receipt.blockNumber, ctx())).toBe(nonceBefore + 1);
+      } else {
+        await expectNodeError(b.getValue(key, receipt.blockNumber - 1, ctx()), NodeErrorCode.NotFound);
+      }
       const tx = await b.getTransactionByHash(hash, ctx());
       expect(tx).toMatchObject({ hash, from, nonce: nonceBefore, blockHash: receipt.blockHash, blockNumber: receipt.blockNumber, transactionIndex: receipt.transactionIndex, isPrivate: false });
       expect(tx?.ops).toEqual([{ type: 'put', key, value: 'v1' }, { type: 'append', key: `${key}-list`, value: 'a' }, { type: 'transfer', to: FRESH_ADDRESS, amount: '7' }]);
@@ -121,7 +135,8 @@ export function backendComplianceSuite(name: string, setup: () => Promise<Backen
       expect(receipt.status).toBe(false);
       expect(typeof receipt.reason).toBe('string');
       expect(await b.getValue(key, 'linearizable', ctx())).toBeNull();
-      expect(await b.getTransactionCount(from, receipt.blockNumber, ctx())).toBe(nonceBefore + 1);
+      if (t.historicalState) expect(await b.getTransactionCount(from, receipt.blockNumber, ctx())).toBe(nonceBefore + 1);
+      else expect(await b.getTransactionCount(from, 'latest', ctx())).toBeGreaterThanOrEqual(nonceBefore + 1);
     });
 
     it('refuses to sign for an account it holds no key for', async () => {

@@ -8,5 +8,7 @@ import { ALICE } from './harness.js';
 backendComplianceSuite('FakeLedgerBackend', async () => ({
   backend: new FakeLedgerBackend({ accounts: [ALICE], initialBalance: 1000n }),
   fundedAccount: ALICE,
+  historicalState: true,
+  privacy: true,
   stop: async () => undefined,
 }));
