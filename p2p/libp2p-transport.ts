@@ -3,9 +3,12 @@
 // requests on it; the acceptor writes the replies back on the same stream. Long-lived streams
 // matter: a fresh stream per request is 5-8x slower (STACK.md measured rates).
 //
-// Writes are batched: everything queued for a stream while the previous write was in progress
-// goes out in one writeV (up to maxBatchBytes), so Raft's pipelined appends cost one syscall
-// and one Noise frame per batch rather than per message.
+// Writes are batched (writeV-style): everything queued for a stream while the previous write was
+// in progress — and everything sent in the same synchronous burst — goes out as one send() of
+// concatenated length-prefixed frames (up to maxBatchBytes), so Raft's pipelined appends cost one
+// yamux frame, one Noise frame and one syscall per batch rather than per message. Replies are
+// batched the same way per event-loop turn. Reading decodes every complete frame of a received
+// chunk synchronously (framing.ts), with no per-frame promise.
 
 import '../node/polyfills.js';
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
@@ -115,7 +118,7 @@ export class Libp2pTransport implements PeerTransport {
   private readonly handlers = new Handlers();
   private readonly events = new PeerEvents();
   private readonly stats_ = new MutableStats();
-  /** writeV calls made: with messagesSent, shows how well writes are batched. */
+  /** Batched writes made: with messagesSent, shows how well writes are batched. */
   private batchesWritten = 0;
   private readonly pending: PendingRequests;
   private readonly peers = new Map<string, PeerState>();
