@@ -91,6 +91,16 @@ function sealInPlace(key: Uint8Array, kind: RecordKind, out: Uint8Array): Uint8A
 
 /** Verifies a record's header and checksum and returns its payload; throws StorageError otherwise. */
 export function open(key: Uint8Array, kind: RecordKind, record: Uint8Array): Uint8Array {
+  if (record.length < HEADER_BYTES + TRAILER_BYTES || record[0] !== FORMAT_VERSION) return refuse(key, record);
+  const end = record.length - TRAILER_BYTES;
+  const stored = new DataView(record.buffer, record.byteOffset, record.byteLength).getUint32(end, false);
+  const computed = crc32(record.subarray(0, end), crc32(key)) >>> 0;
+  if (stored !== computed || record[1] !== kind) return refuse(key, record, kind);
+  return record.subarray(HEADER_BYTES, end);
+}
+
+/** The error for a record `open` did not accept, worked out only then (the names cost strings). */
+function refuse(key: Uint8Array, record: Uint8Array, kind?: RecordKind): never {
   const where = keyName(key);
   if (record.length < HEADER_BYTES) {
     throw corrupted(`${where}: record of ${record.length} bytes is shorter than its header`, { key: where });
@@ -99,7 +109,8 @@ export function open(key: Uint8Array, kind: RecordKind, record: Uint8Array): Uin
     if (record[0] > FORMAT_VERSION) {
       throw new StorageError(
         StorageErrorCode.UnsupportedFormat,
-        `${where}: record format ${record[0]} is newer than this program's ${FORMAT_VERSION}; run a newer quorate`,
+        `${where}: record format ${record[0]} is newer than this program's ${FORMAT_VERSION}: run a newer quorate ` +
+          '(if no newer version ever wrote to this directory, the record is corrupted)',
         { key: where, format: record[0], supported: FORMAT_VERSION },
       );
     }
@@ -114,10 +125,7 @@ export function open(key: Uint8Array, kind: RecordKind, record: Uint8Array): Uin
   if (stored !== computed) {
     throw corrupted(`${where}: checksum mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`, { key: where, stored, computed });
   }
-  if (record[1] !== kind) {
-    throw corrupted(`${where}: holds a record of kind ${record[1]}, expected ${kind}`, { key: where, kind: record[1], expected: kind });
-  }
-  return record.subarray(HEADER_BYTES, end);
+  throw corrupted(`${where}: holds a record of kind ${record[1]}, expected ${kind}`, { key: where, kind: record[1], expected: kind });
 }
 
 export function corrupted(message: string, meta: Record<string, unknown> = {}): StorageError {
