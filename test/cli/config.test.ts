@@ -143,7 +143,7 @@ describe('node config', () => {
   it('names the field of every kind of mistake', () => {
     configFails((c) => delete c.nodeId, 'nodeId', /non-empty string, got nothing/);
     configFails((c) => (c.nodeId = 'node 1'), 'nodeId', /letters, digits/);
-    configFails((c) => (c.raftId = -1), "raftId", /between 0 and/);
+    configFails((c) => (c.raftId = -1), 'raftId', /between [01] and/);
     configFails((c) => (c.raftId = '1'), 'raftId', /must be an integer/);
     configFails((c) => (c.rpc = { port: 70000 }), 'rpc.port', /between 0 and 65535/);
     configFails((c) => (c.rpc = { host: 'a b', port: 1 }), 'rpc.host', /host name/);
