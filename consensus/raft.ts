@@ -143,6 +143,15 @@ export class Raft {
   readonly removedIds: Set<RaftId>;
   /** Appends made by propose() wait for the next ready() to be broadcast in one message per peer. */
   private pendingBroadcast = false;
+  /**
+   * Leader only: its log holds a configuration change, not yet applied, that leaves this node out
+   * of every voter set. It then appends nothing more (proposals fail with ProposalDropped), so
+   * that when it steps down its log is no longer than the new configuration's quorum's: otherwise
+   * members still counting the old configuration would need the vote of a removed node that can
+   * never campaign and refuses them as less up-to-date — a cluster with no possible leader (found
+   * by the simulator, seed 186; the apply-time variant of etcd-io/etcd#12359).
+   */
+  private removingSelf = false;
 
   // For the invariant checks.
   private checkedTerm: Term = 0 as Term;
@@ -402,6 +411,7 @@ export class Raft {
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
     this.pendingBroadcast = false;
+    this.removingSelf = false;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -445,6 +455,36 @@ export class Raft {
     // read-only requests may be served.
     const ok = this.appendEntries([{ type: EntryType.Normal, data: EMPTY_BYTES }], true);
     assert(ok, 'empty entry was dropped');
+    this.removingSelf = this.unappliedChangesRemoveSelf();
+  }
+
+  /** Whether the configuration changes in the unapplied part of our log leave us out of every voter set. */
+  private unappliedChangesRemoveSelf(): boolean {
+    const log = this.raftLog;
+    let config = this.tracker.config;
+    let progress: ReadonlyMap<RaftId, Progress> = this.tracker.progress;
+    let changed = false;
+    let lo = log.applied + 1;
+    const hi = log.lastIndex() + 1;
+    while (lo < hi) {
+      const ents = log.slice(lo as LogIndex, hi as LogIndex, this.config.maxCommittedBytesPerReady);
+      for (const e of ents) {
+        if (e.type !== EntryType.ConfChange) continue;
+        try {
+          const r = new Changer(config, progress, log.lastIndex(), (next, match, learner) => this.tracker.newProgress(next, match, learner)).apply(
+            decodeConfChange(e.data),
+          );
+          config = r.config;
+          progress = r.progress;
+          changed = true;
+        } catch (err) {
+          // Not applicable on top of the current configuration: it will not be applied either.
+          if (!(err instanceof RaftError)) throw err;
+        }
+      }
+      lo += ents.length;
+    }
+    return changed && !config.incoming.has(this.id) && !config.outgoing.has(this.id);
   }
 
   // ------------------------------------------------------------------ elections
@@ -587,6 +627,9 @@ export class Raft {
     if (!this.tracker.progress.has(this.id) || this.isLearner) {
       throw new RaftError(RaftErrorCode.ProposalDropped, `${this.id} is not a member of its configuration; proposal dropped`);
     }
+    if (this.removingSelf) {
+      throw new RaftError(RaftErrorCode.ProposalDropped, `${this.id} is being removed from the configuration and hands over leadership; propose to the next leader`);
+    }
     if (this.leadTransferee !== NO_NODE) {
       throw new RaftError(RaftErrorCode.TransferInProgress, `leadership is being transferred to ${this.leadTransferee}; proposal refused`, {
         transferee: this.leadTransferee,
@@ -635,6 +678,7 @@ export class Raft {
     }
     this.pendingConfIndex = this.raftLog.lastIndex();
     this.pendingBroadcast = true;
+    this.removingSelf = this.unappliedChangesRemoveSelf();
     this.checkInvariants();
   }
 
@@ -804,7 +848,7 @@ export class Raft {
 
   private leaderHandleForwardedProposal(m: Message): void {
     if (m.entries.length === 0) return;
-    if (!this.tracker.progress.has(this.id) || this.isLearner || this.leadTransferee !== NO_NODE) return;
+    if (!this.tracker.progress.has(this.id) || this.isLearner || this.leadTransferee !== NO_NODE || this.removingSelf) return;
     for (const e of m.entries) if (e.data.length > this.config.maxProposalBytes) return;
     if (this.appendEntries(m.entries.map((e) => ({ type: EntryType.Normal, data: e.data })), false)) {
       this.bcastAppend();
@@ -1135,7 +1179,18 @@ export class Raft {
     this.isLearner = self !== undefined && self.isLearner;
     if ((!self || this.isLearner) && this.state === Role.Leader) {
       // A leader removed (or demoted) by an applied change steps down; it no longer counts for
-      // any quorum and, not being a voter, can never campaign again (thesis §4.2.2).
+      // any quorum and, not being a voter, can never campaign again (thesis §4.2.2). Leadership
+      // moves at once to the most up-to-date voter when one holds our whole log (thesis §3.10);
+      // otherwise the members elect one after an election timeout.
+      const last = this.raftLog.lastIndex();
+      let target: RaftId = NO_NODE;
+      for (const id of this.tracker.voterIds()) {
+        if (id !== this.id && progress.get(id)!.match === last) {
+          target = id;
+          break;
+        }
+      }
+      if (target !== NO_NODE) this.send(this.msg(MessageType.TimeoutNow, target));
       this.becomeFollower(this.term, NO_NODE);
       return;
     }
@@ -1162,6 +1217,7 @@ export class Raft {
       this.appendEntries([{ type: EntryType.ConfChange, data }], true);
       this.pendingConfIndex = this.raftLog.lastIndex();
       this.pendingBroadcast = true;
+      this.removingSelf = this.unappliedChangesRemoveSelf();
     }
     this.checkInvariants();
   }

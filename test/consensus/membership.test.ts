@@ -180,6 +180,48 @@ describe('consensus scenarios: membership', () => {
     assertAppliedPrefixes(net);
   });
 
+  it('scenario 14 (liveness): a leader that proposed its own removal appends nothing more, so the cluster can elect without it', () => {
+    // The simulator's seed 186: the removed leader had appended entries after its removal; the
+    // members, not yet knowing the removal had committed, needed its vote (C_old = {1,2} needs
+    // both), and it refused them as less up-to-date while never campaigning itself. No leader
+    // could ever be elected.
+    // One entry per append; appends carrying a late entry are lost, so (without the rule) only
+    // node 1 would hold them.
+    const net = new Network({ voters: [1, 2], seed: 40, joiners: [3], config: { maxMessageBytes: 1 } });
+    net.campaign(1);
+    net.propose(1, 'a');
+    const refusals: (RaftErrorCode | undefined)[] = [];
+    let cutOff = false;
+    net.filter = (m) => !(m.from === 1 && m.entries.some((e) => text(e.data) === 'late'));
+    net.onPersist = (n) => {
+      if (n !== 1 || cutOff) return;
+      const node = net.nodes.get(id(1))!;
+      if (refusals.length < 5 && node.status().softState.role === Role.Leader && node.confState().votersOutgoing.length > 0) {
+        // Joint, and the leave entry that removes node 1 is in its log: no more entries.
+        refusals.push(code(() => node.propose(bytes('late'))));
+      }
+      if (!node.confState().voters.includes(id(1)) && node.confState().votersOutgoing.length === 0) {
+        // Node 1 applied its removal: from now on nothing it sends arrives (not even TimeoutNow),
+        // so the others never learn from it that the removal committed.
+        cutOff = true;
+        net.filter = (m) => m.from !== 1;
+      }
+    };
+    net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, remove(1), add(3)));
+    net.stabilize();
+    expect(cutOff).toBe(true);
+    expect(refusals.length).toBeGreaterThan(0);
+    expect(refusals.every((c) => c === RaftErrorCode.ProposalDropped)).toBe(true);
+    net.tickAll(100);
+    const leader = net.leader();
+    expect([2, 3]).toContain(leader);
+    net.propose(leader, 'b');
+    for (const n of [2, 3]) {
+      expect(net.appliedData(n)).toEqual(['a', 'b']);
+      expect(net.node(n).confState().voters).toEqual([2, 3]);
+    }
+  });
+
   it('scenario 15: removing a dead node lets an entry that was waiting for it commit', () => {
     const run = (useRemoval: boolean): { committedHello: boolean } => {
       // One entry per append, so one append (the change) can get through and the next not.
