@@ -162,6 +162,20 @@ function legend(intervals: readonly NemesisInterval[]): string {
     .join('')}</p>`;
 }
 
+/** Line width under which a JSON value stays on one line: one operation per line reads like a history. */
+const COMPACT_JSON_WIDTH = 140;
+
+/** JSON, indented only where a value does not fit on one line. */
+export function compactJson(value: unknown, indent = ''): string {
+  const flat = JSON.stringify(value);
+  if (flat === undefined) return 'null';
+  if (flat.length + indent.length <= COMPACT_JSON_WIDTH || value === null || typeof value !== 'object') return flat;
+  const inner = indent + '  ';
+  if (Array.isArray(value)) return `[\n${value.map((v) => inner + compactJson(v, inner)).join(',\n')}\n${indent}]`;
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+  return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${compactJson(v, inner)}`).join(',\n')}\n${indent}}`;
+}
+
 function statText(val: unknown): string {
   if (typeof val === 'number' && !Number.isInteger(val)) return val.toFixed(1);
   return typeof val === 'object' ? JSON.stringify(val) : String(val);
@@ -180,7 +194,7 @@ function verdicts(checkers: readonly CheckerVerdict[]): string {
       const stats = c.stats === undefined ? '' : Object.entries(c.stats).map(([k, val]) => `${escapeHtml(k)}=${escapeHtml(statText(val))}`).join(', ');
       let cx = '';
       if (c.counterexample !== undefined) {
-        let text = JSON.stringify(c.counterexample, null, 2);
+        let text = compactJson(c.counterexample);
         if (text.length > MAX_COUNTEREXAMPLE_CHARS) text = `${text.slice(0, MAX_COUNTEREXAMPLE_CHARS)}\n… (${text.length - MAX_COUNTEREXAMPLE_CHARS} more characters in results.json)`;
         cx = `<details class="counterexample" open><summary>Counterexample</summary><pre>${escapeHtml(text)}</pre></details>`;
       }
@@ -197,7 +211,8 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:24px 0 8px} h3{font-s
 .overall.pass{background:${OUTCOME_COLOURS.ok}} .overall.fail{background:${OUTCOME_COLOURS.fail}}
 table{border-collapse:collapse;background:#fff} td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .verdict{font-weight:700} .verdict.pass{color:${OUTCOME_COLOURS.ok}} .verdict.fail{color:${OUTCOME_COLOURS.fail}} .verdict.unknown{color:#b8860b}
-pre{max-height:480px;overflow:auto;background:#f4f4f4;padding:8px;font-size:12px}
+pre{max-height:480px;overflow:auto;background:#f4f4f4;padding:8px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
+table.verdicts{width:100%;table-layout:fixed} .verdicts th:nth-child(1){width:180px} .verdicts th:nth-child(2){width:90px}
 svg.plot{display:block;background:#fff;font-size:11px} .legend .swatch{margin-right:14px}
 .legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border:1px solid #999}
 .meta td:first-child{color:#666}
