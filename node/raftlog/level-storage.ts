@@ -92,19 +92,25 @@ import { readSeqFile, SeqFile, writeSeqFileDurably, fsyncDir, type SeqRecord } f
  */
 export const DEFAULT_MAX_ENTRY_DATA_BYTES = 16 * 1024 * 1024;
 /**
- * Largest single write (one save / snapshot / compaction, encoded), in bytes; also the most a
+ * Largest single write (one save, encoded; snapshots have their own limit), in bytes; also the most a
  * group-committed batch gathers. Above the core's maxUncommittedEntriesBytes (64 MiB), which
  * bounds a leader's unpersisted entries, and its maxInflightBytes (32 MiB), which bounds what a
  * follower receives before it persists: the core's own Readies never hit it.
  */
 export const DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024;
-/** Largest snapshot data, in bytes. quorate's snapshots point into the chain database; they are small. */
+/**
+ * Largest snapshot data, in bytes. The snapshot is one LevelDB value (LevelDB copies a value whole
+ * into its memtable and log), so this stays well below memory; application state larger than this
+ * should be carried by reference (e.g. a chain-database checkpoint) rather than inline. A snapshot
+ * is written in a batch of its own when it is larger than maxBatchBytes.
+ */
 export const DEFAULT_MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 /**
  * Most bytes of writes waiting for the disk. The Ready loop awaits every write, so this is only
- * reached by a caller that does not: it fails loudly instead of growing without bound.
+ * reached by a caller that does not: it fails loudly instead of growing without bound. Room for
+ * one largest snapshot plus one largest batch.
  */
-export const DEFAULT_MAX_PENDING_WRITE_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_PENDING_WRITE_BYTES = DEFAULT_MAX_SNAPSHOT_BYTES + DEFAULT_MAX_BATCH_BYTES;
 
 export interface LevelRaftStorageOptions {
   readonly maxEntryDataBytes?: number;
@@ -481,6 +487,10 @@ export class LevelRaftStorage implements WritableStorage {
         maxBatchBytes: this.limits.maxBatchBytes,
       });
     }
+    this.checkPendingBytes(what, bytes);
+  }
+
+  private checkPendingBytes(what: string, bytes: number): void {
     if (this.pendingBytes + bytes > this.limits.maxPendingWriteBytes) {
       throw new StorageError(
         StorageErrorCode.WriteQueueFull,
@@ -497,7 +507,7 @@ export class LevelRaftStorage implements WritableStorage {
         maxSnapshotBytes: this.limits.maxSnapshotBytes,
       });
     }
-    this.checkBatchBytes('snapshot', bytes);
+    this.checkPendingBytes('snapshot', bytes);
   }
 
   private async flushLoop(): Promise<void> {

@@ -340,6 +340,14 @@ describe('LevelRaftStorage durability', () => {
     await rejectsWithCode(() => s.save(undefined, many), StorageErrorCode.BatchTooLarge);
     await s.save(hs(1, 1, 1), []);
     await rejectsWithCode(() => s.createSnapshot(1 as LogIndex, CRASH_CONF, new Uint8Array(2001)), StorageErrorCode.SnapshotTooLarge);
+    // A snapshot over maxBatchBytes but within maxSnapshotBytes is fine: it goes in a batch of its own.
+    const big = await LevelRaftStorage.init(join(root, 'big'), INIT, { maxBatchBytes: 1000, maxSnapshotBytes: 4000 });
+    await big.save(hs(1, 1, 1), [ent(1, 1)]);
+    await big.createSnapshot(1 as LogIndex, CRASH_CONF, new Uint8Array(3000));
+    await big.close();
+    const bigAgain = await LevelRaftStorage.open(join(root, 'big'));
+    expect(bigAgain.snapshot().data.length).toBe(3000);
+    await bigAgain.close();
     expect(s.lastIndex()).toBe(1);
     expect(s.snapshot().metadata.index).toBe(0);
     await s.close();
