@@ -228,12 +228,27 @@ export interface GenesisMember {
   readonly minterPublicKey: Uint8Array;
 }
 
+/**
+ * Who verifies transaction signatures when a block is applied:
+ *  - 'every-node' (default): each node verifies every transaction it has not verified before
+ *    (in its pool); a block with a bad signature is a no-op everywhere.
+ *  - 'minter-only': followers trust the minter's block signature, which covers the txRoot and so
+ *    every transaction's bytes; only the minter (buildBlock) and the pools verify. This matches
+ *    Raft's crash-fault model (the leader is trusted to replicate what it was given) and saves one
+ *    Ed25519 verification per transaction per follower (STACK.md: the cluster's main CPU cost).
+ * It is part of genesis (and of the genesis hash), so every node of a chain uses the same rule —
+ * nodes that differed would diverge on a block with a bad signature.
+ */
+export type TxSignatureCheck = 'every-node' | 'minter-only';
+
 export interface GenesisConfig {
   readonly chainId: number;
   readonly timestampMs: number;
   /** Initial balances. */
   readonly alloc: ReadonlyMap<Address, bigint>;
   readonly members: readonly GenesisMember[];
+  /** Absent = 'every-node'. */
+  readonly txSignatureCheck?: TxSignatureCheck;
 }
 
 const DECIMAL_RE = /^(0|[1-9][0-9]*)$/;
@@ -242,7 +257,8 @@ const DECIMAL_RE = /^(0|[1-9][0-9]*)$/;
  * Parses genesis.json:
  *   { "chainId": 1337, "timestampMs": 0,
  *     "alloc": { "0x<address>": { "balance": "1000000" } },   (or "0x<address>": "1000000")
- *     "members": [ { "raftId": 1, "minterPublicKey": "0x<32 bytes hex>", ...other fields ignored } ] }
+ *     "members": [ { "raftId": 1, "minterPublicKey": "0x<32 bytes hex>", ...other fields ignored } ],
+ *     "txSignatureCheck": "every-node" | "minter-only" }   (optional, default "every-node")
  * Other top-level fields (written by `quorate init` for the node layer) are ignored here.
  * Throws ChainError GenesisInvalid naming the bad field.
  */
@@ -277,10 +293,12 @@ export function parseGenesis(json: unknown): GenesisConfig {
     if (!key) bad(`members[${i}].minterPublicKey must be 0x-hex of 32 bytes`);
     return { raftId: o.raftId as number, minterPublicKey: key as Uint8Array };
   });
-  return { chainId: g.chainId as number, timestampMs: timestampMs as number, alloc, members };
+  const txSignatureCheck = g.txSignatureCheck ?? 'every-node';
+  if (txSignatureCheck !== 'every-node' && txSignatureCheck !== 'minter-only') bad('txSignatureCheck must be "every-node" or "minter-only"');
+  return { chainId: g.chainId as number, timestampMs: timestampMs as number, alloc, members, txSignatureCheck: txSignatureCheck as TxSignatureCheck };
 }
 
-/** The genesis state: balances, the members' minter keys and the chain id (the genesis root commits to all three). */
+/** The genesis state: balances, the members' minter keys, the chain id and the signature rule (the genesis root commits to them). */
 export function genesisState(cfg: GenesisConfig): MemoryState {
   const entries: [string, Uint8Array][] = [];
   for (const [addr, bal] of [...cfg.alloc].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -288,6 +306,8 @@ export function genesisState(cfg: GenesisConfig): MemoryState {
   }
   for (const m of cfg.members) entries.push([stateKeys.member(m.raftId), Uint8Array.from(m.minterPublicKey)]);
   entries.push([stateKeys.chainId(), encodeU64(cfg.chainId)]);
+  // Only the non-default rule is written, so chains that never set it keep their genesis hash.
+  if (cfg.txSignatureCheck === 'minter-only') entries.push([stateKeys.txSignatureCheck(), utf8(cfg.txSignatureCheck)]);
   return MemoryState.fromEntries(entries);
 }
 

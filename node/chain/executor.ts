@@ -7,8 +7,9 @@
 //   1. parent is not the head (or number is not head+1) → no-op "parent-not-head"; the block's
 //      transactions go back to the pool. This makes a deposed leader's blocks harmless (GoQuorum).
 //   2. invalid block (unknown minter, bad minter signature, txRoot mismatch, timestamp before the
-//      parent's, a transaction with a bad signature / wrong chain / wrong nonce / refused by the
-//      application's validateTx) → no-op "invalid-block". Such a block is only made by a broken or
+//      parent's, a transaction with a bad signature (unless genesis chose txSignatureCheck
+//      'minter-only') / wrong chain / wrong nonce / refused by the application's validateTx)
+//      → no-op "invalid-block". Such a block is only made by a broken or
 //      malicious minter; all nodes skip it alike and the chain goes on.
 //   3. a private transaction whose payload is not in `privatePayloads` → THROWS PrivatePayloadMissing:
 //      the node must fetch it and retry; it must never guess "not a party".
@@ -22,7 +23,7 @@ import { bytesEqual, toHex } from './codec.js';
 import type { Hash } from './hash.js';
 import type { AccountKey } from './keys.js';
 import type { Application, ApplyContext } from './app.js';
-import { BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, type Block, type BlockHeader, signBlock, txRootOf, verifyBlock } from './block.js';
+import { BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, type Block, type BlockHeader, type TxSignatureCheck, signBlock, txRootOf, verifyBlock } from './block.js';
 import { type Receipt, receiptsRoot } from './receipt.js';
 import { MemoryState, StateOverlay, type StateChanges, type StateView, getMemberKey, getNonce, setNonce } from './state.js';
 import { type Op, type Transaction, VerifiedTxCache, isPrivate, payloadHashKey, verifyTransaction } from './tx.js';
@@ -40,6 +41,8 @@ export interface ChainStateOptions {
   readonly privateState: MemoryState;
   /** Shared with the pool so transactions verified on entry are not verified again. */
   readonly verifiedTxs?: VerifiedTxCache;
+  /** From genesis (GenesisConfig.txSignatureCheck); default 'every-node'. */
+  readonly txSignatureCheck?: TxSignatureCheck;
 }
 
 /**
@@ -52,6 +55,7 @@ export class ChainState {
   readonly state: MemoryState;
   readonly privateState: MemoryState;
   readonly verifiedTxs: VerifiedTxCache;
+  readonly txSignatureCheck: TxSignatureCheck;
   private headBlock: Block;
   /** Members added after genesis (Raft conf changes), registered by the node in log order. */
   private readonly addedMembers = new Map<number, Uint8Array>();
@@ -62,6 +66,7 @@ export class ChainState {
     this.state = o.state;
     this.privateState = o.privateState;
     this.verifiedTxs = o.verifiedTxs ?? new VerifiedTxCache();
+    this.txSignatureCheck = o.txSignatureCheck ?? 'every-node';
     this.headBlock = o.head;
   }
 
@@ -93,7 +98,7 @@ export class ChainState {
 
   /** Replaces everything (after installing a snapshot). */
   reset(head: Block, state: MemoryState, privateState: MemoryState): ChainState {
-    const next = new ChainState({ chainId: this.chainId, app: this.app, head, state, privateState, verifiedTxs: this.verifiedTxs });
+    const next = new ChainState({ chainId: this.chainId, app: this.app, head, state, privateState, verifiedTxs: this.verifiedTxs, txSignatureCheck: this.txSignatureCheck });
     for (const [id, k] of this.addedMembers) next.registerMember(id, k);
     return next;
   }
@@ -181,7 +186,8 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
   for (let i = 0; i < block.transactions.length; i++) {
     const tx = block.transactions[i];
     try {
-      verifyTransaction(tx, chain.chainId, chain.verifiedTxs);
+      if (chain.txSignatureCheck === 'every-node') verifyTransaction(tx, chain.chainId, chain.verifiedTxs);
+      else if (tx.chainId !== chain.chainId) throw new ChainError(ChainErrorCode.TxWrongChainId, `transaction is for chain ${tx.chainId}, this chain is ${chain.chainId}`);
       if (!isPrivate(tx)) chain.app.validateTx(tx, tx.ops);
     } catch (e) {
       if (e instanceof ChainError) return noop(NoopReason.InvalidBlock, `transaction ${i} (${tx.hashHex}): ${e.message}`);

@@ -18,6 +18,7 @@
 //   i/<key>/<index>        list item <index> (decimal); injective since <index> has no '/'
 //   g/member/<raftId>      a genesis member's minter public key (32 bytes)
 //   g/chainId              the chain id, u64 (so the genesis hash differs between chains)
+//   g/txSignatureCheck     "minter-only" when genesis chose it (block.ts TxSignatureCheck)
 // Values (v/) and lists (l/, i/) of the same user key are separate: `put k` never touches list k.
 
 import { assert } from './errors.js';
@@ -213,6 +214,7 @@ export const stateKeys = {
   listItem: (key: string, index: number): StateKey => `i/${key}/${index}`,
   member: (raftId: number): StateKey => `g/member/${raftId}`,
   chainId: (): StateKey => 'g/chainId',
+  txSignatureCheck: (): StateKey => 'g/txSignatureCheck',
 };
 
 export function encodeU64(n: number): Uint8Array {

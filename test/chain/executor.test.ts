@@ -5,7 +5,6 @@ import {
   type BuiltBlock,
   ChainError,
   ChainErrorCode,
-  type ChainState,
   LedgerApp,
   NoopReason,
   type Op,
@@ -27,6 +26,11 @@ import {
   type Transaction,
   txRootOf,
   accountKeyFromSeed,
+  ChainState,
+  MemoryState,
+  decodeTransaction,
+  genesisBlock,
+  parseGenesis,
   receiptsRoot,
 } from '../../node/chain/index.js';
 import { CHAIN_ID, fixture, put, seed, tx } from './helpers.js';
@@ -243,6 +247,29 @@ describe('applyBlock', () => {
     const b3 = build(party, [ptx3]).block;
     const r3 = applied(party, b3, new Map([[privatePayloadKeys(b3)[0], { kind: 'party', ops: [{ type: 'transfer', to: bob.address, amount: 1n }] }]]));
     expect(r3.privateReceipts.get(ptx3.hashHex)?.reason).toMatch(/not allowed in a private transaction/);
+  });
+});
+
+describe("genesis txSignatureCheck 'minter-only'", () => {
+  it('followers trust the minter signature; the default rule no-ops the same block; the genesis hash differs', () => {
+    const trusting = parseGenesis({ ...(f.genesisJson as object), txSignatureCheck: 'minter-only' });
+    const g = genesisBlock(trusting);
+    expect(g.block.hashHex).not.toBe(f.newChain().head.hashHex);
+    const follower = new ChainState({ chainId: CHAIN_ID, app, head: g.block, state: g.state, privateState: new MemoryState(), txSignatureCheck: trusting.txSignatureCheck });
+    // A transaction whose signature does not verify, in a block the minter signed by hand.
+    const good = tx(alice, 0, [put('k', 'v')]);
+    const sig = Uint8Array.from(good.signature);
+    sig[5] ^= 1;
+    const badBytes = Uint8Array.from(good.encoded);
+    badBytes.set(sig, badBytes.length - 64);
+    const bad = decodeTransaction(badBytes);
+    const built = buildBlock(app, CHAIN_ID, baseOf(follower), [good], { raftId: 1, key: f.minters[0] }, 50_000, 1).block;
+    const receipts = receiptsRoot([{ txHash: bad.hash, status: 1, reason: '', isPrivate: false }]);
+    const forged = signBlock({ ...built.header, txRoot: txRootOf([bad]), receiptsRoot: receipts }, [bad], f.minters[0]);
+    expect(applyBlock(follower, forged, new Map()).kind).toBe('applied');
+    const strict = new ChainState({ chainId: CHAIN_ID, app, head: g.block, state: g.state, privateState: new MemoryState() });
+    expect(applyBlock(strict, forged, new Map())).toMatchObject({ kind: 'noop', reason: NoopReason.InvalidBlock });
+    expect(() => parseGenesis({ ...(f.genesisJson as object), txSignatureCheck: 'nobody' })).toThrow(/txSignatureCheck/);
   });
 });
 
