@@ -679,7 +679,8 @@ export class Libp2pTransport implements PeerTransport {
     const controller = new AbortController();
     const onClose = (): void => controller.abort(new Error('requester stream closed'));
     stream.addEventListener('close', onClose);
-    handler(peer.peerId, payload, controller.signal)
+    // new Promise(): a handler that throws synchronously is answered like one that rejects.
+    new Promise<Uint8Array>((resolve) => resolve(handler(peer.peerId, payload, controller.signal)))
       .then(
         (result) => {
           if (controller.signal.aborted) return;
@@ -741,14 +742,18 @@ class ReplyWriter {
   private readonly queue: Uint8Array[] = [];
   private scheduled = false;
   private writing = false;
-  /** Twice the requests a peer may have running here: replies to those, plus error replies. */
+  /**
+   * Replies waiting to be written: a requester within the shared limits has at most
+   * maxInflightRequestsPerPeer outstanding (each answered once, by a reply or a Busy error), so
+   * only a peer that ignores its own limit or stops reading can reach this.
+   */
   private readonly maxQueuedReplies: number;
 
   constructor(
     private readonly stream: Stream,
     private readonly limits: TransportLimits,
   ) {
-    this.maxQueuedReplies = 2 * limits.maxConcurrentInboundRequestsPerPeer;
+    this.maxQueuedReplies = limits.maxInflightRequestsPerPeer + limits.maxConcurrentInboundRequestsPerPeer;
   }
 
   write(frame: Uint8Array): void {

@@ -9,6 +9,7 @@
 // messages, requests and replies), setDelayMs(ms) (added latency, order kept).
 
 import { P2pError, P2pErrorCode, assert } from './errors.js';
+import { defaultP2pLogger, type P2pLogger } from './logger.js';
 import {
   Handlers,
   MutableStats,
@@ -54,8 +55,8 @@ export class MemoryNetwork {
   /** `random` decides message loss; pass a seeded generator to make a run reproducible. */
   constructor(private readonly random: () => number = Math.random) {}
 
-  createTransport(peerId: string, options: { limits?: Partial<TransportLimits> } = {}): MemoryTransport {
-    return new MemoryTransport(this, peerId, resolveLimits(options.limits));
+  createTransport(peerId: string, options: { limits?: Partial<TransportLimits>; logger?: P2pLogger } = {}): MemoryTransport {
+    return new MemoryTransport(this, peerId, resolveLimits(options.limits), options.logger ?? defaultP2pLogger());
   }
 
   /** Cuts the link between a and b in both directions; frames in flight on it are lost. */
@@ -187,6 +188,7 @@ export class MemoryTransport implements PeerTransport {
     private readonly network: MemoryNetwork,
     readonly localPeerId: string,
     readonly limits: TransportLimits,
+    private readonly logger: P2pLogger,
   ) {
     this.pending = new PendingRequests(limits);
   }
@@ -342,7 +344,12 @@ export class MemoryTransport implements PeerTransport {
       return;
     }
     this.stats_.messagesReceived++;
-    handler(from.localPeerId, data);
+    try {
+      handler(from.localPeerId, data);
+    } catch (err) {
+      // As in Libp2pTransport: a handler bug must not stop delivery of later messages.
+      this.logger.warn({ peerId: from.localPeerId, channel, err }, 'message handler threw');
+    }
   }
 
   private receiveRequest(from: MemoryTransport, channel: string, id: number, data: Uint8Array): void {
@@ -373,7 +380,8 @@ export class MemoryTransport implements PeerTransport {
     const controller = new AbortController();
     running.add(controller);
     const set = running;
-    handler(fromId, data, controller.signal).then(
+    // new Promise(): a handler that throws synchronously is answered like one that rejects.
+    new Promise<Uint8Array>((resolve) => resolve(handler(fromId, data, controller.signal))).then(
       (result) => {
         set.delete(controller);
         if (controller.signal.aborted) return;

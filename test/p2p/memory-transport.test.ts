@@ -1,7 +1,10 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { MemoryNetwork, type MemoryTransport } from '../../p2p/memory-transport.js';
 import type { PeerTransport, TransportLimits } from '../../p2p/transport.js';
 import { TEST_LIMITS, connectAll, describeTransportCompliance, waitFor, type TransportTestNode } from './transport.suite.js';
+
+const logger = pino({ level: 'silent' });
 
 function memoryNetwork(network = new MemoryNetwork()) {
   const nodes: Array<{ transport: PeerTransport }> = [];
@@ -13,11 +16,11 @@ function memoryNetwork(network = new MemoryNetwork()) {
       const limits = { ...TEST_LIMITS, ...options.limits };
       const node = {
         peerId,
-        transport: network.createTransport(peerId, { limits }) as PeerTransport,
+        transport: network.createTransport(peerId, { limits, logger }) as PeerTransport,
         address: () => ({ peerId, addrs: [`/memory/${peerId}`] }),
         async restart() {
           await node.transport.stop();
-          node.transport = network.createTransport(peerId, { limits });
+          node.transport = network.createTransport(peerId, { limits, logger });
           await node.transport.start();
         },
       };

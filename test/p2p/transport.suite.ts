@@ -137,6 +137,28 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       expect(dec(await a.transport.request(b.peerId, 'ok', enc('x')))).toBe('fine');
     });
 
+    it('survives handlers that throw: later messages still arrive, a sync throw becomes RemoteError', async () => {
+      const net = await open();
+      const a = await net.createNode();
+      const b = await net.createNode();
+      const got: string[] = [];
+      b.transport.onMessage('raft', (_from, data) => {
+        const text = dec(data);
+        if (text === 'boom') throw new Error('handler bug');
+        got.push(text);
+      });
+      b.transport.onRequest('sync-throw', () => {
+        throw new Error('thrown before any promise');
+      });
+      await connectAll([a, b]);
+      a.transport.send(b.peerId, 'raft', enc('boom'));
+      a.transport.send(b.peerId, 'raft', enc('after'));
+      await waitFor(() => got.length === 1, 'message after a throwing handler');
+      expect(got).toEqual(['after']);
+      const err = await expectP2pError(a.transport.request(b.peerId, 'sync-throw', enc('x')), [P2pErrorCode.RemoteError]);
+      expect(err.meta.reason).toBe(RemoteErrorReason.HandlerFailed);
+    });
+
     it('times out a request whose handler never answers, and honours an abort signal', async () => {
       const net = await open();
       const a = await net.createNode();
