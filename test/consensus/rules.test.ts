@@ -341,3 +341,66 @@ describe('restart', () => {
     expect(() => new RaftNode({ id: id(1), storage: snap, rng: new SeededRng(1), appliedIndex: 4 as LogIndex })).toThrow(/restore the application from storage.snapshot\(\)/);
   });
 });
+
+describe('limits and flow control', () => {
+  const size = (ents: readonly Entry[]): number => ents.reduce((n, e) => n + e.data.length + 24, 0);
+
+  it('appends carry at most maxMessageBytes of entries (one entry may exceed it alone); Ready bounds committed bytes', () => {
+    const m = leader({ config: { preVote: false, maxMessageBytes: 400, maxCommittedBytesPerReady: 300 } });
+    // Node 2 is in probe state and silent: queue 20 entries, then let it ask for them.
+    for (let i = 0; i < 20; i++) m.node.propose(new Uint8Array(100));
+    m.node.propose(new Uint8Array(1000));
+    drain(m);
+    m.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 1 as LogIndex }));
+    const apps = drain(m).filter((x) => x.type === MessageType.App && x.to === 2);
+    expect(apps.length).toBeGreaterThan(3);
+    for (const a of apps) expect(a.entries.length === 1 || size(a.entries) <= 400).toBe(true);
+    expect(apps.flatMap((a) => a.entries.map((e) => e.index))).toEqual(Array.from({ length: 21 }, (_, i) => i + 2));
+    // Everything commits once node 2 acknowledges; each Ready hands out <= 300 bytes (or one entry).
+    m.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 22 as LogIndex }));
+    let applied = 0;
+    while (m.node.hasReady()) {
+      const rd = m.node.ready();
+      m.storage.save(rd.hardState, rd.entries);
+      expect(rd.committedEntries.length === 1 || size(rd.committedEntries) <= 300).toBe(true);
+      applied += rd.committedEntries.length;
+      m.node.advance(rd);
+    }
+    expect(applied).toBe(21);
+  });
+
+  it('reportUnreachable drops a follower back to probing; reportSnapshot resumes one that was sent a snapshot', () => {
+    const m = leader();
+    m.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 1 as LogIndex }));
+    drain(m);
+    expect(m.node.status().progress!.get(id(2))!.state).toBe('replicate');
+    m.node.reportUnreachable(id(2));
+    expect(m.node.status().progress!.get(id(2))!.state).toBe('probe');
+
+    // A follower behind a compacted log is sent a snapshot; a failed send lets the leader retry.
+    const l = leader();
+    for (let i = 0; i < 5; i++) l.node.propose(bytes(`e${i}`));
+    drain(l);
+    l.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 6 as LogIndex }));
+    drain(l);
+    l.storage.createSnapshot(6 as LogIndex, l.node.confState(), bytes('state'));
+    l.storage.compact(6 as LogIndex);
+    // Node 3 answers a heartbeat (it is alive) but holds nothing: it must get the snapshot.
+    l.node.step(msg({ type: MessageType.HeartbeatResp, from: id(3), to: id(1), term: 1 as Term }));
+    l.node.step(msg({ type: MessageType.AppResp, from: id(3), to: id(1), term: 1 as Term, index: 1 as LogIndex, reject: true, rejectHint: 0 as LogIndex }));
+    let sent = drain(l);
+    const snaps = sent.filter((x) => x.type === MessageType.Snap && x.to === 3);
+    expect(snaps.length).toBe(1);
+    expect(snaps[0].snapshot!.metadata.index).toBe(6);
+    expect(l.node.status().progress!.get(id(3))!.state).toBe('snapshot');
+    l.node.reportSnapshot(id(3), false);
+    expect(l.node.status().progress!.get(id(3))!.state).toBe('probe');
+    l.node.step(msg({ type: MessageType.HeartbeatResp, from: id(3), to: id(1), term: 1 as Term }));
+    sent = drain(l);
+    expect(sent.filter((x) => x.type === MessageType.Snap && x.to === 3).length).toBe(1);
+    // The follower installed it and says so: replication resumes with entries.
+    l.node.step(msg({ type: MessageType.AppResp, from: id(3), to: id(1), term: 1 as Term, index: 6 as LogIndex }));
+    drain(l);
+    expect(l.node.status().progress!.get(id(3))!.state).toBe('replicate');
+  });
+});
