@@ -23,6 +23,8 @@ export enum P2pErrorCode {
   MessageTooLarge = 'P2P_MESSAGE_TOO_LARGE',
   /** Too many requests are waiting for a reply from this peer (`maxInflightRequestsPerPeer`). */
   TooManyRequests = 'P2P_TOO_MANY_REQUESTS',
+  /** A p2p address is not a multiaddr ending in /p2p/<peerId>. */
+  InvalidAddress = 'P2P_INVALID_ADDRESS',
   /** The transport is not started, or was stopped while the call was pending. */
   NotStarted = 'P2P_NOT_STARTED',
 }
