@@ -38,7 +38,6 @@ import {
   PartyTransportError,
   PartyTransportErrorCode,
   type PartyTransportHandlers,
-  type ResendOutcome,
   type ResendPage,
   type ResendRequest,
   resendPageWithinLimits,
@@ -64,6 +63,15 @@ export const CHANNEL_TM_RESEND = 'tm/resend';
  * (5 s) and resend page timeout (30 s) normally fire first; this only bounds a caller without one.
  */
 export const PARTY_REQUEST_TIMEOUT_MS = 60_000;
+/**
+ * How long after start-up a node keeps asking unreachable members for the payloads they hold
+ * for it. Until then (or until every member answered) a missing payload is "could not tell":
+ * the node holds off applying instead of recording "not a party" for a payload it was owed
+ * while it was down.
+ */
+export const RESYNC_DEADLINE_MS = 15_000;
+/** Pause between rounds of the start-up resync over the members that did not answer. */
+export const RESYNC_RETRY_MS = 500;
 /** A resend request is a small JSON object; anything larger is refused unread. */
 export const MAX_RESEND_REQUEST_BYTES = 1024;
 /** A refusal's message carried back to the requester is cut to this length. */
@@ -469,16 +477,29 @@ export class NodePrivacy implements PrivacyProvider {
 
   private startResync(): void {
     this.resync = (async () => {
-      let outcomes: ResendOutcome[] = [];
-      try {
-        outcomes = await this.durable.tm.resendAll();
-      } catch (error) {
-        this.log.warn({ err: error }, 'start-up resync failed');
+      const deadlineMs = Date.now() + RESYNC_DEADLINE_MS;
+      const pending = new Set(this.directory.nodes().filter((n) => n !== this.nodeId));
+      let stored = 0;
+      while (pending.size > 0 && !this.closed) {
+        for (const nodeId of [...pending]) {
+          if (this.closed) break;
+          try {
+            stored += await this.durable.tm.resend(nodeId);
+            pending.delete(nodeId);
+          } catch (error) {
+            // Not connected yet (the node is starting) or down: ask again until the deadline.
+            const retry = error instanceof PartyTransportError && (error.code === PartyTransportErrorCode.Unreachable || error.code === PartyTransportErrorCode.Aborted);
+            if (!retry) {
+              this.log.warn({ err: error, node: nodeId }, 'start-up resync: this member refused or failed; not asking it again');
+              pending.delete(nodeId);
+            }
+          }
+        }
+        if (pending.size === 0 || Date.now() >= deadlineMs) break;
+        await new Promise((resolve) => setTimeout(resolve, RESYNC_RETRY_MS));
       }
-      const stored = outcomes.reduce((n, o) => n + o.stored, 0);
-      const failed = outcomes.filter((o) => o.error !== undefined);
-      for (const o of failed) this.log.warn({ node: o.nodeId, err: o.error }, 'start-up resync: could not ask this member for the payloads owed to us');
-      this.log.info({ stored, members: outcomes.length, failed: failed.length }, 'start-up resync finished');
+      if (pending.size > 0) this.log.warn({ unreachable: [...pending] }, 'start-up resync: members unreachable; payloads they owe this node arrive when they push them (queue mode)');
+      this.log.info({ stored }, 'start-up resync finished');
       this.resyncDone = true;
     })();
   }

@@ -9,7 +9,6 @@ import { randomInt } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NO_NODE, type RaftId } from '../consensus/index.js';
-import { loadKeyFile } from '../enclave/keyfile.js';
 import { loadNetworkIdentity } from '../p2p/identity.js';
 import { Libp2pTransport } from '../p2p/libp2p-transport.js';
 import { LedgerApp, genesisBlock, loadAccountKey, loadMinterKey, openLevelChainStore, parseGenesis, toHex, type GenesisConfig } from './chain/index.js';
@@ -19,6 +18,7 @@ import { loadGenesis, resolveEnclavePassword, type Genesis, type NodeConfig } fr
 import { createLogger, type Logger } from './log.js';
 import { createNodeMetrics, setRaftRole, type NodeMetrics } from './metrics.js';
 import { NodeBackend } from './backend.js';
+import { NodePrivacy } from './privacy.js';
 import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership } from './node.js';
 import { openOrInit } from './raftlog/level-storage.js';
 import { RpcServer } from './rpc/server.js';
@@ -55,10 +55,9 @@ export async function startNodeProcess(config: NodeConfig, options: { join: bool
   const chainCfg = chainGenesis(genesis);
   const clusterId = genesisBlock(chainCfg).block.hashHex;
 
-  // Keys. The enclave key file is sealed under a password: no password, no start.
+  // Keys. The enclave key file is sealed under a password: no password, no start. It is unlocked
+  // inside the enclave (NodePrivacy below): the private box key never reaches this layer.
   const password = await resolveEnclavePassword(config);
-  const boxKeys = await loadKeyFile(config.keys.enclave.keyFile, password);
-  const enclaveKeys = [Buffer.from(boxKeys.publicKey).toString('base64')];
   const identity = await loadNetworkIdentity(config.keys.networkIdentity);
   const minterKey = loadMinterKey(config.keys.nodeSigning);
   const accountKeys = config.keys.accounts.map((p) => loadAccountKey(p));
@@ -78,6 +77,21 @@ export async function startNodeProcess(config: NodeConfig, options: { join: bool
     listenAddrs: [`/ip4/${config.p2p.host}/tcp/${config.p2p.port}`],
     limits: { maxMessageBytes: P2P_MAX_MESSAGE_BYTES, maxQueuedBytesPerPeer: 2 * P2P_MAX_MESSAGE_BYTES },
   });
+
+  // The transaction manager and enclave, over the same libp2p transport ("tm/push", "tm/resend").
+  // Opened before the node so that the first block the node applies can already be answered.
+  let privacy: NodePrivacy;
+  try {
+    privacy = await NodePrivacy.open(
+      { nodeId: config.nodeId, dataDir: config.dataDir, deliveryMode: config.deliveryMode, keyFiles: [{ path: config.keys.enclave.keyFile, password }] },
+      { peers: transport, logger: log },
+    );
+  } catch (err) {
+    await raftStorage.close();
+    await chainStore.close();
+    throw err;
+  }
+  const enclaveKeys = privacy.publicKeys();
 
   const node = new QuorateNode(
     {
@@ -110,11 +124,15 @@ export async function startNodeProcess(config: NodeConfig, options: { join: bool
       genesis: chainCfg,
       genesisMembership: genesisMembership(genesis.members),
       enclaveKeys,
+      privacy,
       bootstrapPeers: config.peers.map((p) => ({ raftId: p.raftId, peerId: p.peerId, addrs: [p.p2pAddress.replace(/\/p2p\/[^/]+$/, '')] })),
       persistRaftId: (id) => raftStorage.assignRaftId(id as RaftId),
       onFatal: () => void stop(1),
     },
   );
+
+  // The key directory and the party map follow the replicated membership from now on.
+  privacy.followMembership(node);
 
   const metrics = createNodeMetrics({ processMetrics: true });
   const rpc = new RpcServer(
@@ -133,7 +151,10 @@ export async function startNodeProcess(config: NodeConfig, options: { join: bool
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
   let stopping: Promise<void> | undefined;
-  const metricsTimer = setInterval(() => refreshMetrics(node, metrics), METRICS_REFRESH_MS);
+  const metricsTimer = setInterval(() => {
+    refreshMetrics(node, metrics);
+    privacy.exportMetrics(metrics);
+  }, METRICS_REFRESH_MS);
   metricsTimer.unref();
 
   async function stop(code = 0): Promise<void> {
@@ -142,7 +163,10 @@ export async function startNodeProcess(config: NodeConfig, options: { join: bool
       clearInterval(metricsTimer);
       const steps: Array<[string, () => Promise<void>]> = [
         ['rpc', () => rpc.stop()],
+        // The node before the TM: a block being applied may still be reading private payloads.
         ['node', () => node.stop()],
+        // REST server, then the TM, then its stores.
+        ['transaction manager', () => privacy.close()],
         ['raft log', () => raftStorage.close()],
         ['chain store', () => chainStore.close()],
       ];
@@ -161,6 +185,7 @@ export async function startNodeProcess(config: NodeConfig, options: { join: bool
 
   try {
     await rpc.start();
+    await privacy.startServer({ host: config.tm.host, port: config.tm.port });
     await node.start();
   } catch (err) {
     await stop(1);
