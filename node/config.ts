@@ -383,7 +383,9 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
   const o = f.object(json, '', CONFIG_FIELDS);
   const nodeId = f.string(o.nodeId, 'nodeId', 64);
   if (!/^[A-Za-z0-9._-]+$/.test(nodeId)) f.fail('nodeId', `may hold letters, digits, ".", "_" and "-" only, got "${nodeId}"`);
-  const raftId = f.int(o.raftId, 'raftId', 1, Number.MAX_SAFE_INTEGER);
+  // 0: a node prepared with `quorate add-node` that is not a member yet; the cluster assigns its
+  // id when raft_addPeer/raft_addLearner commits, and the node keeps it in its Raft log.
+  const raftId = f.int(o.raftId, 'raftId', 0, Number.MAX_SAFE_INTEGER);
   const endpoint = (v: unknown, name: string): Endpoint => {
     const e = f.object(v, name, ['host', 'port']);
     return { host: e.host === undefined ? '127.0.0.1' : f.host(e.host, `${name}.host`), port: f.port(e.port, `${name}.port`) };

@@ -227,6 +227,8 @@ interface CtlRequest {
 
 /** Bound on a control request's encoding (a member description or an admin call). */
 const MAX_CTL_BYTES = 64 * 1024;
+/** How long raft_addPeer/raft_addLearner try to reach the new node before giving up. */
+const JOIN_HELLO_TIMEOUT_MS = 10_000;
 /** How often a node started with --join asks the members for its id. */
 const JOIN_POLL_MS = 500;
 /** Retry delay while a block's private payloads cannot be fetched (doubles up to the max). */
@@ -847,12 +849,23 @@ export class QuorateNode {
     }
     // Let the new node in (only it, and only for this change), then ask who it is.
     this.updatePeers([{ peerId, addrs: [addr] }]);
-    let info: Omit<MemberInfo, 'raftId'>;
-    try {
-      info = (await this.ctlRequest(peerId, { type: 'hello' }, 5_000, signal)) as Omit<MemberInfo, 'raftId'>;
-    } catch (err) {
+    // The transport dials it now; until the connection is up a request fails at once, so ask again
+    // until the deadline.
+    let info: Omit<MemberInfo, 'raftId'> | undefined;
+    const deadline = this.deps.clock.monotonicMs() + JOIN_HELLO_TIMEOUT_MS;
+    let lastError: unknown;
+    while (!info && this.deps.clock.monotonicMs() < deadline && !signal?.aborted) {
+      try {
+        info = (await this.ctlRequest(peerId, { type: 'hello' }, 2_000, signal)) as Omit<MemberInfo, 'raftId'>;
+      } catch (err) {
+        lastError = err;
+        await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, 200));
+      }
+    }
+    if (!info) {
       this.updatePeers();
-      throw new NodeError(NodeErrorCode.Unavailable, `could not reach the new node at ${p2pAddress} (is it running with --join?): ${err instanceof Error ? err.message : String(err)}`);
+      const why = lastError instanceof Error ? lastError.message : String(lastError);
+      throw new NodeError(NodeErrorCode.Unavailable, `could not reach the new node at ${p2pAddress} within ${JOIN_HELLO_TIMEOUT_MS} ms (is it running with --join?): ${why}`);
     }
     const raftId = this.membershipState.nextRaftId;
     const member: MemberInfo = { ...info, raftId, peerId, p2pAddrs: [addr] };
