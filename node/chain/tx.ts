@@ -117,11 +117,14 @@ function tooLarge(message: string, meta: Record<string, unknown> = {}): never {
 
 function checkKey(key: unknown): void {
   if (typeof key !== 'string') malformed('op key must be a string');
+  // A lone surrogate would be encoded as U+FFFD: what is signed would differ from what was asked.
+  if (!key.isWellFormed()) malformed('op key is not well-formed Unicode (lone surrogate)');
   if (utf8Length(key) > MAX_KEY_BYTES) tooLarge(`key of ${utf8Length(key)} bytes is over MAX_KEY_BYTES=${MAX_KEY_BYTES}`);
 }
 
 function checkValue(value: unknown, field = 'value'): void {
   if (typeof value !== 'string') malformed(`op ${field} must be a string`);
+  if (!value.isWellFormed()) malformed(`op ${field} is not well-formed Unicode (lone surrogate)`);
   if (utf8Length(value) > MAX_VALUE_BYTES) tooLarge(`${field} of ${utf8Length(value)} bytes is over MAX_VALUE_BYTES=${MAX_VALUE_BYTES}`);
 }
 

@@ -217,5 +217,6 @@ describe('JSON views', () => {
     expect(code(() => opsFromJson([{ type: 'mint', key: 'k' }]))).toBe(ChainErrorCode.TxMalformed);
     expect(code(() => opsFromJson([{ type: 'put', key: 1, value: 'v' }]))).toBe(ChainErrorCode.TxMalformed);
     expect(code(() => opsFromJson({}))).toBe(ChainErrorCode.TxMalformed);
+    expect(code(() => opsFromJson([{ type: 'put', key: 'k', value: '\ud800' }]))).toBe(ChainErrorCode.TxMalformed);
   });
 });
