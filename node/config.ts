@@ -173,6 +173,11 @@ export interface NodeConfig {
   readonly limits: NodeLimits;
   readonly deliveryMode: DeliveryMode;
   readonly logLevel: LogLevel;
+  /**
+   * Per peer id, the multiaddr THIS node dials instead of the one in the replicated membership
+   * (a NAT, a port-forward, or the Jepsen harness's fault-injecting proxy). Optional.
+   */
+  readonly p2pAddressOverrides: Readonly<Record<string, string>>;
 }
 
 /** A genesis member: the same fields as the replicated membership's MemberInfo (node/membership.ts). */
@@ -375,6 +380,7 @@ function join(parent: string, key: string): string {
 
 const CONFIG_FIELDS = [
   'nodeId', 'raftId', 'dataDir', 'rpc', 'p2p', 'tm', 'keys', 'genesis', 'peers', 'raft', 'blockTimeMs', 'limits', 'deliveryMode', 'logLevel',
+  'p2pAddressOverrides',
 ] as const;
 
 /** Validates a parsed config object. `configPath` is the file's absolute path (for messages and relative paths). */
@@ -443,7 +449,24 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
     limits,
     deliveryMode,
     logLevel,
+    p2pAddressOverrides: parseOverrides(f, o.p2pAddressOverrides),
   };
+}
+
+/** Bound on p2pAddressOverrides entries (one per peer at most). */
+const MAX_ADDRESS_OVERRIDES = MAX_MEMBERS * 4;
+
+function parseOverrides(f: Fields, v: unknown): Record<string, string> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) f.fail('p2pAddressOverrides', 'must be an object of peer id → multiaddr');
+  const out: Record<string, string> = {};
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length > MAX_ADDRESS_OVERRIDES) f.fail('p2pAddressOverrides', `at most ${MAX_ADDRESS_OVERRIDES} entries`);
+  for (const [peer, addr] of entries) {
+    const peerId = f.peerId(peer, `p2pAddressOverrides.${peer}`);
+    out[peerId] = f.multiaddr(addr, `p2pAddressOverrides.${peer}`).text;
+  }
+  return out;
 }
 
 function parsePeer(f: Fields, v: unknown, field: string): PeerConfig {

@@ -167,6 +167,8 @@ export interface NodeDependencies {
    * replicated membership always takes precedence.
    */
   readonly bootstrapPeers?: readonly BootstrapPeer[];
+  /** Per peer id, addresses this node dials instead of the membership's (NAT, proxies, fault injection). */
+  readonly addressOverrides?: ReadonlyMap<string, readonly string[]>;
   /** Persists the id a joining node is given, so a restart keeps it. */
   readonly persistRaftId?: (raftId: number) => Promise<void>;
   /** Called once when the node must stop (divergence, storage failure). */
@@ -685,7 +687,9 @@ export class QuorateNode {
     }
     for (const m of this.membershipState.members) if (m.peerId !== self) peers.set(m.peerId, { peerId: m.peerId, addrs: m.p2pAddrs });
     for (const p of extra) peers.set(p.peerId, p);
-    this.deps.transport.setPeers([...peers.values()]);
+    const overrides = this.deps.addressOverrides;
+    const dialable = [...peers.values()].map((p) => (overrides?.has(p.peerId) ? { peerId: p.peerId, addrs: overrides.get(p.peerId)! } : p));
+    this.deps.transport.setPeers(dialable);
     if (extra.length === 0) for (const l of this.membershipListeners) l(this.membershipState);
   }
 
