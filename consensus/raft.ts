@@ -99,6 +99,9 @@ function isWellFormed(m: Message, self: RaftId): boolean {
     const cs = s.metadata.confState;
     if (!cs || !Array.isArray(cs.voters) || !Array.isArray(cs.votersOutgoing) || !Array.isArray(cs.learners) || !Array.isArray(cs.learnersNext)) return false;
     if (cs.voters.length === 0) return false;
+    for (const set of [cs.voters, cs.votersOutgoing, cs.learners, cs.learnersNext]) {
+      for (const v of set) if (!isNat(v) || v === NO_NODE) return false;
+    }
   }
   return true;
 }
