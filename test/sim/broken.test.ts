@@ -32,6 +32,12 @@ describe('the simulator catches deliberately broken cores', () => {
     expect(BROKEN_VARIANTS['vote-without-log-check']!.expected, formatFailure(r!)).toContain(r!.failure!.kind);
   });
 
+  it('unconfirmed-read: a leader answers ReadIndex without confirming its leadership (§6.4)', () => {
+    const r = firstViolation('unconfirmed-read', { nodes: 5 }, 200);
+    expect(r, 'no violation in 200 seeds').toBeDefined();
+    expect(BROKEN_VARIANTS['unconfirmed-read']!.expected, formatFailure(r!)).toContain(r!.failure!.kind);
+  });
+
   it('forgetful-voter: a follower that does not persist its vote', () => {
     const r = firstViolation('forgetful-voter', { nodes: 3 }, 50);
     expect(r, 'no violation in 50 seeds').toBeDefined();

@@ -5,7 +5,7 @@
 
 import type { RaftConfig } from '../../consensus/config.js';
 import { Raft } from '../../consensus/raft.js';
-import { NO_NODE, type HardState, type LogIndex, type Term } from '../../consensus/types.js';
+import { NO_NODE, Role, type HardState, type LogIndex, type Term } from '../../consensus/types.js';
 import { ViolationKind } from './checker.js';
 import type { RaftNodeDeps } from './simulator.js';
 
@@ -40,6 +40,18 @@ class ForgetfulVoterRaft extends Raft {
   }
 }
 
+/**
+ * Thesis §6.4 skipped: a leader answers a ReadIndex request issued on it at once with its commit
+ * index — neither waiting for its own no-op to commit nor confirming with a heartbeat quorum that
+ * it still leads. A deposed leader cut off in a minority then serves stale reads.
+ */
+class UnconfirmedReadRaft extends Raft {
+  override readIndex(context: Uint8Array): void {
+    if (this.state !== Role.Leader) return super.readIndex(context);
+    this.readStates.push({ index: this.raftLog.committed, context });
+  }
+}
+
 export interface BrokenVariant {
   readonly description: string;
   readonly deps: RaftNodeDeps;
@@ -59,6 +71,11 @@ export const BROKEN_VARIANTS: Readonly<Record<string, BrokenVariant>> = {
     description: 'votes are granted without the election restriction (§5.4.1)',
     deps: { createRaft: (config: RaftConfig) => new VoteWithoutLogCheckRaft(config) },
     expected: [ViolationKind.LeaderCompleteness, ViolationKind.StateMachineSafety],
+  },
+  'unconfirmed-read': {
+    description: 'a leader answers ReadIndex without confirming its leadership (§6.4)',
+    deps: { createRaft: (config: RaftConfig) => new UnconfirmedReadRaft(config) },
+    expected: [ViolationKind.LinearizableRead],
   },
   'forgetful-voter': {
     description: 'a follower does not persist its vote',
