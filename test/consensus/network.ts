@@ -78,6 +78,9 @@ export class Network {
   private readonly config: RaftOverrides;
   private readonly createRaft?: (config: RaftConfig) => Raft;
   private restarts = 0;
+  /** Called for each message delivered to a live node while logDeliveries is set (transcripts). */
+  onDeliver: ((m: Message) => void) | undefined;
+  logDeliveries = false;
   /** Called after each Ready was persisted (before its messages are sent). */
   onPersist: ((nodeId: RaftId) => void) | undefined;
   /** Probability that a node crashes right after persisting a Ready, before sending or applying it. */
@@ -239,6 +242,7 @@ export class Network {
     const [m] = this.queue.splice(at, 1);
     const node = this.nodes.get(m.to);
     if (!node) return true;
+    if (this.logDeliveries) this.onDeliver?.(m);
     node.step(m);
     this.process(m.to);
     return true;
