@@ -231,6 +231,11 @@ describe('ChainStore atomicity', () => {
         child.stderr.on('data', (d) => (stderr += String(d)));
         const target = lastAck + k;
         await new Promise<void>((resolve, reject) => {
+          const guard = setTimeout(() => {
+            child.kill('SIGKILL');
+            reject(new Error(`writer made no progress to commit ${target}: ${stderr}`));
+          }, 45_000);
+          child.on('exit', () => clearTimeout(guard));
           let buf = '';
           child.stdout.on('data', (d) => {
             buf += String(d);
