@@ -218,6 +218,20 @@ describe('ChainStore atomicity', () => {
     expect(kv.batchesWritten).toBe(before + 2);
   });
 
+  it('loadState refuses a state that does not match the head block (no silent divergence after corruption)', async () => {
+    const kv = new MemoryKv();
+    const store = createMemoryChainStore(kv);
+    await initStore(store);
+    await commitNext(store, f.newChain(), 1);
+    const b = kv.batch();
+    b.put(Uint8Array.from([0x53, ...new TextEncoder().encode('v/k0')]), new TextEncoder().encode('tampered'));
+    await b.write(true);
+    const reopened = createMemoryChainStore(kv);
+    const err = await reopened.loadState().catch((e) => e);
+    expect(code(err)).toBe(ChainErrorCode.StoreCorrupt);
+    expect(String(err.message)).toMatch(/does not match head block 1/);
+  });
+
   it('a writer SIGKILLed at random moments always leaves the LevelDB store at a block boundary', async () => {
     const writer = path.join(import.meta.dirname, 'fixtures', 'chain-writer.ts');
     // Seeded kill points (in acknowledged commits), so a failure reproduces.
