@@ -10,7 +10,7 @@ import { MemoryStorage } from '../memory-storage.js';
 import { RaftNode } from '../node.js';
 import { SeededRng } from '../rng.js';
 import type { WritableStorage } from '../storage.js';
-import { Role, type Message, type RaftId, type Snapshot } from '../types.js';
+import { Role, type LogIndex, type Message, type RaftId, type Snapshot } from '../types.js';
 
 export interface BenchOptions {
   readonly voters: number;
@@ -75,7 +75,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       node.advance(rd);
       const a = applied.get(id)!;
       if (a - lastCompact.get(id)! >= compactEvery) {
-        const r = storage.createSnapshot(a as never, node.confState(), new Uint8Array(0));
+        const r = storage.createSnapshot(a as LogIndex, node.confState(), new Uint8Array(0));
         if (isPromise(r)) await r;
         lastCompact.set(id, a);
       }
