@@ -49,7 +49,7 @@ describe('the simulator catches deliberately broken cores', () => {
       [3, 'churn'],
       [5, 'mixed'],
     ] as const) {
-      for (let seed = 1; seed <= 40; seed++) {
+      for (let seed = 1; seed <= 20; seed++) {
         const r = runSchedule({ seed, nodes, profile });
         expect(r.failure, r.failure && formatFailure(r)).toBeUndefined();
       }
