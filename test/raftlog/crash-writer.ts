@@ -12,6 +12,11 @@ import { applyOp, CRASH_CONF, CRASH_RETAIN_ENTRIES, nextOp } from './crash-ops.j
 
 /** Stops by itself after this many writes if nobody kills it, so a broken test cannot leave it running. */
 const MAX_WRITES_PER_RUN = 200_000;
+/** ...and after this long, whatever happens. */
+const MAX_RUN_MS = 60_000;
+setTimeout(() => process.exit(3), MAX_RUN_MS).unref();
+// The test talks to us over IPC: when it goes away, so do we.
+process.on('disconnect', () => process.exit(4));
 
 const [dir, seedArg, startArg, inflightArg] = process.argv.slice(2);
 const seed = Number(seedArg);
