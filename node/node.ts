@@ -229,6 +229,8 @@ interface CtlRequest {
 
 /** Bound on a control request's encoding (a member description or an admin call). */
 const MAX_CTL_BYTES = 64 * 1024;
+/** Transactions of a deposed leader's pool forwarded to the new leader at once. */
+const POOL_FORWARD_CONCURRENCY = 64;
 /** How long raft_addPeer/raft_addLearner try to reach the new node before giving up. */
 const JOIN_HELLO_TIMEOUT_MS = 10_000;
 /** How often a node started with --join asks the members for its id. */
@@ -264,6 +266,7 @@ export class QuorateNode {
   private readonly localNonces = new Map<Address, number>();
   private readonly accountsByAddress = new Map<Address, AccountKey>();
   private alarm: string | undefined;
+  private forwardingPool = false;
   private removed = false;
   private started = false;
   private stopped = false;
@@ -461,6 +464,7 @@ export class QuorateNode {
     const r = status.softState.role;
     this.role = r === Role.Leader ? 'leader' : r === Role.Candidate || r === Role.PreCandidate ? 'candidate' : learner ? 'learner' : 'follower';
     if (prevRole === 'leader' && this.role !== 'leader') this.onLostLeadership();
+    if (this.role !== 'leader' && this.leaderId !== 0 && this.pool.size > 0 && !this.forwardingPool) void this.forwardPool();
     if (prevRole !== 'leader' && this.role === 'leader') this.pool.resetInFlight();
     if (prevRole !== this.role || prevLeader !== this.leaderId) {
       this.log.info({ role: this.role, term: this.term, leader: this.leaderId }, 'raft role changed');
@@ -480,6 +484,28 @@ export class QuorateNode {
     this.pendingBlocks.clear();
     this.speculativeBase = undefined;
     this.pool.resetInFlight();
+  }
+
+  /**
+   * A deposed leader still holds transactions it accepted. They are not lost with its leadership:
+   * once a new leader is known they are handed to it (nonces make a duplicate harmless).
+   */
+  private async forwardPool(): Promise<void> {
+    this.forwardingPool = true;
+    try {
+      this.pool.resetInFlight();
+      const txs = this.pool.take(this.options.poolMaxTxs, Number.MAX_SAFE_INTEGER);
+      this.pool.removeCommitted(txs);
+      let forwarded = 0;
+      for (let i = 0; i < txs.length; i += POOL_FORWARD_CONCURRENCY) {
+        const batch = txs.slice(i, i + POOL_FORWARD_CONCURRENCY);
+        const results = await Promise.allSettled(batch.map((tx) => this.forwardTx(tx)));
+        forwarded += results.filter((r) => r.status === 'fulfilled').length;
+      }
+      if (txs.length > 0) this.log.info({ pending: txs.length, forwarded }, 'handed the pool of a lost leadership to the new leader');
+    } finally {
+      this.forwardingPool = false;
+    }
   }
 
   // ------------------------------------------------------------------ minting
@@ -954,6 +980,11 @@ export class QuorateNode {
       }
       return tx.hashHex;
     }
+    return this.forwardTx(tx, signal);
+  }
+
+  /** Hands a transaction to the leader's pool over p2p. */
+  private async forwardTx(tx: Transaction, signal?: AbortSignal): Promise<string> {
     const leader = findMember(this.membershipState, this.leaderId);
     if (!leader) throw new NodeError(NodeErrorCode.NoLeader, 'no leader is known: retry after an election timeout');
     let reply: Uint8Array;
