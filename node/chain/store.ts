@@ -21,6 +21,7 @@
 //   M chain    → u64 chainId ‖ [32] genesis hash     (refuses to open another chain's store)
 //   M head     → u64 number ‖ [32] hash
 //   M applied  → u64 Raft index
+//   M membership → the node's replicated membership record (opaque here; node/membership.ts)
 //   B <u64>    → block encoding          H <hash> → u64 number
 //   T <hash>   → u64 block number ‖ u32 index ‖ [32] block hash    R <hash> → public receipt
 //   Q <hash>   → this node's private receipt
@@ -61,6 +62,12 @@ export interface StoreSnapshot {
   readonly state: MemoryState;
   /** Undefined: keep this node's private state (a snapshot from a peer carries none). */
   readonly privateState?: MemoryState;
+  /**
+   * The membership record at the snapshot's index (see recordMembership). Pass it here rather
+   * than in a separate recordMembership call, so a crash cannot leave the new state with the
+   * old membership.
+   */
+  readonly membership?: Uint8Array;
 }
 
 export interface ChainStore {
@@ -390,6 +397,7 @@ export class KvChainStore implements ChainStore {
 
   installSnapshot(s: StoreSnapshot): Promise<void> {
     this.checkOpen();
+    assert(s.membership === undefined || s.membership.length <= MAX_MEMBERSHIP_RECORD_BYTES, 'installSnapshot: membership record over MAX_MEMBERSHIP_RECORD_BYTES');
     assert(bytesEqual(s.state.root(), s.head.header.stateRoot), 'installSnapshot: the state does not match the head block');
     return this.serial(async () => {
       const b = this.kv.batch();
@@ -406,6 +414,7 @@ export class KvChainStore implements ChainStore {
       b.put(key(P.hash, s.head.hash), encodeU64(n));
       b.put(K_HEAD, concatBytes([encodeU64(n), s.head.hash]));
       b.put(K_APPLIED, encodeU64(s.appliedRaftIndex));
+      if (s.membership !== undefined) b.put(K_MEMBERSHIP, s.membership);
       await b.write(true);
       this.cachedHead = { number: n, hash: s.head.hash };
       this.cachedApplied = s.appliedRaftIndex;

@@ -176,6 +176,25 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     await again.close();
   });
 
+  it('keeps the membership record with the applied index, across a reopen and a snapshot install', async () => {
+    const h = makeHarness();
+    const store = await h.open();
+    await initStore(store);
+    expect(await store.membership()).toBeUndefined();
+    await store.recordMembership(Uint8Array.of(1, 2, 3), 4);
+    expect(await store.appliedIndex()).toBe(4);
+    await store.recordMembership(Uint8Array.of(4), 4); // same index: a snapshot's record
+    expect(code(await store.recordMembership(Uint8Array.of(5), 3).catch((e) => e))).toBe('invariant');
+    await store.close();
+    const again = await h.reopen();
+    expect(Uint8Array.from((await again.membership())!)).toEqual(Uint8Array.of(4));
+    const leader = f.newChain();
+    await again.installSnapshot({ ...importSnapshot(exportSnapshot(leader, 9, { includePrivate: false })), membership: Uint8Array.of(9, 9) });
+    expect(Uint8Array.from((await again.membership())!)).toEqual(Uint8Array.of(9, 9));
+    expect(await again.appliedIndex()).toBe(9);
+    await again.close();
+  });
+
   it('installs a snapshot from a node that is ahead (public only; private state kept)', async () => {
     const leader = f.newChain();
     for (let n = 1; n <= 4; n++) {
