@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config.js';
 import { NodeError } from '../errors.js';
 import { CommandError, ExitCode, PROCESS_IO, UsageError, type CliIo } from './args.js';
+import { addNodeCommand, ADD_NODE_HELP } from './add-node.js';
 import { benchCommand, BENCH_HELP } from './bench.js';
 import { initCommand, INIT_HELP } from './init.js';
 import { jepsenCommand, JEPSEN_HELP } from './jepsen.js';
@@ -22,6 +23,7 @@ const COMMANDS: ReadonlyMap<string, { run: Command; help: string; summary: strin
   ['init', { run: initCommand, help: INIT_HELP, summary: 'write a cluster folder: genesis, configs and keys of N nodes' }],
   ['start', { run: startCommand, help: START_HELP, summary: 'run one node in the foreground' }],
   ['up', { run: upCommand, help: UP_HELP, summary: 'run a local cluster (init if needed, start all nodes)' }],
+  ['add-node', { run: addNodeCommand, help: ADD_NODE_HELP, summary: 'prepare a new node to join a running cluster (start it with --join)' }],
   ['status', { run: statusCommand, help: STATUS_HELP, summary: "print every member's role, term, commit index, head and peers" }],
   ['bench', { run: benchCommand, help: BENCH_HELP, summary: 'load-test running nodes and print throughput and latency' }],
   ['jepsen', { run: jepsenCommand, help: JEPSEN_HELP, summary: 'test a local cluster under faults and check the history' }],
