@@ -34,7 +34,7 @@ export const MAIN_HELP = `Usage: quorate <command> [flags]
 A Raft-based permissioned ledger node with private transactions.
 
 Commands:
-${[...COMMANDS].map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`).join('\n')}
+${[...COMMANDS].map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`).join('\n')}
 
 Run 'quorate <command> --help' for the flags of a command.
 `;
