@@ -104,18 +104,35 @@ export class RaftNode {
     const hardChanged = !sameHardState(hard, this.prevHardState);
     const entries = r.raftLog.unstableEntries().slice();
     const snapshot = r.raftLog.unstable.snapshot;
+    const committedEntries = r.raftLog.nextCommittedEntries();
+    // A configuration change may only be applied once the commit covering it is durable: if a
+    // crash rolled commit back below an applied change whose removed members then shut down, the
+    // node would restart into a configuration with no live quorum (simulator finding 2). So such
+    // a Ready carries the hard state and must be synced even when only commit moved.
+    let appliesConfChange = false;
+    for (const e of committedEntries) {
+      if (e.type === EntryType.ConfChange) {
+        appliesConfChange = true;
+        break;
+      }
+    }
     const rd: Ready = {
       softState: softChanged ? soft : undefined,
-      hardState: hardChanged ? hard : undefined,
+      hardState: hardChanged || appliesConfChange ? hard : undefined,
       entries,
       snapshot,
-      committedEntries: r.raftLog.nextCommittedEntries(),
+      committedEntries,
       messages: r.msgs,
       readStates: r.readStates,
       // Term and vote are promises made to peers, and entries are acknowledged: both need an
-      // fsync. A commit-only change does not (commit can be recomputed after a crash).
+      // fsync. A commit-only change does not (commit can be recomputed after a crash), except
+      // when it lets a configuration change apply (above).
       mustSync:
-        entries.length > 0 || snapshot !== undefined || hard.term !== this.prevHardState.term || hard.vote !== this.prevHardState.vote,
+        entries.length > 0 ||
+        snapshot !== undefined ||
+        appliesConfChange ||
+        hard.term !== this.prevHardState.term ||
+        hard.vote !== this.prevHardState.vote,
     };
     // Messages and read states belong to this Ready now (etcd acceptReady).
     r.msgs = [];

@@ -198,7 +198,11 @@ export interface Ready {
   readonly committedEntries: readonly Entry[];
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
-  /** True when hardState's term/vote changed or there are entries: an fsync is required. */
+  /**
+   * True when hardState's term/vote changed, there are entries or a snapshot, or committedEntries
+   * hold a configuration change (then hardState is always present, so its commit is made durable
+   * before the change applies): an fsync is required.
+   */
   readonly mustSync: boolean;
 }
 

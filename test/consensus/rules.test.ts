@@ -404,3 +404,30 @@ describe('limits and flow control', () => {
     expect(l.node.status().progress!.get(id(3))!.state).toBe('replicate');
   });
 });
+
+describe('Ready.mustSync', () => {
+  it('a Ready that applies a configuration change carries the hard state and must be synced', () => {
+    const m = leader();
+    m.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 1 as LogIndex }));
+    drain(m);
+    m.node.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearner, nodeId: id(4) }], context: new Uint8Array(0) });
+    drain(m);
+    m.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 2 as LogIndex }));
+    const rd = m.node.ready();
+    expect(rd.committedEntries.map((e) => e.type)).toEqual([EntryType.ConfChange]);
+    expect(rd.entries).toEqual([]);
+    expect(rd.hardState).toMatchObject({ commit: 2 });
+    expect(rd.mustSync).toBe(true);
+    m.storage.save(rd.hardState, rd.entries);
+    m.node.advance(rd);
+    expect(m.node.confState().learners).toEqual([4]);
+    // A commit-only change that applies a normal entry does not need an fsync.
+    m.node.propose(bytes('n'));
+    drain(m);
+    m.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 3 as LogIndex }));
+    const rd2 = m.node.ready();
+    expect(rd2.committedEntries.map((e) => e.type)).toEqual([EntryType.Normal]);
+    expect(rd2.mustSync).toBe(false);
+    m.node.advance(rd2);
+  });
+});
