@@ -333,7 +333,6 @@ class Simulation {
   private nextNodeId = 1;
   private proposalSeq = 0;
   private readSeq = 0;
-  private partitionUntilHealed = false;
   /** Liveness phase: nodes that applied a liveness probe. */
   private readonly probeApplied = new Set<RaftId>();
   /** Index of the newest membership change applied by any node. */
@@ -758,10 +757,9 @@ class Simulation {
         const partition = makePartition(this.rng, kind, ids, this.leader()?.id ?? (0 as RaftId));
         this.net.partition = partition;
         this.stats.partitions++;
-        this.partitionUntilHealed = true;
         this.events.note(this.now, `partition ${partition.kind}: ${partition.description}`);
       }
-    } else if (this.partitionUntilHealed && this.chance(p.healPerMille)) {
+    } else if (this.chance(p.healPerMille)) {
       this.net.partition = undefined;
       this.events.note(this.now, 'partition healed');
     }
