@@ -1,11 +1,10 @@
 // `quorate jepsen`: a Jepsen-style test of a local cluster under faults. The options belong to
 // the Jepsen toolkit (node/jepsen/options.ts parses and validates them, so the command line and
 // embedders agree on names and limits); this file adds --help, turns the toolkit's usage errors
-// into exit code 2, and hands over to runJepsen(), exported by node/jepsen/index.ts.
+// into exit code 2, and hands over to runJepsen() (node/jepsen/run.ts).
 
-import { ALL_FAULTS, ALL_WORKLOADS, JepsenUsageError, MAX_RATE_HZ, parseJepsenArgs, type JepsenOptions } from '../jepsen/index.js';
+import { ALL_FAULTS, ALL_WORKLOADS, JepsenUsageError, MAX_RATE_HZ, parseJepsenArgs, runJepsen, type JepsenOptions } from '../jepsen/index.js';
 import { ExitCode, UsageError, exitCodeOf, type CliIo } from './args.js';
-import { loadEntryPoint } from './optional.js';
 
 export type { JepsenOptions } from '../jepsen/index.js';
 
@@ -45,6 +44,5 @@ export async function jepsenCommand(argv: readonly string[], io: CliIo): Promise
     io.out(JEPSEN_HELP);
     return ExitCode.Ok;
   }
-  const runJepsen = await loadEntryPoint<RunJepsen>('../jepsen/index.js', 'runJepsen', 'jepsen');
-  return exitCodeOf(await runJepsen(options));
+  return exitCodeOf(await runJepsen(options, { out: (line) => io.out(`${line}\n`) }));
 }

@@ -13,3 +13,8 @@ export * from './network.js';
 export * from './workload.js';
 export * from './report.js';
 export * from './options.js';
+export * from './rpc.js';
+export * from './relay.js';
+export * from './cluster.js';
+export * from './clients.js';
+export * from './run.js';

@@ -93,6 +93,11 @@ export interface RunClientsOptions {
   /** A client for a process id (a retired process's replacement gets a fresh client). */
   readonly clientFor: (process: number) => JepsenClient;
   readonly concurrency: number;
+  /**
+   * The first process id (default 0). Workloads that share one history take disjoint ranges, so a
+   * checker can pick its workload's operations by process id.
+   */
+  readonly processBase?: number;
   readonly durationMs: number;
   /** Target operations per second over all clients; undefined = as fast as answers come. */
   readonly rateHz?: number;
@@ -117,13 +122,14 @@ export async function runClients(options: RunClientsOptions): Promise<RunClients
   const rng = new SeededRng(options.seed);
   const deadline = performance.now() + options.durationMs;
   let seq = 0;
-  let nextProcess = options.concurrency;
+  const base = options.processBase ?? 0;
+  let nextProcess = base + options.concurrency;
   const stats = { invoked: 0, ok: 0, fail: 0, info: 0, processesRetired: 0 };
   // Each worker paces itself to concurrency/rate seconds per op, with jitter so workers do not align.
   const periodMs = options.rateHz === undefined ? 0 : (1000 * options.concurrency) / options.rateHz;
   const stopped = (): boolean => performance.now() >= deadline || options.signal?.aborted === true;
   const worker = async (slot: number): Promise<void> => {
-    let process = slot;
+    let process = base + slot;
     let client = options.clientFor(process);
     while (!stopped()) {
       if (periodMs > 0) await sleepMs(periodMs * (0.5 + rng.nextInt(1000) / 1000), options.signal);
