@@ -251,7 +251,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
   }
 
   // Fixed once, here: every node must compute the same genesis block.
-  const genesis: Genesis = { chainId: o.chainId, timestampMs: Date.now(), alloc, members };
+  const genesis: Genesis = { chainId: o.chainId, timestampMs: Date.now(), alloc, members, txSignatureCheck: 'minter-only' };
   const genesisPath = join(root, 'genesis.json');
   parseGenesis(genesis, genesisPath); // self-check: init never writes a file the node would refuse
   await writeFile(genesisPath, JSON.stringify(genesis, null, 2) + '\n');
