@@ -39,7 +39,7 @@ import {
 import { CHAIN_ORIGIN, chainNext, SafetyChecker, SimViolation, ViolationKind, type CheckerStats } from './checker.js';
 import { SimDisk } from './disk.js';
 import { DEFAULT_EVENTS_KEPT, EventLog } from './events.js';
-import { makePartition, PartitionKind, PARTITION_KINDS, SimNetwork, type NetworkFaults, type NetworkStats } from './network.js';
+import { CALM_NETWORK, makePartition, PartitionKind, PARTITION_KINDS, SimNetwork, type NetworkFaults, type NetworkStats } from './network.js';
 
 /** The dependencies a RaftNode accepts (lets tests run a deliberately broken state machine). */
 export type RaftNodeDeps = NonNullable<ConstructorParameters<typeof RaftNode>[1]>;
@@ -919,7 +919,7 @@ class Simulation {
   runLivenessPhase(maxTicks: number): void {
     this.phase = 'liveness';
     this.net.partition = undefined;
-    this.net.faults = { lossPerMille: 0, duplicatePerMille: 0, slowPerMille: 0, maxDelayTicks: 1 };
+    this.net.faults = CALM_NETWORK;
     this.events.note(this.now, 'liveness phase: all faults healed');
     for (const n of this.nodes.values()) {
       if (n.crashAfterPersist) n.crashAfterPersist = false;
