@@ -11,6 +11,8 @@ import { HttpRpcClient } from './rpc/client.js';
 
 /** How often the committed chain is polled for new blocks. */
 const COMMIT_POLL_MS = 10;
+/** Blocks fetched in one batch by the commit watcher. */
+const MAX_BLOCKS_PER_POLL = 256;
 /** After the last submission, how long to wait for stragglers to commit. */
 const DRAIN_TIMEOUT_MS = 30_000;
 /** How long members get to reach the same height for the agreement check. */
@@ -56,11 +58,16 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
     while (watching) {
       try {
         const head = Number(BigInt(await clients[0].call<string>('eth_blockNumber')));
-        for (let n = seenHeight + 1; n <= head; n++) {
-          const block = await clients[0].call<{ transactions: string[] }>('eth_getBlockByNumber', [`0x${n.toString(16)}`, false]);
+        // All new blocks in one JSON-RPC batch: one round trip however far the head moved.
+        const upTo = Math.min(head, seenHeight + MAX_BLOCKS_PER_POLL);
+        if (upTo > seenHeight) {
+          const blocks = await batchCall<{ transactions: string[] } | null>(
+            options.rpcUrls[0],
+            Array.from({ length: upTo - seenHeight }, (_, i) => ['eth_getBlockByNumber', [`0x${(seenHeight + 1 + i).toString(16)}`, false]]),
+          );
           const now = performance.now();
-          for (const h of block.transactions) if (submitAt.has(h)) commitAt.set(h, now);
-          seenHeight = n;
+          for (const block of blocks) for (const h of block?.transactions ?? []) if (submitAt.has(h)) commitAt.set(h, now);
+          seenHeight = upTo;
         }
       } catch (err) {
         log(`watcher: ${(err as Error).message}`);
@@ -139,18 +146,85 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
   };
 }
 
-async function privatePartyKeys(client: HttpRpcClient): Promise<string[]> {
-  const members = await client.call<Array<{ rpcUrl: string }>>('raft_cluster');
-  void members;
-  throw new Error('bench --private needs the transaction manager: not in this build yet');
+/**
+ * Environment fallback for the transaction managers' URLs (comma-separated), used while
+ * `raft_cluster` does not report each member's `tmUrl`: the bench reads every member's enclave
+ * keys from one transaction manager's GET /partyinfo/keys.
+ */
+export const BENCH_TM_URLS_ENV = 'QUORATE_TM_URLS';
+/** How long one request to a transaction manager's REST API may take. */
+const TM_REQUEST_TIMEOUT_MS = 5_000;
+
+interface PartyDirectory {
+  /** Every member's enclave keys (base64), by member name. */
+  readonly keysByNode: ReadonlyMap<string, readonly string[]>;
 }
 
+/** The members' enclave keys: GET /partyinfo/keys of the first transaction manager that answers. */
+async function partyDirectory(client: HttpRpcClient): Promise<PartyDirectory> {
+  const members = await client.call<Array<{ nodeId: string; tmUrl?: string }>>('raft_cluster');
+  const tmUrls = members.map((m) => m.tmUrl).filter((u): u is string => typeof u === 'string' && u.length > 0);
+  for (const u of (process.env[BENCH_TM_URLS_ENV] ?? '').split(',')) if (u.trim().length > 0) tmUrls.push(u.trim());
+  if (tmUrls.length === 0) {
+    throw new Error(`bench --private needs a transaction manager URL: raft_cluster reports none; set ${BENCH_TM_URLS_ENV}=http://HOST:TM_PORT/ (any member's)`);
+  }
+  const failures: string[] = [];
+  for (const url of tmUrls) {
+    try {
+      const res = await fetch(new URL('partyinfo/keys', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(TM_REQUEST_TIMEOUT_MS) });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      const body = (await res.json()) as { keys?: Array<{ key?: unknown; node?: unknown }> };
+      const keysByNode = new Map<string, string[]>();
+      for (const k of body.keys ?? []) {
+        if (typeof k.key !== 'string' || typeof k.node !== 'string') continue;
+        keysByNode.set(k.node, [...(keysByNode.get(k.node) ?? []), k.key]);
+      }
+      return { keysByNode };
+    } catch (err) {
+      failures.push(`${url}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`no transaction manager answered GET /partyinfo/keys (${failures.join('; ')})`);
+}
+
+/** Every member's enclave keys, one list: the candidates for privateFor. */
+/** A JSON-RPC batch over one HTTP request; results in request order. */
+async function batchCall<T>(url: string, calls: ReadonlyArray<readonly [string, readonly unknown[]]>): Promise<T[]> {
+  const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(30_000) });
+  const replies = (await res.json()) as Array<{ id: number; result?: T; error?: { message: string } }>;
+  const out: T[] = new Array(calls.length);
+  for (const r of replies) {
+    if (r.error) throw new Error(`${calls[r.id]?.[0]}: ${r.error.message}`);
+    out[r.id] = r.result as T;
+  }
+  return out;
+}
+
+async function privatePartyKeys(client: HttpRpcClient): Promise<string[]> {
+  const { keysByNode } = await partyDirectory(client);
+  const keys = [...keysByNode.values()].flat();
+  if (keysByNode.size < 2) throw new Error(`bench --private needs at least two members with enclave keys, found ${keysByNode.size}`);
+  return keys;
+}
+
+/**
+ * The accounts the nodes hold (quorate_sendTransaction signs with them), each with its node's
+ * own enclave key, so a sender's privateFor names another node.
+ */
 async function nodeAccounts(clients: readonly HttpRpcClient[]): Promise<Array<{ client: HttpRpcClient; address: string; enclaveKey: string }>> {
+  const { keysByNode } = await partyDirectory(clients[0]);
+  const members = await clients[0].call<Array<{ raftId: number; nodeId: string }>>('raft_cluster');
   const out: Array<{ client: HttpRpcClient; address: string; enclaveKey: string }> = [];
   for (const client of clients) {
+    const { raftId } = await client.call<{ raftId: number }>('raft_status');
+    const name = members.find((m) => m.raftId === raftId)?.nodeId;
+    const enclaveKey = name === undefined ? undefined : keysByNode.get(name)?.[0];
+    if (enclaveKey === undefined) throw new Error(`node with raft id ${raftId} publishes no enclave key`);
     const accounts = await client.call<string[]>('quorate_accounts');
-    for (const address of accounts) out.push({ client, address, enclaveKey: '' });
+    for (const address of accounts) out.push({ client, address, enclaveKey });
   }
+  if (out.length === 0) throw new Error('bench --private: the nodes hold no accounts (quorate_accounts is empty)');
   return out;
 }
 

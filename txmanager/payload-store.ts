@@ -88,7 +88,27 @@ function storageFailure(what: string, error: unknown): TxManagerError {
   return new TxManagerError(TxManagerErrorCode.StorageFailure, `payload store: ${what} failed: ${(error as Error)?.message ?? String(error)}`, {}, { cause: error });
 }
 
+/** Most puts written in one synced batch (group commit); more wait for the next batch. */
+export const MAX_GROUP_COMMIT_ENTRIES = 256;
+/** Most payload bytes in one synced batch; a single larger payload is written alone. */
+export const MAX_GROUP_COMMIT_BYTES = 16 * 1024 * 1024;
+
+interface QueuedPut {
+  readonly hash: string;
+  readonly encoded: Uint8Array;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
 export class LevelPayloadStore implements PayloadStore {
+  // Group commit: puts that arrive while a synced write is in flight are written together in
+  // the next one (one fsync for many payloads: a synced write costs ~0.5-10 ms whatever its
+  // size, and concurrent private sends would otherwise queue behind one fsync each). The first
+  // put after an idle period is written at once, so a lone send pays no extra latency.
+  // Bounded by the callers: each queued put is an unresolved send or push (the TM bounds those).
+  private readonly queued: QueuedPut[] = [];
+  private flushing: Promise<void> | null = null;
+
   private constructor(private readonly db: Level<string, Uint8Array>) {}
 
   /** Opens (creating if needed) the LevelDB at `path`. */
@@ -102,14 +122,40 @@ export class LevelPayloadStore implements PayloadStore {
     return new LevelPayloadStore(db);
   }
 
-  async put(hash: string, encoded: Uint8Array): Promise<void> {
+  /** Resolves once the payload is on disk (synced), possibly in one batch with concurrent puts. */
+  put(hash: string, encoded: Uint8Array): Promise<void> {
     checkPut(hash, encoded);
-    try {
-      await this.db.put(hash, encoded, { sync: true });
-    } catch (error) {
-      throw storageFailure('put', error);
-    }
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ hash, encoded: Uint8Array.from(encoded), resolve, reject });
+      if (this.flushing === null) this.flushing = this.flush();
+    });
   }
+
+  private async flush(): Promise<void> {
+    while (this.queued.length > 0) {
+      let bytes = 0;
+      let count = 0;
+      while (count < this.queued.length && count < MAX_GROUP_COMMIT_ENTRIES && (count === 0 || bytes + this.queued[count].encoded.length <= MAX_GROUP_COMMIT_BYTES)) {
+        bytes += this.queued[count].encoded.length;
+        count++;
+      }
+      const group = this.queued.splice(0, count);
+      try {
+        // A chained batch: 3-7x faster than an array batch in level 10 (STACK.md).
+        const batch = this.db.batch();
+        for (const p of group) batch.put(p.hash, p.encoded);
+        await batch.write({ sync: true });
+        for (const p of group) p.resolve();
+      } catch (error) {
+        const failure = storageFailure('put', error);
+        for (const p of group) p.reject(failure);
+      }
+    }
+    // Cleared in the same synchronous step as the emptiness check above, so a put arriving
+    // from now on starts a new flush instead of waiting on this finished one.
+    this.flushing = null;
+  }
+
   async get(hash: string): Promise<Uint8Array | undefined> {
     try {
       const value = await this.db.get(hash);
@@ -140,6 +186,7 @@ export class LevelPayloadStore implements PayloadStore {
     }
   }
   async close(): Promise<void> {
+    await this.flushing;
     await this.db.close();
   }
 }

@@ -86,6 +86,21 @@ export function runPayloadStoreSuite(name: string, harness: PayloadStoreHarness)
         expect(await again.has('gone')).toBe(false);
         await again.close();
       });
+
+      it('many concurrent puts (more than one group commit) all resolve, read back, and survive reopen; the last put of a key wins', async () => {
+        const store = await harness.open();
+        const n = 600;
+        await Promise.all(Array.from({ length: n }, (_, i) => store.put(`k${String(i).padStart(4, '0')}`, bytes(i & 0xff, i >> 8))));
+        await Promise.all([store.put('same', bytes(1)), store.put('same', bytes(2)), store.put('same', bytes(3))]);
+        for (let i = 0; i < n; i += 37) expect(await store.get(`k${String(i).padStart(4, '0')}`)).toEqual(bytes(i & 0xff, i >> 8));
+        // A put issued right after a group finished still completes (no put is left waiting).
+        await store.put('after', bytes(9));
+        const again = await reopen(store);
+        expect((await again.scan(null, MAX_STORE_SCAN_ENTRIES)).length).toBe(n + 2);
+        expect(await again.get('same')).toEqual(bytes(3));
+        expect(await again.get('after')).toEqual(bytes(9));
+        await again.close();
+      });
     }
   });
 }
