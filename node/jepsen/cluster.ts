@@ -28,7 +28,7 @@ import { readClusterDir } from '../up.js';
 import { JepsenError, JepsenErrorCode, invariant, silentLogger, type JepsenLogger } from './errors.js';
 import type { HistoryRecorder } from './history.js';
 import { ChildProcessController, type MembershipController, type NetworkController, type NodeName, type ProcessController } from './nemesis.js';
-import { NetnsNetwork } from './netns-network.js';
+import { NetnsNetwork, cleanupStaleNamespaces } from './netns-network.js';
 import type { NetworkKind } from './network.js';
 import { ProxyNetwork } from './proxy-network.js';
 import { ControlRelay } from './relay.js';
@@ -125,6 +125,8 @@ export class JepsenCluster {
     let network: NetworkController | undefined;
     try {
       if (options.network === 'netns') {
+        // A run killed before its clean-up (SIGKILL, a CI timeout) leaves namespaces behind.
+        await cleanupStaleNamespaces(options.log);
         const netns = await NetnsNetwork.create({ nodes: slots, log: options.log });
         network = netns;
         const relay = ControlRelay.start((cmd, args) => netns.spawnInControl(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] }));
