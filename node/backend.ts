@@ -4,6 +4,7 @@
 
 import { toHex, type Block, type Op as ChainOp, type Receipt, type Transaction, type TxLocation } from './chain/index.js';
 import { NodeError, NodeErrorCode } from './errors.js';
+import { toNodeError } from './error-map.js';
 import { findMember } from './membership.js';
 import type { QuorateNode } from './node.js';
 import type {
@@ -132,13 +133,11 @@ export class NodeBackend implements NodeRpcBackend {
   }
 
   async getBalance(address: Hex, tag: BlockTag): Promise<bigint> {
-    this.latestOnly(tag);
-    return this.node.store.getBalance(address.toLowerCase());
+    return this.read(() => this.node.store.getBalance(address.toLowerCase(), this.atBlock(tag)));
   }
 
   async getTransactionCount(address: Hex, tag: BlockTag): Promise<number> {
-    this.latestOnly(tag);
-    return this.node.store.getNonce(address.toLowerCase());
+    return this.read(() => this.node.store.getNonce(address.toLowerCase(), this.atBlock(tag)));
   }
 
   async peerCount(): Promise<number> {
@@ -162,18 +161,17 @@ export class NodeBackend implements NodeRpcBackend {
   }
 
   async getValue(key: string, tag: ReadTag, ctx: CallContext): Promise<string | null> {
-    await this.readAt(tag, ctx);
-    return this.node.store.getValue(key);
+    const at = await this.readAt(tag, ctx);
+    return this.read(() => this.node.store.getValue(key, at));
   }
 
   async getList(key: string, tag: ReadTag, ctx: CallContext): Promise<readonly string[]> {
-    await this.readAt(tag, ctx);
-    return this.node.store.getList(key);
+    const at = await this.readAt(tag, ctx);
+    return this.read(() => this.node.store.getList(key, undefined, undefined, at));
   }
 
   async getPrivateValue(key: string, tag: BlockTag): Promise<string | null> {
-    this.latestOnly(tag);
-    return this.node.store.getPrivateValue(key);
+    return this.read(() => this.node.store.getPrivateValue(key, this.atBlock(tag)));
   }
 
   async accounts(): Promise<readonly Hex[]> {
@@ -187,15 +185,25 @@ export class NodeBackend implements NodeRpcBackend {
   }
 
   // --- helpers
-  private async readAt(tag: ReadTag, ctx: CallContext): Promise<void> {
-    if (tag === 'linearizable') await this.node.readBarrier(ctx.signal);
-    else this.latestOnly(tag);
+  /** 'linearizable' waits for the ReadIndex barrier and reads the latest state; other tags as atBlock. */
+  private async readAt(tag: ReadTag, ctx: CallContext): Promise<number | undefined> {
+    if (tag !== 'linearizable') return this.atBlock(tag);
+    await this.node.readBarrier(ctx.signal);
+    return undefined;
   }
 
-  /** State is kept at the head only (node/chain/store.ts); a past block's state is refused clearly. */
-  private latestOnly(tag: BlockTag): void {
-    if (tag === 'latest' || tag === this.node.chainState.head.header.number) return;
-    throw new NodeError(NodeErrorCode.NotFound, `state is kept at the head block only (${this.node.chainState.head.header.number}); ask for "latest"`);
+  /** 'latest' → the latest state; a number (or 'earliest' = 0) → the state as of that block. */
+  private atBlock(tag: BlockTag): number | undefined {
+    return tag === 'latest' ? undefined : tag === 'earliest' ? 0 : tag;
+  }
+
+  /** Store errors a caller can act on (no such block yet, history not kept here) become NodeErrors. */
+  private async read<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toNodeError(err);
+    }
   }
 
   private blockView(block: Block): BlockView {

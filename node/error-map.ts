@@ -35,6 +35,7 @@ const CHAIN_TO_NODE: Partial<Record<ChainErrorCode, NodeErrorCode>> = {
   [ChainErrorCode.TxDuplicate]: NodeErrorCode.TxAlreadyKnown,
   [ChainErrorCode.NonceAlreadyPending]: NodeErrorCode.TxAlreadyKnown,
   [ChainErrorCode.PoolFull]: NodeErrorCode.TxPoolFull,
+  [ChainErrorCode.HistoryUnavailable]: NodeErrorCode.NotFound,
 };
 
 /** Converts an expected error of a lower layer into a NodeError; anything else is returned as is. */

@@ -420,6 +420,8 @@ export class QuorateNode {
       maxInflightMessages: this.options.raftMaxInflightMessages,
       maxUncommittedEntriesBytes: this.options.raftMaxUncommittedBytes,
       maxProposalBytes: this.options.maxBlockBytes + 4096,
+      // Ids are never reused: the replicated membership remembers every removed one.
+      removedIds: this.membershipState.removed as RaftId[],
     });
     if (this.applied < snapIndex && storage.snapshot().data.length > 0) {
       // Crashed after persisting a snapshot from the leader but before installing it.

@@ -49,6 +49,8 @@ export enum ChainErrorCode {
   // --- store ---
   /** The store's contents are inconsistent (corruption, or a store of another chain). Fatal. */
   StoreCorrupt = 'CHAIN_STORE_CORRUPT',
+  /** State at that block is not kept on this node (before the snapshot it was rebuilt from). */
+  HistoryUnavailable = 'CHAIN_HISTORY_UNAVAILABLE',
   /** The store was closed, or an IO error happened underneath (the cause is attached). */
   StoreIo = 'CHAIN_STORE_IO',
   /** A key file is missing, malformed, has the wrong purpose, or would be overwritten. */
@@ -107,6 +109,7 @@ export class ReceiptsRootMismatchError extends ChainError {
  */
 export const SUGGESTED_JSON_RPC_CODE: Readonly<Record<ChainErrorCode, number>> = {
   [ChainErrorCode.TxMalformed]: -32602,
+  [ChainErrorCode.HistoryUnavailable]: -32004,
   [ChainErrorCode.TxTooLarge]: -32602,
   [ChainErrorCode.TxBadSignature]: -32003,
   [ChainErrorCode.TxAddressMismatch]: -32003,

@@ -12,9 +12,8 @@
 // a store over the same MemoryKv models a restart). test/chain/store.test.ts runs one compliance
 // suite on both.
 //
-// Reads are of the latest state only: the state is kept as a flat map without history, so
-// `balance/nonce/value/list` at a past block number are not served (the RPC layer answers
-// "latest" and the head number; others get an error). Blocks, transactions and receipts of every
+// Reads of the latest state use the flat map (S/P); reads at a past block use the version index
+// (V/W), written in the same batch as each block. Blocks, transactions and receipts of every
 // height are served.
 //
 // Key layout (1-byte prefix; numbers u64 big-endian so blocks iterate in order):
@@ -26,6 +25,14 @@
 //   T <hash>   → u64 block number ‖ u32 index ‖ [32] block hash    R <hash> → public receipt
 //   Q <hash>   → this node's private receipt
 //   S <key>    → public state value      P <key>  → private state value
+//   V <u16 len><key><u64 MAX-n> → the public value of <key> as of block n (1-byte tag: 0 deleted,
+//                                 1 then the value), written with block n; W … the same, private.
+//                                 Inverted block numbers make "the newest version at or before
+//                                 block N" the first entry at or after <key, MAX-N>: one seek.
+//   M historyFrom → the first block whose state is fully in V/W (0, or a snapshot's head)
+//
+// Historical reads ("state at block N") are served from V/W for every block since historyFrom;
+// history is kept for the life of the store (archive mode, like an Ethereum archive node).
 
 import { Level } from 'level';
 import { ChainError, ChainErrorCode, assert } from './errors.js';
@@ -99,11 +106,15 @@ export interface ChainStore {
   getReceipt(txHash: Hash): Promise<Receipt | undefined>;
   getPrivateReceipt(txHash: Hash): Promise<Receipt | undefined>;
   /** Latest state only (see the top of this file). */
-  getBalance(address: Address): Promise<bigint>;
-  getNonce(address: Address): Promise<number>;
-  getValue(key: string): Promise<string | null>;
-  getList(key: string, offset?: number, maxItems?: number): Promise<string[]>;
-  getPrivateValue(key: string): Promise<string | null>;
+  /**
+   * State reads. `atBlock` undefined: the latest state. A block number: the state as of that
+   * block (throws HistoryUnavailable past the head, or before a snapshot this node was rebuilt from).
+   */
+  getBalance(address: Address, atBlock?: number): Promise<bigint>;
+  getNonce(address: Address, atBlock?: number): Promise<number>;
+  getValue(key: string, atBlock?: number): Promise<string | null>;
+  getList(key: string, offset?: number, maxItems?: number, atBlock?: number): Promise<string[]>;
+  getPrivateValue(key: string, atBlock?: number): Promise<string | null>;
   /** Reads the whole public and private state into memory (startup); checks the public root against the head. */
   loadState(): Promise<{ state: MemoryState; privateState: MemoryState }>;
   close(): Promise<void>;
@@ -123,6 +134,8 @@ export interface KvBackend {
   batch(): KvBatch;
   /** Entries whose key starts with `prefix`, in key order. */
   scan(prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** The first entry whose key is >= `from` and starts with `prefix` (one seek). */
+  firstAtOrAfter(from: Uint8Array, prefix: Uint8Array): Promise<[Uint8Array, Uint8Array] | undefined>;
   close(): Promise<void>;
 }
 
@@ -159,6 +172,16 @@ export class MemoryKv implements KvBackend {
       const v = this.map.get(k);
       if (v !== undefined) yield [Uint8Array.from(Buffer.from(k, 'hex')), Uint8Array.from(v)];
     }
+  }
+
+  async firstAtOrAfter(from: Uint8Array, prefix: Uint8Array): Promise<[Uint8Array, Uint8Array] | undefined> {
+    // Hex of bytes sorts as the bytes do; a linear pass is fine for the in-memory twin.
+    const f = toHexBare(from);
+    const p = toHexBare(prefix);
+    let best: string | undefined;
+    for (const k of this.map.keys()) if (k.startsWith(p) && k >= f && (best === undefined || k < best)) best = k;
+    if (best === undefined) return undefined;
+    return [Uint8Array.from(Buffer.from(best, 'hex')), Uint8Array.from(this.map.get(best)!)];
   }
 
   async close(): Promise<void> {}
@@ -218,9 +241,33 @@ export class LevelKv implements KvBackend {
     }
   }
 
+  async firstAtOrAfter(from: Uint8Array, prefix: Uint8Array): Promise<[Uint8Array, Uint8Array] | undefined> {
+    const upper = prefixUpperBound(prefix);
+    try {
+      const it = this.db.iterator(upper ? { gte: from, lt: upper, limit: 1 } : { gte: from, limit: 1 });
+      try {
+        for await (const [k, v] of it) {
+          if (!startsWith(k, prefix)) return undefined;
+          return [new Uint8Array(k.buffer, k.byteOffset, k.byteLength), new Uint8Array(v.buffer, v.byteOffset, v.byteLength)];
+        }
+        return undefined;
+      } finally {
+        await it.close();
+      }
+    } catch (e) {
+      throw ioError('seek', e);
+    }
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }
+}
+
+function startsWith(k: Uint8Array, prefix: Uint8Array): boolean {
+  if (k.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (k[i] !== prefix[i]) return false;
+  return true;
 }
 
 function prefixUpperBound(prefix: Uint8Array): Uint8Array | undefined {
@@ -245,12 +292,41 @@ const P = {
   privReceipt: 0x51, // Q
   state: 0x53, // S
   privState: 0x50, // P
+  history: 0x56, // V
+  privHistory: 0x57, // W
 };
 
 const K_CHAIN = concatBytes([Uint8Array.of(P.meta), utf8('chain')]);
 const K_HEAD = concatBytes([Uint8Array.of(P.meta), utf8('head')]);
 const K_APPLIED = concatBytes([Uint8Array.of(P.meta), utf8('applied')]);
 const K_MEMBERSHIP = concatBytes([Uint8Array.of(P.meta), utf8('membership')]);
+const K_HISTORY_FROM = concatBytes([Uint8Array.of(P.meta), utf8('historyFrom')]);
+/** Block numbers are stored inverted in version keys (MAX - n), so the newest comes first. */
+const HISTORY_MAX_BLOCK = Number.MAX_SAFE_INTEGER;
+const TAG_DELETED = 0;
+const TAG_PRESENT = 1;
+
+function historyPrefix(space: number, k: string): Uint8Array {
+  const kb = utf8(k);
+  assert(kb.length <= 0xffff, 'state key over 64 KiB');
+  const out = new Uint8Array(3 + kb.length);
+  out[0] = space;
+  new DataView(out.buffer).setUint16(1, kb.length);
+  out.set(kb, 3);
+  return out;
+}
+
+function historyKey(space: number, k: string, blockNumber: number): Uint8Array {
+  return concatBytes([historyPrefix(space, k), encodeU64(HISTORY_MAX_BLOCK - blockNumber)]);
+}
+
+function historyValue(v: Uint8Array | null): Uint8Array {
+  if (v === null) return Uint8Array.of(TAG_DELETED);
+  const out = new Uint8Array(1 + v.length);
+  out[0] = TAG_PRESENT;
+  out.set(v, 1);
+  return out;
+}
 /** The replicated membership record is a few hundred bytes per member. */
 export const MAX_MEMBERSHIP_RECORD_BYTES = 4 * 1024 * 1024;
 
@@ -314,7 +390,11 @@ export class KvChainStore implements ChainStore {
       const b = this.kv.batch();
       b.put(blockKey(0), encodeBlock(genesis));
       b.put(key(P.hash, genesis.hash), encodeU64(0));
-      for (const [k, v] of genesisState.entries()) b.put(stateKey(P.state, k), v);
+      for (const [k, v] of genesisState.entries()) {
+        b.put(stateKey(P.state, k), v);
+        b.put(historyKey(P.history, k, 0), historyValue(v));
+      }
+      b.put(K_HISTORY_FROM, encodeU64(0));
       b.put(K_HEAD, concatBytes([encodeU64(0), genesis.hash]));
       b.put(K_APPLIED, encodeU64(0));
       // The chain tag goes in the same batch: a store with a tag is a fully initialised store.
@@ -351,10 +431,12 @@ export class KvChainStore implements ChainStore {
       for (const [k, v] of stateChanges) {
         if (v === null) b.del(stateKey(P.state, k));
         else b.put(stateKey(P.state, k), v);
+        b.put(historyKey(P.history, k, n), historyValue(v));
       }
       for (const [k, v] of privateChanges.entries) {
         if (v === null) b.del(stateKey(P.privState, k));
         else b.put(stateKey(P.privState, k), v);
+        b.put(historyKey(P.privHistory, k, n), historyValue(v));
       }
       b.put(K_HEAD, concatBytes([encodeU64(n), block.hash]));
       b.put(K_APPLIED, encodeU64(appliedRaftIndex));
@@ -404,12 +486,23 @@ export class KvChainStore implements ChainStore {
       // Delete what the snapshot replaces and write the new contents in the same batch, so a crash
       // leaves either the old state or the new one.
       for await (const [k] of this.kv.scan(Uint8Array.of(P.state))) b.del(k);
-      for (const [k, v] of s.state.entries()) b.put(stateKey(P.state, k), v);
+      const n = s.head.header.number;
+      // The state at the snapshot's head becomes a version of its own; earlier blocks' state is
+      // not known here any more (historyFrom), and a read of it says so.
+      for await (const [k] of this.kv.scan(Uint8Array.of(P.history))) b.del(k);
+      for (const [k, v] of s.state.entries()) {
+        b.put(stateKey(P.state, k), v);
+        b.put(historyKey(P.history, k, n), historyValue(v));
+      }
       if (s.privateState) {
         for await (const [k] of this.kv.scan(Uint8Array.of(P.privState))) b.del(k);
-        for (const [k, v] of s.privateState.entries()) b.put(stateKey(P.privState, k), v);
+        for await (const [k] of this.kv.scan(Uint8Array.of(P.privHistory))) b.del(k);
+        for (const [k, v] of s.privateState.entries()) {
+          b.put(stateKey(P.privState, k), v);
+          b.put(historyKey(P.privHistory, k, n), historyValue(v));
+        }
       }
-      const n = s.head.header.number;
+      b.put(K_HISTORY_FROM, encodeU64(n));
       b.put(blockKey(n), encodeBlock(s.head));
       b.put(key(P.hash, s.head.hash), encodeU64(n));
       b.put(K_HEAD, concatBytes([encodeU64(n), s.head.hash]));
@@ -482,37 +575,62 @@ export class KvChainStore implements ChainStore {
     return v === undefined ? undefined : decodeReceipt(v);
   }
 
-  private async view(prefix: number, keys: readonly string[]): Promise<PrefetchedView> {
+  /** One state entry: latest (atBlock undefined) from the flat map, else from the version index. */
+  private async readState(prefix: number, k: string, atBlock: number | undefined): Promise<Uint8Array | undefined> {
+    if (atBlock === undefined) return this.kv.get(stateKey(prefix, k));
+    const space = prefix === P.state ? P.history : P.privHistory;
+    const found = await this.kv.firstAtOrAfter(historyKey(space, k, atBlock), historyPrefix(space, k));
+    if (!found) return undefined;
+    const v = found[1];
+    if (v.length === 0 || (v[0] !== TAG_DELETED && v[0] !== TAG_PRESENT)) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: bad version record for ${k}`);
+    return v[0] === TAG_DELETED ? undefined : v.slice(1);
+  }
+
+  /** Checks that state at `atBlock` can be answered here. */
+  private async checkHistory(atBlock: number | undefined): Promise<void> {
+    if (atBlock === undefined) return;
+    const head = await this.head();
+    if (head === undefined || atBlock > head.number) throw new ChainError(ChainErrorCode.HistoryUnavailable, `block ${atBlock} is not committed yet (head is ${head?.number ?? 'none'})`);
+    const fromBytes = await this.kv.get(K_HISTORY_FROM);
+    const from = fromBytes === undefined ? 0 : decodeU64(fromBytes);
+    if (atBlock < from) {
+      throw new ChainError(ChainErrorCode.HistoryUnavailable, `state before block ${from} is not kept on this node (it was rebuilt from a snapshot at block ${from}); ask another member`, { historyFrom: from });
+    }
+  }
+
+  private async view(prefix: number, keys: readonly string[], atBlock?: number): Promise<PrefetchedView> {
     this.checkOpen();
+    await this.checkHistory(atBlock);
     const m = new Map<string, Uint8Array | undefined>();
-    for (const k of keys) m.set(k, await this.kv.get(stateKey(prefix, k)));
+    for (const k of keys) m.set(k, await this.readState(prefix, k, atBlock));
     return new PrefetchedView(m);
   }
 
-  async getBalance(address: Address): Promise<bigint> {
-    return getBalance(await this.view(P.state, [stateKeys.balance(address)]), address);
+  async getBalance(address: Address, atBlock?: number): Promise<bigint> {
+    return getBalance(await this.view(P.state, [stateKeys.balance(address)], atBlock), address);
   }
 
-  async getNonce(address: Address): Promise<number> {
-    return getNonce(await this.view(P.state, [stateKeys.nonce(address)]), address);
+  async getNonce(address: Address, atBlock?: number): Promise<number> {
+    return getNonce(await this.view(P.state, [stateKeys.nonce(address)], atBlock), address);
   }
 
-  async getValue(k: string): Promise<string | null> {
-    return getValue(await this.view(P.state, [stateKeys.value(k)]), k);
+  async getValue(k: string, atBlock?: number): Promise<string | null> {
+    return getValue(await this.view(P.state, [stateKeys.value(k)], atBlock), k);
   }
 
-  async getPrivateValue(k: string): Promise<string | null> {
-    return getValue(await this.view(P.privState, [stateKeys.value(k)]), k);
+  async getPrivateValue(k: string, atBlock?: number): Promise<string | null> {
+    return getValue(await this.view(P.privState, [stateKeys.value(k)], atBlock), k);
   }
 
-  async getList(k: string, offset = 0, maxItems = MAX_LIST_READ_ITEMS): Promise<string[]> {
+  async getList(k: string, offset = 0, maxItems = MAX_LIST_READ_ITEMS, atBlock?: number): Promise<string[]> {
     this.checkOpen();
-    const lenBytes = await this.kv.get(stateKey(P.state, stateKeys.listLength(k)));
+    await this.checkHistory(atBlock);
+    const lenBytes = await this.readState(P.state, stateKeys.listLength(k), atBlock);
     const n = lenBytes === undefined ? 0 : decodeU64(lenBytes);
     const keys = [stateKeys.listLength(k)];
     const end = Math.min(n, offset + Math.min(maxItems, MAX_LIST_READ_ITEMS));
     for (let i = offset; i < end; i++) keys.push(stateKeys.listItem(k, i));
-    return getList(await this.view(P.state, keys), k, offset, maxItems);
+    return getList(await this.view(P.state, keys, atBlock), k, offset, maxItems);
   }
 
   async loadState(): Promise<{ state: MemoryState; privateState: MemoryState }> {

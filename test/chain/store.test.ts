@@ -136,6 +136,34 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     await store.close();
   });
 
+  it('serves the state as of any past block (values, deletes, lists, balances, nonces, private)', async () => {
+    const h = makeHarness();
+    const store = await h.open();
+    await initStore(store);
+    const chain = f.newChain();
+    await commitNext(store, chain, 2, new Map(), [tx(alice, 0, [put('k', 'v1'), { type: 'append', key: 'L', value: 'a' }, { type: 'transfer', to: bob.address, amount: 5n }])]);
+    await commitNext(store, chain, 3, new Map(), [tx(alice, 1, [put('k', 'v2'), { type: 'append', key: 'L', value: 'b' }])]);
+    await commitNext(store, chain, 4, new Map(), [tx(alice, 2, [{ type: 'delete', key: 'k' }])]);
+    expect(await store.getValue('k', 0)).toBeNull();
+    expect(await store.getValue('k', 1)).toBe('v1');
+    expect(await store.getValue('k', 2)).toBe('v2');
+    expect(await store.getValue('k', 3)).toBeNull();
+    expect(await store.getValue('k')).toBeNull();
+    expect(await store.getList('L', 0, 10, 1)).toEqual(['a']);
+    expect(await store.getList('L', 0, 10, 3)).toEqual(['a', 'b']);
+    expect(await store.getBalance(bob.address, 0)).toBe(1_000_000n);
+    expect(await store.getBalance(bob.address, 1)).toBe(1_000_005n);
+    expect(await store.getNonce(alice.address, 1)).toBe(1);
+    expect(await store.getNonce(alice.address, 3)).toBe(3);
+    // A block not committed yet is not answered with the latest state.
+    expect(code(await store.getValue('k', 4).catch((e) => e))).toBe(ChainErrorCode.HistoryUnavailable);
+    // The history survives a restart.
+    await store.close();
+    const again = await h.reopen();
+    expect(await again.getValue('k', 2)).toBe('v2');
+    await again.close();
+  });
+
   it('recordNoop advances only the applied index; indexes and heights must move forward', async () => {
     const h = makeHarness();
     const store = await h.open();
