@@ -15,7 +15,7 @@ backendComplianceSuite('NodeBackend on a 3-node in-process cluster (leader)', as
   return {
     backend: new NodeBackend(leader.node),
     fundedAccount: leader.account.address,
-    historicalState: false,
+    historicalState: true,
     privacy: false,
     stop: () => cluster.stop(),
   };
@@ -29,7 +29,7 @@ backendComplianceSuite('NodeBackend on a 3-node in-process cluster (follower)', 
   return {
     backend: new NodeBackend(follower.node),
     fundedAccount: follower.account.address,
-    historicalState: false,
+    historicalState: true,
     privacy: false,
     stop: () => cluster.stop(),
   };
