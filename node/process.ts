@@ -21,6 +21,7 @@ import { NodeBackend } from './backend.js';
 import { NodePrivacy } from './privacy.js';
 import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership } from './node.js';
 import { openOrInit } from './raftlog/level-storage.js';
+import type { NodeRpcBackend } from './rpc/backend.js';
 import { RpcServer } from './rpc/server.js';
 
 /** A clean stop must finish within this; past it the process exits anyway (data is safe: writes are synced). */
@@ -49,7 +50,11 @@ export interface RunningNode {
 }
 
 /** Builds and starts a node from its config. Used by `quorate start` and by embedders who want the real IO. */
-export async function startNodeProcess(config: NodeConfig, options: { join: boolean; logger?: Logger }): Promise<RunningNode> {
+export async function startNodeProcess(
+  config: NodeConfig,
+  // wrapBackend: for test-only broken variants (test/jepsen/broken-node.ts); production never passes it.
+  options: { join: boolean; logger?: Logger; wrapBackend?: (backend: NodeRpcBackend) => NodeRpcBackend },
+): Promise<RunningNode> {
   const log = options.logger ?? createLogger({ level: config.logLevel, base: { node: config.nodeId } });
   const genesis = await loadGenesis(config.genesis);
   const chainCfg = chainGenesis(genesis);
@@ -145,7 +150,7 @@ export async function startNodeProcess(config: NodeConfig, options: { join: bool
       maxInFlightCalls: config.limits.rpcMaxInFlightCalls,
       maxConnections: config.limits.rpcMaxConnections,
     },
-    { backend: new NodeBackend(node), logger: log, metrics },
+    { backend: options.wrapBackend ? options.wrapBackend(new NodeBackend(node)) : new NodeBackend(node), logger: log, metrics },
   );
 
   let resolveDone!: (code: number) => void;
