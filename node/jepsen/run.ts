@@ -10,6 +10,7 @@
 //      linearizability, bank, list-append), write DIR/results.json and DIR/report.html.
 // The exit status is 0 only when every checker passed. Node logs stay in DIR/cluster/node-*/node.log.
 
+import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GENESIS_ACCOUNT_BALANCE } from '../cli/init.js';
@@ -118,6 +119,8 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
     };
     const concurrency = extras.concurrencyPerWorkload ?? 2 * options.nodes;
     const abort = new AbortController();
+    // Every client worker and the nemesis wait on this one signal at once: not a leak.
+    setMaxListeners(options.workloads.length * concurrency + 16, abort.signal);
     const clientRuns = options.workloads.map((name, k) =>
       runClients({
         recorder,
