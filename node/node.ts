@@ -170,6 +170,12 @@ export interface NodeDependencies {
   readonly bootstrapPeers?: readonly BootstrapPeer[];
   /** Per peer id, addresses this node dials instead of the membership's (NAT, proxies, fault injection). */
   readonly addressOverrides?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Made when this node's Raft log directory was created (LevelRaftStorage identity). Peers
+   * remember each member's incarnation; a member that comes back with another one lost or
+   * replaced its data and is refused (CORRECTNESS scenario 18).
+   */
+  readonly incarnation: string;
   /** Persists the id a joining node is given, so a restart keeps it. */
   readonly persistRaftId?: (raftId: number) => Promise<void>;
   /** Called once when the node must stop (divergence, storage failure). */
@@ -270,7 +276,8 @@ interface Waiter {
 }
 
 interface CtlRequest {
-  readonly type: 'hello' | 'whoami' | 'admin';
+  readonly type: 'hello' | 'whoami' | 'admin' | 'ident';
+  readonly incarnation?: string;
   readonly op?: ConfChangeOp | 'transfer';
   readonly raftId?: number;
   readonly p2pAddress?: string;
@@ -278,6 +285,8 @@ interface CtlRequest {
 
 /** Bound on a control request's encoding (a member description or an admin call). */
 const MAX_CTL_BYTES = 64 * 1024;
+/** Raft ids whose incarnation a node remembers (one per member, ever). */
+const MAX_KNOWN_INCARNATIONS = 4_096;
 /** Transactions of a deposed leader's pool forwarded to the new leader at once. */
 const POOL_FORWARD_CONCURRENCY = 64;
 /** How long raft_addPeer/raft_addLearner try to reach the new node before giving up. */
@@ -316,6 +325,11 @@ export class QuorateNode {
   private readonly accountsByAddress = new Map<Address, AccountKey>();
   private alarm: string | undefined;
   private forwardingPool = false;
+  /** Peer id → the raft id and incarnation it proved; Raft traffic is accepted only from these. */
+  private readonly verifiedPeers = new Map<string, number>();
+  /** Raft id → incarnation first seen (a later, different one is refused). */
+  private readonly knownIncarnations = new Map<number, string>();
+  private readonly identInFlight = new Set<string>();
   private readonly forwardQueue: PendingForward[] = [];
   private forwardScheduled = false;
   private removed = false;
@@ -347,6 +361,8 @@ export class QuorateNode {
     transport.onMessage(CHANNEL_RAFT, (from, data) => this.onRaftMessage(from, data));
     transport.onRequest(CHANNEL_TX, (from, data) => this.onForwardedTx(from, data));
     transport.onRequest(CHANNEL_CTL, (from, data, signal) => this.onControl(from, data, signal));
+    transport.on('peer:connect', (peer) => void this.identify(peer));
+    transport.on('peer:disconnect', (peer) => this.verifiedPeers.delete(peer));
     this.updatePeers();
     await transport.start();
 
@@ -446,6 +462,7 @@ export class QuorateNode {
       },
     );
     this.driver.start();
+    for (const peer of this.deps.transport.connectedPeers()) void this.identify(peer);
     this.minterTimer = this.deps.clock.setInterval(() => this.mint(), this.options.blockTimeMs);
     // A single-voter cluster elects itself at once instead of waiting an election timeout.
     const cs = this.raft.confState();
@@ -501,6 +518,11 @@ export class QuorateNode {
     }
     // The sender's raft id must be the one the membership gives its (Noise-authenticated) peer id:
     // a member cannot speak for another.
+    if (this.verifiedPeers.get(from) !== m.from) {
+      // Not identified yet (or refused): no Raft traffic until it proved who it is.
+      void this.identify(from);
+      return;
+    }
     if (this.raftIdOfPeer(from) !== m.from || m.to !== this.raftId) {
       this.warnOnce(from, { claimedFrom: m.from, to: m.to }, 'raft message from a peer that does not hold that raft id: dropped');
       return;
@@ -782,6 +804,48 @@ export class QuorateNode {
     if (extra.length === 0) for (const l of this.membershipListeners) l(this.membershipState);
   }
 
+  // ------------------------------------------------------------------ identity of peers
+
+  /**
+   * Exchanges (raft id, incarnation) with a peer. A member that lost its data directory comes back
+   * with a new incarnation and an empty log: letting it vote could elect two leaders in one term
+   * (it forgot its vote). Peers refuse it, and it stops itself once a peer says so.
+   */
+  private async identify(peerId: string): Promise<void> {
+    if (this.raftId === 0 || this.identInFlight.has(peerId) || this.stopped) return;
+    this.identInFlight.add(peerId);
+    try {
+      const reply = (await this.ctlRequest(peerId, { type: 'ident', raftId: this.raftId, incarnation: this.deps.incarnation }, 5_000)) as { raftId: number; incarnation: string; refused?: string };
+      if (reply.refused) {
+        this.fail(new NodeError(NodeErrorCode.Unavailable, `refusing to run: ${reply.refused}. This node's data directory was lost or replaced while it was a member. Remove it (raft_removePeer ${this.raftId}) and add it again under a new id (quorate add-node).`));
+        return;
+      }
+      if (this.checkIncarnation(peerId, reply.raftId, reply.incarnation) === undefined) this.verifiedPeers.set(peerId, reply.raftId);
+    } catch {
+      // Not reachable now; the next connect or Raft message tries again.
+    } finally {
+      this.identInFlight.delete(peerId);
+    }
+  }
+
+  /** Returns why the claim is refused, or undefined when it is consistent with what we know. */
+  private checkIncarnation(peerId: string, raftId: number, incarnation: string): string | undefined {
+    if (typeof raftId !== 'number' || typeof incarnation !== 'string' || incarnation.length === 0 || incarnation.length > 128) return 'malformed identity';
+    const expected = this.raftIdOfPeer(peerId);
+    if (expected !== undefined && expected !== raftId) return `peer ${peerId} holds raft id ${expected}, not ${raftId}`;
+    const known = this.knownIncarnations.get(raftId);
+    if (known !== undefined && known !== incarnation) {
+      const why = `member ${this.raftId} knew raft id ${raftId} with incarnation ${known}, and now sees ${incarnation}`;
+      this.warnOnce(`incarnation:${peerId}`, { raftId, known, now: incarnation }, 'refused a member whose data directory changed');
+      return why;
+    }
+    if (known === undefined) {
+      if (this.knownIncarnations.size >= MAX_KNOWN_INCARNATIONS) this.knownIncarnations.delete(this.knownIncarnations.keys().next().value as number);
+      this.knownIncarnations.set(raftId, incarnation);
+    }
+    return undefined;
+  }
+
   // ------------------------------------------------------------------ joining
 
   private pollForId(): void {
@@ -829,6 +893,12 @@ export class QuorateNode {
       switch (req.type) {
         case 'hello':
           return this.selfInfo();
+        case 'ident': {
+          const refused = this.checkIncarnation(from, Number(req.raftId), String(req.incarnation ?? ''));
+          if (refused) return { raftId: this.raftId, incarnation: this.deps.incarnation, refused };
+          this.verifiedPeers.set(from, Number(req.raftId));
+          return { raftId: this.raftId, incarnation: this.deps.incarnation };
+        }
         case 'whoami': {
           const m = findMemberByPeerId(this.membershipState, from);
           return { raftId: m ? m.raftId : null };

@@ -137,4 +137,22 @@ describe('an in-process cluster of QuorateNodes', () => {
     expect(await follower.node.store.getValue('r9')).toBe('9');
     await expectSameChain(cluster.nodes);
   });
+
+  it('refuses a member whose data directory was lost: it stops itself, and the others carry on (scenario 18)', async () => {
+    cluster = new TestCluster({ nodes: 3 });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    const victim = cluster.nodes.find((h) => h !== leader)!;
+    const before = await put(leader, 'before-wipe', 'v');
+    await waitCommitted(cluster.nodes, before);
+    await cluster.wipeAndRestart(victim);
+    // Two guards, whichever fires first: a peer refuses its new incarnation, or the leader's
+    // heartbeat carries a commit index beyond its (empty) log.
+    await waitFor(() => /lost or replaced|raft log corrupted, truncated, or lost/.test(victim.node.status().alarm ?? ''), 10_000, 'the wiped node to refuse to run');
+    const rest = cluster.nodes.filter((h) => h !== victim);
+    const after = await put(leader, 'after-wipe', 'v');
+    await waitCommitted(rest, after);
+    // It never took part: its empty store holds no block of the cluster.
+    expect(await victim.node.store.getValue('before-wipe')).toBeNull();
+  });
 });

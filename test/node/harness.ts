@@ -13,11 +13,13 @@ export interface HarnessNode {
   readonly name: string;
   readonly peerId: string;
   node: QuorateNode;
-  readonly kv: MemoryKv;
-  readonly raftStorage: MemoryStorage;
+  kv: MemoryKv;
+  raftStorage: MemoryStorage;
   readonly minterKey: AccountKey;
   readonly account: AccountKey;
   raftId: number;
+  /** Same across restarts of this harness node (its disk survives); a new one models a wiped disk. */
+  incarnation: string;
 }
 
 export interface ClusterOptions {
@@ -69,6 +71,7 @@ export class TestCluster {
       minterKey: generateMinterKey(),
       account: generateAccountKey(),
       raftId: i,
+      incarnation: `inc-${i}-${Math.random().toString(36).slice(2)}`,
     };
   }
 
@@ -101,6 +104,7 @@ export class TestCluster {
         genesisMembership: genesisMembership(this.members),
         enclaveKeys: [],
         privacy: o.privacy?.(h.name),
+        incarnation: h.incarnation,
         persistRaftId: async (id) => {
           h.raftId = id;
         },
@@ -129,6 +133,16 @@ export class TestCluster {
   /** Restarts a node on the same stores (a process restart with its disk intact). */
   async restart(h: HarnessNode): Promise<void> {
     await h.node.stop();
+    h.node = this.createNode(h, h.raftId);
+    await h.node.start();
+  }
+
+  /** Restarts a node on EMPTY stores under its old id: its data directory was lost. */
+  async wipeAndRestart(h: HarnessNode): Promise<void> {
+    await h.node.stop();
+    h.kv = new MemoryKv();
+    h.raftStorage = new MemoryStorage();
+    h.incarnation = `inc-wiped-${Math.random().toString(36).slice(2)}`;
     h.node = this.createNode(h, h.raftId);
     await h.node.start();
   }

@@ -154,6 +154,8 @@ export class PrivateCluster {
         genesisMembership: genesisMembership(this.members),
         enclaveKeys: privacy.publicKeys(),
         privacy: sw,
+        // One per harness node, kept across its restarts (its disk survives them).
+        incarnation: `inc-${h.name}`,
       },
     );
     privacy.followMembership(node);
