@@ -626,6 +626,13 @@ export class Libp2pTransport implements PeerTransport {
     }, HELLO_TIMEOUT_MS);
     stream.addEventListener('close', () => clearTimeout(helloTimer));
     let channel: string | null = null;
+    // A dialer's connection probe (verifyConnection) negotiates the protocol and closes its side
+    // without a Hello: close ours too, quietly, instead of waiting for the Hello timeout.
+    stream.addEventListener('remoteCloseWrite', () => {
+      if (channel !== null) return;
+      clearTimeout(helloTimer);
+      stream.close().catch((err: Error) => stream.abort(err));
+    });
     const replies = new ReplyWriter(stream, this.limits);
     readFrames(
       stream,
