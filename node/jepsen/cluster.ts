@@ -165,7 +165,8 @@ export class JepsenCluster {
       this.genesisAccounts.push(inc.account);
     });
     // Spares are prepared now, so proxy overrides can name their peer ids from every node's first start.
-    for (const slot of this.options.spareSlots) {
+    // Proxy mode prepares two per addition: a failed addition burns its node (see `add`).
+    for (const slot of this.netns ? this.options.spareSlots : this.options.spareSlots.flatMap((s) => [s, s])) {
       // An unreachable RPC URL: addNode then takes the genesis members as its first peers; the
       // current members are written into its config when it is added (rewriteForSlot).
       const i = this.slots.indexOf(slot);
@@ -319,47 +320,67 @@ export class JepsenCluster {
       },
       add: async (slot) => {
         if (this.occupant.get(slot) !== undefined) return; // the removal did not happen: nothing to refill
-        const spare = this.spares.get(slot)?.shift();
-        if (spare === undefined) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: no spare node was prepared`, { slot });
+        const spare = this.spares.get(slot)?.shift() ?? (this.netns ? await this.prepareSpare(slot) : undefined);
+        if (spare === undefined) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: no spare node left for this slot`, { slot });
         const inc = await this.rewriteForSlot(spare, slot);
         this.occupant.set(slot, inc);
         this.incarnations.push(inc);
         this.processes.start(slot);
-        const deadline = Date.now() + JOIN_TIMEOUT_MS;
-        let raftId = 0;
-        let lastErr: unknown;
-        while (raftId === 0 && Date.now() < deadline) {
-          try {
-            raftId = Number(await this.onAnyMember('raft_addLearner', [inc.p2pAddress, { rpcUrl: inc.rpcUrl, tmUrl: inc.tmUrl }], [slot]));
-          } catch (err) {
-            lastErr = err;
-            await sleep(300);
-          }
-        }
-        if (raftId === 0) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: raft_addLearner failed: ${(lastErr as Error)?.message}`, { slot });
-        inc.raftId = raftId;
-        recorder?.nemesis('membership-learner', { slot, node: inc.name, raftId });
-        let promoted = false;
-        while (!promoted && Date.now() < deadline) {
-          try {
-            await this.onAnyMember('raft_promoteToPeer', [raftId], [slot]);
-            promoted = true;
-          } catch (err) {
-            lastErr = err;
-            await sleep(300);
-          }
-        }
-        if (!promoted) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: raft_promoteToPeer(${raftId}) failed: ${(lastErr as Error)?.message}`, { slot });
-        // Hand leadership to the newcomer: a transfer under faults is part of the membership nemesis.
         try {
-          await this.onAnyMember('raft_transferLeadership', [raftId], [slot]);
-          recorder?.nemesis('transfer-leadership', { to: raftId });
+          await this.join(slot, inc, recorder);
         } catch (err) {
-          recorder?.nemesis('transfer-leadership-failed', { to: raftId, error: (err as Error).message });
+          // Not a member (or not known to be one): stop it and leave the slot empty, so the next
+          // addition (or the final heal) starts another fresh node — never this one, whose id may
+          // or may not have been assigned.
+          await this.processes.kill(slot).catch(() => undefined);
+          this.occupant.set(slot, undefined);
+          throw err;
         }
-        this.log.info({ slot, node: inc.name, raftId }, 'jepsen: member added and promoted');
       },
     };
+  }
+
+  /** Netns mode: one more fresh node for a slot, made when needed (no proxy overrides to pre-write). */
+  private async prepareSpare(slot: NodeName): Promise<NodeIncarnation> {
+    const r = await addNode({ dir: this.options.dir, rpcUrl: 'http://127.0.0.1:1/', host: this.netns!.addressOf(slot), rpcPort: NETNS_PORTS.rpc, p2pPort: NETNS_PORTS.p2p, tmPort: NETNS_PORTS.tm });
+    return { name: r.name, configPath: r.configPath, logPath: join(this.options.dir, r.name, 'node.log'), p2pAddress: r.p2pAddress, rpcUrl: r.rpcUrl, tmUrl: r.tmUrl, account: '', raftId: 0, joining: true };
+  }
+
+  /** raft_addLearner, raft_promoteToPeer, then a leadership transfer to the newcomer. */
+  private async join(slot: NodeName, inc: NodeIncarnation, recorder: HistoryRecorder | undefined): Promise<void> {
+    const deadline = Date.now() + JOIN_TIMEOUT_MS;
+    let raftId = 0;
+    let lastErr: unknown;
+    while (raftId === 0 && Date.now() < deadline) {
+      try {
+        raftId = Number(await this.onAnyMember('raft_addLearner', [inc.p2pAddress, { rpcUrl: inc.rpcUrl, tmUrl: inc.tmUrl }], [slot]));
+      } catch (err) {
+        lastErr = err;
+        await sleep(300);
+      }
+    }
+    if (raftId === 0) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: raft_addLearner failed: ${(lastErr as Error)?.message}`, { slot });
+    inc.raftId = raftId;
+    recorder?.nemesis('membership-learner', { slot, node: inc.name, raftId });
+    let promoted = false;
+    while (!promoted && Date.now() < deadline) {
+      try {
+        await this.onAnyMember('raft_promoteToPeer', [raftId], [slot]);
+        promoted = true;
+      } catch (err) {
+        lastErr = err;
+        await sleep(300);
+      }
+    }
+    if (!promoted) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: raft_promoteToPeer(${raftId}) failed: ${(lastErr as Error)?.message}`, { slot });
+    // Hand leadership to the newcomer: a transfer under faults is part of the membership nemesis.
+    try {
+      await this.onAnyMember('raft_transferLeadership', [raftId], [slot]);
+      recorder?.nemesis('transfer-leadership', { to: raftId });
+    } catch (err) {
+      recorder?.nemesis('transfer-leadership-failed', { to: raftId, error: (err as Error).message });
+    }
+    this.log.info({ slot, node: inc.name, raftId }, 'jepsen: member added and promoted');
   }
 
   /** Points a spare at a slot: the slot's address, its proxy links, and the current members as peers. */

@@ -300,11 +300,13 @@ async function checkChains(cluster: JepsenCluster, acknowledged: string[]): Prom
   }, RECOVERY_TIMEOUT_MS, 500);
   const blockHashesByNode: Record<string, string[]> = {};
   let chainTxHashes: string[] = [];
+  // The transactions are read from the longest chain (any node when they agree).
+  const fullIndex = heads.indexOf(Math.max(...heads));
   for (const [i, slot] of live.entries()) {
     const rpc = cluster.control(slot);
     const height = same ? heads[0] : heads[i];
     if (height < 0) continue;
-    const full = i === 0;
+    const full = i === fullIndex;
     const hashes: string[] = [];
     const txs: string[] = [];
     for (let from = 0; from <= height; from += 100) {
