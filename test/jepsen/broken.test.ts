@@ -39,7 +39,7 @@ async function runBroken(kind: BrokenKind, args: string[], opTimeoutMs = 5_000):
 
 describe('quorate jepsen catches broken nodes', () => {
   it('ack-before-commit: the register linearizability checker fails', async () => {
-    const r = await runBroken('ack-before-commit', ['--nodes', '3', '--time', '15', '--workload', 'register', '--nemesis', 'partition', '--rate', '60', '--seed', '21']);
+    const r = await runBroken('ack-before-commit', ['--nodes', '3', '--time', '10', '--workload', 'register', '--nemesis', 'partition', '--rate', '60', '--seed', '21']);
     expect(r.exitCode).toBe(1);
     const lin = r.checkers.find((c) => c.name === 'register (linearizable)');
     expect(lin?.valid).toBe(false);
