@@ -5,6 +5,7 @@
 // percentiles. It ends by checking that every member has the same block hash at a common height
 // (block hashes chain their parents, so one equal hash means equal chains below it).
 
+import http from 'node:http';
 import { generateAccountKey, signTransaction, type AccountKey } from './chain/index.js';
 import type { BenchOptions } from './cli/bench.js';
 import { HttpRpcClient } from './rpc/client.js';
@@ -51,18 +52,21 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
   let next = 0;
   const t0 = performance.now();
 
-  // Commit watcher: follows the head of the first node.
+  // Commit watcher: follows the leader's head (the first node to apply a block), falling back to
+  // the first URL when no leader is known.
+  const watchUrl = await leaderRpcUrl(clients[0]).catch(() => options.rpcUrls[0]);
+  const watchClient = new HttpRpcClient(watchUrl, { timeoutMs: 30_000 });
   let watching = true;
-  let seenHeight = Number(BigInt(await clients[0].call<string>('eth_blockNumber')));
+  let seenHeight = Number(BigInt(await watchClient.call<string>('eth_blockNumber')));
   const watcher = (async () => {
     while (watching) {
       try {
-        const head = Number(BigInt(await clients[0].call<string>('eth_blockNumber')));
+        const head = Number(BigInt(await watchClient.call<string>('eth_blockNumber')));
         // All new blocks in one JSON-RPC batch: one round trip however far the head moved.
         const upTo = Math.min(head, seenHeight + MAX_BLOCKS_PER_POLL);
         if (upTo > seenHeight) {
           const blocks = await batchCall<{ transactions: string[] } | null>(
-            options.rpcUrls[0],
+            watchUrl,
             Array.from({ length: upTo - seenHeight }, (_, i) => ['eth_getBlockByNumber', [`0x${(seenHeight + 1 + i).toString(16)}`, false]]),
           );
           const now = performance.now();
@@ -76,43 +80,65 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
     }
   })();
 
+  const batchSize = Math.max(1, options.batch ?? 1);
   const submitter = async (w: number): Promise<void> => {
     const key: AccountKey = generateAccountKey();
     let nonce = 0;
+    const url = options.rpcUrls[w % options.rpcUrls.length];
     const client = clients[w % clients.length];
     for (;;) {
-      const i = next++;
-      if (i >= options.txs) return;
+      const first = next;
+      if (first >= options.txs) return;
+      const count = senders ? 1 : Math.min(batchSize, options.txs - first);
+      next += count;
       if (options.rate > 0) {
-        const due = t0 + (i * 1000) / options.rate;
+        const due = t0 + (first * 1000) / options.rate;
         const wait = due - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
-      const ops = [{ type: 'put' as const, key: `bench/${w}/${nonce}`, value: `v${i}` }];
       const started = performance.now();
-      try {
-        let hash: string;
-        if (senders && privateFor) {
+      if (senders && privateFor) {
+        const ops = [{ type: 'put' as const, key: `bench/${w}/${first}`, value: `v${first}` }];
+        try {
           const from = senders[w % senders.length];
-          hash = await from.client.call<string>('quorate_sendTransaction', [{ from: from.address, ops, privateFor: privateFor.filter((k) => k !== from.enclaveKey).slice(0, 1) }]);
-        } else {
-          const tx = signTransaction({ chainId, nonce, ops }, key);
-          submitAt.set(tx.hashHex, started);
-          hash = await client.call<string>('quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]);
-          nonce++;
+          const hash = await from.client.call<string>('quorate_sendTransaction', [{ from: from.address, ops, privateFor: privateFor.filter((k) => k !== from.enclaveKey).slice(0, 1) }]);
+          submitAt.set(hash, started);
+          accepted++;
+          acceptLatencies.push(performance.now() - started);
+        } catch (err) {
+          rejected++;
+          countError(errors, err);
         }
-        submitAt.set(hash, started);
-        accepted++;
-        acceptLatencies.push(performance.now() - started);
-      } catch (err) {
-        rejected++;
-        const msg = (err as Error).message.replace(/0x[0-9a-f]+/g, '0x…').slice(0, 160);
-        errors.set(msg, (errors.get(msg) ?? 0) + 1);
-        if (!senders) {
-          // The nonce's fate is unknown; a fresh account keeps later submissions valid.
-          return submitter(w + options.concurrency);
-        }
+        continue;
       }
+      // Client-signed transactions, `count` of them (consecutive nonces) in one JSON-RPC batch.
+      const txs = Array.from({ length: count }, (_, j) => signTransaction({ chainId, nonce: nonce + j, ops: [{ type: 'put' as const, key: `bench/${w}/${nonce + j}`, value: `v${first + j}` }] }, key));
+      nonce += count;
+      for (const tx of txs) submitAt.set(tx.hashHex, started);
+      let failed = false;
+      try {
+        const results = await postBatch(url, txs.map((tx) => ['quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]] as const));
+        const took = performance.now() - started;
+        results.forEach((r, j) => {
+          if (r.error) {
+            failed = true;
+            rejected++;
+            submitAt.delete(txs[j].hashHex);
+            countError(errors, new Error(`quorate_sendRawTransaction: ${r.error.message}`));
+          } else {
+            accepted++;
+            acceptLatencies.push(took);
+          }
+        });
+      } catch (err) {
+        failed = true;
+        rejected += count;
+        for (const tx of txs) submitAt.delete(tx.hashHex);
+        countError(errors, err);
+      }
+      // A nonce whose fate is unknown (or refused) would block this account: go on with a fresh one.
+      if (failed) return submitter(w + options.concurrency);
+      void client;
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, (_, w) => submitter(w)));
@@ -188,6 +214,47 @@ async function partyDirectory(client: HttpRpcClient): Promise<PartyDirectory> {
 }
 
 /** Every member's enclave keys, one list: the candidates for privateFor. */
+async function leaderRpcUrl(client: HttpRpcClient): Promise<string> {
+  const members = await client.call<Array<{ rpcUrl: string; isLeader: boolean }>>('raft_cluster');
+  const leader = members.find((m) => m.isLeader);
+  if (!leader) throw new Error('no leader');
+  return leader.rpcUrl;
+}
+
+function countError(errors: Map<string, number>, err: unknown): void {
+  const msg = (err instanceof Error ? err.message : String(err)).replace(/0x[0-9a-f]+/g, '0x…').slice(0, 160);
+  errors.set(msg, (errors.get(msg) ?? 0) + 1);
+}
+
+/** One keep-alive agent for the submitters: node:http costs the client far less CPU per request than fetch. */
+const submitAgent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
+
+/** POSTs a JSON-RPC batch with node:http; answers in request order (an item is { result } or { error }). */
+function postBatch(url: string, calls: ReadonlyArray<readonly [string, readonly unknown[]]>): Promise<Array<{ result?: unknown; error?: { message: string } }>> {
+  const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent: submitAgent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          const replies = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Array<{ id: number; result?: unknown; error?: { message: string } }> | { error?: { message: string } };
+          if (!Array.isArray(replies)) throw new Error(replies.error?.message ?? `HTTP ${res.statusCode}`);
+          const out: Array<{ result?: unknown; error?: { message: string } }> = new Array(calls.length);
+          for (const r of replies) out[r.id] = r;
+          resolve(out);
+        } catch (err) {
+          reject(err);
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out after 30 s: outcome unknown')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** A JSON-RPC batch over one HTTP request; results in request order. */
 async function batchCall<T>(url: string, calls: ReadonlyArray<readonly [string, readonly unknown[]]>): Promise<T[]> {
   const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
@@ -250,7 +317,7 @@ export async function checkAgreement(entry: HttpRpcClient): Promise<BenchResult[
 
 export async function runBench(options: BenchOptions): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`bench txs=${options.txs} concurrency=${options.concurrency} rate=${options.rate || 'unlimited'} private=${options.private} rpc=${options.rpcUrls.join(',')}`);
+  out(`bench txs=${options.txs} concurrency=${options.concurrency} batch=${options.batch ?? 1} rate=${options.rate || 'unlimited'} private=${options.private} rpc=${options.rpcUrls.join(',')}`);
   const r = await benchmark(options, out);
   out(`submitted=${r.submitted} accepted=${r.accepted} rejected=${r.rejected} committed=${r.committed}`);
   out(`seconds=${r.seconds.toFixed(2)} committed_tx_per_s=${r.committedPerSecond.toFixed(0)}`);

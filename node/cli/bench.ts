@@ -14,6 +14,7 @@ Submits transactions to running nodes and prints throughput and latency percenti
   --txs N           transactions to send (default 10000)
   --concurrency C   submissions in flight at once (default 64)
   --rate R          target transactions per second; 0 sends as fast as C allows (default 0)
+  --batch B         client-signed transactions per JSON-RPC batch request (default 1)
   --private         send private transactions (privateFor the other nodes)
 `;
 
@@ -28,6 +29,8 @@ export interface BenchOptions {
   readonly concurrency: number;
   /** Transactions per second; 0 = unlimited. */
   readonly rate: number;
+  /** Client-signed transactions per JSON-RPC batch request (1 = one HTTP request per transaction). */
+  readonly batch?: number;
   readonly private: boolean;
 }
 
@@ -41,6 +44,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     concurrency: { type: 'string' },
     rate: { type: 'string' },
     private: { type: 'boolean' },
+    batch: { type: 'string' },
   });
   if (help) return 'help';
   const urls = (stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/').split(',').map((u) => u.trim()).filter((u) => u.length > 0);
@@ -51,6 +55,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     concurrency: intFlag('bench', values, 'concurrency', 64, 1, MAX_BENCH_CONCURRENCY),
     rate: intFlag('bench', values, 'rate', 0, 0, 10_000_000),
     private: values.private === true,
+    batch: intFlag('bench', values, 'batch', 1, 1, 256),
   };
 }
 
