@@ -132,10 +132,10 @@ describe('private transactions in an in-process cluster', () => {
     expect(await a.node.store.getPrivateValue('owed')).toBe('to-b');
 
     await cluster.restartNode(b);
-    await waitCommitted([b], txHash, 15_000);
+    await waitCommitted([b], txHash, 30_000);
     expect(await b.node.store.getPrivateValue('owed')).toBe('to-b');
     expect(await c.node.store.getPrivateValue('owed')).toBeNull();
-    await waitFor(() => Object.keys(a.privacy.tm.owed()).length === 0, 10_000, 'A owes nothing any more');
+    await waitFor(() => Object.keys(a.privacy.tm.owed()).length === 0, 20_000, 'A owes nothing any more');
   });
 
   it('a party whose transaction manager is unavailable stops applying (alarm) instead of diverging, and resumes when it is back', async () => {
