@@ -3,13 +3,10 @@
 // started with `quorate start --config ... --join` and added with raft_addPeer/raft_addLearner.
 // Its raft id is not chosen here: the cluster assigns it when the change commits.
 
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createKeyFile } from '../enclave/keyfile.js';
-import { createNetworkIdentity } from '../p2p/identity.js';
-import { generateAccountKey, generateMinterKey, saveAccountKey, saveMinterKey } from './chain/index.js';
+import { createNodeKeys, NODE_KEY_FILES } from './cli/init.js';
 import { parseConfig } from './config.js';
 import { HttpRpcClient } from './rpc/client.js';
 
@@ -78,13 +75,7 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
 
   const nodeDir = join(options.dir, name);
   await mkdir(nodeDir);
-  const { peerId } = await createNetworkIdentity(join(nodeDir, 'network.key'));
-  saveMinterKey(join(nodeDir, 'minter.key'), generateMinterKey());
-  saveAccountKey(join(nodeDir, 'account.key'), generateAccountKey());
-  const password = randomBytes(32).toString('base64url');
-  await writeFile(join(nodeDir, 'enclave.password'), `${password}\n`, { mode: 0o600, flag: 'wx' });
-  await chmod(join(nodeDir, 'enclave.password'), 0o600);
-  await createKeyFile(join(nodeDir, 'enclave.key'), password);
+  const { peerId } = await createNodeKeys(nodeDir);
 
   const config = {
     nodeId: name,
@@ -94,12 +85,7 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
     rpc: { host, port: ports.rpc },
     p2p: { host, port: ports.p2p },
     tm: { host, port: ports.tm },
-    keys: {
-      networkIdentity: 'network.key',
-      nodeSigning: 'minter.key',
-      accounts: ['account.key'],
-      enclave: { keyFile: 'enclave.key', passwordFile: 'enclave.password' },
-    },
+    keys: NODE_KEY_FILES,
     genesis: '../genesis.json',
     peers,
     raft: template.raft,

@@ -14,7 +14,7 @@ import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promi
 import { isIP } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createNetworkIdentity } from '../../p2p/identity.js';
-import { generateAccountKey, generateMinterKey, saveAccountKey, saveMinterKey } from '../chain/keys.js';
+import { generateAccountKey, generateMinterKey, saveAccountKey, saveMinterKey, type AccountKey } from '../chain/keys.js';
 import { createKeyFile } from '../../enclave/keyfile.js';
 import { ENCLAVE_PASSWORD_ENV, MAX_MEMBERS, parseConfig, parseGenesis, type Genesis, type GenesisMember } from '../config.js';
 import { CommandError, ExitCode, UsageError, intFlag, parseFlags, requiredString, stringFlag, type CliIo } from './args.js';
@@ -209,6 +209,28 @@ export async function initCluster(options: InitOptions): Promise<InitResult> {
   }
 }
 
+/** The key files of one node, in its folder, and the paths its config names them by. */
+export const NODE_KEY_FILES = {
+  networkIdentity: 'network.key',
+  nodeSigning: 'minter.key',
+  accounts: ['account.key'],
+  enclave: { keyFile: 'enclave.key', passwordFile: 'enclave.password' },
+};
+
+/** Creates a node's keys in `nodeDir` (each file exclusively, never overwriting). */
+export async function createNodeKeys(nodeDir: string): Promise<{ peerId: string; minter: AccountKey; account: AccountKey; enclaveKey: string }> {
+  const { peerId } = await createNetworkIdentity(join(nodeDir, NODE_KEY_FILES.networkIdentity));
+  const minter = generateMinterKey();
+  saveMinterKey(join(nodeDir, NODE_KEY_FILES.nodeSigning), minter);
+  const account = generateAccountKey();
+  saveAccountKey(join(nodeDir, NODE_KEY_FILES.accounts[0]), account);
+  // 32 random bytes: a password nobody types, for a dev cluster whose files sit side by side.
+  const password = randomBytes(32).toString('base64url');
+  await writeSecretFile(join(nodeDir, NODE_KEY_FILES.enclave.passwordFile), `${password}\n`);
+  const enclaveKey = await createKeyFile(join(nodeDir, NODE_KEY_FILES.enclave.keyFile), password);
+  return { peerId, minter, account, enclaveKey };
+}
+
 async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
   const sharedHost = o.hosts.every((h) => h === o.hosts[0]);
   const members: GenesisMember[] = [];
@@ -223,15 +245,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     const offset = sharedHost ? i - 1 : 0;
     const ports = { rpc: o.rpcPort + offset, p2p: o.p2pPort + offset, tm: o.tmPort + offset };
 
-    const { peerId } = await createNetworkIdentity(join(nodeDir, 'network.key'));
-    const minter = generateMinterKey();
-    saveMinterKey(join(nodeDir, 'minter.key'), minter);
-    const account = generateAccountKey();
-    saveAccountKey(join(nodeDir, 'account.key'), account);
-    // 32 random bytes: a password nobody types, for a dev cluster whose files sit side by side.
-    const password = randomBytes(32).toString('base64url');
-    await writeSecretFile(join(nodeDir, 'enclave.password'), `${password}\n`);
-    const enclaveKey = await createKeyFile(join(nodeDir, 'enclave.key'), password);
+    const { peerId, minter, account, enclaveKey } = await createNodeKeys(nodeDir);
 
     const p2pAddr = multiaddrOf(host, ports.p2p);
     const rpcUrl = `http://${urlHost(host)}:${ports.rpc}/`;
@@ -273,12 +287,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
       rpc: { host: n.host, port: n.ports.rpc },
       p2p: { host: n.host, port: n.ports.p2p },
       tm: { host: n.host, port: n.ports.tm },
-      keys: {
-        networkIdentity: 'network.key',
-        nodeSigning: 'minter.key',
-        accounts: ['account.key'],
-        enclave: { keyFile: 'enclave.key', passwordFile: 'enclave.password' },
-      },
+      keys: NODE_KEY_FILES,
       genesis: '../genesis.json',
       peers,
       raft: { tickMs: 100, electionTicks: 10, heartbeatTicks: 1 },
