@@ -212,6 +212,7 @@ describe('help and flags of every command (in-process)', () => {
       concurrency: 64,
       rate: 0,
       private: true,
+      batch: 1,
     });
     expect(parseUpArgs([])).toEqual({ nodes: 3, dir: resolve('.quorate'), fresh: false });
     // The Jepsen toolkit owns these options; the CLI only adds --help and exit code 2.
