@@ -25,9 +25,6 @@ network, then checks the recorded history and writes a report.
   --network KIND    how partitions are made: network namespaces, a TCP proxy, or auto
 `;
 
-/** Provided by the Jepsen toolkit. Resolves with the process exit code (0: every check passed). */
-export type RunJepsen = (options: JepsenOptions) => Promise<unknown>;
-
 export function parseJepsenCommand(argv: readonly string[], now: Date = new Date()): JepsenOptions | 'help' {
   if (argv.includes('--help') || argv.includes('-h')) return 'help';
   try {
