@@ -45,6 +45,8 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
 
   const submitAt = new Map<string, number>();
   const commitAt = new Map<string, number>();
+  /** --private: transactions seen committed before quorate_sendTransaction returned their hash. */
+  const committedEarly = new Map<string, number>();
   const acceptLatencies: number[] = [];
   const errors = new Map<string, number>();
   let accepted = 0;
@@ -70,7 +72,14 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
             Array.from({ length: upTo - seenHeight }, (_, i) => ['eth_getBlockByNumber', [`0x${(seenHeight + 1 + i).toString(16)}`, false]]),
           );
           const now = performance.now();
-          for (const block of blocks) for (const h of block?.transactions ?? []) if (submitAt.has(h)) commitAt.set(h, now);
+          for (const block of blocks) {
+            for (const h of block?.transactions ?? []) {
+              if (submitAt.has(h)) commitAt.set(h, now);
+              // --private learns a hash only when the node answers, which may be after its block
+              // was seen here: remember it (bounded by --txs) so the submitter can match it.
+              else if (senders && committedEarly.size < options.txs) committedEarly.set(h, now);
+            }
+          }
           seenHeight = upTo;
         }
       } catch (err) {
@@ -103,6 +112,8 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
           const from = senders[w % senders.length];
           const hash = await from.client.call<string>('quorate_sendTransaction', [{ from: from.address, ops, privateFor: privateFor.filter((k) => k !== from.enclaveKey).slice(0, 1) }]);
           submitAt.set(hash, started);
+          const early = committedEarly.get(hash);
+          if (early !== undefined) commitAt.set(hash, early);
           accepted++;
           acceptLatencies.push(performance.now() - started);
         } catch (err) {
