@@ -523,10 +523,10 @@ class Simulation {
     }
     if (rd.entries.length > 0 || rd.hardState !== undefined) {
       storage.save(rd.hardState, rd.entries);
-      // Beyond mustSync, the driver syncs a commit that covers a membership change: otherwise a
-      // crash can roll this node back into a configuration whose other members already shut
-      // down, and it can never elect a leader again (FINDINGS.md #2).
-      const sync = rd.mustSync || rd.snapshot !== undefined || commitsConfChange(rd);
+      // Exactly what the Ready asks for: mustSync covers term/vote, entries, snapshots and (since
+      // FINDINGS.md #2) a commit that covers a membership change. Everything else goes to the
+      // unsynced tail that a crash may drop.
+      const sync = rd.mustSync;
       n.disk.write({ kind: 'save', hardState: rd.hardState, entries: rd.entries }, sync);
       this.checker.onEntriesPersisted(n.id, rd.entries);
     }
@@ -998,11 +998,6 @@ class Simulation {
     }
     return out;
   }
-}
-
-function commitsConfChange(rd: Ready): boolean {
-  for (const e of rd.committedEntries) if (e.type === EntryType.ConfChange) return true;
-  return false;
 }
 
 function membersOf(cs: ConfState): Set<RaftId> {
