@@ -48,6 +48,8 @@ export interface RunJepsenExtras {
   /** Fault length and quiet time between faults (default 5–15 s and 3–8 s; short tests shrink them). */
   readonly faultDurationMs?: readonly [number, number];
   readonly quietMs?: readonly [number, number];
+  /** Keys of the register workload (default REGISTER_KEYS); fewer keys, more contention. */
+  readonly registerKeys?: number;
   /** Client processes per workload (default: two per node). */
   readonly concurrencyPerWorkload?: number;
 }
@@ -113,7 +115,7 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
       bankAccounts: cluster.genesisAccounts,
     };
     const workloads: Record<WorkloadName, Workload> = {
-      register: registerWorkload({ keys: REGISTER_KEYS }),
+      register: registerWorkload({ keys: extras.registerKeys ?? REGISTER_KEYS }),
       append: appendWorkload({ keys: APPEND_KEYS }),
       bank: bankWorkload({ accounts: cluster.genesisAccounts }),
     };

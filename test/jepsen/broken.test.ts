@@ -27,12 +27,12 @@ afterAll(async () => {
   if (process.env.QRT_KEEP_JEPSEN === undefined) for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function runBroken(kind: BrokenKind, args: string[], opTimeoutMs = 5_000): Promise<Awaited<ReturnType<typeof runJepsenDetailed>>> {
+async function runBroken(kind: BrokenKind, args: string[], tune: { opTimeoutMs?: number; registerKeys?: number; faultDurationMs?: [number, number] } = {}): Promise<Awaited<ReturnType<typeof runJepsenDetailed>>> {
   const out = await mkdtemp(join(tmpdir(), `qj-${kind}-`));
   dirs.push(out);
   const options = parseJepsenArgs([...args, '--out', out]);
   const lines: string[] = [];
-  const r = await runJepsenDetailed(options, { nodeCommand: brokenNodeCommand(kind), out: (l) => lines.push(l), opTimeoutMs, faultDurationMs: [4_000, 6_000], quietMs: [1_000, 2_000] });
+  const r = await runJepsenDetailed(options, { nodeCommand: brokenNodeCommand(kind), out: (l) => lines.push(l), faultDurationMs: [4_000, 6_000], quietMs: [1_000, 2_000], ...tune });
   if (r.valid) console.log(lines.join('\n'));
   return r;
 }
@@ -48,8 +48,9 @@ describe('quorate jepsen catches broken nodes', () => {
 
   it('stale-reads: a partitioned node answers "linearizable" reads from stale state, and the register checker fails', async () => {
     // Seed 24 isolates the leader, then a follower. A short operation timeout retires a client stuck
-    // on a write to the cut-off node sooner, so that node serves more reads while it is cut off.
-    const r = await runBroken('stale-reads', ['--nodes', '3', '--time', '15', '--workload', 'register', '--nemesis', 'partition', '--rate', '60', '--seed', '24'], 1_500);
+    // on a write to the cut-off node sooner, so that node serves more reads while it is cut off; two
+    // keys make every write on the majority side a write the cut-off node's reads miss.
+    const r = await runBroken('stale-reads', ['--nodes', '3', '--time', '20', '--workload', 'register', '--nemesis', 'partition', '--rate', '60', '--seed', '24'], { opTimeoutMs: 1_000, registerKeys: 2, faultDurationMs: [6_000, 8_000] });
     expect(r.exitCode).toBe(1);
     const lin = r.checkers.find((c) => c.name === 'register (linearizable)');
     expect(lin?.valid).toBe(false);
