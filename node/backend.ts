@@ -48,6 +48,8 @@ export class NodeBackend implements NodeRpcBackend {
         nodeId: m.name,
         p2pAddress: `${m.p2pAddrs[0] ?? ''}/p2p/${m.peerId}`,
         rpcUrl: m.rpcUrl,
+        tmUrl: m.tmUrl,
+        enclaveKeys: [...m.enclaveKeys],
         role: this.node.roleOfMember(m.raftId) ?? (s.learners.includes(m.raftId) ? 'learner' : 'verifier'),
         isLeader: s.leader === m.raftId,
       }))

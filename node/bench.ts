@@ -183,45 +183,17 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
   };
 }
 
-/**
- * Environment fallback for the transaction managers' URLs (comma-separated), used while
- * `raft_cluster` does not report each member's `tmUrl`: the bench reads every member's enclave
- * keys from one transaction manager's GET /partyinfo/keys.
- */
-export const BENCH_TM_URLS_ENV = 'QUORATE_TM_URLS';
-/** How long one request to a transaction manager's REST API may take. */
-const TM_REQUEST_TIMEOUT_MS = 5_000;
-
 interface PartyDirectory {
   /** Every member's enclave keys (base64), by member name. */
   readonly keysByNode: ReadonlyMap<string, readonly string[]>;
 }
 
-/** The members' enclave keys: GET /partyinfo/keys of the first transaction manager that answers. */
+/** The members' enclave keys, as the replicated membership publishes them (raft_cluster). */
 async function partyDirectory(client: HttpRpcClient): Promise<PartyDirectory> {
-  const members = await client.call<Array<{ nodeId: string; tmUrl?: string }>>('raft_cluster');
-  const tmUrls = members.map((m) => m.tmUrl).filter((u): u is string => typeof u === 'string' && u.length > 0);
-  for (const u of (process.env[BENCH_TM_URLS_ENV] ?? '').split(',')) if (u.trim().length > 0) tmUrls.push(u.trim());
-  if (tmUrls.length === 0) {
-    throw new Error(`bench --private needs a transaction manager URL: raft_cluster reports none; set ${BENCH_TM_URLS_ENV}=http://HOST:TM_PORT/ (any member's)`);
-  }
-  const failures: string[] = [];
-  for (const url of tmUrls) {
-    try {
-      const res = await fetch(new URL('partyinfo/keys', url.endsWith('/') ? url : `${url}/`), { signal: AbortSignal.timeout(TM_REQUEST_TIMEOUT_MS) });
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      const body = (await res.json()) as { keys?: Array<{ key?: unknown; node?: unknown }> };
-      const keysByNode = new Map<string, string[]>();
-      for (const k of body.keys ?? []) {
-        if (typeof k.key !== 'string' || typeof k.node !== 'string') continue;
-        keysByNode.set(k.node, [...(keysByNode.get(k.node) ?? []), k.key]);
-      }
-      return { keysByNode };
-    } catch (err) {
-      failures.push(`${url}: ${(err as Error).message}`);
-    }
-  }
-  throw new Error(`no transaction manager answered GET /partyinfo/keys (${failures.join('; ')})`);
+  const members = await client.call<Array<{ nodeId: string; enclaveKeys?: string[] }>>('raft_cluster');
+  const keysByNode = new Map<string, readonly string[]>();
+  for (const m of members) if (m.enclaveKeys && m.enclaveKeys.length > 0) keysByNode.set(m.nodeId, m.enclaveKeys);
+  return { keysByNode };
 }
 
 /** Every member's enclave keys, one list: the candidates for privateFor. */

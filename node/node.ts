@@ -142,7 +142,11 @@ export const DEFAULT_NODE_OPTIONS: Omit<NodeOptions, 'raftId' | 'name' | 'rpcUrl
 export interface PrivacyProvider {
   /** Encrypts and pushes the payload to its parties; resolves with the 64-byte hash once all acknowledged. */
   send(payload: Uint8Array, privateFor: readonly string[], signal?: AbortSignal): Promise<Uint8Array>;
-  receive(hash: Uint8Array): Promise<Uint8Array | null>;
+  /**
+   * `privateFor`: the transaction's recipients, so a provider that holds one of them and is still
+   * owed the payload answers "could not tell" (throws), never "not a party".
+   */
+  receive(hash: Uint8Array, privateFor?: readonly Uint8Array[]): Promise<Uint8Array | null>;
 }
 
 export interface NodeDependencies {
@@ -296,6 +300,8 @@ const JOIN_POLL_MS = 500;
 /** Retry delay while a block's private payloads cannot be fetched (doubles up to the max). */
 const PRIVACY_RETRY_BASE_MS = 100;
 const PRIVACY_RETRY_MAX_MS = 5_000;
+/** A block's private payloads fetched from the transaction manager at once. */
+const PRIVACY_FETCH_CONCURRENCY = 64;
 
 export class QuorateNode {
   readonly options: NodeOptions;
@@ -698,33 +704,38 @@ export class QuorateNode {
    */
   private async prefetchPrivate(block: Block): Promise<Map<string, PrivatePayload>> {
     const out = new Map<string, PrivatePayload>();
-    const keys = privatePayloadKeys(block);
-    if (keys.length === 0) return out;
+    if (privatePayloadKeys(block).length === 0) return out;
     const privacy = this.deps.privacy;
-    let delayMs = PRIVACY_RETRY_BASE_MS;
-    for (const tx of block.transactions) {
-      if (!tx.privatePayloadHash) continue;
-      const key = payloadHashKey(tx.privatePayloadHash);
-      if (out.has(key)) continue;
-      for (;;) {
-        if (this.stopped) return out;
-        try {
-          if (!privacy) throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this node has no transaction manager');
-          const payload = await privacy.receive(tx.privatePayloadHash);
-          out.set(key, payload === null ? { kind: 'not-party' } : { kind: 'party', ops: decodePrivatePayload(payload) });
-          break;
-        } catch (err) {
-          if (err instanceof ChainError) {
-            // The payload is there but is not a valid op list: a party applies nothing (status 0).
-            out.set(key, { kind: 'party', ops: [] });
-            break;
-          }
-          this.alarm = `cannot fetch private payload for block ${block.header.number}: ${err instanceof Error ? err.message : String(err)}`;
-          this.log.error({ err, block: block.header.number, tx: tx.hashHex }, 'private payload unknown: not applying the block until the transaction manager answers');
-          await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, delayMs));
-          delayMs = Math.min(delayMs * 2, PRIVACY_RETRY_MAX_MS);
-        }
+    const wanted = new Map<string, Transaction>();
+    for (const tx of block.transactions) if (tx.privatePayloadHash) wanted.set(payloadHashKey(tx.privatePayloadHash), tx);
+    const fetchOne = async (key: string, tx: Transaction): Promise<void> => {
+      if (!privacy) throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this node has no transaction manager');
+      try {
+        const payload = await privacy.receive(tx.privatePayloadHash!, tx.privateFor ?? []);
+        out.set(key, payload === null ? { kind: 'not-party' } : { kind: 'party', ops: decodePrivatePayload(payload) });
+      } catch (err) {
+        // The payload is there but is not a valid op list: a party applies nothing (status 0).
+        if (err instanceof ChainError) out.set(key, { kind: 'party', ops: [] });
+        else throw err;
       }
+    };
+    let delayMs = PRIVACY_RETRY_BASE_MS;
+    for (;;) {
+      if (this.stopped) return out;
+      const missing = [...wanted].filter(([key]) => !out.has(key));
+      if (missing.length === 0) break;
+      // Concurrently, a bounded number at a time: the driver waits for the whole block.
+      const failures: unknown[] = [];
+      for (let i = 0; i < missing.length; i += PRIVACY_FETCH_CONCURRENCY) {
+        const results = await Promise.allSettled(missing.slice(i, i + PRIVACY_FETCH_CONCURRENCY).map(([key, tx]) => fetchOne(key, tx)));
+        for (const r of results) if (r.status === 'rejected') failures.push(r.reason);
+      }
+      if (failures.length === 0) break;
+      const err = failures[0];
+      this.alarm = `cannot fetch private payload for block ${block.header.number}: ${err instanceof Error ? err.message : String(err)}`;
+      this.log.error({ err, block: block.header.number, missing: failures.length }, 'private payload unknown: not applying the block until the transaction manager answers');
+      await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, delayMs));
+      delayMs = Math.min(delayMs * 2, PRIVACY_RETRY_MAX_MS);
     }
     if (this.alarm?.startsWith('cannot fetch private payload')) {
       this.alarm = undefined;
@@ -820,6 +831,8 @@ export class QuorateNode {
         this.fail(new NodeError(NodeErrorCode.Unavailable, `refusing to run: ${reply.refused}. This node's data directory was lost or replaced while it was a member. Remove it (raft_removePeer ${this.raftId}) and add it again under a new id (quorate add-node).`));
         return;
       }
+      // A node not yet given an id (started with --join) is not a member: nothing to remember.
+      if (reply.raftId === 0) return;
       if (this.checkIncarnation(peerId, reply.raftId, reply.incarnation) === undefined) this.verifiedPeers.set(peerId, reply.raftId);
     } catch {
       // Not reachable now; the next connect or Raft message tries again.
@@ -894,6 +907,7 @@ export class QuorateNode {
         case 'hello':
           return this.selfInfo();
         case 'ident': {
+          if (Number(req.raftId) === 0) return { raftId: this.raftId, incarnation: this.deps.incarnation };
           const refused = this.checkIncarnation(from, Number(req.raftId), String(req.incarnation ?? ''));
           if (refused) return { raftId: this.raftId, incarnation: this.deps.incarnation, refused };
           this.verifiedPeers.set(from, Number(req.raftId));

@@ -29,6 +29,10 @@ export interface ClusterMember {
   readonly nodeId: string;
   readonly p2pAddress: string;
   readonly rpcUrl: string;
+  /** The member's transaction manager (Tessera-shaped REST). */
+  readonly tmUrl: string;
+  /** Its enclave public keys (base64), as published in the replicated membership. */
+  readonly enclaveKeys: readonly string[];
   readonly role: 'verifier' | 'learner';
   readonly isLeader: boolean;
 }

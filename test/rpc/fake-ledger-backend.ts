@@ -131,7 +131,16 @@ export class FakeLedgerBackend implements NodeRpcBackend {
     return this.leaderId === 1 ? 'leader' : 'follower';
   }
   async raftCluster(): Promise<readonly ClusterMember[]> {
-    return this.members.map((m) => ({ raftId: m.raftId, nodeId: m.nodeId, p2pAddress: m.p2pAddress, rpcUrl: m.rpcUrl, role: m.learner ? 'learner' : 'verifier', isLeader: m.raftId === this.leaderId }));
+    return this.members.map((m) => ({
+      raftId: m.raftId,
+      nodeId: m.nodeId,
+      p2pAddress: m.p2pAddress,
+      rpcUrl: m.rpcUrl,
+      tmUrl: m.rpcUrl.replace(/:\d+\/?$/, ':9001/'),
+      enclaveKeys: [],
+      role: m.learner ? 'learner' : 'verifier',
+      isLeader: m.raftId === this.leaderId,
+    }));
   }
   async raftStatus(): Promise<RaftStatusView> {
     return {
