@@ -38,6 +38,7 @@ export function chainGenesis(genesis: Genesis): GenesisConfig {
     timestampMs: genesis.timestampMs,
     alloc: genesis.alloc,
     members: genesis.members.map((m) => ({ raftId: m.raftId, minterPublicKey: toHex(Buffer.from(m.signingKey, 'base64')) })),
+    txSignatureCheck: genesis.txSignatureCheck,
   });
 }
 
@@ -131,6 +132,8 @@ export async function startNodeProcess(
       enclaveKeys,
       privacy,
       bootstrapPeers: config.peers.map((p) => ({ raftId: p.raftId, peerId: p.peerId, addrs: [p.p2pAddress.replace(/\/p2p\/[^/]+$/, '')] })),
+      addressOverrides: new Map(Object.entries(config.p2pAddressOverrides).map(([peer, addr]) => [peer, [addr.replace(/\/p2p\/[^/]+$/, '')]])),
+      incarnation: raftStorage.identity().incarnation,
       persistRaftId: (id) => raftStorage.assignRaftId(id as RaftId),
       onFatal: () => void stop(1),
     },
