@@ -42,8 +42,12 @@ const NETNS_PORTS = { rpc: 8545, p2p: 30303, tm: 9001 } as const;
 export const CONTROL_CALL_TIMEOUT_MS = 5_000;
 /** A membership change answers after commit; during a partition it may wait this long on one member. */
 export const MEMBERSHIP_CALL_TIMEOUT_MS = 8_000;
-/** How long an added node may take to start listening and be caught up enough to promote. */
-export const JOIN_TIMEOUT_MS = 30_000;
+/**
+ * How long an addition may take (start listening, addLearner, promote). Short on purpose: during a
+ * partition without a quorum it cannot succeed, and waiting longer would stretch the fault past its
+ * scheduled end; a failed addition is recorded and the heal adds a fresh node.
+ */
+export const JOIN_TIMEOUT_MS = 10_000;
 /** Blocks fetched per JSON-RPC batch when reading chains (the node's batch limit is 256). */
 export const CHAIN_READ_BATCH = 100;
 

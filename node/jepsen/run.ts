@@ -15,7 +15,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GENESIS_ACCOUNT_BALANCE } from '../cli/init.js';
 import { checkAppend, checkBank, checkChain } from './checkers.js';
-import { JOIN_TIMEOUT_MS, JepsenCluster, SlotProcessController, sleep, type NodeCommand } from './cluster.js';
+import { JepsenCluster, SlotProcessController, sleep, type NodeCommand } from './cluster.js';
 import { RpcJepsenClient, type ClientContext } from './clients.js';
 import { silentLogger, type JepsenLogger } from './errors.js';
 import { FileHistorySink, HistoryRecorder, readHistoryFile, type HistoryOp } from './history.js';
@@ -32,6 +32,8 @@ export const PROCESS_RANGE = 1_000_000;
 export const STARTUP_TIMEOUT_MS = 60_000;
 /** Time allowed, after healing, for one agreed leader and equal heads on every live node. */
 export const RECOVERY_TIMEOUT_MS = 60_000;
+/** One recovery write attempt (retried until RECOVERY_TIMEOUT_MS). */
+export const RECOVERY_WRITE_TIMEOUT_MS = 10_000;
 /** Keys of the register and append workloads (few, so operations contend). */
 export const REGISTER_KEYS = 5;
 export const APPEND_KEYS = 3;
@@ -275,7 +277,7 @@ async function checkRecovery(cluster: JepsenCluster, ctx: ClientContext): Promis
     const deadline = Date.now() + RECOVERY_TIMEOUT_MS;
     let last = '';
     while (Date.now() < deadline) {
-      const r = await client.invoke({ f: 'put', value: { key: 'jepsen-recovery', value: String(Date.now()) } }, AbortSignal.timeout(Math.max(1_000, JOIN_TIMEOUT_MS / 3)));
+      const r = await client.invoke({ f: 'put', value: { key: 'jepsen-recovery', value: String(Date.now()) } }, AbortSignal.timeout(RECOVERY_WRITE_TIMEOUT_MS));
       if (r.type === 'ok') return { name: 'recovery', valid: true, stats: { leader, msToCommitAfterHeal: Date.now() - started, liveNodes: cluster.liveSlots().length } };
       last = r.error;
       await sleep(200);
