@@ -280,7 +280,7 @@ interface Waiter {
 }
 
 interface CtlRequest {
-  readonly type: 'hello' | 'whoami' | 'admin' | 'ident';
+  readonly type: 'hello' | 'whoami' | 'admin' | 'ident' | 'members';
   readonly incarnation?: string;
   readonly op?: ConfChangeOp | 'transfer';
   readonly raftId?: number;
@@ -289,6 +289,12 @@ interface CtlRequest {
 
 /** Bound on a control request's encoding (a member description or an admin call). */
 const MAX_CTL_BYTES = 64 * 1024;
+/** How often a node checks whether it lags behind a membership change (see refreshVouched). */
+const VOUCH_CHECK_MS = 1_000;
+/** Without a leader this long, a node asks a member for the current membership. */
+const VOUCH_AFTER_NO_LEADER_MS = 3_000;
+/** Members admitted on another member's word at most. */
+const MAX_VOUCHED_PEERS = 256;
 /** Raft ids whose incarnation a node remembers (one per member, ever). */
 const MAX_KNOWN_INCARNATIONS = 4_096;
 /** Transactions of a deposed leader's pool forwarded to the new leader at once. */
@@ -336,6 +342,13 @@ export class QuorateNode {
   /** Raft id → incarnation first seen (a later, different one is refused). */
   private readonly knownIncarnations = new Map<number, string>();
   private readonly identInFlight = new Set<string>();
+  /**
+   * Members this node has not applied yet, vouched for by a member it knows (see refreshVouched):
+   * a node that lags behind a membership change must still admit the leader added by it.
+   */
+  private vouchedPeers = new Map<string, { raftId: number; addrs: readonly string[] }>();
+  private vouchTimer?: TimerHandle;
+  private noLeaderSinceMs: number | undefined;
   private readonly forwardQueue: PendingForward[] = [];
   private forwardScheduled = false;
   private removed = false;
@@ -381,6 +394,7 @@ export class QuorateNode {
     this.stopped = true;
     this.minterTimer?.cancel();
     this.joinTimer?.cancel();
+    this.vouchTimer?.cancel();
     await this.driver?.stop();
     await this.deps.transport.stop();
     for (const w of this.waiters) w.resolve();
@@ -469,6 +483,7 @@ export class QuorateNode {
     );
     this.driver.start();
     for (const peer of this.deps.transport.connectedPeers()) void this.identify(peer);
+    this.vouchTimer = this.deps.clock.setInterval(() => void this.refreshVouched(), VOUCH_CHECK_MS);
     this.minterTimer = this.deps.clock.setInterval(() => this.mint(), this.options.blockTimeMs);
     // A single-voter cluster elects itself at once instead of waiting an election timeout.
     const cs = this.raft.confState();
@@ -491,12 +506,17 @@ export class QuorateNode {
 
   /** Raft id → peer id: the replicated membership, else the bootstrap peers (a joiner catching up). */
   private peerOf(raftId: number): { raftId: number; peerId: string } | undefined {
-    return findMember(this.membershipState, raftId) ?? this.deps.bootstrapPeers?.find((p) => p.raftId === raftId);
+    const member = findMember(this.membershipState, raftId);
+    if (member) return member;
+    for (const [peerId, v] of this.vouchedPeers) if (v.raftId === raftId) return { raftId, peerId };
+    return this.deps.bootstrapPeers?.find((p) => p.raftId === raftId);
   }
 
   private raftIdOfPeer(peerId: string): number | undefined {
     const m = findMemberByPeerId(this.membershipState, peerId);
     if (m) return m.raftId;
+    const vouched = this.vouchedPeers.get(peerId);
+    if (vouched && !findMember(this.membershipState, vouched.raftId)) return vouched.raftId;
     // Only while this node is not yet in the membership it applied: then the bootstrap list speaks.
     if (findMember(this.membershipState, this.raftId)) return undefined;
     return this.deps.bootstrapPeers?.find((p) => p.peerId === peerId)?.raftId;
@@ -807,6 +827,7 @@ export class QuorateNode {
     if (!findMember(this.membershipState, this.raftId)) {
       for (const p of this.deps.bootstrapPeers ?? []) if (p.peerId !== self) peers.set(p.peerId, { peerId: p.peerId, addrs: p.addrs });
     }
+    for (const [peerId, v] of this.vouchedPeers) if (peerId !== self) peers.set(peerId, { peerId, addrs: v.addrs });
     for (const m of this.membershipState.members) if (m.peerId !== self) peers.set(m.peerId, { peerId: m.peerId, addrs: m.p2pAddrs });
     for (const p of extra) peers.set(p.peerId, p);
     const overrides = this.deps.addressOverrides;
@@ -857,6 +878,46 @@ export class QuorateNode {
       this.knownIncarnations.set(raftId, incarnation);
     }
     return undefined;
+  }
+
+  /**
+   * A node that has had no leader for a while may lag behind a membership change that added the
+   * current leader: its allowlist (its applied membership) then refuses the very peer that would
+   * catch it up. It asks a member it identified for that member's membership, and admits the
+   * members listed there until its own applied membership catches up (members are trusted:
+   * Raft here is crash-fault tolerant, and the vouching member was authenticated by Noise).
+   */
+  private async refreshVouched(): Promise<void> {
+    if (this.stopped || this.removed || !this.raft) return;
+    const leaderKnown = this.leaderId !== 0 && findMember(this.membershipState, this.leaderId) !== undefined;
+    const now = this.deps.clock.monotonicMs();
+    if (leaderKnown) {
+      this.noLeaderSinceMs = undefined;
+      if (this.vouchedPeers.size > 0) {
+        this.vouchedPeers = new Map();
+        this.updatePeers();
+      }
+      return;
+    }
+    this.noLeaderSinceMs ??= now;
+    if (now - this.noLeaderSinceMs < VOUCH_AFTER_NO_LEADER_MS) return;
+    for (const peerId of this.verifiedPeers.keys()) {
+      try {
+        const members = (await this.ctlRequest(peerId, { type: 'members' }, 2_000)) as Array<{ raftId: number; peerId: string; p2pAddrs: string[] }>;
+        const next = new Map<string, { raftId: number; addrs: readonly string[] }>();
+        for (const m of members.slice(0, MAX_VOUCHED_PEERS)) {
+          if (typeof m.raftId !== 'number' || typeof m.peerId !== 'string' || !Array.isArray(m.p2pAddrs)) continue;
+          if (m.peerId === this.deps.transport.localPeerId || findMemberByPeerId(this.membershipState, m.peerId)) continue;
+          next.set(m.peerId, { raftId: m.raftId, addrs: m.p2pAddrs.slice(0, 8) });
+        }
+        if (next.size > 0) this.log.info({ via: peerId, vouched: [...next.values()].map((v) => v.raftId) }, 'admitting members not applied here yet, vouched for by a member');
+        this.vouchedPeers = next;
+        this.updatePeers();
+        return;
+      } catch {
+        // ask the next one
+      }
+    }
   }
 
   // ------------------------------------------------------------------ joining
@@ -913,6 +974,11 @@ export class QuorateNode {
           this.verifiedPeers.set(from, Number(req.raftId));
           return { raftId: this.raftId, incarnation: this.deps.incarnation };
         }
+        case 'members': {
+          // Only to a member we identified: it uses the answer to admit members it has not applied yet.
+          if (!this.verifiedPeers.has(from)) throw new NodeError(NodeErrorCode.Unavailable, 'identify first');
+          return this.membershipState.members.map((m) => ({ raftId: m.raftId, peerId: m.peerId, p2pAddrs: m.p2pAddrs }));
+        }
         case 'whoami': {
           const m = findMemberByPeerId(this.membershipState, from);
           return { raftId: m ? m.raftId : null };
@@ -968,16 +1034,16 @@ export class QuorateNode {
   /** Runs a change on the leader: here, or forwarded to it over the control channel. */
   private async admin(req: CtlRequest, signal?: AbortSignal): Promise<unknown> {
     this.assertRunning();
-    if (this.role === 'leader') return this.runAdminLocally(req, signal);
-    const leader = findMember(this.membershipState, this.leaderId);
+    if (this.isLeaderNow()) return this.runAdminLocally(req, signal);
+    const leader = findMember(this.membershipState, this.leaderNow());
     if (!leader) throw new NodeError(NodeErrorCode.NoLeader, 'no leader is known: retry after an election timeout');
     return this.ctlRequest(leader.peerId, req, this.options.changeTimeoutMs + 2_000, signal);
   }
 
   private async runAdminLocally(req: CtlRequest, signal?: AbortSignal): Promise<unknown> {
     this.assertRunning();
-    if (this.role !== 'leader') {
-      throw new NodeError(NodeErrorCode.NotLeader, `this node is not the leader (leader: ${this.leaderId || 'unknown'})`, { leader: this.leaderId || null });
+    if (!this.isLeaderNow()) {
+      throw new NodeError(NodeErrorCode.NotLeader, `this node is not the leader (leader: ${this.leaderNow() || 'unknown'})`, { leader: this.leaderNow() || null });
     }
     switch (req.op) {
       case 'add-peer':
@@ -1119,7 +1185,7 @@ export class QuorateNode {
     } catch (err) {
       throw toNodeError(err);
     }
-    if (this.role === 'leader') {
+    if (this.isLeaderNow()) {
       try {
         this.pool.add(tx);
       } catch (err) {
@@ -1155,7 +1221,7 @@ export class QuorateNode {
   }
 
   private async sendForwardBatch(batch: readonly PendingForward[]): Promise<void> {
-    const leader = findMember(this.membershipState, this.leaderId);
+    const leader = findMember(this.membershipState, this.leaderNow());
     if (!leader || leader.raftId === this.raftId) {
       const err = new NodeError(NodeErrorCode.NoLeader, 'no leader is known: retry after an election timeout');
       for (const f of batch) f.reject(err);
@@ -1189,9 +1255,9 @@ export class QuorateNode {
     let txs: Uint8Array[] = [];
     try {
       if (!findMemberByPeerId(this.membershipState, from)) throw new NodeError(NodeErrorCode.Unavailable, 'not a member');
-      if (this.role !== 'leader') {
-        const leader = findMember(this.membershipState, this.leaderId);
-        throw new NodeError(NodeErrorCode.NotLeader, `this node is no longer the leader (leader: ${this.leaderId || 'unknown'})`, { leader: this.leaderId || null, leaderRpcUrl: leader?.rpcUrl ?? null });
+      if (!this.isLeaderNow()) {
+        const leader = findMember(this.membershipState, this.leaderNow());
+        throw new NodeError(NodeErrorCode.NotLeader, `this node is no longer the leader (leader: ${this.leaderNow() || 'unknown'})`, { leader: this.leaderNow() || null, leaderRpcUrl: leader?.rpcUrl ?? null });
       }
       txs = decodeTxBatch(data);
     } catch (err) {
@@ -1246,7 +1312,7 @@ export class QuorateNode {
   private nextNonce(address: Address): number {
     const committed = getNonce(this.chain.state, address);
     const local = this.localNonces.get(address) ?? 0;
-    const pooled = this.role === 'leader' ? this.pool.pendingNonce(address) : 0;
+    const pooled = this.isLeaderNow() ? this.pool.pendingNonce(address) : 0;
     return Math.max(committed, local, pooled);
   }
 
@@ -1311,10 +1377,12 @@ export class QuorateNode {
     }
     const s = this.raft.status();
     const cs = s.confState;
+    const r = s.softState.role;
+    const learner = cs.learners.includes(this.raftId as RaftId) || cs.learnersNext.includes(this.raftId as RaftId);
     return {
       ...base,
       term: s.hardState.term,
-      role: this.role,
+      role: r === Role.Leader ? 'leader' : r === Role.Candidate || r === Role.PreCandidate ? 'candidate' : learner ? 'learner' : 'follower',
       leader: s.softState.leader || null,
       commitIndex: s.hardState.commit,
       voters: [...new Set([...cs.voters, ...cs.votersOutgoing])],
@@ -1322,6 +1390,15 @@ export class QuorateNode {
       joint: cs.votersOutgoing.length > 0,
       ...(this.alarm ? { alarm: this.alarm } : {}),
     };
+  }
+
+  /** The core's view right now (this.role lags it until the next Ready cycle ends). */
+  private isLeaderNow(): boolean {
+    return this.raft?.inner.state === Role.Leader;
+  }
+
+  private leaderNow(): number {
+    return this.raft?.inner.lead ?? 0;
   }
 
   private assertRunning(): void {
