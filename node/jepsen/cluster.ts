@@ -40,8 +40,8 @@ const BIN = fileURLToPath(new URL('../../bin/quorate.js', import.meta.url));
 const NETNS_PORTS = { rpc: 8545, p2p: 30303, tm: 9001 } as const;
 /** Timeout of the harness's own calls (status, chain reads, membership). */
 export const CONTROL_CALL_TIMEOUT_MS = 5_000;
-/** A membership change answers after commit; during a partition it may wait this long on one member. */
-export const MEMBERSHIP_CALL_TIMEOUT_MS = 8_000;
+/** A membership change answers after commit; under faults and load it may wait this long on one member. */
+export const MEMBERSHIP_CALL_TIMEOUT_MS = 15_000;
 /**
  * How long an addition may take (start listening, addLearner, promote). Short on purpose: during a
  * partition without a quorum it cannot succeed, and waiting longer would stretch the fault past its
@@ -297,7 +297,13 @@ export class JepsenCluster {
     const order = [...(leader ? [leader] : []), ...this.liveSlots().filter((s) => s !== leader)].filter((s) => !except.includes(s));
     for (const slot of order) {
       try {
-        return await this.control(slot).call<T>(method, params, AbortSignal.timeout(MEMBERSHIP_CALL_TIMEOUT_MS));
+        // A client of its own: the control client's shorter timeout would cut a change that is committing.
+        const rpc = new JepsenRpc(this.targetOf(slot), { timeoutMs: MEMBERSHIP_CALL_TIMEOUT_MS });
+        try {
+          return await rpc.call<T>(method, params);
+        } finally {
+          rpc.close();
+        }
       } catch (err) {
         last = err;
       }
@@ -350,6 +356,17 @@ export class JepsenCluster {
     return { name: r.name, configPath: r.configPath, logPath: join(this.options.dir, r.name, 'node.log'), p2pAddress: r.p2pAddress, rpcUrl: r.rpcUrl, tmUrl: r.tmUrl, account: '', raftId: 0, joining: true };
   }
 
+  /** The raft id the cluster gave the node with this p2p address, if it is a member. */
+  private async raftIdOfPeer(p2pAddress: string): Promise<number | undefined> {
+    const peerId = p2pAddress.split('/p2p/')[1];
+    try {
+      const members = await this.onAnyMember<Array<{ raftId: number; p2pAddress: string }>>('raft_cluster', []);
+      return members.find((m) => m.p2pAddress.split('/p2p/')[1] === peerId)?.raftId;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** raft_addLearner, raft_promoteToPeer, then a leadership transfer to the newcomer. */
   private async join(slot: NodeName, inc: NodeIncarnation, recorder: HistoryRecorder | undefined): Promise<void> {
     const deadline = Date.now() + JOIN_TIMEOUT_MS;
@@ -360,7 +377,9 @@ export class JepsenCluster {
         raftId = Number(await this.onAnyMember('raft_addLearner', [inc.p2pAddress, { rpcUrl: inc.rpcUrl, tmUrl: inc.tmUrl }], [slot]));
       } catch (err) {
         lastErr = err;
-        await sleep(300);
+        // An earlier attempt whose answer timed out may have committed: the cluster knows its id.
+        raftId = (await this.raftIdOfPeer(inc.p2pAddress)) ?? 0;
+        if (raftId === 0) await sleep(300);
       }
     }
     if (raftId === 0) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: raft_addLearner failed: ${(lastErr as Error)?.message}`, { slot });
