@@ -1,6 +1,7 @@
 // Private transactions end to end, in one process: real QuorateNodes, real NodePrivacy
 // (enclave, durable transaction manager, PeerPartyTransport), in-memory network.
 
+import { RESYNC_DEADLINE_MS } from '../../node/privacy.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodePayload } from '../../enclave/index.js';
 import { NodeError, NodeErrorCode } from '../../node/errors.js';
@@ -127,7 +128,9 @@ describe('private transactions in an in-process cluster', () => {
     await cluster.stopNode(b);
     await cluster.waitForLeader();
     const txHash = await put(a, 'owed', 'to-b', [b]);
-    await waitCommitted([a, c], txHash);
+    // node-3's start-up resync may still be waiting on node-2 (stopped right after start): until
+    // its deadline (RESYNC_DEADLINE_MS) it cannot tell "not a party" and rightly holds the block.
+    await waitCommitted([a, c], txHash, RESYNC_DEADLINE_MS + 10_000);
     expect(a.privacy.tm.owed()).toEqual({ 'node-2': 1 });
     expect(await a.node.store.getPrivateValue('owed')).toBe('to-b');
 
