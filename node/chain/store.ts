@@ -47,6 +47,8 @@ import type { Transaction, TxLocation } from './tx.js';
 
 /** Most state entries one loadState/snapshot read holds; beyond it the node needs more RAM than planned. */
 export const MAX_STATE_ENTRIES = 50_000_000;
+/** Recently committed blocks kept decoded (each at most MAX_BLOCK_BYTES; typically a few hundred KiB). */
+export const RECENT_BLOCKS_CACHED = 64;
 
 export interface HeadInfo {
   readonly number: number;
@@ -360,6 +362,8 @@ export class KvChainStore implements ChainStore {
   private cachedHead: HeadInfo | undefined;
   private cachedApplied: number | undefined;
 
+  private readonly recentBlocks = new Map<number, Block>();
+
   constructor(private readonly kv: KvBackend) {}
 
   private checkOpen(): void {
@@ -443,6 +447,7 @@ export class KvChainStore implements ChainStore {
       await b.write(true);
       this.cachedHead = { number: n, hash: block.hash };
       this.cachedApplied = appliedRaftIndex;
+      this.rememberBlock(block);
     });
   }
 
@@ -509,6 +514,8 @@ export class KvChainStore implements ChainStore {
       b.put(K_APPLIED, encodeU64(s.appliedRaftIndex));
       if (s.membership !== undefined) b.put(K_MEMBERSHIP, s.membership);
       await b.write(true);
+      this.recentBlocks.clear();
+      this.rememberBlock(s.head);
       this.cachedHead = { number: n, hash: s.head.hash };
       this.cachedApplied = s.appliedRaftIndex;
     });
@@ -535,8 +542,19 @@ export class KvChainStore implements ChainStore {
   async getBlockByNumber(number: number): Promise<Block | undefined> {
     this.checkOpen();
     if (!Number.isSafeInteger(number) || number < 0) return undefined;
+    const cached = this.recentBlocks.get(number);
+    if (cached) return cached;
     const v = await this.kv.get(blockKey(number));
     return v === undefined ? undefined : decodeBlock(v);
+  }
+
+  /**
+   * Keeps the last RECENT_BLOCKS_CACHED committed blocks decoded: clients read the newest blocks
+   * most (explorers, the bench's commit watcher), and decoding re-hashes every transaction.
+   */
+  private rememberBlock(block: Block): void {
+    this.recentBlocks.set(block.header.number, block);
+    while (this.recentBlocks.size > RECENT_BLOCKS_CACHED) this.recentBlocks.delete(this.recentBlocks.keys().next().value as number);
   }
 
   async getBlockByHash(hash: Hash): Promise<Block | undefined> {
