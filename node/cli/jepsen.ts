@@ -16,7 +16,7 @@ network, then checks the recorded history and writes a report.
 
   --nodes 3|5       cluster size (default 3)
   --time SECONDS    length of the run (default 60)
-  --workload W,..   ${ALL_WORKLOADS.join(', ')}, or all (default all)
+  --workload W,..   ${ALL_WORKLOADS.join(", ")}, or all (default all); also privacy (private puts, privacy checker)
   --nemesis N,..    ${ALL_FAULTS.join(', ')}, or all (default all)
   --rate R          client operations per second, all clients together (default 50, max ${MAX_RATE_HZ})
   --seed S          seed of every random choice; printed, so a run can be repeated

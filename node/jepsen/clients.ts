@@ -130,6 +130,8 @@ export class RpcJepsenClient implements JepsenClient {
       case 'read':
         if (v === null) return this.bankRead(signal);
         return this.read(signal, async () => ({ key, value: await this.rpc.call<string[]>('quorate_getList', [key, 'linearizable'], signal) }));
+      case 'private-put':
+        return this.privatePut(key, field(v, 'value') as string, signal);
       case 'transfer': {
         const from = field(v, 'from') as string;
         const slot = this.ctx.slotOfAccount(from);
@@ -139,6 +141,28 @@ export class RpcJepsenClient implements JepsenClient {
       default:
         return { type: 'fail', error: `unknown operation ${op.f}` };
     }
+  }
+
+  /**
+   * A put private to this node and one other member (picked from the replicated membership by the
+   * key, so the choice is spread). The ok value names both parties for the privacy checker.
+   */
+  private async privatePut(key: string, value: string, signal: AbortSignal): Promise<ClientOutcome> {
+    let parties: { self: string; other: string; otherKey: string };
+    try {
+      const status = await this.rpc.call<{ raftId: number }>('raft_status', [], signal);
+      const members = await this.rpc.call<Array<{ raftId: number; nodeId: string; enclaveKeys?: string[] }>>('raft_cluster', [], signal);
+      const self = members.find((m) => m.raftId === status.raftId);
+      const others = members.filter((m) => m.raftId !== status.raftId && (m.enclaveKeys?.length ?? 0) > 0);
+      if (!self || others.length === 0) return { type: 'fail', error: 'no other member with an enclave key' };
+      let h = 0;
+      for (const c of key) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+      const other = others[h % others.length];
+      parties = { self: self.nodeId, other: other.nodeId, otherKey: other.enclaveKeys![0] };
+    } catch (err) {
+      return outcomeOfError(err);
+    }
+    return this.write(this.rpc, undefined, [{ type: 'put', key, value }], signal, () => ({ key, value, parties: [parties.self, parties.other] }), false, [parties.otherKey]);
   }
 
   /** The bank's `from` decides the node; other ops use this client's own node. */
@@ -184,11 +208,11 @@ export class RpcJepsenClient implements JepsenClient {
     }
   }
 
-  private async write(rpc: JepsenRpc, from: string | undefined, ops: unknown[], signal: AbortSignal, okValue: (applied: boolean) => unknown, isCas = false): Promise<ClientOutcome> {
+  private async write(rpc: JepsenRpc, from: string | undefined, ops: unknown[], signal: AbortSignal, okValue: (applied: boolean) => unknown, isCas = false, privateFor?: string[]): Promise<ClientOutcome> {
     let hash: string;
     try {
       const sender = from ?? (await this.ownAccount(signal));
-      hash = await rpc.call<string>('quorate_sendTransaction', [{ from: sender, ops }], signal);
+      hash = await rpc.call<string>('quorate_sendTransaction', [{ from: sender, ops, ...(privateFor ? { privateFor } : {}) }], signal);
     } catch (err) {
       if (isUnknownAccount(err) && from === undefined) this.account = undefined; // a fresh node took the slot
       return outcomeOfError(err);

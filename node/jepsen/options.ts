@@ -1,6 +1,6 @@
 // The options of `quorate jepsen`, parsed and validated here so the command line and any embedding
 // agree on names, defaults and limits:
-//   quorate jepsen [--nodes 3|5] [--time 60] [--workload bank|register|append|all]
+//   quorate jepsen [--nodes 3|5] [--time 60] [--workload bank|register|append|privacy|all]
 //                  [--nemesis partition,kill,pause,membership,all] [--rate R] [--seed S] [--out DIR]
 //                  [--network auto|netns|proxy]
 
@@ -11,6 +11,13 @@ import type { NetworkKind } from './network.js';
 import type { WorkloadName } from './workload.js';
 
 export const ALL_WORKLOADS: readonly WorkloadName[] = ['register', 'bank', 'append'];
+/**
+ * Workloads that may be named with --workload but are not part of "all" yet: `privacy` (private
+ * puts, then every live node's private state through checkPrivacy). A node restarted by the
+ * nemesis resyncs its transaction manager before it applies private blocks (up to 15 s), and the
+ * final read does not yet wait for that reliably.
+ */
+export const EXTRA_WORKLOADS: readonly WorkloadName[] = ['privacy'];
 /** A run longer than a day is a typo, not a soak (soaks are a separate tool). */
 export const MAX_RUN_TIME_S = 24 * 3600;
 /** Client operations per second, over all clients; beyond this the clients measure themselves, not the cluster. */
@@ -37,11 +44,12 @@ export class JepsenUsageError extends JepsenError {
   }
 }
 
-function list<T extends string>(raw: string, all: readonly T[], what: string): T[] {
+function list<T extends string>(raw: string, all: readonly T[], what: string, extra: readonly T[] = []): T[] {
+  const known = [...all, ...extra];
   const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (parts.length === 0) throw new JepsenUsageError(`--${what} needs a value (${all.join(', ')} or all)`);
-  if (parts.includes('all')) return [...all];
-  for (const p of parts) if (!(all as readonly string[]).includes(p)) throw new JepsenUsageError(`--${what}: unknown "${p}" (expected ${all.join(', ')} or all)`);
+  if (parts.length === 0) throw new JepsenUsageError(`--${what} needs a value (${known.join(', ')} or all)`);
+  if (parts.includes('all')) return [...new Set([...all, ...parts.filter((p) => p !== 'all')])] as T[];
+  for (const p of parts) if (!(known as readonly string[]).includes(p)) throw new JepsenUsageError(`--${what}: unknown "${p}" (expected ${known.join(', ')} or all)`);
   return [...new Set(parts)] as T[];
 }
 
@@ -76,7 +84,7 @@ export function parseJepsenArgs(argv: readonly string[], now: Date = new Date())
   return {
     nodes,
     timeS: int(values.get('time') ?? '60', 'time', 1, MAX_RUN_TIME_S),
-    workloads: list(values.get('workload') ?? 'all', ALL_WORKLOADS, 'workload'),
+    workloads: list(values.get('workload') ?? 'all', ALL_WORKLOADS, 'workload', EXTRA_WORKLOADS),
     faults: list(values.get('nemesis') ?? 'all', ALL_FAULTS, 'nemesis'),
     rateHz: int(values.get('rate') ?? '50', 'rate', 1, MAX_RATE_HZ),
     seed: seedRaw === undefined ? randomInt(1, 2 ** 31) : int(seedRaw, 'seed', 0, 2 ** 32 - 1),

@@ -14,7 +14,8 @@ import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GENESIS_ACCOUNT_BALANCE } from '../cli/init.js';
-import { checkAppend, checkBank, checkChain } from './checkers.js';
+import { checkAppend,
+  checkPrivacy, checkBank, checkChain } from './checkers.js';
 import { JepsenCluster, SlotProcessController, sleep, type NodeCommand } from './cluster.js';
 import { RpcJepsenClient, type ClientContext } from './clients.js';
 import { silentLogger, type JepsenLogger } from './errors.js';
@@ -24,7 +25,7 @@ import { NemesisRunner, generateSchedule, type NemesisEvent } from './nemesis.js
 import { chooseNetworkKind } from './network.js';
 import { reproduceCommand, type JepsenOptions } from './options.js';
 import { writeReport, type CheckerVerdict } from './report.js';
-import { appendWorkload, bankWorkload, registerWorkload, runClients, type RunClientsStats, type Workload, type WorkloadName } from './workload.js';
+import { appendWorkload, bankWorkload, privacyWorkload, registerWorkload, runClients, type RunClientsStats, type Workload, type WorkloadName } from './workload.js';
 
 /** Process ids of workload k are PROCESS_RANGE*k ... (a retired process's replacement stays in range). */
 export const PROCESS_RANGE = 1_000_000;
@@ -120,6 +121,7 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
       register: registerWorkload({ keys: extras.registerKeys ?? REGISTER_KEYS }),
       append: appendWorkload({ keys: APPEND_KEYS }),
       bank: bankWorkload({ accounts: cluster.genesisAccounts }),
+      privacy: privacyWorkload(),
     };
     const concurrency = extras.concurrencyPerWorkload ?? 2 * options.nodes;
     const abort = new AbortController();
@@ -199,6 +201,23 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
       const finalLists = await readFinalLists(cluster);
       const r = finalLists === undefined ? { valid: 'unknown' as const, stats: { reason: 'no node answered the final list reads' } } : checkAppend({ history: ofWorkload('append'), finalLists });
       verdicts.push({ name: 'list-append', valid: r.valid, ...('counterexample' in r && r.counterexample ? { counterexample: r.counterexample } : {}), stats: r.stats });
+    }
+    if (options.workloads.includes('privacy')) {
+      // Every acknowledged private put names its parties; read every live node's private state.
+      const partiesByKey: Record<string, string[]> = {};
+      for (const op of ofWorkload('privacy')) {
+        const v = op.value as { key?: unknown; parties?: unknown } | null;
+        if (op.type === 'ok' && v && typeof v.key === 'string' && Array.isArray(v.parties)) partiesByKey[v.key] = v.parties as string[];
+      }
+      const readErrors: string[] = [];
+      const privateStatesByNode = await readPrivateStates(cluster, Object.keys(partiesByKey), readErrors);
+      const r = checkPrivacy({ privateStatesByNode, partiesByKey });
+      verdicts.push({
+        name: 'privacy',
+        valid: r.valid,
+        ...(r.counterexample ? { counterexample: r.counterexample } : {}),
+        stats: { ...r.stats, nodesRead: Object.keys(privateStatesByNode).length, ...(readErrors.length > 0 ? { readErrors } : {}) },
+      });
     }
     const meta: Record<string, string | number | boolean> = {
       seed: options.seed,
@@ -327,6 +346,37 @@ async function checkChains(cluster: JepsenCluster, acknowledged: string[]): Prom
   }
   const r = checkChain({ blockHashesByNode, chainTxHashes, acknowledgedTxHashes: acknowledged });
   return { name: 'chain', valid: r.valid, ...(r.counterexample ? { counterexample: r.counterexample } : {}), stats: r.stats };
+}
+
+/** Tries per node for the final private-state read (500 ms apart). */
+const PRIVATE_READ_ATTEMPTS = 30;
+
+/** Each live node's private value of each key (absent keys left out), by the node's name. */
+async function readPrivateStates(cluster: JepsenCluster, keys: readonly string[], errors: string[] = []): Promise<Record<string, Record<string, string>>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const slot of cluster.liveSlots()) {
+    // A node may still be restarting or catching up right after the heal: ask again for a while.
+    for (let attempt = 0; attempt < PRIVATE_READ_ATTEMPTS; attempt++) {
+      try {
+        const rpc = cluster.control(slot);
+        const status = await rpc.call<{ raftId: number }>('raft_status');
+        const members = await rpc.call<Array<{ raftId: number; nodeId: string }>>('raft_cluster');
+        const name = members.find((m) => m.raftId === status.raftId)?.nodeId;
+        if (name === undefined) break; // not a member (removed): it holds no state to judge
+        const state: Record<string, string> = {};
+        for (const key of keys) {
+          const v = await rpc.call<string | null>('quorate_getPrivateValue', [key, 'latest']);
+          if (v !== null) state[key] = v;
+        }
+        out[name] = state;
+        break;
+      } catch (err) {
+        if (attempt === PRIVATE_READ_ATTEMPTS - 1) errors.push(`${slot}: ${(err as Error).message}`.slice(0, 300));
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+  return out;
 }
 
 async function readFinalLists(cluster: JepsenCluster): Promise<Record<string, string[]> | undefined> {

@@ -11,7 +11,7 @@ import { SeededRng } from '../../consensus/rng.js';
 import { invariant } from './errors.js';
 import type { HistoryRecorder } from './history.js';
 
-export type WorkloadName = 'register' | 'bank' | 'append';
+export type WorkloadName = 'register' | 'bank' | 'append' | 'privacy';
 
 export interface OpRequest {
   readonly f: string;
@@ -83,6 +83,19 @@ export function appendWorkload(options: { keys?: number } = {}): Workload {
       const key = `l${rng.nextInt(keys)}`;
       if (rng.nextInt(2) === 0) return { f: 'read', value: { key } };
       return { f: 'append', value: { key, value: `${process}-${seq}` } };
+    },
+  };
+}
+
+/**
+ * Private puts (privateFor one other member, chosen by the client), each on a key of its own, so
+ * that at the end every party must hold the value and every other node none of it (checkPrivacy).
+ */
+export function privacyWorkload(): Workload {
+  return {
+    name: 'privacy',
+    next(_rng, process, seq) {
+      return { f: 'private-put', value: { key: `p${process}-${seq}`, value: `v${seq}` } };
     },
   };
 }
