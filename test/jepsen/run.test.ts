@@ -39,4 +39,18 @@ describe('quorate jepsen on a real 3-node cluster', () => {
     expect(await readFile(join(out, 'report.html'), 'utf8')).toContain('<svg');
     expect(existsSync(join(out, 'cluster', 'node-1', 'node.log'))).toBe(true);
   }, 240_000);
+
+  it('--workload privacy: under partitions, every party holds each acknowledged private value and no other node does', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'qj-privacy-'));
+    dirs.push(out);
+    const options = parseJepsenArgs(['--nodes', '3', '--time', '15', '--workload', 'privacy', '--nemesis', 'partition', '--rate', '20', '--seed', '5', '--out', out]);
+    const lines: string[] = [];
+    const r = await runJepsenDetailed(options, { out: (l) => lines.push(l), faultDurationMs: [2_000, 4_000], quietMs: [1_000, 2_000] });
+    const summary = `${lines.join('\n')}\n${JSON.stringify(r.checkers.filter((c) => c.valid !== true), null, 1).slice(0, 4_000)}`;
+    expect(r.valid, summary).toBe(true);
+    const privacy = r.checkers.find((c) => c.name === 'privacy');
+    expect(privacy?.valid).toBe(true);
+    expect((privacy?.stats as { keys: number; nodesRead: number }).keys).toBeGreaterThan(5);
+    expect((privacy?.stats as { keys: number; nodesRead: number }).nodesRead).toBe(3);
+  }, 240_000);
 });
