@@ -31,6 +31,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
+import type { MemberInfo } from './membership.js';
 
 export const ENCLAVE_PASSWORD_ENV = 'QUORATE_ENCLAVE_PASSWORD';
 
@@ -180,20 +181,8 @@ export interface NodeConfig {
   readonly p2pAddressOverrides: Readonly<Record<string, string>>;
 }
 
-/** A genesis member: the same fields as the replicated membership's MemberInfo (node/membership.ts). */
-export interface GenesisMember {
-  readonly raftId: number;
-  readonly name: string;
-  readonly peerId: string;
-  /** libp2p multiaddrs without the /p2p suffix. */
-  readonly p2pAddrs: readonly string[];
-  readonly rpcUrl: string;
-  readonly tmUrl: string;
-  /** Ed25519 block-signing public key, base64 (32 bytes). */
-  readonly signingKey: string;
-  /** Enclave box public keys, base64 (32 bytes each). */
-  readonly enclaveKeys: readonly string[];
-}
+/** A genesis member: exactly a member of the replicated membership (node/membership.ts). */
+export type GenesisMember = MemberInfo;
 
 export interface Genesis {
   readonly chainId: number;

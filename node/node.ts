@@ -20,6 +20,7 @@ import {
   SeededRng,
   bootstrapSnapshot,
   decodeConfChange,
+  type ConfState,
   type Entry,
   type LogIndex,
   type Message,
@@ -563,15 +564,14 @@ export class QuorateNode {
   }
 
   private afterCycle(rd: Ready): void {
-    const status = this.raft!.status();
+    // Runs after every Ready cycle (the replication loop): read the core's fields directly rather
+    // than status(), which builds the leader's whole progress map.
+    const core = this.raft!.inner;
     const prevRole = this.role;
     const prevLeader = this.leaderId;
-    this.term = status.hardState.term;
-    this.leaderId = status.softState.leader;
-    const cs = status.confState;
-    const learner = cs.learners.includes(this.raftId as RaftId);
-    const r = status.softState.role;
-    this.role = r === Role.Leader ? 'leader' : r === Role.Candidate || r === Role.PreCandidate ? 'candidate' : learner ? 'learner' : 'follower';
+    this.term = core.term;
+    this.leaderId = core.lead;
+    this.role = roleName(core.state, this.raftId, () => this.raft!.confState());
     if (prevRole === 'leader' && this.role !== 'leader') this.onLostLeadership();
     if (this.role !== 'leader' && this.leaderId !== 0 && this.pool.size > 0 && !this.forwardingPool) void this.forwardPool();
     if (prevRole !== 'leader' && this.role === 'leader') this.pool.resetInFlight();
@@ -1377,12 +1377,10 @@ export class QuorateNode {
     }
     const s = this.raft.status();
     const cs = s.confState;
-    const r = s.softState.role;
-    const learner = cs.learners.includes(this.raftId as RaftId) || cs.learnersNext.includes(this.raftId as RaftId);
     return {
       ...base,
       term: s.hardState.term,
-      role: r === Role.Leader ? 'leader' : r === Role.Candidate || r === Role.PreCandidate ? 'candidate' : learner ? 'learner' : 'follower',
+      role: roleName(s.softState.role, this.raftId, () => cs),
       leader: s.softState.leader || null,
       commitIndex: s.hardState.commit,
       voters: [...new Set([...cs.voters, ...cs.votersOutgoing])],
@@ -1407,6 +1405,14 @@ export class QuorateNode {
     if (this.removed) throw new NodeError(NodeErrorCode.Unavailable, 'this node was removed from the cluster');
     if (!this.driver) throw new NodeError(NodeErrorCode.Unavailable, 'this node has not joined the cluster yet');
   }
+}
+
+/** The node's role name for the RPC: a follower that is a learner in the configuration says so. */
+function roleName(role: Role, self: number, conf: () => ConfState): NodeRole {
+  if (role === Role.Leader) return 'leader';
+  if (role === Role.Candidate || role === Role.PreCandidate) return 'candidate';
+  const cs = conf();
+  return cs.learners.includes(self as RaftId) || cs.learnersNext.includes(self as RaftId) ? 'learner' : 'follower';
 }
 
 /** The genesis membership from init's genesis members (raft ids 1..N). */
