@@ -94,7 +94,6 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
     const key: AccountKey = generateAccountKey();
     let nonce = 0;
     const url = options.rpcUrls[w % options.rpcUrls.length];
-    const client = clients[w % clients.length];
     for (;;) {
       const first = next;
       if (first >= options.txs) return;
@@ -149,7 +148,6 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
       }
       // A nonce whose fate is unknown (or refused) would block this account: go on with a fresh one.
       if (failed) return submitter(w + options.concurrency);
-      void client;
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, (_, w) => submitter(w)));
