@@ -4,7 +4,7 @@
 import { ExitCode, exitCodeOf, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
 import { runBench } from '../bench.js';
 
-export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--private]
+export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--batch B] [--private]
 
 Submits transactions to running nodes and prints throughput and latency percentiles
 (submit-to-accept and submit-to-commit).
