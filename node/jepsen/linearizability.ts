@@ -30,12 +30,21 @@ export const DEFAULT_MAX_SEARCH_STEPS_PER_KEY = 5_000_000;
  * operations (n/8 bytes) plus ~80 bytes of overhead; when full, the search answers `unknown`.
  */
 export const DEFAULT_MAX_CACHE_BYTES = 128 * 1024 * 1024;
+/**
+ * Search steps allowed for shrinking a failing key, across all its searches (about 2·log2(n) of them).
+ * A search of a prefix that is still linearizable can cost as much as the full one, so without a total
+ * the shrink alone could take 20 × the per-key budget; when it runs out, the smallest failing window
+ * found so far is reported (the verdict does not change).
+ */
+export const DEFAULT_MAX_SHRINK_STEPS = 2_000_000;
 /** Operations of the longest partial linearization kept in a counterexample (its tail). */
 export const COUNTEREXAMPLE_LINEARIZATION_TAIL = 20;
 
 export interface LinearizabilityOptions {
   readonly maxSearchStepsPerKey?: number;
   readonly maxCacheBytes?: number;
+  /** Total search steps for shrinking a failing key (DEFAULT_MAX_SHRINK_STEPS). */
+  readonly maxShrinkSteps?: number;
   /** Shrink a failing key to a minimal window (a few more searches). Default true. */
   readonly shrink?: boolean;
 }
@@ -47,7 +56,10 @@ export interface CounterexampleOp {
   readonly type: 'ok' | 'info';
   readonly value: unknown;
   readonly invokeIndex: number;
-  /** null for info: it never completed. */
+  /**
+   * null for info: it never completed. An info write whose value a completed op read has the line of
+   * its earliest such reader instead: it must have taken effect by then (see boundObservedInfo).
+   */
   readonly completeIndex: number | null;
 }
 
@@ -75,6 +87,8 @@ export interface LinearizabilityStats {
   readonly infoOperations: number;
   /** Info writes left out because nothing could ever observe them (see `pruneUnobservableInfo`). */
   readonly prunedInfoOperations: number;
+  /** Info writes bounded by their earliest observer (see boundObservedInfo). */
+  readonly boundedInfoOperations: number;
   readonly searchSteps: number;
   readonly cacheEntries: number;
   /** Keys whose search hit a budget: their verdict is unknown. */
@@ -116,6 +130,11 @@ interface CompiledOp {
   readonly invokeIndex: number;
   /** +Infinity for info. */
   readonly completeIndex: number;
+}
+
+/** An op with no known completion: it may take effect anywhere after its invocation, or never. */
+function isOpen(c: CompiledOp): boolean {
+  return c.completeIndex === Number.POSITIVE_INFINITY;
 }
 
 function step(state: number, c: CompiledOp): number {
@@ -243,7 +262,7 @@ function search(ops: readonly CompiledOp[], initialState: number, limits: Search
   for (let i = 0; i < n; i++) {
     const c = ops[i];
     evs.push({ pos: c.invokeIndex, infoTie: 0, call: true, op: i });
-    evs.push({ pos: c.completeIndex, infoTie: c.info ? c.invokeIndex : 0, call: false, op: i });
+    evs.push({ pos: c.completeIndex, infoTie: isOpen(c) ? c.invokeIndex : 0, call: false, op: i });
   }
   evs.sort((a, b) => a.pos - b.pos || a.infoTie - b.infoTie);
   const size = 2 * n + 1;
@@ -352,7 +371,7 @@ function search(ops: readonly CompiledOp[], initialState: number, limits: Search
       }
     } else {
       // A return: its op must be linearized before anything after it. Info returns sit at the end.
-      if (ops[opIdx].info) return { kind: 'ok', steps, cacheEntries };
+      if (isOpen(ops[opIdx])) return { kind: 'ok', steps, cacheEntries };
       if (callsEntry.length > bestDepth) {
         bestDepth = callsEntry.length;
         bestStuck = opIdx;
@@ -405,12 +424,12 @@ function truncate(ops: readonly CompiledOp[], end: number): CompiledOp[] {
  * invoked before the cut stay in (they may take effect after it).
  */
 function windowAfter(ops: readonly CompiledOp[], cut: number): CompiledOp[] {
-  return ops.filter((c) => c.invokeIndex > cut || c.info);
+  return ops.filter((c) => c.invokeIndex > cut || c.completeIndex > cut);
 }
 
 function quiescentCuts(ops: readonly CompiledOp[], end: number): number[] {
   // Line indexes where no completed (non-info) op is running; candidates are its own completion lines.
-  const completed = ops.filter((c) => !c.info).sort((a, b) => a.invokeIndex - b.invokeIndex);
+  const completed = ops.filter((c) => !isOpen(c)).sort((a, b) => a.invokeIndex - b.invokeIndex);
   const cuts: number[] = [];
   let maxComplete = -1;
   for (let i = 0; i < completed.length; i++) {
@@ -445,7 +464,7 @@ function toCxOp(c: CompiledOp): CounterexampleOp {
     type: c.info ? 'info' : 'ok',
     value: c.info ? c.op.invoke.value : c.op.value,
     invokeIndex: c.invokeIndex,
-    completeIndex: c.info ? null : c.completeIndex,
+    completeIndex: isOpen(c) ? null : c.completeIndex,
   };
 }
 
@@ -455,41 +474,50 @@ function shrink(
   full: Extract<SearchOutcome, { kind: 'fail' }>,
   limits: SearchLimits,
   interner: Interner,
+  maxShrinkSteps: number,
 ): LinearizabilityCounterexample {
   let bestOps: readonly CompiledOp[] = ops;
   let bestOutcome = full;
   let initial: number = STATE_ABSENT;
+  let stepsLeft = maxShrinkSteps;
+  // Out of budget counts as "does not fail": the binary searches then keep the larger window they hold.
   const fails = (candidate: CompiledOp[], init: number): Extract<SearchOutcome, { kind: 'fail' }> | undefined => {
-    const r = search(candidate, init, limits);
+    if (stepsLeft <= 0) return undefined;
+    const r = search(candidate, init, { ...limits, maxSteps: Math.min(limits.maxSteps, stepsLeft) });
+    stepsLeft -= r.steps;
     return r.kind === 'fail' ? r : undefined;
   };
-  // 1. The shortest failing prefix, ending at some op's completion line.
-  const ends = [...new Set(ops.filter((c) => !c.info).map((c) => c.completeIndex))].sort((a, b) => a - b);
-  const endAt = firstFailing(ends, (end) => fails(truncate(ops, end), STATE_ABSENT) !== undefined);
+  // 1. The shortest failing prefix, ending at some op's completion line. Outcomes are remembered, so
+  //    the chosen candidate is not searched twice.
+  const ends = [...new Set(ops.filter((c) => !isOpen(c)).map((c) => c.completeIndex))].sort((a, b) => a - b);
+  const prefixOutcomes = new Map<number, Extract<SearchOutcome, { kind: 'fail' }>>();
+  const endAt = firstFailing(ends, (end) => {
+    const r = fails(truncate(ops, end), STATE_ABSENT);
+    if (r !== undefined) prefixOutcomes.set(end, r);
+    return r !== undefined;
+  });
   if (endAt >= 0) {
     const prefix = truncate(ops, ends[endAt]);
-    const r = fails(prefix, STATE_ABSENT);
-    if (r !== undefined) {
-      bestOps = prefix;
-      bestOutcome = r;
-      // 2. The latest quiescent cut after which the prefix still fails from "any" state.
-      const cuts = quiescentCuts(prefix, ends[endAt]);
-      const reversed = [...cuts].reverse(); // latest cut first: failing is monotone towards earlier cuts
-      const at = firstFailing(reversed, (cut) => fails(windowAfter(prefix, cut), STATE_ANY) !== undefined);
-      if (at >= 0) {
-        const w = windowAfter(prefix, reversed[at]);
-        const rw = fails(w, STATE_ANY);
-        if (rw !== undefined) {
-          bestOps = w;
-          bestOutcome = rw;
-          initial = STATE_ANY;
-        }
-      }
+    bestOps = prefix;
+    bestOutcome = prefixOutcomes.get(ends[endAt])!;
+    // 2. The latest quiescent cut after which the prefix still fails from "any" state.
+    const cuts = quiescentCuts(prefix, ends[endAt]);
+    const reversed = [...cuts].reverse(); // latest cut first: failing is monotone towards earlier cuts
+    const windowOutcomes = new Map<number, Extract<SearchOutcome, { kind: 'fail' }>>();
+    const at = firstFailing(reversed, (cut) => {
+      const r = fails(windowAfter(prefix, cut), STATE_ANY);
+      if (r !== undefined) windowOutcomes.set(cut, r);
+      return r !== undefined;
+    });
+    if (at >= 0) {
+      bestOps = windowAfter(prefix, reversed[at]);
+      bestOutcome = windowOutcomes.get(reversed[at])!;
+      initial = STATE_ANY;
     }
   }
   const sorted = [...bestOps].sort((a, b) => a.invokeIndex - b.invokeIndex);
-  const finite = sorted.filter((c) => !c.info).map((c) => c.completeIndex);
-  const nonInfo = sorted.filter((c) => !c.info);
+  const finite = sorted.filter((c) => !isOpen(c)).map((c) => c.completeIndex);
+  const nonInfo = sorted.filter((c) => !isOpen(c));
   return {
     key,
     fromIndex: nonInfo.length > 0 ? nonInfo[0].invokeIndex : sorted[0].invokeIndex,
@@ -518,6 +546,37 @@ function pruneUnobservableInfo(ops: CompiledOp[]): CompiledOp[] {
     if (c.kind === Kind.CasSwapped) observed.add(c.expectId);
   }
   return ops.filter((c) => !(c.info && (c.kind === Kind.Put || c.kind === Kind.CasSwapped) && !observed.has(c.valueId)));
+}
+
+/**
+ * An info write whose value some completed op observed (a get returned it, or a swapped cas expected
+ * it) did happen, and before that observer took effect: if no other op wrote the same value, the
+ * observer's state can only have come from this write. So the write is bounded: it completes, at the
+ * latest, when its earliest observer completes. Every linearization of the history satisfies this,
+ * so it changes no verdict — but an op that may otherwise land anywhere until the end of the history
+ * multiplies the search by two for every op after it, which is how a few dozen timed-out writes blew
+ * a partitioned run's search up to the step budget.
+ */
+function boundObservedInfo(ops: CompiledOp[]): CompiledOp[] {
+  const writers = new Map<number, number>();
+  for (const c of ops) if (c.kind === Kind.Put || c.kind === Kind.CasSwapped) writers.set(c.valueId, (writers.get(c.valueId) ?? 0) + 1);
+  const earliestObserver = new Map<number, number>();
+  const observe = (valueId: number, at: number): void => {
+    const seen = earliestObserver.get(valueId);
+    if (seen === undefined || at < seen) earliestObserver.set(valueId, at);
+  };
+  for (const c of ops) {
+    if (isOpen(c)) continue;
+    if (c.kind === Kind.Get) observe(c.valueId, c.completeIndex);
+    if (c.kind === Kind.CasSwapped) observe(c.expectId, c.completeIndex);
+  }
+  return ops.map((c) => {
+    if (!isOpen(c) || (c.kind !== Kind.Put && c.kind !== Kind.CasSwapped) || writers.get(c.valueId) !== 1) return c;
+    const bound = earliestObserver.get(c.valueId);
+    // An observer that completed before the write was even invoked cannot be explained: leave the op
+    // open and let the search report that read.
+    return bound === undefined || bound < c.invokeIndex ? c : { ...c, completeIndex: bound };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,10 +611,13 @@ export function checkLinearizable(history: readonly HistoryOp[] | readonly Opera
     if (c.info) infos++;
   }
   let pruned = 0;
+  let bounded = 0;
   for (const group of byKey.values()) {
     const before = group.ops.length;
-    group.ops = pruneUnobservableInfo(group.ops);
-    pruned += before - group.ops.length;
+    const kept = pruneUnobservableInfo(group.ops);
+    pruned += before - kept.length;
+    group.ops = boundObservedInfo(kept);
+    bounded += group.ops.filter((c, i) => c !== kept[i]).length;
   }
   let steps = 0;
   let cacheEntries = 0;
@@ -574,14 +636,14 @@ export function checkLinearizable(history: readonly HistoryOp[] | readonly Opera
           ? {
               key,
               fromIndex: ops[0].invokeIndex,
-              toIndex: Math.max(...ops.filter((c) => !c.info).map((c) => c.completeIndex)),
+              toIndex: Math.max(...ops.filter((c) => !isOpen(c)).map((c) => c.completeIndex)),
               initialState: null,
               ops: ops.map(toCxOp),
               stuckOp: toCxOp(ops[r.stuck]),
               longestLinearization: r.longest.map((i) => toCxOp(ops[i])),
               stateAfterLongest: interner.value(r.stateAfterLongest),
             }
-          : shrink(key, ops, r, limits, interner);
+          : shrink(key, ops, r, limits, interner, options.maxShrinkSteps ?? DEFAULT_MAX_SHRINK_STEPS);
       break;
     }
   }
@@ -591,6 +653,7 @@ export function checkLinearizable(history: readonly HistoryOp[] | readonly Opera
     searchedOperations: searched - pruned,
     infoOperations: infos,
     prunedInfoOperations: pruned,
+    boundedInfoOperations: bounded,
     searchSteps: steps,
     cacheEntries,
     unknownKeys,

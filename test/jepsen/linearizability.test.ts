@@ -180,6 +180,43 @@ describe('linearizability: limits and errors', () => {
     expect(r.stats.unknownKeys).toEqual(['k0']);
   });
 
+  it('bounds timed-out writes by their first reader, so a stale read after many of them is found in few steps', async () => {
+    // 60 writes of distinct values each time out (info), and a reader sees each value right after its
+    // write; finally it sees the first value again: that write cannot have happened both before the
+    // first read and after the last. Left open, each info write could land anywhere up to the end, and
+    // the search would try every subset of the writes still pending; bounded by their first reader,
+    // they are ordinary completed ops and the search is linear.
+    const n = 60;
+    const build = (stale: boolean): HistoryBuilder => {
+      const h = new HistoryBuilder();
+      for (let i = 0; i < n; i++) h.invoke(i, 'put', put('x', `v${i}`)).info(i).invoke(100, 'get', get('x')).ok(100, read('x', `v${i}`));
+      if (stale) h.invoke(100, 'get', get('x')).ok(100, read('x', 'v0'));
+      return h;
+    };
+    const r = checkLinearizable(await build(true).lines());
+    expect(r.valid).toBe(false);
+    expect(r.stats.infoOperations).toBe(n);
+    expect(r.stats.boundedInfoOperations).toBe(n);
+    expect(r.stats.searchSteps).toBeLessThan(10 * n);
+    expect(r.counterexample!.stuckOp.value).toEqual(read('x', 'v0'));
+    // Without the final stale read, the same history is linearizable.
+    expect(checkLinearizable(await build(false).lines()).valid).toBe(true);
+  });
+
+  it('caps the steps spent shrinking: with none left, the whole failing key is the counterexample', () => {
+    const gen = generateRegisterHistory({ seed: 43, operations: 2_000, processes: 5, keys: 1, infoPercent: 2, failPercent: 3 });
+    const ops = gen.ops.map((o) => ({ ...o }));
+    const target = ops.findIndex((o, i) => i > ops.length / 2 && o.type === 'ok' && o.f === 'get');
+    ops[target] = { ...ops[target], value: read('k0', 'never-written') };
+    const unshrunk = checkLinearizable(ops, { maxShrinkSteps: 0 });
+    const shrunk = checkLinearizable(ops);
+    expect(unshrunk.valid).toBe(false);
+    expect(shrunk.valid).toBe(false);
+    expect(unshrunk.counterexample!.ops.length).toBe(unshrunk.stats.searchedOperations);
+    expect(shrunk.counterexample!.ops.length).toBeLessThan(unshrunk.counterexample!.ops.length / 2);
+    expect(unshrunk.stats.searchSteps).toBe(shrunk.stats.searchSteps);
+  });
+
   it('refuses an op the register model does not know', async () => {
     const h = new HistoryBuilder().invoke(0, 'transfer', { key: 'x' }).ok(0);
     const lines = await h.lines();
