@@ -99,7 +99,11 @@ export class NodeBackend implements NodeRpcBackend {
   }
 
   async getBlockByNumber(tag: BlockTag): Promise<BlockView | null> {
-    const n = tag === 'latest' ? this.node.chainState.head.header.number : tag === 'earliest' ? 0 : tag;
+    const head = this.node.chainState.head.header.number;
+    const n = tag === 'latest' ? head : tag === 'earliest' ? 0 : tag;
+    // Above the head there is nothing to read: answer without a store lookup (clients that poll
+    // for the next blocks ask for heights not reached yet many times a second).
+    if (n > head) return null;
     const block = await this.node.store.getBlockByNumber(n);
     return block ? this.blockView(block) : null;
   }
