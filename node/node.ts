@@ -234,6 +234,13 @@ interface PendingForward {
 
 /** Transactions per forward request (each at most MAX_TX_BYTES: 1,024 × 64 KiB fits the p2p frame limit). */
 const MAX_FORWARD_BATCH_TXS = 1_024;
+/**
+ * Forward batches in flight to the leader at once. While they are out, new transactions queue and
+ * leave together when one returns: under load the batches grow instead of the request count (each
+ * p2p request costs both sides a few encrypted frames and socket writes), and when idle a lone
+ * transaction still goes at once.
+ */
+const MAX_FORWARDS_IN_FLIGHT = 2;
 /** Transactions waiting to be forwarded; beyond it submissions are refused (Unavailable). */
 const MAX_FORWARD_QUEUE_TXS = 20_000;
 
@@ -330,6 +337,8 @@ export class QuorateNode {
   private minterTimer?: TimerHandle;
   private joinTimer?: TimerHandle;
   private readonly confWaiters = new Map<string, () => void>();
+  /** Waiters of changes applied in the current Ready, released by afterCycle (after advance). */
+  private confWaitersAfterAdvance: Array<() => void> = [];
   private readonly waiters = new Set<Waiter>();
   private readonly blockListeners = new Set<(e: CommittedBlockEvent) => void>();
   private readonly membershipListeners = new Set<(m: MembershipState) => void>();
@@ -352,6 +361,7 @@ export class QuorateNode {
   private noLeaderSinceMs: number | undefined;
   private readonly forwardQueue: PendingForward[] = [];
   private forwardScheduled = false;
+  private forwardsInFlight = 0;
   private removed = false;
   private started = false;
   private stopped = false;
@@ -572,6 +582,11 @@ export class QuorateNode {
     this.term = core.term;
     this.leaderId = core.lead;
     this.role = roleName(core.state, this.raftId, () => this.raft!.confState());
+    if (this.confWaitersAfterAdvance.length > 0) {
+      const due = this.confWaitersAfterAdvance;
+      this.confWaitersAfterAdvance = [];
+      for (const w of due) w();
+    }
     if (prevRole === 'leader' && this.role !== 'leader') this.onLostLeadership();
     if (this.role !== 'leader' && this.leaderId !== 0 && this.pool.size > 0 && !this.forwardingPool) void this.forwardPool();
     if (prevRole !== 'leader' && this.role === 'leader') this.pool.resetInFlight();
@@ -779,10 +794,13 @@ export class QuorateNode {
         this.alarm = 'this node was removed from the cluster';
         this.minterTimer?.cancel();
       }
+      // Answered after this Ready's advance(), which is when the core applies the change to its
+      // configuration: an RPC that returned before would let raft_status still show the old
+      // members (the driver applies the rest of the batch, possibly blocks with synced writes, first).
       const waiter = this.confWaiters.get(ctx.requestId);
       if (waiter) {
         this.confWaiters.delete(ctx.requestId);
-        waiter();
+        this.confWaitersAfterAdvance.push(waiter);
       }
     }
   }
@@ -1198,8 +1216,9 @@ export class QuorateNode {
 
   /**
    * Hands a transaction to the leader's pool over p2p. Forwards are micro-batched: everything
-   * queued in one turn of the event loop travels in one request (up to MAX_FORWARD_BATCH_TXS),
-   * so a follower under load costs the leader one p2p round trip per batch, not per transaction.
+   * queued in one turn of the event loop, or while MAX_FORWARDS_IN_FLIGHT batches are out, travels
+   * in one request (up to MAX_FORWARD_BATCH_TXS), so a follower under load costs the leader one p2p
+   * round trip per batch, not per transaction.
    */
   private forwardTx(tx: Transaction, signal?: AbortSignal): Promise<string> {
     if (this.forwardQueue.length >= MAX_FORWARD_QUEUE_TXS) {
@@ -1217,7 +1236,16 @@ export class QuorateNode {
 
   private flushForwards(): void {
     this.forwardScheduled = false;
-    while (this.forwardQueue.length > 0) void this.sendForwardBatch(this.forwardQueue.splice(0, MAX_FORWARD_BATCH_TXS));
+    while (this.forwardQueue.length > 0 && this.forwardsInFlight < MAX_FORWARDS_IN_FLIGHT) {
+      this.forwardsInFlight++;
+      void this.sendForwardBatch(this.forwardQueue.splice(0, MAX_FORWARD_BATCH_TXS)).finally(() => {
+        this.forwardsInFlight--;
+        if (this.forwardQueue.length > 0 && !this.forwardScheduled) {
+          this.forwardScheduled = true;
+          setImmediate(() => this.flushForwards());
+        }
+      });
+    }
   }
 
   private async sendForwardBatch(batch: readonly PendingForward[]): Promise<void> {
