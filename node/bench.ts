@@ -6,14 +6,23 @@
 // (block hashes chain their parents, so one equal hash means equal chains below it).
 
 import http from 'node:http';
-import { generateAccountKey, signTransaction, type AccountKey } from './chain/index.js';
+import { generateAccountKey, signTransaction, type AccountKey, type Transaction } from './chain/index.js';
 import type { BenchOptions } from './cli/bench.js';
 import { HttpRpcClient } from './rpc/client.js';
 
 /** How often the committed chain is polled for new blocks. */
 const COMMIT_POLL_MS = 10;
-/** Blocks fetched in one batch by the commit watcher. */
-const MAX_BLOCKS_PER_POLL = 256;
+/**
+ * Blocks asked for in one poll: the next heights after the last one seen, in one JSON-RPC batch
+ * (heights not reached yet answer null). A full answer is followed at once by the next poll.
+ */
+const BLOCKS_PER_POLL = 32;
+/**
+ * Transactions signed before the clock starts, in all. Signing on the clock would have the client
+ * compete with the nodes for the same cores (an Ed25519 signature costs about as much as a
+ * verification); past this bound (memory: ~1 KiB each), submitters sign the rest as they go.
+ */
+export const MAX_PRESIGNED_TXS = 1_000_000;
 /** After the last submission, how long to wait for stragglers to commit. */
 const DRAIN_TIMEOUT_MS = 30_000;
 /** How long members get to reach the same height for the agreement check. */
@@ -30,6 +39,8 @@ export interface BenchResult {
   readonly acceptLatencyMs: { p50: number; p99: number };
   readonly errors: ReadonlyMap<string, number>;
   readonly agreement: { height: number; members: number; agree: boolean; detail: string };
+  /** Per second of submission (from the start): transactions submitted then, and their commit latency. */
+  readonly timeline: ReadonlyArray<{ second: number; submitted: number; committed: number; p50: number; p99: number; max: number }>;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -37,7 +48,7 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-export async function benchmark(options: BenchOptions, log: (line: string) => void = () => {}): Promise<BenchResult> {
+export async function benchmark(options: BenchOptions, log: (line: string) => void = () => {}, checkChains = true): Promise<BenchResult> {
   const clients = options.rpcUrls.map((u) => new HttpRpcClient(u, { timeoutMs: 30_000 }));
   const chainId = Number(BigInt(await clients[0].call<string>('eth_chainId')));
   const privateFor = options.private ? await privatePartyKeys(clients[0]) : undefined;
@@ -52,6 +63,16 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
   let accepted = 0;
   let rejected = 0;
   let next = 0;
+  // One account per submitter (its nonces never collide with another's), with its transactions
+  // signed before the clock starts. Submitters take work as they come free, so each gets a share
+  // with some slack; one that runs past its share signs the rest as it goes.
+  const signStarted = performance.now();
+  const share = senders ? 0 : Math.min(Math.ceil((options.txs / options.concurrency) * 1.25) + batchSizeOf(options), Math.floor(MAX_PRESIGNED_TXS / options.concurrency));
+  const signers = Array.from({ length: options.concurrency }, (_, w) => {
+    const key: AccountKey = generateAccountKey();
+    return { key, presigned: Array.from({ length: share }, (_, n) => benchTx(chainId, key, w, n)) };
+  });
+  if (share > 0) log(`signed ${share * options.concurrency} transactions in ${((performance.now() - signStarted) / 1000).toFixed(2)} s before the clock started`);
   const t0 = performance.now();
 
   // Commit watcher: follows the leader's head (the first node to apply a block), falling back to
@@ -62,36 +83,39 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
   let seenHeight = Number(BigInt(await watchClient.call<string>('eth_blockNumber')));
   const watcher = (async () => {
     while (watching) {
+      let full = false;
       try {
-        const head = Number(BigInt(await watchClient.call<string>('eth_blockNumber')));
-        // All new blocks in one JSON-RPC batch: one round trip however far the head moved.
-        const upTo = Math.min(head, seenHeight + MAX_BLOCKS_PER_POLL);
-        if (upTo > seenHeight) {
-          const blocks = await batchCall<{ transactions: string[] } | null>(
-            watchUrl,
-            Array.from({ length: upTo - seenHeight }, (_, i) => ['eth_getBlockByNumber', [`0x${(seenHeight + 1 + i).toString(16)}`, false]]),
-          );
-          const now = performance.now();
-          for (const block of blocks) {
-            for (const h of block?.transactions ?? []) {
-              if (submitAt.has(h)) commitAt.set(h, now);
-              // --private learns a hash only when the node answers, which may be after its block
-              // was seen here: remember it (bounded by --txs) so the submitter can match it.
-              else if (senders && committedEarly.size < options.txs) committedEarly.set(h, now);
-            }
+        // node:http with the keep-alive agent, one request per poll: the watcher runs 100 times a
+        // second on the same cores as the nodes, so it must cost little on both sides.
+        const answers = await postBatch(watchUrl, Array.from({ length: BLOCKS_PER_POLL }, (_, i) => ['eth_getBlockByNumber', [`0x${(seenHeight + 1 + i).toString(16)}`, false]] as const));
+        const now = performance.now();
+        let got = 0;
+        for (const a of answers) {
+          if (a.error) throw new Error(`eth_getBlockByNumber: ${a.error.message}`);
+          const block = a.result as { transactions: string[] } | null;
+          if (block === null) break;
+          got++;
+          for (const h of block.transactions) {
+            if (submitAt.has(h)) commitAt.set(h, now);
+            // --private learns a hash only when the node answers, which may be after its block
+            // was seen here: remember it (bounded by --txs) so the submitter can match it.
+            else if (senders && committedEarly.size < options.txs) committedEarly.set(h, now);
           }
-          seenHeight = upTo;
         }
+        seenHeight += got;
+        full = got === BLOCKS_PER_POLL;
       } catch (err) {
         log(`watcher: ${(err as Error).message}`);
       }
-      await new Promise((r) => setTimeout(r, COMMIT_POLL_MS));
+      if (!full) await new Promise((r) => setTimeout(r, COMMIT_POLL_MS));
     }
   })();
 
-  const batchSize = Math.max(1, options.batch ?? 1);
+  const batchSize = batchSizeOf(options);
   const submitter = async (w: number): Promise<void> => {
-    const key: AccountKey = generateAccountKey();
+    // A submitter whose request failed restarts as w + concurrency with a fresh account (the failed
+    // nonces may or may not have been taken): it signs as it goes.
+    const { key, presigned } = signers[w] ?? { key: generateAccountKey(), presigned: [] };
     let nonce = 0;
     const url = options.rpcUrls[w % options.rpcUrls.length];
     for (;;) {
@@ -122,7 +146,7 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
         continue;
       }
       // Client-signed transactions, `count` of them (consecutive nonces) in one JSON-RPC batch.
-      const txs = Array.from({ length: count }, (_, j) => signTransaction({ chainId, nonce: nonce + j, ops: [{ type: 'put' as const, key: `bench/${w}/${nonce + j}`, value: `v${first + j}` }] }, key));
+      const txs = Array.from({ length: count }, (_, j) => presigned[nonce + j] ?? benchTx(chainId, key, w, nonce + j));
       nonce += count;
       for (const tx of txs) submitAt.set(tx.hashHex, started);
       let failed = false;
@@ -166,7 +190,22 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
   const lastCommit = Math.max(t0, ...commitAt.values());
   const seconds = (lastCommit - t0) / 1000;
   const acc = acceptLatencies.sort((a, b) => a - b);
-  const agreement = await checkAgreement(clients[0]);
+  const buckets = new Map<number, { submitted: number; latencies: number[] }>();
+  for (const [h, at] of submitAt) {
+    const second = Math.floor((at - t0) / 1000);
+    let b = buckets.get(second);
+    if (b === undefined) buckets.set(second, (b = { submitted: 0, latencies: [] }));
+    b.submitted++;
+    const c = commitAt.get(h);
+    if (c !== undefined) b.latencies.push(c - at);
+  }
+  const timeline = [...buckets.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([second, b]) => {
+      const l = b.latencies.sort((x, y) => x - y);
+      return { second, submitted: b.submitted, committed: l.length, p50: percentile(l, 50), p99: percentile(l, 99), max: l[l.length - 1] ?? 0 };
+    });
+  const agreement = checkChains ? await checkAgreement(clients[0]) : { height: 0, members: 0, agree: true, detail: 'not checked' };
   return {
     submitted: options.txs,
     accepted,
@@ -178,6 +217,7 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
     acceptLatencyMs: { p50: percentile(acc, 50), p99: percentile(acc, 99) },
     errors,
     agreement,
+    timeline,
   };
 }
 
@@ -207,6 +247,15 @@ function countError(errors: Map<string, number>, err: unknown): void {
   errors.set(msg, (errors.get(msg) ?? 0) + 1);
 }
 
+function batchSizeOf(options: BenchOptions): number {
+  return Math.max(1, options.batch ?? 1);
+}
+
+/** The bench's transaction number `nonce` of submitter `w`: one put of its own key. */
+function benchTx(chainId: number, key: AccountKey, w: number, nonce: number): Transaction {
+  return signTransaction({ chainId, nonce, ops: [{ type: 'put' as const, key: `bench/${w}/${nonce}`, value: `v${nonce}` }] }, key);
+}
+
 /** One keep-alive agent for the submitters: node:http costs the client far less CPU per request than fetch. */
 const submitAgent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
 
@@ -234,19 +283,6 @@ function postBatch(url: string, calls: ReadonlyArray<readonly [string, readonly 
     req.on('error', reject);
     req.end(body);
   });
-}
-
-/** A JSON-RPC batch over one HTTP request; results in request order. */
-async function batchCall<T>(url: string, calls: ReadonlyArray<readonly [string, readonly unknown[]]>): Promise<T[]> {
-  const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(30_000) });
-  const replies = (await res.json()) as Array<{ id: number; result?: T; error?: { message: string } }>;
-  const out: T[] = new Array(calls.length);
-  for (const r of replies) {
-    if (r.error) throw new Error(`${calls[r.id]?.[0]}: ${r.error.message}`);
-    out[r.id] = r.result as T;
-  }
-  return out;
 }
 
 async function privatePartyKeys(client: HttpRpcClient): Promise<string[]> {
@@ -298,12 +334,21 @@ export async function checkAgreement(entry: HttpRpcClient): Promise<BenchResult[
 
 export async function runBench(options: BenchOptions): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`bench txs=${options.txs} concurrency=${options.concurrency} batch=${options.batch ?? 1} rate=${options.rate || 'unlimited'} private=${options.private} rpc=${options.rpcUrls.join(',')}`);
+  out(`bench txs=${options.txs} concurrency=${options.concurrency} batch=${options.batch ?? 1} rate=${options.rate || 'unlimited'} private=${options.private} warmup=${options.warmup ?? 0} rpc=${options.rpcUrls.join(',')}`);
+  if ((options.warmup ?? 0) > 0) {
+    // Same load, not counted: the first seconds against fresh processes measure V8 compiling the
+    // hot paths and sockets being opened, not the steady state a running ledger is in.
+    const w = await benchmark({ ...options, txs: options.warmup! }, () => {}, false);
+    out(`warmup txs=${w.submitted} committed=${w.committed} seconds=${w.seconds.toFixed(2)} commit_latency_ms p50=${w.latencyMs.p50.toFixed(0)} p99=${w.latencyMs.p99.toFixed(0)} (not counted)`);
+  }
   const r = await benchmark(options, out);
   out(`submitted=${r.submitted} accepted=${r.accepted} rejected=${r.rejected} committed=${r.committed}`);
   out(`seconds=${r.seconds.toFixed(2)} committed_tx_per_s=${r.committedPerSecond.toFixed(0)}`);
   out(`commit_latency_ms p50=${r.latencyMs.p50.toFixed(0)} p95=${r.latencyMs.p95.toFixed(0)} p99=${r.latencyMs.p99.toFixed(0)} max=${r.latencyMs.max.toFixed(0)}`);
   out(`accept_latency_ms p50=${r.acceptLatencyMs.p50.toFixed(1)} p99=${r.acceptLatencyMs.p99.toFixed(1)}`);
+  if (options.timeline) {
+    for (const t of r.timeline) out(`timeline second=${t.second} submitted=${t.submitted} committed=${t.committed} commit_ms p50=${t.p50.toFixed(0)} p99=${t.p99.toFixed(0)} max=${t.max.toFixed(0)}`);
+  }
   for (const [msg, n] of r.errors) out(`error count=${n} message=${JSON.stringify(msg)}`);
   out(`agreement height=${r.agreement.height} members=${r.agreement.members} agree=${r.agreement.agree} ${r.agreement.detail}`);
   const ok = r.agreement.agree && r.committed === r.accepted;

@@ -4,7 +4,8 @@
 import { ExitCode, exitCodeOf, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
 import { runBench } from '../bench.js';
 
-export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--batch B] [--private]
+export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--batch B]
+                     [--warmup N] [--private] [--timeline]
 
 Submits transactions to running nodes and prints throughput and latency percentiles
 (submit-to-accept and submit-to-commit).
@@ -15,11 +16,17 @@ Submits transactions to running nodes and prints throughput and latency percenti
   --concurrency C   submissions in flight at once (default 64)
   --rate R          target transactions per second; 0 sends as fast as C allows (default 0)
   --batch B         client-signed transactions per JSON-RPC batch request (default 1)
+  --warmup N        first send N transactions the same way, not counted, so the numbers
+                    are those of warm processes (default 2000; 0 measures from cold)
   --private         send private transactions (privateFor the other nodes)
+  --timeline        also print, per second of submission, how many were sent and
+                    their commit latency p50/p99/max (shows stalls the totals hide)
 `;
 
 /** Upper bound on --concurrency: every submission in flight holds a socket and a timer. */
 export const MAX_BENCH_CONCURRENCY = 4096;
+/** Transactions sent before the measured run by default (2 s at 1,000 tx/s). */
+export const DEFAULT_BENCH_WARMUP_TXS = 2_000;
 /** Upper bound on --txs (memory for per-transaction latencies). */
 export const MAX_BENCH_TXS = 10_000_000;
 
@@ -32,6 +39,10 @@ export interface BenchOptions {
   /** Client-signed transactions per JSON-RPC batch request (1 = one HTTP request per transaction). */
   readonly batch?: number;
   readonly private: boolean;
+  /** Transactions sent first, the same way, and not counted. */
+  readonly warmup?: number;
+  /** Print per-second submission counts and commit latencies. */
+  readonly timeline?: boolean;
 }
 
 /** Provided by node/bench.ts. Resolves with the exit code (a number) or nothing for 0. */
@@ -45,6 +56,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     rate: { type: 'string' },
     private: { type: 'boolean' },
     batch: { type: 'string' },
+    timeline: { type: 'boolean' },
+    warmup: { type: 'string' },
   });
   if (help) return 'help';
   const urls = (stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/').split(',').map((u) => u.trim()).filter((u) => u.length > 0);
@@ -56,6 +69,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     rate: intFlag('bench', values, 'rate', 0, 0, 10_000_000),
     private: values.private === true,
     batch: intFlag('bench', values, 'batch', 1, 1, 256),
+    timeline: values.timeline === true,
+    warmup: intFlag('bench', values, 'warmup', DEFAULT_BENCH_WARMUP_TXS, 0, MAX_BENCH_TXS),
   };
 }
 

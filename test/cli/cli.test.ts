@@ -213,6 +213,8 @@ describe('help and flags of every command (in-process)', () => {
       rate: 0,
       private: true,
       batch: 1,
+      timeline: false,
+      warmup: 2_000,
     });
     expect(parseUpArgs([])).toEqual({ nodes: 3, dir: resolve('.quorate'), fresh: false });
     // The Jepsen toolkit owns these options; the CLI only adds --help and exit code 2.
