@@ -52,7 +52,7 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
   const clients = options.rpcUrls.map((u) => new HttpRpcClient(u, { timeoutMs: 30_000 }));
   const chainId = Number(BigInt(await clients[0].call<string>('eth_chainId')));
   const privateFor = options.private ? await privatePartyKeys(clients[0]) : undefined;
-  const senders = options.private ? await nodeAccounts(clients) : undefined;
+  const senders = options.private ? await nodeAccounts(clients, options.rpcUrls) : undefined;
 
   const submitAt = new Map<string, number>();
   const commitAt = new Map<string, number>();
@@ -121,7 +121,7 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
     for (;;) {
       const first = next;
       if (first >= options.txs) return;
-      const count = senders ? 1 : Math.min(batchSize, options.txs - first);
+      const count = Math.min(batchSize, options.txs - first);
       next += count;
       if (options.rate > 0) {
         const due = t0 + (first * 1000) / options.rate;
@@ -130,17 +130,29 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
       }
       const started = performance.now();
       if (senders && privateFor) {
-        const ops = [{ type: 'put' as const, key: `bench/${w}/${first}`, value: `v${first}` }];
+        // The node signs (quorate_sendTransaction with an account it holds); `count` of them in one
+        // JSON-RPC batch over node:http, which the node runs concurrently.
+        const from = senders[w % senders.length];
+        const recipients = privateFor.filter((k) => k !== from.enclaveKey).slice(0, 1);
+        const calls = Array.from({ length: count }, (_, j) => ['quorate_sendTransaction', [{ from: from.address, ops: [{ type: 'put' as const, key: `bench/${w}/${first + j}`, value: `v${first + j}` }], privateFor: recipients }]] as const);
         try {
-          const from = senders[w % senders.length];
-          const hash = await from.client.call<string>('quorate_sendTransaction', [{ from: from.address, ops, privateFor: privateFor.filter((k) => k !== from.enclaveKey).slice(0, 1) }]);
-          submitAt.set(hash, started);
-          const early = committedEarly.get(hash);
-          if (early !== undefined) commitAt.set(hash, early);
-          accepted++;
-          acceptLatencies.push(performance.now() - started);
+          const results = await postBatch(from.rpcUrl, calls);
+          const took = performance.now() - started;
+          for (const r of results) {
+            if (r.error) {
+              rejected++;
+              countError(errors, new Error(`quorate_sendTransaction: ${r.error.message}`));
+              continue;
+            }
+            const hash = r.result as string;
+            submitAt.set(hash, started);
+            const early = committedEarly.get(hash);
+            if (early !== undefined) commitAt.set(hash, early);
+            accepted++;
+            acceptLatencies.push(took);
+          }
         } catch (err) {
-          rejected++;
+          rejected += count;
           countError(errors, err);
         }
         continue;
@@ -296,17 +308,17 @@ async function privatePartyKeys(client: HttpRpcClient): Promise<string[]> {
  * The accounts the nodes hold (quorate_sendTransaction signs with them), each with its node's
  * own enclave key, so a sender's privateFor names another node.
  */
-async function nodeAccounts(clients: readonly HttpRpcClient[]): Promise<Array<{ client: HttpRpcClient; address: string; enclaveKey: string }>> {
+async function nodeAccounts(clients: readonly HttpRpcClient[], urls: readonly string[]): Promise<Array<{ rpcUrl: string; address: string; enclaveKey: string }>> {
   const { keysByNode } = await partyDirectory(clients[0]);
   const members = await clients[0].call<Array<{ raftId: number; nodeId: string }>>('raft_cluster');
-  const out: Array<{ client: HttpRpcClient; address: string; enclaveKey: string }> = [];
-  for (const client of clients) {
+  const out: Array<{ rpcUrl: string; address: string; enclaveKey: string }> = [];
+  for (const [i, client] of clients.entries()) {
     const { raftId } = await client.call<{ raftId: number }>('raft_status');
     const name = members.find((m) => m.raftId === raftId)?.nodeId;
     const enclaveKey = name === undefined ? undefined : keysByNode.get(name)?.[0];
     if (enclaveKey === undefined) throw new Error(`node with raft id ${raftId} publishes no enclave key`);
     const accounts = await client.call<string[]>('quorate_accounts');
-    for (const address of accounts) out.push({ client, address, enclaveKey });
+    for (const address of accounts) out.push({ rpcUrl: urls[i], address, enclaveKey });
   }
   if (out.length === 0) throw new Error('bench --private: the nodes hold no accounts (quorate_accounts is empty)');
   return out;

@@ -15,7 +15,7 @@ Submits transactions to running nodes and prints throughput and latency percenti
   --txs N           transactions to send (default 10000)
   --concurrency C   submissions in flight at once (default 64)
   --rate R          target transactions per second; 0 sends as fast as C allows (default 0)
-  --batch B         client-signed transactions per JSON-RPC batch request (default 1)
+  --batch B         transactions per JSON-RPC batch request (default 1)
   --warmup N        first send N transactions the same way, not counted, so the numbers
                     are those of warm processes (default 2000; 0 measures from cold)
   --private         send private transactions (privateFor the other nodes)
