@@ -7,6 +7,11 @@
 //   shared with the executor, so applying the block does not verify it again.
 // - Bounded by count (maxTxs) and bytes (maxBytes); a full pool refuses new transactions with
 //   PoolFull rather than evicting (no fee market here to decide who goes).
+// - A transaction behind a nonce gap cannot run until the missing nonces arrive; if they never
+//   do, it would hold its place for good, and enough of them would keep the pool full. So such
+//   "queued" transactions expire after queuedLifetimeMs (geth's txpool.lifetime, shorter here):
+//   expireQueued(), called by the node on a timer, drops them. A transaction that can run next
+//   never expires: the leader mints it within a block time.
 // - Transactions handed to the minter stay in the pool (they count against the limits) until
 //   removeCommitted drops them; a per-account cursor marks how far the minter has taken, so the
 //   next take continues after them (speculative minting). returnTxs moves the cursor back when a
@@ -23,6 +28,8 @@ export const MAX_POOL_TXS = 50_000;
 export const MAX_POOL_BYTES = 64 * 1024 * 1024;
 /** A transaction's nonce may be at most this far above its account's committed nonce. */
 export const MAX_NONCE_GAP = 1_024;
+/** How long a transaction behind a nonce gap may wait for the missing nonces before it is dropped. */
+export const QUEUED_TX_LIFETIME_MS = 10 * 60_000;
 
 export interface PoolOptions {
   readonly chainId: number;
@@ -33,6 +40,10 @@ export interface PoolOptions {
   readonly maxTxs?: number;
   readonly maxBytes?: number;
   readonly maxNonceGap?: number;
+  /** See QUEUED_TX_LIFETIME_MS. */
+  readonly queuedLifetimeMs?: number;
+  /** Milliseconds clock for arrival times (injected: tests and the simulator run their own). */
+  readonly nowMs?: () => number;
 }
 
 interface AccountQueue {
@@ -48,7 +59,11 @@ export class TxPool {
   readonly maxTxs: number;
   readonly maxBytes: number;
   readonly maxNonceGap: number;
+  readonly queuedLifetimeMs: number;
   readonly verifiedTxs: VerifiedTxCache;
+  private readonly nowMs: () => number;
+  /** When each pooled transaction arrived (by hash), for expireQueued. */
+  private readonly arrivedAtMs = new Map<string, number>();
   private readonly app: Application;
   private readonly nonceOf: (address: Address) => number;
   private readonly byHash = new Map<string, Transaction>();
@@ -64,7 +79,9 @@ export class TxPool {
     this.maxTxs = o.maxTxs ?? MAX_POOL_TXS;
     this.maxBytes = o.maxBytes ?? MAX_POOL_BYTES;
     this.maxNonceGap = o.maxNonceGap ?? MAX_NONCE_GAP;
-    assert(this.maxTxs > 0 && this.maxBytes > 0 && this.maxNonceGap >= 0, 'pool limits must be positive');
+    this.queuedLifetimeMs = o.queuedLifetimeMs ?? QUEUED_TX_LIFETIME_MS;
+    this.nowMs = o.nowMs ?? (() => Date.now());
+    assert(this.maxTxs > 0 && this.maxBytes > 0 && this.maxNonceGap >= 0 && this.queuedLifetimeMs > 0, 'pool limits must be positive');
   }
 
   get size(): number {
@@ -151,6 +168,7 @@ export class TxPool {
     }
     q.txs.set(tx.nonce, tx);
     this.byHash.set(tx.hashHex, tx);
+    this.arrivedAtMs.set(tx.hashHex, this.nowMs());
     this.totalBytes += tx.encoded.length;
   }
 
@@ -159,6 +177,7 @@ export class TxPool {
     if (!tx) return;
     q.txs.delete(nonce);
     this.byHash.delete(tx.hashHex);
+    this.arrivedAtMs.delete(tx.hashHex);
     this.totalBytes -= tx.encoded.length;
     if (q.txs.size === 0) this.accounts.delete(address);
   }
@@ -259,6 +278,28 @@ export class TxPool {
       q.cursor = q.floor;
       this.prune(a, q);
     }
+  }
+
+  /**
+   * Drops queued transactions (behind a nonce gap: the nonces between the account's committed one
+   * and theirs are not all pooled) that arrived more than queuedLifetimeMs ago. Returns the
+   * dropped ones. Transactions that can run next, and those handed to the minter, stay.
+   */
+  expireQueued(): Transaction[] {
+    const cutoff = this.nowMs() - this.queuedLifetimeMs;
+    const dropped: Transaction[] = [];
+    for (const [address, q] of [...this.accounts]) {
+      this.prune(address, q);
+      if (!this.accounts.has(address)) continue;
+      let runEnd = this.nonceOf(address);
+      while (q.txs.has(runEnd)) runEnd++;
+      for (const [nonce, tx] of [...q.txs]) {
+        if (nonce <= runEnd || (this.arrivedAtMs.get(tx.hashHex) ?? 0) > cutoff) continue;
+        dropped.push(tx);
+        this.removeEntry(q, address, nonce);
+      }
+    }
+    return dropped;
   }
 
   /** Pending transactions of one account in nonce order (RPC, tests). */

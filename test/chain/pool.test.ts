@@ -21,7 +21,7 @@ import { CHAIN_ID, fixture, put, tx } from './helpers.js';
 const f = fixture({ accounts: 4 });
 const [alice, bob, carol] = f.accounts;
 
-function newPool(chain: ChainState, opts: { maxTxs?: number; maxBytes?: number; maxNonceGap?: number } = {}): TxPool {
+function newPool(chain: ChainState, opts: { maxTxs?: number; maxBytes?: number; maxNonceGap?: number; queuedLifetimeMs?: number; nowMs?: () => number } = {}): TxPool {
   return new TxPool({ chainId: CHAIN_ID, app: new LedgerApp(), nonceOf: (a) => getNonce(chain.state, a), verifiedTxs: chain.verifiedTxs, ...opts });
 }
 
@@ -54,6 +54,35 @@ describe('TxPool', () => {
     p.add(tx(alice, 3, []));
     expect(p.take(100, 1 << 20).map((t) => t.nonce)).toEqual([3, 4]);
     expect(p.pendingNonce(alice.address)).toBe(5);
+  });
+
+  it('drops transactions stuck behind a nonce gap after their lifetime; runnable ones stay', () => {
+    const c = f.newChain();
+    let now = 1_000;
+    const p = newPool(c, { queuedLifetimeMs: 60_000, nowMs: () => now, maxTxs: 4 });
+    p.add(tx(alice, 0, []));
+    p.add(tx(alice, 2, [])); // behind the gap at nonce 1
+    p.add(tx(bob, 5, [])); // behind the gap at 0..4
+    now += 30_000;
+    p.add(tx(carol, 3, [])); // queued, but younger
+    // The pool is full: a fifth transaction is refused, as before.
+    expect(code(() => p.add(tx(carol, 0, [])))).toBe(ChainErrorCode.PoolFull);
+    expect(p.expireQueued()).toEqual([]); // nothing is old enough yet
+    now += 30_001;
+    const dropped = p.expireQueued();
+    expect(dropped.map((t) => `${t.from}:${t.nonce}`).sort()).toEqual([`${alice.address}:2`, `${bob.address}:5`].sort());
+    expect(p.size).toBe(2);
+    expect(p.pendingOf(alice.address).map((t) => t.nonce)).toEqual([0]); // runnable: never expires
+    // Room again; and a gap that gets filled makes the rest runnable, so it no longer expires.
+    p.add(tx(carol, 0, []));
+    p.add(tx(carol, 1, []));
+    expect(code(() => p.add(tx(carol, 2, [])))).toBe(ChainErrorCode.PoolFull);
+    now += 10 * 60_000;
+    expect(p.expireQueued().map((t) => t.nonce)).toEqual([3]); // carol's 3 still waits for 2
+    p.add(tx(carol, 2, []));
+    now += 10 * 60_000;
+    expect(p.expireQueued()).toEqual([]);
+    expect(p.take(100, 1 << 20).map((t) => `${t.from === carol.address ? 'c' : 'a'}${t.nonce}`).sort()).toEqual(['a0', 'c0', 'c1', 'c2']);
   });
 
   it('serves accounts round-robin across takes', () => {
