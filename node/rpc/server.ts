@@ -268,25 +268,22 @@ export class RpcServer {
     const controller = new AbortController();
     this.inFlight.add(controller);
     const startedNs = process.hrtime.bigint();
-    let timer: NodeJS.Timeout | undefined;
+    // One timer and one abort promise per call: the timeout aborts the controller (so the method
+    // sees it on its signal), and stop() aborts in-flight controllers the same way.
+    const timer = setTimeout(() => {
+      controller.abort(
+        new NodeError(NodeErrorCode.Timeout, `${methodName} did not finish within ${this.options.requestTimeoutMs} ms; its outcome is unknown (a submitted transaction may still commit)`, {
+          timeoutMs: this.options.requestTimeoutMs,
+        }),
+      );
+    }, this.options.requestTimeoutMs);
     try {
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          const err = new NodeError(
-            NodeErrorCode.Timeout,
-            `${methodName} did not finish within ${this.options.requestTimeoutMs} ms; its outcome is unknown (a submitted transaction may still commit)`,
-            { timeoutMs: this.options.requestTimeoutMs },
-          );
-          controller.abort(err);
-          reject(err);
-        }, this.options.requestTimeoutMs);
-      });
       const aborted = new Promise<never>((_, reject) => {
         controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
       });
-      const result = await Promise.race([method(this.backend, params, { signal: controller.signal }), timedOut, aborted]);
-      // Serialise now, so an unserialisable result is this call's -32603 and not a broken batch.
-      JSON.stringify(result ?? null);
+      const result = await Promise.race([method(this.backend, params, { signal: controller.signal }), aborted]);
+      // Serialised once, by the HTTP path (serialiseReply): a result that cannot be becomes this
+      // call's -32603 there, not a broken batch.
       this.count(label, 0);
       this.log.debug({ method: methodName, id }, 'rpc call');
       return { jsonrpc: '2.0', id, result: result === undefined ? null : result };
@@ -335,7 +332,30 @@ export class RpcServer {
       res.end();
       return;
     }
-    return sendJson(res, 200, reply.body);
+    const json = this.serialiseReply(reply.body);
+    res.writeHead(200, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(json) });
+    res.end(json);
+  }
+
+  /**
+   * The reply as JSON text, serialised once. If it cannot be (a method returned something JSON
+   * cannot hold), each response is tried on its own and the ones that fail become -32603, so one
+   * bad result does not break the others of a batch.
+   */
+  private serialiseReply(body: RpcResponse | RpcResponse[]): string {
+    try {
+      return JSON.stringify(body);
+    } catch {
+      const one = (r: RpcResponse): string => {
+        try {
+          return JSON.stringify(r);
+        } catch (err) {
+          this.log.error({ err, id: r.id }, 'rpc result could not be serialised');
+          return JSON.stringify(errorResponse(r.id, RpcErrorCode.InternalError, 'internal error: the result could not be serialised'));
+        }
+      };
+      return Array.isArray(body) ? `[${body.map(one).join(',')}]` : one(body);
+    }
   }
 
   /** Reads the body up to maxBodyBytes. Answers 413 itself and returns undefined past the limit. */

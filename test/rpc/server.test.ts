@@ -221,6 +221,18 @@ describe('bugs and hostile clients', () => {
     expect(JSON.stringify(r)).not.toContain('secret');
     expect(h.logs.some((l) => l.level === 'error' && l.method === 'test_broken')).toBe(true);
     expect((await rpc(h.url, 'test_bigint')).error?.code).toBe(RpcErrorCode.InternalError);
+    // In a batch, only the unserialisable result becomes -32603; the other answers stand.
+    const res = await fetch(h.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 1, method: 'test_bigint' },
+        { jsonrpc: '2.0', id: 2, method: 'eth_chainId', params: [] },
+      ]),
+    });
+    const batch = (await res.json()) as Array<{ id: number; result?: unknown; error?: { code: number } }>;
+    expect(batch.find((r) => r.id === 1)?.error?.code).toBe(RpcErrorCode.InternalError);
+    expect(typeof batch.find((r) => r.id === 2)?.result).toBe('string');
   });
 
   it('logs a bare TCP connect-and-close (load balancer probe) at debug only', async () => {
