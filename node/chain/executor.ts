@@ -96,6 +96,15 @@ export class ChainState {
     this.headBlock = result.block;
   }
 
+  /**
+   * Folds the private part of a block replayed after a snapshot install (applyPrivateBlock) into
+   * the private state. Call after the store committed it. The head does not move: the block is
+   * older than it (node/catch-up.ts).
+   */
+  advancePrivate(privateOverlay: StateOverlay): void {
+    this.privateState.commit(privateOverlay);
+  }
+
   /** Replaces everything (after installing a snapshot). */
   reset(head: Block, state: MemoryState, privateState: MemoryState): ChainState {
     const next = new ChainState({ chainId: this.chainId, app: this.app, head, state, privateState, verifiedTxs: this.verifiedTxs, txSignatureCheck: this.txSignatureCheck });
@@ -151,7 +160,7 @@ export function privatePayloadKeys(block: Block): string[] {
  * header commits to its roots. It also re-parents the overlay onto the committed state, so a
  * minter's chain of speculative overlays never grows longer than its pending blocks.
  */
-export function applyBlock(chain: ChainState, block: Block, privatePayloads: PrivatePayloads, built?: BuiltBlock): ApplyResult {
+export function applyBlock(chain: ChainState, block: Block, privatePayloads: PrivatePayloads, built?: BuiltBlock, options: ApplyOptions = {}): ApplyResult {
   const head = chain.head;
   const h = block.header;
   const noop = (reason: NoopReason, detail: string): NoopBlock => ({ kind: 'noop', reason, detail, returnedTxs: block.transactions });
@@ -163,9 +172,9 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
 
   // The minter's own block: reuse the build (see above). Its private part still runs here.
   if (built !== undefined && bytesEqual(built.block.hash, block.hash) && bytesEqual(built.state.parent.root(), chain.state.root())) {
-    requirePayloads(block, privatePayloads);
+    if (!options.deferPrivate) requirePayloads(block, privatePayloads);
     built.state.rebase(chain.state);
-    const { privateOverlay, privateReceipts } = applyPrivate(chain, block, privatePayloads);
+    const { privateOverlay, privateReceipts } = options.deferPrivate ? noPrivate(chain) : applyPrivate(chain, block, privatePayloads);
     return { kind: 'applied', block, receipts: built.receipts, privateReceipts, stateChanges: built.state.changes, privateStateChanges: privateOverlay.changes, overlay: built.state, privateOverlay };
   }
 
@@ -176,7 +185,7 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
   if (invalid !== undefined) return noop(NoopReason.InvalidBlock, invalid);
 
   // 3. Every private payload must be known before anything is applied.
-  requirePayloads(block, privatePayloads);
+  if (!options.deferPrivate) requirePayloads(block, privatePayloads);
 
   // 4. Apply the public part. A private transaction's public effect is its nonce and a fixed
   //    "included" receipt; its ops run in a second pass over the private state (step 6), which is
@@ -210,9 +219,43 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
   const sRoot = chain.app.stateRoot(overlay);
   if (!bytesEqual(sRoot, h.stateRoot)) throw new StateRootMismatchError(h.number, toHex(h.stateRoot), toHex(sRoot));
 
-  // 6. The private part, on this node's private state.
-  const { privateOverlay, privateReceipts } = applyPrivate(chain, block, privatePayloads);
+  // 6. The private part, on this node's private state (or later, in chain order: deferPrivate).
+  const { privateOverlay, privateReceipts } = options.deferPrivate ? noPrivate(chain) : applyPrivate(chain, block, privatePayloads);
   return { kind: 'applied', block, receipts, privateReceipts, stateChanges: overlay.changes, privateStateChanges: privateOverlay.changes, overlay, privateOverlay };
+}
+
+export interface ApplyOptions {
+  /**
+   * Apply the public part only; the private part is applied later, in chain order, with
+   * applyPrivateBlock. A node whose private state lags its head (it installed a snapshot and
+   * replays the skipped blocks' private transactions, node/catch-up.ts) defers the private part
+   * of newer blocks so its private state is still the result of applying them in chain order.
+   */
+  readonly deferPrivate?: boolean;
+}
+
+/** The private part of an applied block, for a block whose public part was applied with deferPrivate. */
+export interface AppliedPrivate {
+  readonly privateReceipts: ReadonlyMap<string, Receipt>;
+  readonly privateStateChanges: StateChanges;
+  /** For ChainState.advancePrivate. */
+  readonly privateOverlay: StateOverlay;
+}
+
+/**
+ * Runs the private transactions of `block` (already applied publicly, at any height) on this
+ * node's private state: the same code path as applyBlock's step 6. Every payload must be known.
+ */
+export function applyPrivateBlock(chain: ChainState, block: Block, privatePayloads: PrivatePayloads): AppliedPrivate {
+  requirePayloads(block, privatePayloads);
+  const { privateOverlay, privateReceipts } = applyPrivate(chain, block, privatePayloads);
+  return { privateReceipts, privateStateChanges: privateOverlay.changes, privateOverlay };
+}
+
+function noPrivate(chain: ChainState): { privateOverlay: StateOverlay; privateReceipts: Map<string, Receipt> } {
+  const privateOverlay = new StateOverlay(chain.privateState);
+  privateOverlay.delta();
+  return { privateOverlay, privateReceipts: new Map() };
 }
 
 function includedPrivateReceipt(tx: Transaction): Receipt {

@@ -30,6 +30,8 @@
 //                                 Inverted block numbers make "the newest version at or before
 //                                 block N" the first entry at or after <key, MAX-N>: one seek.
 //   M historyFrom → the first block whose state is fully in V/W (0, or a snapshot's head)
+//   M catchUp  → u64 privateThrough ‖ u64 backfillNext ‖ u64 snapshotHead: present only while this
+//                node catches up after installing a peer's snapshot (CatchUpRecord below)
 //
 // Historical reads ("state at block N") are served from V/W for every block since historyFrom;
 // history is kept for the life of the store (archive mode, like an Ethereum archive node).
@@ -79,6 +81,31 @@ export interface StoreSnapshot {
   readonly membership?: Uint8Array;
 }
 
+/**
+ * Progress of catching up after a peer's snapshot moved the head from H0 to S (node/catch-up.ts).
+ * Present from the installSnapshot that skipped blocks until the private state holds every block
+ * up to the head again. Invariants: privateThrough < head; backfillNext <= snapshotHead.
+ */
+export interface CatchUpRecord {
+  /** The private state holds the private transactions of blocks 0..privateThrough (and none after). */
+  readonly privateThrough: number;
+  /**
+   * Blocks in (privateThrough, backfillNext] may be missing here, or held without their
+   * transaction index and receipts (a snapshot's head: installSnapshot stores the block only); they
+   * are fetched from peers, top down (each verified against its stored successor). Backfill is
+   * done when backfillNext <= privateThrough.
+   */
+  readonly backfillNext: number;
+  /** The head of the last snapshot installed (for messages). */
+  readonly snapshotHead: number;
+}
+
+/** A block fetched from a peer, with its public receipts (verified against the header's roots by the caller). */
+export interface BackfilledBlock {
+  readonly block: Block;
+  readonly receipts: readonly Receipt[];
+}
+
 export interface ChainStore {
   /**
    * Writes the genesis block and state into an empty store, or checks that a non-empty store
@@ -89,8 +116,30 @@ export interface ChainStore {
   commitBlock(block: Block, receipts: readonly Receipt[], stateChanges: StateChanges, privateChanges: PrivateChanges, appliedRaftIndex: number): Promise<void>;
   /** A Raft entry that changed nothing here (no-op block, empty entry, conf change): synced. */
   recordNoop(appliedRaftIndex: number): Promise<void>;
-  /** Replaces state, head and applied index with a snapshot's, atomically. */
+  /**
+   * Replaces state, head and applied index with a snapshot's, atomically. A snapshot without
+   * private state whose head is above the stored head also records (or extends) the CatchUpRecord
+   * in the same batch: this node's private state stays at the old head and the blocks between are
+   * not here yet.
+   */
   installSnapshot(snapshot: StoreSnapshot): Promise<void>;
+  /** The catch-up in progress after a snapshot install, or undefined when the private state is at the head. */
+  catchUp(): Promise<CatchUpRecord | undefined>;
+  /** What is stored of block `number`: nothing, the block only (a snapshot's head), or the block with its transaction index and receipts. */
+  blockStored(number: number): Promise<'none' | 'block-only' | 'complete'>;
+  /**
+   * Stores blocks fetched from peers below the head, with their transaction locations and public
+   * receipts, and moves the record's backfillNext, in one synced batch. Touches neither the state,
+   * the head nor the applied index.
+   */
+  storeBackfilledBlocks(blocks: readonly BackfilledBlock[], backfillNext: number): Promise<void>;
+  /**
+   * Writes the private changes and private receipts of replayed block `blockNumber` and moves
+   * privateThrough to it, in one synced batch. The blocks between privateThrough and blockNumber
+   * must have no private transaction (the caller replays a run of such blocks as one step).
+   * `done`: it was the last block to replay; the record is deleted in the same batch.
+   */
+  commitPrivateReplay(blockNumber: number, privateChanges: PrivateChanges, done: boolean): Promise<void>;
   /**
    * The node's replicated membership record (opaque bytes, node/membership.ts), written with the
    * applied index of the entry that changed it in one synced batch. `appliedRaftIndex` may equal
@@ -303,6 +352,26 @@ const K_HEAD = concatBytes([Uint8Array.of(P.meta), utf8('head')]);
 const K_APPLIED = concatBytes([Uint8Array.of(P.meta), utf8('applied')]);
 const K_MEMBERSHIP = concatBytes([Uint8Array.of(P.meta), utf8('membership')]);
 const K_HISTORY_FROM = concatBytes([Uint8Array.of(P.meta), utf8('historyFrom')]);
+const K_CATCH_UP = concatBytes([Uint8Array.of(P.meta), utf8('catchUp')]);
+
+function encodeCatchUp(r: CatchUpRecord): Uint8Array {
+  return concatBytes([encodeU64(r.privateThrough), encodeU64(r.backfillNext), encodeU64(r.snapshotHead)]);
+}
+
+function decodeCatchUp(v: Uint8Array): CatchUpRecord {
+  if (v.length !== 24) throw new ChainError(ChainErrorCode.StoreCorrupt, 'chain store: catch-up record is not 24 bytes');
+  return { privateThrough: decodeU64(v.subarray(0, 8)), backfillNext: decodeU64(v.subarray(8, 16)), snapshotHead: decodeU64(v.subarray(16, 24)) };
+}
+
+/** T <hash> value: u64 block number ‖ u32 index ‖ [32] block hash. */
+function txLocationBytes(n: number, index: number, blockHash: Hash): Uint8Array {
+  const loc = new Uint8Array(44);
+  loc.set(encodeU64(n), 0);
+  new DataView(loc.buffer).setUint32(8, index);
+  loc.set(blockHash, 12);
+  return loc;
+}
+
 /** Block numbers are stored inverted in version keys (MAX - n), so the newest comes first. */
 const HISTORY_MAX_BLOCK = Number.MAX_SAFE_INTEGER;
 const TAG_DELETED = 0;
@@ -424,11 +493,7 @@ export class KvChainStore implements ChainStore {
       b.put(key(P.hash, block.hash), encodeU64(n));
       for (let i = 0; i < block.transactions.length; i++) {
         const tx = block.transactions[i];
-        const loc = new Uint8Array(44);
-        loc.set(encodeU64(n), 0);
-        new DataView(loc.buffer).setUint32(8, i);
-        loc.set(block.hash, 12);
-        b.put(key(P.txLoc, tx.hash), loc);
+        b.put(key(P.txLoc, tx.hash), txLocationBytes(n, i, block.hash));
         b.put(key(P.receipt, tx.hash), encodeReceipt(receipts[i]));
       }
       for (const r of privateChanges.receipts.values()) b.put(key(P.privReceipt, r.txHash), encodeReceipt(r));
@@ -488,6 +553,8 @@ export class KvChainStore implements ChainStore {
     assert(bytesEqual(s.state.root(), s.head.header.stateRoot), 'installSnapshot: the state does not match the head block');
     return this.serial(async () => {
       const b = this.kv.batch();
+      const oldHead = await this.head();
+      const oldRecord = await this.catchUp();
       // Delete what the snapshot replaces and write the new contents in the same batch, so a crash
       // leaves either the old state or the new one.
       for await (const [k] of this.kv.scan(Uint8Array.of(P.state))) b.del(k);
@@ -513,11 +580,86 @@ export class KvChainStore implements ChainStore {
       b.put(K_HEAD, concatBytes([encodeU64(n), s.head.hash]));
       b.put(K_APPLIED, encodeU64(s.appliedRaftIndex));
       if (s.membership !== undefined) b.put(K_MEMBERSHIP, s.membership);
+      if (s.privateState) {
+        b.del(K_CATCH_UP);
+      } else if (oldHead !== undefined && n > oldHead.number) {
+        // The private state stays where it was (at the old head, or at an earlier catch-up's
+        // privateThrough); blocks up to the new head (whose receipts the snapshot lacks) are
+        // fetched from peers from the top down.
+        const privateThrough = oldRecord?.privateThrough ?? oldHead.number;
+        b.put(K_CATCH_UP, encodeCatchUp({ privateThrough, backfillNext: n, snapshotHead: n }));
+      }
       await b.write(true);
       this.recentBlocks.clear();
       this.rememberBlock(s.head);
       this.cachedHead = { number: n, hash: s.head.hash };
       this.cachedApplied = s.appliedRaftIndex;
+    });
+  }
+
+  async catchUp(): Promise<CatchUpRecord | undefined> {
+    this.checkOpen();
+    const v = await this.kv.get(K_CATCH_UP);
+    return v === undefined ? undefined : decodeCatchUp(v);
+  }
+
+  async blockStored(number: number): Promise<'none' | 'block-only' | 'complete'> {
+    this.checkOpen();
+    if (!Number.isSafeInteger(number) || number < 0) return 'none';
+    const v = await this.kv.get(blockKey(number));
+    if (v === undefined) return 'none';
+    // Every block's transactions and receipts are written in its batch (commitBlock,
+    // storeBackfilledBlocks), except a snapshot's head: the first receipt tells them apart.
+    const first = decodeBlockTransaction(v, 0);
+    if (first === undefined) return 'complete';
+    return (await this.kv.get(key(P.receipt, first.hash))) === undefined ? 'block-only' : 'complete';
+  }
+
+  storeBackfilledBlocks(blocks: readonly BackfilledBlock[], backfillNext: number): Promise<void> {
+    this.checkOpen();
+    return this.serial(async () => {
+      const record = await this.catchUp();
+      assert(record !== undefined, 'storeBackfilledBlocks: no catch-up in progress');
+      assert(backfillNext <= record.backfillNext, () => `storeBackfilledBlocks: backfillNext ${backfillNext} moves up from ${record.backfillNext}`);
+      const head = await this.head();
+      assert(head !== undefined, 'storeBackfilledBlocks before init');
+      const b = this.kv.batch();
+      for (const { block, receipts } of blocks) {
+        const n = block.header.number;
+        assert(n > record.privateThrough && n <= head.number, () => `storeBackfilledBlocks: block ${n} is outside (${record.privateThrough}, ${head.number}]`);
+        assert(receipts.length === block.transactions.length, () => `storeBackfilledBlocks: ${receipts.length} receipts for ${block.transactions.length} transactions`);
+        b.put(blockKey(n), encodeBlock(block));
+        b.put(key(P.hash, block.hash), encodeU64(n));
+        for (let i = 0; i < block.transactions.length; i++) {
+          const tx = block.transactions[i];
+          b.put(key(P.txLoc, tx.hash), txLocationBytes(n, i, block.hash));
+          b.put(key(P.receipt, tx.hash), encodeReceipt(receipts[i]));
+        }
+      }
+      b.put(K_CATCH_UP, encodeCatchUp({ ...record, backfillNext }));
+      await b.write(true);
+    });
+  }
+
+  commitPrivateReplay(blockNumber: number, privateChanges: PrivateChanges, done: boolean): Promise<void> {
+    this.checkOpen();
+    return this.serial(async () => {
+      const record = await this.catchUp();
+      assert(record !== undefined, 'commitPrivateReplay: no catch-up in progress');
+      assert(blockNumber > record.privateThrough, () => `commitPrivateReplay: block ${blockNumber} is not after privateThrough ${record.privateThrough}`);
+      const head = await this.head();
+      assert(head !== undefined && blockNumber <= head.number, () => `commitPrivateReplay: block ${blockNumber} is above the head`);
+      assert(!done || (blockNumber === head.number && record.backfillNext <= blockNumber), () => `commitPrivateReplay: done at block ${blockNumber}, head ${head.number}, backfillNext ${record.backfillNext}`);
+      const b = this.kv.batch();
+      for (const r of privateChanges.receipts.values()) b.put(key(P.privReceipt, r.txHash), encodeReceipt(r));
+      for (const [k, v] of privateChanges.entries) {
+        if (v === null) b.del(stateKey(P.privState, k));
+        else b.put(stateKey(P.privState, k), v);
+        b.put(historyKey(P.privHistory, k, blockNumber), historyValue(v));
+      }
+      if (done) b.del(K_CATCH_UP);
+      else b.put(K_CATCH_UP, encodeCatchUp({ ...record, privateThrough: blockNumber }));
+      await b.write(true);
     });
   }
 
