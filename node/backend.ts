@@ -124,6 +124,10 @@ export class NodeBackend implements NodeRpcBackend {
     if (!found) return null;
     // A party answers with its private receipt (the outcome of the private ops); others with the
     // public one, which only records that the transaction was included.
+    // A private transaction this node has not replayed yet (catching up after a snapshot): its
+    // private receipt, if it is a party, is not written yet; answering the public one would
+    // show "included" where the party's outcome may be a failure.
+    if (found.tx.privatePayloadHash) this.refuseWhileCatchingUp(found.location.blockNumber);
     const receipt: Receipt | undefined = found.tx.privatePayloadHash ? ((await this.node.store.getPrivateReceipt(h)) ?? (await this.node.store.getReceipt(h))) : await this.node.store.getReceipt(h);
     if (!receipt) return null;
     return {
@@ -177,6 +181,7 @@ export class NodeBackend implements NodeRpcBackend {
   }
 
   async getPrivateValue(key: string, tag: BlockTag): Promise<string | null> {
+    this.refuseWhileCatchingUp();
     return this.read(() => this.node.store.getPrivateValue(key, this.atBlock(tag)));
   }
 
@@ -191,6 +196,22 @@ export class NodeBackend implements NodeRpcBackend {
   }
 
   // --- helpers
+  /**
+   * After installing a snapshot this node's private state lags its head until the skipped
+   * blocks' private transactions are replayed (QuorateNode.runCatchUp): a private read is refused
+   * meanwhile, never answered from incomplete state. `blockNumber`: refuse only when that block
+   * is not replayed yet.
+   */
+  private refuseWhileCatchingUp(blockNumber?: number): void {
+    const c = this.node.privateCatchUp();
+    if (!c || (blockNumber !== undefined && blockNumber <= c.privateThrough)) return;
+    throw new NodeError(
+      NodeErrorCode.Unavailable,
+      `private state is catching up after a snapshot, ${c.blocksLeft} blocks left (${c.blocksToFetch} still to fetch from peers); retry later`,
+      { privateThrough: c.privateThrough, blocksLeft: c.blocksLeft },
+    );
+  }
+
   /** 'linearizable' waits for the ReadIndex barrier and reads the latest state; other tags as atBlock. */
   private async readAt(tag: ReadTag, ctx: CallContext): Promise<number | undefined> {
     if (tag !== 'linearizable') return this.atBlock(tag);

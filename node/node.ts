@@ -36,6 +36,7 @@ import {
   TxPool,
   VerifiedTxCache,
   applyBlock,
+  applyPrivateBlock,
   baseOf,
   buildBlock,
   decodeBlock,
@@ -59,6 +60,7 @@ import {
   type Block,
   type BuildBase,
   type BuiltBlock,
+  type CatchUpRecord,
   type ChainStore,
   type GenesisConfig,
   type Op,
@@ -84,6 +86,18 @@ import {
   type MembershipState,
 } from './membership.js';
 import { RaftDriver, type ReplicatedStateMachine } from './raft/driver.js';
+import {
+  BACKFILL_RETRY_BASE_MS,
+  BACKFILL_RETRY_MAX_MS,
+  BLOCK_RANGE_MAX_BLOCKS,
+  BlockRangeError,
+  CHANNEL_BLOCKS,
+  parentOf,
+  requestBlockRange,
+  serveBlockRange,
+  verifyBlockRange,
+} from './catch-up.js';
+import { P2pError } from '../p2p/errors.js';
 import { decodeRaftMessage, encodeRaftMessage } from './raft/codec.js';
 
 /** The p2p channels a node speaks. */
@@ -111,6 +125,8 @@ export interface NodeOptions {
   /** How long a forwarded transaction waits for the leader's answer. */
   readonly forwardTimeoutMs: number;
   readonly snapshotEveryEntries: number;
+  /** Entries kept behind a snapshot (the driver's default when unset): followers lagging less catch up without one. */
+  readonly compactionRetainEntries?: number;
   readonly raftMaxMessageBytes: number;
   readonly raftMaxInflightMessages: number;
   readonly raftMaxUncommittedBytes: number;
@@ -316,6 +332,11 @@ const PRIVACY_RETRY_BASE_MS = 100;
 const PRIVACY_RETRY_MAX_MS = 5_000;
 /** A block's private payloads fetched from the transaction manager at once. */
 const PRIVACY_FETCH_CONCURRENCY = 64;
+/**
+ * Blocks without private transactions replayed as one step after a snapshot (one synced write
+ * moves the private state past all of them); bounds the blocks read per step.
+ */
+const REPLAY_SCAN_MAX_BLOCKS = 256;
 
 export class QuorateNode {
   readonly options: NodeOptions;
@@ -367,6 +388,18 @@ export class QuorateNode {
   private stopped = false;
   private fatalError: unknown;
   private readonly warnedPeers = new Set<string>();
+  /**
+   * Set while this node catches up after installing a peer's snapshot (node/catch-up.ts): the
+   * mirror of the store's CatchUpRecord. Changed only under privateLock.
+   */
+  private catchUpRecord: CatchUpRecord | undefined;
+  private catchUpRun: Promise<void> | undefined;
+  private catchUpAbort: AbortController | undefined;
+  /**
+   * Serialises everything that reads or changes the private state or the catch-up record: block
+   * application, the catch-up's replay and backfill writes, and snapshot installs.
+   */
+  private privateLockTail: Promise<unknown> = Promise.resolve();
 
   constructor(options: NodeOptions, deps: NodeDependencies) {
     this.options = options;
@@ -387,14 +420,29 @@ export class QuorateNode {
     const stored = await chainStore.membership();
     this.membershipState = stored ? decodeMembership(stored) : this.deps.genesisMembership;
     await this.loadChain();
+    this.catchUpRecord = await chainStore.catchUp();
 
     transport.onMessage(CHANNEL_RAFT, (from, data) => this.onRaftMessage(from, data));
+    transport.onRequest(CHANNEL_BLOCKS, (from, data) =>
+      serveBlockRange(
+        {
+          isMember: (peerId) => findMemberByPeerId(this.membershipState, peerId) !== undefined,
+          head: () => this.chain.head.header.number,
+          getBlock: (n) => this.deps.chainStore.getBlockByNumber(n),
+          getReceipt: (hash) => this.deps.chainStore.getReceipt(hash),
+        },
+        from,
+        data,
+      ),
+    );
     transport.onRequest(CHANNEL_TX, (from, data) => this.onForwardedTx(from, data));
     transport.onRequest(CHANNEL_CTL, (from, data, signal) => this.onControl(from, data, signal));
     transport.on('peer:connect', (peer) => void this.identify(peer));
     transport.on('peer:disconnect', (peer) => this.verifiedPeers.delete(peer));
     this.updatePeers();
     await transport.start();
+    // A restart in the middle of a catch-up resumes it where the store says it stopped.
+    if (this.catchUpRecord) this.startCatchUp();
 
     if (this.raftId === 0) this.pollForId();
     else await this.startRaft();
@@ -406,6 +454,8 @@ export class QuorateNode {
     this.minterTimer?.cancel();
     this.joinTimer?.cancel();
     this.vouchTimer?.cancel();
+    this.catchUpAbort?.abort();
+    await this.catchUpRun;
     await this.driver?.stop();
     await this.deps.transport.stop();
     for (const w of this.waiters) w.resolve();
@@ -481,7 +531,11 @@ export class QuorateNode {
       appliedIndex: () => this.applied as LogIndex,
     };
     this.driver = new RaftDriver(
-      { tickMs: this.options.tickMs, snapshotEveryEntries: this.options.snapshotEveryEntries },
+      {
+        tickMs: this.options.tickMs,
+        snapshotEveryEntries: this.options.snapshotEveryEntries,
+        ...(this.options.compactionRetainEntries !== undefined ? { compactionRetainEntries: this.options.compactionRetainEntries } : {}),
+      },
       {
         raft: this.raft,
         storage,
@@ -700,11 +754,25 @@ export class QuorateNode {
       this.applied = e.index;
       return;
     }
-    const payloads = await this.prefetchPrivate(block);
+    // While catching up after a snapshot the private state lags the head: the private part of
+    // this block waits for the replay (deferPrivate), so no payload is needed now.
+    const payloads = this.catchUpRecord === undefined ? await this.prefetchPrivate(block) : undefined;
+    await this.withPrivateLock(() => this.applyFetchedBlock(e, block, payloads));
+  }
+
+  private async applyFetchedBlock(e: Entry, block: Block, prefetched: Map<string, PrivatePayload> | undefined): Promise<void> {
+    // Private state = the private transactions applied in chain order. While the catch-up replays
+    // older blocks into it, a newer block's private part must not go first (a cas or an append
+    // depends on what came before; a per-key "newest wins" would be wrong for them): its public
+    // part applies now, its private part when the replay reaches it (runCatchUp).
+    const deferPrivate = this.catchUpRecord !== undefined;
+    let payloads = prefetched;
+    // The replay finished while this block waited for the lock: its private part is due now.
+    if (!deferPrivate && payloads === undefined) payloads = await this.prefetchPrivate(block);
     if (this.stopped) throw new NodeError(NodeErrorCode.Unavailable, 'stopped while fetching private payloads');
     const mine = this.pendingBlocks.get(block.hashHex);
     // Our own block: the executor reuses what building it computed instead of running it again.
-    const result = applyBlock(this.chain, block, payloads, mine?.built);
+    const result = applyBlock(this.chain, block, payloads ?? new Map(), mine?.built, { deferPrivate });
     if (result.kind === 'applied') {
       await this.deps.chainStore.commitBlock(block, result.receipts, result.stateChanges, { entries: result.privateStateChanges, receipts: result.privateReceipts }, e.index);
       this.chain.advance(result);
@@ -825,18 +893,184 @@ export class QuorateNode {
     const membership = decodeMembership(data.subarray(4, 4 + mlen));
     const imported = importSnapshot(snapshotChunksFromBytes(data.subarray(4 + mlen)));
     nodeAssert(imported.appliedRaftIndex === snapshot.metadata.index, () => `snapshot at raft index ${snapshot.metadata.index} carries chain state of index ${imported.appliedRaftIndex}`);
-    // One batch: the state and the membership of the same index (a crash between two writes
-    // would pair the new state with the old membership).
-    await this.deps.chainStore.installSnapshot({ ...imported, membership: encodeMembership(membership) });
-    this.membershipState = membership;
-    const { state, privateState } = await this.deps.chainStore.loadState();
-    this.chain = this.chain.reset(imported.head, state, privateState);
+    const previousHead = this.chain.head.header.number;
+    await this.withPrivateLock(async () => {
+      // One batch: the state and the membership of the same index (a crash between two writes
+      // would pair the new state with the old membership), and the catch-up record when the
+      // snapshot skipped blocks (a crash must not forget that the private state lags).
+      await this.deps.chainStore.installSnapshot({ ...imported, membership: encodeMembership(membership) });
+      this.membershipState = membership;
+      const { state, privateState } = await this.deps.chainStore.loadState();
+      this.chain = this.chain.reset(imported.head, state, privateState);
+      this.catchUpRecord = await this.deps.chainStore.catchUp();
+    });
     this.registerMemberKeys();
     this.applied = imported.appliedRaftIndex;
     this.pendingBlocks.clear();
     this.speculativeBase = undefined;
     this.updatePeers();
-    this.log.info({ index: this.applied, head: imported.head.header.number }, 'snapshot installed');
+    this.log.info({ index: this.applied, head: imported.head.header.number, previousHead, catchUp: this.catchUpRecord }, 'snapshot installed');
+    if (this.catchUpRecord) this.startCatchUp();
+  }
+
+  // ------------------------------------------------------------------ catching up after a snapshot
+
+  private withPrivateLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.privateLockTail.then(fn);
+    this.privateLockTail = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * While this node catches up after a snapshot: how far its private state lags. Private reads
+   * are refused meanwhile (node/backend.ts) rather than answered from incomplete state.
+   */
+  privateCatchUp(): { readonly privateThrough: number; readonly blocksLeft: number; readonly blocksToFetch: number } | undefined {
+    const r = this.catchUpRecord;
+    if (!r) return undefined;
+    return { privateThrough: r.privateThrough, blocksLeft: this.chain.head.header.number - r.privateThrough, blocksToFetch: Math.max(0, r.backfillNext - r.privateThrough) };
+  }
+
+  private startCatchUp(): void {
+    if (this.catchUpRun !== undefined || this.stopped) return;
+    const abort = new AbortController();
+    this.catchUpAbort = abort;
+    this.catchUpRun = this.runCatchUp(abort.signal)
+      .catch((err: unknown) => {
+        if (!this.stopped) this.fail(err);
+      })
+      .finally(() => {
+        this.catchUpRun = undefined;
+        this.catchUpAbort = undefined;
+        // A snapshot installed just as the previous run ended: its record still needs a run.
+        if (this.catchUpRecord && !this.stopped && !this.removed && this.fatalError === undefined) this.startCatchUp();
+      });
+  }
+
+  /**
+   * After a snapshot skipped blocks (CatchUpRecord): first fetch the missing blocks from peers,
+   * from the top down (node/catch-up.ts), then replay their private transactions, from the
+   * oldest, into the private state, with this node's own payloads, up to the head. Blocks applied
+   * meanwhile keep their private part for the replay (applyFetchedBlock), so the private state is
+   * always the chain-order result of a prefix of the chain. Progress is in the store record, so
+   * a restart resumes. Network failures are retried with backoff; a store failure is fatal.
+   */
+  private async runCatchUp(signal: AbortSignal): Promise<void> {
+    let delayMs = BACKFILL_RETRY_BASE_MS;
+    this.log.info({ catchUp: this.catchUpRecord }, 'catching up after a snapshot: fetching the skipped blocks, then replaying their private transactions');
+    while (!this.stopped && !signal.aborted && !this.removed && this.catchUpRecord) {
+      const record = this.catchUpRecord;
+      if (record.backfillNext > record.privateThrough) {
+        if (await this.backfillStep(record, signal)) {
+          delayMs = BACKFILL_RETRY_BASE_MS;
+        } else {
+          await new Promise<void>((resolve) => {
+            const t = this.deps.clock.setTimeout(resolve, delayMs);
+            signal.addEventListener('abort', () => (t.cancel(), resolve()), { once: true });
+          });
+          delayMs = Math.min(delayMs * 2, BACKFILL_RETRY_MAX_MS);
+        }
+      } else {
+        await this.replayStep(signal);
+      }
+    }
+  }
+
+  /** Members to ask for blocks: the leader first (it has every block), then the others. */
+  private backfillPeers(): string[] {
+    const self = this.deps.transport.localPeerId;
+    const leader = findMember(this.membershipState, this.leaderId);
+    const out = leader && leader.peerId !== self ? [leader.peerId] : [];
+    for (const m of this.membershipState.members) if (m.peerId !== self && !out.includes(m.peerId)) out.push(m.peerId);
+    return out;
+  }
+
+  /** Fetches, verifies and stores one range of missing blocks. False when no member could serve it. */
+  private async backfillStep(record: CatchUpRecord, signal: AbortSignal): Promise<boolean> {
+    const store = this.deps.chainStore;
+    // Skip what is stored already (a second snapshot's range runs down into the first one's).
+    let hi = record.backfillNext;
+    while (hi > record.privateThrough && (await store.blockStored(hi)) === 'complete') hi--;
+    if (hi <= record.privateThrough) {
+      await this.withPrivateLock(async () => {
+        if (this.catchUpRecord !== record) return; // a snapshot install changed the plan
+        await store.storeBackfilledBlocks([], hi);
+        this.catchUpRecord = { ...record, backfillNext: hi };
+      });
+      return true;
+    }
+    // The top of the range is authenticated by what this node holds: the block itself when it is
+    // here without its receipts (a snapshot's head), else its successor's parentHash.
+    const held = await store.getBlockByNumber(hi);
+    const successor = held ? undefined : await store.getBlockByNumber(hi + 1);
+    nodeAssert(held || successor, () => `catch-up: neither block ${hi} nor its successor is stored`);
+    const top = held ? { number: hi, hash: held.hash } : parentOf(successor!);
+    let lo = hi;
+    while (lo - 1 > record.privateThrough && hi - lo + 1 < BLOCK_RANGE_MAX_BLOCKS && (await store.blockStored(lo - 1)) !== 'complete') lo--;
+    let lastError: unknown;
+    for (const peerId of this.backfillPeers()) {
+      if (signal.aborted) return false;
+      let blocks;
+      try {
+        blocks = await requestBlockRange(this.deps.transport, peerId, { from: lo, to: hi }, signal);
+        verifyBlockRange(blocks, top, record.privateThrough);
+      } catch (err) {
+        // Whatever a peer or the network did (unreachable, timed out, does not hold them, sent
+        // something else: BlockRangeError / P2pError) is the peer's failure, not this node's:
+        // ask the next member. Nothing here has written anything yet.
+        lastError = err;
+        if (!(err instanceof BlockRangeError) && !(err instanceof P2pError)) this.log.warn({ err, peer: peerId }, 'catch-up: unexpected error asking a peer for blocks');
+        continue;
+      }
+      const lowest = blocks[0].block.header.number;
+      await this.withPrivateLock(async () => {
+        if (this.catchUpRecord !== record) return; // a snapshot install changed the plan: fetch again
+        await store.storeBackfilledBlocks(blocks, lowest - 1);
+        this.catchUpRecord = { ...record, backfillNext: lowest - 1 };
+      });
+      this.log.debug({ from: lowest, to: hi, peer: peerId }, 'catch-up: stored blocks fetched from a peer');
+      return true;
+    }
+    this.log.warn({ err: lastError, from: lo, to: hi }, 'catch-up: no member could serve the missing blocks; retrying');
+    return false;
+  }
+
+  /**
+   * Replays the private part of the next block(s) after privateThrough: a run of blocks without
+   * private transactions and the first block with some, as one synced write. Payloads come from
+   * this node's own transaction manager through prefetchPrivate, which retries until each answer
+   * is known ("could not tell" is never "not a party").
+   */
+  private async replayStep(signal: AbortSignal): Promise<void> {
+    const start = await this.withPrivateLock(async () => (this.catchUpRecord ? { from: this.catchUpRecord.privateThrough + 1, head: this.chain.head.header.number } : undefined));
+    if (!start) return;
+    nodeAssert(start.from <= start.head, () => `catch-up: private state at ${start.from - 1} is not behind the head ${start.head}`);
+    let target: Block | undefined;
+    for (let n = start.from; n <= start.head && n < start.from + REPLAY_SCAN_MAX_BLOCKS; n++) {
+      const block = await this.deps.chainStore.getBlockByNumber(n);
+      if (!block) break; // skipped by a snapshot installed since: the next backfill fetches it
+      target = block;
+      if (privatePayloadKeys(block).length > 0) break;
+    }
+    if (!target) {
+      nodeAssert(this.catchUpRecord === undefined || this.catchUpRecord.backfillNext > this.catchUpRecord.privateThrough, () => `catch-up: block ${start.from} is missing with no backfill pending`);
+      return;
+    }
+    const block = target;
+    const payloads = await this.prefetchPrivate(block);
+    if (this.stopped || signal.aborted) return;
+    await this.withPrivateLock(async () => {
+      const record = this.catchUpRecord;
+      // Only this loop moves privateThrough; a snapshot install keeps it.
+      nodeAssert(record !== undefined && record.privateThrough + 1 === start.from, () => `catch-up: privateThrough moved under the replay (${String(record?.privateThrough)}, expected ${start.from - 1})`);
+      const result = applyPrivateBlock(this.chain, block, payloads);
+      const n = block.header.number;
+      const done = n === this.chain.head.header.number && record.backfillNext <= record.privateThrough;
+      await this.deps.chainStore.commitPrivateReplay(n, { entries: result.privateStateChanges, receipts: result.privateReceipts }, done);
+      this.chain.advancePrivate(result.privateOverlay);
+      this.catchUpRecord = done ? undefined : { ...record, privateThrough: n };
+      if (done) this.log.info({ head: n }, 'caught up after a snapshot: every block is here and the private state is at the head');
+    });
   }
 
   private updatePeers(extra: PeerAddress[] = []): void {

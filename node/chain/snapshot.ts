@@ -13,9 +13,12 @@
 //
 // Privacy: a node's private state is its own. Include it only in snapshots this node keeps for
 // itself (log compaction); a snapshot sent to a peer must be exported with includePrivate=false.
-// A follower that installs such a snapshot keeps its private state as it was and misses the
-// private transactions in the skipped range (it must re-fetch them from its transaction manager;
-// a known limitation, as in GoQuorum).
+// A follower that installs such a snapshot keeps its private state as it was (at its old head),
+// and store.installSnapshot records a CatchUpRecord in the same batch. The node then fetches the
+// skipped blocks and their public receipts from its peers (node/catch-up.ts) and replays their
+// private transactions, in chain order, with the payloads of its own transaction manager
+// (QuorateNode.runCatchUp); private reads are refused until it is done. GoQuorum lost this
+// private state; here it is recovered.
 //
 // Consistency: exportSnapshot reads the live MemoryState; consume the generator fully before the
 // next ChainState.advance (snapshotToBytes does it synchronously).

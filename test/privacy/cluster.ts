@@ -12,7 +12,7 @@ import { generateAccountKey, generateMinterKey, LedgerApp, openLevelChainStore, 
 import { SystemClock } from '../../node/clock.js';
 import { silentLogger } from '../../node/log.js';
 import type { MemberInfo } from '../../node/membership.js';
-import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership, type PrivacyProvider } from '../../node/node.js';
+import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership, type NodeOptions, type PrivacyProvider } from '../../node/node.js';
 import { NodePrivacy, type NodePrivacyConfig } from '../../node/privacy.js';
 import { MemoryNetwork } from '../../p2p/memory-transport.js';
 import type { DeliveryMode } from '../../txmanager/index.js';
@@ -60,6 +60,8 @@ export interface PrivateClusterOptions {
   readonly nodes: number;
   readonly deliveryMode?: DeliveryMode;
   readonly tm?: NodePrivacyConfig['tm'];
+  /** Overrides of the node options (e.g. a small snapshot interval). */
+  readonly nodeOptions?: Partial<NodeOptions>;
 }
 
 export class PrivateCluster {
@@ -140,6 +142,7 @@ export class PrivateCluster {
         blockTimeMs: 10,
         changeTimeoutMs: 5_000,
         seed: this.seed++,
+        ...this.options.nodeOptions,
       },
       {
         raftStorage: h.raftStorage,
