@@ -805,7 +805,7 @@ export class QuorateNode {
    * (with backoff, raising an alarm) until each answer is known: "could not ask" is never taken
    * for "not a party" (GoQuorum's private-state divergence).
    */
-  private async prefetchPrivate(block: Block): Promise<Map<string, PrivatePayload>> {
+  private async prefetchPrivate(block: Block, abandon?: () => boolean): Promise<Map<string, PrivatePayload>> {
     const out = new Map<string, PrivatePayload>();
     if (privatePayloadKeys(block).length === 0) return out;
     const privacy = this.deps.privacy;
@@ -824,7 +824,8 @@ export class QuorateNode {
     };
     let delayMs = PRIVACY_RETRY_BASE_MS;
     for (;;) {
-      if (this.stopped) return out;
+      // Stopped, or (the catch-up's replay) the plan changed: the caller checks and does not apply.
+      if (this.stopped || abandon?.()) return out;
       const missing = [...wanted].filter(([key]) => !out.has(key));
       if (missing.length === 0) break;
       // Concurrently, a bounded number at a time: the driver waits for the whole block.
@@ -1057,8 +1058,12 @@ export class QuorateNode {
       return;
     }
     const block = target;
-    const payloads = await this.prefetchPrivate(block);
-    if (this.stopped || signal.aborted) return;
+    // A snapshot installed while this waits for the transaction manager moves the plan (new blocks
+    // to fetch first): give up this block and start over from the new record.
+    const planned = this.catchUpRecord;
+    const abandoned = () => signal.aborted || this.catchUpRecord !== planned;
+    const payloads = await this.prefetchPrivate(block, abandoned);
+    if (this.stopped || abandoned()) return;
     await this.withPrivateLock(async () => {
       const record = this.catchUpRecord;
       // Only this loop moves privateThrough; a snapshot install keeps it.
