@@ -959,7 +959,7 @@ export class QuorateNode {
   private async runCatchUp(signal: AbortSignal): Promise<void> {
     let delayMs = BACKFILL_RETRY_BASE_MS;
     this.log.info({ catchUp: this.catchUpRecord }, 'catching up after a snapshot: fetching the skipped blocks, then replaying their private transactions');
-    while (!this.stopped && !signal.aborted && !this.removed && this.catchUpRecord) {
+    while (!this.stopped && !signal.aborted && !this.removed && this.fatalError === undefined && this.catchUpRecord) {
       const record = this.catchUpRecord;
       if (record.backfillNext > record.privateThrough) {
         if (await this.backfillStep(record, signal)) {
