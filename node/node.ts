@@ -32,6 +32,7 @@ import {
 import type { PeerAddress, PeerTransport } from '../p2p/transport.js';
 import {
   ChainError,
+  ChainErrorCode,
   ChainState,
   TxPool,
   VerifiedTxCache,
@@ -39,6 +40,7 @@ import {
   applyPrivateBlock,
   baseOf,
   buildBlock,
+  bytesEqual,
   decodeBlock,
   decodePrivatePayload,
   decodeTransaction,
@@ -1024,6 +1026,16 @@ export class QuorateNode {
         continue;
       }
       const lowest = blocks[0].block.header.number;
+      if (lowest === record.privateThrough + 1) {
+        // The fetched chain is verified from the top (the cluster's); it must also extend the
+        // block this node applied last. If not, this node's own history is not the cluster's:
+        // replaying on top of it would build private state on a chain nobody else has.
+        const own = await store.getBlockByNumber(record.privateThrough);
+        nodeAssert(own, () => `catch-up: block ${record.privateThrough}, where the private state stands, is not stored`);
+        if (!bytesEqual(own.hash, blocks[0].block.header.parentHash)) {
+          throw new ChainError(ChainErrorCode.StoreCorrupt, `catch-up: this node's block ${own.header.number} (${own.hashHex}) is not the parent of the cluster's block ${lowest}: this node's chain diverged`, { block: own.header.number });
+        }
+      }
       await this.withPrivateLock(async () => {
         if (this.catchUpRecord !== record) return; // a snapshot install changed the plan: fetch again
         await store.storeBackfilledBlocks(blocks, lowest - 1);
