@@ -127,6 +127,8 @@ export interface NodeOptions {
   /** How long a forwarded transaction waits for the leader's answer. */
   readonly forwardTimeoutMs: number;
   readonly snapshotEveryEntries: number;
+  /** How long a pooled transaction behind a nonce gap waits before it is dropped (node/chain/pool.ts). */
+  readonly poolQueuedLifetimeMs?: number;
   /** Entries kept behind a snapshot (the driver's default when unset): followers lagging less catch up without one. */
   readonly compactionRetainEntries?: number;
   readonly raftMaxMessageBytes: number;
@@ -317,6 +319,8 @@ interface CtlRequest {
 const MAX_CTL_BYTES = 64 * 1024;
 /** How often a node checks whether it lags behind a membership change (see refreshVouched). */
 const VOUCH_CHECK_MS = 1_000;
+/** How often the pool drops transactions that waited behind a nonce gap past their lifetime. */
+const POOL_EXPIRY_CHECK_MS = 30_000;
 /** Without a leader this long, a node asks a member for the current membership. */
 const VOUCH_AFTER_NO_LEADER_MS = 3_000;
 /** Members admitted on another member's word at most. */
@@ -381,6 +385,7 @@ export class QuorateNode {
    */
   private vouchedPeers = new Map<string, { raftId: number; addrs: readonly string[] }>();
   private vouchTimer?: TimerHandle;
+  private poolExpiryTimer?: TimerHandle;
   private noLeaderSinceMs: number | undefined;
   private readonly forwardQueue: PendingForward[] = [];
   private forwardScheduled = false;
@@ -456,6 +461,7 @@ export class QuorateNode {
     this.minterTimer?.cancel();
     this.joinTimer?.cancel();
     this.vouchTimer?.cancel();
+    this.poolExpiryTimer?.cancel();
     this.catchUpAbort?.abort();
     await this.catchUpRun;
     await this.driver?.stop();
@@ -489,6 +495,8 @@ export class QuorateNode {
       nonceOf: (a) => getNonce(this.chain.state, a),
       verifiedTxs: this.verifiedTxs,
       maxTxs: this.options.poolMaxTxs,
+      ...(this.options.poolQueuedLifetimeMs !== undefined ? { queuedLifetimeMs: this.options.poolQueuedLifetimeMs } : {}),
+      nowMs: () => this.deps.clock.monotonicMs(),
     });
   }
 
@@ -551,6 +559,10 @@ export class QuorateNode {
     this.driver.start();
     for (const peer of this.deps.transport.connectedPeers()) void this.identify(peer);
     this.vouchTimer = this.deps.clock.setInterval(() => void this.refreshVouched(), VOUCH_CHECK_MS);
+    this.poolExpiryTimer = this.deps.clock.setInterval(() => {
+      const dropped = this.pool.expireQueued();
+      if (dropped.length > 0) this.log.info({ dropped: dropped.length, lifetimeMs: this.pool.queuedLifetimeMs }, 'dropped pooled transactions that waited behind a nonce gap past their lifetime');
+    }, Math.min(POOL_EXPIRY_CHECK_MS, this.pool.queuedLifetimeMs));
     this.minterTimer = this.deps.clock.setInterval(() => this.mint(), this.options.blockTimeMs);
     // A single-voter cluster elects itself at once instead of waiting an election timeout.
     const cs = this.raft.confState();

@@ -3,6 +3,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { NodeError, NodeErrorCode } from '../../node/errors.js';
 import { TestCluster, waitFor, type HarnessNode } from './harness.js';
+import { generateAccountKey, signTransaction } from '../../node/chain/index.js';
+
+const CHAIN_ID_OF = (h: HarnessNode): number => h.node.chainId;
 
 let cluster: TestCluster | undefined;
 
@@ -55,6 +58,21 @@ describe('an in-process cluster of QuorateNodes', () => {
     // One block per Raft entry, and no empty blocks.
     const head = leader.node.chainState.head.header.number;
     for (let n = 1; n <= head; n++) expect((await leader.node.store.getBlockByNumber(n))!.transactions.length).toBeGreaterThan(0);
+  });
+
+  it('drops a transaction stuck behind a nonce gap after the pool lifetime; the account still transacts', async () => {
+    cluster = new TestCluster({ nodes: 3, nodeOptions: { poolQueuedLifetimeMs: 300 } });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    const key = generateAccountKey();
+    const raw = (nonce: number): Uint8Array => signTransaction({ chainId: CHAIN_ID_OF(leader), nonce, ops: [{ type: 'put', key: `gap${nonce}`, value: 'x' }] }, key).encoded;
+    const before = leader.node.poolSize;
+    await leader.node.submitRaw(raw(3)); // nonces 0..2 never come: it can never run
+    expect(leader.node.poolSize).toBe(before + 1);
+    await waitFor(async () => leader.node.poolSize === before, 5_000, 'the gapped transaction to expire');
+    // Nonce 0 is accepted and commits; the expired nonce 3 can be sent again later.
+    const h0 = await leader.node.submitRaw(raw(0));
+    await waitCommitted(cluster.nodes, h0);
   });
 
   it('answers a linearizable read on a follower with a value committed before the read', async () => {
