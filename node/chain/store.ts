@@ -364,6 +364,18 @@ function decodeCatchUp(v: Uint8Array): CatchUpRecord {
 }
 
 /** T <hash> value: u64 block number ‖ u32 index ‖ [32] block hash. */
+/** The block, its hash → height index, and each transaction's location and public receipt. */
+function putBlockBody(b: KvBatch, block: Block, receipts: readonly Receipt[]): void {
+  const n = block.header.number;
+  b.put(blockKey(n), encodeBlock(block));
+  b.put(key(P.hash, block.hash), encodeU64(n));
+  for (let i = 0; i < block.transactions.length; i++) {
+    const tx = block.transactions[i];
+    b.put(key(P.txLoc, tx.hash), txLocationBytes(n, i, block.hash));
+    b.put(key(P.receipt, tx.hash), encodeReceipt(receipts[i]));
+  }
+}
+
 function txLocationBytes(n: number, index: number, blockHash: Hash): Uint8Array {
   const loc = new Uint8Array(44);
   loc.set(encodeU64(n), 0);
@@ -489,13 +501,7 @@ export class KvChainStore implements ChainStore {
       assert(appliedRaftIndex > applied, () => `commitBlock: applied index ${appliedRaftIndex} is not after the stored ${applied}`);
       const n = block.header.number;
       const b = this.kv.batch();
-      b.put(blockKey(n), encodeBlock(block));
-      b.put(key(P.hash, block.hash), encodeU64(n));
-      for (let i = 0; i < block.transactions.length; i++) {
-        const tx = block.transactions[i];
-        b.put(key(P.txLoc, tx.hash), txLocationBytes(n, i, block.hash));
-        b.put(key(P.receipt, tx.hash), encodeReceipt(receipts[i]));
-      }
+      putBlockBody(b, block, receipts);
       for (const r of privateChanges.receipts.values()) b.put(key(P.privReceipt, r.txHash), encodeReceipt(r));
       for (const [k, v] of stateChanges) {
         if (v === null) b.del(stateKey(P.state, k));
@@ -628,13 +634,7 @@ export class KvChainStore implements ChainStore {
         const n = block.header.number;
         assert(n > record.privateThrough && n <= head.number, () => `storeBackfilledBlocks: block ${n} is outside (${record.privateThrough}, ${head.number}]`);
         assert(receipts.length === block.transactions.length, () => `storeBackfilledBlocks: ${receipts.length} receipts for ${block.transactions.length} transactions`);
-        b.put(blockKey(n), encodeBlock(block));
-        b.put(key(P.hash, block.hash), encodeU64(n));
-        for (let i = 0; i < block.transactions.length; i++) {
-          const tx = block.transactions[i];
-          b.put(key(P.txLoc, tx.hash), txLocationBytes(n, i, block.hash));
-          b.put(key(P.receipt, tx.hash), encodeReceipt(receipts[i]));
-        }
+        putBlockBody(b, block, receipts);
       }
       b.put(K_CATCH_UP, encodeCatchUp({ ...record, backfillNext }));
       await b.write(true);

@@ -229,3 +229,13 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+export const hashBytes = (txHash: string): Uint8Array => Uint8Array.from(Buffer.from(txHash.slice(2), 'hex'));
+
+/** Waits until every node in `nodes` holds a receipt for the transaction. */
+export async function waitCommitted(nodes: readonly PrivateNode[], txHash: string, timeoutMs = 10_000): Promise<void> {
+  await waitFor(async () => {
+    for (const h of nodes) if (!(await h.node.store.getReceipt(hashBytes(txHash)))) return false;
+    return true;
+  }, timeoutMs, `tx ${txHash} committed on ${nodes.map((n) => n.name).join(', ')}`);
+}

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodePayload } from '../../enclave/index.js';
 import { NodeError, NodeErrorCode } from '../../node/errors.js';
 import { decodePrivatePayload } from '../../node/chain/index.js';
-import { filesUnder, PrivateCluster, waitFor, type PrivateNode } from './cluster.js';
+import { filesUnder, PrivateCluster, waitFor, type PrivateNode, hashBytes, waitCommitted } from './cluster.js';
 
 let cluster: PrivateCluster | undefined;
 
@@ -15,14 +15,6 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const hashBytes = (txHash: string) => Uint8Array.from(Buffer.from(txHash.slice(2), 'hex'));
-
-async function waitCommitted(nodes: readonly PrivateNode[], txHash: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(async () => {
-    for (const h of nodes) if (!(await h.node.store.getReceipt(hashBytes(txHash)))) return false;
-    return true;
-  }, timeoutMs, `tx ${txHash} committed on ${nodes.map((n) => n.name).join(', ')}`);
-}
 
 /** quorate_sendTransaction as a client uses it: retried when no leader took it (an election), never otherwise. */
 async function put(from: PrivateNode, key: string, value: string, privateFor?: readonly PrivateNode[]): Promise<string> {

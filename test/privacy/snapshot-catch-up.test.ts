@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { NodeBackend } from '../../node/backend.js';
 import { NodeError, NodeErrorCode } from '../../node/errors.js';
-import { PrivateCluster, waitFor, type PrivateNode } from './cluster.js';
+import { PrivateCluster, waitFor, type PrivateNode, hashBytes, waitCommitted } from './cluster.js';
 
 let cluster: PrivateCluster | undefined;
 
@@ -15,14 +15,6 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const hashBytes = (txHash: string) => Uint8Array.from(Buffer.from(txHash.slice(2), 'hex'));
-
-async function waitCommitted(nodes: readonly PrivateNode[], txHash: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(async () => {
-    for (const h of nodes) if (!(await h.node.store.getReceipt(hashBytes(txHash)))) return false;
-    return true;
-  }, timeoutMs, `tx ${txHash} committed on ${nodes.map((n) => n.name).join(', ')}`);
-}
 
 type Op = { type: 'put'; key: string; value: string } | { type: 'cas'; key: string; expect: string | null; value: string };
 
