@@ -63,6 +63,7 @@ import {
   type BuildBase,
   type BuiltBlock,
   type CatchUpRecord,
+  MAX_INCARNATION_CHARS,
   type ChainStore,
   type GenesisConfig,
   type Op,
@@ -428,6 +429,7 @@ export class QuorateNode {
     this.membershipState = stored ? decodeMembership(stored) : this.deps.genesisMembership;
     await this.loadChain();
     this.catchUpRecord = await chainStore.catchUp();
+    for (const [raftId, incarnation] of await chainStore.knownIncarnations()) this.knownIncarnations.set(raftId, incarnation);
 
     transport.onMessage(CHANNEL_RAFT, (from, data) => this.onRaftMessage(from, data));
     transport.onRequest(CHANNEL_BLOCKS, (from, data) =>
@@ -1135,7 +1137,7 @@ export class QuorateNode {
       }
       // A node not yet given an id (started with --join) is not a member: nothing to remember.
       if (reply.raftId === 0) return;
-      if (this.checkIncarnation(peerId, reply.raftId, reply.incarnation) === undefined) this.verifiedPeers.set(peerId, reply.raftId);
+      if ((await this.checkIncarnation(peerId, reply.raftId, reply.incarnation)) === undefined) this.verifiedPeers.set(peerId, reply.raftId);
     } catch {
       // Not reachable now; the next connect or Raft message tries again.
     } finally {
@@ -1143,9 +1145,13 @@ export class QuorateNode {
     }
   }
 
-  /** Returns why the claim is refused, or undefined when it is consistent with what we know. */
-  private checkIncarnation(peerId: string, raftId: number, incarnation: string): string | undefined {
-    if (typeof raftId !== 'number' || typeof incarnation !== 'string' || incarnation.length === 0 || incarnation.length > 128) return 'malformed identity';
+  /**
+   * Returns why the claim is refused, or undefined when it is consistent with what we know. An
+   * incarnation seen for the first time is stored (synced) before the peer is trusted, so a restart
+   * of this node does not forget it.
+   */
+  private async checkIncarnation(peerId: string, raftId: number, incarnation: string): Promise<string | undefined> {
+    if (!Number.isSafeInteger(raftId) || raftId <= 0 || typeof incarnation !== 'string' || incarnation.length === 0 || incarnation.length > MAX_INCARNATION_CHARS) return 'malformed identity';
     const expected = this.raftIdOfPeer(peerId);
     if (expected !== undefined && expected !== raftId) return `peer ${peerId} holds raft id ${expected}, not ${raftId}`;
     const known = this.knownIncarnations.get(raftId);
@@ -1155,8 +1161,13 @@ export class QuorateNode {
       return why;
     }
     if (known === undefined) {
-      if (this.knownIncarnations.size >= MAX_KNOWN_INCARNATIONS) this.knownIncarnations.delete(this.knownIncarnations.keys().next().value as number);
+      if (this.knownIncarnations.size >= MAX_KNOWN_INCARNATIONS) {
+        const oldest = this.knownIncarnations.keys().next().value as number;
+        this.knownIncarnations.delete(oldest);
+        await this.deps.chainStore.rememberIncarnation(oldest, undefined);
+      }
       this.knownIncarnations.set(raftId, incarnation);
+      await this.deps.chainStore.rememberIncarnation(raftId, incarnation);
     }
     return undefined;
   }
@@ -1250,7 +1261,7 @@ export class QuorateNode {
           return this.selfInfo();
         case 'ident': {
           if (Number(req.raftId) === 0) return { raftId: this.raftId, incarnation: this.deps.incarnation };
-          const refused = this.checkIncarnation(from, Number(req.raftId), String(req.incarnation ?? ''));
+          const refused = await this.checkIncarnation(from, Number(req.raftId), String(req.incarnation ?? ''));
           if (refused) return { raftId: this.raftId, incarnation: this.deps.incarnation, refused };
           this.verifiedPeers.set(from, Number(req.raftId));
           return { raftId: this.raftId, incarnation: this.deps.incarnation };

@@ -125,6 +125,14 @@ export interface ChainStore {
   installSnapshot(snapshot: StoreSnapshot): Promise<void>;
   /** The catch-up in progress after a snapshot install, or undefined when the private state is at the head. */
   catchUp(): Promise<CatchUpRecord | undefined>;
+  /**
+   * The incarnation this node first saw for each member's raft id (node/node.ts, scenario 18),
+   * kept across restarts: a node that forgot them would accept a member whose data directory was
+   * lost, if it came back while this node was down.
+   */
+  knownIncarnations(): Promise<Map<number, string>>;
+  /** Records (synced) the incarnation first seen for a raft id; undefined forgets it. */
+  rememberIncarnation(raftId: number, incarnation: string | undefined): Promise<void>;
   /** What is stored of block `number`: nothing, the block only (a snapshot's head), or the block with its transaction index and receipts. */
   blockStored(number: number): Promise<'none' | 'block-only' | 'complete'>;
   /**
@@ -353,6 +361,10 @@ const K_APPLIED = concatBytes([Uint8Array.of(P.meta), utf8('applied')]);
 const K_MEMBERSHIP = concatBytes([Uint8Array.of(P.meta), utf8('membership')]);
 const K_HISTORY_FROM = concatBytes([Uint8Array.of(P.meta), utf8('historyFrom')]);
 const K_CATCH_UP = concatBytes([Uint8Array.of(P.meta), utf8('catchUp')]);
+/** Prefix of the known-incarnation records: then the raft id as 8 bytes, big-endian. */
+const K_INCARNATION = concatBytes([Uint8Array.of(P.meta), utf8('incarnation/')]);
+/** Longest incarnation string stored (node/node.ts refuses longer ones before they get here). */
+export const MAX_INCARNATION_CHARS = 128;
 
 function encodeCatchUp(r: CatchUpRecord): Uint8Array {
   return concatBytes([encodeU64(r.privateThrough), encodeU64(r.backfillNext), encodeU64(r.snapshotHead)]);
@@ -600,6 +612,34 @@ export class KvChainStore implements ChainStore {
       this.rememberBlock(s.head);
       this.cachedHead = { number: n, hash: s.head.hash };
       this.cachedApplied = s.appliedRaftIndex;
+    });
+  }
+
+  async knownIncarnations(): Promise<Map<number, string>> {
+    this.checkOpen();
+    const out = new Map<number, string>();
+    for await (const [k, v] of this.kv.scan(K_INCARNATION)) {
+      const rest = k.subarray(K_INCARNATION.length);
+      // A record that does not decode is skipped, not fatal: forgetting one incarnation only loses
+      // that member's check until it is seen again.
+      if (rest.length !== 8 || v.length === 0 || v.length > MAX_INCARNATION_CHARS) continue;
+      out.set(Number(new DataView(rest.buffer, rest.byteOffset, 8).getBigUint64(0)), new TextDecoder().decode(v));
+    }
+    return out;
+  }
+
+  rememberIncarnation(raftId: number, incarnation: string | undefined): Promise<void> {
+    this.checkOpen();
+    assert(Number.isSafeInteger(raftId) && raftId > 0, () => `rememberIncarnation: bad raft id ${raftId}`);
+    assert(incarnation === undefined || (incarnation.length > 0 && incarnation.length <= MAX_INCARNATION_CHARS), 'rememberIncarnation: incarnation of 1..MAX_INCARNATION_CHARS characters');
+    const idBytes = new Uint8Array(8);
+    new DataView(idBytes.buffer).setBigUint64(0, BigInt(raftId));
+    const k = concatBytes([K_INCARNATION, idBytes]);
+    return this.serial(async () => {
+      const b = this.kv.batch();
+      if (incarnation === undefined) b.del(k);
+      else b.put(k, utf8(incarnation));
+      await b.write(true);
     });
   }
 

@@ -22,6 +22,7 @@ import {
   genesisBlock,
   importSnapshot,
   openLevelChainStore,
+  MAX_INCARNATION_CHARS,
   parseGenesis,
   privatePayloadKeys,
   signTransaction,
@@ -96,6 +97,24 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     const err = await store.init(7, other.block, other.state).catch((e) => e);
     expect(code(err)).toBe(ChainErrorCode.StoreCorrupt);
     await store.close();
+  });
+
+  it('keeps the incarnations it is told across a restart, forgets on request, and refuses bad arguments', async () => {
+    const h = makeHarness();
+    const store = await h.open();
+    await initStore(store);
+    expect(await store.knownIncarnations()).toEqual(new Map());
+    await store.rememberIncarnation(2, 'inc-two');
+    await store.rememberIncarnation(300, 'inc-three-hundred');
+    await store.rememberIncarnation(7, 'gone-soon');
+    await store.rememberIncarnation(7, undefined);
+    await store.close();
+    const again = await h.reopen();
+    expect(await again.knownIncarnations()).toEqual(new Map([[2, 'inc-two'], [300, 'inc-three-hundred']]));
+    const refused = (fn: () => Promise<void>) => Promise.resolve().then(fn).then(() => 'accepted', (e: unknown) => code(e));
+    expect(await refused(() => again.rememberIncarnation(0, 'x'))).toBe('invariant');
+    expect(await refused(() => again.rememberIncarnation(3, 'x'.repeat(MAX_INCARNATION_CHARS + 1)))).toBe('invariant');
+    await again.close();
   });
 
   it('serves blocks, transactions, receipts and the latest state after commits', async () => {

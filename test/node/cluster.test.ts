@@ -174,6 +174,34 @@ describe('an in-process cluster of QuorateNodes', () => {
     expect(await victim.node.store.getValue('before-wipe')).toBeNull();
   });
 
+  it('remembers members\' incarnations across its own restart: a member wiped while the others were down is still refused', async () => {
+    cluster = new TestCluster({ nodes: 3 });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    const victim = cluster.nodes.find((h) => h !== leader)!;
+    const others = cluster.nodes.filter((h) => h !== victim);
+    // Every other member has identified the victim, and stored what it saw.
+    await waitFor(async () => {
+      for (const h of others) if ((await h.node.store.knownIncarnations()).get(victim.raftId) !== victim.incarnation) return false;
+      return true;
+    }, 10_000, "the others to store the victim's incarnation");
+    const before = await put(leader, 'before-wipe', 'v');
+    await waitCommitted(cluster.nodes, before);
+    // All down; the victim's data directory is lost; all come back. The others' memory is gone,
+    // their stores are not: they must refuse the new incarnation (not only the Raft-level guard).
+    for (const h of cluster.nodes) await h.node.stop();
+    const wipedInc = `inc-wiped-${victim.name}`;
+    for (const h of others) {
+      await cluster.restart(h);
+      expect((await h.node.store.knownIncarnations()).get(victim.raftId)).toBe(victim.incarnation);
+    }
+    victim.incarnation = wipedInc;
+    await cluster.wipeAndRestart(victim);
+    await waitFor(() => /lost or replaced/.test(victim.node.status().alarm ?? ''), 10_000, 'the wiped node to be refused by its peers');
+    const after = await put(await cluster.waitForLeader(others), 'after-wipe', 'v');
+    await waitCommitted(others, after);
+  });
+
   it('a member that missed the change adding the current leader still catches up (it admits members vouched for by a member)', async () => {
     cluster = new TestCluster({ nodes: 3 });
     await cluster.start();
