@@ -19,6 +19,7 @@ import type {
   Op,
   RaftRoleName,
   RaftStatusView,
+  PrivateCatchUpView,
   ReadTag,
   ReceiptView,
   SendTransactionRequest,
@@ -68,7 +69,13 @@ export class NodeBackend implements NodeRpcBackend {
       voters: s.voters,
       learners: s.learners,
       joint: s.joint,
+      ...this.catchUpField(),
     };
+  }
+
+  private catchUpField(): { privateCatchUp?: PrivateCatchUpView } {
+    const c = this.node.privateCatchUp();
+    return c ? { privateCatchUp: { privateThrough: c.privateThrough, blocksLeft: c.blocksLeft, blocksToFetch: c.blocksToFetch } } : {};
   }
 
   raftAddPeer(member: NewMemberInfo, ctx: CallContext): Promise<number> {
@@ -192,7 +199,7 @@ export class NodeBackend implements NodeRpcBackend {
   async health(): Promise<HealthView> {
     const s = this.node.status();
     const reason = s.alarm ?? (s.leader === null ? 'no leader is known' : undefined);
-    return { ok: reason === undefined, role: s.role, term: s.term, head: s.head, peers: s.peers, ...(reason ? { reason } : {}) };
+    return { ok: reason === undefined, role: s.role, term: s.term, head: s.head, peers: s.peers, ...(reason ? { reason } : {}), ...this.catchUpField() };
   }
 
   // --- helpers

@@ -48,6 +48,18 @@ export interface RaftStatusView {
   readonly voters: readonly number[];
   readonly learners: readonly number[];
   readonly joint: boolean;
+  /** Present while the node catches up after a snapshot (private reads are refused meanwhile). */
+  readonly privateCatchUp?: PrivateCatchUpView;
+}
+
+/** How far a node's private state lags its head after installing a peer's snapshot. */
+export interface PrivateCatchUpView {
+  /** The private state reflects blocks up to this height. */
+  readonly privateThrough: number;
+  /** Blocks whose private transactions are still to replay. */
+  readonly blocksLeft: number;
+  /** Of those, blocks still to fetch from peers. */
+  readonly blocksToFetch: number;
 }
 
 /** What raft_addPeer / raft_addLearner take besides the p2p address (all optional). */
@@ -128,6 +140,8 @@ export interface HealthView {
   readonly peers: number;
   /** Why `ok` is false, for the operator. */
   readonly reason?: string;
+  /** Present while the node catches up after a snapshot: public service is up, private reads wait. */
+  readonly privateCatchUp?: PrivateCatchUpView;
 }
 
 export interface NodeRpcBackend {

@@ -111,6 +111,12 @@ describe('catching up after a snapshot', () => {
     // A private transaction c is not replayed yet: its receipt is refused, not shown as "included".
     const pendingReceipt = await new NodeBackend(c.node).getTransactionReceipt(skipped[1]).then(() => null, (e: unknown) => e as NodeError);
     expect(pendingReceipt?.code).toBe(NodeErrorCode.Unavailable);
+    // raft_status and /health show the catch-up; the node stays healthy for public service.
+    const backend = new NodeBackend(c.node);
+    const st = await backend.raftStatus();
+    expect(st.privateCatchUp?.blocksToFetch).toBe(0);
+    expect(st.privateCatchUp!.blocksLeft).toBeGreaterThan(0);
+    expect((await backend.health()).privateCatchUp).toEqual(st.privateCatchUp);
     // "Could not tell" was not taken for "not a party": the replay holds at the first private block.
     expect(c.switch.failedReceives).toBeGreaterThan(0);
     expect(await c.node.store.getPrivateValue('c1')).toBeNull();
