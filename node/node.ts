@@ -320,6 +320,8 @@ interface CtlRequest {
 const MAX_CTL_BYTES = 64 * 1024;
 /** How often a node checks whether it lags behind a membership change (see refreshVouched). */
 const VOUCH_CHECK_MS = 1_000;
+/** quorate_sendTransaction: nonces tried when the guessed one turns out to be taken. */
+const MAX_NONCE_ATTEMPTS = 8;
 /** How often the pool drops transactions that waited behind a nonce gap past their lifetime. */
 const POOL_EXPIRY_CHECK_MS = 30_000;
 /** Without a leader this long, a node asks a member for the current membership. */
@@ -1594,20 +1596,33 @@ export class QuorateNode {
       privateFor = request.privateFor.map((k) => Buffer.from(k, 'base64'));
       privatePayloadHash = await privacy.send(encodePrivatePayload(request.ops), request.privateFor, signal);
     }
-    const nonce = this.nextNonce(key.address);
-    let tx: Transaction;
-    try {
-      tx = signTransaction({ chainId: this.deps.genesis.chainId, nonce, ops: privatePayloadHash ? [] : request.ops, privatePayloadHash, privateFor }, key);
-    } catch (err) {
-      throw toNodeError(err);
-    }
-    this.localNonces.set(key.address, nonce + 1);
-    try {
-      return await this.submit(tx, signal);
-    } catch (err) {
-      // The nonce may or may not be used now (a forward that timed out): start again from the chain.
-      this.localNonces.delete(key.address);
-      throw err;
+    // The nonce is this node's best guess (a follower does not see the leader's pool): another of
+    // this account's transactions may hold it already, e.g. one whose answer was lost in an
+    // election. A refusal that says so ("nonce pending" or "too low") moves on to the next nonce,
+    // a bounded number of times; the same transaction already pending is this call's success.
+    for (let attempt = 1; ; attempt++) {
+      const nonce = this.nextNonce(key.address);
+      let tx: Transaction;
+      try {
+        tx = signTransaction({ chainId: this.deps.genesis.chainId, nonce, ops: privatePayloadHash ? [] : request.ops, privatePayloadHash, privateFor }, key);
+      } catch (err) {
+        throw toNodeError(err);
+      }
+      this.localNonces.set(key.address, nonce + 1);
+      try {
+        return await this.submit(tx, signal);
+      } catch (err) {
+        const chainCode = err instanceof NodeError ? err.meta.chainCode : undefined;
+        if (chainCode === ChainErrorCode.TxDuplicate) return tx.hashHex;
+        if ((chainCode === ChainErrorCode.NonceAlreadyPending || chainCode === ChainErrorCode.NonceTooLow) && attempt < MAX_NONCE_ATTEMPTS && !signal?.aborted) {
+          const next = Number((err as NodeError).meta.next);
+          this.localNonces.set(key.address, Math.max(nonce + 1, Number.isSafeInteger(next) ? next : 0));
+          continue;
+        }
+        // The nonce may or may not be used now (a forward that timed out): start again from the chain.
+        this.localNonces.delete(key.address);
+        throw err;
+      }
     }
   }
 

@@ -132,7 +132,8 @@ export class TxPool {
     }
     const q = this.accounts.get(tx.from);
     if (q?.txs.has(tx.nonce)) {
-      throw new ChainError(ChainErrorCode.NonceAlreadyPending, `another transaction of ${tx.from} with nonce ${tx.nonce} is already pending`, { hash: tx.hashHex, nonce: tx.nonce });
+      // `next`: the first nonce after this account's pending run, so a sender that lost track can jump there.
+      throw new ChainError(ChainErrorCode.NonceAlreadyPending, `another transaction of ${tx.from} with nonce ${tx.nonce} is already pending`, { hash: tx.hashHex, nonce: tx.nonce, next: this.pendingNonce(tx.from) });
     }
     if (this.byHash.size >= this.maxTxs || this.totalBytes + tx.encoded.length > this.maxBytes) {
       throw new ChainError(ChainErrorCode.PoolFull, `the transaction pool is full (${this.byHash.size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry later`, {

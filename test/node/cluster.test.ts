@@ -75,6 +75,23 @@ describe('an in-process cluster of QuorateNodes', () => {
     await waitCommitted(cluster.nodes, h0);
   });
 
+  it('quorate_sendTransaction on a follower moves past nonces its account already has pending at the leader', async () => {
+    cluster = new TestCluster({ nodes: 3, blockTimeMs: 200 });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.nodes.find((h) => h !== leader)!;
+    // The follower's account signs elsewhere too (a client holding the same key): nonces 0..9 wait
+    // in the leader's pool, which the follower cannot see.
+    const raws = Array.from({ length: 10 }, (_, n) => signTransaction({ chainId: CHAIN_ID_OF(leader), nonce: n, ops: [{ type: 'put', key: `raw${n}`, value: 'x' }] }, follower.account));
+    for (const t of raws) await leader.node.submitRaw(t.encoded);
+    const hash = await put(follower, 'via-follower', 'v');
+    for (const t of raws) expect(hash).not.toBe(t.hashHex);
+    await waitCommitted(cluster.nodes, hash);
+    const found = await follower.node.store.getTransaction(Uint8Array.from(Buffer.from(hash.slice(2), 'hex')));
+    expect(found?.tx.nonce).toBe(10);
+    expect(await follower.node.store.getValue('via-follower')).toBe('v');
+  });
+
   it('answers a linearizable read on a follower with a value committed before the read', async () => {
     cluster = new TestCluster({ nodes: 3 });
     await cluster.start();
