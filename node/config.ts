@@ -111,8 +111,10 @@ export interface NodeLimits {
   readonly rpcMaxConnections: number;
   /** Transactions waiting in the pool. */
   readonly txPoolMaxTransactions: number;
-  /** Pending transactions per sender. */
+  /** How far a sender's nonce may run ahead of its committed one: bounds its pending transactions. */
   readonly txPoolMaxPerSender: number;
+  /** A pooled transaction behind a nonce gap is dropped after this long. */
+  readonly txPoolQueuedLifetimeMs: number;
   readonly blockMaxTransactions: number;
   readonly blockMaxBytes: number;
   /** Bytes of one private payload (ops of a private transaction). */
@@ -132,6 +134,7 @@ export const DEFAULT_LIMITS: NodeLimits = {
   rpcMaxConnections: 1024,
   txPoolMaxTransactions: 20_000,
   txPoolMaxPerSender: 1024,
+  txPoolQueuedLifetimeMs: 10 * 60_000,
   blockMaxTransactions: 2_000,
   blockMaxBytes: 4 * 1024 * 1024,
   privatePayloadMaxBytes: 1024 * 1024,

@@ -130,6 +130,8 @@ export interface NodeOptions {
   readonly snapshotEveryEntries: number;
   /** How long a pooled transaction behind a nonce gap waits before it is dropped (node/chain/pool.ts). */
   readonly poolQueuedLifetimeMs?: number;
+  /** How far a sender's nonce may run ahead of its committed one in the pool (MAX_NONCE_GAP by default). */
+  readonly poolMaxNonceGap?: number;
   /** Entries kept behind a snapshot (the driver's default when unset): followers lagging less catch up without one. */
   readonly compactionRetainEntries?: number;
   readonly raftMaxMessageBytes: number;
@@ -500,6 +502,7 @@ export class QuorateNode {
       verifiedTxs: this.verifiedTxs,
       maxTxs: this.options.poolMaxTxs,
       ...(this.options.poolQueuedLifetimeMs !== undefined ? { queuedLifetimeMs: this.options.poolQueuedLifetimeMs } : {}),
+      ...(this.options.poolMaxNonceGap !== undefined ? { maxNonceGap: this.options.poolMaxNonceGap } : {}),
       nowMs: () => this.deps.clock.monotonicMs(),
     });
   }

@@ -116,6 +116,8 @@ export async function startNodeProcess(
       raftMaxInflightMessages: config.limits.raftMaxInflightMessages,
       raftMaxUncommittedBytes: config.limits.raftMaxUncommittedBytes,
       poolMaxTxs: config.limits.txPoolMaxTransactions,
+      poolMaxNonceGap: config.limits.txPoolMaxPerSender,
+      poolQueuedLifetimeMs: config.limits.txPoolQueuedLifetimeMs,
       seed: randomInt(0, 2 ** 31),
     },
     {

@@ -116,12 +116,14 @@ describe('node config', () => {
 
   it('takes overrides of raft tuning, limits, delivery mode and log level', () => {
     const c = parseConfig(
-      { ...validConfig(), raft: { tickMs: 20, electionTicks: 20 }, limits: { rpcMaxBodyBytes: 1024 }, deliveryMode: 'queue', logLevel: 'debug', blockTimeMs: 10 },
+      { ...validConfig(), raft: { tickMs: 20, electionTicks: 20 }, limits: { rpcMaxBodyBytes: 1024, txPoolMaxPerSender: 16, txPoolQueuedLifetimeMs: 60_000 }, deliveryMode: 'queue', logLevel: 'debug', blockTimeMs: 10 },
       '/x/config.json',
     );
     expect(c.raft).toEqual({ tickMs: 20, electionTicks: 20, heartbeatTicks: 1 });
     expect(c.limits.rpcMaxBodyBytes).toBe(1024);
     expect(c.limits.rpcMaxBatchLength).toBe(DEFAULT_LIMITS.rpcMaxBatchLength);
+    expect(c.limits.txPoolMaxPerSender).toBe(16);
+    expect(c.limits.txPoolQueuedLifetimeMs).toBe(60_000);
     expect(c.deliveryMode).toBe('queue');
     expect(c.logLevel).toBe('debug');
     expect(c.blockTimeMs).toBe(10);
