@@ -30,6 +30,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
+import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
 import type { MemberInfo } from './membership.js';
 
@@ -137,7 +138,7 @@ export const DEFAULT_LIMITS: NodeLimits = {
   txPoolQueuedLifetimeMs: 10 * 60_000,
   blockMaxTransactions: 2_000,
   blockMaxBytes: 4 * 1024 * 1024,
-  privatePayloadMaxBytes: 1024 * 1024,
+  privatePayloadMaxBytes: MAX_PLAINTEXT_BYTES,
   tmRequestTimeoutMs: 5_000,
   raftMaxMessageBytes: 1024 * 1024,
   raftMaxInflightMessages: 256,
@@ -508,7 +509,7 @@ function parseLimits(f: Fields, v: unknown): NodeLimits {
   const o = f.object(v, 'limits', keys);
   const out: Record<string, number> = { ...DEFAULT_LIMITS };
   for (const k of keys) {
-    if (o[k] !== undefined) out[k] = f.int(o[k], `limits.${k}`, 1, Number.MAX_SAFE_INTEGER);
+    if (o[k] !== undefined) out[k] = f.int(o[k], `limits.${k}`, 1, k === 'privatePayloadMaxBytes' ? MAX_PLAINTEXT_BYTES : Number.MAX_SAFE_INTEGER);
   }
   return out as unknown as NodeLimits;
 }

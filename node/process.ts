@@ -89,7 +89,13 @@ export async function startNodeProcess(
   let privacy: NodePrivacy;
   try {
     privacy = await NodePrivacy.open(
-      { nodeId: config.nodeId, dataDir: config.dataDir, deliveryMode: config.deliveryMode, keyFiles: [{ path: config.keys.enclave.keyFile, password }] },
+      {
+        nodeId: config.nodeId,
+        dataDir: config.dataDir,
+        deliveryMode: config.deliveryMode,
+        keyFiles: [{ path: config.keys.enclave.keyFile, password }],
+        tm: { pushTimeoutMs: config.limits.tmRequestTimeoutMs, maxPayloadBytes: config.limits.privatePayloadMaxBytes },
+      },
       { peers: transport, logger: log },
     );
   } catch (err) {

@@ -49,6 +49,8 @@ export interface TransactionManagerOptions {
   readonly pushTimeoutMs?: number;
   readonly resendPageTimeoutMs?: number;
   readonly queueRetryIntervalMs?: number;
+  /** Largest payload accepted by send (at most, and by default, the enclave's MAX_PLAINTEXT_BYTES). */
+  readonly maxPayloadBytes?: number;
   /** Per-party circuit breaker settings (DEFAULT_CIRCUIT_BREAKER_OPTIONS otherwise). */
   readonly breaker?: Partial<CircuitBreakerOptions>;
 }
@@ -106,6 +108,7 @@ export class TransactionManager {
   private readonly clock: Clock;
   private readonly rng: Rng;
   private readonly pushTimeoutMs: number;
+  private readonly maxPayloadBytes: number;
   private readonly resendPageTimeoutMs: number;
   private readonly queueRetryIntervalMs: number;
   private readonly breakerOptions: Partial<CircuitBreakerOptions>;
@@ -133,6 +136,8 @@ export class TransactionManager {
     this.clock = deps.clock ?? new SystemClock();
     this.rng = deps.rng ?? new MathRandomRng();
     this.pushTimeoutMs = options.pushTimeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS;
+    this.maxPayloadBytes = Math.min(options.maxPayloadBytes ?? MAX_PLAINTEXT_BYTES, MAX_PLAINTEXT_BYTES);
+    assert(this.maxPayloadBytes > 0, 'maxPayloadBytes must be positive');
     this.resendPageTimeoutMs = options.resendPageTimeoutMs ?? DEFAULT_RESEND_PAGE_TIMEOUT_MS;
     this.queueRetryIntervalMs = options.queueRetryIntervalMs ?? DEFAULT_QUEUE_RETRY_INTERVAL_MS;
     this.breakerOptions = options.breaker ?? {};
@@ -236,8 +241,11 @@ export class TransactionManager {
   }
 
   private checkSend(payload: Uint8Array, from: string | undefined): string {
-    if (payload.length > MAX_PLAINTEXT_BYTES) {
-      throw new TxManagerError(TxManagerErrorCode.PayloadTooLarge, `payload is ${payload.length} bytes, limit MAX_PLAINTEXT_BYTES=${MAX_PLAINTEXT_BYTES}`);
+    if (payload.length > this.maxPayloadBytes) {
+      throw new TxManagerError(TxManagerErrorCode.PayloadTooLarge, `payload is ${payload.length} bytes, over the limit of ${this.maxPayloadBytes} (limits.privatePayloadMaxBytes, at most MAX_PLAINTEXT_BYTES=${MAX_PLAINTEXT_BYTES})`, {
+        bytes: payload.length,
+        max: this.maxPayloadBytes,
+      });
     }
     const senderKey = from ?? keyToBase64(this.ownKeys[0]);
     if (!this.ownKeySet.has(senderKey)) {

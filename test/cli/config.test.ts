@@ -145,6 +145,8 @@ describe('node config', () => {
   it('names the field of every kind of mistake', () => {
     configFails((c) => delete c.nodeId, 'nodeId', /non-empty string, got nothing/);
     configFails((c) => (c.nodeId = 'node 1'), 'nodeId', /letters, digits/);
+    // The enclave seals at most MAX_PLAINTEXT_BYTES (4 MiB): a larger payload limit is a mistake, not a wish.
+    configFails((c) => (c.limits = { privatePayloadMaxBytes: 4 * 1024 * 1024 + 1 }), 'limits.privatePayloadMaxBytes', /4194304/);
     configFails((c) => (c.raftId = -1), 'raftId', /between [01] and/);
     configFails((c) => (c.raftId = '1'), 'raftId', /must be an integer/);
     configFails((c) => (c.rpc = { port: 70000 }), 'rpc.port', /between 0 and 65535/);

@@ -120,6 +120,17 @@ describe('TransactionManager: send and receive', () => {
     expect((b.store as MemoryPayloadStore).rawBytes()).toHaveLength(0);
     await c.stop();
   });
+
+  it('refuses payloads over its configured limit (limits.privatePayloadMaxBytes), and accepts one of exactly that size', async () => {
+    const c = await tmCluster({ options: () => ({ maxPayloadBytes: 1024 }) });
+    const { 'node-a': a, 'node-b': b } = c.nodes;
+    const err = (await rejection(a.tm.send(new Uint8Array(1025), undefined, [b.keys[0]]))) as TxManagerError;
+    expect(err.code).toBe(TxManagerErrorCode.PayloadTooLarge);
+    expect(err.message).toMatch(/over the limit of 1024/);
+    const hash = await a.tm.send(new Uint8Array(1024).fill(7), undefined, [b.keys[0]]);
+    expect(await b.tm.receive(hash)).toMatchObject({ kind: 'party' });
+    await c.stop();
+  });
 });
 
 describe('TransactionManager: "not a party" versus "could not answer"', () => {
