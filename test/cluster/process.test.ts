@@ -46,6 +46,11 @@ describe('a 3-node cluster of real processes', () => {
     const r = await benchmark({ rpcUrls: cluster.nodes.map((n) => n.rpcUrl), txs: 1_000, concurrency: 32, rate: 0, private: false });
     expect(r.rejected).toBe(0);
     expect(r.committed).toBe(1_000);
+    expect(r.agreement.agree).toBe(true);
+    // The per-second timeline accounts for every transaction, and its latencies bound the totals.
+    expect(r.timeline.reduce((n, t) => n + t.submitted, 0)).toBe(1_000);
+    expect(r.timeline.reduce((n, t) => n + t.committed, 0)).toBe(1_000);
+    expect(Math.max(...r.timeline.map((t) => t.max))).toBe(r.latencyMs.max);
     const chains = await cluster.waitSameChain(cluster.nodes);
     expect(chains[0].length).toBeGreaterThan(1);
     for (const c of chains) expect(c).toEqual(chains[0]);
