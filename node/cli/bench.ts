@@ -17,7 +17,7 @@ Submits transactions to running nodes and prints throughput and latency percenti
   --rate R          target transactions per second; 0 sends as fast as C allows (default 0)
   --batch B         transactions per JSON-RPC batch request (default 1)
   --warmup N        first send N transactions the same way, not counted, so the numbers
-                    are those of warm processes (default 2000; 0 measures from cold)
+                    are those of warm processes (default 5000; 0 measures from cold)
   --private         send private transactions (privateFor the other nodes)
   --timeline        also print, per second of submission, how many were sent and
                     their commit latency p50/p99/max (shows stalls the totals hide)
@@ -25,8 +25,8 @@ Submits transactions to running nodes and prints throughput and latency percenti
 
 /** Upper bound on --concurrency: every submission in flight holds a socket and a timer. */
 export const MAX_BENCH_CONCURRENCY = 4096;
-/** Transactions sent before the measured run by default (2 s at 1,000 tx/s). */
-export const DEFAULT_BENCH_WARMUP_TXS = 2_000;
+/** Transactions sent before the measured run by default (5 s at 1,000 tx/s). */
+export const DEFAULT_BENCH_WARMUP_TXS = 5_000;
 /** Upper bound on --txs (memory for per-transaction latencies). */
 export const MAX_BENCH_TXS = 10_000_000;
 

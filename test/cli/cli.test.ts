@@ -214,7 +214,7 @@ describe('help and flags of every command (in-process)', () => {
       private: true,
       batch: 1,
       timeline: false,
-      warmup: 2_000,
+      warmup: 5_000,
     });
     expect(parseUpArgs([])).toEqual({ nodes: 3, dir: resolve('.quorate'), fresh: false });
     // The Jepsen toolkit owns these options; the CLI only adds --help and exit code 2.
