@@ -23,6 +23,7 @@
 // Every transaction whose receipt a client saw is "acknowledged": the chain checker requires it in
 // the final chain exactly once.
 
+import { sleep } from './sleep.js';
 import { RpcCallError } from '../rpc/client.js';
 import { RpcErrorCode } from '../rpc/errors.js';
 import type { NodeName } from './nemesis.js';
@@ -84,19 +85,6 @@ function outcomeOfError(err: unknown): ClientOutcome {
 
 function isUnknownAccount(err: unknown): boolean {
   return err instanceof RpcCallError && err.code === RpcErrorCode.TxRejected && field(err.data, 'reason') === 'TX_UNKNOWN_ACCOUNT';
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**

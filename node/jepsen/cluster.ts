@@ -16,6 +16,7 @@
 //    Spare nodes for membership additions are prepared before the cluster starts, so their peer ids
 //    are in every node's overrides from the first start.
 
+import { sleep } from './sleep.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -461,6 +462,3 @@ async function patchConfig(path: string, f: (c: Record<string, unknown>) => Reco
   await writeFile(path, JSON.stringify(f(c), null, 2) + '\n');
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

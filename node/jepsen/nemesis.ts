@@ -8,6 +8,7 @@
 //    namespaces), ProcessController (SIGKILL/restart, SIGSTOP/SIGCONT) and MembershipController —
 //    records every fault in the history as nemesis lines, and heals everything at the end.
 
+import { sleep } from './sleep.js';
 import type { ChildProcess } from 'node:child_process';
 import { SeededRng } from '../../consensus/rng.js';
 import { JepsenError, JepsenErrorCode, invariant, silentLogger, type JepsenLogger } from './errors.js';
@@ -501,17 +502,4 @@ export class NemesisRunner {
     if (this.killed.size > 0) await this.apply({ kind: 'restart', nodes: [...this.killed] });
     for (const n of [...this.removed]) await this.apply({ kind: 'add-member', node: n });
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -16,7 +16,8 @@ import { join, resolve } from 'node:path';
 import { GENESIS_ACCOUNT_BALANCE } from '../cli/init.js';
 import { checkAppend,
   checkPrivacy, checkBank, checkChain } from './checkers.js';
-import { JepsenCluster, SlotProcessController, sleep, type NodeCommand } from './cluster.js';
+import { JepsenCluster, SlotProcessController, type NodeCommand } from './cluster.js';
+import { sleep } from './sleep.js';
 import { RpcJepsenClient, type ClientContext } from './clients.js';
 import { silentLogger, type JepsenLogger } from './errors.js';
 import { FileHistorySink, HistoryRecorder, readHistoryFile, type HistoryOp } from './history.js';
@@ -250,7 +251,7 @@ async function runSchedule(runner: NemesisRunner, schedule: readonly NemesisEven
   const startedMs = performance.now();
   for (const event of schedule) {
     const waitMs = event.atMs - (performance.now() - startedMs);
-    if (waitMs > 0) await abortableSleep(waitMs, signal);
+    if (waitMs > 0) await sleep(waitMs, signal);
     if (signal.aborted) return;
     try {
       await runner.apply(event.action);
@@ -258,19 +259,6 @@ async function runSchedule(runner: NemesisRunner, schedule: readonly NemesisEven
       onError(event, err);
     }
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number, pollMs = 200): Promise<T | undefined> {

@@ -1,0 +1,15 @@
+// One sleep for the Jepsen harness: resolves after `ms`, or at once when `signal` aborts (a run that
+// is being stopped must not wait out its pauses). Never rejects: callers check the signal themselves.
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
