@@ -27,8 +27,11 @@
 
 import {
   ChainError,
+  ChainErrorCode,
   MAX_BLOCK_BYTES,
   MAX_BLOCK_TXS,
+  Reader,
+  Writer,
   bytesEqual,
   decodeBlock,
   decodeReceipt,
@@ -97,23 +100,26 @@ export interface BlockRangeRequest {
 }
 
 export function encodeBlockRangeRequest(r: BlockRangeRequest): Uint8Array {
-  const out = new Uint8Array(REQUEST_BYTES);
-  const view = new DataView(out.buffer);
-  out[0] = REQUEST_VERSION;
-  view.setBigUint64(1, BigInt(r.from));
-  view.setBigUint64(9, BigInt(r.to));
-  return out;
+  return new Writer(REQUEST_BYTES).u8(REQUEST_VERSION).u64(r.from).u64(r.to).finish();
+}
+
+/** Runs a decoder on the shared Reader, its ChainError turned into a BlockRangeError of `code`. */
+function decodeAs<T>(code: BlockRangeErrorCode, decode: () => T): T {
+  try {
+    return decode();
+  } catch (err) {
+    if (err instanceof ChainError) throw new BlockRangeError(code, err.message);
+    throw err;
+  }
 }
 
 export function decodeBlockRangeRequest(data: Uint8Array): BlockRangeRequest {
   if (data.length !== REQUEST_BYTES) throw new BlockRangeError(BlockRangeErrorCode.Malformed, `a block-range request is ${REQUEST_BYTES} bytes, got ${data.length}`);
   if (data[0] !== REQUEST_VERSION) throw new BlockRangeError(BlockRangeErrorCode.Malformed, `unknown block-range request version ${data[0]}`);
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const from = view.getBigUint64(1);
-  const to = view.getBigUint64(9);
-  if (to > BigInt(Number.MAX_SAFE_INTEGER)) throw new BlockRangeError(BlockRangeErrorCode.Malformed, `block ${to} is out of range`);
+  const r = new Reader(data.subarray(1), ChainErrorCode.BlockMalformed, 'block-range request');
+  const [from, to] = decodeAs(BlockRangeErrorCode.Malformed, () => [r.u64(), r.u64()]);
   if (from > to) throw new BlockRangeError(BlockRangeErrorCode.Malformed, `empty range: from ${from} is above to ${to}`);
-  return { from: Number(from), to: Number(to) };
+  return { from, to };
 }
 
 /** What a serving node reads: its replicated membership and its store. */
@@ -136,10 +142,9 @@ export async function serveBlockRange(source: BlockRangeSource, from: string, da
     if (!source.isMember(from)) throw new BlockRangeError(BlockRangeErrorCode.NotAMember, 'blocks are served to members only');
     const req = decodeBlockRangeRequest(data);
     if (req.to > source.head()) throw new BlockRangeError(BlockRangeErrorCode.NotHeld, `block ${req.to} is above this node's head ${source.head()}`);
-    const parts: Uint8Array[] = [];
+    const entries: Array<{ block: Uint8Array; receipts: Uint8Array[] }> = [];
     let bytes = 1 + 4;
-    let count = 0;
-    for (let n = req.to; n >= req.from && count < BLOCK_RANGE_MAX_BLOCKS; n--) {
+    for (let n = req.to; n >= req.from && entries.length < BLOCK_RANGE_MAX_BLOCKS; n--) {
       const block = await source.getBlock(n);
       if (!block) break; // not held here (this node installed a snapshot too): serve what is above
       const receipts: Uint8Array[] = [];
@@ -149,23 +154,20 @@ export async function serveBlockRange(source: BlockRangeSource, from: string, da
         receipts.push(encodeReceipt(r));
       }
       if (receipts.length !== block.transactions.length) break;
-      const part = encodeEntry(encodeBlock(block), receipts);
-      if (count > 0 && bytes + part.length > BLOCK_RANGE_MAX_REPLY_BYTES) break;
-      parts.push(part);
-      bytes += part.length;
-      count++;
+      const entry = { block: encodeBlock(block), receipts };
+      const size = 4 + entry.block.length + 4 + receipts.reduce((sum, r) => sum + 4 + r.length, 0);
+      if (entries.length > 0 && bytes + size > BLOCK_RANGE_MAX_REPLY_BYTES) break;
+      entries.push(entry);
+      bytes += size;
     }
-    if (count === 0) throw new BlockRangeError(BlockRangeErrorCode.NotHeld, `block ${req.to} is not held here`);
-    parts.reverse(); // ascending
-    const out = new Uint8Array(bytes);
-    out[0] = STATUS_OK;
-    new DataView(out.buffer).setUint32(1, count);
-    let at = 5;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
+    if (entries.length === 0) throw new BlockRangeError(BlockRangeErrorCode.NotHeld, `block ${req.to} is not held here`);
+    // status ‖ u32 count ‖ per block, ascending: bytes32 block ‖ u32 receipt count ‖ bytes32 receipts
+    const w = new Writer(bytes).u8(STATUS_OK).u32(entries.length);
+    for (const e of entries.reverse()) {
+      w.bytes32(e.block).u32(e.receipts.length);
+      for (const r of e.receipts) w.bytes32(r);
     }
-    return out;
+    return w.finish();
   } catch (err) {
     const e = err instanceof BlockRangeError ? err : new BlockRangeError(BlockRangeErrorCode.NotHeld, `could not read the blocks: ${err instanceof Error ? err.message : String(err)}`);
     const body = new TextEncoder().encode(JSON.stringify({ code: e.code, message: e.message.slice(0, MAX_ERROR_MESSAGE_CHARS) }));
@@ -174,25 +176,6 @@ export async function serveBlockRange(source: BlockRangeSource, from: string, da
     out.set(body, 1);
     return out;
   }
-}
-
-/** u32 block length ‖ block ‖ u32 receipt count ‖ count × (u32 length ‖ receipt). */
-function encodeEntry(block: Uint8Array, receipts: readonly Uint8Array[]): Uint8Array {
-  let size = 4 + block.length + 4;
-  for (const r of receipts) size += 4 + r.length;
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, block.length);
-  out.set(block, 4);
-  let at = 4 + block.length;
-  view.setUint32(at, receipts.length);
-  at += 4;
-  for (const r of receipts) {
-    view.setUint32(at, r.length);
-    out.set(r, at + 4);
-    at += 4 + r.length;
-  }
-  return out;
 }
 
 /** Decodes a reply (ascending blocks with their receipts). Throws BlockRangeError: the peer's refusal, or BadReply. */
@@ -212,48 +195,22 @@ export function decodeBlockRangeReply(data: Uint8Array): BackfilledBlock[] {
     throw new BlockRangeError(code, `peer refused: ${String(parsed.message).slice(0, MAX_ERROR_MESSAGE_CHARS)}`);
   }
   if (data[0] !== STATUS_OK) bad(`unknown status ${data[0]}`);
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let at = 1;
-  const u32 = (): number => {
-    if (at + 4 > data.length) bad('truncated');
-    const v = view.getUint32(at);
-    at += 4;
-    return v;
-  };
-  const bytes = (max: number): Uint8Array => {
-    const n = u32();
-    if (n > max) bad(`item of ${n} bytes is over ${max}`);
-    if (at + n > data.length) bad('truncated');
-    const out = data.subarray(at, at + n);
-    at += n;
+  const r = new Reader(data.subarray(1), ChainErrorCode.BlockMalformed, 'block-range reply');
+  return decodeAs(BlockRangeErrorCode.BadReply, () => {
+    const count = r.u32();
+    if (count === 0 || count > BLOCK_RANGE_MAX_BLOCKS) r.fail(`${count} blocks (1..${BLOCK_RANGE_MAX_BLOCKS} allowed)`);
+    const out: BackfilledBlock[] = [];
+    for (let i = 0; i < count; i++) {
+      const block = decodeBlock(r.bytes32(MAX_BLOCK_BYTES));
+      const n = r.u32();
+      if (n > MAX_BLOCK_TXS) r.fail(`${n} receipts is over MAX_BLOCK_TXS`);
+      const receipts: Receipt[] = [];
+      for (let j = 0; j < n; j++) receipts.push(decodeReceipt(r.bytes32(MAX_RECEIPT_BYTES)));
+      out.push({ block, receipts });
+    }
+    r.end();
     return out;
-  };
-  const count = u32();
-  if (count === 0 || count > BLOCK_RANGE_MAX_BLOCKS) bad(`${count} blocks (1..${BLOCK_RANGE_MAX_BLOCKS} allowed)`);
-  const out: BackfilledBlock[] = [];
-  for (let i = 0; i < count; i++) {
-    let block: Block;
-    try {
-      block = decodeBlock(bytes(MAX_BLOCK_BYTES));
-    } catch (err) {
-      if (err instanceof ChainError) return bad(`block ${i}: ${err.message}`);
-      throw err;
-    }
-    const n = u32();
-    if (n > MAX_BLOCK_TXS) bad(`${n} receipts is over MAX_BLOCK_TXS`);
-    const receipts: Receipt[] = [];
-    for (let j = 0; j < n; j++) {
-      try {
-        receipts.push(decodeReceipt(bytes(MAX_RECEIPT_BYTES)));
-      } catch (err) {
-        if (err instanceof ChainError) return bad(`receipt ${j} of block ${block.header.number}: ${err.message}`);
-        throw err;
-      }
-    }
-    out.push({ block, receipts });
-  }
-  if (at !== data.length) bad(`${data.length - at} trailing bytes`);
-  return out;
+  });
 }
 
 /** The block a reply must end with: its number and hash, known from a block this node holds. */

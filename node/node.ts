@@ -34,7 +34,10 @@ import {
   ChainError,
   ChainErrorCode,
   ChainState,
+  MAX_TX_BYTES,
+  Reader,
   TxPool,
+  Writer,
   VerifiedTxCache,
   applyBlock,
   applyPrivateBlock,
@@ -269,33 +272,19 @@ const MAX_FORWARD_QUEUE_TXS = 20_000;
 
 /** A forward batch: u32 count, then per transaction u32 length and its encoding. */
 function encodeTxBatch(txs: readonly Transaction[]): Uint8Array {
-  let size = 4;
-  for (const t of txs) size += 4 + t.encoded.length;
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, txs.length);
-  let pos = 4;
-  for (const t of txs) {
-    view.setUint32(pos, t.encoded.length);
-    out.set(t.encoded, pos + 4);
-    pos += 4 + t.encoded.length;
-  }
-  return out;
+  const w = new Writer(4 + txs.reduce((n, t) => n + 4 + t.encoded.length, 0)).u32(txs.length);
+  for (const t of txs) w.bytes32(t.encoded);
+  return w.finish();
 }
 
+/** Throws ChainError TxMalformed (TX_MALFORMED to the forwarder) on anything but a well-formed batch. */
 function decodeTxBatch(data: Uint8Array): Uint8Array[] {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const n = safeBatchCount(data);
+  const r = new Reader(data, ChainErrorCode.TxMalformed, 'forward batch');
+  const n = r.u32();
+  if (n > MAX_FORWARD_BATCH_TXS) r.fail(`${n} transactions is over MAX_FORWARD_BATCH_TXS=${MAX_FORWARD_BATCH_TXS}`);
   const out: Uint8Array[] = [];
-  let pos = 4;
-  for (let i = 0; i < n; i++) {
-    if (pos + 4 > data.length) throw new NodeError(NodeErrorCode.TxMalformed, 'truncated forward batch');
-    const len = view.getUint32(pos);
-    if (pos + 4 + len > data.length) throw new NodeError(NodeErrorCode.TxMalformed, 'truncated forward batch');
-    out.push(data.subarray(pos + 4, pos + 4 + len));
-    pos += 4 + len;
-  }
-  if (pos !== data.length) throw new NodeError(NodeErrorCode.TxMalformed, 'trailing bytes in forward batch');
+  for (let i = 0; i < n; i++) out.push(r.bytes32(MAX_TX_BYTES));
+  r.end();
   return out;
 }
 

@@ -1,6 +1,6 @@
 // The chain layer's public surface: what the node (node/), the RPC backend and embedders import.
 export * from './errors.js';
-export { toHex, fromHex, bytesEqual } from './codec.js';
+export { toHex, fromHex, bytesEqual, Reader, Writer } from './codec.js';
 export * from './hash.js';
 export * from './keys.js';
 export * from './tx.js';
