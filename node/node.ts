@@ -311,6 +311,10 @@ interface CtlRequest {
 const MAX_CTL_BYTES = 64 * 1024;
 /** How often a node checks whether it lags behind a membership change (see refreshVouched). */
 const VOUCH_CHECK_MS = 1_000;
+/** How long a peer gets to answer the (raft id, incarnation) exchange; a later connect asks again. */
+const IDENT_TIMEOUT_MS = 5_000;
+/** How long a peer gets to answer a control query ("members", "whoami"); the caller retries on its timer. */
+const CTL_QUERY_TIMEOUT_MS = 2_000;
 /** quorate_sendTransaction: nonces tried when the guessed one turns out to be taken. */
 const MAX_NONCE_ATTEMPTS = 8;
 /** How often the pool drops transactions that waited behind a nonce gap past their lifetime. */
@@ -1124,7 +1128,7 @@ export class QuorateNode {
     if (this.raftId === 0 || this.identInFlight.has(peerId) || this.stopped) return;
     this.identInFlight.add(peerId);
     try {
-      const reply = (await this.ctlRequest(peerId, { type: 'ident', raftId: this.raftId, incarnation: this.deps.incarnation }, 5_000)) as { raftId: number; incarnation: string; refused?: string };
+      const reply = (await this.ctlRequest(peerId, { type: 'ident', raftId: this.raftId, incarnation: this.deps.incarnation }, IDENT_TIMEOUT_MS)) as { raftId: number; incarnation: string; refused?: string };
       if (reply.refused) {
         this.fail(new NodeError(NodeErrorCode.Unavailable, `refusing to run: ${reply.refused}. This node's data directory was lost or replaced while it was a member. Remove it (raft_removePeer ${this.raftId}) and add it again under a new id (quorate add-node).`));
         return;
@@ -1189,7 +1193,7 @@ export class QuorateNode {
     if (now - this.noLeaderSinceMs < VOUCH_AFTER_NO_LEADER_MS) return;
     for (const peerId of this.verifiedPeers.keys()) {
       try {
-        const members = (await this.ctlRequest(peerId, { type: 'members' }, 2_000)) as Array<{ raftId: number; peerId: string; p2pAddrs: string[] }>;
+        const members = (await this.ctlRequest(peerId, { type: 'members' }, CTL_QUERY_TIMEOUT_MS)) as Array<{ raftId: number; peerId: string; p2pAddrs: string[] }>;
         const next = new Map<string, { raftId: number; addrs: readonly string[] }>();
         for (const m of members.slice(0, MAX_VOUCHED_PEERS)) {
           if (typeof m.raftId !== 'number' || typeof m.peerId !== 'string' || !Array.isArray(m.p2pAddrs)) continue;
@@ -1217,7 +1221,7 @@ export class QuorateNode {
       for (const [peerId, via] of asked) {
         if (peerId === this.deps.transport.localPeerId) continue;
         try {
-          const reply = await this.ctlRequest(peerId, { type: 'whoami' }, 2_000);
+          const reply = await this.ctlRequest(peerId, { type: 'whoami' }, CTL_QUERY_TIMEOUT_MS);
           const id = (reply as { raftId?: number | null }).raftId;
           if (typeof id === 'number' && id > 0 && this.raftId === 0) {
             this.raftId = id;
