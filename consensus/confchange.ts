@@ -29,7 +29,10 @@ export const MAX_CONF_CHANGES = 1024;
 export const MAX_CONF_CHANGE_CONTEXT_BYTES = 64 * 1024;
 
 export function encodeConfChange(cc: ConfChange): Uint8Array {
-  assert(cc.changes.length <= MAX_CONF_CHANGES, () => `encodeConfChange: ${cc.changes.length} changes > MAX_CONF_CHANGES`);
+  assert(
+    cc.changes.length <= MAX_CONF_CHANGES,
+    () => `encodeConfChange: ${cc.changes.length} changes > MAX_CONF_CHANGES`,
+  );
   assert(
     cc.context.length <= MAX_CONF_CHANGE_CONTEXT_BYTES,
     () => `encodeConfChange: context of ${cc.context.length} bytes > MAX_CONF_CHANGE_CONTEXT_BYTES`,
@@ -70,7 +73,8 @@ export function decodeConfChange(b: Uint8Array): ConfChange {
   const version = view.getUint8(p++);
   if (version !== ENCODING_VERSION) throw invalid(`unknown version ${version}`);
   const transition = view.getUint8(p++);
-  if (!(transition in ConfChangeTransition) || typeof ConfChangeTransition[transition] !== 'string') throw invalid(`unknown transition ${transition}`);
+  if (!(transition in ConfChangeTransition) || typeof ConfChangeTransition[transition] !== 'string')
+    throw invalid(`unknown transition ${transition}`);
   const count = view.getUint32(p);
   p += 4;
   if (count > MAX_CONF_CHANGES) throw invalid(`${count} changes > ${MAX_CONF_CHANGES}`);
@@ -91,7 +95,8 @@ export function decodeConfChange(b: Uint8Array): ConfChange {
   }
   const ctxLen = view.getUint32(p);
   p += 4;
-  if (ctxLen > MAX_CONF_CHANGE_CONTEXT_BYTES) throw invalid(`context of ${ctxLen} bytes > ${MAX_CONF_CHANGE_CONTEXT_BYTES}`);
+  if (ctxLen > MAX_CONF_CHANGE_CONTEXT_BYTES)
+    throw invalid(`context of ${ctxLen} bytes > ${MAX_CONF_CHANGE_CONTEXT_BYTES}`);
   if (b.length !== p + ctxLen) throw invalid(`length ${b.length} does not match the encoded context length ${ctxLen}`);
   return { transition: transition as ConfChangeTransition, changes, context: b.slice(p, p + ctxLen) };
 }
@@ -114,7 +119,10 @@ export function bootstrapConfState(voters: RaftId[], learners: RaftId[] = []): C
  * changes on top of an empty configuration.
  */
 export function bootstrapSnapshot(voters: RaftId[], learners: RaftId[] = []): Snapshot {
-  return { metadata: { index: 1 as LogIndex, term: 1 as Term, confState: bootstrapConfState(voters, learners) }, data: new Uint8Array(0) };
+  return {
+    metadata: { index: 1 as LogIndex, term: 1 as Term, confState: bootstrapConfState(voters, learners) },
+    data: new Uint8Array(0),
+  };
 }
 
 /** True when `cc` is the "leave the joint state" change. */
@@ -155,7 +163,8 @@ export class Changer {
   /** Applies `cc` (leave joint, enter joint, or a simple change). */
   apply(cc: ConfChange): ChangeResult {
     if (cc.changes.length === 0) {
-      if (cc.transition !== ConfChangeTransition.Auto) throw refuse('an empty change must use the Auto transition (leave joint)');
+      if (cc.transition !== ConfChangeTransition.Auto)
+        throw refuse('an empty change must use the Auto transition (leave joint)');
       return this.leaveJoint();
     }
     const { joint, autoLeave } = entersJoint(cc);
@@ -213,9 +222,14 @@ export class Changer {
     return { config, progress };
   }
 
-  private applyChanges(config: TrackerConfig, progress: Map<RaftId, Progress>, changes: readonly ConfChangeSingle[]): void {
+  private applyChanges(
+    config: TrackerConfig,
+    progress: Map<RaftId, Progress>,
+    changes: readonly ConfChangeSingle[],
+  ): void {
     for (const ch of changes) {
-      if (!(Number.isSafeInteger(ch.nodeId) && ch.nodeId >= 1)) throw refuse(`node id ${ch.nodeId} is not a positive integer`);
+      if (!(Number.isSafeInteger(ch.nodeId) && ch.nodeId >= 1))
+        throw refuse(`node id ${ch.nodeId} is not a positive integer`);
       switch (ch.type) {
         case ConfChangeType.AddVoter:
           this.makeVoter(config, progress, ch.nodeId);

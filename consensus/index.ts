@@ -7,6 +7,19 @@ export * from './config.js';
 export * from './rng.js';
 export { RaftNode, type RaftNodeDependencies } from './node.js';
 export { Raft, CAMPAIGN_TRANSFER_CONTEXT } from './raft.js';
-export { encodeConfChange, decodeConfChange, bootstrapConfState, bootstrapSnapshot, MAX_CONF_CHANGES, MAX_CONF_CHANGE_CONTEXT_BYTES } from './confchange.js';
-export { VoteResult, majorityCommittedIndex, jointCommittedIndex, majorityVoteResult, jointVoteResult } from './quorum.js';
+export {
+  encodeConfChange,
+  decodeConfChange,
+  bootstrapConfState,
+  bootstrapSnapshot,
+  MAX_CONF_CHANGES,
+  MAX_CONF_CHANGE_CONTEXT_BYTES,
+} from './confchange.js';
+export {
+  VoteResult,
+  majorityCommittedIndex,
+  jointCommittedIndex,
+  majorityVoteResult,
+  jointVoteResult,
+} from './quorum.js';
 export { ProgressState } from './progress.js';

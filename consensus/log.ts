@@ -81,7 +81,10 @@ export class Unstable {
   }
 
   slice(lo: LogIndex, hi: LogIndex): Entry[] {
-    assert(lo >= this.offset && hi <= this.offset + this.entries.length && lo <= hi, () => `unstable.slice[${lo},${hi}) out of bounds [${this.offset},${this.offset + this.entries.length})`);
+    assert(
+      lo >= this.offset && hi <= this.offset + this.entries.length && lo <= hi,
+      () => `unstable.slice[${lo},${hi}) out of bounds [${this.offset},${this.offset + this.entries.length})`,
+    );
     return this.entries.slice(lo - this.offset, hi - this.offset);
   }
 }
@@ -131,7 +134,8 @@ export class RaftLog {
     try {
       return this.storage.term(i);
     } catch (e) {
-      if (e instanceof RaftError && (e.code === RaftErrorCode.Compacted || e.code === RaftErrorCode.Unavailable)) return undefined;
+      if (e instanceof RaftError && (e.code === RaftErrorCode.Compacted || e.code === RaftErrorCode.Unavailable))
+        return undefined;
       throw e;
     }
   }
@@ -177,7 +181,12 @@ export class RaftLog {
    * (truncating a conflicting suffix) and commit up to min(leaderCommit, last new entry).
    * Returns the last new index, or undefined when the consistency check fails.
    */
-  maybeAppend(prevIndex: LogIndex, prevTerm: Term, leaderCommit: LogIndex, ents: readonly Entry[]): LogIndex | undefined {
+  maybeAppend(
+    prevIndex: LogIndex,
+    prevTerm: Term,
+    leaderCommit: LogIndex,
+    ents: readonly Entry[],
+  ): LogIndex | undefined {
     if (!this.matchTerm(prevIndex, prevTerm)) return undefined;
     const lastNew = (prevIndex + ents.length) as LogIndex;
     const ci = this.findConflict(ents);
@@ -220,7 +229,10 @@ export class RaftLog {
 
   appliedTo(i: LogIndex): void {
     if (i === 0) return;
-    assert(this.committed >= i && i >= this.applied, () => `applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`);
+    assert(
+      this.committed >= i && i >= this.applied,
+      () => `applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`,
+    );
     this.applied = i;
   }
 
@@ -285,7 +297,11 @@ export class RaftLog {
     assert(lo <= hi, () => `invalid slice ${lo} > ${hi}`);
     const first = this.firstIndex();
     if (lo < first) {
-      throw new RaftError(RaftErrorCode.Compacted, `slice [${lo},${hi}): compacted (first index ${first})`, { lo, hi, firstIndex: first });
+      throw new RaftError(RaftErrorCode.Compacted, `slice [${lo},${hi}): compacted (first index ${first})`, {
+        lo,
+        hi,
+        firstIndex: first,
+      });
     }
     const length = this.lastIndex() + 1 - first;
     assert(hi <= first + length, () => `slice[${lo},${hi}) out of bound [${first},${this.lastIndex()}]`);

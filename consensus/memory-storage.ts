@@ -108,7 +108,10 @@ export class MemoryStorage implements WritableStorage {
   private readonly snapshotRetainEntries: number;
 
   /** A fresh log for a node that starts a new cluster with this membership. */
-  static bootstrap(confState: ConfState, options: Omit<MemoryStorageOptions, 'confState' | 'snapshot'> = {}): MemoryStorage {
+  static bootstrap(
+    confState: ConfState,
+    options: Omit<MemoryStorageOptions, 'confState' | 'snapshot'> = {},
+  ): MemoryStorage {
     return new MemoryStorage({ ...options, confState });
   }
 
@@ -124,7 +127,8 @@ export class MemoryStorage implements WritableStorage {
     const compacted = options.compacted ?? { index: this.snap.metadata.index, term: this.snap.metadata.term };
     assert(
       compacted.index <= this.snap.metadata.index,
-      () => `MemoryStorage: compaction point ${compacted.index} is beyond the snapshot index ${this.snap.metadata.index}`,
+      () =>
+        `MemoryStorage: compaction point ${compacted.index} is beyond the snapshot index ${this.snap.metadata.index}`,
     );
     this.ents = [dummy(compacted.index, compacted.term)];
     const entries = options.entries ?? [];
@@ -148,16 +152,21 @@ export class MemoryStorage implements WritableStorage {
       const held = this.ents[this.snap.metadata.index - compacted.index].term;
       assert(
         held === this.snap.metadata.term,
-        () => `MemoryStorage: snapshot at ${this.snap.metadata.index} has term ${this.snap.metadata.term} but the log holds term ${held}`,
+        () =>
+          `MemoryStorage: snapshot at ${this.snap.metadata.index} has term ${this.snap.metadata.term} but the log holds term ${held}`,
       );
     }
     this.hard = options.hardState ?? EMPTY_HARD_STATE;
     assert(
       this.hard.commit <= this.lastIndex(),
-      () => `MemoryStorage: commit ${this.hard.commit} is beyond lastIndex ${this.lastIndex()}. Was the raft log corrupted, truncated, or lost?`,
+      () =>
+        `MemoryStorage: commit ${this.hard.commit} is beyond lastIndex ${this.lastIndex()}. Was the raft log corrupted, truncated, or lost?`,
     );
     const retain = options.snapshotRetainEntries ?? DEFAULT_SNAPSHOT_RETAIN_ENTRIES;
-    assert(Number.isSafeInteger(retain) && retain >= 0, () => `MemoryStorage: snapshotRetainEntries ${retain} must be a non-negative integer`);
+    assert(
+      Number.isSafeInteger(retain) && retain >= 0,
+      () => `MemoryStorage: snapshotRetainEntries ${retain} must be a non-negative integer`,
+    );
     this.snapshotRetainEntries = retain;
   }
 
@@ -175,11 +184,15 @@ export class MemoryStorage implements WritableStorage {
   entries(lo: LogIndex, hi: LogIndex, maxBytes: number): Entry[] {
     const offset = this.offset();
     if (lo <= offset) {
-      throw new RaftError(RaftErrorCode.Compacted, `entries [${lo}, ${hi}): index ${lo} is compacted (first index ${offset + 1})`, {
-        lo,
-        hi,
-        firstIndex: offset + 1,
-      });
+      throw new RaftError(
+        RaftErrorCode.Compacted,
+        `entries [${lo}, ${hi}): index ${lo} is compacted (first index ${offset + 1})`,
+        {
+          lo,
+          hi,
+          firstIndex: offset + 1,
+        },
+      );
     }
     if (hi > this.lastIndex() + 1) {
       throw new RaftError(RaftErrorCode.Unavailable, `entries [${lo}, ${hi}): beyond lastIndex ${this.lastIndex()}`, {
@@ -196,10 +209,16 @@ export class MemoryStorage implements WritableStorage {
   term(i: LogIndex): Term {
     const offset = this.offset();
     if (i < offset) {
-      throw new RaftError(RaftErrorCode.Compacted, `term(${i}): compacted (compaction point ${offset})`, { index: i, compactedIndex: offset });
+      throw new RaftError(RaftErrorCode.Compacted, `term(${i}): compacted (compaction point ${offset})`, {
+        index: i,
+        compactedIndex: offset,
+      });
     }
     if (i - offset >= this.ents.length) {
-      throw new RaftError(RaftErrorCode.Unavailable, `term(${i}): beyond lastIndex ${this.lastIndex()}`, { index: i, lastIndex: this.lastIndex() });
+      throw new RaftError(RaftErrorCode.Unavailable, `term(${i}): beyond lastIndex ${this.lastIndex()}`, {
+        index: i,
+        lastIndex: this.lastIndex(),
+      });
     }
     return this.ents[i - offset].term;
   }
@@ -253,7 +272,11 @@ export class MemoryStorage implements WritableStorage {
         () => `save: entry ${first.index} would leave a gap after lastIndex ${previousLastIndex}. Missing log entries?`,
       );
       // Skip the prefix already held (same index, same term => same entry by Log Matching).
-      while (start < entries.length && entries[start].index <= previousLastIndex && this.ents[entries[start].index - offset].term === entries[start].term) {
+      while (
+        start < entries.length &&
+        entries[start].index <= previousLastIndex &&
+        this.ents[entries[start].index - offset].term === entries[start].term
+      ) {
         start++;
       }
     }
@@ -262,12 +285,16 @@ export class MemoryStorage implements WritableStorage {
     if (written.length > 0) {
       const first = written[0];
       const before = this.ents[first.index - 1 - offset].term;
-      assert(first.term >= before, () => `save: entry ${first.index} has term ${first.term} below the previous entry's term ${before}`);
+      assert(
+        first.term >= before,
+        () => `save: entry ${first.index} has term ${first.term} below the previous entry's term ${before}`,
+      );
       if (first.index <= previousLastIndex) {
         truncatedFrom = first.index;
         assert(
           first.index > this.hard.commit,
-          () => `save: entry ${first.index} (term ${first.term}) conflicts with a committed entry (commit ${this.hard.commit})`,
+          () =>
+            `save: entry ${first.index} (term ${first.term}) conflicts with a committed entry (commit ${this.hard.commit})`,
         );
       }
     }
@@ -287,7 +314,14 @@ export class MemoryStorage implements WritableStorage {
     }
     const hardStateChanged = !sameHardState(nextHard, this.hard);
     this.hard = nextHard;
-    return { written, truncatedFrom, previousLastIndex, lastIndex: this.lastIndex(), hardState: this.hard, hardStateChanged };
+    return {
+      written,
+      truncatedFrom,
+      previousLastIndex,
+      lastIndex: this.lastIndex(),
+      hardState: this.hard,
+      hardStateChanged,
+    };
   }
 
   applySnapshot(snapshot: Snapshot): void {
@@ -300,7 +334,11 @@ export class MemoryStorage implements WritableStorage {
    * snapshot index in the same step: a snapshot only holds committed state, and a crash between
    * "snapshot saved" and "hard state saved" must not leave commit < snapshot index.
    */
-  applySnapshotWithEffect(snapshot: Snapshot): { previousFirstIndex: LogIndex; previousLastIndex: LogIndex; hardState: HardState } {
+  applySnapshotWithEffect(snapshot: Snapshot): {
+    previousFirstIndex: LogIndex;
+    previousLastIndex: LogIndex;
+    hardState: HardState;
+  } {
     const { index, term } = snapshot.metadata;
     if (index <= this.snap.metadata.index) {
       throw new RaftError(
@@ -312,7 +350,8 @@ export class MemoryStorage implements WritableStorage {
     assert(term >= 1, () => `applySnapshot: snapshot at ${index} has term ${term}; a non-empty log's terms start at 1`);
     assert(
       index >= this.hard.commit,
-      () => `applySnapshot: snapshot at ${index} is behind commit ${this.hard.commit}; replacing the log would drop committed entries`,
+      () =>
+        `applySnapshot: snapshot at ${index} is behind commit ${this.hard.commit}; replacing the log would drop committed entries`,
     );
     const previousFirstIndex = this.firstIndex();
     const previousLastIndex = this.lastIndex();
@@ -331,7 +370,11 @@ export class MemoryStorage implements WritableStorage {
    * Records a snapshot the application made of its state at `index` (an applied, hence committed,
    * index) and drops the entries before the last `snapshotRetainEntries` up to it.
    */
-  createSnapshotWithEffect(index: LogIndex, confState: ConfState, data: Uint8Array): { snapshot: Snapshot; compaction: CompactEffect } {
+  createSnapshotWithEffect(
+    index: LogIndex,
+    confState: ConfState,
+    data: Uint8Array,
+  ): { snapshot: Snapshot; compaction: CompactEffect } {
     if (index <= this.snap.metadata.index) {
       throw new RaftError(
         RaftErrorCode.SnapshotOutOfDate,
@@ -342,7 +385,8 @@ export class MemoryStorage implements WritableStorage {
     assert(index <= this.lastIndex(), () => `createSnapshot: index ${index} is beyond lastIndex ${this.lastIndex()}`);
     assert(
       index <= this.hard.commit,
-      () => `createSnapshot: index ${index} is not committed (commit ${this.hard.commit}); only applied state may be snapshotted`,
+      () =>
+        `createSnapshot: index ${index} is not committed (commit ${this.hard.commit}); only applied state may be snapshotted`,
     );
     const snapshot: Snapshot = { metadata: { index, term: this.term(index), confState }, data };
     this.snap = snapshot;
@@ -365,7 +409,8 @@ export class MemoryStorage implements WritableStorage {
     }
     assert(
       compactIndex <= this.snap.metadata.index,
-      () => `compact(${compactIndex}): beyond the snapshot index ${this.snap.metadata.index}; the dropped entries would be lost`,
+      () =>
+        `compact(${compactIndex}): beyond the snapshot index ${this.snap.metadata.index}; the dropped entries would be lost`,
     );
     return this.compactTo(compactIndex);
   }
@@ -398,7 +443,8 @@ export class MemoryStorage implements WritableStorage {
     assert(next.commit >= prev.commit, () => `save: commit went back from ${prev.commit} to ${next.commit}`);
     assert(
       next.commit <= lastIndex,
-      () => `save: commit ${next.commit} is out of range [lastIndex(${lastIndex})]. Was the raft log corrupted, truncated, or lost?`,
+      () =>
+        `save: commit ${next.commit} is out of range [lastIndex(${lastIndex})]. Was the raft log corrupted, truncated, or lost?`,
     );
   }
 }
@@ -414,9 +460,15 @@ function checkContiguous(entries: readonly Entry[], termBefore: Term | undefined
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
     assert(Number.isSafeInteger(e.index) && e.index >= 1, () => `entry index ${e.index} must be a positive integer`);
-    assert(Number.isSafeInteger(e.term) && e.term >= 1, () => `entry ${e.index} has term ${e.term}; terms of entries start at 1`);
+    assert(
+      Number.isSafeInteger(e.term) && e.term >= 1,
+      () => `entry ${e.index} has term ${e.term}; terms of entries start at 1`,
+    );
     if (i > 0) {
-      assert(e.index === entries[i - 1].index + 1, () => `entries not contiguous: ${entries[i - 1].index} then ${e.index}`);
+      assert(
+        e.index === entries[i - 1].index + 1,
+        () => `entries not contiguous: ${entries[i - 1].index} then ${e.index}`,
+      );
     }
     assert(e.term >= prevTerm, () => `entry ${e.index} has term ${e.term} below the previous entry's term ${prevTerm}`);
     prevTerm = e.term;

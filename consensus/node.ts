@@ -163,7 +163,9 @@ export class RaftNode {
           cc = decodeConfChange(e.data);
         } catch (err) {
           if (err instanceof RaftError) {
-            throw new RaftInvariantError(`committed configuration change at ${e.index} does not decode (${err.message}): corrupted log?`);
+            throw new RaftInvariantError(
+              `committed configuration change at ${e.index} does not decode (${err.message}): corrupted log?`,
+            );
           }
           throw err;
         }
@@ -178,9 +180,24 @@ export class RaftNode {
     const r = this.raft;
     let progress: Status['progress'];
     if (r.state === Role.Leader) {
-      const map = new Map<RaftId, { match: typeof r.raftLog.committed; next: typeof r.raftLog.committed; state: 'probe' | 'replicate' | 'snapshot'; recentActive: boolean; learner: boolean }>();
+      const map = new Map<
+        RaftId,
+        {
+          match: typeof r.raftLog.committed;
+          next: typeof r.raftLog.committed;
+          state: 'probe' | 'replicate' | 'snapshot';
+          recentActive: boolean;
+          learner: boolean;
+        }
+      >();
       for (const [id, pr] of r.tracker.progress) {
-        map.set(id, { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive, learner: pr.isLearner });
+        map.set(id, {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          recentActive: pr.recentActive,
+          learner: pr.isLearner,
+        });
       }
       progress = map;
     }

@@ -34,7 +34,10 @@ export class Inflights {
     readonly maxMessages: number,
     readonly maxBytes: number,
   ) {
-    assert(Number.isInteger(maxMessages) && maxMessages >= 1, () => `Inflights: maxMessages ${maxMessages} must be >= 1`);
+    assert(
+      Number.isInteger(maxMessages) && maxMessages >= 1,
+      () => `Inflights: maxMessages ${maxMessages} must be >= 1`,
+    );
     assert(maxBytes >= 0, () => `Inflights: maxBytes ${maxBytes} must be >= 0`);
     // Allocated lazily in chunks would save memory for idle peers; a few hundred slots per peer
     // is small enough to allocate up front.
@@ -52,7 +55,10 @@ export class Inflights {
 
   /** Records an append whose last entry is `index`, carrying `bytes` of entries. */
   add(index: LogIndex, bytes: number): void {
-    assert(!this.full(), () => `Inflights.add(${index}): the window is full (${this.countValue} messages, ${this.bytesValue} bytes)`);
+    assert(
+      !this.full(),
+      () => `Inflights.add(${index}): the window is full (${this.countValue} messages, ${this.bytesValue} bytes)`,
+    );
     if (this.countValue > 0) {
       const last = this.indexes[(this.start + this.countValue - 1) % this.maxMessages];
       assert(index > last, () => `Inflights.add(${index}): not above the last in-flight index ${last}`);
@@ -112,7 +118,13 @@ export class Progress {
   isLearner: boolean;
   readonly inflights: Inflights;
 
-  constructor(next: LogIndex, match: LogIndex, isLearner: boolean, maxInflightMessages: number, maxInflightBytes: number) {
+  constructor(
+    next: LogIndex,
+    match: LogIndex,
+    isLearner: boolean,
+    maxInflightMessages: number,
+    maxInflightBytes: number,
+  ) {
     this.next = next;
     this.match = match;
     this.isLearner = isLearner;

@@ -24,7 +24,10 @@ export const UNBOUNDED_INDEX = Number.POSITIVE_INFINITY as LogIndex;
  * The largest index acknowledged by a majority of `voters` (Figure 2, "Rules for servers, Leaders":
  * the N such that a majority of matchIndex[i] >= N). A voter with no acknowledgement counts as 0.
  */
-export function majorityCommittedIndex(voters: ReadonlySet<RaftId> | readonly RaftId[], acked: (id: RaftId) => LogIndex | undefined): LogIndex {
+export function majorityCommittedIndex(
+  voters: ReadonlySet<RaftId> | readonly RaftId[],
+  acked: (id: RaftId) => LogIndex | undefined,
+): LogIndex {
   const n = 'size' in voters ? voters.size : voters.length;
   if (n === 0) return UNBOUNDED_INDEX;
   // Small clusters are the common case: a plain array sort of n numbers is cheap and allocation
@@ -36,7 +39,9 @@ export function majorityCommittedIndex(voters: ReadonlySet<RaftId> | readonly Ra
   }
   if (n === 3) {
     // The hottest path (3 voters): the median without a sort.
-    const a = srt[0], b = srt[1], c = srt[2];
+    const a = srt[0],
+      b = srt[1],
+      c = srt[2];
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c)) as LogIndex;
   }
   srt.sort((x, y) => x - y);
@@ -59,7 +64,10 @@ export function jointCommittedIndex(
  * Votes from non-voters are ignored. An empty voter set wins (by convention, as in etcd, so that a
  * joint configuration with an empty outgoing half depends on the incoming half only).
  */
-export function majorityVoteResult(voters: ReadonlySet<RaftId> | readonly RaftId[], votes: ReadonlyMap<RaftId, boolean>): VoteResult {
+export function majorityVoteResult(
+  voters: ReadonlySet<RaftId> | readonly RaftId[],
+  votes: ReadonlyMap<RaftId, boolean>,
+): VoteResult {
   const n = 'size' in voters ? voters.size : voters.length;
   if (n === 0) return VoteResult.Won;
   let yes = 0;

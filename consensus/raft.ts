@@ -11,7 +11,14 @@ import { Changer, decodeConfChange, encodeConfChange, isLeaveJoint } from './con
 import type { RaftConfig } from './config.js';
 import { assert, RaftError, RaftErrorCode, RaftInvariantError } from './errors.js';
 import { entriesBytes, payloadBytes, RaftLog } from './log.js';
-import { isJoint, ProgressState, ProgressTracker, trackerConfigFromConfState, type Progress, type TrackerConfig } from './progress.js';
+import {
+  isJoint,
+  ProgressState,
+  ProgressTracker,
+  trackerConfigFromConfState,
+  type Progress,
+  type TrackerConfig,
+} from './progress.js';
 import { jointVoteResult, VoteResult } from './quorum.js';
 import { ReadOnly } from './read-only.js';
 import {
@@ -85,8 +92,10 @@ function isWellFormed(m: Message, self: RaftId): boolean {
     let prevTerm = m.logTerm;
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i];
-      if (!e || e.index !== m.index + 1 + i || !isNat(e.term) || e.term < 1 || e.term < prevTerm || e.term > m.term) return false;
-      if (!(e.data instanceof Uint8Array) || (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange)) return false;
+      if (!e || e.index !== m.index + 1 + i || !isNat(e.term) || e.term < 1 || e.term < prevTerm || e.term > m.term)
+        return false;
+      if (!(e.data instanceof Uint8Array) || (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange))
+        return false;
       prevTerm = e.term;
     }
     if (m.logTerm > m.term) return false;
@@ -94,10 +103,25 @@ function isWellFormed(m: Message, self: RaftId): boolean {
     for (const e of m.entries) if (!e || !(e.data instanceof Uint8Array) || e.type !== EntryType.Normal) return false;
   } else if (m.type === MessageType.Snap) {
     const s = m.snapshot;
-    if (!s || !s.metadata || !isNat(s.metadata.index) || !isNat(s.metadata.term) || s.metadata.index < 1 || s.metadata.term < 1) return false;
+    if (
+      !s ||
+      !s.metadata ||
+      !isNat(s.metadata.index) ||
+      !isNat(s.metadata.term) ||
+      s.metadata.index < 1 ||
+      s.metadata.term < 1
+    )
+      return false;
     if (s.metadata.term > m.term || !(s.data instanceof Uint8Array)) return false;
     const cs = s.metadata.confState;
-    if (!cs || !Array.isArray(cs.voters) || !Array.isArray(cs.votersOutgoing) || !Array.isArray(cs.learners) || !Array.isArray(cs.learnersNext)) return false;
+    if (
+      !cs ||
+      !Array.isArray(cs.voters) ||
+      !Array.isArray(cs.votersOutgoing) ||
+      !Array.isArray(cs.learners) ||
+      !Array.isArray(cs.learnersNext)
+    )
+      return false;
     if (cs.voters.length === 0) return false;
     for (const set of [cs.voters, cs.votersOutgoing, cs.learners, cs.learnersNext]) {
       for (const v of set) if (!isNat(v) || v === NO_NODE) return false;
@@ -474,9 +498,9 @@ export class Raft {
       for (const e of ents) {
         if (e.type !== EntryType.ConfChange) continue;
         try {
-          const r = new Changer(config, progress, log.lastIndex(), (next, match, learner) => this.tracker.newProgress(next, match, learner)).apply(
-            decodeConfChange(e.data),
-          );
+          const r = new Changer(config, progress, log.lastIndex(), (next, match, learner) =>
+            this.tracker.newProgress(next, match, learner),
+          ).apply(decodeConfChange(e.data));
           config = r.config;
           progress = r.progress;
           changed = true;
@@ -597,87 +621,151 @@ export class Raft {
 
   propose(data: Uint8Array): void {
     if (data.length > this.config.maxProposalBytes) {
-      throw new RaftError(RaftErrorCode.ProposalTooLarge, `proposal of ${data.length} bytes exceeds maxProposalBytes ${this.config.maxProposalBytes}`, {
-        bytes: data.length,
-        maxProposalBytes: this.config.maxProposalBytes,
-      });
+      throw new RaftError(
+        RaftErrorCode.ProposalTooLarge,
+        `proposal of ${data.length} bytes exceeds maxProposalBytes ${this.config.maxProposalBytes}`,
+        {
+          bytes: data.length,
+          maxProposalBytes: this.config.maxProposalBytes,
+        },
+      );
     }
     switch (this.state) {
       case Role.Leader:
         this.leaderAcceptsProposals();
         if (!this.appendEntries([{ type: EntryType.Normal, data }], false)) {
-          throw new RaftError(RaftErrorCode.UncommittedQuotaExceeded, `uncommitted entries exceed ${this.config.maxUncommittedEntriesBytes} bytes; retry once entries commit`, {
-            uncommittedBytes: this.uncommittedSize,
-            maxUncommittedEntriesBytes: this.config.maxUncommittedEntriesBytes,
-          });
+          throw new RaftError(
+            RaftErrorCode.UncommittedQuotaExceeded,
+            `uncommitted entries exceed ${this.config.maxUncommittedEntriesBytes} bytes; retry once entries commit`,
+            {
+              uncommittedBytes: this.uncommittedSize,
+              maxUncommittedEntriesBytes: this.config.maxUncommittedEntriesBytes,
+            },
+          );
         }
         this.pendingBroadcast = true;
         break;
       case Role.Follower:
-        if (this.lead === NO_NODE) throw new RaftError(RaftErrorCode.ProposalDropped, `no leader at term ${this.term}; proposal dropped`, { term: this.term });
+        if (this.lead === NO_NODE)
+          throw new RaftError(RaftErrorCode.ProposalDropped, `no leader at term ${this.term}; proposal dropped`, {
+            term: this.term,
+          });
         if (this.config.disableProposalForwarding) {
-          throw new RaftError(RaftErrorCode.ProposalDropped, 'not the leader and proposal forwarding is disabled', { leader: this.lead });
+          throw new RaftError(RaftErrorCode.ProposalDropped, 'not the leader and proposal forwarding is disabled', {
+            leader: this.lead,
+          });
         }
-        this.send(this.msg(MessageType.Prop, this.lead, { term: 0 as Term, entries: [{ term: 0 as Term, index: 0 as LogIndex, type: EntryType.Normal, data }] }));
+        this.send(
+          this.msg(MessageType.Prop, this.lead, {
+            term: 0 as Term,
+            entries: [{ term: 0 as Term, index: 0 as LogIndex, type: EntryType.Normal, data }],
+          }),
+        );
         break;
       default:
-        throw new RaftError(RaftErrorCode.ProposalDropped, `${this.state} at term ${this.term}: no leader; proposal dropped`, { term: this.term });
+        throw new RaftError(
+          RaftErrorCode.ProposalDropped,
+          `${this.state} at term ${this.term}: no leader; proposal dropped`,
+          { term: this.term },
+        );
     }
     this.checkInvariants();
   }
 
   private leaderAcceptsProposals(): void {
     if (!this.tracker.progress.has(this.id) || this.isLearner) {
-      throw new RaftError(RaftErrorCode.ProposalDropped, `${this.id} is not a member of its configuration; proposal dropped`);
+      throw new RaftError(
+        RaftErrorCode.ProposalDropped,
+        `${this.id} is not a member of its configuration; proposal dropped`,
+      );
     }
     if (this.removingSelf) {
-      throw new RaftError(RaftErrorCode.ProposalDropped, `${this.id} is being removed from the configuration and hands over leadership; propose to the next leader`);
+      throw new RaftError(
+        RaftErrorCode.ProposalDropped,
+        `${this.id} is being removed from the configuration and hands over leadership; propose to the next leader`,
+      );
     }
     if (this.leadTransferee !== NO_NODE) {
-      throw new RaftError(RaftErrorCode.TransferInProgress, `leadership is being transferred to ${this.leadTransferee}; proposal refused`, {
-        transferee: this.leadTransferee,
-      });
+      throw new RaftError(
+        RaftErrorCode.TransferInProgress,
+        `leadership is being transferred to ${this.leadTransferee}; proposal refused`,
+        {
+          transferee: this.leadTransferee,
+        },
+      );
     }
   }
 
   proposeConfChange(cc: ConfChange): void {
     if (this.state !== Role.Leader) {
-      throw new RaftError(RaftErrorCode.NotLeader, `not the leader (leader: ${this.lead || 'unknown'}); propose the change there`, { leader: this.lead });
+      throw new RaftError(
+        RaftErrorCode.NotLeader,
+        `not the leader (leader: ${this.lead || 'unknown'}); propose the change there`,
+        { leader: this.lead },
+      );
     }
     this.leaderAcceptsProposals();
     // Ongaro (2015, raft-dev "bug in single-server membership changes"): a new leader must commit
     // an entry of its own term before changing the configuration.
     if (!this.committedEntryInCurrentTerm()) {
-      throw new RaftError(RaftErrorCode.LeaderNotReady, 'the leader has not committed an entry of its term yet; retry shortly', { term: this.term });
+      throw new RaftError(
+        RaftErrorCode.LeaderNotReady,
+        'the leader has not committed an entry of its term yet; retry shortly',
+        { term: this.term },
+      );
     }
     if (this.pendingConfIndex > this.raftLog.applied) {
-      throw new RaftError(RaftErrorCode.ConfChangePending, `a configuration change is pending until index ${this.pendingConfIndex} is applied`, {
-        pendingConfIndex: this.pendingConfIndex,
-        applied: this.raftLog.applied,
-      });
+      throw new RaftError(
+        RaftErrorCode.ConfChangePending,
+        `a configuration change is pending until index ${this.pendingConfIndex} is applied`,
+        {
+          pendingConfIndex: this.pendingConfIndex,
+          applied: this.raftLog.applied,
+        },
+      );
     }
     const joint = isJoint(this.tracker.config);
     if (cc.changes.length === 0) {
-      if (!isLeaveJoint(cc)) throw new RaftError(RaftErrorCode.InvalidConfChange, 'an empty change (leave joint) must use the Auto transition');
-      if (!joint) throw new RaftError(RaftErrorCode.InvalidConfChange, 'not in a joint configuration: nothing to leave');
+      if (!isLeaveJoint(cc))
+        throw new RaftError(
+          RaftErrorCode.InvalidConfChange,
+          'an empty change (leave joint) must use the Auto transition',
+        );
+      if (!joint)
+        throw new RaftError(RaftErrorCode.InvalidConfChange, 'not in a joint configuration: nothing to leave');
     } else if (joint) {
-      throw new RaftError(RaftErrorCode.InvalidConfChange, 'already in a joint configuration: leave it before entering another (thesis §4.3)');
+      throw new RaftError(
+        RaftErrorCode.InvalidConfChange,
+        'already in a joint configuration: leave it before entering another (thesis §4.3)',
+      );
     }
     for (const ch of cc.changes) {
       if (ch.type !== ConfChangeType.RemoveNode && this.removedIds.has(ch.nodeId)) {
-        throw new RaftError(RaftErrorCode.IdReused, `id ${ch.nodeId} was removed from the cluster; ids are never reused`, { nodeId: ch.nodeId });
+        throw new RaftError(
+          RaftErrorCode.IdReused,
+          `id ${ch.nodeId} was removed from the cluster; ids are never reused`,
+          { nodeId: ch.nodeId },
+        );
       }
     }
     // Dry run: the same code that applies it later refuses what is invalid now.
     this.newChanger().apply(cc);
     const data = encodeConfChange(cc);
     if (data.length > this.config.maxProposalBytes) {
-      throw new RaftError(RaftErrorCode.ProposalTooLarge, `configuration change of ${data.length} bytes exceeds maxProposalBytes`, { bytes: data.length });
+      throw new RaftError(
+        RaftErrorCode.ProposalTooLarge,
+        `configuration change of ${data.length} bytes exceeds maxProposalBytes`,
+        { bytes: data.length },
+      );
     }
     if (!this.appendEntries([{ type: EntryType.ConfChange, data }], false)) {
-      throw new RaftError(RaftErrorCode.UncommittedQuotaExceeded, 'uncommitted entries over quota; retry once entries commit', {
-        uncommittedBytes: this.uncommittedSize,
-      });
+      throw new RaftError(
+        RaftErrorCode.UncommittedQuotaExceeded,
+        'uncommitted entries over quota; retry once entries commit',
+        {
+          uncommittedBytes: this.uncommittedSize,
+        },
+      );
     }
     this.pendingConfIndex = this.raftLog.lastIndex();
     this.pendingBroadcast = true;
@@ -690,14 +778,20 @@ export class Raft {
     if (this.state === Role.Leader) {
       const req = this.msg(MessageType.ReadIndex, this.id, { term: 0 as Term, context });
       if (!this.leaderReadIndex(req)) {
-        throw new RaftError(RaftErrorCode.ReadIndexDropped, `too many pending reads (max ${this.config.maxPendingReadIndexRequests}); retry`, {
-          maxPendingReadIndexRequests: this.config.maxPendingReadIndexRequests,
-        });
+        throw new RaftError(
+          RaftErrorCode.ReadIndexDropped,
+          `too many pending reads (max ${this.config.maxPendingReadIndexRequests}); retry`,
+          {
+            maxPendingReadIndexRequests: this.config.maxPendingReadIndexRequests,
+          },
+        );
       }
     } else if (this.state === Role.Follower && this.lead !== NO_NODE) {
       this.send(this.msg(MessageType.ReadIndex, this.lead, { term: 0 as Term, context }));
     } else {
-      throw new RaftError(RaftErrorCode.ReadIndexDropped, `no leader at term ${this.term}; read dropped`, { term: this.term });
+      throw new RaftError(RaftErrorCode.ReadIndexDropped, `no leader at term ${this.term}; read dropped`, {
+        term: this.term,
+      });
     }
     this.checkInvariants();
   }
@@ -707,13 +801,19 @@ export class Raft {
       if (target === this.id) return;
       const pr = this.tracker.progress.get(target);
       if (!pr || pr.isLearner || !this.tracker.isVoter(target)) {
-        throw new RaftError(RaftErrorCode.InvalidTransferTarget, `${target} is not a voter of the current configuration`, { target });
+        throw new RaftError(
+          RaftErrorCode.InvalidTransferTarget,
+          `${target} is not a voter of the current configuration`,
+          { target },
+        );
       }
       this.handleTransferLeader(target);
     } else if (this.state === Role.Follower && this.lead !== NO_NODE) {
       this.send(this.msg(MessageType.TransferLeader, this.lead, { term: 0 as Term, context: encodeRaftId(target) }));
     } else {
-      throw new RaftError(RaftErrorCode.NotLeader, `no leader at term ${this.term}; cannot transfer leadership`, { term: this.term });
+      throw new RaftError(RaftErrorCode.NotLeader, `no leader at term ${this.term}; cannot transfer leadership`, {
+        term: this.term,
+      });
     }
     this.checkInvariants();
   }
@@ -741,7 +841,8 @@ export class Raft {
     if (!isWellFormed(m, this.id)) return;
     if (m.term === 0) {
       // Forwarded requests (Prop, ReadIndex, TransferLeader) carry no term.
-      if (m.type !== MessageType.Prop && m.type !== MessageType.ReadIndex && m.type !== MessageType.TransferLeader) return;
+      if (m.type !== MessageType.Prop && m.type !== MessageType.ReadIndex && m.type !== MessageType.TransferLeader)
+        return;
       if (this.state === Role.Leader) this.stepLeader(m);
       // A non-leader drops forwarded requests rather than forwarding again (no loops); the
       // requester times out and retries with the leader it learns of.
@@ -753,7 +854,8 @@ export class Raft {
         const force = m.type === MessageType.Vote && sameBytes(m.context, CAMPAIGN_TRANSFER_CONTEXT);
         // Leases (thesis §4.2.3 / §6.2): a node that heard from a leader within the minimum
         // election timeout ignores (pre)votes, so a partitioned node cannot disrupt the cluster.
-        const inLease = this.config.checkQuorum && this.lead !== NO_NODE && this.electionElapsed < this.config.electionTicks;
+        const inLease =
+          this.config.checkQuorum && this.lead !== NO_NODE && this.electionElapsed < this.config.electionTicks;
         if (!force && inLease) {
           this.checkInvariants();
           return;
@@ -769,7 +871,10 @@ export class Raft {
         this.becomeFollower(m.term, NO_NODE);
       }
     } else if (m.term < this.term) {
-      if ((this.config.checkQuorum || this.config.preVote) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
+      if (
+        (this.config.checkQuorum || this.config.preVote) &&
+        (m.type === MessageType.App || m.type === MessageType.Heartbeat)
+      ) {
         // A stale leader (e.g. just healed from a partition) would otherwise never learn of the
         // new term: with CheckQuorum/PreVote nobody raises it by voting. Our answer at the higher
         // term makes it step down, and then the cluster converges (etcd's handling).
@@ -806,7 +911,9 @@ export class Raft {
     // We can vote if we already voted for this candidate (a duplicate request), or have not voted
     // and know no leader in this term, or it is a pre-vote for a future term.
     const canVote =
-      this.vote === m.from || (this.vote === NO_NODE && this.lead === NO_NODE) || (m.type === MessageType.PreVote && m.term > this.term);
+      this.vote === m.from ||
+      (this.vote === NO_NODE && this.lead === NO_NODE) ||
+      (m.type === MessageType.PreVote && m.term > this.term);
     if (canVote && this.isLogUpToDate(m.logTerm, m.index)) {
       // Answer at the request's term: a pre-candidate counts only answers at the term it asked for.
       this.send(this.msg(respType, m.from, { term: m.term }));
@@ -851,9 +958,15 @@ export class Raft {
 
   private leaderHandleForwardedProposal(m: Message): void {
     if (m.entries.length === 0) return;
-    if (!this.tracker.progress.has(this.id) || this.isLearner || this.leadTransferee !== NO_NODE || this.removingSelf) return;
+    if (!this.tracker.progress.has(this.id) || this.isLearner || this.leadTransferee !== NO_NODE || this.removingSelf)
+      return;
     for (const e of m.entries) if (e.data.length > this.config.maxProposalBytes) return;
-    if (this.appendEntries(m.entries.map((e) => ({ type: EntryType.Normal, data: e.data })), false)) {
+    if (
+      this.appendEntries(
+        m.entries.map((e) => ({ type: EntryType.Normal, data: e.data })),
+        false,
+      )
+    ) {
       this.bcastAppend();
     }
   }
@@ -948,7 +1061,8 @@ export class Raft {
       this.respondToReadIndex(req, this.raftLog.committed);
       return true;
     }
-    if (this.readOnly.size + this.pendingReadIndexMessages.length >= this.config.maxPendingReadIndexRequests) return false;
+    if (this.readOnly.size + this.pendingReadIndexMessages.length >= this.config.maxPendingReadIndexRequests)
+      return false;
     // Step 1 of §6.4: until this leader committed an entry of its term, its commit index may be
     // behind what an earlier leader committed; hold the read until the no-op commits.
     if (!this.committedEntryInCurrentTerm()) {
@@ -1063,7 +1177,14 @@ export class Raft {
     // probe whose term is <= the probe's term, so the leader skips whole terms (§5.3).
     const hintIndex = Math.min(m.index, this.raftLog.lastIndex()) as LogIndex;
     const hint = this.raftLog.findConflictByTerm(hintIndex, m.logTerm);
-    this.send(this.msg(MessageType.AppResp, m.from, { index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term }));
+    this.send(
+      this.msg(MessageType.AppResp, m.from, {
+        index: m.index,
+        reject: true,
+        rejectHint: hint.index,
+        logTerm: hint.term,
+      }),
+    );
   }
 
   private handleHeartbeat(m: Message): void {
@@ -1120,7 +1241,12 @@ export class Raft {
       full[i] = { term: this.term, index: (last + 1 + i) as LogIndex, type: ents[i].type, data: ents[i].data };
     }
     const size = payloadBytes(full);
-    if (!force && this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.config.maxUncommittedEntriesBytes) {
+    if (
+      !force &&
+      this.uncommittedSize > 0 &&
+      size > 0 &&
+      this.uncommittedSize + size > this.config.maxUncommittedEntriesBytes
+    ) {
       return false;
     }
     this.uncommittedSize += size;
@@ -1242,12 +1368,18 @@ export class Raft {
     const committed = log.committed;
     const last = log.lastIndex();
     if (!(applied <= committed && committed <= last)) {
-      throw new RaftInvariantError(`${this.id}: applied(${applied}) <= committed(${committed}) <= lastIndex(${last}) violated`);
+      throw new RaftInvariantError(
+        `${this.id}: applied(${applied}) <= committed(${committed}) <= lastIndex(${last}) violated`,
+      );
     }
-    if (committed < this.checkedCommit) throw new RaftInvariantError(`${this.id}: commit went back from ${this.checkedCommit} to ${committed}`);
-    if (this.term < this.checkedTerm) throw new RaftInvariantError(`${this.id}: term went back from ${this.checkedTerm} to ${this.term}`);
+    if (committed < this.checkedCommit)
+      throw new RaftInvariantError(`${this.id}: commit went back from ${this.checkedCommit} to ${committed}`);
+    if (this.term < this.checkedTerm)
+      throw new RaftInvariantError(`${this.id}: term went back from ${this.checkedTerm} to ${this.term}`);
     if (this.term === this.checkedTerm && this.checkedVote !== NO_NODE && this.vote !== this.checkedVote) {
-      throw new RaftInvariantError(`${this.id}: voted for ${this.vote} after voting for ${this.checkedVote} in term ${this.term} (one vote per term, §5.2)`);
+      throw new RaftInvariantError(
+        `${this.id}: voted for ${this.vote} after voting for ${this.checkedVote} in term ${this.term} (one vote per term, §5.2)`,
+      );
     }
     if (this.state === Role.Leader) {
       assert(this.lead === this.id, () => `${this.id}: leader with lead ${this.lead}`);
@@ -1265,17 +1397,26 @@ function isEmptyHardState(hs: HardState): boolean {
 
 function validateConfig(c: RaftConfig): void {
   assert(Number.isSafeInteger(c.id) && c.id >= 1, () => `config: id ${c.id} must be a positive integer`);
-  assert(Number.isInteger(c.electionTicks) && c.electionTicks >= 1, () => `config: electionTicks ${c.electionTicks} must be >= 1`);
+  assert(
+    Number.isInteger(c.electionTicks) && c.electionTicks >= 1,
+    () => `config: electionTicks ${c.electionTicks} must be >= 1`,
+  );
   assert(
     Number.isInteger(c.heartbeatTicks) && c.heartbeatTicks >= 1 && c.heartbeatTicks < c.electionTicks,
     () => `config: heartbeatTicks ${c.heartbeatTicks} must be in [1, electionTicks)`,
   );
   assert(c.maxMessageBytes >= 1, 'config: maxMessageBytes must be >= 1');
-  assert(Number.isInteger(c.maxInflightMessages) && c.maxInflightMessages >= 1, 'config: maxInflightMessages must be >= 1');
+  assert(
+    Number.isInteger(c.maxInflightMessages) && c.maxInflightMessages >= 1,
+    'config: maxInflightMessages must be >= 1',
+  );
   assert(c.maxInflightBytes >= 0, 'config: maxInflightBytes must be >= 0');
   assert(c.maxUncommittedEntriesBytes >= 1, 'config: maxUncommittedEntriesBytes must be >= 1');
   assert(c.maxCommittedBytesPerReady >= 1, 'config: maxCommittedBytesPerReady must be >= 1');
   assert(c.maxProposalBytes >= 1, 'config: maxProposalBytes must be >= 1');
-  assert(Number.isInteger(c.maxPendingReadIndexRequests) && c.maxPendingReadIndexRequests >= 1, 'config: maxPendingReadIndexRequests must be >= 1');
+  assert(
+    Number.isInteger(c.maxPendingReadIndexRequests) && c.maxPendingReadIndexRequests >= 1,
+    'config: maxPendingReadIndexRequests must be >= 1',
+  );
   assert(c.appliedIndex >= 0, 'config: appliedIndex must be >= 0');
 }

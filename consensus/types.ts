@@ -215,7 +215,16 @@ export interface Status {
   readonly lastIndex: LogIndex;
   readonly confState: ConfState;
   /** Leader only: what it knows of each peer. */
-  readonly progress?: ReadonlyMap<RaftId, { match: LogIndex; next: LogIndex; state: 'probe' | 'replicate' | 'snapshot'; recentActive: boolean; learner: boolean }>;
+  readonly progress?: ReadonlyMap<
+    RaftId,
+    {
+      match: LogIndex;
+      next: LogIndex;
+      state: 'probe' | 'replicate' | 'snapshot';
+      recentActive: boolean;
+      learner: boolean;
+    }
+  >;
   readonly leadTransferee: RaftId;
 }
 

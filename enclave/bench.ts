@@ -18,7 +18,9 @@ async function rate(label: string, op: () => Promise<unknown>): Promise<void> {
     count += 50;
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  console.log(`${label.padEnd(44)} ${(count / seconds).toFixed(0).padStart(8)} ops/s  (${count} in ${seconds.toFixed(2)} s)`);
+  console.log(
+    `${label.padEnd(44)} ${(count / seconds).toFixed(0).padStart(8)} ops/s  (${count} in ${seconds.toFixed(2)} s)`,
+  );
 }
 
 const sender = await NaclEnclave.create(MemoryKeyStore.generate(1));
@@ -28,7 +30,9 @@ const [recipientKey] = recipient.publicKeys();
 const plaintext = new Uint8Array(PAYLOAD_BYTES).map((_, i) => i & 0xff);
 const encoded = await sender.encryptPayload(plaintext, senderKey, [recipientKey]);
 
-console.log(`enclave bench: ${PAYLOAD_BYTES} B payload, 1 recipient (+ sender box), shared keys cached, node ${process.version}`);
+console.log(
+  `enclave bench: ${PAYLOAD_BYTES} B payload, 1 recipient (+ sender box), shared keys cached, node ${process.version}`,
+);
 await rate('encryptPayload', () => sender.encryptPayload(plaintext, senderKey, [recipientKey]));
 await rate('decryptPayload (as recipient)', () => recipient.decryptPayload(encoded));
 await rate('decryptPayload (as sender)', () => sender.decryptPayload(encoded));

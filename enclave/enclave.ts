@@ -10,8 +10,15 @@ import { assert, EnclaveError, EnclaveErrorCode } from './errors.js';
 import type { BoxKeyPair } from './keyfile.js';
 import { type KeyStore, MAX_KEYS_PER_ENCLAVE } from './keystore.js';
 import {
-  bytesEqual, type EncodedPayload, keyToBase64, MASTER_KEY_BYTES, MAX_PLAINTEXT_BYTES, MAX_RECIPIENTS,
-  PUBLIC_KEY_BYTES, selectRecipients, validatePayload,
+  bytesEqual,
+  type EncodedPayload,
+  keyToBase64,
+  MASTER_KEY_BYTES,
+  MAX_PLAINTEXT_BYTES,
+  MAX_RECIPIENTS,
+  PUBLIC_KEY_BYTES,
+  selectRecipients,
+  validatePayload,
 } from './payload.js';
 
 export interface Enclave {
@@ -22,7 +29,11 @@ export interface Enclave {
    * transactions). `senderKey` must be one of publicKeys() (UnknownKey). Duplicate recipients are
    * sealed once. Throws LimitExceeded over MAX_PLAINTEXT_BYTES or MAX_RECIPIENTS, InvalidKey.
    */
-  encryptPayload(plaintext: Uint8Array, senderKey: Uint8Array, recipients: readonly Uint8Array[]): Promise<EncodedPayload>;
+  encryptPayload(
+    plaintext: Uint8Array,
+    senderKey: Uint8Array,
+    recipients: readonly Uint8Array[],
+  ): Promise<EncodedPayload>;
   /**
    * Opens a payload with `asKey` (one of publicKeys(), else UnknownKey), or with whichever of this
    * enclave's keys has a box in it. Throws NotARecipient when none does, DecryptionFailed when a
@@ -54,7 +65,10 @@ export class SharedKeyCache {
   hits = 0;
   misses = 0;
   constructor(readonly maxEntries: number = MAX_SHARED_KEY_CACHE_ENTRIES) {
-    assert(Number.isInteger(maxEntries) && maxEntries >= 1, `SharedKeyCache maxEntries must be a positive integer, got ${maxEntries}`);
+    assert(
+      Number.isInteger(maxEntries) && maxEntries >= 1,
+      `SharedKeyCache maxEntries must be a positive integer, got ${maxEntries}`,
+    );
   }
   get size(): number {
     return this.entries.size;
@@ -91,14 +105,27 @@ export class NaclEnclave implements Enclave {
   private readonly cache: SharedKeyCache;
 
   private constructor(keyPairs: readonly BoxKeyPair[], options: NaclEnclaveOptions) {
-    if (keyPairs.length === 0) throw new EnclaveError(EnclaveErrorCode.UnknownKey, 'an enclave needs at least one key pair; the key store holds none');
+    if (keyPairs.length === 0)
+      throw new EnclaveError(
+        EnclaveErrorCode.UnknownKey,
+        'an enclave needs at least one key pair; the key store holds none',
+      );
     if (keyPairs.length > MAX_KEYS_PER_ENCLAVE) {
-      throw new EnclaveError(EnclaveErrorCode.LimitExceeded, `${keyPairs.length} key pairs, limit MAX_KEYS_PER_ENCLAVE=${MAX_KEYS_PER_ENCLAVE}`);
+      throw new EnclaveError(
+        EnclaveErrorCode.LimitExceeded,
+        `${keyPairs.length} key pairs, limit MAX_KEYS_PER_ENCLAVE=${MAX_KEYS_PER_ENCLAVE}`,
+      );
     }
     const map = new Map<string, BoxKeyPair>();
     for (const pair of keyPairs) {
-      assert(pair.publicKey.length === PUBLIC_KEY_BYTES && pair.secretKey.length === nacl.box.secretKeyLength, 'key pair of the wrong length');
-      assert(bytesEqual(nacl.box.keyPair.fromSecretKey(pair.secretKey).publicKey, pair.publicKey), () => `key pair ${keyToBase64(pair.publicKey)}: public key does not match its secret key`);
+      assert(
+        pair.publicKey.length === PUBLIC_KEY_BYTES && pair.secretKey.length === nacl.box.secretKeyLength,
+        'key pair of the wrong length',
+      );
+      assert(
+        bytesEqual(nacl.box.keyPair.fromSecretKey(pair.secretKey).publicKey, pair.publicKey),
+        () => `key pair ${keyToBase64(pair.publicKey)}: public key does not match its secret key`,
+      );
       map.set(keyToBase64(pair.publicKey), pair);
     }
     this.keyPairs = map;
@@ -122,13 +149,24 @@ export class NaclEnclave implements Enclave {
   private own(key: Uint8Array): BoxKeyPair {
     checkKey(key, 'key');
     const pair = this.keyPairs.get(keyToBase64(key));
-    if (pair === undefined) throw new EnclaveError(EnclaveErrorCode.UnknownKey, `this enclave holds no private key for ${keyToBase64(key)}`, { key: keyToBase64(key) });
+    if (pair === undefined)
+      throw new EnclaveError(EnclaveErrorCode.UnknownKey, `this enclave holds no private key for ${keyToBase64(key)}`, {
+        key: keyToBase64(key),
+      });
     return pair;
   }
 
-  async encryptPayload(plaintext: Uint8Array, senderKey: Uint8Array, recipients: readonly Uint8Array[]): Promise<EncodedPayload> {
+  async encryptPayload(
+    plaintext: Uint8Array,
+    senderKey: Uint8Array,
+    recipients: readonly Uint8Array[],
+  ): Promise<EncodedPayload> {
     if (plaintext.length > MAX_PLAINTEXT_BYTES) {
-      throw new EnclaveError(EnclaveErrorCode.LimitExceeded, `plaintext is ${plaintext.length} bytes, limit MAX_PLAINTEXT_BYTES=${MAX_PLAINTEXT_BYTES}`, { bytes: plaintext.length });
+      throw new EnclaveError(
+        EnclaveErrorCode.LimitExceeded,
+        `plaintext is ${plaintext.length} bytes, limit MAX_PLAINTEXT_BYTES=${MAX_PLAINTEXT_BYTES}`,
+        { bytes: plaintext.length },
+      );
     }
     const sender = this.own(senderKey);
     const recipientKeys: Uint8Array[] = [];
@@ -142,15 +180,27 @@ export class NaclEnclave implements Enclave {
       }
     }
     if (recipientKeys.length > MAX_RECIPIENTS) {
-      throw new EnclaveError(EnclaveErrorCode.LimitExceeded, `${recipientKeys.length} recipients (sender included), limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`);
+      throw new EnclaveError(
+        EnclaveErrorCode.LimitExceeded,
+        `${recipientKeys.length} recipients (sender included), limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`,
+      );
     }
     const masterKey = nacl.randomBytes(MASTER_KEY_BYTES);
     const cipherTextNonce = nacl.randomBytes(nacl.secretbox.nonceLength);
     const recipientNonce = nacl.randomBytes(nacl.box.nonceLength);
     const cipherText = nacl.secretbox(plaintext, cipherTextNonce, masterKey);
-    const recipientBoxes = recipientKeys.map((key) => nacl.box.after(masterKey, recipientNonce, this.cache.sharedKey(sender, key)));
+    const recipientBoxes = recipientKeys.map((key) =>
+      nacl.box.after(masterKey, recipientNonce, this.cache.sharedKey(sender, key)),
+    );
     masterKey.fill(0);
-    return { senderKey: Uint8Array.from(sender.publicKey), cipherText, cipherTextNonce, recipientBoxes, recipientNonce, recipientKeys };
+    return {
+      senderKey: Uint8Array.from(sender.publicKey),
+      cipherText,
+      cipherTextNonce,
+      recipientBoxes,
+      recipientNonce,
+      recipientKeys,
+    };
   }
 
   async decryptPayload(encoded: EncodedPayload, asKey?: Uint8Array): Promise<Uint8Array> {
@@ -167,20 +217,32 @@ export class NaclEnclave implements Enclave {
       if (index < 0 && isSender && encoded.recipientKeys.length > 0) index = 0;
       if (index < 0) continue;
       const other = isSender ? encoded.recipientKeys[index] : encoded.senderKey;
-      const masterKey = nacl.box.open.after(encoded.recipientBoxes[index], encoded.recipientNonce, this.cache.sharedKey(pair, other));
+      const masterKey = nacl.box.open.after(
+        encoded.recipientBoxes[index],
+        encoded.recipientNonce,
+        this.cache.sharedKey(pair, other),
+      );
       if (masterKey === null || masterKey.length !== MASTER_KEY_BYTES) {
-        throw new EnclaveError(EnclaveErrorCode.DecryptionFailed, `the recipient box for ${id} fails authentication (tampered, or sealed by another sender)`, { key: id });
+        throw new EnclaveError(
+          EnclaveErrorCode.DecryptionFailed,
+          `the recipient box for ${id} fails authentication (tampered, or sealed by another sender)`,
+          { key: id },
+        );
       }
       const plaintext = nacl.secretbox.open(encoded.cipherText, encoded.cipherTextNonce, masterKey);
       masterKey.fill(0);
       if (plaintext === null) {
-        throw new EnclaveError(EnclaveErrorCode.DecryptionFailed, 'the cipherText fails authentication (tampered)', { key: id });
+        throw new EnclaveError(EnclaveErrorCode.DecryptionFailed, 'the cipherText fails authentication (tampered)', {
+          key: id,
+        });
       }
       return plaintext;
     }
     throw new EnclaveError(
       EnclaveErrorCode.NotARecipient,
-      asKey !== undefined ? `key ${keyToBase64(asKey)} has no box in this payload` : 'none of this enclave\'s keys has a box in this payload',
+      asKey !== undefined
+        ? `key ${keyToBase64(asKey)} has no box in this payload`
+        : "none of this enclave's keys has a box in this payload",
     );
   }
 
@@ -193,15 +255,26 @@ export class NaclEnclave implements Enclave {
     const sender = this.own(encoded.senderKey);
     const senderId = keyToBase64(sender.publicKey);
     const ownIndex = encoded.recipientKeys.findIndex((k) => keyToBase64(k) === senderId);
-    if (ownIndex < 0) throw new EnclaveError(EnclaveErrorCode.NotARecipient, `the payload has no box for its sender ${senderId}`);
-    const masterKey = nacl.box.open.after(encoded.recipientBoxes[ownIndex], encoded.recipientNonce, this.cache.sharedKey(sender, sender.publicKey));
+    if (ownIndex < 0)
+      throw new EnclaveError(EnclaveErrorCode.NotARecipient, `the payload has no box for its sender ${senderId}`);
+    const masterKey = nacl.box.open.after(
+      encoded.recipientBoxes[ownIndex],
+      encoded.recipientNonce,
+      this.cache.sharedKey(sender, sender.publicKey),
+    );
     if (masterKey === null || masterKey.length !== MASTER_KEY_BYTES) {
-      throw new EnclaveError(EnclaveErrorCode.DecryptionFailed, `the sender's own box fails authentication (tampered)`, { key: senderId });
+      throw new EnclaveError(
+        EnclaveErrorCode.DecryptionFailed,
+        `the sender's own box fails authentication (tampered)`,
+        { key: senderId },
+      );
     }
     try {
       // Proves the cipherText belongs to this master key before anyone is given a box for it.
       if (nacl.secretbox.open(encoded.cipherText, encoded.cipherTextNonce, masterKey) === null) {
-        throw new EnclaveError(EnclaveErrorCode.DecryptionFailed, 'the cipherText fails authentication (tampered)', { key: senderId });
+        throw new EnclaveError(EnclaveErrorCode.DecryptionFailed, 'the cipherText fails authentication (tampered)', {
+          key: senderId,
+        });
       }
       const recipientKeys = [...encoded.recipientKeys];
       const recipientBoxes = [...encoded.recipientBoxes];
@@ -217,7 +290,10 @@ export class NaclEnclave implements Enclave {
         recipientBoxes.push(nacl.box.after(masterKey, encoded.recipientNonce, this.cache.sharedKey(sender, key)));
       }
       if (recipientKeys.length > MAX_RECIPIENTS) {
-        throw new EnclaveError(EnclaveErrorCode.LimitExceeded, `${recipientKeys.length} recipients (sender included), limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`);
+        throw new EnclaveError(
+          EnclaveErrorCode.LimitExceeded,
+          `${recipientKeys.length} recipients (sender included), limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`,
+        );
       }
       return { ...encoded, recipientKeys, recipientBoxes };
     } finally {
@@ -231,13 +307,19 @@ export function recipientCopy(encoded: EncodedPayload, recipientKey: Uint8Array)
   checkKey(recipientKey, 'recipient key');
   const copy = selectRecipients(encoded, [recipientKey]);
   if (copy.recipientKeys.length === 0) {
-    throw new EnclaveError(EnclaveErrorCode.NotARecipient, `key ${keyToBase64(recipientKey)} has no box in this payload`);
+    throw new EnclaveError(
+      EnclaveErrorCode.NotARecipient,
+      `key ${keyToBase64(recipientKey)} has no box in this payload`,
+    );
   }
   return copy;
 }
 
 function checkKey(key: Uint8Array, what: string): void {
   if (!(key instanceof Uint8Array) || key.length !== PUBLIC_KEY_BYTES) {
-    throw new EnclaveError(EnclaveErrorCode.InvalidKey, `${what} must be ${PUBLIC_KEY_BYTES} bytes, got ${key instanceof Uint8Array ? key.length : typeof key}`);
+    throw new EnclaveError(
+      EnclaveErrorCode.InvalidKey,
+      `${what} must be ${PUBLIC_KEY_BYTES} bytes, got ${key instanceof Uint8Array ? key.length : typeof key}`,
+    );
   }
 }

@@ -34,7 +34,12 @@ export enum EnclaveErrorCode {
 export class EnclaveError extends Error {
   readonly code: EnclaveErrorCode;
   readonly meta: Record<string, unknown>;
-  constructor(code: EnclaveErrorCode, message: string, meta: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: EnclaveErrorCode,
+    message: string,
+    meta: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'EnclaveError';
     this.code = code;

@@ -89,7 +89,13 @@ function requirePassword(password: string | undefined, path: string): string {
 
 async function deriveKey(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
   const N = 2 ** params.logN;
-  return scryptAsync(password, salt, { N, r: params.r, p: params.p, dkLen: DERIVED_KEY_BYTES, maxmem: 128 * params.r * N * params.p + 128 * params.r * (N + 2) + 1024 * 1024 });
+  return scryptAsync(password, salt, {
+    N,
+    r: params.r,
+    p: params.p,
+    dkLen: DERIVED_KEY_BYTES,
+    maxmem: 128 * params.r * N * params.p + 128 * params.r * (N + 2) + 1024 * 1024,
+  });
 }
 
 function passwordCheck(derivedKey: Uint8Array): Uint8Array {
@@ -100,16 +106,30 @@ function passwordCheck(derivedKey: Uint8Array): Uint8Array {
 }
 
 function validateParams(params: ScryptParams, path: string, errorCode: EnclaveErrorCode): void {
-  const ok = Number.isInteger(params.logN) && params.logN >= MIN_SCRYPT_LOG_N && params.logN <= MAX_SCRYPT_LOG_N &&
-    Number.isInteger(params.r) && params.r >= 1 && Number.isInteger(params.p) && params.p >= 1 &&
+  const ok =
+    Number.isInteger(params.logN) &&
+    params.logN >= MIN_SCRYPT_LOG_N &&
+    params.logN <= MAX_SCRYPT_LOG_N &&
+    Number.isInteger(params.r) &&
+    params.r >= 1 &&
+    Number.isInteger(params.p) &&
+    params.p >= 1 &&
     params.r * params.p <= MAX_SCRYPT_R_TIMES_P;
   if (!ok) {
-    throw new EnclaveError(errorCode, `scrypt parameters out of range in ${path}: logN=${params.logN} (allowed ${MIN_SCRYPT_LOG_N}..${MAX_SCRYPT_LOG_N}), r=${params.r}, p=${params.p} (r*p <= ${MAX_SCRYPT_R_TIMES_P})`, { path });
+    throw new EnclaveError(
+      errorCode,
+      `scrypt parameters out of range in ${path}: logN=${params.logN} (allowed ${MIN_SCRYPT_LOG_N}..${MAX_SCRYPT_LOG_N}), r=${params.r}, p=${params.p} (r*p <= ${MAX_SCRYPT_R_TIMES_P})`,
+      { path },
+    );
   }
 }
 
 /** Seals a key pair under a password: the JSON text of a key file. */
-export async function sealKeyPair(keyPair: BoxKeyPair, password: string, params: ScryptParams = DEFAULT_SCRYPT_PARAMS): Promise<string> {
+export async function sealKeyPair(
+  keyPair: BoxKeyPair,
+  password: string,
+  params: ScryptParams = DEFAULT_SCRYPT_PARAMS,
+): Promise<string> {
   requirePassword(password, '(new key file)');
   validateParams(params, '(new key file)', EnclaveErrorCode.LimitExceeded);
   const salt = randomBytes(SALT_BYTES);
@@ -120,7 +140,14 @@ export async function sealKeyPair(keyPair: BoxKeyPair, password: string, params:
     version: KEY_FILE_VERSION,
     type: KEY_FILE_TYPE,
     publicKey: keyToBase64(keyPair.publicKey),
-    kdf: { name: 'scrypt', logN: params.logN, r: params.r, p: params.p, dkLen: DERIVED_KEY_BYTES, salt: keyToBase64(salt) },
+    kdf: {
+      name: 'scrypt',
+      logN: params.logN,
+      r: params.r,
+      p: params.p,
+      dkLen: DERIVED_KEY_BYTES,
+      salt: keyToBase64(salt),
+    },
     passwordCheck: keyToBase64(passwordCheck(derived)),
     cipher: { name: 'xsalsa20-poly1305', nonce: keyToBase64(nonce), cipherText: keyToBase64(cipherText) },
   };
@@ -129,18 +156,28 @@ export async function sealKeyPair(keyPair: BoxKeyPair, password: string, params:
 }
 
 function corrupt(path: string, why: string, cause?: unknown): EnclaveError {
-  return new EnclaveError(EnclaveErrorCode.CorruptKeyFile, `enclave key file ${path} is corrupt: ${why}`, { path }, { cause });
+  return new EnclaveError(
+    EnclaveErrorCode.CorruptKeyFile,
+    `enclave key file ${path} is corrupt: ${why}`,
+    { path },
+    { cause },
+  );
 }
 
 function base64Field(value: unknown, expectedBytes: number, name: string, path: string): Uint8Array {
   if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw corrupt(path, `${name} is not base64`);
   const bytes = Uint8Array.from(Buffer.from(value, 'base64'));
-  if (bytes.length !== expectedBytes) throw corrupt(path, `${name} is ${bytes.length} bytes, expected ${expectedBytes}`);
+  if (bytes.length !== expectedBytes)
+    throw corrupt(path, `${name} is ${bytes.length} bytes, expected ${expectedBytes}`);
   return bytes;
 }
 
 /** Opens the JSON text of a key file. `path` only names the file in errors. */
-export async function unsealKeyPair(text: string, password: string | undefined, path = '(key file)'): Promise<BoxKeyPair> {
+export async function unsealKeyPair(
+  text: string,
+  password: string | undefined,
+  path = '(key file)',
+): Promise<BoxKeyPair> {
   let json: KeyFileJson;
   try {
     json = JSON.parse(text) as KeyFileJson;
@@ -148,19 +185,31 @@ export async function unsealKeyPair(text: string, password: string | undefined, 
     throw corrupt(path, 'not valid JSON', error);
   }
   if (json === null || typeof json !== 'object') throw corrupt(path, 'not a JSON object');
-  if (json.version !== KEY_FILE_VERSION) throw corrupt(path, `unknown version ${JSON.stringify(json.version)} (this build reads version ${KEY_FILE_VERSION})`);
-  if (json.type !== KEY_FILE_TYPE) throw corrupt(path, `type is ${JSON.stringify(json.type)}, expected ${KEY_FILE_TYPE}`);
+  if (json.version !== KEY_FILE_VERSION)
+    throw corrupt(
+      path,
+      `unknown version ${JSON.stringify(json.version)} (this build reads version ${KEY_FILE_VERSION})`,
+    );
+  if (json.type !== KEY_FILE_TYPE)
+    throw corrupt(path, `type is ${JSON.stringify(json.type)}, expected ${KEY_FILE_TYPE}`);
   const kdf = json.kdf;
-  if (kdf === null || typeof kdf !== 'object' || kdf.name !== 'scrypt' || kdf.dkLen !== DERIVED_KEY_BYTES) throw corrupt(path, 'kdf must be scrypt with dkLen 32');
+  if (kdf === null || typeof kdf !== 'object' || kdf.name !== 'scrypt' || kdf.dkLen !== DERIVED_KEY_BYTES)
+    throw corrupt(path, 'kdf must be scrypt with dkLen 32');
   const params: ScryptParams = { logN: kdf.logN, r: kdf.r, p: kdf.p };
   validateParams(params, path, EnclaveErrorCode.CorruptKeyFile);
   const cipher = json.cipher;
-  if (cipher === null || typeof cipher !== 'object' || cipher.name !== 'xsalsa20-poly1305') throw corrupt(path, 'cipher must be xsalsa20-poly1305');
+  if (cipher === null || typeof cipher !== 'object' || cipher.name !== 'xsalsa20-poly1305')
+    throw corrupt(path, 'cipher must be xsalsa20-poly1305');
   const publicKey = base64Field(json.publicKey, PUBLIC_KEY_BYTES, 'publicKey', path);
   const salt = base64Field(kdf.salt, SALT_BYTES, 'kdf.salt', path);
   const check = base64Field(json.passwordCheck, 32, 'passwordCheck', path);
   const nonce = base64Field(cipher.nonce, nacl.secretbox.nonceLength, 'cipher.nonce', path);
-  const sealed = base64Field(cipher.cipherText, nacl.box.secretKeyLength + nacl.secretbox.overheadLength, 'cipher.cipherText', path);
+  const sealed = base64Field(
+    cipher.cipherText,
+    nacl.box.secretKeyLength + nacl.secretbox.overheadLength,
+    'cipher.cipherText',
+    path,
+  );
 
   // Only now, with a well-formed file, is a missing password the problem to report.
   const pw = requirePassword(password, path);
@@ -186,7 +235,12 @@ export async function unsealKeyPair(text: string, password: string | undefined, 
  * silently replace a key — and the directory fsynced, so a crash never leaves a half-written
  * key file under the real name.
  */
-export async function createKeyFile(path: string, password: string, params: ScryptParams = DEFAULT_SCRYPT_PARAMS, keyPair: BoxKeyPair = generateBoxKeyPair()): Promise<string> {
+export async function createKeyFile(
+  path: string,
+  password: string,
+  params: ScryptParams = DEFAULT_SCRYPT_PARAMS,
+  keyPair: BoxKeyPair = generateBoxKeyPair(),
+): Promise<string> {
   requirePassword(password, path);
   const text = await sealKeyPair(keyPair, password, params);
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -201,7 +255,11 @@ export async function createKeyFile(path: string, password: string, params: Scry
     await link(tmp, path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new EnclaveError(EnclaveErrorCode.KeyFileExists, `enclave key file ${path} already exists; refusing to overwrite it`, { path });
+      throw new EnclaveError(
+        EnclaveErrorCode.KeyFileExists,
+        `enclave key file ${path} already exists; refusing to overwrite it`,
+        { path },
+      );
     }
     throw error;
   } finally {
@@ -222,8 +280,14 @@ export async function loadKeyFile(path: string, password: string | undefined): P
   try {
     buffer = await readFile(path);
   } catch (error) {
-    throw new EnclaveError(EnclaveErrorCode.KeyFileUnreadable, `enclave key file ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { path }, { cause: error });
+    throw new EnclaveError(
+      EnclaveErrorCode.KeyFileUnreadable,
+      `enclave key file ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      { path },
+      { cause: error },
+    );
   }
-  if (buffer.length > MAX_KEY_FILE_BYTES) throw corrupt(path, `${buffer.length} bytes, limit MAX_KEY_FILE_BYTES=${MAX_KEY_FILE_BYTES}`);
+  if (buffer.length > MAX_KEY_FILE_BYTES)
+    throw corrupt(path, `${buffer.length} bytes, limit MAX_KEY_FILE_BYTES=${MAX_KEY_FILE_BYTES}`);
   return unsealKeyPair(buffer.toString('utf8'), password, path);
 }

@@ -17,14 +17,20 @@ export interface KeyStore {
 export class MemoryKeyStore implements KeyStore {
   private readonly keyPairs: BoxKeyPair[];
   constructor(keyPairs: readonly BoxKeyPair[]) {
-    this.keyPairs = keyPairs.map((k) => ({ publicKey: Uint8Array.from(k.publicKey), secretKey: Uint8Array.from(k.secretKey) }));
+    this.keyPairs = keyPairs.map((k) => ({
+      publicKey: Uint8Array.from(k.publicKey),
+      secretKey: Uint8Array.from(k.secretKey),
+    }));
   }
   /** A store with `count` fresh random key pairs. */
   static generate(count = 1): MemoryKeyStore {
     return new MemoryKeyStore(Array.from({ length: count }, () => generateBoxKeyPair()));
   }
   async loadKeyPairs(): Promise<BoxKeyPair[]> {
-    return this.keyPairs.map((k) => ({ publicKey: Uint8Array.from(k.publicKey), secretKey: Uint8Array.from(k.secretKey) }));
+    return this.keyPairs.map((k) => ({
+      publicKey: Uint8Array.from(k.publicKey),
+      secretKey: Uint8Array.from(k.secretKey),
+    }));
   }
 }
 
@@ -37,7 +43,10 @@ export interface KeyFileRef {
 export class FileKeyStore implements KeyStore {
   constructor(private readonly files: readonly KeyFileRef[]) {
     if (files.length > MAX_KEYS_PER_ENCLAVE) {
-      throw new EnclaveError(EnclaveErrorCode.LimitExceeded, `${files.length} key files, limit MAX_KEYS_PER_ENCLAVE=${MAX_KEYS_PER_ENCLAVE}`);
+      throw new EnclaveError(
+        EnclaveErrorCode.LimitExceeded,
+        `${files.length} key files, limit MAX_KEYS_PER_ENCLAVE=${MAX_KEYS_PER_ENCLAVE}`,
+      );
     }
   }
   async loadKeyPairs(): Promise<BoxKeyPair[]> {

@@ -54,7 +54,8 @@ export const PAYLOAD_ENCODING_VERSION = 1;
 const FIXED_HEADER_BYTES = 1 + PUBLIC_KEY_BYTES + NONCE_BYTES + NONCE_BYTES + 4;
 const RECIPIENT_ENTRY_BYTES = PUBLIC_KEY_BYTES + RECIPIENT_BOX_BYTES;
 /** Largest valid encoding: decoding refuses anything longer before reading it. */
-export const MAX_ENCODED_PAYLOAD_BYTES = FIXED_HEADER_BYTES + MAX_CIPHERTEXT_BYTES + 2 + MAX_RECIPIENTS * RECIPIENT_ENTRY_BYTES;
+export const MAX_ENCODED_PAYLOAD_BYTES =
+  FIXED_HEADER_BYTES + MAX_CIPHERTEXT_BYTES + 2 + MAX_RECIPIENTS * RECIPIENT_ENTRY_BYTES;
 
 /**
  * One encrypted payload. The sender stores it whole; each recipient stores only the copy
@@ -76,22 +77,29 @@ function malformed(message: string, meta: Record<string, unknown> = {}): Enclave
 
 /** Checks every length and the box/key pairing; throws MalformedPayload. */
 export function validatePayload(payload: EncodedPayload): void {
-  if (payload.senderKey.length !== PUBLIC_KEY_BYTES) throw malformed(`senderKey is ${payload.senderKey.length} bytes, expected ${PUBLIC_KEY_BYTES}`);
-  if (payload.cipherTextNonce.length !== NONCE_BYTES) throw malformed(`cipherTextNonce is ${payload.cipherTextNonce.length} bytes, expected ${NONCE_BYTES}`);
-  if (payload.recipientNonce.length !== NONCE_BYTES) throw malformed(`recipientNonce is ${payload.recipientNonce.length} bytes, expected ${NONCE_BYTES}`);
+  if (payload.senderKey.length !== PUBLIC_KEY_BYTES)
+    throw malformed(`senderKey is ${payload.senderKey.length} bytes, expected ${PUBLIC_KEY_BYTES}`);
+  if (payload.cipherTextNonce.length !== NONCE_BYTES)
+    throw malformed(`cipherTextNonce is ${payload.cipherTextNonce.length} bytes, expected ${NONCE_BYTES}`);
+  if (payload.recipientNonce.length !== NONCE_BYTES)
+    throw malformed(`recipientNonce is ${payload.recipientNonce.length} bytes, expected ${NONCE_BYTES}`);
   if (payload.cipherText.length < nacl.secretbox.overheadLength || payload.cipherText.length > MAX_CIPHERTEXT_BYTES) {
-    throw malformed(`cipherText is ${payload.cipherText.length} bytes, allowed ${nacl.secretbox.overheadLength}..${MAX_CIPHERTEXT_BYTES}`);
+    throw malformed(
+      `cipherText is ${payload.cipherText.length} bytes, allowed ${nacl.secretbox.overheadLength}..${MAX_CIPHERTEXT_BYTES}`,
+    );
   }
   if (payload.recipientBoxes.length !== payload.recipientKeys.length) {
     throw malformed(`${payload.recipientBoxes.length} boxes for ${payload.recipientKeys.length} recipient keys`);
   }
-  if (payload.recipientKeys.length > MAX_RECIPIENTS) throw malformed(`${payload.recipientKeys.length} recipients, limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`);
+  if (payload.recipientKeys.length > MAX_RECIPIENTS)
+    throw malformed(`${payload.recipientKeys.length} recipients, limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`);
   const seen = new Set<string>();
   for (let i = 0; i < payload.recipientKeys.length; i++) {
     const key = payload.recipientKeys[i];
     const box = payload.recipientBoxes[i];
     if (key.length !== PUBLIC_KEY_BYTES) throw malformed(`recipient key ${i} is ${key.length} bytes`);
-    if (box.length !== RECIPIENT_BOX_BYTES) throw malformed(`recipient box ${i} is ${box.length} bytes, expected ${RECIPIENT_BOX_BYTES}`);
+    if (box.length !== RECIPIENT_BOX_BYTES)
+      throw malformed(`recipient box ${i} is ${box.length} bytes, expected ${RECIPIENT_BOX_BYTES}`);
     const b64 = keyToBase64(key);
     if (seen.has(b64)) throw malformed(`recipient key ${b64} appears twice`);
     seen.add(b64);
@@ -105,15 +113,23 @@ export function encodePayload(payload: EncodedPayload): Uint8Array {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   let at = 0;
   out[at++] = PAYLOAD_ENCODING_VERSION;
-  out.set(payload.senderKey, at); at += PUBLIC_KEY_BYTES;
-  out.set(payload.cipherTextNonce, at); at += NONCE_BYTES;
-  out.set(payload.recipientNonce, at); at += NONCE_BYTES;
-  view.setUint32(at, payload.cipherText.length); at += 4;
-  out.set(payload.cipherText, at); at += payload.cipherText.length;
-  view.setUint16(at, n); at += 2;
+  out.set(payload.senderKey, at);
+  at += PUBLIC_KEY_BYTES;
+  out.set(payload.cipherTextNonce, at);
+  at += NONCE_BYTES;
+  out.set(payload.recipientNonce, at);
+  at += NONCE_BYTES;
+  view.setUint32(at, payload.cipherText.length);
+  at += 4;
+  out.set(payload.cipherText, at);
+  at += payload.cipherText.length;
+  view.setUint16(at, n);
+  at += 2;
   for (let i = 0; i < n; i++) {
-    out.set(payload.recipientKeys[i], at); at += PUBLIC_KEY_BYTES;
-    out.set(payload.recipientBoxes[i], at); at += RECIPIENT_BOX_BYTES;
+    out.set(payload.recipientKeys[i], at);
+    at += PUBLIC_KEY_BYTES;
+    out.set(payload.recipientBoxes[i], at);
+    at += RECIPIENT_BOX_BYTES;
   }
   if (at !== out.length) throw new Error(`encodePayload wrote ${at} of ${out.length} bytes`);
   return out;
@@ -122,14 +138,19 @@ export function encodePayload(payload: EncodedPayload): Uint8Array {
 /** Decodes and validates; the result owns copies of its bytes. Throws MalformedPayload. */
 export function decodePayload(bytes: Uint8Array): EncodedPayload {
   if (bytes.length > MAX_ENCODED_PAYLOAD_BYTES) {
-    throw malformed(`encoded payload is ${bytes.length} bytes, limit MAX_ENCODED_PAYLOAD_BYTES=${MAX_ENCODED_PAYLOAD_BYTES}`);
+    throw malformed(
+      `encoded payload is ${bytes.length} bytes, limit MAX_ENCODED_PAYLOAD_BYTES=${MAX_ENCODED_PAYLOAD_BYTES}`,
+    );
   }
-  if (bytes.length < FIXED_HEADER_BYTES) throw malformed(`encoded payload truncated: ${bytes.length} bytes, header needs ${FIXED_HEADER_BYTES}`);
-  if (bytes[0] !== PAYLOAD_ENCODING_VERSION) throw malformed(`unknown payload encoding version ${bytes[0]}`, { version: bytes[0] });
+  if (bytes.length < FIXED_HEADER_BYTES)
+    throw malformed(`encoded payload truncated: ${bytes.length} bytes, header needs ${FIXED_HEADER_BYTES}`);
+  if (bytes[0] !== PAYLOAD_ENCODING_VERSION)
+    throw malformed(`unknown payload encoding version ${bytes[0]}`, { version: bytes[0] });
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 1;
   const take = (length: number): Uint8Array => {
-    if (at + length > bytes.length) throw malformed(`encoded payload truncated at byte ${at}: needs ${length} more, has ${bytes.length - at}`);
+    if (at + length > bytes.length)
+      throw malformed(`encoded payload truncated at byte ${at}: needs ${length} more, has ${bytes.length - at}`);
     const slice = bytes.slice(at, at + length);
     at += length;
     return slice;
@@ -137,22 +158,34 @@ export function decodePayload(bytes: Uint8Array): EncodedPayload {
   const senderKey = take(PUBLIC_KEY_BYTES);
   const cipherTextNonce = take(NONCE_BYTES);
   const recipientNonce = take(NONCE_BYTES);
-  const cipherTextLength = view.getUint32(at); at += 4;
-  if (cipherTextLength > MAX_CIPHERTEXT_BYTES) throw malformed(`cipherText length ${cipherTextLength} over MAX_CIPHERTEXT_BYTES=${MAX_CIPHERTEXT_BYTES}`);
+  const cipherTextLength = view.getUint32(at);
+  at += 4;
+  if (cipherTextLength > MAX_CIPHERTEXT_BYTES)
+    throw malformed(`cipherText length ${cipherTextLength} over MAX_CIPHERTEXT_BYTES=${MAX_CIPHERTEXT_BYTES}`);
   const cipherText = take(cipherTextLength);
   if (at + 2 > bytes.length) throw malformed(`encoded payload truncated before the recipient count`);
-  const n = view.getUint16(at); at += 2;
+  const n = view.getUint16(at);
+  at += 2;
   if (n > MAX_RECIPIENTS) throw malformed(`${n} recipients, limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`);
   const expectedLength = at + n * RECIPIENT_ENTRY_BYTES;
-  if (bytes.length < expectedLength) throw malformed(`encoded payload truncated: ${bytes.length} bytes, ${n} recipients need ${expectedLength}`);
-  if (bytes.length > expectedLength) throw malformed(`encoded payload has ${bytes.length - expectedLength} trailing bytes`);
+  if (bytes.length < expectedLength)
+    throw malformed(`encoded payload truncated: ${bytes.length} bytes, ${n} recipients need ${expectedLength}`);
+  if (bytes.length > expectedLength)
+    throw malformed(`encoded payload has ${bytes.length - expectedLength} trailing bytes`);
   const recipientKeys: Uint8Array[] = [];
   const recipientBoxes: Uint8Array[] = [];
   for (let i = 0; i < n; i++) {
     recipientKeys.push(take(PUBLIC_KEY_BYTES));
     recipientBoxes.push(take(RECIPIENT_BOX_BYTES));
   }
-  const payload: EncodedPayload = { senderKey, cipherText, cipherTextNonce, recipientBoxes, recipientNonce, recipientKeys };
+  const payload: EncodedPayload = {
+    senderKey,
+    cipherText,
+    cipherTextNonce,
+    recipientBoxes,
+    recipientNonce,
+    recipientKeys,
+  };
   validatePayload(payload);
   return payload;
 }
@@ -196,8 +229,12 @@ export function selectRecipients(payload: EncodedPayload, keys: readonly Uint8Ar
  * copy with boxes it lacked. Throws MalformedPayload when they are not copies of one payload.
  */
 export function mergePayloads(a: EncodedPayload, b: EncodedPayload): EncodedPayload {
-  if (!bytesEqual(a.cipherText, b.cipherText) || !bytesEqual(a.senderKey, b.senderKey) ||
-      !bytesEqual(a.cipherTextNonce, b.cipherTextNonce) || !bytesEqual(a.recipientNonce, b.recipientNonce)) {
+  if (
+    !bytesEqual(a.cipherText, b.cipherText) ||
+    !bytesEqual(a.senderKey, b.senderKey) ||
+    !bytesEqual(a.cipherTextNonce, b.cipherTextNonce) ||
+    !bytesEqual(a.recipientNonce, b.recipientNonce)
+  ) {
     throw malformed('cannot merge copies of different payloads');
   }
   const recipientKeys = [...a.recipientKeys];
@@ -224,11 +261,17 @@ const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 /** Parses a base64 public key; throws InvalidKey unless it is canonical base64 of exactly 32 bytes. */
 export function keyFromBase64(text: string): Uint8Array {
   if (typeof text !== 'string' || !BASE64_KEY.test(text)) {
-    throw new EnclaveError(EnclaveErrorCode.InvalidKey, `not a base64 ${PUBLIC_KEY_BYTES}-byte public key: ${JSON.stringify(String(text).slice(0, 64))}`);
+    throw new EnclaveError(
+      EnclaveErrorCode.InvalidKey,
+      `not a base64 ${PUBLIC_KEY_BYTES}-byte public key: ${JSON.stringify(String(text).slice(0, 64))}`,
+    );
   }
   const key = Uint8Array.from(Buffer.from(text, 'base64'));
   if (key.length !== PUBLIC_KEY_BYTES || keyToBase64(key) !== text) {
-    throw new EnclaveError(EnclaveErrorCode.InvalidKey, `not a canonical base64 ${PUBLIC_KEY_BYTES}-byte public key: ${text}`);
+    throw new EnclaveError(
+      EnclaveErrorCode.InvalidKey,
+      `not a canonical base64 ${PUBLIC_KEY_BYTES}-byte public key: ${text}`,
+    );
   }
   return key;
 }

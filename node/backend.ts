@@ -2,7 +2,14 @@
 // (node/rpc/) has already validated parameters; this file turns domain objects into the views
 // the RPC layer formats.
 
-import { toHex, type Block, type Op as ChainOp, type Receipt, type Transaction, type TxLocation } from './chain/index.js';
+import {
+  toHex,
+  type Block,
+  type Op as ChainOp,
+  type Receipt,
+  type Transaction,
+  type TxLocation,
+} from './chain/index.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import { toNodeError } from './error-map.js';
 import { findMember } from './membership.js';
@@ -33,7 +40,11 @@ export class NodeBackend implements NodeRpcBackend {
   async raftLeader(): Promise<string> {
     const s = this.node.status();
     const leader = s.leader === null ? undefined : findMember(this.node.membership, s.leader);
-    if (!leader) throw new NodeError(NodeErrorCode.NoLeader, 'no leader is known: an election is in progress or there is no quorum');
+    if (!leader)
+      throw new NodeError(
+        NodeErrorCode.NoLeader,
+        'no leader is known: an election is in progress or there is no quorum',
+      );
     return leader.name;
   }
 
@@ -75,7 +86,15 @@ export class NodeBackend implements NodeRpcBackend {
 
   private catchUpField(): { privateCatchUp?: PrivateCatchUpView } {
     const c = this.node.privateCatchUp();
-    return c ? { privateCatchUp: { privateThrough: c.privateThrough, blocksLeft: c.blocksLeft, blocksToFetch: c.blocksToFetch } } : {};
+    return c
+      ? {
+          privateCatchUp: {
+            privateThrough: c.privateThrough,
+            blocksLeft: c.blocksLeft,
+            blocksToFetch: c.blocksToFetch,
+          },
+        }
+      : {};
   }
 
   raftAddPeer(member: NewMemberInfo, ctx: CallContext): Promise<number> {
@@ -135,7 +154,9 @@ export class NodeBackend implements NodeRpcBackend {
     // private receipt, if it is a party, is not written yet; answering the public one would
     // show "included" where the party's outcome may be a failure.
     if (found.tx.privatePayloadHash) this.refuseWhileCatchingUp(found.location.blockNumber);
-    const receipt: Receipt | undefined = found.tx.privatePayloadHash ? ((await this.node.store.getPrivateReceipt(h)) ?? (await this.node.store.getReceipt(h))) : await this.node.store.getReceipt(h);
+    const receipt: Receipt | undefined = found.tx.privatePayloadHash
+      ? ((await this.node.store.getPrivateReceipt(h)) ?? (await this.node.store.getReceipt(h)))
+      : await this.node.store.getReceipt(h);
     if (!receipt) return null;
     return {
       transactionHash: found.tx.hashHex,
@@ -170,7 +191,14 @@ export class NodeBackend implements NodeRpcBackend {
 
   // --- quorate_
   sendTransaction(request: SendTransactionRequest, ctx: CallContext): Promise<Hex> {
-    return this.node.sendTransaction({ from: request.from, ops: request.ops.map(toChainOp), ...(request.privateFor ? { privateFor: request.privateFor } : {}) }, ctx.signal);
+    return this.node.sendTransaction(
+      {
+        from: request.from,
+        ops: request.ops.map(toChainOp),
+        ...(request.privateFor ? { privateFor: request.privateFor } : {}),
+      },
+      ctx.signal,
+    );
   }
 
   sendRawTransaction(encoded: Uint8Array, ctx: CallContext): Promise<Hex> {
@@ -199,7 +227,15 @@ export class NodeBackend implements NodeRpcBackend {
   async health(): Promise<HealthView> {
     const s = this.node.status();
     const reason = s.alarm ?? (s.leader === null ? 'no leader is known' : undefined);
-    return { ok: reason === undefined, role: s.role, term: s.term, head: s.head, peers: s.peers, ...(reason ? { reason } : {}), ...this.catchUpField() };
+    return {
+      ok: reason === undefined,
+      role: s.role,
+      term: s.term,
+      head: s.head,
+      peers: s.peers,
+      ...(reason ? { reason } : {}),
+      ...this.catchUpField(),
+    };
   }
 
   // --- helpers
@@ -252,7 +288,9 @@ export class NodeBackend implements NodeRpcBackend {
       stateRoot: toHex(h.stateRoot),
       transactionsRoot: toHex(h.txRoot),
       sizeBytes: block.transactions.reduce((n, t) => n + t.encoded.length, 0),
-      transactions: block.transactions.map((tx, index) => txView(tx, { blockHash: block.hash, blockNumber: h.number, index })),
+      transactions: block.transactions.map((tx, index) =>
+        txView(tx, { blockHash: block.hash, blockNumber: h.number, index }),
+      ),
     };
   }
 }

@@ -40,7 +40,14 @@ export interface BenchResult {
   readonly errors: ReadonlyMap<string, number>;
   readonly agreement: { height: number; members: number; agree: boolean; detail: string };
   /** Per second of submission (from the start): transactions submitted then, and their commit latency. */
-  readonly timeline: ReadonlyArray<{ second: number; submitted: number; committed: number; p50: number; p99: number; max: number }>;
+  readonly timeline: ReadonlyArray<{
+    second: number;
+    submitted: number;
+    committed: number;
+    p50: number;
+    p99: number;
+    max: number;
+  }>;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -48,7 +55,11 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-export async function benchmark(options: BenchOptions, log: (line: string) => void = () => {}, checkChains = true): Promise<BenchResult> {
+export async function benchmark(
+  options: BenchOptions,
+  log: (line: string) => void = () => {},
+  checkChains = true,
+): Promise<BenchResult> {
   const clients = options.rpcUrls.map((u) => new HttpRpcClient(u, { timeoutMs: 30_000 }));
   const chainId = Number(BigInt(await clients[0].call<string>('eth_chainId')));
   const privateFor = options.private ? await privatePartyKeys(clients[0]) : undefined;
@@ -67,12 +78,20 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
   // signed before the clock starts. Submitters take work as they come free, so each gets a share
   // with some slack; one that runs past its share signs the rest as it goes.
   const signStarted = performance.now();
-  const share = senders ? 0 : Math.min(Math.ceil((options.txs / options.concurrency) * 1.25) + batchSizeOf(options), Math.floor(MAX_PRESIGNED_TXS / options.concurrency));
+  const share = senders
+    ? 0
+    : Math.min(
+        Math.ceil((options.txs / options.concurrency) * 1.25) + batchSizeOf(options),
+        Math.floor(MAX_PRESIGNED_TXS / options.concurrency),
+      );
   const signers = Array.from({ length: options.concurrency }, (_, w) => {
     const key: AccountKey = generateAccountKey();
     return { key, presigned: Array.from({ length: share }, (_, n) => benchTx(chainId, key, w, n)) };
   });
-  if (share > 0) log(`signed ${share * options.concurrency} transactions in ${((performance.now() - signStarted) / 1000).toFixed(2)} s before the clock started`);
+  if (share > 0)
+    log(
+      `signed ${share * options.concurrency} transactions in ${((performance.now() - signStarted) / 1000).toFixed(2)} s before the clock started`,
+    );
   const t0 = performance.now();
 
   // Commit watcher: follows the leader's head (the first node to apply a block), falling back to
@@ -87,7 +106,13 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
       try {
         // node:http with the keep-alive agent, one request per poll: the watcher runs 100 times a
         // second on the same cores as the nodes, so it must cost little on both sides.
-        const answers = await postBatch(watchUrl, Array.from({ length: BLOCKS_PER_POLL }, (_, i) => ['eth_getBlockByNumber', [`0x${(seenHeight + 1 + i).toString(16)}`, false]] as const));
+        const answers = await postBatch(
+          watchUrl,
+          Array.from(
+            { length: BLOCKS_PER_POLL },
+            (_, i) => ['eth_getBlockByNumber', [`0x${(seenHeight + 1 + i).toString(16)}`, false]] as const,
+          ),
+        );
         const now = performance.now();
         let got = 0;
         for (const a of answers) {
@@ -134,7 +159,20 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
         // JSON-RPC batch over node:http, which the node runs concurrently.
         const from = senders[w % senders.length];
         const recipients = privateFor.filter((k) => k !== from.enclaveKey).slice(0, 1);
-        const calls = Array.from({ length: count }, (_, j) => ['quorate_sendTransaction', [{ from: from.address, ops: [{ type: 'put' as const, key: `bench/${w}/${first + j}`, value: `v${first + j}` }], privateFor: recipients }]] as const);
+        const calls = Array.from(
+          { length: count },
+          (_, j) =>
+            [
+              'quorate_sendTransaction',
+              [
+                {
+                  from: from.address,
+                  ops: [{ type: 'put' as const, key: `bench/${w}/${first + j}`, value: `v${first + j}` }],
+                  privateFor: recipients,
+                },
+              ],
+            ] as const,
+        );
         try {
           const results = await postBatch(from.rpcUrl, calls);
           const took = performance.now() - started;
@@ -163,7 +201,10 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
       for (const tx of txs) submitAt.set(tx.hashHex, started);
       let failed = false;
       try {
-        const results = await postBatch(url, txs.map((tx) => ['quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]] as const));
+        const results = await postBatch(
+          url,
+          txs.map((tx) => ['quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]] as const),
+        );
         const took = performance.now() - started;
         results.forEach((r, j) => {
           if (r.error) {
@@ -215,9 +256,18 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
     .sort((a, b) => a[0] - b[0])
     .map(([second, b]) => {
       const l = b.latencies.sort((x, y) => x - y);
-      return { second, submitted: b.submitted, committed: l.length, p50: percentile(l, 50), p99: percentile(l, 99), max: l[l.length - 1] ?? 0 };
+      return {
+        second,
+        submitted: b.submitted,
+        committed: l.length,
+        p50: percentile(l, 50),
+        p99: percentile(l, 99),
+        max: l[l.length - 1] ?? 0,
+      };
     });
-  const agreement = checkChains ? await checkAgreement(clients[0]) : { height: 0, members: 0, agree: true, detail: 'not checked' };
+  const agreement = checkChains
+    ? await checkAgreement(clients[0])
+    : { height: 0, members: 0, agree: true, detail: 'not checked' };
   return {
     submitted: options.txs,
     accepted,
@@ -225,7 +275,12 @@ export async function benchmark(options: BenchOptions, log: (line: string) => vo
     committed: commitAt.size,
     seconds,
     committedPerSecond: seconds > 0 ? commitAt.size / seconds : 0,
-    latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? 0 },
+    latencyMs: {
+      p50: percentile(latencies, 50),
+      p95: percentile(latencies, 95),
+      p99: percentile(latencies, 99),
+      max: latencies[latencies.length - 1] ?? 0,
+    },
     acceptLatencyMs: { p50: percentile(acc, 50), p99: percentile(acc, 99) },
     errors,
     agreement,
@@ -265,32 +320,48 @@ function batchSizeOf(options: BenchOptions): number {
 
 /** The bench's transaction number `nonce` of submitter `w`: one put of its own key. */
 function benchTx(chainId: number, key: AccountKey, w: number, nonce: number): Transaction {
-  return signTransaction({ chainId, nonce, ops: [{ type: 'put' as const, key: `bench/${w}/${nonce}`, value: `v${nonce}` }] }, key);
+  return signTransaction(
+    { chainId, nonce, ops: [{ type: 'put' as const, key: `bench/${w}/${nonce}`, value: `v${nonce}` }] },
+    key,
+  );
 }
 
 /** One keep-alive agent for the submitters: node:http costs the client far less CPU per request than fetch. */
 const submitAgent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
 
 /** POSTs a JSON-RPC batch with node:http; answers in request order (an item is { result } or { error }). */
-function postBatch(url: string, calls: ReadonlyArray<readonly [string, readonly unknown[]]>): Promise<Array<{ result?: unknown; error?: { message: string } }>> {
+function postBatch(
+  url: string,
+  calls: ReadonlyArray<readonly [string, readonly unknown[]]>,
+): Promise<Array<{ result?: unknown; error?: { message: string } }>> {
   const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent: submitAgent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 30_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          const replies = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Array<{ id: number; result?: unknown; error?: { message: string } }> | { error?: { message: string } };
-          if (!Array.isArray(replies)) throw new Error(replies.error?.message ?? `HTTP ${res.statusCode}`);
-          const out: Array<{ result?: unknown; error?: { message: string } }> = new Array(calls.length);
-          for (const r of replies) out[r.id] = r;
-          resolve(out);
-        } catch (err) {
-          reject(err);
-        }
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent: submitAgent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        timeout: 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            const replies = JSON.parse(Buffer.concat(chunks).toString('utf8')) as
+              Array<{ id: number; result?: unknown; error?: { message: string } }> | { error?: { message: string } };
+            if (!Array.isArray(replies)) throw new Error(replies.error?.message ?? `HTTP ${res.statusCode}`);
+            const out: Array<{ result?: unknown; error?: { message: string } }> = new Array(calls.length);
+            for (const r of replies) out[r.id] = r;
+            resolve(out);
+          } catch (err) {
+            reject(err);
+          }
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timed out after 30 s: outcome unknown')));
     req.on('error', reject);
     req.end(body);
@@ -300,7 +371,8 @@ function postBatch(url: string, calls: ReadonlyArray<readonly [string, readonly 
 async function privatePartyKeys(client: HttpRpcClient): Promise<string[]> {
   const { keysByNode } = await partyDirectory(client);
   const keys = [...keysByNode.values()].flat();
-  if (keysByNode.size < 2) throw new Error(`bench --private needs at least two members with enclave keys, found ${keysByNode.size}`);
+  if (keysByNode.size < 2)
+    throw new Error(`bench --private needs at least two members with enclave keys, found ${keysByNode.size}`);
   return keys;
 }
 
@@ -308,7 +380,10 @@ async function privatePartyKeys(client: HttpRpcClient): Promise<string[]> {
  * The accounts the nodes hold (quorate_sendTransaction signs with them), each with its node's
  * own enclave key, so a sender's privateFor names another node.
  */
-async function nodeAccounts(clients: readonly HttpRpcClient[], urls: readonly string[]): Promise<Array<{ rpcUrl: string; address: string; enclaveKey: string }>> {
+async function nodeAccounts(
+  clients: readonly HttpRpcClient[],
+  urls: readonly string[],
+): Promise<Array<{ rpcUrl: string; address: string; enclaveKey: string }>> {
   const { keysByNode } = await partyDirectory(clients[0]);
   const members = await clients[0].call<Array<{ raftId: number; nodeId: string }>>('raft_cluster');
   const out: Array<{ rpcUrl: string; address: string; enclaveKey: string }> = [];
@@ -331,13 +406,19 @@ export async function checkAgreement(entry: HttpRpcClient): Promise<BenchResult[
   const deadline = Date.now() + AGREEMENT_TIMEOUT_MS;
   let heights: number[] = [];
   for (;;) {
-    heights = await Promise.all(clients.map(async (c) => Number(BigInt(await c.client.call<string>('eth_blockNumber')))));
+    heights = await Promise.all(
+      clients.map(async (c) => Number(BigInt(await c.client.call<string>('eth_blockNumber')))),
+    );
     if (heights.every((h) => h === heights[0]) || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const height = Math.min(...heights);
   const hashes = await Promise.all(
-    clients.map(async (c) => (await c.client.call<{ hash: string } | null>('eth_getBlockByNumber', [`0x${height.toString(16)}`, false]))?.hash ?? 'missing'),
+    clients.map(
+      async (c) =>
+        (await c.client.call<{ hash: string } | null>('eth_getBlockByNumber', [`0x${height.toString(16)}`, false]))
+          ?.hash ?? 'missing',
+    ),
   );
   const agree = hashes.every((h) => h === hashes[0]);
   const detail = clients.map((c, i) => `${c.name}@${heights[i]}=${hashes[i].slice(0, 12)}`).join(' ');
@@ -346,23 +427,34 @@ export async function checkAgreement(entry: HttpRpcClient): Promise<BenchResult[
 
 export async function runBench(options: BenchOptions): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`bench txs=${options.txs} concurrency=${options.concurrency} batch=${options.batch ?? 1} rate=${options.rate || 'unlimited'} private=${options.private} warmup=${options.warmup ?? 0} rpc=${options.rpcUrls.join(',')}`);
+  out(
+    `bench txs=${options.txs} concurrency=${options.concurrency} batch=${options.batch ?? 1} rate=${options.rate || 'unlimited'} private=${options.private} warmup=${options.warmup ?? 0} rpc=${options.rpcUrls.join(',')}`,
+  );
   if ((options.warmup ?? 0) > 0) {
     // Same load, not counted: the first seconds against fresh processes measure V8 compiling the
     // hot paths and sockets being opened, not the steady state a running ledger is in.
     const w = await benchmark({ ...options, txs: options.warmup! }, () => {}, false);
-    out(`warmup txs=${w.submitted} committed=${w.committed} seconds=${w.seconds.toFixed(2)} commit_latency_ms p50=${w.latencyMs.p50.toFixed(0)} p99=${w.latencyMs.p99.toFixed(0)} (not counted)`);
+    out(
+      `warmup txs=${w.submitted} committed=${w.committed} seconds=${w.seconds.toFixed(2)} commit_latency_ms p50=${w.latencyMs.p50.toFixed(0)} p99=${w.latencyMs.p99.toFixed(0)} (not counted)`,
+    );
   }
   const r = await benchmark(options, out);
   out(`submitted=${r.submitted} accepted=${r.accepted} rejected=${r.rejected} committed=${r.committed}`);
   out(`seconds=${r.seconds.toFixed(2)} committed_tx_per_s=${r.committedPerSecond.toFixed(0)}`);
-  out(`commit_latency_ms p50=${r.latencyMs.p50.toFixed(0)} p95=${r.latencyMs.p95.toFixed(0)} p99=${r.latencyMs.p99.toFixed(0)} max=${r.latencyMs.max.toFixed(0)}`);
+  out(
+    `commit_latency_ms p50=${r.latencyMs.p50.toFixed(0)} p95=${r.latencyMs.p95.toFixed(0)} p99=${r.latencyMs.p99.toFixed(0)} max=${r.latencyMs.max.toFixed(0)}`,
+  );
   out(`accept_latency_ms p50=${r.acceptLatencyMs.p50.toFixed(1)} p99=${r.acceptLatencyMs.p99.toFixed(1)}`);
   if (options.timeline) {
-    for (const t of r.timeline) out(`timeline second=${t.second} submitted=${t.submitted} committed=${t.committed} commit_ms p50=${t.p50.toFixed(0)} p99=${t.p99.toFixed(0)} max=${t.max.toFixed(0)}`);
+    for (const t of r.timeline)
+      out(
+        `timeline second=${t.second} submitted=${t.submitted} committed=${t.committed} commit_ms p50=${t.p50.toFixed(0)} p99=${t.p99.toFixed(0)} max=${t.max.toFixed(0)}`,
+      );
   }
   for (const [msg, n] of r.errors) out(`error count=${n} message=${JSON.stringify(msg)}`);
-  out(`agreement height=${r.agreement.height} members=${r.agreement.members} agree=${r.agreement.agree} ${r.agreement.detail}`);
+  out(
+    `agreement height=${r.agreement.height} members=${r.agreement.members} agree=${r.agreement.agree} ${r.agreement.detail}`,
+  );
   const ok = r.agreement.agree && r.committed === r.accepted;
   out(ok ? 'result=ok' : 'result=FAILED');
   return ok ? 0 : 1;

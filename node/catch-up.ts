@@ -114,11 +114,17 @@ function decodeAs<T>(code: BlockRangeErrorCode, decode: () => T): T {
 }
 
 export function decodeBlockRangeRequest(data: Uint8Array): BlockRangeRequest {
-  if (data.length !== REQUEST_BYTES) throw new BlockRangeError(BlockRangeErrorCode.Malformed, `a block-range request is ${REQUEST_BYTES} bytes, got ${data.length}`);
-  if (data[0] !== REQUEST_VERSION) throw new BlockRangeError(BlockRangeErrorCode.Malformed, `unknown block-range request version ${data[0]}`);
+  if (data.length !== REQUEST_BYTES)
+    throw new BlockRangeError(
+      BlockRangeErrorCode.Malformed,
+      `a block-range request is ${REQUEST_BYTES} bytes, got ${data.length}`,
+    );
+  if (data[0] !== REQUEST_VERSION)
+    throw new BlockRangeError(BlockRangeErrorCode.Malformed, `unknown block-range request version ${data[0]}`);
   const r = new Reader(data.subarray(1), ChainErrorCode.BlockMalformed, 'block-range request');
   const [from, to] = decodeAs(BlockRangeErrorCode.Malformed, () => [r.u64(), r.u64()]);
-  if (from > to) throw new BlockRangeError(BlockRangeErrorCode.Malformed, `empty range: from ${from} is above to ${to}`);
+  if (from > to)
+    throw new BlockRangeError(BlockRangeErrorCode.Malformed, `empty range: from ${from} is above to ${to}`);
   return { from, to };
 }
 
@@ -139,9 +145,14 @@ export interface BlockRangeSource {
  */
 export async function serveBlockRange(source: BlockRangeSource, from: string, data: Uint8Array): Promise<Uint8Array> {
   try {
-    if (!source.isMember(from)) throw new BlockRangeError(BlockRangeErrorCode.NotAMember, 'blocks are served to members only');
+    if (!source.isMember(from))
+      throw new BlockRangeError(BlockRangeErrorCode.NotAMember, 'blocks are served to members only');
     const req = decodeBlockRangeRequest(data);
-    if (req.to > source.head()) throw new BlockRangeError(BlockRangeErrorCode.NotHeld, `block ${req.to} is above this node's head ${source.head()}`);
+    if (req.to > source.head())
+      throw new BlockRangeError(
+        BlockRangeErrorCode.NotHeld,
+        `block ${req.to} is above this node's head ${source.head()}`,
+      );
     const entries: Array<{ block: Uint8Array; receipts: Uint8Array[] }> = [];
     let bytes = 1 + 4;
     for (let n = req.to; n >= req.from && entries.length < BLOCK_RANGE_MAX_BLOCKS; n--) {
@@ -160,7 +171,8 @@ export async function serveBlockRange(source: BlockRangeSource, from: string, da
       entries.push(entry);
       bytes += size;
     }
-    if (entries.length === 0) throw new BlockRangeError(BlockRangeErrorCode.NotHeld, `block ${req.to} is not held here`);
+    if (entries.length === 0)
+      throw new BlockRangeError(BlockRangeErrorCode.NotHeld, `block ${req.to} is not held here`);
     // status ‖ u32 count ‖ per block, ascending: bytes32 block ‖ u32 receipt count ‖ bytes32 receipts
     const w = new Writer(bytes).u8(STATUS_OK).u32(entries.length);
     for (const e of entries.reverse()) {
@@ -169,8 +181,16 @@ export async function serveBlockRange(source: BlockRangeSource, from: string, da
     }
     return w.finish();
   } catch (err) {
-    const e = err instanceof BlockRangeError ? err : new BlockRangeError(BlockRangeErrorCode.NotHeld, `could not read the blocks: ${err instanceof Error ? err.message : String(err)}`);
-    const body = new TextEncoder().encode(JSON.stringify({ code: e.code, message: e.message.slice(0, MAX_ERROR_MESSAGE_CHARS) }));
+    const e =
+      err instanceof BlockRangeError
+        ? err
+        : new BlockRangeError(
+            BlockRangeErrorCode.NotHeld,
+            `could not read the blocks: ${err instanceof Error ? err.message : String(err)}`,
+          );
+    const body = new TextEncoder().encode(
+      JSON.stringify({ code: e.code, message: e.message.slice(0, MAX_ERROR_MESSAGE_CHARS) }),
+    );
     const out = new Uint8Array(1 + body.length);
     out[0] = STATUS_ERROR;
     out.set(body, 1);
@@ -191,7 +211,9 @@ export function decodeBlockRangeReply(data: Uint8Array): BackfilledBlock[] {
     } catch {
       return bad('undecodable error');
     }
-    const code = (Object.values(BlockRangeErrorCode) as unknown[]).includes(parsed.code) ? (parsed.code as BlockRangeErrorCode) : BlockRangeErrorCode.BadReply;
+    const code = (Object.values(BlockRangeErrorCode) as unknown[]).includes(parsed.code)
+      ? (parsed.code as BlockRangeErrorCode)
+      : BlockRangeErrorCode.BadReply;
     throw new BlockRangeError(code, `peer refused: ${String(parsed.message).slice(0, MAX_ERROR_MESSAGE_CHARS)}`);
   }
   if (data[0] !== STATUS_OK) bad(`unknown status ${data[0]}`);
@@ -242,20 +264,33 @@ export function verifyBlockRange(blocks: readonly BackfilledBlock[], top: RangeT
     const n = block.header.number;
     if (n !== expectedNumber) bad(`block number ${n}, expected ${expectedNumber}`);
     if (n <= floor) bad(`block ${n} is at or below ${floor}, which this node already holds`);
-    if (!bytesEqual(block.hash, expectedHash)) bad(`block ${n} hashes to ${block.hashHex}, its successor names ${toHex(expectedHash)}`);
-    if (!bytesEqual(txRootOf(block.transactions), block.header.txRoot)) bad(`block ${n}: body does not match its txRoot`);
-    if (receipts.length !== block.transactions.length) bad(`block ${n}: ${receipts.length} receipts for ${block.transactions.length} transactions`);
+    if (!bytesEqual(block.hash, expectedHash))
+      bad(`block ${n} hashes to ${block.hashHex}, its successor names ${toHex(expectedHash)}`);
+    if (!bytesEqual(txRootOf(block.transactions), block.header.txRoot))
+      bad(`block ${n}: body does not match its txRoot`);
+    if (receipts.length !== block.transactions.length)
+      bad(`block ${n}: ${receipts.length} receipts for ${block.transactions.length} transactions`);
     for (let j = 0; j < receipts.length; j++) {
-      if (!bytesEqual(receipts[j].txHash, block.transactions[j].hash)) bad(`block ${n}: receipt ${j} is for another transaction`);
+      if (!bytesEqual(receipts[j].txHash, block.transactions[j].hash))
+        bad(`block ${n}: receipt ${j} is for another transaction`);
     }
-    if (!bytesEqual(receiptsRoot(receipts), block.header.receiptsRoot)) bad(`block ${n}: receipts do not match its receiptsRoot`);
+    if (!bytesEqual(receiptsRoot(receipts), block.header.receiptsRoot))
+      bad(`block ${n}: receipts do not match its receiptsRoot`);
     expectedHash = block.header.parentHash;
     expectedNumber = n - 1;
   }
 }
 
 /** Asks one peer for blocks [from, to]; resolves with what it served (the top of the range, ascending), unverified. */
-export async function requestBlockRange(transport: PeerTransport, peerId: string, range: BlockRangeRequest, signal?: AbortSignal): Promise<BackfilledBlock[]> {
-  const reply = await transport.request(peerId, CHANNEL_BLOCKS, encodeBlockRangeRequest(range), { timeoutMs: BLOCK_RANGE_REQUEST_TIMEOUT_MS, signal });
+export async function requestBlockRange(
+  transport: PeerTransport,
+  peerId: string,
+  range: BlockRangeRequest,
+  signal?: AbortSignal,
+): Promise<BackfilledBlock[]> {
+  const reply = await transport.request(peerId, CHANNEL_BLOCKS, encodeBlockRangeRequest(range), {
+    timeoutMs: BLOCK_RANGE_REQUEST_TIMEOUT_MS,
+    signal,
+  });
   return decodeBlockRangeReply(reply);
 }

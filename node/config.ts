@@ -215,7 +215,12 @@ async function readJsonFile(path: string): Promise<unknown> {
   try {
     const buf = await readFile(path);
     if (buf.length > MAX_CONFIG_FILE_BYTES) {
-      throw new ConfigError(ConfigErrorCode.Unreadable, path, '', `file is ${buf.length} bytes, over the limit of ${MAX_CONFIG_FILE_BYTES}`);
+      throw new ConfigError(
+        ConfigErrorCode.Unreadable,
+        path,
+        '',
+        `file is ${buf.length} bytes, over the limit of ${MAX_CONFIG_FILE_BYTES}`,
+      );
     }
     text = buf.toString('utf8');
   } catch (err) {
@@ -226,7 +231,9 @@ async function readJsonFile(path: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(ConfigErrorCode.NotJson, path, '', `not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new ConfigError(ConfigErrorCode.NotJson, path, '', `not valid JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -245,17 +252,32 @@ export async function loadGenesis(path: string): Promise<Genesis> {
  * The enclave password for this node: the password file when the config names one, otherwise
  * $QUORATE_ENCLAVE_PASSWORD. A trailing newline in the file is ignored (editors add one).
  */
-export async function resolveEnclavePassword(config: NodeConfig, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function resolveEnclavePassword(
+  config: NodeConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   const file = config.keys.enclave.passwordFile;
   if (file !== undefined) {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(ConfigErrorCode.Unreadable, config.configPath, 'keys.enclave.passwordFile', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+      throw new ConfigError(
+        ConfigErrorCode.Unreadable,
+        config.configPath,
+        'keys.enclave.passwordFile',
+        `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+        { cause: err },
+      );
     }
     const password = text.replace(/\r?\n$/, '');
-    if (password.length === 0) throw new ConfigError(ConfigErrorCode.PasswordMissing, config.configPath, 'keys.enclave.passwordFile', `${file} is empty`);
+    if (password.length === 0)
+      throw new ConfigError(
+        ConfigErrorCode.PasswordMissing,
+        config.configPath,
+        'keys.enclave.passwordFile',
+        `${file} is empty`,
+      );
     return password;
   }
   const fromEnv = env[ENCLAVE_PASSWORD_ENV];
@@ -342,13 +364,15 @@ class Fields {
 
   base64Key(v: unknown, field: string): string {
     const s = this.string(v, field, 64);
-    if (!/^[A-Za-z0-9+/]{43}=$/.test(s) || Buffer.from(s, 'base64').length !== 32) this.fail(field, `must be a 32-byte key in base64 (44 characters), got "${s}"`);
+    if (!/^[A-Za-z0-9+/]{43}=$/.test(s) || Buffer.from(s, 'base64').length !== 32)
+      this.fail(field, `must be a 32-byte key in base64 (44 characters), got "${s}"`);
     return s;
   }
 
   peerId(v: unknown, field: string): string {
     const s = this.string(v, field, 128);
-    if (!/^[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(s)) this.fail(field, `must be a base58 libp2p peer id (12D3KooW...), got "${s}"`);
+    if (!/^[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(s))
+      this.fail(field, `must be a base58 libp2p peer id (12D3KooW...), got "${s}"`);
     return s;
   }
 
@@ -380,7 +404,20 @@ function join(parent: string, key: string): string {
 }
 
 const CONFIG_FIELDS = [
-  'nodeId', 'raftId', 'dataDir', 'rpc', 'p2p', 'tm', 'keys', 'genesis', 'peers', 'raft', 'blockTimeMs', 'limits', 'deliveryMode', 'logLevel',
+  'nodeId',
+  'raftId',
+  'dataDir',
+  'rpc',
+  'p2p',
+  'tm',
+  'keys',
+  'genesis',
+  'peers',
+  'raft',
+  'blockTimeMs',
+  'limits',
+  'deliveryMode',
+  'logLevel',
   'p2pAddressOverrides',
 ] as const;
 
@@ -389,21 +426,32 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
   const f: Fields = new Fields(configPath, dirname(configPath));
   const o = f.object(json, '', CONFIG_FIELDS);
   const nodeId = f.string(o.nodeId, 'nodeId', 64);
-  if (!/^[A-Za-z0-9._-]+$/.test(nodeId)) f.fail('nodeId', `may hold letters, digits, ".", "_" and "-" only, got "${nodeId}"`);
+  if (!/^[A-Za-z0-9._-]+$/.test(nodeId))
+    f.fail('nodeId', `may hold letters, digits, ".", "_" and "-" only, got "${nodeId}"`);
   // 0: a node prepared with `quorate add-node` that is not a member yet; the cluster assigns its
   // id when raft_addPeer/raft_addLearner commits, and the node keeps it in its Raft log.
   const raftId = f.int(o.raftId, 'raftId', 0, Number.MAX_SAFE_INTEGER);
   const endpoint = (v: unknown, name: string): Endpoint => {
     const e = f.object(v, name, ['host', 'port']);
-    return { host: e.host === undefined ? '127.0.0.1' : f.host(e.host, `${name}.host`), port: f.port(e.port, `${name}.port`) };
+    return {
+      host: e.host === undefined ? '127.0.0.1' : f.host(e.host, `${name}.host`),
+      port: f.port(e.port, `${name}.port`),
+    };
   };
   const keysObj = f.object(o.keys, 'keys', ['networkIdentity', 'nodeSigning', 'accounts', 'enclave']);
   const enclaveObj = f.object(keysObj.enclave, 'keys.enclave', ['keyFile', 'passwordFile']);
-  const accounts = keysObj.accounts === undefined ? [] : f.array(keysObj.accounts, 'keys.accounts', MAX_ACCOUNT_KEYS).map((p, i) => f.path(p, `keys.accounts[${i}]`));
-  const enclave: { keyFile: string; passwordFile?: string } = { keyFile: f.path(enclaveObj.keyFile, 'keys.enclave.keyFile') };
-  if (enclaveObj.passwordFile !== undefined) enclave.passwordFile = f.path(enclaveObj.passwordFile, 'keys.enclave.passwordFile');
+  const accounts =
+    keysObj.accounts === undefined
+      ? []
+      : f.array(keysObj.accounts, 'keys.accounts', MAX_ACCOUNT_KEYS).map((p, i) => f.path(p, `keys.accounts[${i}]`));
+  const enclave: { keyFile: string; passwordFile?: string } = {
+    keyFile: f.path(enclaveObj.keyFile, 'keys.enclave.keyFile'),
+  };
+  if (enclaveObj.passwordFile !== undefined)
+    enclave.passwordFile = f.path(enclaveObj.passwordFile, 'keys.enclave.passwordFile');
 
-  const peers = o.peers === undefined ? [] : f.array(o.peers, 'peers', MAX_MEMBERS).map((p, i) => parsePeer(f, p, `peers[${i}]`));
+  const peers =
+    o.peers === undefined ? [] : f.array(o.peers, 'peers', MAX_MEMBERS).map((p, i) => parsePeer(f, p, `peers[${i}]`));
   const seenIds = new Set<number>();
   const seenPeerIds = new Set<string>();
   peers.forEach((p, i) => {
@@ -416,7 +464,8 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
   const raft = parseRaftTuning(f, o.raft);
   const limits = parseLimits(f, o.limits);
   const deliveryModeRaw = o.deliveryMode === undefined ? 'fail-fast' : o.deliveryMode;
-  if (deliveryModeRaw !== 'fail-fast' && deliveryModeRaw !== 'queue') f.fail('deliveryMode', `must be "fail-fast" or "queue", got ${kind(deliveryModeRaw)}`);
+  if (deliveryModeRaw !== 'fail-fast' && deliveryModeRaw !== 'queue')
+    f.fail('deliveryMode', `must be "fail-fast" or "queue", got ${kind(deliveryModeRaw)}`);
   const deliveryMode: DeliveryMode = deliveryModeRaw;
   const logLevelRaw = o.logLevel === undefined ? 'info' : o.logLevel;
   if (!isLogLevel(logLevelRaw)) f.fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')}, got ${kind(logLevelRaw)}`);
@@ -426,7 +475,8 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
   const p2p = endpoint(o.p2p, 'p2p');
   const tm = endpoint(o.tm, 'tm');
   const sameHost = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port && a.port !== 0;
-  if (sameHost(rpc, p2p) || sameHost(rpc, tm)) f.fail('rpc.port', `port ${rpc.port} on ${rpc.host} is used by another listener of this node`);
+  if (sameHost(rpc, p2p) || sameHost(rpc, tm))
+    f.fail('rpc.port', `port ${rpc.port} on ${rpc.host} is used by another listener of this node`);
   if (sameHost(p2p, tm)) f.fail('p2p.port', `port ${p2p.port} on ${p2p.host} is used by another listener of this node`);
 
   return {
@@ -459,7 +509,8 @@ const MAX_ADDRESS_OVERRIDES = MAX_MEMBERS * 4;
 
 function parseOverrides(f: Fields, v: unknown): Record<string, string> {
   if (v === undefined) return {};
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) f.fail('p2pAddressOverrides', 'must be an object of peer id → multiaddr');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    f.fail('p2pAddressOverrides', 'must be an object of peer id → multiaddr');
   const out: Record<string, string> = {};
   const entries = Object.entries(v as Record<string, unknown>);
   if (entries.length > MAX_ADDRESS_OVERRIDES) f.fail('p2pAddressOverrides', `at most ${MAX_ADDRESS_OVERRIDES} entries`);
@@ -474,7 +525,8 @@ function parsePeer(f: Fields, v: unknown, field: string): PeerConfig {
   const p = f.object(v, field, ['raftId', 'nodeId', 'peerId', 'p2pAddress', 'rpcUrl', 'tmUrl', 'enclavePublicKeys']);
   const peerId = f.peerId(p.peerId, `${field}.peerId`);
   const addr = f.multiaddr(p.p2pAddress, `${field}.p2pAddress`);
-  if (addr.peerId !== peerId) f.fail(`${field}.p2pAddress`, `must end in /p2p/${peerId} (the peer's peerId), got "${addr.text}"`);
+  if (addr.peerId !== peerId)
+    f.fail(`${field}.p2pAddress`, `must end in /p2p/${peerId} (the peer's peerId), got "${addr.text}"`);
   return {
     raftId: f.int(p.raftId, `${field}.raftId`, 1, Number.MAX_SAFE_INTEGER),
     nodeId: f.string(p.nodeId, `${field}.nodeId`, 64),
@@ -482,9 +534,10 @@ function parsePeer(f: Fields, v: unknown, field: string): PeerConfig {
     p2pAddress: addr.text,
     rpcUrl: f.url(p.rpcUrl, `${field}.rpcUrl`),
     tmUrl: f.url(p.tmUrl, `${field}.tmUrl`),
-    enclavePublicKeys: (p.enclavePublicKeys === undefined ? [] : f.array(p.enclavePublicKeys, `${field}.enclavePublicKeys`, MAX_ENCLAVE_KEYS_PER_MEMBER)).map((k, i) =>
-      f.base64Key(k, `${field}.enclavePublicKeys[${i}]`),
-    ),
+    enclavePublicKeys: (p.enclavePublicKeys === undefined
+      ? []
+      : f.array(p.enclavePublicKeys, `${field}.enclavePublicKeys`, MAX_ENCLAVE_KEYS_PER_MEMBER)
+    ).map((k, i) => f.base64Key(k, `${field}.enclavePublicKeys[${i}]`)),
   };
 }
 
@@ -493,12 +546,21 @@ function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
   const r = f.object(v, 'raft', ['tickMs', 'electionTicks', 'heartbeatTicks']);
   const tuning: RaftTuning = {
     tickMs: r.tickMs === undefined ? DEFAULT_RAFT_TUNING.tickMs : f.int(r.tickMs, 'raft.tickMs', 1, 10_000),
-    electionTicks: r.electionTicks === undefined ? DEFAULT_RAFT_TUNING.electionTicks : f.int(r.electionTicks, 'raft.electionTicks', 2, 1_000),
-    heartbeatTicks: r.heartbeatTicks === undefined ? DEFAULT_RAFT_TUNING.heartbeatTicks : f.int(r.heartbeatTicks, 'raft.heartbeatTicks', 1, 1_000),
+    electionTicks:
+      r.electionTicks === undefined
+        ? DEFAULT_RAFT_TUNING.electionTicks
+        : f.int(r.electionTicks, 'raft.electionTicks', 2, 1_000),
+    heartbeatTicks:
+      r.heartbeatTicks === undefined
+        ? DEFAULT_RAFT_TUNING.heartbeatTicks
+        : f.int(r.heartbeatTicks, 'raft.heartbeatTicks', 1, 1_000),
   };
   // Raft §5.6: heartbeats must come well within the election timeout, or followers keep electing.
   if (tuning.heartbeatTicks >= tuning.electionTicks) {
-    f.fail('raft.heartbeatTicks', `must be less than raft.electionTicks (${tuning.electionTicks}), got ${tuning.heartbeatTicks}`);
+    f.fail(
+      'raft.heartbeatTicks',
+      `must be less than raft.electionTicks (${tuning.electionTicks}), got ${tuning.heartbeatTicks}`,
+    );
   }
   return tuning;
 }
@@ -509,7 +571,13 @@ function parseLimits(f: Fields, v: unknown): NodeLimits {
   const o = f.object(v, 'limits', keys);
   const out: Record<string, number> = { ...DEFAULT_LIMITS };
   for (const k of keys) {
-    if (o[k] !== undefined) out[k] = f.int(o[k], `limits.${k}`, 1, k === 'privatePayloadMaxBytes' ? MAX_PLAINTEXT_BYTES : Number.MAX_SAFE_INTEGER);
+    if (o[k] !== undefined)
+      out[k] = f.int(
+        o[k],
+        `limits.${k}`,
+        1,
+        k === 'privatePayloadMaxBytes' ? MAX_PLAINTEXT_BYTES : Number.MAX_SAFE_INTEGER,
+      );
   }
   return out as unknown as NodeLimits;
 }
@@ -521,16 +589,19 @@ export function parseGenesis(json: unknown, genesisPath: string): Genesis {
   const chainId = f.int(o.chainId, 'chainId', 1, Number.MAX_SAFE_INTEGER);
   const timestampMs = o.timestampMs === undefined ? 0 : f.int(o.timestampMs, 'timestampMs', 0, Number.MAX_SAFE_INTEGER);
   // Any address may appear in alloc: validate the object first, then each key.
-  const allocObj = o.alloc === undefined ? {} : f.object(o.alloc, 'alloc', isPlainObject(o.alloc) ? Object.keys(o.alloc) : []);
+  const allocObj =
+    o.alloc === undefined ? {} : f.object(o.alloc, 'alloc', isPlainObject(o.alloc) ? Object.keys(o.alloc) : []);
   const allocKeys = Object.keys(allocObj);
-  if (allocKeys.length > MAX_ALLOC_ENTRIES) f.fail('alloc', `has ${allocKeys.length} entries, over the limit of ${MAX_ALLOC_ENTRIES}`);
+  if (allocKeys.length > MAX_ALLOC_ENTRIES)
+    f.fail('alloc', `has ${allocKeys.length} entries, over the limit of ${MAX_ALLOC_ENTRIES}`);
   const alloc: Record<string, { balance: string }> = {};
   for (const address of allocKeys) {
     const field = `alloc.${address}`;
     if (!/^0x[0-9a-f]{40}$/.test(address)) f.fail(field, 'must be a 20-byte address in lowercase 0x-hex');
     const entry = f.object(allocObj[address], field, ['balance']);
     const balance = f.string(entry.balance, `${field}.balance`, 78);
-    if (!/^(0|[1-9][0-9]*)$/.test(balance)) f.fail(`${field}.balance`, `must be a decimal string of an unsigned integer, got "${balance}"`);
+    if (!/^(0|[1-9][0-9]*)$/.test(balance))
+      f.fail(`${field}.balance`, `must be a decimal string of an unsigned integer, got "${balance}"`);
     alloc[address] = { balance };
   }
   const membersRaw = f.array(o.members, 'members', MAX_MEMBERS);
@@ -538,7 +609,11 @@ export function parseGenesis(json: unknown, genesisPath: string): Genesis {
   const members = membersRaw.map((m, i) => parseGenesisMember(f, m, `members[${i}]`));
   members.forEach((m, i) => {
     // Initial ids are exactly 1..N in order; later ids come from the cluster's counter and are never reused.
-    if (m.raftId !== i + 1) f.fail(`members[${i}].raftId`, `initial members must have raftIds 1..${members.length} in order, got ${m.raftId} at position ${i + 1}`);
+    if (m.raftId !== i + 1)
+      f.fail(
+        `members[${i}].raftId`,
+        `initial members must have raftIds 1..${members.length} in order, got ${m.raftId} at position ${i + 1}`,
+      );
   });
   for (const key of ['peerId', 'name', 'signingKey'] as const) {
     const seen = new Set<string>();
@@ -548,15 +623,26 @@ export function parseGenesis(json: unknown, genesisPath: string): Genesis {
     });
   }
   const txSignatureCheck = o.txSignatureCheck === undefined ? 'every-node' : o.txSignatureCheck;
-  if (txSignatureCheck !== 'every-node' && txSignatureCheck !== 'minter-only') f.fail('txSignatureCheck', 'must be "every-node" or "minter-only"');
+  if (txSignatureCheck !== 'every-node' && txSignatureCheck !== 'minter-only')
+    f.fail('txSignatureCheck', 'must be "every-node" or "minter-only"');
   return { chainId, timestampMs, alloc, members, txSignatureCheck };
 }
 
 function parseGenesisMember(f: Fields, v: unknown, field: string): GenesisMember {
-  const m = f.object(v, field, ['raftId', 'name', 'peerId', 'p2pAddrs', 'rpcUrl', 'tmUrl', 'signingKey', 'enclaveKeys']);
+  const m = f.object(v, field, [
+    'raftId',
+    'name',
+    'peerId',
+    'p2pAddrs',
+    'rpcUrl',
+    'tmUrl',
+    'signingKey',
+    'enclaveKeys',
+  ]);
   const addrs = f.array(m.p2pAddrs, `${field}.p2pAddrs`, 16).map((a, i) => {
     const ma = f.multiaddr(a, `${field}.p2pAddrs[${i}]`);
-    if (ma.peerId !== undefined) f.fail(`${field}.p2pAddrs[${i}]`, 'must not carry the /p2p/<peerId> suffix (the peerId field says it)');
+    if (ma.peerId !== undefined)
+      f.fail(`${field}.p2pAddrs[${i}]`, 'must not carry the /p2p/<peerId> suffix (the peerId field says it)');
     return ma.text;
   });
   return {
@@ -567,6 +653,8 @@ function parseGenesisMember(f: Fields, v: unknown, field: string): GenesisMember
     rpcUrl: f.url(m.rpcUrl, `${field}.rpcUrl`),
     tmUrl: f.url(m.tmUrl, `${field}.tmUrl`),
     signingKey: f.base64Key(m.signingKey, `${field}.signingKey`),
-    enclaveKeys: f.array(m.enclaveKeys, `${field}.enclaveKeys`, MAX_ENCLAVE_KEYS_PER_MEMBER).map((k, i) => f.base64Key(k, `${field}.enclaveKeys[${i}]`)),
+    enclaveKeys: f
+      .array(m.enclaveKeys, `${field}.enclaveKeys`, MAX_ENCLAVE_KEYS_PER_MEMBER)
+      .map((k, i) => f.base64Key(k, `${field}.enclaveKeys[${i}]`)),
   };
 }

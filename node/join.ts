@@ -37,7 +37,15 @@ interface TemplateConfig {
   blockTimeMs: number;
   deliveryMode: string;
   logLevel: string;
-  peers: Array<{ raftId: number; nodeId: string; peerId: string; p2pAddress: string; rpcUrl: string; tmUrl: string; enclavePublicKeys: string[] }>;
+  peers: Array<{
+    raftId: number;
+    nodeId: string;
+    peerId: string;
+    p2pAddress: string;
+    rpcUrl: string;
+    tmUrl: string;
+    enclavePublicKeys: string[];
+  }>;
 }
 
 export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
@@ -53,10 +61,13 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
   };
 
   // The current members, from a running member; the template's list as the fallback.
-  const client = new HttpRpcClient(options.rpcUrl ?? `http://${template.rpc.host}:${template.rpc.port}/`, { timeoutMs: 5_000 });
+  const client = new HttpRpcClient(options.rpcUrl ?? `http://${template.rpc.host}:${template.rpc.port}/`, {
+    timeoutMs: 5_000,
+  });
   let peers = template.peers;
   try {
-    const cluster = await client.call<Array<{ raftId: number; nodeId: string; p2pAddress: string; rpcUrl: string }>>('raft_cluster');
+    const cluster =
+      await client.call<Array<{ raftId: number; nodeId: string; p2pAddress: string; rpcUrl: string }>>('raft_cluster');
     peers = cluster.map((m) => {
       const known = template.peers.find((p) => p.raftId === m.raftId);
       return {

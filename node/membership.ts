@@ -54,7 +54,10 @@ const MAX_STRING_CHARS = 1024;
 export function encodeConfContext(ctx: ConfChangeContext): Uint8Array {
   const bytes = new TextEncoder().encode(JSON.stringify(ctx));
   if (bytes.length > MAX_CONF_CONTEXT_BYTES) {
-    throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `membership change context of ${bytes.length} bytes exceeds ${MAX_CONF_CONTEXT_BYTES}`);
+    throw new NodeError(
+      NodeErrorCode.MembershipChangeInvalid,
+      `membership change context of ${bytes.length} bytes exceeds ${MAX_CONF_CONTEXT_BYTES}`,
+    );
   }
   return bytes;
 }
@@ -70,7 +73,13 @@ export function decodeConfContext(bytes: Uint8Array): ConfChangeContext | undefi
     throw new NodeInvariantError('membership context is not JSON');
   }
   const o = v as Partial<ConfChangeContext>;
-  if (typeof o !== 'object' || o === null || typeof o.op !== 'string' || typeof o.requestId !== 'string' || !Number.isSafeInteger(o.raftId)) {
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    typeof o.op !== 'string' ||
+    typeof o.requestId !== 'string' ||
+    !Number.isSafeInteger(o.raftId)
+  ) {
     throw new NodeInvariantError('membership context is malformed');
   }
   if (o.member !== undefined) validateMember(o.member);
@@ -81,17 +90,25 @@ export function validateMember(m: unknown): asserts m is MemberInfo {
   const o = m as Record<string, unknown>;
   const str = (k: string) => {
     if (typeof o[k] !== 'string' || (o[k] as string).length > MAX_STRING_CHARS) {
-      throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `member.${k} must be a string of at most ${MAX_STRING_CHARS} chars`);
+      throw new NodeError(
+        NodeErrorCode.MembershipChangeInvalid,
+        `member.${k} must be a string of at most ${MAX_STRING_CHARS} chars`,
+      );
     }
   };
   const strs = (k: string, max: number) => {
     const a = o[k];
     if (!Array.isArray(a) || a.length > max || a.some((x) => typeof x !== 'string' || x.length > MAX_STRING_CHARS)) {
-      throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `member.${k} must be a list of at most ${max} strings`);
+      throw new NodeError(
+        NodeErrorCode.MembershipChangeInvalid,
+        `member.${k} must be a list of at most ${max} strings`,
+      );
     }
   };
-  if (typeof o !== 'object' || o === null) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'member must be an object');
-  if (!Number.isSafeInteger(o.raftId) || (o.raftId as number) < 1) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'member.raftId must be a positive integer');
+  if (typeof o !== 'object' || o === null)
+    throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'member must be an object');
+  if (!Number.isSafeInteger(o.raftId) || (o.raftId as number) < 1)
+    throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'member.raftId must be a positive integer');
   for (const k of ['name', 'peerId', 'rpcUrl', 'tmUrl', 'signingKey']) str(k);
   strs('p2pAddrs', MAX_ADDRS_PER_MEMBER);
   strs('enclaveKeys', MAX_KEYS_PER_MEMBER);

@@ -58,16 +58,51 @@ export function createNodeMetrics(options: NodeMetricsOptions = {}): NodeMetrics
   const metrics: NodeMetrics = {
     registry,
     raftTerm: new Gauge({ name: 'quorate_raft_term', help: 'Current Raft term of this node', registers }),
-    raftCommitIndex: new Gauge({ name: 'quorate_raft_commit_index', help: 'Highest Raft log index known committed', registers }),
-    raftAppliedIndex: new Gauge({ name: 'quorate_raft_applied_index', help: 'Highest Raft log index applied to the chain', registers }),
-    raftRole: new Gauge({ name: 'quorate_raft_role_info', help: 'Raft role of this node (1 for the current role)', labelNames: ['role'], registers }),
-    raftLeaderChanges: new Counter({ name: 'quorate_raft_leader_changes_total', help: 'Leader changes seen by this node', registers }),
-    raftLeader: new Gauge({ name: 'quorate_raft_leader_id', help: 'raftId of the current leader, 0 when none is known', registers }),
+    raftCommitIndex: new Gauge({
+      name: 'quorate_raft_commit_index',
+      help: 'Highest Raft log index known committed',
+      registers,
+    }),
+    raftAppliedIndex: new Gauge({
+      name: 'quorate_raft_applied_index',
+      help: 'Highest Raft log index applied to the chain',
+      registers,
+    }),
+    raftRole: new Gauge({
+      name: 'quorate_raft_role_info',
+      help: 'Raft role of this node (1 for the current role)',
+      labelNames: ['role'],
+      registers,
+    }),
+    raftLeaderChanges: new Counter({
+      name: 'quorate_raft_leader_changes_total',
+      help: 'Leader changes seen by this node',
+      registers,
+    }),
+    raftLeader: new Gauge({
+      name: 'quorate_raft_leader_id',
+      help: 'raftId of the current leader, 0 when none is known',
+      registers,
+    }),
     chainHeadNumber: new Gauge({ name: 'quorate_chain_head_number', help: 'Number of the head block', registers }),
-    blocksCommitted: new Counter({ name: 'quorate_blocks_committed_total', help: 'Blocks applied to the chain', registers }),
-    txsCommitted: new Counter({ name: 'quorate_txs_committed_total', help: 'Transactions applied, by kind', labelNames: ['kind'], registers }),
+    blocksCommitted: new Counter({
+      name: 'quorate_blocks_committed_total',
+      help: 'Blocks applied to the chain',
+      registers,
+    }),
+    txsCommitted: new Counter({
+      name: 'quorate_txs_committed_total',
+      help: 'Transactions applied, by kind',
+      labelNames: ['kind'],
+      registers,
+    }),
     txPoolSize: new Gauge({ name: 'quorate_txpool_size', help: 'Transactions waiting in the pool', registers }),
-    rpcRequests: new Counter({ name: 'quorate_rpc_requests_total', help: 'JSON-RPC calls by method and result code (0 = success)', labelNames: ['method', 'code'], registers }),
+    rpcRequests: new Counter({
+      name: 'quorate_rpc_requests_total',
+      help: 'JSON-RPC calls by method and result code (0 = success)',
+      labelNames: ['method', 'code'],
+      registers,
+    }),
     rpcDurationSeconds: new Histogram({
       name: 'quorate_rpc_duration_seconds',
       help: 'JSON-RPC call duration by method',
@@ -81,7 +116,11 @@ export function createNodeMetrics(options: NodeMetricsOptions = {}): NodeMetrics
       labelNames: ['peer'],
       registers,
     }),
-    p2pPeersConnected: new Gauge({ name: 'quorate_p2p_peers_connected', help: 'Cluster peers with a live connection', registers }),
+    p2pPeersConnected: new Gauge({
+      name: 'quorate_p2p_peers_connected',
+      help: 'Cluster peers with a live connection',
+      registers,
+    }),
   };
   // Export every role at 0 from the start, so dashboards see the series before the first change.
   setRaftRole(metrics, 'follower');

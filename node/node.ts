@@ -426,7 +426,8 @@ export class QuorateNode {
     this.membershipState = stored ? decodeMembership(stored) : this.deps.genesisMembership;
     await this.loadChain();
     this.catchUpRecord = await chainStore.catchUp();
-    for (const [raftId, incarnation] of await chainStore.knownIncarnations()) this.knownIncarnations.set(raftId, incarnation);
+    for (const [raftId, incarnation] of await chainStore.knownIncarnations())
+      this.knownIncarnations.set(raftId, incarnation);
 
     transport.onMessage(CHANNEL_RAFT, (from, data) => this.onRaftMessage(from, data));
     transport.onRequest(CHANNEL_BLOCKS, (from, data) =>
@@ -494,7 +495,9 @@ export class QuorateNode {
       nonceOf: (a) => getNonce(this.chain.state, a),
       verifiedTxs: this.verifiedTxs,
       maxTxs: this.options.poolMaxTxs,
-      ...(this.options.poolQueuedLifetimeMs !== undefined ? { queuedLifetimeMs: this.options.poolQueuedLifetimeMs } : {}),
+      ...(this.options.poolQueuedLifetimeMs !== undefined
+        ? { queuedLifetimeMs: this.options.poolQueuedLifetimeMs }
+        : {}),
       ...(this.options.poolMaxNonceGap !== undefined ? { maxNonceGap: this.options.poolMaxNonceGap } : {}),
       nowMs: () => this.deps.clock.monotonicMs(),
     });
@@ -544,7 +547,9 @@ export class QuorateNode {
       {
         tickMs: this.options.tickMs,
         snapshotEveryEntries: this.options.snapshotEveryEntries,
-        ...(this.options.compactionRetainEntries !== undefined ? { compactionRetainEntries: this.options.compactionRetainEntries } : {}),
+        ...(this.options.compactionRetainEntries !== undefined
+          ? { compactionRetainEntries: this.options.compactionRetainEntries }
+          : {}),
       },
       {
         raft: this.raft,
@@ -559,10 +564,17 @@ export class QuorateNode {
     this.driver.start();
     for (const peer of this.deps.transport.connectedPeers()) void this.identify(peer);
     this.vouchTimer = this.deps.clock.setInterval(() => void this.refreshVouched(), VOUCH_CHECK_MS);
-    this.poolExpiryTimer = this.deps.clock.setInterval(() => {
-      const dropped = this.pool.expireQueued();
-      if (dropped.length > 0) this.log.info({ dropped: dropped.length, lifetimeMs: this.pool.queuedLifetimeMs }, 'dropped pooled transactions that waited behind a nonce gap past their lifetime');
-    }, Math.min(POOL_EXPIRY_CHECK_MS, this.pool.queuedLifetimeMs));
+    this.poolExpiryTimer = this.deps.clock.setInterval(
+      () => {
+        const dropped = this.pool.expireQueued();
+        if (dropped.length > 0)
+          this.log.info(
+            { dropped: dropped.length, lifetimeMs: this.pool.queuedLifetimeMs },
+            'dropped pooled transactions that waited behind a nonce gap past their lifetime',
+          );
+      },
+      Math.min(POOL_EXPIRY_CHECK_MS, this.pool.queuedLifetimeMs),
+    );
     this.minterTimer = this.deps.clock.setInterval(() => this.mint(), this.options.blockTimeMs);
     // A single-voter cluster elects itself at once instead of waiting an election timeout.
     const cs = this.raft.confState();
@@ -629,7 +641,11 @@ export class QuorateNode {
       return;
     }
     if (this.raftIdOfPeer(from) !== m.from || m.to !== this.raftId) {
-      this.warnOnce(from, { claimedFrom: m.from, to: m.to }, 'raft message from a peer that does not hold that raft id: dropped');
+      this.warnOnce(
+        from,
+        { claimedFrom: m.from, to: m.to },
+        'raft message from a peer that does not hold that raft id: dropped',
+      );
       return;
     }
     this.driver.step(m);
@@ -656,7 +672,8 @@ export class QuorateNode {
       for (const w of due) w();
     }
     if (prevRole === 'leader' && this.role !== 'leader') this.onLostLeadership();
-    if (this.role !== 'leader' && this.leaderId !== 0 && this.pool.size > 0 && !this.forwardingPool) void this.forwardPool();
+    if (this.role !== 'leader' && this.leaderId !== 0 && this.pool.size > 0 && !this.forwardingPool)
+      void this.forwardPool();
     if (prevRole !== 'leader' && this.role === 'leader') this.pool.resetInFlight();
     if (prevRole !== this.role || prevLeader !== this.leaderId) {
       this.log.info({ role: this.role, term: this.term, leader: this.leaderId }, 'raft role changed');
@@ -694,7 +711,8 @@ export class QuorateNode {
         const results = await Promise.allSettled(batch.map((tx) => this.forwardTx(tx)));
         forwarded += results.filter((r) => r.status === 'fulfilled').length;
       }
-      if (txs.length > 0) this.log.info({ pending: txs.length, forwarded }, 'handed the pool of a lost leadership to the new leader');
+      if (txs.length > 0)
+        this.log.info({ pending: txs.length, forwarded }, 'handed the pool of a lost leadership to the new leader');
     } finally {
       this.forwardingPool = false;
     }
@@ -774,7 +792,11 @@ export class QuorateNode {
     await this.withPrivateLock(() => this.applyFetchedBlock(e, block, payloads));
   }
 
-  private async applyFetchedBlock(e: Entry, block: Block, prefetched: Map<string, PrivatePayload> | undefined): Promise<void> {
+  private async applyFetchedBlock(
+    e: Entry,
+    block: Block,
+    prefetched: Map<string, PrivatePayload> | undefined,
+  ): Promise<void> {
     // Private state = the private transactions applied in chain order. While the catch-up replays
     // older blocks into it, a newer block's private part must not go first (a cas or an append
     // depends on what came before; a per-key "newest wins" would be wrong for them): its public
@@ -788,7 +810,13 @@ export class QuorateNode {
     // Our own block: the executor reuses what building it computed instead of running it again.
     const result = applyBlock(this.chain, block, payloads ?? new Map(), mine?.built, { deferPrivate });
     if (result.kind === 'applied') {
-      await this.deps.chainStore.commitBlock(block, result.receipts, result.stateChanges, { entries: result.privateStateChanges, receipts: result.privateReceipts }, e.index);
+      await this.deps.chainStore.commitBlock(
+        block,
+        result.receipts,
+        result.stateChanges,
+        { entries: result.privateStateChanges, receipts: result.privateReceipts },
+        e.index,
+      );
       this.chain.advance(result);
       this.applied = e.index;
       this.pool.removeCommitted(block.transactions);
@@ -804,7 +832,10 @@ export class QuorateNode {
     } else {
       await this.deps.chainStore.recordNoop(e.index);
       this.applied = e.index;
-      this.log.info({ index: e.index, reason: result.reason, detail: result.detail, mine: mine !== undefined }, 'block entry is a no-op');
+      this.log.info(
+        { index: e.index, reason: result.reason, detail: result.detail, mine: mine !== undefined },
+        'block entry is a no-op',
+      );
       if (mine) {
         // Our speculative chain broke here: every later pending block builds on it and is a no-op too.
         this.pendingBlocks.clear();
@@ -824,7 +855,8 @@ export class QuorateNode {
     if (privatePayloadKeys(block).length === 0) return out;
     const privacy = this.deps.privacy;
     const wanted = new Map<string, Transaction>();
-    for (const tx of block.transactions) if (tx.privatePayloadHash) wanted.set(payloadHashKey(tx.privatePayloadHash), tx);
+    for (const tx of block.transactions)
+      if (tx.privatePayloadHash) wanted.set(payloadHashKey(tx.privatePayloadHash), tx);
     const fetchOne = async (key: string, tx: Transaction): Promise<void> => {
       if (!privacy) throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this node has no transaction manager');
       try {
@@ -845,13 +877,18 @@ export class QuorateNode {
       // Concurrently, a bounded number at a time: the driver waits for the whole block.
       const failures: unknown[] = [];
       for (let i = 0; i < missing.length; i += PRIVACY_FETCH_CONCURRENCY) {
-        const results = await Promise.allSettled(missing.slice(i, i + PRIVACY_FETCH_CONCURRENCY).map(([key, tx]) => fetchOne(key, tx)));
+        const results = await Promise.allSettled(
+          missing.slice(i, i + PRIVACY_FETCH_CONCURRENCY).map(([key, tx]) => fetchOne(key, tx)),
+        );
         for (const r of results) if (r.status === 'rejected') failures.push(r.reason);
       }
       if (failures.length === 0) break;
       const err = failures[0];
       this.alarm = `cannot fetch private payload for block ${block.header.number}: ${err instanceof Error ? err.message : String(err)}`;
-      this.log.error({ err, block: block.header.number, missing: failures.length }, 'private payload unknown: not applying the block until the transaction manager answers');
+      this.log.error(
+        { err, block: block.header.number, missing: failures.length },
+        'private payload unknown: not applying the block until the transaction manager answers',
+      );
       await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, delayMs));
       delayMs = Math.min(delayMs * 2, PRIVACY_RETRY_MAX_MS);
     }
@@ -907,7 +944,11 @@ export class QuorateNode {
     nodeAssert(4 + mlen <= data.length, 'snapshot membership length out of range');
     const membership = decodeMembership(data.subarray(4, 4 + mlen));
     const imported = importSnapshot(snapshotChunksFromBytes(data.subarray(4 + mlen)));
-    nodeAssert(imported.appliedRaftIndex === snapshot.metadata.index, () => `snapshot at raft index ${snapshot.metadata.index} carries chain state of index ${imported.appliedRaftIndex}`);
+    nodeAssert(
+      imported.appliedRaftIndex === snapshot.metadata.index,
+      () =>
+        `snapshot at raft index ${snapshot.metadata.index} carries chain state of index ${imported.appliedRaftIndex}`,
+    );
     const previousHead = this.chain.head.header.number;
     await this.withPrivateLock(async () => {
       // One batch: the state and the membership of the same index (a crash between two writes
@@ -924,7 +965,10 @@ export class QuorateNode {
     this.pendingBlocks.clear();
     this.speculativeBase = undefined;
     this.updatePeers();
-    this.log.info({ index: this.applied, head: imported.head.header.number, previousHead, catchUp: this.catchUpRecord }, 'snapshot installed');
+    this.log.info(
+      { index: this.applied, head: imported.head.header.number, previousHead, catchUp: this.catchUpRecord },
+      'snapshot installed',
+    );
     if (this.catchUpRecord) this.startCatchUp();
   }
 
@@ -940,10 +984,15 @@ export class QuorateNode {
    * While this node catches up after a snapshot: how far its private state lags. Private reads
    * are refused meanwhile (node/backend.ts) rather than answered from incomplete state.
    */
-  privateCatchUp(): { readonly privateThrough: number; readonly blocksLeft: number; readonly blocksToFetch: number } | undefined {
+  privateCatchUp():
+    { readonly privateThrough: number; readonly blocksLeft: number; readonly blocksToFetch: number } | undefined {
     const r = this.catchUpRecord;
     if (!r) return undefined;
-    return { privateThrough: r.privateThrough, blocksLeft: this.chain.head.header.number - r.privateThrough, blocksToFetch: Math.max(0, r.backfillNext - r.privateThrough) };
+    return {
+      privateThrough: r.privateThrough,
+      blocksLeft: this.chain.head.header.number - r.privateThrough,
+      blocksToFetch: Math.max(0, r.backfillNext - r.privateThrough),
+    };
   }
 
   private startCatchUp(): void {
@@ -972,7 +1021,10 @@ export class QuorateNode {
    */
   private async runCatchUp(signal: AbortSignal): Promise<void> {
     let delayMs = BACKFILL_RETRY_BASE_MS;
-    this.log.info({ catchUp: this.catchUpRecord }, 'catching up after a snapshot: fetching the skipped blocks, then replaying their private transactions');
+    this.log.info(
+      { catchUp: this.catchUpRecord },
+      'catching up after a snapshot: fetching the skipped blocks, then replaying their private transactions',
+    );
     while (!this.stopped && !signal.aborted && !this.removed && this.fatalError === undefined && this.catchUpRecord) {
       const record = this.catchUpRecord;
       if (record.backfillNext > record.privateThrough) {
@@ -1021,7 +1073,12 @@ export class QuorateNode {
     nodeAssert(held || successor, () => `catch-up: neither block ${hi} nor its successor is stored`);
     const top = held ? { number: hi, hash: held.hash } : parentOf(successor!);
     let lo = hi;
-    while (lo - 1 > record.privateThrough && hi - lo + 1 < BLOCK_RANGE_MAX_BLOCKS && (await store.blockStored(lo - 1)) !== 'complete') lo--;
+    while (
+      lo - 1 > record.privateThrough &&
+      hi - lo + 1 < BLOCK_RANGE_MAX_BLOCKS &&
+      (await store.blockStored(lo - 1)) !== 'complete'
+    )
+      lo--;
     let lastError: unknown;
     for (const peerId of this.backfillPeers()) {
       if (signal.aborted) return false;
@@ -1034,7 +1091,8 @@ export class QuorateNode {
         // something else: BlockRangeError / P2pError) is the peer's failure, not this node's:
         // ask the next member. Nothing here has written anything yet.
         lastError = err;
-        if (!(err instanceof BlockRangeError) && !(err instanceof P2pError)) this.log.warn({ err, peer: peerId }, 'catch-up: unexpected error asking a peer for blocks');
+        if (!(err instanceof BlockRangeError) && !(err instanceof P2pError))
+          this.log.warn({ err, peer: peerId }, 'catch-up: unexpected error asking a peer for blocks');
         continue;
       }
       const lowest = blocks[0].block.header.number;
@@ -1043,9 +1101,16 @@ export class QuorateNode {
         // block this node applied last. If not, this node's own history is not the cluster's:
         // replaying on top of it would build private state on a chain nobody else has.
         const own = await store.getBlockByNumber(record.privateThrough);
-        nodeAssert(own, () => `catch-up: block ${record.privateThrough}, where the private state stands, is not stored`);
+        nodeAssert(
+          own,
+          () => `catch-up: block ${record.privateThrough}, where the private state stands, is not stored`,
+        );
         if (!bytesEqual(own.hash, blocks[0].block.header.parentHash)) {
-          throw new ChainError(ChainErrorCode.StoreCorrupt, `catch-up: this node's block ${own.header.number} (${own.hashHex}) is not the parent of the cluster's block ${lowest}: this node's chain diverged`, { block: own.header.number });
+          throw new ChainError(
+            ChainErrorCode.StoreCorrupt,
+            `catch-up: this node's block ${own.header.number} (${own.hashHex}) is not the parent of the cluster's block ${lowest}: this node's chain diverged`,
+            { block: own.header.number },
+          );
         }
       }
       await this.withPrivateLock(async () => {
@@ -1067,9 +1132,16 @@ export class QuorateNode {
    * is known ("could not tell" is never "not a party").
    */
   private async replayStep(signal: AbortSignal): Promise<void> {
-    const start = await this.withPrivateLock(async () => (this.catchUpRecord ? { from: this.catchUpRecord.privateThrough + 1, head: this.chain.head.header.number } : undefined));
+    const start = await this.withPrivateLock(async () =>
+      this.catchUpRecord
+        ? { from: this.catchUpRecord.privateThrough + 1, head: this.chain.head.header.number }
+        : undefined,
+    );
     if (!start) return;
-    nodeAssert(start.from <= start.head, () => `catch-up: private state at ${start.from - 1} is not behind the head ${start.head}`);
+    nodeAssert(
+      start.from <= start.head,
+      () => `catch-up: private state at ${start.from - 1} is not behind the head ${start.head}`,
+    );
     let target: Block | undefined;
     for (let n = start.from; n <= start.head && n < start.from + REPLAY_SCAN_MAX_BLOCKS; n++) {
       const block = await this.deps.chainStore.getBlockByNumber(n);
@@ -1078,7 +1150,10 @@ export class QuorateNode {
       if (privatePayloadKeys(block).length > 0) break;
     }
     if (!target) {
-      nodeAssert(this.catchUpRecord === undefined || this.catchUpRecord.backfillNext > this.catchUpRecord.privateThrough, () => `catch-up: block ${start.from} is missing with no backfill pending`);
+      nodeAssert(
+        this.catchUpRecord === undefined || this.catchUpRecord.backfillNext > this.catchUpRecord.privateThrough,
+        () => `catch-up: block ${start.from} is missing with no backfill pending`,
+      );
       return;
     }
     const block = target;
@@ -1091,14 +1166,26 @@ export class QuorateNode {
     await this.withPrivateLock(async () => {
       const record = this.catchUpRecord;
       // Only this loop moves privateThrough; a snapshot install keeps it.
-      nodeAssert(record !== undefined && record.privateThrough + 1 === start.from, () => `catch-up: privateThrough moved under the replay (${String(record?.privateThrough)}, expected ${start.from - 1})`);
+      nodeAssert(
+        record !== undefined && record.privateThrough + 1 === start.from,
+        () =>
+          `catch-up: privateThrough moved under the replay (${String(record?.privateThrough)}, expected ${start.from - 1})`,
+      );
       const result = applyPrivateBlock(this.chain, block, payloads);
       const n = block.header.number;
       const done = n === this.chain.head.header.number && record.backfillNext <= record.privateThrough;
-      await this.deps.chainStore.commitPrivateReplay(n, { entries: result.privateStateChanges, receipts: result.privateReceipts }, done);
+      await this.deps.chainStore.commitPrivateReplay(
+        n,
+        { entries: result.privateStateChanges, receipts: result.privateReceipts },
+        done,
+      );
       this.chain.advancePrivate(result.privateOverlay);
       this.catchUpRecord = done ? undefined : { ...record, privateThrough: n };
-      if (done) this.log.info({ head: n }, 'caught up after a snapshot: every block is here and the private state is at the head');
+      if (done)
+        this.log.info(
+          { head: n },
+          'caught up after a snapshot: every block is here and the private state is at the head',
+        );
     });
   }
 
@@ -1106,13 +1193,17 @@ export class QuorateNode {
     const self = this.deps.transport.localPeerId;
     const peers = new Map<string, PeerAddress>();
     if (!findMember(this.membershipState, this.raftId)) {
-      for (const p of this.deps.bootstrapPeers ?? []) if (p.peerId !== self) peers.set(p.peerId, { peerId: p.peerId, addrs: p.addrs });
+      for (const p of this.deps.bootstrapPeers ?? [])
+        if (p.peerId !== self) peers.set(p.peerId, { peerId: p.peerId, addrs: p.addrs });
     }
     for (const [peerId, v] of this.vouchedPeers) if (peerId !== self) peers.set(peerId, { peerId, addrs: v.addrs });
-    for (const m of this.membershipState.members) if (m.peerId !== self) peers.set(m.peerId, { peerId: m.peerId, addrs: m.p2pAddrs });
+    for (const m of this.membershipState.members)
+      if (m.peerId !== self) peers.set(m.peerId, { peerId: m.peerId, addrs: m.p2pAddrs });
     for (const p of extra) peers.set(p.peerId, p);
     const overrides = this.deps.addressOverrides;
-    const dialable = [...peers.values()].map((p) => (overrides?.has(p.peerId) ? { peerId: p.peerId, addrs: overrides.get(p.peerId)! } : p));
+    const dialable = [...peers.values()].map((p) =>
+      overrides?.has(p.peerId) ? { peerId: p.peerId, addrs: overrides.get(p.peerId)! } : p,
+    );
     this.deps.transport.setPeers(dialable);
     if (extra.length === 0) for (const l of this.membershipListeners) l(this.membershipState);
   }
@@ -1128,14 +1219,24 @@ export class QuorateNode {
     if (this.raftId === 0 || this.identInFlight.has(peerId) || this.stopped) return;
     this.identInFlight.add(peerId);
     try {
-      const reply = (await this.ctlRequest(peerId, { type: 'ident', raftId: this.raftId, incarnation: this.deps.incarnation }, IDENT_TIMEOUT_MS)) as { raftId: number; incarnation: string; refused?: string };
+      const reply = (await this.ctlRequest(
+        peerId,
+        { type: 'ident', raftId: this.raftId, incarnation: this.deps.incarnation },
+        IDENT_TIMEOUT_MS,
+      )) as { raftId: number; incarnation: string; refused?: string };
       if (reply.refused) {
-        this.fail(new NodeError(NodeErrorCode.Unavailable, `refusing to run: ${reply.refused}. This node's data directory was lost or replaced while it was a member. Remove it (raft_removePeer ${this.raftId}) and add it again under a new id (quorate add-node).`));
+        this.fail(
+          new NodeError(
+            NodeErrorCode.Unavailable,
+            `refusing to run: ${reply.refused}. This node's data directory was lost or replaced while it was a member. Remove it (raft_removePeer ${this.raftId}) and add it again under a new id (quorate add-node).`,
+          ),
+        );
         return;
       }
       // A node not yet given an id (started with --join) is not a member: nothing to remember.
       if (reply.raftId === 0) return;
-      if ((await this.checkIncarnation(peerId, reply.raftId, reply.incarnation)) === undefined) this.verifiedPeers.set(peerId, reply.raftId);
+      if ((await this.checkIncarnation(peerId, reply.raftId, reply.incarnation)) === undefined)
+        this.verifiedPeers.set(peerId, reply.raftId);
     } catch {
       // Not reachable now; the next connect or Raft message tries again.
     } finally {
@@ -1149,13 +1250,24 @@ export class QuorateNode {
    * of this node does not forget it.
    */
   private async checkIncarnation(peerId: string, raftId: number, incarnation: string): Promise<string | undefined> {
-    if (!Number.isSafeInteger(raftId) || raftId <= 0 || typeof incarnation !== 'string' || incarnation.length === 0 || incarnation.length > MAX_INCARNATION_CHARS) return 'malformed identity';
+    if (
+      !Number.isSafeInteger(raftId) ||
+      raftId <= 0 ||
+      typeof incarnation !== 'string' ||
+      incarnation.length === 0 ||
+      incarnation.length > MAX_INCARNATION_CHARS
+    )
+      return 'malformed identity';
     const expected = this.raftIdOfPeer(peerId);
     if (expected !== undefined && expected !== raftId) return `peer ${peerId} holds raft id ${expected}, not ${raftId}`;
     const known = this.knownIncarnations.get(raftId);
     if (known !== undefined && known !== incarnation) {
       const why = `member ${this.raftId} knew raft id ${raftId} with incarnation ${known}, and now sees ${incarnation}`;
-      this.warnOnce(`incarnation:${peerId}`, { raftId, known, now: incarnation }, 'refused a member whose data directory changed');
+      this.warnOnce(
+        `incarnation:${peerId}`,
+        { raftId, known, now: incarnation },
+        'refused a member whose data directory changed',
+      );
       return why;
     }
     if (known === undefined) {
@@ -1193,14 +1305,23 @@ export class QuorateNode {
     if (now - this.noLeaderSinceMs < VOUCH_AFTER_NO_LEADER_MS) return;
     for (const peerId of this.verifiedPeers.keys()) {
       try {
-        const members = (await this.ctlRequest(peerId, { type: 'members' }, CTL_QUERY_TIMEOUT_MS)) as Array<{ raftId: number; peerId: string; p2pAddrs: string[] }>;
+        const members = (await this.ctlRequest(peerId, { type: 'members' }, CTL_QUERY_TIMEOUT_MS)) as Array<{
+          raftId: number;
+          peerId: string;
+          p2pAddrs: string[];
+        }>;
         const next = new Map<string, { raftId: number; addrs: readonly string[] }>();
         for (const m of members.slice(0, MAX_VOUCHED_PEERS)) {
           if (typeof m.raftId !== 'number' || typeof m.peerId !== 'string' || !Array.isArray(m.p2pAddrs)) continue;
-          if (m.peerId === this.deps.transport.localPeerId || findMemberByPeerId(this.membershipState, m.peerId)) continue;
+          if (m.peerId === this.deps.transport.localPeerId || findMemberByPeerId(this.membershipState, m.peerId))
+            continue;
           next.set(m.peerId, { raftId: m.raftId, addrs: m.p2pAddrs.slice(0, 8) });
         }
-        if (next.size > 0) this.log.info({ via: peerId, vouched: [...next.values()].map((v) => v.raftId) }, 'admitting members not applied here yet, vouched for by a member');
+        if (next.size > 0)
+          this.log.info(
+            { via: peerId, vouched: [...next.values()].map((v) => v.raftId) },
+            'admitting members not applied here yet, vouched for by a member',
+          );
         this.vouchedPeers = next;
         this.updatePeers();
         return;
@@ -1237,14 +1358,22 @@ export class QuorateNode {
       }
       this.joinTimer = this.deps.clock.setTimeout(() => void ask(), JOIN_POLL_MS);
     };
-    this.log.info({ peerId: this.deps.transport.localPeerId }, 'waiting to be added to the cluster (raft_addPeer / raft_addLearner on a member)');
+    this.log.info(
+      { peerId: this.deps.transport.localPeerId },
+      'waiting to be added to the cluster (raft_addPeer / raft_addLearner on a member)',
+    );
     void ask();
   }
 
   // ------------------------------------------------------------------ control channel
 
   private async ctlRequest(peerId: string, req: CtlRequest, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
-    const bytes = await this.deps.transport.request(peerId, CHANNEL_CTL, new TextEncoder().encode(JSON.stringify(req)), { timeoutMs, signal });
+    const bytes = await this.deps.transport.request(
+      peerId,
+      CHANNEL_CTL,
+      new TextEncoder().encode(JSON.stringify(req)),
+      { timeoutMs, signal },
+    );
     const reply = JSON.parse(new TextDecoder().decode(bytes)) as { ok?: unknown; error?: WireError };
     if (reply.error) throw errorFromWire(reply.error);
     return reply.ok;
@@ -1252,7 +1381,8 @@ export class QuorateNode {
 
   private async onControl(from: string, data: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
     const reply = async (): Promise<unknown> => {
-      if (data.length > MAX_CTL_BYTES) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'control request too large');
+      if (data.length > MAX_CTL_BYTES)
+        throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'control request too large');
       const req = JSON.parse(new TextDecoder().decode(data)) as CtlRequest;
       switch (req.type) {
         case 'hello':
@@ -1267,7 +1397,11 @@ export class QuorateNode {
         case 'members': {
           // Only to a member we identified: it uses the answer to admit members it has not applied yet.
           if (!this.verifiedPeers.has(from)) throw new NodeError(NodeErrorCode.Unavailable, 'identify first');
-          return this.membershipState.members.map((m) => ({ raftId: m.raftId, peerId: m.peerId, p2pAddrs: m.p2pAddrs }));
+          return this.membershipState.members.map((m) => ({
+            raftId: m.raftId,
+            peerId: m.peerId,
+            p2pAddrs: m.p2pAddrs,
+          }));
         }
         case 'whoami': {
           const m = findMemberByPeerId(this.membershipState, from);
@@ -1275,11 +1409,15 @@ export class QuorateNode {
         }
         case 'admin': {
           // Only members may drive membership changes through another member.
-          if (!findMemberByPeerId(this.membershipState, from)) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'not a member');
+          if (!findMemberByPeerId(this.membershipState, from))
+            throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'not a member');
           return this.runAdminLocally(req, signal);
         }
         default:
-          throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `unknown control request ${String((req as { type?: unknown }).type)}`);
+          throw new NodeError(
+            NodeErrorCode.MembershipChangeInvalid,
+            `unknown control request ${String((req as { type?: unknown }).type)}`,
+          );
       }
     };
     let out: unknown;
@@ -1333,7 +1471,11 @@ export class QuorateNode {
   private async runAdminLocally(req: CtlRequest, signal?: AbortSignal): Promise<unknown> {
     this.assertRunning();
     if (!this.isLeaderNow()) {
-      throw new NodeError(NodeErrorCode.NotLeader, `this node is not the leader (leader: ${this.leaderNow() || 'unknown'})`, { leader: this.leaderNow() || null });
+      throw new NodeError(
+        NodeErrorCode.NotLeader,
+        `this node is not the leader (leader: ${this.leaderNow() || 'unknown'})`,
+        { leader: this.leaderNow() || null },
+      );
     }
     switch (req.op) {
       case 'add-peer':
@@ -1358,7 +1500,12 @@ export class QuorateNode {
         await this.driver!.call((r) => r.transferLeadership(id as RaftId)).catch((err: unknown) => {
           throw toNodeError(err);
         });
-        await this.waitUntil(() => this.leaderId === id, this.options.changeTimeoutMs, signal, `leadership did not move to ${id}`);
+        await this.waitUntil(
+          () => this.leaderId === id,
+          this.options.changeTimeoutMs,
+          signal,
+          `leadership did not move to ${id}`,
+        );
         return true;
       }
       default:
@@ -1375,7 +1522,11 @@ export class QuorateNode {
 
   private async addMember(op: 'add-peer' | 'add-learner', p2pAddress: string, signal?: AbortSignal): Promise<number> {
     const match = /^(\/.+)\/p2p\/([1-9A-HJ-NP-Za-km-z]+)$/.exec(p2pAddress);
-    if (!match) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `p2p address must be a multiaddr ending in /p2p/<peer id>, got ${JSON.stringify(p2pAddress)}`);
+    if (!match)
+      throw new NodeError(
+        NodeErrorCode.MembershipChangeInvalid,
+        `p2p address must be a multiaddr ending in /p2p/<peer id>, got ${JSON.stringify(p2pAddress)}`,
+      );
     const [, addr, peerId] = match;
     if (findMemberByPeerId(this.membershipState, peerId)) {
       throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `peer ${peerId} is already a member`);
@@ -1398,7 +1549,10 @@ export class QuorateNode {
     if (!info) {
       this.updatePeers();
       const why = lastError instanceof Error ? lastError.message : String(lastError);
-      throw new NodeError(NodeErrorCode.Unavailable, `could not reach the new node at ${p2pAddress} within ${JOIN_HELLO_TIMEOUT_MS} ms (is it running with --join?): ${why}`);
+      throw new NodeError(
+        NodeErrorCode.Unavailable,
+        `could not reach the new node at ${p2pAddress} within ${JOIN_HELLO_TIMEOUT_MS} ms (is it running with --join?): ${why}`,
+      );
     }
     const raftId = this.membershipState.nextRaftId;
     const member: MemberInfo = { ...info, raftId, peerId, p2pAddrs: [addr] };
@@ -1411,7 +1565,12 @@ export class QuorateNode {
   }
 
   /** Proposes a change and resolves once it is applied here (so: committed). */
-  private async proposeChange(op: ConfChangeOp, raftId: number, member: MemberInfo | undefined, signal?: AbortSignal): Promise<void> {
+  private async proposeChange(
+    op: ConfChangeOp,
+    raftId: number,
+    member: MemberInfo | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const requestId = randomBytes(12).toString('hex');
     const context = encodeConfContext({ op, requestId, raftId, ...(member ? { member } : {}) });
     let resolveApplied!: () => void;
@@ -1421,15 +1580,26 @@ export class QuorateNode {
       await this.driver!.proposeConfChange(confChangeFor(op, raftId, context)).catch((err: unknown) => {
         throw toNodeError(err);
       });
-      await this.raceTimeout(applied, this.options.changeTimeoutMs, signal, `membership change (${op} ${raftId}) did not commit`);
+      await this.raceTimeout(
+        applied,
+        this.options.changeTimeoutMs,
+        signal,
+        `membership change (${op} ${raftId}) did not commit`,
+      );
     } finally {
       this.confWaiters.delete(requestId);
     }
   }
 
-  private raceTimeout(p: Promise<void>, timeoutMs: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+  private raceTimeout(
+    p: Promise<void>,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    what: string,
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const fail = () => reject(new NodeError(NodeErrorCode.Timeout, `${what} within ${timeoutMs} ms: its outcome is unknown`));
+      const fail = () =>
+        reject(new NodeError(NodeErrorCode.Timeout, `${what} within ${timeoutMs} ms: its outcome is unknown`));
       const timer = this.deps.clock.setTimeout(fail, timeoutMs);
       signal?.addEventListener('abort', fail, { once: true });
       p.then(
@@ -1445,7 +1615,12 @@ export class QuorateNode {
     });
   }
 
-  private waitUntil(check: () => boolean, timeoutMs: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+  private waitUntil(
+    check: () => boolean,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    what: string,
+  ): Promise<void> {
     if (check()) return Promise.resolve();
     let waiter!: Waiter;
     const p = new Promise<void>((resolve) => {
@@ -1494,7 +1669,12 @@ export class QuorateNode {
    */
   private forwardTx(tx: Transaction, signal?: AbortSignal): Promise<string> {
     if (this.forwardQueue.length >= MAX_FORWARD_QUEUE_TXS) {
-      return Promise.reject(new NodeError(NodeErrorCode.Unavailable, `${MAX_FORWARD_QUEUE_TXS} transactions already wait to be forwarded to the leader; retry`));
+      return Promise.reject(
+        new NodeError(
+          NodeErrorCode.Unavailable,
+          `${MAX_FORWARD_QUEUE_TXS} transactions already wait to be forwarded to the leader; retry`,
+        ),
+      );
     }
     if (signal?.aborted) return Promise.reject(new NodeError(NodeErrorCode.Timeout, 'aborted before forwarding'));
     return new Promise<string>((resolve, reject) => {
@@ -1529,11 +1709,23 @@ export class QuorateNode {
     }
     let replies: Array<{ ok?: string; error?: WireError }>;
     try {
-      const reply = await this.deps.transport.request(leader.peerId, CHANNEL_TX, encodeTxBatch(batch.map((f) => f.tx)), { timeoutMs: this.options.forwardTimeoutMs });
+      const reply = await this.deps.transport.request(
+        leader.peerId,
+        CHANNEL_TX,
+        encodeTxBatch(batch.map((f) => f.tx)),
+        { timeoutMs: this.options.forwardTimeoutMs },
+      );
       replies = JSON.parse(new TextDecoder().decode(reply)) as Array<{ ok?: string; error?: WireError }>;
-      if (!Array.isArray(replies) || replies.length !== batch.length) throw new Error(`leader answered ${Array.isArray(replies) ? replies.length : 'no'} results for ${batch.length} transactions`);
+      if (!Array.isArray(replies) || replies.length !== batch.length)
+        throw new Error(
+          `leader answered ${Array.isArray(replies) ? replies.length : 'no'} results for ${batch.length} transactions`,
+        );
     } catch (err) {
-      const e = new NodeError(NodeErrorCode.Unavailable, `could not forward the transaction to the leader (raft id ${leader.raftId}): ${err instanceof Error ? err.message : String(err)}; its outcome is unknown`, { leader: leader.raftId, leaderRpcUrl: leader.rpcUrl });
+      const e = new NodeError(
+        NodeErrorCode.Unavailable,
+        `could not forward the transaction to the leader (raft id ${leader.raftId}): ${err instanceof Error ? err.message : String(err)}; its outcome is unknown`,
+        { leader: leader.raftId, leaderRpcUrl: leader.rpcUrl },
+      );
       for (const f of batch) f.reject(e);
       return;
     }
@@ -1554,10 +1746,15 @@ export class QuorateNode {
     const out: Array<{ ok?: string; error?: WireError }> = [];
     let txs: Uint8Array[] = [];
     try {
-      if (!findMemberByPeerId(this.membershipState, from)) throw new NodeError(NodeErrorCode.Unavailable, 'not a member');
+      if (!findMemberByPeerId(this.membershipState, from))
+        throw new NodeError(NodeErrorCode.Unavailable, 'not a member');
       if (!this.isLeaderNow()) {
         const leader = findMember(this.membershipState, this.leaderNow());
-        throw new NodeError(NodeErrorCode.NotLeader, `this node is no longer the leader (leader: ${this.leaderNow() || 'unknown'})`, { leader: this.leaderNow() || null, leaderRpcUrl: leader?.rpcUrl ?? null });
+        throw new NodeError(
+          NodeErrorCode.NotLeader,
+          `this node is no longer the leader (leader: ${this.leaderNow() || 'unknown'})`,
+          { leader: this.leaderNow() || null, leaderRpcUrl: leader?.rpcUrl ?? null },
+        );
       }
       txs = decodeTxBatch(data);
     } catch (err) {
@@ -1580,10 +1777,17 @@ export class QuorateNode {
   }
 
   /** quorate_sendTransaction: signs with a key this node holds. */
-  async sendTransaction(request: { from: Address; ops: readonly Op[]; privateFor?: readonly string[] }, signal?: AbortSignal): Promise<string> {
+  async sendTransaction(
+    request: { from: Address; ops: readonly Op[]; privateFor?: readonly string[] },
+    signal?: AbortSignal,
+  ): Promise<string> {
     this.assertRunning();
     const key = this.accountsByAddress.get(request.from.toLowerCase());
-    if (!key) throw new NodeError(NodeErrorCode.TxUnknownAccount, `this node holds no key for ${request.from}; use quorate_accounts, or sign it yourself and use quorate_sendRawTransaction`);
+    if (!key)
+      throw new NodeError(
+        NodeErrorCode.TxUnknownAccount,
+        `this node holds no key for ${request.from}; use quorate_accounts, or sign it yourself and use quorate_sendRawTransaction`,
+      );
     let privatePayloadHash: Uint8Array | undefined;
     let privateFor: Uint8Array[] | undefined;
     if (request.privateFor !== undefined) {
@@ -1600,7 +1804,16 @@ export class QuorateNode {
       const nonce = this.nextNonce(key.address);
       let tx: Transaction;
       try {
-        tx = signTransaction({ chainId: this.deps.genesis.chainId, nonce, ops: privatePayloadHash ? [] : request.ops, privatePayloadHash, privateFor }, key);
+        tx = signTransaction(
+          {
+            chainId: this.deps.genesis.chainId,
+            nonce,
+            ops: privatePayloadHash ? [] : request.ops,
+            privatePayloadHash,
+            privateFor,
+          },
+          key,
+        );
       } catch (err) {
         throw toNodeError(err);
       }
@@ -1610,7 +1823,11 @@ export class QuorateNode {
       } catch (err) {
         const chainCode = err instanceof NodeError ? err.meta.chainCode : undefined;
         if (chainCode === ChainErrorCode.TxDuplicate) return tx.hashHex;
-        if ((chainCode === ChainErrorCode.NonceAlreadyPending || chainCode === ChainErrorCode.NonceTooLow) && attempt < MAX_NONCE_ATTEMPTS && !signal?.aborted) {
+        if (
+          (chainCode === ChainErrorCode.NonceAlreadyPending || chainCode === ChainErrorCode.NonceTooLow) &&
+          attempt < MAX_NONCE_ATTEMPTS &&
+          !signal?.aborted
+        ) {
           const next = Number((err as NodeError).meta.next);
           this.localNonces.set(key.address, Math.max(nonce + 1, Number.isSafeInteger(next) ? next : 0));
           continue;
@@ -1636,7 +1853,9 @@ export class QuorateNode {
     this.assertRunning();
     const p = this.driver!.readBarrier().then(() => undefined);
     if (!signal) return p.catch((err: unknown) => Promise.reject(toNodeError(err)));
-    return this.raceTimeout(p, this.options.changeTimeoutMs, signal, 'linearizable read').catch((err: unknown) => Promise.reject(toNodeError(err)));
+    return this.raceTimeout(p, this.options.changeTimeoutMs, signal, 'linearizable read').catch((err: unknown) =>
+      Promise.reject(toNodeError(err)),
+    );
   }
 
   get chainState(): ChainState {
@@ -1684,9 +1903,24 @@ export class QuorateNode {
   }
 
   status(): NodeStatus {
-    const base = { raftId: this.raftId, head: this.chain?.head.header.number ?? 0, peers: this.deps.transport.connectedPeers().length, appliedIndex: this.applied };
+    const base = {
+      raftId: this.raftId,
+      head: this.chain?.head.header.number ?? 0,
+      peers: this.deps.transport.connectedPeers().length,
+      appliedIndex: this.applied,
+    };
     if (!this.raft) {
-      return { ...base, term: 0, role: 'learner', leader: null, commitIndex: 0, voters: [], learners: [], joint: false, alarm: this.alarm ?? 'waiting to be added to the cluster' };
+      return {
+        ...base,
+        term: 0,
+        role: 'learner',
+        leader: null,
+        commitIndex: 0,
+        voters: [],
+        learners: [],
+        joint: false,
+        alarm: this.alarm ?? 'waiting to be added to the cluster',
+      };
     }
     const s = this.raft.status();
     const cs = s.confState;
@@ -1714,7 +1948,8 @@ export class QuorateNode {
 
   private assertRunning(): void {
     if (this.stopped) throw new NodeError(NodeErrorCode.Unavailable, 'node is stopped');
-    if (this.fatalError !== undefined) throw new NodeError(NodeErrorCode.Unavailable, `node stopped on a fatal error: ${String(this.alarm)}`);
+    if (this.fatalError !== undefined)
+      throw new NodeError(NodeErrorCode.Unavailable, `node stopped on a fatal error: ${String(this.alarm)}`);
     if (this.removed) throw new NodeError(NodeErrorCode.Unavailable, 'this node was removed from the cluster');
     if (!this.driver) throw new NodeError(NodeErrorCode.Unavailable, 'this node has not joined the cluster yet');
   }
@@ -1733,4 +1968,3 @@ export function genesisMembership(members: readonly MemberInfo[]): MembershipSta
   const maxId = members.reduce((m, x) => Math.max(m, x.raftId), 0);
   return { members: [...members], nextRaftId: maxId + 1, removed: [] };
 }
-

@@ -22,7 +22,14 @@
 // alarm instead of applying.
 
 import { join } from 'node:path';
-import { type Enclave, FileKeyStore, type KeyFileRef, keyToBase64, NaclEnclave, PAYLOAD_HASH_BYTES } from '../enclave/index.js';
+import {
+  type Enclave,
+  FileKeyStore,
+  type KeyFileRef,
+  keyToBase64,
+  NaclEnclave,
+  PAYLOAD_HASH_BYTES,
+} from '../enclave/index.js';
 import type { PeerTransport } from '../p2p/transport.js';
 import { P2pError, P2pErrorCode } from '../p2p/errors.js';
 import {
@@ -81,7 +88,8 @@ export const MAX_REFUSAL_MESSAGE_CHARS = 512;
  * MAX_PUSH_BYTES), 4 bytes of length per payload, and the header with the cursor. A node's p2p
  * maxMessageBytes must be at least this (process.ts uses 64 MiB).
  */
-export const MAX_RESEND_PAGE_WIRE_BYTES = Math.max(8 * 1024 * 1024, MAX_PUSH_BYTES) + MAX_RESEND_PAGE_PAYLOADS * 4 + 1024;
+export const MAX_RESEND_PAGE_WIRE_BYTES =
+  Math.max(8 * 1024 * 1024, MAX_PUSH_BYTES) + MAX_RESEND_PAGE_PAYLOADS * 4 + 1024;
 
 /** Status byte that starts every reply on the tm/* channels. */
 enum ReplyStatus {
@@ -139,24 +147,44 @@ export class PeerPartyTransport implements PartyTransport {
 
   async push(nodeId: string, encodedPayload: Uint8Array, signal: AbortSignal): Promise<void> {
     if (encodedPayload.length > MAX_PUSH_BYTES) {
-      throw new PartyTransportError(PartyTransportErrorCode.TooLarge, nodeId, `push of ${encodedPayload.length} bytes exceeds MAX_PUSH_BYTES=${MAX_PUSH_BYTES}`);
+      throw new PartyTransportError(
+        PartyTransportErrorCode.TooLarge,
+        nodeId,
+        `push of ${encodedPayload.length} bytes exceeds MAX_PUSH_BYTES=${MAX_PUSH_BYTES}`,
+      );
     }
     const reply = await this.request(nodeId, CHANNEL_TM_PUSH, encodedPayload, signal);
-    if (reply.length !== 0) throw new PartyTransportError(PartyTransportErrorCode.Protocol, nodeId, `node ${nodeId} answered a push with ${reply.length} unexpected bytes`);
+    if (reply.length !== 0)
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Protocol,
+        nodeId,
+        `node ${nodeId} answered a push with ${reply.length} unexpected bytes`,
+      );
   }
 
   async resendRequest(nodeId: string, request: ResendRequest, signal: AbortSignal): Promise<ResendPage> {
     validateResendRequest(request);
-    const body = new TextEncoder().encode(JSON.stringify({ afterHash: request.afterHash, maxPayloads: request.maxPayloads }));
+    const body = new TextEncoder().encode(
+      JSON.stringify({ afterHash: request.afterHash, maxPayloads: request.maxPayloads }),
+    );
     const reply = await this.request(nodeId, CHANNEL_TM_RESEND, body, signal);
     let page: ResendPage;
     try {
       page = decodePage(reply);
     } catch (error) {
-      throw new PartyTransportError(PartyTransportErrorCode.Protocol, nodeId, `node ${nodeId} sent a malformed resend page: ${(error as Error).message}`, { cause: error });
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Protocol,
+        nodeId,
+        `node ${nodeId} sent a malformed resend page: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     if (!resendPageWithinLimits(page) || page.payloads.length > request.maxPayloads) {
-      throw new PartyTransportError(PartyTransportErrorCode.Protocol, nodeId, `node ${nodeId} sent a resend page over the limits (${page.payloads.length} payloads)`);
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Protocol,
+        nodeId,
+        `node ${nodeId} sent a resend page over the limits (${page.payloads.length} payloads)`,
+      );
     }
     return page;
   }
@@ -173,32 +201,59 @@ export class PeerPartyTransport implements PartyTransport {
   private async request(nodeId: string, channel: string, body: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
     if (signal.aborted) throw aborted(nodeId, signal);
     const peerId = this.peerOfNode.get(nodeId);
-    if (peerId === undefined) throw new PartyTransportError(PartyTransportErrorCode.Unreachable, nodeId, `node ${nodeId} is not a member this node knows`);
+    if (peerId === undefined)
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Unreachable,
+        nodeId,
+        `node ${nodeId} is not a member this node knows`,
+      );
     let reply: Uint8Array;
     try {
       reply = await this.peers.request(peerId, channel, body, { signal, timeoutMs: PARTY_REQUEST_TIMEOUT_MS });
     } catch (error) {
       throw fromP2pError(nodeId, error, signal);
     }
-    if (reply.length === 0) throw new PartyTransportError(PartyTransportErrorCode.Protocol, nodeId, `node ${nodeId} sent an empty reply on ${channel}`);
+    if (reply.length === 0)
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Protocol,
+        nodeId,
+        `node ${nodeId} sent an empty reply on ${channel}`,
+      );
     const rest = reply.subarray(1);
     switch (reply[0]) {
       case ReplyStatus.Ok:
         return rest;
       case ReplyStatus.NotServing:
-        throw new PartyTransportError(PartyTransportErrorCode.Unreachable, nodeId, `node ${nodeId}'s transaction manager is not serving: ${refusalOf(rest).message}`);
+        throw new PartyTransportError(
+          PartyTransportErrorCode.Unreachable,
+          nodeId,
+          `node ${nodeId}'s transaction manager is not serving: ${refusalOf(rest).message}`,
+        );
       case ReplyStatus.Refused: {
         const refusal = refusalOf(rest);
-        throw new PartyTransportError(PartyTransportErrorCode.Rejected, nodeId, `node ${nodeId} refused: ${refusal.message}`, { remoteCode: refusal.code });
+        throw new PartyTransportError(
+          PartyTransportErrorCode.Rejected,
+          nodeId,
+          `node ${nodeId} refused: ${refusal.message}`,
+          { remoteCode: refusal.code },
+        );
       }
       default:
-        throw new PartyTransportError(PartyTransportErrorCode.Protocol, nodeId, `node ${nodeId} sent reply status ${reply[0]} on ${channel}`);
+        throw new PartyTransportError(
+          PartyTransportErrorCode.Protocol,
+          nodeId,
+          `node ${nodeId} sent reply status ${reply[0]} on ${channel}`,
+        );
     }
   }
 
   private async onPushRequest(fromPeer: string, data: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
     return this.serve(fromPeer, async (handlers, fromNode) => {
-      if (data.length > MAX_PUSH_BYTES) throw new TxManagerError(TxManagerErrorCode.PayloadTooLarge, `push of ${data.length} bytes exceeds MAX_PUSH_BYTES=${MAX_PUSH_BYTES}`);
+      if (data.length > MAX_PUSH_BYTES)
+        throw new TxManagerError(
+          TxManagerErrorCode.PayloadTooLarge,
+          `push of ${data.length} bytes exceeds MAX_PUSH_BYTES=${MAX_PUSH_BYTES}`,
+        );
       // The PeerTransport hands over a copy (p2p copies payloads given to handlers).
       await handlers.onPush(fromNode, data, signal);
       return new Uint8Array(0);
@@ -214,11 +269,15 @@ export class PeerPartyTransport implements PartyTransport {
   }
 
   /** Maps the peer to a member, runs the handler, and encodes its outcome as a reply (never throws). */
-  private async serve(fromPeer: string, run: (handlers: PartyTransportHandlers, fromNode: string) => Promise<Uint8Array>): Promise<Uint8Array> {
+  private async serve(
+    fromPeer: string,
+    run: (handlers: PartyTransportHandlers, fromNode: string) => Promise<Uint8Array>,
+  ): Promise<Uint8Array> {
     const handlers = this.handlers;
     if (handlers === null) return refusalReply(ReplyStatus.NotServing, 'transaction manager not running');
     const fromNode = this.nodeOfPeer.get(fromPeer);
-    if (fromNode === undefined) return refusalReply(ReplyStatus.Refused, `peer ${fromPeer} is not a member of this cluster`, NOT_A_MEMBER_CODE);
+    if (fromNode === undefined)
+      return refusalReply(ReplyStatus.Refused, `peer ${fromPeer} is not a member of this cluster`, NOT_A_MEMBER_CODE);
     try {
       const body = await run(handlers, fromNode);
       const out = new Uint8Array(1 + body.length);
@@ -226,14 +285,17 @@ export class PeerPartyTransport implements PartyTransport {
       out.set(body, 1);
       return out;
     } catch (error) {
-      const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
+      const code =
+        typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
       return refusalReply(ReplyStatus.Refused, (error as Error)?.message ?? String(error), code);
     }
   }
 }
 
 function refusalReply(status: ReplyStatus, message: string, code?: string): Uint8Array {
-  const body = new TextEncoder().encode(JSON.stringify({ message: message.slice(0, MAX_REFUSAL_MESSAGE_CHARS), ...(code !== undefined ? { code } : {}) }));
+  const body = new TextEncoder().encode(
+    JSON.stringify({ message: message.slice(0, MAX_REFUSAL_MESSAGE_CHARS), ...(code !== undefined ? { code } : {}) }),
+  );
   const out = new Uint8Array(1 + body.length);
   out[0] = status;
   out.set(body, 1);
@@ -243,36 +305,58 @@ function refusalReply(status: ReplyStatus, message: string, code?: string): Uint
 function refusalOf(bytes: Uint8Array): { message: string; code: string | undefined } {
   try {
     const o = JSON.parse(new TextDecoder().decode(bytes)) as { message?: unknown; code?: unknown };
-    return { message: typeof o.message === 'string' ? o.message : 'no reason given', code: typeof o.code === 'string' ? o.code : undefined };
+    return {
+      message: typeof o.message === 'string' ? o.message : 'no reason given',
+      code: typeof o.code === 'string' ? o.code : undefined,
+    };
   } catch {
     return { message: 'unreadable reason', code: undefined };
   }
 }
 
 function aborted(nodeId: string, signal: AbortSignal): PartyTransportError {
-  return new PartyTransportError(PartyTransportErrorCode.Aborted, nodeId, `request to ${nodeId} aborted: ${String((signal.reason as Error)?.message ?? signal.reason)}`, { cause: signal.reason });
+  return new PartyTransportError(
+    PartyTransportErrorCode.Aborted,
+    nodeId,
+    `request to ${nodeId} aborted: ${String((signal.reason as Error)?.message ?? signal.reason)}`,
+    { cause: signal.reason },
+  );
 }
 
 function fromP2pError(nodeId: string, error: unknown, signal: AbortSignal): PartyTransportError {
   if (signal.aborted) return aborted(nodeId, signal);
   if (!(error instanceof P2pError)) {
-    return new PartyTransportError(PartyTransportErrorCode.Unreachable, nodeId, `request to ${nodeId} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    return new PartyTransportError(
+      PartyTransportErrorCode.Unreachable,
+      nodeId,
+      `request to ${nodeId} failed: ${(error as Error)?.message ?? String(error)}`,
+      { cause: error },
+    );
   }
   switch (error.code) {
     case P2pErrorCode.Aborted:
-      return new PartyTransportError(PartyTransportErrorCode.Aborted, nodeId, `request to ${nodeId} aborted`, { cause: error });
+      return new PartyTransportError(PartyTransportErrorCode.Aborted, nodeId, `request to ${nodeId} aborted`, {
+        cause: error,
+      });
     case P2pErrorCode.MessageTooLarge:
       return new PartyTransportError(PartyTransportErrorCode.TooLarge, nodeId, error.message, { cause: error });
     // Down, not connected, not in the allowlist, timed out, busy, or its node has no TM handler
     // (RemoteError: our handlers never throw, so a remote error means the remote could not run one).
     default:
-      return new PartyTransportError(PartyTransportErrorCode.Unreachable, nodeId, `node ${nodeId} unreachable: ${error.message}`, { cause: error });
+      return new PartyTransportError(
+        PartyTransportErrorCode.Unreachable,
+        nodeId,
+        `node ${nodeId} unreachable: ${error.message}`,
+        { cause: error },
+      );
   }
 }
 
 function parseResendRequest(data: Uint8Array): ResendRequest {
-  const invalid = (why: string) => new TxManagerError(TxManagerErrorCode.InvalidRequest, `malformed resend request: ${why}`);
-  if (data.length > MAX_RESEND_REQUEST_BYTES) throw invalid(`${data.length} bytes, limit MAX_RESEND_REQUEST_BYTES=${MAX_RESEND_REQUEST_BYTES}`);
+  const invalid = (why: string) =>
+    new TxManagerError(TxManagerErrorCode.InvalidRequest, `malformed resend request: ${why}`);
+  if (data.length > MAX_RESEND_REQUEST_BYTES)
+    throw invalid(`${data.length} bytes, limit MAX_RESEND_REQUEST_BYTES=${MAX_RESEND_REQUEST_BYTES}`);
   let o: { afterHash?: unknown; maxPayloads?: unknown };
   try {
     o = JSON.parse(new TextDecoder().decode(data)) as typeof o;
@@ -282,7 +366,8 @@ function parseResendRequest(data: Uint8Array): ResendRequest {
   if (typeof o !== 'object' || o === null) throw invalid('not an object');
   if (o.afterHash !== null && typeof o.afterHash !== 'string') throw invalid('afterHash must be a string or null');
   const max = o.maxPayloads;
-  if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > MAX_RESEND_PAGE_PAYLOADS) throw invalid(`maxPayloads must be 1..${MAX_RESEND_PAGE_PAYLOADS}`);
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > MAX_RESEND_PAGE_PAYLOADS)
+    throw invalid(`maxPayloads must be 1..${MAX_RESEND_PAGE_PAYLOADS}`);
   return { afterHash: o.afterHash as string | null, maxPayloads: max };
 }
 
@@ -315,7 +400,8 @@ function encodePage(page: ResendPage): Uint8Array {
 }
 
 function decodePage(bytes: Uint8Array): ResendPage {
-  if (bytes.length > MAX_RESEND_PAGE_WIRE_BYTES) throw new Error(`${bytes.length} bytes, limit ${MAX_RESEND_PAGE_WIRE_BYTES}`);
+  if (bytes.length > MAX_RESEND_PAGE_WIRE_BYTES)
+    throw new Error(`${bytes.length} bytes, limit ${MAX_RESEND_PAGE_WIRE_BYTES}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   const need = (n: number) => {
@@ -394,7 +480,13 @@ export class NodePrivacy implements PrivacyProvider {
   private lastMembersWithKeys = 0;
   private readonly gaugePeers = new Set<string>();
 
-  private constructor(nodeId: string, durable: DurableTransactionManager, transport: PeerPartyTransport, directory: KeyDirectory, log: Logger) {
+  private constructor(
+    nodeId: string,
+    durable: DurableTransactionManager,
+    transport: PeerPartyTransport,
+    directory: KeyDirectory,
+    log: Logger,
+  ) {
     this.nodeId = nodeId;
     this.durable = durable;
     this.transport = transport;
@@ -412,7 +504,10 @@ export class NodePrivacy implements PrivacyProvider {
     const log = deps.logger.child({ component: 'tm' });
     let enclave = deps.enclave;
     if (enclave === undefined) {
-      nodeAssert(config.keyFiles !== undefined && config.keyFiles.length > 0, 'NodePrivacy.open needs keyFiles or an enclave');
+      nodeAssert(
+        config.keyFiles !== undefined && config.keyFiles.length > 0,
+        'NodePrivacy.open needs keyFiles or an enclave',
+      );
       enclave = await NaclEnclave.create(new FileKeyStore(config.keyFiles));
     }
     const transport = new PeerPartyTransport(deps.peers, config.nodeId);
@@ -468,7 +563,10 @@ export class NodePrivacy implements PrivacyProvider {
         this.directory.setKeys(member.name, member.enclaveKeys);
         if (member.name !== this.nodeId && member.enclaveKeys.length > 0) withKeys++;
       } catch (error) {
-        this.log.error({ err: error, member: member.name, raftId: member.raftId }, 'member enclave keys not usable: private transactions for them will be refused');
+        this.log.error(
+          { err: error, member: member.name, raftId: member.raftId },
+          'member enclave keys not usable: private transactions for them will be refused',
+        );
       }
     }
     if (this.resync === null && !this.resyncDone && withKeys > 0) this.startResync();
@@ -488,9 +586,14 @@ export class NodePrivacy implements PrivacyProvider {
             pending.delete(nodeId);
           } catch (error) {
             // Not connected yet (the node is starting) or down: ask again until the deadline.
-            const retry = error instanceof PartyTransportError && (error.code === PartyTransportErrorCode.Unreachable || error.code === PartyTransportErrorCode.Aborted);
+            const retry =
+              error instanceof PartyTransportError &&
+              (error.code === PartyTransportErrorCode.Unreachable || error.code === PartyTransportErrorCode.Aborted);
             if (!retry) {
-              this.log.warn({ err: error, node: nodeId }, 'start-up resync: this member refused or failed; not asking it again');
+              this.log.warn(
+                { err: error, node: nodeId },
+                'start-up resync: this member refused or failed; not asking it again',
+              );
               pending.delete(nodeId);
             }
           }
@@ -498,7 +601,11 @@ export class NodePrivacy implements PrivacyProvider {
         if (pending.size === 0 || Date.now() >= deadlineMs) break;
         await new Promise((resolve) => setTimeout(resolve, RESYNC_RETRY_MS));
       }
-      if (pending.size > 0) this.log.warn({ unreachable: [...pending] }, 'start-up resync: members unreachable; payloads they owe this node arrive when they push them (queue mode)');
+      if (pending.size > 0)
+        this.log.warn(
+          { unreachable: [...pending] },
+          'start-up resync: members unreachable; payloads they owe this node arrive when they push them (queue mode)',
+        );
       this.log.info({ stored }, 'start-up resync finished');
       this.resyncDone = true;
     })();
@@ -531,22 +638,38 @@ export class NodePrivacy implements PrivacyProvider {
    * PrivacyUnavailable when it cannot tell.
    */
   async receive(hash: Uint8Array, privateFor?: readonly Uint8Array[]): Promise<Uint8Array | null> {
-    if (hash.length !== PAYLOAD_HASH_BYTES) throw new NodeError(NodeErrorCode.PrivacyUnavailable, `a payload hash is ${PAYLOAD_HASH_BYTES} bytes, got ${hash.length}`);
+    if (hash.length !== PAYLOAD_HASH_BYTES)
+      throw new NodeError(
+        NodeErrorCode.PrivacyUnavailable,
+        `a payload hash is ${PAYLOAD_HASH_BYTES} bytes, got ${hash.length}`,
+      );
     if (this.closed) throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'the transaction manager is closed');
     const hashBase64 = Buffer.from(hash).toString('base64');
     let result;
     try {
       result = await this.durable.tm.receive(hashBase64);
     } catch (error) {
-      throw new NodeError(NodeErrorCode.PrivacyUnavailable, `transaction manager could not read payload ${hashBase64.slice(0, 16)}…: ${(error as Error)?.message ?? String(error)}`, {}, { cause: error });
+      throw new NodeError(
+        NodeErrorCode.PrivacyUnavailable,
+        `transaction manager could not read payload ${hashBase64.slice(0, 16)}…: ${(error as Error)?.message ?? String(error)}`,
+        {},
+        { cause: error },
+      );
     }
     if (result.kind === 'party') return result.payload;
     const ours = (privateFor ?? []).map(keyToBase64).filter((k) => this.ownKeys.has(k));
     if (ours.length > 0) {
-      throw new NodeError(NodeErrorCode.PrivacyUnavailable, `payload ${hashBase64.slice(0, 16)}… is addressed to this node (${ours[0]}) but has not arrived yet`, { keys: ours });
+      throw new NodeError(
+        NodeErrorCode.PrivacyUnavailable,
+        `payload ${hashBase64.slice(0, 16)}… is addressed to this node (${ours[0]}) but has not arrived yet`,
+        { keys: ours },
+      );
     }
     if (!this.resyncDone) {
-      throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'the transaction manager is still fetching the payloads owed to this node from the other members');
+      throw new NodeError(
+        NodeErrorCode.PrivacyUnavailable,
+        'the transaction manager is still fetching the payloads owed to this node from the other members',
+      );
     }
     return null;
   }
@@ -608,7 +731,12 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pr
   if (signal === undefined) return promise;
   return new Promise<T>((resolve, reject) => {
     const onAbort = () =>
-      reject(new NodeError(NodeErrorCode.Timeout, 'private transaction timed out while its payload was being delivered: the payload may have reached some parties, but no transaction was submitted'));
+      reject(
+        new NodeError(
+          NodeErrorCode.Timeout,
+          'private transaction timed out while its payload was being delivered: the payload may have reached some parties, but no transaction was submitted',
+        ),
+      );
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (v) => {
@@ -640,12 +768,19 @@ export function privacyError(error: unknown): unknown {
       );
     }
     case TxManagerErrorCode.UnknownRecipientKey:
-      return new NodeError(NodeErrorCode.TxUnknownRecipient, `${error.message}; the keys of every member are listed at the transaction manager's GET /partyinfo/keys`, meta, { cause: error });
+      return new NodeError(
+        NodeErrorCode.TxUnknownRecipient,
+        `${error.message}; the keys of every member are listed at the transaction manager's GET /partyinfo/keys`,
+        meta,
+        { cause: error },
+      );
     case TxManagerErrorCode.PayloadTooLarge:
       return new NodeError(NodeErrorCode.TxTooLarge, error.message, meta, { cause: error });
     case TxManagerErrorCode.InvalidRequest:
       return new NodeError(NodeErrorCode.TxMalformed, error.message, meta, { cause: error });
     default:
-      return new NodeError(NodeErrorCode.PrivacyUnavailable, `transaction manager: ${error.message}`, meta, { cause: error });
+      return new NodeError(NodeErrorCode.PrivacyUnavailable, `transaction manager: ${error.message}`, meta, {
+        cause: error,
+      });
   }
 }

@@ -11,7 +11,16 @@ import { join } from 'node:path';
 import { NO_NODE, type RaftId } from '../consensus/index.js';
 import { loadNetworkIdentity } from '../p2p/identity.js';
 import { Libp2pTransport } from '../p2p/libp2p-transport.js';
-import { LedgerApp, genesisBlock, loadAccountKey, loadMinterKey, openLevelChainStore, parseGenesis, toHex, type GenesisConfig } from './chain/index.js';
+import {
+  LedgerApp,
+  genesisBlock,
+  loadAccountKey,
+  loadMinterKey,
+  openLevelChainStore,
+  parseGenesis,
+  toHex,
+  type GenesisConfig,
+} from './chain/index.js';
 import type { StartOptions } from './cli/start.js';
 import { SystemClock } from './clock.js';
 import { loadGenesis, resolveEnclavePassword, type Genesis, type NodeConfig } from './config.js';
@@ -37,7 +46,10 @@ export function chainGenesis(genesis: Genesis): GenesisConfig {
     chainId: genesis.chainId,
     timestampMs: genesis.timestampMs,
     alloc: genesis.alloc,
-    members: genesis.members.map((m) => ({ raftId: m.raftId, minterPublicKey: toHex(Buffer.from(m.signingKey, 'base64')) })),
+    members: genesis.members.map((m) => ({
+      raftId: m.raftId,
+      minterPublicKey: toHex(Buffer.from(m.signingKey, 'base64')),
+    })),
     txSignatureCheck: genesis.txSignatureCheck,
   });
 }
@@ -139,8 +151,14 @@ export async function startNodeProcess(
       genesisMembership: genesisMembership(genesis.members),
       enclaveKeys,
       privacy,
-      bootstrapPeers: config.peers.map((p) => ({ raftId: p.raftId, peerId: p.peerId, addrs: [p.p2pAddress.replace(/\/p2p\/[^/]+$/, '')] })),
-      addressOverrides: new Map(Object.entries(config.p2pAddressOverrides).map(([peer, addr]) => [peer, [addr.replace(/\/p2p\/[^/]+$/, '')]])),
+      bootstrapPeers: config.peers.map((p) => ({
+        raftId: p.raftId,
+        peerId: p.peerId,
+        addrs: [p.p2pAddress.replace(/\/p2p\/[^/]+$/, '')],
+      })),
+      addressOverrides: new Map(
+        Object.entries(config.p2pAddressOverrides).map(([peer, addr]) => [peer, [addr.replace(/\/p2p\/[^/]+$/, '')]]),
+      ),
       incarnation: raftStorage.identity().incarnation,
       persistRaftId: (id) => raftStorage.assignRaftId(id as RaftId),
       onFatal: () => void stop(1),
@@ -161,7 +179,11 @@ export async function startNodeProcess(
       maxInFlightCalls: config.limits.rpcMaxInFlightCalls,
       maxConnections: config.limits.rpcMaxConnections,
     },
-    { backend: options.wrapBackend ? options.wrapBackend(new NodeBackend(node)) : new NodeBackend(node), logger: log, metrics },
+    {
+      backend: options.wrapBackend ? options.wrapBackend(new NodeBackend(node)) : new NodeBackend(node),
+      logger: log,
+      metrics,
+    },
   );
 
   let resolveDone!: (code: number) => void;

@@ -34,7 +34,9 @@ export interface LocalNode {
 
 /** Reads the cluster folder `quorate init` wrote. */
 export async function readClusterDir(dir: string): Promise<LocalNode[]> {
-  const genesis = JSON.parse(await readFile(join(dir, 'genesis.json'), 'utf8')) as { members: Array<{ name: string; peerId: string; p2pAddrs: string[]; rpcUrl: string; tmUrl: string }> };
+  const genesis = JSON.parse(await readFile(join(dir, 'genesis.json'), 'utf8')) as {
+    members: Array<{ name: string; peerId: string; p2pAddrs: string[]; rpcUrl: string; tmUrl: string }>;
+  };
   return genesis.members.map((m) => ({
     name: m.name,
     configPath: join(dir, m.name, 'config.json'),
@@ -48,7 +50,10 @@ export async function readClusterDir(dir: string): Promise<LocalNode[]> {
 /** Starts one node as a child process, its output appended to its log file. */
 export function spawnNode(n: LocalNode, extraArgs: readonly string[] = []): ChildProcess {
   const fd = openSync(n.logPath, 'a');
-  const child = spawn(process.execPath, [BIN, 'start', '--config', n.configPath, ...extraArgs], { stdio: ['ignore', fd, fd], detached: false });
+  const child = spawn(process.execPath, [BIN, 'start', '--config', n.configPath, ...extraArgs], {
+    stdio: ['ignore', fd, fd],
+    detached: false,
+  });
   closeSync(fd);
   n.child = child;
   return child;
@@ -77,8 +82,19 @@ interface Observed {
 async function observe(n: LocalNode): Promise<Observed | undefined> {
   const client = new HttpRpcClient(n.rpcUrl, { timeoutMs: 800 });
   try {
-    const s = await client.call<{ role: string; term: number; leader: number | null; voters: number[]; learners: number[] }>('raft_status');
-    return { role: s.role, term: s.term, leader: s.leader, members: `voters [${s.voters.join(',')}] learners [${s.learners.join(',')}]` };
+    const s = await client.call<{
+      role: string;
+      term: number;
+      leader: number | null;
+      voters: number[];
+      learners: number[];
+    }>('raft_status');
+    return {
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      members: `voters [${s.voters.join(',')}] learners [${s.learners.join(',')}]`,
+    };
   } catch {
     return undefined;
   }
@@ -132,7 +148,9 @@ export async function runUp(options: UpOptions): Promise<void> {
     if (leaders.size === 1 && states.some((s) => s?.role === 'leader')) break;
     if (!warned && Date.now() - startedAt > LEADER_WAIT_WARN_MS) {
       warned = true;
-      out(`no leader yet after ${LEADER_WAIT_WARN_MS / 1000} s; still waiting (logs: ${nodes.map((n) => n.logPath).join(', ')})`);
+      out(
+        `no leader yet after ${LEADER_WAIT_WARN_MS / 1000} s; still waiting (logs: ${nodes.map((n) => n.logPath).join(', ')})`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -16,9 +16,14 @@ export const MAX_P2P_ADDRESS_BYTES = 512;
  */
 export function parsePeerAddress(address: string): PeerAddress {
   const fail = (why: string): never => {
-    throw new P2pError(P2pErrorCode.InvalidAddress, `invalid p2p address ${JSON.stringify(address.slice(0, 80))}: ${why}`, { address });
+    throw new P2pError(
+      P2pErrorCode.InvalidAddress,
+      `invalid p2p address ${JSON.stringify(address.slice(0, 80))}: ${why}`,
+      { address },
+    );
   };
-  if (address.length === 0 || address.length > MAX_P2P_ADDRESS_BYTES) fail(`length must be 1..${MAX_P2P_ADDRESS_BYTES}`);
+  if (address.length === 0 || address.length > MAX_P2P_ADDRESS_BYTES)
+    fail(`length must be 1..${MAX_P2P_ADDRESS_BYTES}`);
   let components;
   try {
     components = multiaddr(address).getComponents();

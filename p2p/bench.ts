@@ -17,7 +17,11 @@ const PIPELINED_IN_FLIGHT = 32;
 async function main(): Promise<void> {
   const logger = pino({ level: 'warn' });
   const make = async () => {
-    const transport = new Libp2pTransport({ privateKey: await generateKeyPair('Ed25519'), listenAddrs: ['/ip4/127.0.0.1/tcp/0'], logger });
+    const transport = new Libp2pTransport({
+      privateKey: await generateKeyPair('Ed25519'),
+      listenAddrs: ['/ip4/127.0.0.1/tcp/0'],
+      logger,
+    });
     await transport.start();
     return transport;
   };
@@ -30,7 +34,8 @@ async function main(): Promise<void> {
   b.onRequest('echo', async (_from, data) => data);
   a.setPeers([{ peerId: b.localPeerId, addrs: b.listenAddrs() }]);
   b.setPeers([{ peerId: a.localPeerId, addrs: a.listenAddrs() }]);
-  while (!(a.connectedPeers().length === 1 && b.connectedPeers().length === 1)) await new Promise((r) => setTimeout(r, 5));
+  while (!(a.connectedPeers().length === 1 && b.connectedPeers().length === 1))
+    await new Promise((r) => setTimeout(r, 5));
 
   const payload = new Uint8Array(MESSAGE_BYTES).fill(1);
 

@@ -62,7 +62,8 @@ export function encodeWithId(kind: FrameKind.Request | FrameKind.Reply, id: numb
 
 export function encodeErrReply(id: number, reason: RemoteErrorReason, message: string): Uint8Array {
   let text = encoder.encode(message);
-  if (text.byteLength > MAX_REMOTE_ERROR_MESSAGE_BYTES) text = encoder.encode(message.slice(0, MAX_REMOTE_ERROR_MESSAGE_BYTES / 4));
+  if (text.byteLength > MAX_REMOTE_ERROR_MESSAGE_BYTES)
+    text = encoder.encode(message.slice(0, MAX_REMOTE_ERROR_MESSAGE_BYTES / 4));
   const out = new Uint8Array(6 + text.byteLength);
   out[0] = FrameKind.ErrReply;
   new DataView(out.buffer).setUint32(1, id);

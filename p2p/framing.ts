@@ -108,7 +108,12 @@ function concat(chunks: readonly Uint8Array[], totalBytes: number): Uint8Array {
  * Calls `onFrame` for every complete frame as data arrives. A frame over `maxFrameBytes`, or an
  * exception from onFrame (a protocol violation), stops reading and goes to `onError` once.
  */
-export function readFrames(stream: Stream, maxFrameBytes: number, onFrame: (frame: Uint8Array) => void, onError: (err: Error) => void): void {
+export function readFrames(
+  stream: Stream,
+  maxFrameBytes: number,
+  onFrame: (frame: Uint8Array) => void,
+  onError: (err: Error) => void,
+): void {
   const decoder = new FrameDecoder(maxFrameBytes);
   const onMessage = (evt: { data: Uint8Array | { subarray(): Uint8Array } }): void => {
     try {

@@ -60,7 +60,10 @@ export interface P2pHost {
 class RefusalLog {
   private readonly logged = new Map<string, true>(); // insertion order = age, for eviction
   refusedCount = 0;
-  constructor(private readonly logger: P2pLogger, private readonly maxRemembered: number) {}
+  constructor(
+    private readonly logger: P2pLogger,
+    private readonly maxRemembered: number,
+  ) {}
 
   refused(peerId: string, direction: 'inbound' | 'outbound' | 'dial'): void {
     this.refusedCount++;

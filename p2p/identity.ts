@@ -37,7 +37,11 @@ export async function createNetworkIdentity(path: string): Promise<{ peerId: str
     handle = await open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, IDENTITY_FILE_MODE);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new P2pError(P2pErrorCode.IdentityExists, `network identity ${path} already exists; refusing to overwrite it`, { path });
+      throw new P2pError(
+        P2pErrorCode.IdentityExists,
+        `network identity ${path} already exists; refusing to overwrite it`,
+        { path },
+      );
     }
     throw err;
   }
@@ -58,27 +62,45 @@ export async function loadNetworkIdentity(path: string): Promise<NetworkIdentity
     bytes = await readFile(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new P2pError(P2pErrorCode.IdentityMissing, `network identity ${path} does not exist`, { path }, { cause: err });
+      throw new P2pError(
+        P2pErrorCode.IdentityMissing,
+        `network identity ${path} does not exist`,
+        { path },
+        { cause: err },
+      );
     }
     throw err;
   }
   if (bytes.byteLength === 0 || bytes.byteLength > MAX_IDENTITY_FILE_BYTES) {
-    throw new P2pError(P2pErrorCode.IdentityCorrupt, `network identity ${path} has ${bytes.byteLength} bytes; not a key file`, {
-      path,
-      bytes: bytes.byteLength,
-    });
+    throw new P2pError(
+      P2pErrorCode.IdentityCorrupt,
+      `network identity ${path} has ${bytes.byteLength} bytes; not a key file`,
+      {
+        path,
+        bytes: bytes.byteLength,
+      },
+    );
   }
   let privateKey: PrivateKey;
   try {
     privateKey = privateKeyFromProtobuf(bytes);
   } catch (err) {
-    throw new P2pError(P2pErrorCode.IdentityCorrupt, `network identity ${path} is not a protobuf-marshalled libp2p key`, { path }, { cause: err });
+    throw new P2pError(
+      P2pErrorCode.IdentityCorrupt,
+      `network identity ${path} is not a protobuf-marshalled libp2p key`,
+      { path },
+      { cause: err },
+    );
   }
   if (privateKey.type !== 'Ed25519') {
-    throw new P2pError(P2pErrorCode.IdentityCorrupt, `network identity ${path} holds a ${privateKey.type} key; quorate uses Ed25519`, {
-      path,
-      type: privateKey.type,
-    });
+    throw new P2pError(
+      P2pErrorCode.IdentityCorrupt,
+      `network identity ${path} holds a ${privateKey.type} key; quorate uses Ed25519`,
+      {
+        path,
+        type: privateKey.type,
+      },
+    );
   }
   return { privateKey, peerId: peerIdFromPrivateKey(privateKey).toString() };
 }

@@ -1,7 +1,13 @@
 // The p2p layer's public surface. The node and the transaction manager import from here.
 export { P2pError, P2pErrorCode } from './errors.js';
 export { parsePeerAddress, MAX_P2P_ADDRESS_BYTES } from './address.js';
-export { createNetworkIdentity, loadNetworkIdentity, IDENTITY_FILE_MODE, MAX_IDENTITY_FILE_BYTES, type NetworkIdentity } from './identity.js';
+export {
+  createNetworkIdentity,
+  loadNetworkIdentity,
+  IDENTITY_FILE_MODE,
+  MAX_IDENTITY_FILE_BYTES,
+  type NetworkIdentity,
+} from './identity.js';
 export { createHost, MAX_REFUSED_PEERS_REMEMBERED, type HostOptions, type P2pHost } from './host.js';
 export { defaultP2pLogger, type P2pLogger } from './logger.js';
 export {

@@ -230,18 +230,23 @@ export class Libp2pTransport implements PeerTransport {
     }
     const host = this.host;
     if (host !== null) {
-      host.setAllowedPeers(next.keys()).catch((err: unknown) => this.logger.warn({ err }, 'updating the allowlist failed'));
+      host
+        .setAllowedPeers(next.keys())
+        .catch((err: unknown) => this.logger.warn({ err }, 'updating the allowlist failed'));
       for (const peer of this.peers.values()) {
         // A peer that is already up counts as connected the moment it becomes a member.
-        if (!peer.connected && host.libp2p.getConnections(peer.peerIdObj).length > 0) this.verifyConnection(peer.peerId);
-        else if (!peer.connected && peer.dialTimer === null && !peer.dialing && !peer.verifying) this.scheduleDial(peer, this.firstDialDelayMs(peer));
+        if (!peer.connected && host.libp2p.getConnections(peer.peerIdObj).length > 0)
+          this.verifyConnection(peer.peerId);
+        else if (!peer.connected && peer.dialTimer === null && !peer.dialing && !peer.verifying)
+          this.scheduleDial(peer, this.firstDialDelayMs(peer));
       }
     }
   }
 
   send(peerId: string, channel: string, data: Uint8Array): void {
     assertChannelName(channel);
-    if (data.byteLength > this.limits.maxMessageBytes) throw tooLarge('message', data.byteLength, this.limits.maxMessageBytes);
+    if (data.byteLength > this.limits.maxMessageBytes)
+      throw tooLarge('message', data.byteLength, this.limits.maxMessageBytes);
     const peer = this.peers.get(peerId);
     if (this.host === null || peer === undefined || !peer.connected) {
       this.stats_.messagesDropped++;
@@ -262,10 +267,13 @@ export class Libp2pTransport implements PeerTransport {
   async request(peerId: string, channel: string, data: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
     assertChannelName(channel);
     if (this.host === null) throw new P2pError(P2pErrorCode.NotStarted, 'transport not started', { peerId, channel });
-    if (data.byteLength > this.limits.maxMessageBytes) throw tooLarge('request', data.byteLength, this.limits.maxMessageBytes);
+    if (data.byteLength > this.limits.maxMessageBytes)
+      throw tooLarge('request', data.byteLength, this.limits.maxMessageBytes);
     const peer = this.peers.get(peerId);
-    if (peer === undefined) throw new P2pError(P2pErrorCode.Refused, `${peerId} is not in the membership`, { peerId, channel });
-    if (!peer.connected) throw new P2pError(P2pErrorCode.PeerUnreachable, `no connection to ${peerId}`, { peerId, channel });
+    if (peer === undefined)
+      throw new P2pError(P2pErrorCode.Refused, `${peerId} is not in the membership`, { peerId, channel });
+    if (!peer.connected)
+      throw new P2pError(P2pErrorCode.PeerUnreachable, `no connection to ${peerId}`, { peerId, channel });
     if (peer.queuedBytes + data.byteLength > this.limits.maxQueuedBytesPerPeer) {
       throw new P2pError(P2pErrorCode.TooManyRequests, `the queue to ${peerId} is full`, { peerId, channel });
     }
@@ -325,7 +333,9 @@ export class Libp2pTransport implements PeerTransport {
       try {
         const connection = host.libp2p.getConnections(peer.peerIdObj).find((c) => c.status === 'open');
         if (connection !== undefined) {
-          const probe = await connection.newStream(CHANNEL_PROTOCOL, { signal: AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS) });
+          const probe = await connection.newStream(CHANNEL_PROTOCOL, {
+            signal: AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS),
+          });
           verified = true;
           probe.close().catch((err: Error) => probe.abort(err));
         }
@@ -401,7 +411,8 @@ export class Libp2pTransport implements PeerTransport {
 
   private async dial(peer: PeerState): Promise<void> {
     const host = this.host;
-    if (host === null || peer.connected || peer.dialing || peer.verifying || this.peers.get(peer.peerId) !== peer) return;
+    if (host === null || peer.connected || peer.dialing || peer.verifying || this.peers.get(peer.peerId) !== peer)
+      return;
     if (host.libp2p.getConnections(peer.peerIdObj).length > 0) {
       this.verifyConnection(peer.peerId);
       return;
@@ -430,7 +441,11 @@ export class Libp2pTransport implements PeerTransport {
     // Fail its requests as Refused first: resetting the streams below would report them as unreachable.
     this.pending.rejectWhere(
       (r) => r.peerId === peer.peerId,
-      (r) => new P2pError(P2pErrorCode.Refused, `${peer.peerId} was removed from the membership`, { peerId: peer.peerId, channel: r.channel }),
+      (r) =>
+        new P2pError(P2pErrorCode.Refused, `${peer.peerId} was removed from the membership`, {
+          peerId: peer.peerId,
+          channel: r.channel,
+        }),
     );
     this.dropQueues(peer);
     for (const ch of peer.channels.values()) this.resetChannel(peer, ch, new Error('peer removed from the membership'));
@@ -448,7 +463,10 @@ export class Libp2pTransport implements PeerTransport {
   private outbound(peer: PeerState, channel: string): OutboundChannel {
     let ch = peer.channels.get(channel);
     if (ch === undefined) {
-      assert(peer.channels.size < this.limits.maxChannelsPerPeer, () => `more than ${this.limits.maxChannelsPerPeer} channels to ${peer.peerId}`);
+      assert(
+        peer.channels.size < this.limits.maxChannelsPerPeer,
+        () => `more than ${this.limits.maxChannelsPerPeer} channels to ${peer.peerId}`,
+      );
       ch = { channel, queue: [], stream: null, generation: 0, flushing: false };
       peer.channels.set(channel, ch);
     }
@@ -534,7 +552,10 @@ export class Libp2pTransport implements PeerTransport {
     try {
       stream = await connection.newStream(CHANNEL_PROTOCOL, { signal: AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS) });
     } catch (err) {
-      this.logger.debug({ peerId: peer.peerId, channel: ch.channel, err: (err as Error).message }, 'opening a stream failed');
+      this.logger.debug(
+        { peerId: peer.peerId, channel: ch.channel, err: (err as Error).message },
+        'opening a stream failed',
+      );
       return false;
     }
     if (this.host !== host || this.peers.get(peer.peerId) !== peer || !peer.connected) {
@@ -581,10 +602,14 @@ export class Libp2pTransport implements PeerTransport {
     this.pending.rejectWhere(
       (r) => r.peerId === peer.peerId && r.channel === ch.channel && r.tag === generation && generation > 0,
       (r) =>
-        new P2pError(P2pErrorCode.PeerUnreachable, `stream to ${peer.peerId} on ${r.channel} was reset: ${reason.message}`, {
-          peerId: peer.peerId,
-          channel: r.channel,
-        }),
+        new P2pError(
+          P2pErrorCode.PeerUnreachable,
+          `stream to ${peer.peerId} on ${r.channel} was reset: ${reason.message}`,
+          {
+            peerId: peer.peerId,
+            channel: r.channel,
+          },
+        ),
     );
   }
 
@@ -600,7 +625,10 @@ export class Libp2pTransport implements PeerTransport {
       else {
         this.pending.reject(
           item.requestId,
-          new P2pError(P2pErrorCode.PeerUnreachable, `request to ${peer.peerId} not sent: ${why}`, { peerId: peer.peerId, channel: ch.channel }),
+          new P2pError(P2pErrorCode.PeerUnreachable, `request to ${peer.peerId} not sent: ${why}`, {
+            peerId: peer.peerId,
+            channel: ch.channel,
+          }),
         );
       }
     }
@@ -622,7 +650,11 @@ export class Libp2pTransport implements PeerTransport {
     peer.inboundStreams.add(stream);
     stream.addEventListener('close', () => peer.inboundStreams.delete(stream));
     const helloTimer = setTimeout(() => {
-      this.onReadError(fromId, stream, new P2pError(P2pErrorCode.RemoteError, `no Hello frame within ${HELLO_TIMEOUT_MS} ms`));
+      this.onReadError(
+        fromId,
+        stream,
+        new P2pError(P2pErrorCode.RemoteError, `no Hello frame within ${HELLO_TIMEOUT_MS} ms`),
+      );
     }, HELLO_TIMEOUT_MS);
     stream.addEventListener('close', () => clearTimeout(helloTimer));
     let channel: string | null = null;
@@ -670,7 +702,14 @@ export class Libp2pTransport implements PeerTransport {
     );
   }
 
-  private serveRequest(peer: PeerState, stream: Stream, replies: ReplyWriter, channel: string, id: number, payload: Uint8Array): void {
+  private serveRequest(
+    peer: PeerState,
+    stream: Stream,
+    replies: ReplyWriter,
+    channel: string,
+    id: number,
+    payload: Uint8Array,
+  ): void {
     const write = (frame: Uint8Array): void => replies.write(frame);
     const handler = this.handlers.request.get(channel);
     if (handler === undefined) {
@@ -783,7 +822,10 @@ class ReplyWriter {
       while (this.queue.length > 0 && this.stream.status === 'open') {
         let bytes = 0;
         let count = 0;
-        while (count < this.queue.length && (count === 0 || bytes + this.queue[count].byteLength <= this.limits.maxBatchBytes)) {
+        while (
+          count < this.queue.length &&
+          (count === 0 || bytes + this.queue[count].byteLength <= this.limits.maxBatchBytes)
+        ) {
           bytes += this.queue[count].byteLength;
           count++;
         }

@@ -55,7 +55,10 @@ export class MemoryNetwork {
   /** `random` decides message loss; pass a seeded generator to make a run reproducible. */
   constructor(private readonly random: () => number = Math.random) {}
 
-  createTransport(peerId: string, options: { limits?: Partial<TransportLimits>; logger?: P2pLogger } = {}): MemoryTransport {
+  createTransport(
+    peerId: string,
+    options: { limits?: Partial<TransportLimits>; logger?: P2pLogger } = {},
+  ): MemoryTransport {
     return new MemoryTransport(this, peerId, resolveLimits(options.limits), options.logger ?? defaultP2pLogger());
   }
 
@@ -92,7 +95,10 @@ export class MemoryNetwork {
   /** @internal */
   register(transport: MemoryTransport): void {
     const current = this.started.get(transport.localPeerId);
-    assert(current === undefined || current === transport, () => `peer id ${transport.localPeerId} is already started on this network`);
+    assert(
+      current === undefined || current === transport,
+      () => `peer id ${transport.localPeerId} is already started on this network`,
+    );
     this.started.set(transport.localPeerId, transport);
     this.refresh();
   }
@@ -222,7 +228,11 @@ export class MemoryTransport implements PeerTransport {
     for (const id of removed) {
       this.pending.rejectWhere(
         (r) => r.peerId === id,
-        (r) => new P2pError(P2pErrorCode.Refused, `${id} was removed from the membership`, { peerId: id, channel: r.channel }),
+        (r) =>
+          new P2pError(P2pErrorCode.Refused, `${id} was removed from the membership`, {
+            peerId: id,
+            channel: r.channel,
+          }),
       );
     }
     // Both ends must re-evaluate: the removed peer loses its link to us too.
@@ -231,7 +241,8 @@ export class MemoryTransport implements PeerTransport {
 
   send(peerId: string, channel: string, data: Uint8Array): void {
     assertChannelName(channel);
-    if (data.byteLength > this.limits.maxMessageBytes) throw tooLarge('message', data.byteLength, this.limits.maxMessageBytes);
+    if (data.byteLength > this.limits.maxMessageBytes)
+      throw tooLarge('message', data.byteLength, this.limits.maxMessageBytes);
     const target = this.network.instance(peerId);
     if (!this.started || !this.connected.has(peerId) || target === undefined) {
       this.stats_.messagesDropped++;
@@ -251,7 +262,8 @@ export class MemoryTransport implements PeerTransport {
   async request(peerId: string, channel: string, data: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
     assertChannelName(channel);
     if (!this.started) throw new P2pError(P2pErrorCode.NotStarted, 'transport not started', { peerId, channel });
-    if (data.byteLength > this.limits.maxMessageBytes) throw tooLarge('request', data.byteLength, this.limits.maxMessageBytes);
+    if (data.byteLength > this.limits.maxMessageBytes)
+      throw tooLarge('request', data.byteLength, this.limits.maxMessageBytes);
     if (!this.members.has(peerId)) {
       throw new P2pError(P2pErrorCode.Refused, `${peerId} is not in the membership`, { peerId, channel });
     }
@@ -320,7 +332,8 @@ export class MemoryTransport implements PeerTransport {
       (r) => r.peerId === peerId,
       (r) => new P2pError(P2pErrorCode.PeerUnreachable, `connection to ${peerId} lost`, { peerId, channel: r.channel }),
     );
-    for (const controller of this.inbound.get(peerId) ?? []) controller.abort(new Error(`connection to ${peerId} lost`));
+    for (const controller of this.inbound.get(peerId) ?? [])
+      controller.abort(new Error(`connection to ${peerId} lost`));
     this.inbound.delete(peerId);
   }
 
@@ -328,7 +341,11 @@ export class MemoryTransport implements PeerTransport {
   private streamReset(peerId: string, channel: string): void {
     this.pending.rejectWhere(
       (r) => r.peerId === peerId && r.channel === channel,
-      (r) => new P2pError(P2pErrorCode.PeerUnreachable, `stream to ${peerId} on ${channel} was reset`, { peerId, channel: r.channel }),
+      (r) =>
+        new P2pError(P2pErrorCode.PeerUnreachable, `stream to ${peerId} on ${channel} was reset`, {
+          peerId,
+          channel: r.channel,
+        }),
     );
   }
 

@@ -113,9 +113,18 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
 
 export function resolveLimits(partial: Partial<TransportLimits> = {}): TransportLimits {
   const limits = { ...DEFAULT_TRANSPORT_LIMITS, ...partial };
-  assert(limits.maxMessageBytes >= 1 && limits.maxMessageBytes <= 64 * 1024 * 1024, 'maxMessageBytes must be in [1, 64 MiB]');
-  assert(limits.maxQueuedBytesPerPeer >= limits.maxMessageBytes, 'maxQueuedBytesPerPeer must hold at least one maximal message');
-  assert(limits.reconnectBaseDelayMs > 0 && limits.reconnectMaxDelayMs >= limits.reconnectBaseDelayMs, 'bad reconnect delays');
+  assert(
+    limits.maxMessageBytes >= 1 && limits.maxMessageBytes <= 64 * 1024 * 1024,
+    'maxMessageBytes must be in [1, 64 MiB]',
+  );
+  assert(
+    limits.maxQueuedBytesPerPeer >= limits.maxMessageBytes,
+    'maxQueuedBytesPerPeer must hold at least one maximal message',
+  );
+  assert(
+    limits.reconnectBaseDelayMs > 0 && limits.reconnectMaxDelayMs >= limits.reconnectBaseDelayMs,
+    'bad reconnect delays',
+  );
   return limits;
 }
 
@@ -131,7 +140,10 @@ export function assertChannelName(channel: string): void {
 }
 
 export function tooLarge(what: string, bytes: number, maxBytes: number): P2pError {
-  return new P2pError(P2pErrorCode.MessageTooLarge, `${what} of ${bytes} bytes exceeds maxMessageBytes=${maxBytes}`, { bytes, maxBytes });
+  return new P2pError(P2pErrorCode.MessageTooLarge, `${what} of ${bytes} bytes exceeds maxMessageBytes=${maxBytes}`, {
+    bytes,
+    maxBytes,
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -172,14 +184,26 @@ export class PendingRequests {
   constructor(private readonly limits: TransportLimits) {}
 
   /** Registers a request; the promise settles by reply, timeout, abort, or rejectWhere(). */
-  create(peerId: string, channel: string, options: RequestOptions): { request: PendingRequest; promise: Promise<Uint8Array> } {
+  create(
+    peerId: string,
+    channel: string,
+    options: RequestOptions,
+  ): { request: PendingRequest; promise: Promise<Uint8Array> } {
     const count = this.perPeer.get(peerId) ?? 0;
     if (count >= this.limits.maxInflightRequestsPerPeer) {
-      throw new P2pError(P2pErrorCode.TooManyRequests, `${count} requests already await a reply from ${peerId}`, { peerId, channel });
+      throw new P2pError(P2pErrorCode.TooManyRequests, `${count} requests already await a reply from ${peerId}`, {
+        peerId,
+        channel,
+      });
     }
     const signal = options.signal;
     if (signal?.aborted) {
-      throw new P2pError(P2pErrorCode.Aborted, 'request aborted before it was sent', { peerId, channel }, { cause: signal.reason });
+      throw new P2pError(
+        P2pErrorCode.Aborted,
+        'request aborted before it was sent',
+        { peerId, channel },
+        { cause: signal.reason },
+      );
     }
     const timeoutMs = options.timeoutMs ?? this.limits.defaultRequestTimeoutMs;
     assert(Number.isFinite(timeoutMs) && timeoutMs > 0, () => `timeoutMs must be positive, got ${timeoutMs}`);
@@ -190,11 +214,17 @@ export class PendingRequests {
     const promise = new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.settle(id)?.reject(
-          new P2pError(P2pErrorCode.Timeout, `no reply from ${peerId} on ${channel} within ${timeoutMs} ms`, { peerId, channel, timeoutMs }),
+          new P2pError(P2pErrorCode.Timeout, `no reply from ${peerId} on ${channel} within ${timeoutMs} ms`, {
+            peerId,
+            channel,
+            timeoutMs,
+          }),
         );
       }, timeoutMs);
       const onAbort = (): void => {
-        this.settle(id)?.reject(new P2pError(P2pErrorCode.Aborted, 'request aborted', { peerId, channel }, { cause: signal?.reason }));
+        this.settle(id)?.reject(
+          new P2pError(P2pErrorCode.Aborted, 'request aborted', { peerId, channel }, { cause: signal?.reason }),
+        );
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       entry = {
@@ -268,19 +298,26 @@ export enum RemoteErrorReason {
 export const MAX_REMOTE_ERROR_MESSAGE_BYTES = 1024;
 
 export function remoteError(peerId: string, channel: string, reason: RemoteErrorReason, message: string): P2pError {
-  return new P2pError(P2pErrorCode.RemoteError, `request to ${peerId} on ${channel} failed remotely (${RemoteErrorReason[reason] ?? reason}): ${message}`, {
-    peerId,
-    channel,
-    reason,
-    remoteMessage: message,
-  });
+  return new P2pError(
+    P2pErrorCode.RemoteError,
+    `request to ${peerId} on ${channel} failed remotely (${RemoteErrorReason[reason] ?? reason}): ${message}`,
+    {
+      peerId,
+      channel,
+      reason,
+      remoteMessage: message,
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------
 // Small shared pieces: listeners and handler registries.
 // ---------------------------------------------------------------------------
 export class PeerEvents {
-  private readonly listeners: Record<PeerEvent, Set<PeerListener>> = { 'peer:connect': new Set(), 'peer:disconnect': new Set() };
+  private readonly listeners: Record<PeerEvent, Set<PeerListener>> = {
+    'peer:connect': new Set(),
+    'peer:disconnect': new Set(),
+  };
 
   on(event: PeerEvent, listener: PeerListener): () => void {
     this.listeners[event].add(listener);

@@ -8,13 +8,22 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyToBase64, MemoryKeyStore, NaclEnclave } from '../enclave/index.js';
-import { KeyDirectory, LevelPayloadStore, MemoryPartyNetwork, MemoryPayloadStore, type PayloadStore, TransactionManager } from './index.js';
+import {
+  KeyDirectory,
+  LevelPayloadStore,
+  MemoryPartyNetwork,
+  MemoryPayloadStore,
+  type PayloadStore,
+  TransactionManager,
+} from './index.js';
 
 const PAYLOAD_BYTES = 1024;
 const IN_FLIGHT = 32;
 const durationMs = Number(process.argv[2] ?? 2000);
 
-async function pair(makeStore: (id: string) => Promise<PayloadStore>): Promise<{ a: TransactionManager; b: TransactionManager; bKey: string; close: () => Promise<void> }> {
+async function pair(
+  makeStore: (id: string) => Promise<PayloadStore>,
+): Promise<{ a: TransactionManager; b: TransactionManager; bKey: string; close: () => Promise<void> }> {
   const network = new MemoryPartyNetwork();
   const directory = new KeyDirectory();
   const stores: PayloadStore[] = [];
@@ -29,8 +38,13 @@ async function pair(makeStore: (id: string) => Promise<PayloadStore>): Promise<{
     tms.push(tm);
   }
   return {
-    a: tms[0], b: tms[1], bKey: directory.keysOf('b')[0],
-    close: async () => { for (const tm of tms) await tm.stop(); for (const s of stores) await s.close(); },
+    a: tms[0],
+    b: tms[1],
+    bKey: directory.keysOf('b')[0],
+    close: async () => {
+      for (const tm of tms) await tm.stop();
+      for (const s of stores) await s.close();
+    },
   };
 }
 
@@ -47,7 +61,9 @@ async function measure(label: string, inFlight: number, op: () => Promise<unknow
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  console.log(`${label.padEnd(52)} ${(count / seconds).toFixed(0).padStart(7)} ops/s  (${count} in ${seconds.toFixed(2)} s)`);
+  console.log(
+    `${label.padEnd(52)} ${(count / seconds).toFixed(0).padStart(7)} ops/s  (${count} in ${seconds.toFixed(2)} s)`,
+  );
 }
 
 const payload = new Uint8Array(PAYLOAD_BYTES).map((_, i) => i & 0xff);
@@ -55,8 +71,12 @@ console.log(`txmanager bench: ${PAYLOAD_BYTES} B payloads, A → B over the in-m
 
 const memory = await pair(async () => new MemoryPayloadStore());
 let lastHash = await memory.a.send(payload, undefined, [memory.bKey]);
-await measure('send, memory stores, sequential', 1, async () => { lastHash = await memory.a.send(payload, undefined, [memory.bKey]); });
-await measure(`send, memory stores, ${IN_FLIGHT} in flight`, IN_FLIGHT, () => memory.a.send(payload, undefined, [memory.bKey]));
+await measure('send, memory stores, sequential', 1, async () => {
+  lastHash = await memory.a.send(payload, undefined, [memory.bKey]);
+});
+await measure(`send, memory stores, ${IN_FLIGHT} in flight`, IN_FLIGHT, () =>
+  memory.a.send(payload, undefined, [memory.bKey]),
+);
 await measure('receive at the recipient, memory store', 1, () => memory.b.receive(lastHash));
 await memory.close();
 
@@ -64,7 +84,9 @@ const dir = await mkdtemp(join(tmpdir(), 'quorate-tm-bench-'));
 try {
   const level = await pair((id) => LevelPayloadStore.open(join(dir, id)));
   await measure('send, LevelDB stores (sync), sequential', 1, () => level.a.send(payload, undefined, [level.bKey]));
-  await measure(`send, LevelDB stores (sync), ${IN_FLIGHT} in flight`, IN_FLIGHT, () => level.a.send(payload, undefined, [level.bKey]));
+  await measure(`send, LevelDB stores (sync), ${IN_FLIGHT} in flight`, IN_FLIGHT, () =>
+    level.a.send(payload, undefined, [level.bKey]),
+  );
   await level.close();
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -83,9 +83,18 @@ export class CircuitBreaker {
   constructor(options: Partial<CircuitBreakerOptions>, deps: { clock: Clock; rng: Rng }) {
     this.options = { ...DEFAULT_CIRCUIT_BREAKER_OPTIONS, ...options };
     const o = this.options;
-    assert(o.windowMs > 0 && o.minRequests >= 1 && o.failureRateThreshold > 0 && o.failureRateThreshold <= 1, () => `bad breaker options ${JSON.stringify(o)}`);
-    assert(o.openBaseMs > 0 && o.openMaxMs >= o.openBaseMs && o.jitterRatio >= 0 && o.jitterRatio < 1, () => `bad breaker backoff ${JSON.stringify(o)}`);
-    assert(Number.isInteger(o.maxWindowSamples) && o.maxWindowSamples >= o.minRequests, () => `maxWindowSamples must be an integer >= minRequests: ${JSON.stringify(o)}`);
+    assert(
+      o.windowMs > 0 && o.minRequests >= 1 && o.failureRateThreshold > 0 && o.failureRateThreshold <= 1,
+      () => `bad breaker options ${JSON.stringify(o)}`,
+    );
+    assert(
+      o.openBaseMs > 0 && o.openMaxMs >= o.openBaseMs && o.jitterRatio >= 0 && o.jitterRatio < 1,
+      () => `bad breaker backoff ${JSON.stringify(o)}`,
+    );
+    assert(
+      Number.isInteger(o.maxWindowSamples) && o.maxWindowSamples >= o.minRequests,
+      () => `maxWindowSamples must be an integer >= minRequests: ${JSON.stringify(o)}`,
+    );
     this.clock = deps.clock;
     this.rng = deps.rng;
   }

@@ -35,12 +35,17 @@ export interface DurableTransactionManager {
 }
 
 /** Opens the stores, builds and starts the transaction manager. */
-export async function openDurableTransactionManager(config: DurableTransactionManagerConfig): Promise<DurableTransactionManager> {
+export async function openDurableTransactionManager(
+  config: DurableTransactionManagerConfig,
+): Promise<DurableTransactionManager> {
   await mkdir(config.dataDir, { recursive: true });
   const store = await LevelPayloadStore.open(join(config.dataDir, 'payloads'));
   let owedQueue: LevelOwedQueue;
   try {
-    owedQueue = await LevelOwedQueue.open(join(config.dataDir, 'owed'), config.maxOwedDeliveries ?? MAX_OWED_DELIVERIES);
+    owedQueue = await LevelOwedQueue.open(
+      join(config.dataDir, 'owed'),
+      config.maxOwedDeliveries ?? MAX_OWED_DELIVERIES,
+    );
   } catch (error) {
     await store.close();
     throw error;
@@ -48,8 +53,14 @@ export async function openDurableTransactionManager(config: DurableTransactionMa
   let tm: TransactionManager;
   try {
     tm = new TransactionManager(config, {
-      nodeId: config.nodeId, enclave: config.enclave, store, transport: config.transport, directory: config.directory,
-      owedQueue, clock: config.clock, rng: config.rng,
+      nodeId: config.nodeId,
+      enclave: config.enclave,
+      store,
+      transport: config.transport,
+      directory: config.directory,
+      owedQueue,
+      clock: config.clock,
+      rng: config.rng,
     });
     tm.start();
   } catch (error) {

@@ -45,7 +45,12 @@ export enum TxManagerErrorCode {
 export class TxManagerError extends Error {
   readonly code: TxManagerErrorCode;
   readonly meta: Record<string, unknown>;
-  constructor(code: TxManagerErrorCode, message: string, meta: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: TxManagerErrorCode,
+    message: string,
+    meta: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'TxManagerError';
     this.code = code;

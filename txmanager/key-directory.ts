@@ -24,24 +24,42 @@ export class KeyDirectory {
   /** Replaces the keys of `nodeId` (base64 public keys). Throws InvalidRequest, KeyConflict, LimitExceeded; on error nothing changes. */
   setKeys(nodeId: string, keys: readonly string[]): void {
     if (typeof nodeId !== 'string' || nodeId.length === 0 || nodeId.includes('\u0000')) {
-      throw new TxManagerError(TxManagerErrorCode.InvalidRequest, `node id must be a non-empty string without NUL, got ${JSON.stringify(nodeId)}`);
+      throw new TxManagerError(
+        TxManagerErrorCode.InvalidRequest,
+        `node id must be a non-empty string without NUL, got ${JSON.stringify(nodeId)}`,
+      );
     }
     if (keys.length > MAX_KEYS_PER_NODE) {
-      throw new TxManagerError(TxManagerErrorCode.LimitExceeded, `node ${nodeId} publishes ${keys.length} keys, limit MAX_KEYS_PER_NODE=${MAX_KEYS_PER_NODE}`);
+      throw new TxManagerError(
+        TxManagerErrorCode.LimitExceeded,
+        `node ${nodeId} publishes ${keys.length} keys, limit MAX_KEYS_PER_NODE=${MAX_KEYS_PER_NODE}`,
+      );
     }
     if (!this.keysOfNode.has(nodeId) && this.keysOfNode.size >= MAX_DIRECTORY_NODES) {
-      throw new TxManagerError(TxManagerErrorCode.LimitExceeded, `key directory full: MAX_DIRECTORY_NODES=${MAX_DIRECTORY_NODES}`);
+      throw new TxManagerError(
+        TxManagerErrorCode.LimitExceeded,
+        `key directory full: MAX_DIRECTORY_NODES=${MAX_DIRECTORY_NODES}`,
+      );
     }
     const unique = [...new Set(keys)];
     for (const key of unique) {
       try {
         keyFromBase64(key);
       } catch (error) {
-        throw new TxManagerError(TxManagerErrorCode.InvalidRequest, `node ${nodeId}: ${(error as Error).message}`, { nodeId }, { cause: error });
+        throw new TxManagerError(
+          TxManagerErrorCode.InvalidRequest,
+          `node ${nodeId}: ${(error as Error).message}`,
+          { nodeId },
+          { cause: error },
+        );
       }
       const owner = this.nodeOfKey.get(key);
       if (owner !== undefined && owner !== nodeId) {
-        throw new TxManagerError(TxManagerErrorCode.KeyConflict, `key ${key} already belongs to node ${owner}; refusing to assign it to ${nodeId}`, { key, owner, nodeId });
+        throw new TxManagerError(
+          TxManagerErrorCode.KeyConflict,
+          `key ${key} already belongs to node ${owner}; refusing to assign it to ${nodeId}`,
+          { key, owner, nodeId },
+        );
       }
     }
     for (const old of this.keysOfNode.get(nodeId) ?? []) this.nodeOfKey.delete(old);
@@ -58,7 +76,11 @@ export class KeyDirectory {
   nodeFor(key: string): string {
     const node = this.nodeOfKey.get(key);
     if (node === undefined) {
-      throw new TxManagerError(TxManagerErrorCode.UnknownRecipientKey, `no node is known to hold key ${key} (it is not in genesis or the membership)`, { key });
+      throw new TxManagerError(
+        TxManagerErrorCode.UnknownRecipientKey,
+        `no node is known to hold key ${key} (it is not in genesis or the membership)`,
+        { key },
+      );
     }
     return node;
   }
@@ -70,7 +92,10 @@ export class KeyDirectory {
   /** The keys of `nodeId`. Throws UnknownNode. */
   keysOf(nodeId: string): readonly string[] {
     const keys = this.keysOfNode.get(nodeId);
-    if (keys === undefined) throw new TxManagerError(TxManagerErrorCode.UnknownNode, `node ${nodeId} is not in the key directory`, { nodeId });
+    if (keys === undefined)
+      throw new TxManagerError(TxManagerErrorCode.UnknownNode, `node ${nodeId} is not in the key directory`, {
+        nodeId,
+      });
     return keys;
   }
 

@@ -48,10 +48,17 @@ abstract class IndexedOwedQueue implements OwedQueue {
   protected abstract persistRemove(nodeId: string, hash: string, seq: number): Promise<void>;
 
   async add(nodeId: string, hash: string): Promise<void> {
-    assert(nodeId.length > 0 && !nodeId.includes('\u0000') && hash.length > 0, () => `bad owed delivery ${JSON.stringify({ nodeId, hash })}`);
+    assert(
+      nodeId.length > 0 && !nodeId.includes('\u0000') && hash.length > 0,
+      () => `bad owed delivery ${JSON.stringify({ nodeId, hash })}`,
+    );
     if (this.index.get(nodeId)?.has(hash)) return;
     if (this.total >= this.maxEntries) {
-      throw new TxManagerError(TxManagerErrorCode.QueueFull, `owed-delivery queue is full (${this.total} entries, limit ${this.maxEntries}); cannot accept a payload for ${nodeId}`, { nodeId, limit: this.maxEntries });
+      throw new TxManagerError(
+        TxManagerErrorCode.QueueFull,
+        `owed-delivery queue is full (${this.total} entries, limit ${this.maxEntries}); cannot accept a payload for ${nodeId}`,
+        { nodeId, limit: this.maxEntries },
+      );
     }
     // Indexed before the write so that a concurrent add of the same entry is a no-op rather
     // than a second durable key; undone if the write fails.
@@ -128,7 +135,10 @@ export class MemoryOwedQueue extends IndexedOwedQueue {
 const seqKey = (nodeId: string, seq: number): string => `${nodeId}\u0000${seq.toString(16).padStart(16, '0')}`;
 
 export class LevelOwedQueue extends IndexedOwedQueue {
-  private constructor(private readonly db: Level<string, string>, maxEntries: number) {
+  private constructor(
+    private readonly db: Level<string, string>,
+    maxEntries: number,
+  ) {
     super(maxEntries);
   }
 
@@ -149,7 +159,12 @@ export class LevelOwedQueue extends IndexedOwedQueue {
     } catch (error) {
       await db.close().catch(() => undefined);
       if (error instanceof TxManagerError) throw error;
-      throw new TxManagerError(TxManagerErrorCode.StorageFailure, `owed queue: open ${path} failed: ${(error as Error).message}`, {}, { cause: error });
+      throw new TxManagerError(
+        TxManagerErrorCode.StorageFailure,
+        `owed queue: open ${path} failed: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
     }
   }
 
@@ -157,7 +172,12 @@ export class LevelOwedQueue extends IndexedOwedQueue {
     try {
       await this.db.put(seqKey(nodeId, seq), hash, { sync: true });
     } catch (error) {
-      throw new TxManagerError(TxManagerErrorCode.StorageFailure, `owed queue: add failed: ${(error as Error).message}`, {}, { cause: error });
+      throw new TxManagerError(
+        TxManagerErrorCode.StorageFailure,
+        `owed queue: add failed: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
     }
   }
 
@@ -165,7 +185,12 @@ export class LevelOwedQueue extends IndexedOwedQueue {
     try {
       await this.db.del(seqKey(nodeId, seq), { sync: true });
     } catch (error) {
-      throw new TxManagerError(TxManagerErrorCode.StorageFailure, `owed queue: remove failed: ${(error as Error).message}`, {}, { cause: error });
+      throw new TxManagerError(
+        TxManagerErrorCode.StorageFailure,
+        `owed queue: remove failed: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
     }
   }
 

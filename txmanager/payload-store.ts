@@ -32,11 +32,17 @@ export interface PayloadStore {
 
 function checkPut(hash: string, encoded: Uint8Array): void {
   assert(typeof hash === 'string' && hash.length > 0, 'payload store key must be a non-empty string');
-  assert(encoded.length <= MAX_ENCODED_PAYLOAD_BYTES, () => `stored payload of ${encoded.length} bytes exceeds MAX_ENCODED_PAYLOAD_BYTES=${MAX_ENCODED_PAYLOAD_BYTES}`);
+  assert(
+    encoded.length <= MAX_ENCODED_PAYLOAD_BYTES,
+    () => `stored payload of ${encoded.length} bytes exceeds MAX_ENCODED_PAYLOAD_BYTES=${MAX_ENCODED_PAYLOAD_BYTES}`,
+  );
 }
 
 function checkScan(limit: number): void {
-  assert(Number.isInteger(limit) && limit >= 1 && limit <= MAX_STORE_SCAN_ENTRIES, () => `scan limit ${limit} outside 1..${MAX_STORE_SCAN_ENTRIES}`);
+  assert(
+    Number.isInteger(limit) && limit >= 1 && limit <= MAX_STORE_SCAN_ENTRIES,
+    () => `scan limit ${limit} outside 1..${MAX_STORE_SCAN_ENTRIES}`,
+  );
 }
 
 export class MemoryPayloadStore implements PayloadStore {
@@ -85,7 +91,12 @@ export class MemoryPayloadStore implements PayloadStore {
 
 function storageFailure(what: string, error: unknown): TxManagerError {
   if (error instanceof TxManagerError) return error;
-  return new TxManagerError(TxManagerErrorCode.StorageFailure, `payload store: ${what} failed: ${(error as Error)?.message ?? String(error)}`, {}, { cause: error });
+  return new TxManagerError(
+    TxManagerErrorCode.StorageFailure,
+    `payload store: ${what} failed: ${(error as Error)?.message ?? String(error)}`,
+    {},
+    { cause: error },
+  );
 }
 
 /** Most puts written in one synced batch (group commit); more wait for the next batch. */
@@ -135,7 +146,11 @@ export class LevelPayloadStore implements PayloadStore {
     while (this.queued.length > 0) {
       let bytes = 0;
       let count = 0;
-      while (count < this.queued.length && count < MAX_GROUP_COMMIT_ENTRIES && (count === 0 || bytes + this.queued[count].encoded.length <= MAX_GROUP_COMMIT_BYTES)) {
+      while (
+        count < this.queued.length &&
+        count < MAX_GROUP_COMMIT_ENTRIES &&
+        (count === 0 || bytes + this.queued[count].encoded.length <= MAX_GROUP_COMMIT_BYTES)
+      ) {
         bytes += this.queued[count].encoded.length;
         count++;
       }
@@ -179,7 +194,8 @@ export class LevelPayloadStore implements PayloadStore {
     try {
       const range = afterHash === null ? { limit } : { gt: afterHash, limit };
       const out: StoredPayload[] = [];
-      for await (const [hash, encoded] of this.db.iterator(range)) out.push({ hash, encoded: Uint8Array.from(encoded) });
+      for await (const [hash, encoded] of this.db.iterator(range))
+        out.push({ hash, encoded: Uint8Array.from(encoded) });
       return out;
     } catch (error) {
       throw storageFailure('scan', error);

@@ -36,7 +36,11 @@ export interface TxManagerServerOptions {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly code: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code: string,
+  ) {
     super(message);
   }
 }
@@ -47,7 +51,10 @@ export class TxManagerServer {
   private readonly port: number;
   private readonly maxRequestBodyBytes: number;
 
-  constructor(private readonly tm: TransactionManager, options: TxManagerServerOptions = {}) {
+  constructor(
+    private readonly tm: TransactionManager,
+    options: TxManagerServerOptions = {},
+  ) {
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
     this.maxRequestBodyBytes = options.maxRequestBodyBytes ?? MAX_REQUEST_BODY_BYTES;
@@ -55,9 +62,12 @@ export class TxManagerServer {
 
   async start(): Promise<{ host: string; port: number; url: string }> {
     if (this.server !== null) throw new Error('TxManagerServer already started');
-    const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => {
-      this.handle(req, res).catch((error: unknown) => sendError(res, error));
-    });
+    const server = createServer(
+      { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS },
+      (req, res) => {
+        this.handle(req, res).catch((error: unknown) => sendError(res, error));
+      },
+    );
     server.maxConnections = MAX_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -124,7 +134,8 @@ export class TxManagerServer {
     if (path === '/sendsignedtx') {
       requireMethod(method, 'POST');
       const body = await readJson(req, this.maxRequestBodyBytes);
-      if (!isObject(body) || typeof body.hash !== 'string') throw new HttpError(400, 'body must be a JSON object { hash, to }', TxManagerErrorCode.InvalidRequest);
+      if (!isObject(body) || typeof body.hash !== 'string')
+        throw new HttpError(400, 'body must be a JSON object { hash, to }', TxManagerErrorCode.InvalidRequest);
       const to = parseKeys(body.to);
       sendJson(res, 201, { key: await this.tm.sendSignedTransaction(body.hash, to) });
       return;
@@ -151,13 +162,20 @@ export class TxManagerServer {
 }
 
 function requireMethod(actual: string, expected: string): void {
-  if (actual !== expected) throw new HttpError(405, `method ${actual} not allowed, use ${expected}`, 'METHOD_NOT_ALLOWED');
+  if (actual !== expected)
+    throw new HttpError(405, `method ${actual} not allowed, use ${expected}`, 'METHOD_NOT_ALLOWED');
 }
 
 function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
-    return Promise.reject(new HttpError(413, `request body of ${declared} bytes exceeds ${maxBytes} (MAX_REQUEST_BODY_BYTES)`, TxManagerErrorCode.PayloadTooLarge));
+    return Promise.reject(
+      new HttpError(
+        413,
+        `request body of ${declared} bytes exceeds ${maxBytes} (MAX_REQUEST_BODY_BYTES)`,
+        TxManagerErrorCode.PayloadTooLarge,
+      ),
+    );
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -169,7 +187,13 @@ function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
       if (total > maxBytes) {
         tooLarge = true;
         chunks.length = 0;
-        reject(new HttpError(413, `request body exceeds ${maxBytes} bytes (MAX_REQUEST_BODY_BYTES)`, TxManagerErrorCode.PayloadTooLarge));
+        reject(
+          new HttpError(
+            413,
+            `request body exceeds ${maxBytes} bytes (MAX_REQUEST_BODY_BYTES)`,
+            TxManagerErrorCode.PayloadTooLarge,
+          ),
+        );
         return;
       }
       chunks.push(chunk);
@@ -193,19 +217,31 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 function parseKeys(to: unknown): string[] {
-  if (!Array.isArray(to) || !to.every((k) => typeof k === 'string')) throw new HttpError(400, 'to must be an array of base64 key strings', TxManagerErrorCode.InvalidRequest);
-  if (to.length > MAX_RECIPIENTS) throw new HttpError(400, `to has ${to.length} keys, limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`, TxManagerErrorCode.InvalidRequest);
+  if (!Array.isArray(to) || !to.every((k) => typeof k === 'string'))
+    throw new HttpError(400, 'to must be an array of base64 key strings', TxManagerErrorCode.InvalidRequest);
+  if (to.length > MAX_RECIPIENTS)
+    throw new HttpError(
+      400,
+      `to has ${to.length} keys, limit MAX_RECIPIENTS=${MAX_RECIPIENTS}`,
+      TxManagerErrorCode.InvalidRequest,
+    );
   return to as string[];
 }
 
 function parseSend(body: unknown, requireTo = true): { payload: Uint8Array; from: string | undefined; to: string[] } {
-  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object { payload, from?, to }', TxManagerErrorCode.InvalidRequest);
+  if (!isObject(body))
+    throw new HttpError(400, 'body must be a JSON object { payload, from?, to }', TxManagerErrorCode.InvalidRequest);
   const { payload, from, to } = body;
   if (typeof payload !== 'string' || payload.length % 4 !== 0 || !BASE64.test(payload)) {
     throw new HttpError(400, 'payload must be a base64 string', TxManagerErrorCode.InvalidRequest);
   }
-  if (from !== undefined && from !== null && typeof from !== 'string') throw new HttpError(400, 'from must be a base64 key string', TxManagerErrorCode.InvalidRequest);
-  return { payload: Uint8Array.from(Buffer.from(payload, 'base64')), from: from ?? undefined, to: requireTo ? parseKeys(to) : [] };
+  if (from !== undefined && from !== null && typeof from !== 'string')
+    throw new HttpError(400, 'from must be a base64 key string', TxManagerErrorCode.InvalidRequest);
+  return {
+    payload: Uint8Array.from(Buffer.from(payload, 'base64')),
+    from: from ?? undefined,
+    to: requireTo ? parseKeys(to) : [],
+  };
 }
 
 /** HTTP status for each typed error: client mistakes are 4xx; every failure to answer is 5xx. */
@@ -233,7 +269,8 @@ function statusOf(error: unknown): { status: number; code: string } {
     }
   }
   if (error instanceof EnclaveError) {
-    if (error.code === EnclaveErrorCode.InvalidKey || error.code === EnclaveErrorCode.LimitExceeded) return { status: 400, code: error.code };
+    if (error.code === EnclaveErrorCode.InvalidKey || error.code === EnclaveErrorCode.LimitExceeded)
+      return { status: 400, code: error.code };
     return { status: 500, code: error.code };
   }
   return { status: 500, code: 'INTERNAL' };
@@ -260,5 +297,7 @@ function sendError(res: ServerResponse, error: unknown): void {
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers })
+    .end(text);
 }

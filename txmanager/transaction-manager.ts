@@ -12,8 +12,19 @@
 //  - `resend(nodeId)`: a recovered or rebuilt node fetches every payload it is a party to.
 
 import {
-  decodePayload, type Enclave, EnclaveError, EnclaveErrorCode, type EncodedPayload, encodePayload, keyFromBase64,
-  keyToBase64, MAX_PLAINTEXT_BYTES, mergePayloads, PAYLOAD_HASH_BYTES, payloadHashBase64, selectRecipients,
+  decodePayload,
+  type Enclave,
+  EnclaveError,
+  EnclaveErrorCode,
+  type EncodedPayload,
+  encodePayload,
+  keyFromBase64,
+  keyToBase64,
+  MAX_PLAINTEXT_BYTES,
+  mergePayloads,
+  PAYLOAD_HASH_BYTES,
+  payloadHashBase64,
+  selectRecipients,
 } from '../enclave/index.js';
 import { type BreakerSnapshot, CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js';
 import { type Clock, MathRandomRng, type Rng, SystemClock } from './clock.js';
@@ -22,8 +33,15 @@ import type { KeyDirectory } from './key-directory.js';
 import type { OwedQueue } from './owed-queue.js';
 import { MAX_STORE_SCAN_ENTRIES, type PayloadStore } from './payload-store.js';
 import {
-  MAX_PUSH_BYTES, MAX_RESEND_PAGE_BYTES, MAX_RESEND_PAGE_PAYLOADS, type PartyTransport, PartyTransportError,
-  PartyTransportErrorCode, type ResendPage, type ResendRequest, validateResendRequest,
+  MAX_PUSH_BYTES,
+  MAX_RESEND_PAGE_BYTES,
+  MAX_RESEND_PAGE_PAYLOADS,
+  type PartyTransport,
+  PartyTransportError,
+  PartyTransportErrorCode,
+  type ResendPage,
+  type ResendRequest,
+  validateResendRequest,
 } from './transport.js';
 
 export type DeliveryMode = 'fail-fast' | 'queue';
@@ -122,7 +140,14 @@ export class TransactionManager {
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
   private pass: Promise<unknown> | null = null;
-  private counters = { sent: 0, pushesAccepted: 0, pushesRefused: 0, owedDelivered: 0, owedDeliveryFailures: 0, corruptPayloadsSkippedInResend: 0 };
+  private counters = {
+    sent: 0,
+    pushesAccepted: 0,
+    pushesRefused: 0,
+    owedDelivered: 0,
+    owedDeliveryFailures: 0,
+    corruptPayloadsSkippedInResend: 0,
+  };
   private lastOwedDeliveryError: string | null = null;
 
   constructor(options: TransactionManagerOptions, deps: TransactionManagerDeps) {
@@ -142,21 +167,37 @@ export class TransactionManager {
     this.queueRetryIntervalMs = options.queueRetryIntervalMs ?? DEFAULT_QUEUE_RETRY_INTERVAL_MS;
     this.breakerOptions = options.breaker ?? {};
     if (this.deliveryMode !== 'fail-fast' && this.deliveryMode !== 'queue') {
-      throw new TxManagerError(TxManagerErrorCode.InvalidConfig, `deliveryMode must be "fail-fast" or "queue", got ${JSON.stringify(this.deliveryMode)}`);
+      throw new TxManagerError(
+        TxManagerErrorCode.InvalidConfig,
+        `deliveryMode must be "fail-fast" or "queue", got ${JSON.stringify(this.deliveryMode)}`,
+      );
     }
     if (this.deliveryMode === 'queue' && this.owedQueue === undefined) {
-      throw new TxManagerError(TxManagerErrorCode.InvalidConfig, 'deliveryMode "queue" needs an OwedQueue (deps.owedQueue)');
+      throw new TxManagerError(
+        TxManagerErrorCode.InvalidConfig,
+        'deliveryMode "queue" needs an OwedQueue (deps.owedQueue)',
+      );
     }
     if (deps.transport.localNodeId !== deps.nodeId) {
-      throw new TxManagerError(TxManagerErrorCode.InvalidConfig, `transport is for node ${deps.transport.localNodeId}, transaction manager for ${deps.nodeId}`);
+      throw new TxManagerError(
+        TxManagerErrorCode.InvalidConfig,
+        `transport is for node ${deps.transport.localNodeId}, transaction manager for ${deps.nodeId}`,
+      );
     }
-    assert(this.pushTimeoutMs > 0 && this.resendPageTimeoutMs > 0 && this.queueRetryIntervalMs > 0, 'timeouts and intervals must be positive');
+    assert(
+      this.pushTimeoutMs > 0 && this.resendPageTimeoutMs > 0 && this.queueRetryIntervalMs > 0,
+      'timeouts and intervals must be positive',
+    );
     this.ownKeys = this.enclave.publicKeys();
     this.ownKeySet = new Set(this.ownKeys.map(keyToBase64));
     for (const key of this.ownKeySet) {
       const owner = this.directory.tryNodeFor(key);
       if (owner !== undefined && owner !== this.nodeId) {
-        throw new TxManagerError(TxManagerErrorCode.KeyConflict, `this node's key ${key} is listed under node ${owner} in the key directory`, { key, owner });
+        throw new TxManagerError(
+          TxManagerErrorCode.KeyConflict,
+          `this node's key ${key} is listed under node ${owner} in the key directory`,
+          { key, owner },
+        );
       }
     }
   }
@@ -204,7 +245,9 @@ export class TransactionManager {
   async send(payload: Uint8Array, from: string | undefined, to: readonly string[]): Promise<string> {
     this.checkRunning();
     const senderKey = this.checkSend(payload, from);
-    return this.sealAndDistribute(to, (recipientKeys) => this.enclave.encryptPayload(payload, keyFromBase64(senderKey), recipientKeys));
+    return this.sealAndDistribute(to, (recipientKeys) =>
+      this.enclave.encryptPayload(payload, keyFromBase64(senderKey), recipientKeys),
+    );
   }
 
   /**
@@ -230,10 +273,15 @@ export class TransactionManager {
     this.checkRunning();
     validateHash(hash);
     const stored = await this.store.get(hash);
-    if (stored === undefined) throw new TxManagerError(TxManagerErrorCode.UnknownPayload, `no payload is stored under ${hash}`, { hash });
+    if (stored === undefined)
+      throw new TxManagerError(TxManagerErrorCode.UnknownPayload, `no payload is stored under ${hash}`, { hash });
     const raw = this.decodeStored(hash, stored);
     if (!this.ownKeySet.has(keyToBase64(raw.senderKey))) {
-      throw new TxManagerError(TxManagerErrorCode.UnknownSenderKey, `payload ${hash} was sealed by ${keyToBase64(raw.senderKey)}, not by this node`, { hash });
+      throw new TxManagerError(
+        TxManagerErrorCode.UnknownSenderKey,
+        `payload ${hash} was sealed by ${keyToBase64(raw.senderKey)}, not by this node`,
+        { hash },
+      );
     }
     const sent = await this.sealAndDistribute(to, (recipientKeys) => this.enclave.addRecipients(raw, recipientKeys));
     assert(sent === hash, () => `adding recipients changed the payload hash ${hash} to ${sent}`);
@@ -242,20 +290,31 @@ export class TransactionManager {
 
   private checkSend(payload: Uint8Array, from: string | undefined): string {
     if (payload.length > this.maxPayloadBytes) {
-      throw new TxManagerError(TxManagerErrorCode.PayloadTooLarge, `payload is ${payload.length} bytes, over the limit of ${this.maxPayloadBytes} (limits.privatePayloadMaxBytes, at most MAX_PLAINTEXT_BYTES=${MAX_PLAINTEXT_BYTES})`, {
-        bytes: payload.length,
-        max: this.maxPayloadBytes,
-      });
+      throw new TxManagerError(
+        TxManagerErrorCode.PayloadTooLarge,
+        `payload is ${payload.length} bytes, over the limit of ${this.maxPayloadBytes} (limits.privatePayloadMaxBytes, at most MAX_PLAINTEXT_BYTES=${MAX_PLAINTEXT_BYTES})`,
+        {
+          bytes: payload.length,
+          max: this.maxPayloadBytes,
+        },
+      );
     }
     const senderKey = from ?? keyToBase64(this.ownKeys[0]);
     if (!this.ownKeySet.has(senderKey)) {
-      throw new TxManagerError(TxManagerErrorCode.UnknownSenderKey, `from ${senderKey} is not one of this node's keys`, { key: senderKey });
+      throw new TxManagerError(
+        TxManagerErrorCode.UnknownSenderKey,
+        `from ${senderKey} is not one of this node's keys`,
+        { key: senderKey },
+      );
     }
     return senderKey;
   }
 
   /** Resolves `to`, consults the breakers, seals, stores the whole payload, and delivers each node its copy. */
-  private async sealAndDistribute(to: readonly string[], seal: (recipientKeys: Uint8Array[]) => Promise<EncodedPayload>): Promise<string> {
+  private async sealAndDistribute(
+    to: readonly string[],
+    seal: (recipientKeys: Uint8Array[]) => Promise<EncodedPayload>,
+  ): Promise<string> {
     // Resolve every recipient before any work: an unknown key is a client error, never guessed.
     const keysByNode = new Map<string, string[]>();
     const recipientKeys: Uint8Array[] = [];
@@ -285,35 +344,53 @@ export class TransactionManager {
       hash = payloadHashBase64(encoded);
       // Stored before any push: the sender never lacks what a recipient holds.
       await this.storeCopy(encoded, hash);
-      await Promise.all(admitted.map(async (nodeId) => {
-        const copy = selectRecipients(encoded, (keysByNode.get(nodeId) as string[]).map((k) => keyFromBase64(k)));
-        try {
-          await this.pushTo(nodeId, encodePayload(copy));
-          results.push({ nodeId });
-        } catch (error) {
-          results.push({ nodeId, error });
-        }
-      }));
+      await Promise.all(
+        admitted.map(async (nodeId) => {
+          const copy = selectRecipients(
+            encoded,
+            (keysByNode.get(nodeId) as string[]).map((k) => keyFromBase64(k)),
+          );
+          try {
+            await this.pushTo(nodeId, encodePayload(copy));
+            results.push({ nodeId });
+          } catch (error) {
+            results.push({ nodeId, error });
+          }
+        }),
+      );
     } catch (error) {
       // Permits of pushes never attempted go back; attempted ones were settled in pushTo.
       for (const nodeId of admitted) if (!results.some((r) => r.nodeId === nodeId)) this.breaker(nodeId).cancel();
       throw error;
     }
 
-    const rejected = results.filter((r) => r.error instanceof PartyTransportError && r.error.code === PartyTransportErrorCode.Rejected);
-    const unavailable = [...refused, ...results.filter((r) => r.error !== undefined && !rejected.includes(r)).map((r) => r.nodeId)];
+    const rejected = results.filter(
+      (r) => r.error instanceof PartyTransportError && r.error.code === PartyTransportErrorCode.Rejected,
+    );
+    const unavailable = [
+      ...refused,
+      ...results.filter((r) => r.error !== undefined && !rejected.includes(r)).map((r) => r.nodeId),
+    ];
     if (this.deliveryMode === 'queue') {
       const queue = this.owedQueue as OwedQueue;
       for (const nodeId of unavailable) await queue.add(nodeId, hash);
     } else if (unavailable.length > 0) {
       const causes = results.filter((r) => unavailable.includes(r.nodeId)).map((r) => r.error);
-      throw this.unavailable(unavailable, keysByNode, causes.map((e) => (e as Error)?.message ?? String(e)).join('; '), causes[0]);
+      throw this.unavailable(
+        unavailable,
+        keysByNode,
+        causes.map((e) => (e as Error)?.message ?? String(e)).join('; '),
+        causes[0],
+      );
     }
     if (rejected.length > 0) {
       const nodeIds = rejected.map((r) => r.nodeId);
-      throw new TxManagerError(TxManagerErrorCode.RecipientRejected,
+      throw new TxManagerError(
+        TxManagerErrorCode.RecipientRejected,
         `recipient node(s) ${nodeIds.join(', ')} refused the payload: ${rejected.map((r) => (r.error as Error).message).join('; ')}`,
-        { nodeIds, keys: nodeIds.flatMap((n) => keysByNode.get(n) ?? []) }, { cause: rejected[0].error });
+        { nodeIds, keys: nodeIds.flatMap((n) => keysByNode.get(n) ?? []) },
+        { cause: rejected[0].error },
+      );
     }
     this.counters.sent++;
     return hash;
@@ -329,7 +406,10 @@ export class TransactionManager {
     let asKeyBytes: Uint8Array | undefined;
     if (asKey !== undefined) {
       asKeyBytes = parseKey(asKey, 'asKey');
-      if (!this.ownKeySet.has(asKey)) throw new TxManagerError(TxManagerErrorCode.UnknownLocalKey, `key ${asKey} is not one of this node's keys`, { key: asKey });
+      if (!this.ownKeySet.has(asKey))
+        throw new TxManagerError(TxManagerErrorCode.UnknownLocalKey, `key ${asKey} is not one of this node's keys`, {
+          key: asKey,
+        });
     }
     const stored = await this.store.get(hash);
     if (stored === undefined) return { kind: 'not-a-party' };
@@ -338,7 +418,8 @@ export class TransactionManager {
       const plaintext = await this.enclave.decryptPayload(payload, asKeyBytes);
       return { kind: 'party', payload: plaintext, senderKey: keyToBase64(payload.senderKey) };
     } catch (error) {
-      if (error instanceof EnclaveError && error.code === EnclaveErrorCode.NotARecipient && asKeyBytes !== undefined) return { kind: 'not-a-party' };
+      if (error instanceof EnclaveError && error.code === EnclaveErrorCode.NotARecipient && asKeyBytes !== undefined)
+        return { kind: 'not-a-party' };
       throw error;
     }
   }
@@ -417,18 +498,30 @@ export class TransactionManager {
     let afterHash: string | null = null;
     let stored = 0;
     for (let pageNo = 0; pageNo < MAX_RESEND_PAGES; pageNo++) {
-      const page: ResendPage = await this.transport.resendRequest(nodeId, { afterHash, maxPayloads: MAX_RESEND_PAGE_PAYLOADS }, AbortSignal.timeout(this.resendPageTimeoutMs));
+      const page: ResendPage = await this.transport.resendRequest(
+        nodeId,
+        { afterHash, maxPayloads: MAX_RESEND_PAGE_PAYLOADS },
+        AbortSignal.timeout(this.resendPageTimeoutMs),
+      );
       for (const bytes of page.payloads) {
         await this.acceptCopy(bytes, true);
         stored++;
       }
       if (page.nextAfterHash === null) return stored;
       if (afterHash !== null && page.nextAfterHash <= afterHash) {
-        throw new PartyTransportError(PartyTransportErrorCode.Protocol, nodeId, `node ${nodeId} returned a resend cursor that does not advance`);
+        throw new PartyTransportError(
+          PartyTransportErrorCode.Protocol,
+          nodeId,
+          `node ${nodeId} returned a resend cursor that does not advance`,
+        );
       }
       afterHash = page.nextAfterHash;
     }
-    throw new PartyTransportError(PartyTransportErrorCode.Protocol, nodeId, `resend from ${nodeId} exceeded MAX_RESEND_PAGES=${MAX_RESEND_PAGES}`);
+    throw new PartyTransportError(
+      PartyTransportErrorCode.Protocol,
+      nodeId,
+      `resend from ${nodeId} exceeded MAX_RESEND_PAGES=${MAX_RESEND_PAGES}`,
+    );
   }
 
   /** resend from every other node in the directory; one outcome per node, failures included. */
@@ -472,13 +565,19 @@ export class TransactionManager {
    */
   private async acceptCopy(bytes: Uint8Array, allowAsSender: boolean): Promise<void> {
     if (bytes.length > MAX_PUSH_BYTES) {
-      throw new TxManagerError(TxManagerErrorCode.PayloadTooLarge, `payload of ${bytes.length} bytes exceeds MAX_PUSH_BYTES=${MAX_PUSH_BYTES}`);
+      throw new TxManagerError(
+        TxManagerErrorCode.PayloadTooLarge,
+        `payload of ${bytes.length} bytes exceeds MAX_PUSH_BYTES=${MAX_PUSH_BYTES}`,
+      );
     }
     const payload = decodePayload(bytes);
     let copy = selectRecipients(payload, this.ownKeys);
     if (copy.recipientKeys.length === 0) {
       if (!(allowAsSender && this.ownKeySet.has(keyToBase64(payload.senderKey)) && payload.recipientKeys.length > 0)) {
-        throw new TxManagerError(TxManagerErrorCode.NotAParty, 'refusing a payload with no box for this node\'s keys: a node that is not a party stores nothing');
+        throw new TxManagerError(
+          TxManagerErrorCode.NotAParty,
+          "refusing a payload with no box for this node's keys: a node that is not a party stores nothing",
+        );
       }
       copy = payload;
     }
@@ -507,10 +606,15 @@ export class TransactionManager {
         lastIncludedOrSkipped = entry.hash;
         continue;
       }
-      const copy = requesterKeySet.has(keyToBase64(payload.senderKey)) ? payload : selectRecipients(payload, requesterKeyBytes);
+      const copy = requesterKeySet.has(keyToBase64(payload.senderKey))
+        ? payload
+        : selectRecipients(payload, requesterKeyBytes);
       if (copy.recipientKeys.length > 0) {
         const encoded = copy === payload ? entry.encoded : encodePayload(copy);
-        if (payloads.length >= request.maxPayloads || (payloads.length > 0 && bytes + encoded.length > MAX_RESEND_PAGE_BYTES)) {
+        if (
+          payloads.length >= request.maxPayloads ||
+          (payloads.length > 0 && bytes + encoded.length > MAX_RESEND_PAGE_BYTES)
+        ) {
           return { payloads, nextAfterHash: lastIncludedOrSkipped };
         }
         payloads.push(encoded);
@@ -554,7 +658,12 @@ export class TransactionManager {
       try {
         merged = mergePayloads(held, copy);
       } catch (error) {
-        throw new TxManagerError(TxManagerErrorCode.CorruptStoredPayload, `stored payload ${hash} is not a copy of the payload with that hash: the store is damaged`, { hash }, { cause: error });
+        throw new TxManagerError(
+          TxManagerErrorCode.CorruptStoredPayload,
+          `stored payload ${hash} is not a copy of the payload with that hash: the store is damaged`,
+          { hash },
+          { cause: error },
+        );
       }
       if (merged.recipientKeys.length !== held.recipientKeys.length) await this.store.put(hash, encodePayload(merged));
     });
@@ -563,7 +672,9 @@ export class TransactionManager {
   private async withHashLock<T>(hash: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.hashLocks.get(hash) ?? Promise.resolve();
     let release!: () => void;
-    const mine = new Promise<void>((resolve) => { release = resolve; });
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const tail = previous.then(() => mine);
     this.hashLocks.set(hash, tail);
     await previous;
@@ -580,10 +691,19 @@ export class TransactionManager {
     try {
       payload = decodePayload(bytes);
     } catch (error) {
-      throw new TxManagerError(TxManagerErrorCode.CorruptStoredPayload, `stored payload ${hash} does not decode: ${(error as Error).message}`, { hash }, { cause: error });
+      throw new TxManagerError(
+        TxManagerErrorCode.CorruptStoredPayload,
+        `stored payload ${hash} does not decode: ${(error as Error).message}`,
+        { hash },
+        { cause: error },
+      );
     }
     if (verifyHash && payloadHashBase64(payload) !== hash) {
-      throw new TxManagerError(TxManagerErrorCode.CorruptStoredPayload, `stored payload under ${hash} has a different hash: the store is damaged`, { hash });
+      throw new TxManagerError(
+        TxManagerErrorCode.CorruptStoredPayload,
+        `stored payload under ${hash} has a different hash: the store is damaged`,
+        { hash },
+      );
     }
     return payload;
   }
@@ -601,12 +721,20 @@ export class TransactionManager {
     return breaker;
   }
 
-  private unavailable(nodeIds: string[], keysByNode: Map<string, string[]>, why: string, cause?: unknown): TxManagerError {
+  private unavailable(
+    nodeIds: string[],
+    keysByNode: Map<string, string[]>,
+    why: string,
+    cause?: unknown,
+  ): TxManagerError {
     const keys = nodeIds.flatMap((n) => keysByNode.get(n) ?? []);
     const states = nodeIds.map((n) => `${n} (breaker ${this.breaker(n).state()})`);
-    return new TxManagerError(TxManagerErrorCode.RecipientUnavailable,
+    return new TxManagerError(
+      TxManagerErrorCode.RecipientUnavailable,
       `recipient node(s) ${states.join(', ')} unavailable for key(s) ${keys.join(', ')}: ${why}`,
-      { nodeIds, keys }, { cause });
+      { nodeIds, keys },
+      { cause },
+    );
   }
 
   private scheduleOwedPass(): void {
@@ -614,7 +742,9 @@ export class TransactionManager {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.pass = this.deliverOwed()
-        .catch((error: unknown) => { this.lastOwedDeliveryError = (error as Error)?.message ?? String(error); })
+        .catch((error: unknown) => {
+          this.lastOwedDeliveryError = (error as Error)?.message ?? String(error);
+        })
         .finally(() => {
           this.pass = null;
           this.scheduleOwedPass();
@@ -625,7 +755,8 @@ export class TransactionManager {
   }
 
   private checkRunning(): void {
-    if (this.stopped) throw new TxManagerError(TxManagerErrorCode.Stopped, `transaction manager of ${this.nodeId} is stopped`);
+    if (this.stopped)
+      throw new TxManagerError(TxManagerErrorCode.Stopped, `transaction manager of ${this.nodeId} is stopped`);
   }
 }
 
@@ -633,15 +764,27 @@ function parseKey(key: string, what: string): Uint8Array {
   try {
     return keyFromBase64(key);
   } catch (error) {
-    throw new TxManagerError(TxManagerErrorCode.InvalidRequest, `${what}: ${(error as Error).message}`, {}, { cause: error });
+    throw new TxManagerError(
+      TxManagerErrorCode.InvalidRequest,
+      `${what}: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
   }
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function validateHash(hash: string): void {
-  if (typeof hash !== 'string' || hash.length !== HASH_BASE64_LENGTH || !BASE64.test(hash) || Buffer.from(hash, 'base64').length !== PAYLOAD_HASH_BYTES) {
-    throw new TxManagerError(TxManagerErrorCode.InvalidRequest, `not a base64 ${PAYLOAD_HASH_BYTES}-byte payload hash: ${JSON.stringify(String(hash).slice(0, 100))}`);
+  if (
+    typeof hash !== 'string' ||
+    hash.length !== HASH_BASE64_LENGTH ||
+    !BASE64.test(hash) ||
+    Buffer.from(hash, 'base64').length !== PAYLOAD_HASH_BYTES
+  ) {
+    throw new TxManagerError(
+      TxManagerErrorCode.InvalidRequest,
+      `not a base64 ${PAYLOAD_HASH_BYTES}-byte payload hash: ${JSON.stringify(String(hash).slice(0, 100))}`,
+    );
   }
 }
-

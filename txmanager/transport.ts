@@ -45,7 +45,12 @@ export class PartyTransportError extends Error {
   readonly nodeId: string;
   /** The `code` of the remote's error, when it was rejected with a typed error. */
   readonly remoteCode: string | undefined;
-  constructor(code: PartyTransportErrorCode, nodeId: string, message: string, options: { cause?: unknown; remoteCode?: string } = {}) {
+  constructor(
+    code: PartyTransportErrorCode,
+    nodeId: string,
+    message: string,
+    options: { cause?: unknown; remoteCode?: string } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'PartyTransportError';
     this.code = code;
@@ -89,8 +94,12 @@ export interface PartyTransport {
 }
 
 export function validateResendRequest(request: ResendRequest): void {
-  assert(Number.isInteger(request.maxPayloads) && request.maxPayloads >= 1 && request.maxPayloads <= MAX_RESEND_PAGE_PAYLOADS,
-    () => `resend maxPayloads ${request.maxPayloads} outside 1..${MAX_RESEND_PAGE_PAYLOADS}`);
+  assert(
+    Number.isInteger(request.maxPayloads) &&
+      request.maxPayloads >= 1 &&
+      request.maxPayloads <= MAX_RESEND_PAGE_PAYLOADS,
+    () => `resend maxPayloads ${request.maxPayloads} outside 1..${MAX_RESEND_PAGE_PAYLOADS}`,
+  );
 }
 
 /** Checks a page against the limits; shared by implementations on both sides of the wire. */
@@ -156,18 +165,34 @@ export class MemoryPartyNetwork {
   }
 
   /** Routes one request from `fromNodeId` to `toNodeId`'s handlers, applying the faults. */
-  async deliver<T>(fromNodeId: string, toNodeId: string, signal: AbortSignal, call: (handlers: PartyTransportHandlers, signal: AbortSignal) => Promise<T>): Promise<T> {
+  async deliver<T>(
+    fromNodeId: string,
+    toNodeId: string,
+    signal: AbortSignal,
+    call: (handlers: PartyTransportHandlers, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     throwIfAborted(signal, toNodeId);
     const from = this.conditionsOf(fromNodeId);
     const to = this.conditionsOf(toNodeId);
     const target = this.transports.get(toNodeId);
-    if (from.down) throw new PartyTransportError(PartyTransportErrorCode.Unreachable, toNodeId, `node ${fromNodeId} is down and cannot reach ${toNodeId}`);
+    if (from.down)
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Unreachable,
+        toNodeId,
+        `node ${fromNodeId} is down and cannot reach ${toNodeId}`,
+      );
     if (to.down || target === undefined || target.handlers === null) {
       throw new PartyTransportError(PartyTransportErrorCode.Unreachable, toNodeId, `node ${toNodeId} is unreachable`);
     }
     if (to.delayMs > 0) await sleep(to.delayMs, signal, toNodeId);
-    if (to.down || target.handlers === null) throw new PartyTransportError(PartyTransportErrorCode.Unreachable, toNodeId, `node ${toNodeId} went down`);
-    if (to.failWith !== null) throw new PartyTransportError(PartyTransportErrorCode.Rejected, toNodeId, `node ${toNodeId} failed: ${to.failWith}`);
+    if (to.down || target.handlers === null)
+      throw new PartyTransportError(PartyTransportErrorCode.Unreachable, toNodeId, `node ${toNodeId} went down`);
+    if (to.failWith !== null)
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Rejected,
+        toNodeId,
+        `node ${toNodeId} failed: ${to.failWith}`,
+      );
     // The remote's work is cancelled with the caller (as a closed stream would cancel it).
     const handlers = target.handlers;
     let result: T;
@@ -176,10 +201,21 @@ export class MemoryPartyNetwork {
     } catch (error) {
       if (error instanceof PartyTransportError) throw error;
       // Only what crosses a wire crosses here: the message and a string code.
-      const remoteCode = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
-      throw new PartyTransportError(PartyTransportErrorCode.Rejected, toNodeId, `node ${toNodeId} refused: ${(error as Error)?.message ?? String(error)}`, { remoteCode });
+      const remoteCode =
+        typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Rejected,
+        toNodeId,
+        `node ${toNodeId} refused: ${(error as Error)?.message ?? String(error)}`,
+        { remoteCode },
+      );
     }
-    if (to.down) throw new PartyTransportError(PartyTransportErrorCode.Unreachable, toNodeId, `node ${toNodeId} went down before replying`);
+    if (to.down)
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Unreachable,
+        toNodeId,
+        `node ${toNodeId} went down before replying`,
+      );
     return result;
   }
 }
@@ -188,11 +224,18 @@ export class MemoryPartyTransport implements PartyTransport {
   /** @internal read by MemoryPartyNetwork. */
   handlers: PartyTransportHandlers | null = null;
 
-  constructor(private readonly network: MemoryPartyNetwork, readonly localNodeId: string) {}
+  constructor(
+    private readonly network: MemoryPartyNetwork,
+    readonly localNodeId: string,
+  ) {}
 
   async push(nodeId: string, encodedPayload: Uint8Array, signal: AbortSignal): Promise<void> {
     if (encodedPayload.length > MAX_PUSH_BYTES) {
-      throw new PartyTransportError(PartyTransportErrorCode.TooLarge, nodeId, `push of ${encodedPayload.length} bytes exceeds MAX_PUSH_BYTES=${MAX_PUSH_BYTES}`);
+      throw new PartyTransportError(
+        PartyTransportErrorCode.TooLarge,
+        nodeId,
+        `push of ${encodedPayload.length} bytes exceeds MAX_PUSH_BYTES=${MAX_PUSH_BYTES}`,
+      );
     }
     const copy = Uint8Array.from(encodedPayload);
     await this.network.deliver(this.localNodeId, nodeId, signal, (h, s) => h.onPush(this.localNodeId, copy, s));
@@ -200,9 +243,15 @@ export class MemoryPartyTransport implements PartyTransport {
 
   async resendRequest(nodeId: string, request: ResendRequest, signal: AbortSignal): Promise<ResendPage> {
     validateResendRequest(request);
-    const page = await this.network.deliver(this.localNodeId, nodeId, signal, (h, s) => h.onResendRequest(this.localNodeId, { ...request }, s));
+    const page = await this.network.deliver(this.localNodeId, nodeId, signal, (h, s) =>
+      h.onResendRequest(this.localNodeId, { ...request }, s),
+    );
     if (!resendPageWithinLimits(page) || page.payloads.length > request.maxPayloads) {
-      throw new PartyTransportError(PartyTransportErrorCode.Protocol, nodeId, `node ${nodeId} sent a resend page over the limits (${page.payloads.length} payloads)`);
+      throw new PartyTransportError(
+        PartyTransportErrorCode.Protocol,
+        nodeId,
+        `node ${nodeId} sent a resend page over the limits (${page.payloads.length} payloads)`,
+      );
     }
     return { payloads: page.payloads.map((p) => Uint8Array.from(p)), nextAfterHash: page.nextAfterHash };
   }
@@ -217,7 +266,12 @@ export class MemoryPartyTransport implements PartyTransport {
 }
 
 function abortError(signal: AbortSignal, nodeId: string): PartyTransportError {
-  return new PartyTransportError(PartyTransportErrorCode.Aborted, nodeId, `request to ${nodeId} aborted: ${String((signal.reason as Error)?.message ?? signal.reason)}`, { cause: signal.reason });
+  return new PartyTransportError(
+    PartyTransportErrorCode.Aborted,
+    nodeId,
+    `request to ${nodeId} aborted: ${String((signal.reason as Error)?.message ?? signal.reason)}`,
+    { cause: signal.reason },
+  );
 }
 
 function throwIfAborted(signal: AbortSignal, nodeId: string): void {
@@ -234,8 +288,14 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, nodeId: string):
     const onAbort = (): void => reject(abortError(signal, nodeId));
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
-      (value) => { signal.removeEventListener('abort', onAbort); resolve(value); },
-      (error: unknown) => { signal.removeEventListener('abort', onAbort); reject(error); },
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
     );
   });
 }

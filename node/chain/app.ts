@@ -15,7 +15,16 @@ import { ChainError, ChainErrorCode } from './errors.js';
 import type { Hash } from './hash.js';
 import type { Op, Transaction } from './tx.js';
 import { checkOps } from './tx.js';
-import { type StateOverlay, type StateView, getBalance, getListLength, encodeU64, setBalance, stateKeys, getValue } from './state.js';
+import {
+  type StateOverlay,
+  type StateView,
+  getBalance,
+  getListLength,
+  encodeU64,
+  setBalance,
+  stateKeys,
+  getValue,
+} from './state.js';
 import { utf8 } from './codec.js';
 
 export interface ApplyContext {
@@ -65,9 +74,11 @@ export class LedgerApp implements Application {
       const op = ctx.ops[i];
       switch (op.type) {
         case 'transfer': {
-          if (ctx.isPrivate) return fail(`op ${i}: transfer is not allowed in a private transaction (balances are public)`);
+          if (ctx.isPrivate)
+            return fail(`op ${i}: transfer is not allowed in a private transaction (balances are public)`);
           const have = getBalance(state, tx.from);
-          if (have < op.amount) return fail(`op ${i}: insufficient balance: ${tx.from} has ${have}, transfer needs ${op.amount}`);
+          if (have < op.amount)
+            return fail(`op ${i}: insufficient balance: ${tx.from} has ${have}, transfer needs ${op.amount}`);
           setBalance(state, tx.from, have - op.amount);
           // Read the recipient after the debit so a transfer to oneself nets to zero.
           setBalance(state, op.to, getBalance(state, op.to) + op.amount);
@@ -82,14 +93,17 @@ export class LedgerApp implements Application {
         case 'cas': {
           const current = getValue(state, op.key);
           if (current !== op.expect) {
-            return fail(`op ${i}: cas failed: key ${JSON.stringify(op.key)} holds ${current === null ? 'nothing' : JSON.stringify(current)}, expected ${op.expect === null ? 'nothing' : JSON.stringify(op.expect)}`);
+            return fail(
+              `op ${i}: cas failed: key ${JSON.stringify(op.key)} holds ${current === null ? 'nothing' : JSON.stringify(current)}, expected ${op.expect === null ? 'nothing' : JSON.stringify(op.expect)}`,
+            );
           }
           state.set(stateKeys.value(op.key), utf8(op.value));
           break;
         }
         case 'append': {
           const n = getListLength(state, op.key);
-          if (n >= MAX_LIST_ITEMS) return fail(`op ${i}: list ${JSON.stringify(op.key)} is full (MAX_LIST_ITEMS=${MAX_LIST_ITEMS})`);
+          if (n >= MAX_LIST_ITEMS)
+            return fail(`op ${i}: list ${JSON.stringify(op.key)} is full (MAX_LIST_ITEMS=${MAX_LIST_ITEMS})`);
           state.set(stateKeys.listItem(op.key, n), utf8(op.value));
           state.set(stateKeys.listLength(op.key), encodeU64(n + 1));
           break;

@@ -53,7 +53,9 @@ function cpuMs(): number {
 function report(label: string, count: number, wallMs: number, cpu: number, unit: string): void {
   const wall = (count / wallMs) * 1000;
   const perCpu = (count / Math.max(cpu, 0.001)) * 1000;
-  console.log(`${label.padEnd(62)} ${wall.toFixed(0).padStart(8)} ${unit} wall ${perCpu.toFixed(0).padStart(8)} ${unit} cpu   (${count} in ${wallMs.toFixed(0)} ms)`);
+  console.log(
+    `${label.padEnd(62)} ${wall.toFixed(0).padStart(8)} ${unit} wall ${perCpu.toFixed(0).padStart(8)} ${unit} cpu   (${count} in ${wallMs.toFixed(0)} ms)`,
+  );
 }
 
 function rate(label: string, count: number, fn: () => void, unit = 'tx/s'): void {
@@ -94,7 +96,14 @@ const genesis = parseGenesis({
 const app = new LedgerApp();
 const newChain = (cache = new VerifiedTxCache()): ChainState => {
   const g = genesisBlock(genesis);
-  return new ChainState({ chainId: CHAIN_ID, app, head: g.block, state: g.state, privateState: new MemoryState(), verifiedTxs: cache });
+  return new ChainState({
+    chainId: CHAIN_ID,
+    app,
+    head: g.block,
+    state: g.state,
+    privateState: new MemoryState(),
+    verifiedTxs: cache,
+  });
 };
 
 /** A block's worth of typical transactions: transfers, puts and appends, 5 per account. */
@@ -114,7 +123,9 @@ function makeTxs(chain: ChainState, n: number, round: number): Transaction[] {
   return out;
 }
 
-console.log(`chain bench — node ${process.version}, ${os.cpus().length} cpus, load average ${os.loadavg()[0].toFixed(1)} (numbers shrink with load), block of ${BLOCK_TXS} txs, ${ACCOUNTS} accounts`);
+console.log(
+  `chain bench — node ${process.version}, ${os.cpus().length} cpus, load average ${os.loadavg()[0].toFixed(1)} (numbers shrink with load), block of ${BLOCK_TXS} txs, ${ACCOUNTS} accounts`,
+);
 
 const chain0 = newChain();
 let txs: Transaction[] = [];
@@ -127,9 +138,19 @@ rate('verify (Ed25519, cached KeyObject, no tx cache)', 3_000, () => {
 rate('decode (strict decode + keccak hash)', 5_000, () => {
   for (const t of txs) decodeTransaction(t.encoded);
 });
-const sample = buildBlock(app, CHAIN_ID, baseOf(chain0), txs.slice(0, BLOCK_TXS), { raftId: 1, key: minter }, 1, 1).block;
+const sample = buildBlock(
+  app,
+  CHAIN_ID,
+  baseOf(chain0),
+  txs.slice(0, BLOCK_TXS),
+  { raftId: 1, key: minter },
+  1,
+  1,
+).block;
 const encoded = encodeBlock(sample);
-console.log(`  block of ${sample.transactions.length} txs = ${encoded.length} bytes (${(encoded.length / sample.transactions.length).toFixed(0)} B/tx)`);
+console.log(
+  `  block of ${sample.transactions.length} txs = ${encoded.length} bytes (${(encoded.length / sample.transactions.length).toFixed(0)} B/tx)`,
+);
 rate('encode block (per tx)', 20 * BLOCK_TXS, () => {
   for (let i = 0; i < 20; i++) encodeBlock(sample);
 });
@@ -138,9 +159,14 @@ rate('decode block (per tx)', 10 * BLOCK_TXS, () => {
 });
 const k = new TextEncoder().encode('v/some-key');
 const v = new TextEncoder().encode('some value of a typical size, forty bytes');
-rate('LtHash expand (SHAKE256 → 2 KiB, node:crypto)', 20_000, () => {
-  for (let i = 0; i < 20_000; i++) expandElement(k, v);
-}, 'elem/s');
+rate(
+  'LtHash expand (SHAKE256 → 2 KiB, node:crypto)',
+  20_000,
+  () => {
+    for (let i = 0; i < 20_000; i++) expandElement(k, v);
+  },
+  'elem/s',
+);
 
 // Build + apply as a cluster does it: the minter's pool verified each tx on entry (shared cache),
 // followers either verified them on entry too (forwarded) or must verify on apply.
@@ -148,7 +174,12 @@ const ROUNDS = 6;
 const minterChain = newChain();
 const followerCold = newChain(new VerifiedTxCache(1)); // effectively no cache: verifies every tx
 const followerWarm = newChain(); // saw every tx in its own pool first (forwarded by clients)
-const pool = new TxPool({ chainId: CHAIN_ID, app, nonceOf: (a) => getNonce(minterChain.state, a), verifiedTxs: minterChain.verifiedTxs });
+const pool = new TxPool({
+  chainId: CHAIN_ID,
+  app,
+  nonceOf: (a) => getNonce(minterChain.state, a),
+  verifiedTxs: minterChain.verifiedTxs,
+});
 const blocks: { block: Block; res: AppliedBlock }[] = [];
 const poolT = new Timer();
 const buildT = new Timer();
@@ -161,9 +192,20 @@ for (let r = 0; r < ROUNDS; r++) {
     for (const tx of batch) pool.add(tx);
   });
   const built = buildT.time(() =>
-    buildBlock(app, CHAIN_ID, baseOf(minterChain), pool.take(BLOCK_TXS, 4 << 20), { raftId: 1, key: minter }, 1000 + r, 1, {}, minterChain.verifiedTxs),
+    buildBlock(
+      app,
+      CHAIN_ID,
+      baseOf(minterChain),
+      pool.take(BLOCK_TXS, 4 << 20),
+      { raftId: 1, key: minter },
+      1000 + r,
+      1,
+      {},
+      minterChain.verifiedTxs,
+    ),
   );
-  if (built.block.transactions.length !== BLOCK_TXS) throw new Error(`built only ${built.block.transactions.length} txs`);
+  if (built.block.transactions.length !== BLOCK_TXS)
+    throw new Error(`built only ${built.block.transactions.length} txs`);
   const res = applyMinterT.time(() => {
     const out = applyBlock(minterChain, built.block, new Map(), built);
     if (out.kind !== 'applied') throw new Error(out.detail);
@@ -205,7 +247,8 @@ try {
   await store.init(CHAIN_ID, g.block, g.state);
   await rateAsync(`store.commitBlock ${BLOCK_TXS} txs (one synced batch per block)`, n, async () => {
     let idx = 1;
-    for (const { block, res } of blocks) await store.commitBlock(block, res.receipts, res.stateChanges, NO_PRIVATE_CHANGES, idx++);
+    for (const { block, res } of blocks)
+      await store.commitBlock(block, res.receipts, res.stateChanges, NO_PRIVATE_CHANGES, idx++);
   });
   await store.close();
 } finally {

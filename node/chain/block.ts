@@ -17,7 +17,15 @@
 import { ChainError, ChainErrorCode } from './errors.js';
 import { Reader, Writer, bigintToBytes, concatBytes, fromHex, toHex, utf8 } from './codec.js';
 import { EMPTY_ROOT, type Hash, ZERO_HASH, keccak256, merkleRoot } from './hash.js';
-import { type AccountKey, type Address, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, isAddress, sign, verifySignature } from './keys.js';
+import {
+  type AccountKey,
+  type Address,
+  PUBLIC_KEY_BYTES,
+  SIGNATURE_BYTES,
+  isAddress,
+  sign,
+  verifySignature,
+} from './keys.js';
 import { MAX_AMOUNT, MAX_TX_BYTES, type Transaction, decodeTransaction } from './tx.js';
 import { MemoryState, encodeU64, stateKeys } from './state.js';
 
@@ -131,36 +139,54 @@ export function verifyBlock(block: Block, minterPublicKey: Uint8Array | undefine
   if (block.header.version !== BLOCK_VERSION) return `unknown block version ${block.header.version}`;
   if (minterPublicKey === undefined) return `minter ${block.header.minterId} is not a known member`;
   if (!verifyBlockSignature(block, minterPublicKey)) return `bad minter signature (minter ${block.header.minterId})`;
-  if (block.transactions.length > MAX_BLOCK_TXS) return `${block.transactions.length} transactions is over MAX_BLOCK_TXS=${MAX_BLOCK_TXS}`;
+  if (block.transactions.length > MAX_BLOCK_TXS)
+    return `${block.transactions.length} transactions is over MAX_BLOCK_TXS=${MAX_BLOCK_TXS}`;
   const root = txRootOf(block.transactions);
   if (toHex(root) !== toHex(block.header.txRoot)) return 'txRoot does not match the body';
   return undefined;
 }
 
 export function encodeBlock(block: Block): Uint8Array {
-  const w = new Writer(HEADER_BYTES + SIGNATURE_BYTES + 4 + block.transactions.reduce((n, t) => n + 4 + t.encoded.length, 0));
+  const w = new Writer(
+    HEADER_BYTES + SIGNATURE_BYTES + 4 + block.transactions.reduce((n, t) => n + 4 + t.encoded.length, 0),
+  );
   w.raw(encodeHeader(block.header)).raw(block.signature).u32(block.transactions.length);
   for (const t of block.transactions) w.bytes32(t.encoded);
   const out = w.finish();
-  if (out.length > MAX_BLOCK_BYTES) throw new ChainError(ChainErrorCode.BlockTooLarge, `block of ${out.length} bytes is over MAX_BLOCK_BYTES=${MAX_BLOCK_BYTES}`);
+  if (out.length > MAX_BLOCK_BYTES)
+    throw new ChainError(
+      ChainErrorCode.BlockTooLarge,
+      `block of ${out.length} bytes is over MAX_BLOCK_BYTES=${MAX_BLOCK_BYTES}`,
+    );
   return out;
 }
 
 /** Strict decode (transactions are decoded strictly too; signatures are not verified here). */
 export function decodeBlock(bytes: Uint8Array): Block {
-  if (bytes.length > MAX_BLOCK_BYTES) throw new ChainError(ChainErrorCode.BlockTooLarge, `block of ${bytes.length} bytes is over MAX_BLOCK_BYTES=${MAX_BLOCK_BYTES}`);
+  if (bytes.length > MAX_BLOCK_BYTES)
+    throw new ChainError(
+      ChainErrorCode.BlockTooLarge,
+      `block of ${bytes.length} bytes is over MAX_BLOCK_BYTES=${MAX_BLOCK_BYTES}`,
+    );
   const r = new Reader(bytes, ChainErrorCode.BlockMalformed, 'block');
   const header = readHeader(r);
   const signature = r.raw(SIGNATURE_BYTES).slice();
   const n = r.u32();
-  if (n > MAX_BLOCK_TXS) throw new ChainError(ChainErrorCode.BlockTooLarge, `${n} transactions is over MAX_BLOCK_TXS=${MAX_BLOCK_TXS}`);
+  if (n > MAX_BLOCK_TXS)
+    throw new ChainError(ChainErrorCode.BlockTooLarge, `${n} transactions is over MAX_BLOCK_TXS=${MAX_BLOCK_TXS}`);
   const transactions: Transaction[] = [];
   for (let i = 0; i < n; i++) {
     const txBytes = r.bytes32(MAX_TX_BYTES);
     try {
       transactions.push(decodeTransaction(txBytes));
     } catch (e) {
-      if (e instanceof ChainError) throw new ChainError(ChainErrorCode.BlockMalformed, `malformed block: transaction ${i}: ${e.message}`, { index: i }, { cause: e });
+      if (e instanceof ChainError)
+        throw new ChainError(
+          ChainErrorCode.BlockMalformed,
+          `malformed block: transaction ${i}: ${e.message}`,
+          { index: i },
+          { cause: e },
+        );
       throw e;
     }
   }
@@ -202,7 +228,10 @@ export interface BlockJson {
 const quantity = (n: number): string => '0x' + n.toString(16);
 
 /** eth_getBlockBy* view. `timestamp` is in seconds as in Ethereum; `timestampMs` keeps the ms. */
-export function blockToJson(block: Block, fullTx: (tx: Transaction, index: number) => unknown = (tx) => tx.hashHex): BlockJson {
+export function blockToJson(
+  block: Block,
+  fullTx: (tx: Transaction, index: number) => unknown = (tx) => tx.hashHex,
+): BlockJson {
   const h = block.header;
   return {
     number: quantity(h.number),
@@ -270,15 +299,18 @@ export function parseGenesis(json: unknown): GenesisConfig {
   const g = json as Record<string, unknown>;
   if (!Number.isSafeInteger(g.chainId) || (g.chainId as number) < 0) bad('chainId must be a non-negative integer');
   const timestampMs = g.timestampMs ?? 0;
-  if (!Number.isSafeInteger(timestampMs) || (timestampMs as number) < 0) bad('timestampMs must be a non-negative integer');
+  if (!Number.isSafeInteger(timestampMs) || (timestampMs as number) < 0)
+    bad('timestampMs must be a non-negative integer');
   const alloc = new Map<Address, bigint>();
   const rawAlloc = g.alloc ?? {};
-  if (typeof rawAlloc !== 'object' || rawAlloc === null || Array.isArray(rawAlloc)) bad('alloc must be an object of address → balance');
+  if (typeof rawAlloc !== 'object' || rawAlloc === null || Array.isArray(rawAlloc))
+    bad('alloc must be an object of address → balance');
   for (const [addr, v] of Object.entries(rawAlloc as Record<string, unknown>)) {
     const a = addr.toLowerCase();
     if (!isAddress(a)) bad(`alloc: ${addr} is not a 0x address of 20 bytes`);
     const bal = typeof v === 'object' && v !== null ? (v as { balance?: unknown }).balance : v;
-    if (typeof bal !== 'string' || !DECIMAL_RE.test(bal) || bal.length > 78 || BigInt(bal) > MAX_AMOUNT) bad(`alloc ${addr}: balance must be a decimal string of an unsigned 256-bit integer`);
+    if (typeof bal !== 'string' || !DECIMAL_RE.test(bal) || bal.length > 78 || BigInt(bal) > MAX_AMOUNT)
+      bad(`alloc ${addr}: balance must be a decimal string of an unsigned 256-bit integer`);
     if (alloc.has(a)) bad(`alloc: ${addr} appears twice`);
     alloc.set(a, BigInt(bal as string));
   }
@@ -286,7 +318,8 @@ export function parseGenesis(json: unknown): GenesisConfig {
   const seen = new Set<number>();
   const members = (g.members as unknown[]).map((m, i): GenesisMember => {
     const o = (typeof m === 'object' && m !== null ? m : {}) as Record<string, unknown>;
-    if (!Number.isSafeInteger(o.raftId) || (o.raftId as number) < 1) bad(`members[${i}].raftId must be an integer >= 1`);
+    if (!Number.isSafeInteger(o.raftId) || (o.raftId as number) < 1)
+      bad(`members[${i}].raftId must be an integer >= 1`);
     if (seen.has(o.raftId as number)) bad(`members[${i}].raftId ${String(o.raftId)} appears twice`);
     seen.add(o.raftId as number);
     const key = typeof o.minterPublicKey === 'string' ? fromHex(o.minterPublicKey, PUBLIC_KEY_BYTES) : undefined;
@@ -294,8 +327,15 @@ export function parseGenesis(json: unknown): GenesisConfig {
     return { raftId: o.raftId as number, minterPublicKey: key as Uint8Array };
   });
   const txSignatureCheck = g.txSignatureCheck ?? 'every-node';
-  if (txSignatureCheck !== 'every-node' && txSignatureCheck !== 'minter-only') bad('txSignatureCheck must be "every-node" or "minter-only"');
-  return { chainId: g.chainId as number, timestampMs: timestampMs as number, alloc, members, txSignatureCheck: txSignatureCheck as TxSignatureCheck };
+  if (txSignatureCheck !== 'every-node' && txSignatureCheck !== 'minter-only')
+    bad('txSignatureCheck must be "every-node" or "minter-only"');
+  return {
+    chainId: g.chainId as number,
+    timestampMs: timestampMs as number,
+    alloc,
+    members,
+    txSignatureCheck: txSignatureCheck as TxSignatureCheck,
+  };
 }
 
 /** The genesis state: balances, the members' minter keys, the chain id and the signature rule (the genesis root commits to them). */

@@ -131,7 +131,10 @@ export class Reader {
   }
 
   fail(reason: string): never {
-    throw new ChainError(this.code, `malformed ${this.what}: ${reason} (at byte ${this.pos} of ${this.buf.length})`, { offset: this.pos, length: this.buf.length });
+    throw new ChainError(this.code, `malformed ${this.what}: ${reason} (at byte ${this.pos} of ${this.buf.length})`, {
+      offset: this.pos,
+      length: this.buf.length,
+    });
   }
 
   private need(n: number): void {

@@ -62,7 +62,12 @@ export class ChainError extends Error {
   readonly meta: Record<string, unknown>;
   /** True when the node must stop: its state can no longer be trusted. */
   readonly fatal: boolean;
-  constructor(code: ChainErrorCode, message: string, meta: Record<string, unknown> = {}, options: { fatal?: boolean; cause?: unknown } = {}) {
+  constructor(
+    code: ChainErrorCode,
+    message: string,
+    meta: Record<string, unknown> = {},
+    options: { fatal?: boolean; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ChainError';
     this.code = code;
@@ -76,11 +81,15 @@ export class ChainError extends Error {
  * says `expectedRoot`. Either this node or the minter diverged; the node stops instead of carrying on.
  */
 export class StateRootMismatchError extends ChainError {
-  constructor(readonly height: number, readonly expectedRoot: string, readonly actualRoot: string) {
+  constructor(
+    readonly height: number,
+    readonly expectedRoot: string,
+    readonly actualRoot: string,
+  ) {
     super(
       ChainErrorCode.StateRootMismatch,
       `state root mismatch at block ${height}: header says ${expectedRoot}, this node computed ${actualRoot}. ` +
-        'This node\'s state diverged from the minter\'s; the node stops rather than continue on a different state. ' +
+        "This node's state diverged from the minter's; the node stops rather than continue on a different state. " +
         'Restore the data directory from a healthy member (or resync) and report this as a bug.',
       { height, expectedRoot, actualRoot },
       { fatal: true },
@@ -91,7 +100,11 @@ export class StateRootMismatchError extends ChainError {
 
 /** Fatal: same as StateRootMismatchError, for the receipts root. */
 export class ReceiptsRootMismatchError extends ChainError {
-  constructor(readonly height: number, readonly expectedRoot: string, readonly actualRoot: string) {
+  constructor(
+    readonly height: number,
+    readonly expectedRoot: string,
+    readonly actualRoot: string,
+  ) {
     super(
       ChainErrorCode.ReceiptsRootMismatch,
       `receipts root mismatch at block ${height}: header says ${expectedRoot}, this node computed ${actualRoot}. ` +

@@ -23,9 +23,27 @@ import { bytesEqual, toHex } from './codec.js';
 import type { Hash } from './hash.js';
 import type { AccountKey } from './keys.js';
 import type { Application, ApplyContext } from './app.js';
-import { BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, type Block, type BlockHeader, type TxSignatureCheck, signBlock, txRootOf, verifyBlock } from './block.js';
+import {
+  BLOCK_VERSION,
+  MAX_BLOCK_BYTES,
+  MAX_BLOCK_TXS,
+  type Block,
+  type BlockHeader,
+  type TxSignatureCheck,
+  signBlock,
+  txRootOf,
+  verifyBlock,
+} from './block.js';
 import { type Receipt, receiptsRoot } from './receipt.js';
-import { MemoryState, StateOverlay, type StateChanges, type StateView, getMemberKey, getNonce, setNonce } from './state.js';
+import {
+  MemoryState,
+  StateOverlay,
+  type StateChanges,
+  type StateView,
+  getMemberKey,
+  getNonce,
+  setNonce,
+} from './state.js';
 import { type Op, type Transaction, VerifiedTxCache, isPrivate, payloadHashKey, verifyTransaction } from './tx.js';
 
 /** What the node learned from the transaction manager for one private payload hash. */
@@ -90,7 +108,10 @@ export class ChainState {
 
   /** Folds an applied block into the in-memory state. Call after store.commitBlock succeeded. */
   advance(result: AppliedBlock): void {
-    assert(bytesEqual(result.block.header.parentHash, this.headBlock.hash), () => `advance: block ${result.block.header.number} is not a child of the head ${this.headBlock.header.number}`);
+    assert(
+      bytesEqual(result.block.header.parentHash, this.headBlock.hash),
+      () => `advance: block ${result.block.header.number} is not a child of the head ${this.headBlock.header.number}`,
+    );
     this.state.commit(result.overlay);
     this.privateState.commit(result.privateOverlay);
     this.headBlock = result.block;
@@ -107,7 +128,15 @@ export class ChainState {
 
   /** Replaces everything (after installing a snapshot). */
   reset(head: Block, state: MemoryState, privateState: MemoryState): ChainState {
-    const next = new ChainState({ chainId: this.chainId, app: this.app, head, state, privateState, verifiedTxs: this.verifiedTxs, txSignatureCheck: this.txSignatureCheck });
+    const next = new ChainState({
+      chainId: this.chainId,
+      app: this.app,
+      head,
+      state,
+      privateState,
+      verifiedTxs: this.verifiedTxs,
+      txSignatureCheck: this.txSignatureCheck,
+    });
     for (const [id, k] of this.addedMembers) next.registerMember(id, k);
     return next;
   }
@@ -146,7 +175,8 @@ export type ApplyResult = AppliedBlock | NoopBlock;
 /** The private payload hashes (keys of PrivatePayloads) a block needs: prefetch them before applyBlock. */
 export function privatePayloadKeys(block: Block): string[] {
   const out: string[] = [];
-  for (const tx of block.transactions) if (tx.privatePayloadHash !== undefined) out.push(payloadHashKey(tx.privatePayloadHash));
+  for (const tx of block.transactions)
+    if (tx.privatePayloadHash !== undefined) out.push(payloadHashKey(tx.privatePayloadHash));
   return out;
 }
 
@@ -160,27 +190,61 @@ export function privatePayloadKeys(block: Block): string[] {
  * header commits to its roots. It also re-parents the overlay onto the committed state, so a
  * minter's chain of speculative overlays never grows longer than its pending blocks.
  */
-export function applyBlock(chain: ChainState, block: Block, privatePayloads: PrivatePayloads, built?: BuiltBlock, options: ApplyOptions = {}): ApplyResult {
+export function applyBlock(
+  chain: ChainState,
+  block: Block,
+  privatePayloads: PrivatePayloads,
+  built?: BuiltBlock,
+  options: ApplyOptions = {},
+): ApplyResult {
   const head = chain.head;
   const h = block.header;
-  const noop = (reason: NoopReason, detail: string): NoopBlock => ({ kind: 'noop', reason, detail, returnedTxs: block.transactions });
+  const noop = (reason: NoopReason, detail: string): NoopBlock => ({
+    kind: 'noop',
+    reason,
+    detail,
+    returnedTxs: block.transactions,
+  });
 
   // 1. Parent must be the head.
   if (!bytesEqual(h.parentHash, head.hash)) {
-    return noop(NoopReason.ParentNotHead, `parent ${toHex(h.parentHash)} is not the head ${head.hashHex} (number ${head.header.number})`);
+    return noop(
+      NoopReason.ParentNotHead,
+      `parent ${toHex(h.parentHash)} is not the head ${head.hashHex} (number ${head.header.number})`,
+    );
   }
 
   // The minter's own block: reuse the build (see above). Its private part still runs here.
-  if (built !== undefined && bytesEqual(built.block.hash, block.hash) && bytesEqual(built.state.parent.root(), chain.state.root())) {
+  if (
+    built !== undefined &&
+    bytesEqual(built.block.hash, block.hash) &&
+    bytesEqual(built.state.parent.root(), chain.state.root())
+  ) {
     if (!options.deferPrivate) requirePayloads(block, privatePayloads);
     built.state.rebase(chain.state);
-    const { privateOverlay, privateReceipts } = options.deferPrivate ? noPrivate(chain) : applyPrivate(chain, block, privatePayloads);
-    return { kind: 'applied', block, receipts: built.receipts, privateReceipts, stateChanges: built.state.changes, privateStateChanges: privateOverlay.changes, overlay: built.state, privateOverlay };
+    const { privateOverlay, privateReceipts } = options.deferPrivate
+      ? noPrivate(chain)
+      : applyPrivate(chain, block, privatePayloads);
+    return {
+      kind: 'applied',
+      block,
+      receipts: built.receipts,
+      privateReceipts,
+      stateChanges: built.state.changes,
+      privateStateChanges: privateOverlay.changes,
+      overlay: built.state,
+      privateOverlay,
+    };
   }
 
   // 2. Header and body checks that need no state.
-  if (h.number !== head.header.number + 1) return noop(NoopReason.InvalidBlock, `number ${h.number} is not head+1 (${head.header.number + 1})`);
-  if (h.timestampMs < head.header.timestampMs) return noop(NoopReason.InvalidBlock, `timestamp ${h.timestampMs} is before the parent's ${head.header.timestampMs}`);
+  if (h.number !== head.header.number + 1)
+    return noop(NoopReason.InvalidBlock, `number ${h.number} is not head+1 (${head.header.number + 1})`);
+  if (h.timestampMs < head.header.timestampMs)
+    return noop(
+      NoopReason.InvalidBlock,
+      `timestamp ${h.timestampMs} is before the parent's ${head.header.timestampMs}`,
+    );
   const invalid = verifyBlock(block, chain.minterPublicKey(h.minterId));
   if (invalid !== undefined) return noop(NoopReason.InvalidBlock, invalid);
 
@@ -196,17 +260,34 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
     const tx = block.transactions[i];
     try {
       if (chain.txSignatureCheck === 'every-node') verifyTransaction(tx, chain.chainId, chain.verifiedTxs);
-      else if (tx.chainId !== chain.chainId) throw new ChainError(ChainErrorCode.TxWrongChainId, `transaction is for chain ${tx.chainId}, this chain is ${chain.chainId}`);
+      else if (tx.chainId !== chain.chainId)
+        throw new ChainError(
+          ChainErrorCode.TxWrongChainId,
+          `transaction is for chain ${tx.chainId}, this chain is ${chain.chainId}`,
+        );
       if (!isPrivate(tx)) chain.app.validateTx(tx, tx.ops);
     } catch (e) {
-      if (e instanceof ChainError) return noop(NoopReason.InvalidBlock, `transaction ${i} (${tx.hashHex}): ${e.message}`);
+      if (e instanceof ChainError)
+        return noop(NoopReason.InvalidBlock, `transaction ${i} (${tx.hashHex}): ${e.message}`);
       throw e;
     }
     const expectedNonce = getNonce(overlay, tx.from);
-    if (tx.nonce !== expectedNonce) return noop(NoopReason.InvalidBlock, `transaction ${i} (${tx.hashHex}): nonce ${tx.nonce}, account ${tx.from} expects ${expectedNonce}`);
+    if (tx.nonce !== expectedNonce)
+      return noop(
+        NoopReason.InvalidBlock,
+        `transaction ${i} (${tx.hashHex}): nonce ${tx.nonce}, account ${tx.from} expects ${expectedNonce}`,
+      );
     setNonce(overlay, tx.from, tx.nonce + 1);
     if (tx.privatePayloadHash === undefined) {
-      receipts.push(runTx(chain.app, overlay, tx, { blockNumber: h.number, timestampMs: h.timestampMs, txIndex: i, isPrivate: false, ops: tx.ops }));
+      receipts.push(
+        runTx(chain.app, overlay, tx, {
+          blockNumber: h.number,
+          timestampMs: h.timestampMs,
+          txIndex: i,
+          isPrivate: false,
+          ops: tx.ops,
+        }),
+      );
     } else {
       // The public receipt of a private transaction is the same on every node: "included".
       receipts.push(includedPrivateReceipt(tx));
@@ -215,13 +296,25 @@ export function applyBlock(chain: ChainState, block: Block, privatePayloads: Pri
 
   // 5. Roots must match the minter's.
   const rRoot = receiptsRoot(receipts);
-  if (!bytesEqual(rRoot, h.receiptsRoot)) throw new ReceiptsRootMismatchError(h.number, toHex(h.receiptsRoot), toHex(rRoot));
+  if (!bytesEqual(rRoot, h.receiptsRoot))
+    throw new ReceiptsRootMismatchError(h.number, toHex(h.receiptsRoot), toHex(rRoot));
   const sRoot = chain.app.stateRoot(overlay);
   if (!bytesEqual(sRoot, h.stateRoot)) throw new StateRootMismatchError(h.number, toHex(h.stateRoot), toHex(sRoot));
 
   // 6. The private part, on this node's private state (or later, in chain order: deferPrivate).
-  const { privateOverlay, privateReceipts } = options.deferPrivate ? noPrivate(chain) : applyPrivate(chain, block, privatePayloads);
-  return { kind: 'applied', block, receipts, privateReceipts, stateChanges: overlay.changes, privateStateChanges: privateOverlay.changes, overlay, privateOverlay };
+  const { privateOverlay, privateReceipts } = options.deferPrivate
+    ? noPrivate(chain)
+    : applyPrivate(chain, block, privatePayloads);
+  return {
+    kind: 'applied',
+    block,
+    receipts,
+    privateReceipts,
+    stateChanges: overlay.changes,
+    privateStateChanges: privateOverlay.changes,
+    overlay,
+    privateOverlay,
+  };
 }
 
 export interface ApplyOptions {
@@ -274,7 +367,11 @@ function requirePayloads(block: Block, privatePayloads: PrivatePayloads): void {
 }
 
 /** Runs the private transactions this node is a party to, in block order, on its private state. */
-function applyPrivate(chain: ChainState, block: Block, privatePayloads: PrivatePayloads): { privateOverlay: StateOverlay; privateReceipts: Map<string, Receipt> } {
+function applyPrivate(
+  chain: ChainState,
+  block: Block,
+  privatePayloads: PrivatePayloads,
+): { privateOverlay: StateOverlay; privateReceipts: Map<string, Receipt> } {
   const h = block.header;
   const privateOverlay = new StateOverlay(chain.privateState);
   const privateReceipts = new Map<string, Receipt>();
@@ -287,7 +384,13 @@ function applyPrivate(chain: ChainState, block: Block, privatePayloads: PrivateP
     let r: Receipt;
     try {
       chain.app.validateTx(tx, payload.ops);
-      r = runTx(chain.app, privateOverlay, tx, { blockNumber: h.number, timestampMs: h.timestampMs, txIndex: i, isPrivate: true, ops: payload.ops });
+      r = runTx(chain.app, privateOverlay, tx, {
+        blockNumber: h.number,
+        timestampMs: h.timestampMs,
+        txIndex: i,
+        isPrivate: true,
+        ops: payload.ops,
+      });
     } catch (e) {
       if (!(e instanceof ChainError)) throw e;
       r = { txHash: tx.hash, status: 0, reason: `private payload refused: ${e.message}`, isPrivate: true };
@@ -302,7 +405,12 @@ function runTx(app: Application, parent: StateOverlay, tx: Transaction, ctx: App
   const scratch = parent.child();
   const outcome = app.applyTx(scratch, tx, ctx);
   if (outcome.status === 1) scratch.mergeIntoParent();
-  return { txHash: tx.hash, status: outcome.status, reason: outcome.status === 1 ? '' : outcome.reason, isPrivate: ctx.isPrivate };
+  return {
+    txHash: tx.hash,
+    status: outcome.status,
+    reason: outcome.status === 1 ? '' : outcome.reason,
+    isPrivate: ctx.isPrivate,
+  };
 }
 
 // --- building (the minter) ----------------------------------------------------------------------
@@ -387,7 +495,14 @@ export function buildBlock(
     }
     const expected = getNonce(overlay, tx.from);
     if (tx.nonce < expected) {
-      rejected.push({ tx, error: new ChainError(ChainErrorCode.NonceTooLow, `nonce ${tx.nonce} already used by ${tx.from} (next is ${expected})`, { hash: tx.hashHex }) });
+      rejected.push({
+        tx,
+        error: new ChainError(
+          ChainErrorCode.NonceTooLow,
+          `nonce ${tx.nonce} already used by ${tx.from} (next is ${expected})`,
+          { hash: tx.hashHex },
+        ),
+      });
       continue;
     }
     if (tx.nonce > expected) {
@@ -396,7 +511,8 @@ export function buildBlock(
     }
     setNonce(overlay, tx.from, tx.nonce + 1);
     const ctx = { blockNumber: number, timestampMs: ts, txIndex: included.length };
-    if (tx.privatePayloadHash === undefined) receipts.push(runTx(app, overlay, tx, { ...ctx, isPrivate: false, ops: tx.ops }));
+    if (tx.privatePayloadHash === undefined)
+      receipts.push(runTx(app, overlay, tx, { ...ctx, isPrivate: false, ops: tx.ops }));
     else receipts.push(includedPrivateReceipt(tx));
     included.push(tx);
     bytes += tx.encoded.length + 4;

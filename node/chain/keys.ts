@@ -60,7 +60,11 @@ function rawPublicKey(publicKey: KeyObject): Uint8Array {
 
 function keyFromSeed(seed: Uint8Array, purpose: KeyPurpose): AccountKey {
   assert(seed.length === 32, `Ed25519 seed must be 32 bytes, got ${seed.length}`);
-  const privateKey = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  const privateKey = crypto.createPrivateKey({
+    key: Buffer.concat([PKCS8_PREFIX, seed]),
+    format: 'der',
+    type: 'pkcs8',
+  });
   const publicKey = crypto.createPublicKey(privateKey);
   const publicKeyRaw = rawPublicKey(publicKey);
   return { purpose, privateKey, publicKey, publicKeyRaw, address: addressFromPublicKey(publicKeyRaw) };
@@ -113,7 +117,9 @@ export function saveAccountKey(path: string, key: AccountKey): void {
     const code = (cause as NodeJS.ErrnoException).code;
     throw new ChainError(
       ChainErrorCode.KeyFile,
-      code === 'EEXIST' ? `key file ${path} already exists; refusing to overwrite a key` : `cannot create key file ${path}: ${code ?? String(cause)}`,
+      code === 'EEXIST'
+        ? `key file ${path} already exists; refusing to overwrite a key`
+        : `cannot create key file ${path}: ${code ?? String(cause)}`,
       { path },
       { cause },
     );
@@ -146,12 +152,14 @@ export function loadAccountKey(path: string, purpose: KeyPurpose = 'account'): A
   } catch (cause) {
     return fail('not JSON', cause);
   }
-  if (json.type !== 'quorate-ed25519-key' || json.version !== KEY_FILE_VERSION) fail('not a quorate Ed25519 key file of version 1');
+  if (json.type !== 'quorate-ed25519-key' || json.version !== KEY_FILE_VERSION)
+    fail('not a quorate Ed25519 key file of version 1');
   if (json.purpose !== purpose) fail(`holds a ${String(json.purpose)} key, expected a ${purpose} key`);
   const seed = fromHex(String(json.seed), 32);
   if (!seed) return fail('seed is not 32 bytes of hex');
   const key = keyFromSeed(seed, purpose);
-  if (json.publicKey !== toHex(key.publicKeyRaw) || json.address !== key.address) fail('public key or address does not match the seed');
+  if (json.publicKey !== toHex(key.publicKeyRaw) || json.address !== key.address)
+    fail('public key or address does not match the seed');
   return key;
 }
 
@@ -183,7 +191,9 @@ function cacheEntry(publicKeyRaw: Uint8Array): { key: KeyObject; address?: Addre
   const id = toHexBare(publicKeyRaw);
   let entry = publicKeyCache.get(id);
   if (entry === undefined) {
-    entry = { key: crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKeyRaw]), format: 'der', type: 'spki' }) };
+    entry = {
+      key: crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKeyRaw]), format: 'der', type: 'spki' }),
+    };
     if (publicKeyCache.size >= MAX_CACHED_PUBLIC_KEYS) {
       const oldest = publicKeyCache.keys().next().value as string;
       publicKeyCache.delete(oldest);

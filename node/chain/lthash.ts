@@ -31,7 +31,12 @@ assert(os.endianness() === 'LE', 'LtHash lanes are little-endian; this platform 
 export function expandElement(key: Uint8Array, value: Uint8Array): Uint16Array {
   const len = Buffer.allocUnsafe(4);
   len.writeUInt32BE(key.length, 0);
-  const out = crypto.createHash('shake256', { outputLength: LTHASH_BYTES }).update(len).update(key).update(value).digest();
+  const out = crypto
+    .createHash('shake256', { outputLength: LTHASH_BYTES })
+    .update(len)
+    .update(key)
+    .update(value)
+    .digest();
   if (out.byteOffset % 2 === 0) return new Uint16Array(out.buffer, out.byteOffset, LTHASH_LANES);
   return new Uint16Array(Uint8Array.from(out).buffer);
 }
@@ -104,7 +109,8 @@ export function expandStateElement(key: string, keyBytes: Uint8Array, value: Uin
   if (hit !== undefined && valuesEqual(hit.value, value)) return hit.vector;
   const vector = expandElement(keyBytes, value);
   if (hit !== undefined) vectorCache.delete(key);
-  else if (vectorCache.size >= MAX_CACHED_ELEMENT_VECTORS) vectorCache.delete(vectorCache.keys().next().value as string);
+  else if (vectorCache.size >= MAX_CACHED_ELEMENT_VECTORS)
+    vectorCache.delete(vectorCache.keys().next().value as string);
   vectorCache.set(key, { value, vector });
   return vector;
 }

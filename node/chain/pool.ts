@@ -20,7 +20,15 @@
 import { ChainError, ChainErrorCode, assert } from './errors.js';
 import type { Address } from './keys.js';
 import type { Application } from './app.js';
-import { MAX_TX_BYTES, type Transaction, VerifiedTxCache, decodeRawTransaction, decodeTransaction, isPrivate, verifyTransaction } from './tx.js';
+import {
+  MAX_TX_BYTES,
+  type Transaction,
+  VerifiedTxCache,
+  decodeRawTransaction,
+  decodeTransaction,
+  isPrivate,
+  verifyTransaction,
+} from './tx.js';
 
 /** Most transactions held (pending + taken by the minter but not committed). */
 export const MAX_POOL_TXS = 50_000;
@@ -81,7 +89,10 @@ export class TxPool {
     this.maxNonceGap = o.maxNonceGap ?? MAX_NONCE_GAP;
     this.queuedLifetimeMs = o.queuedLifetimeMs ?? QUEUED_TX_LIFETIME_MS;
     this.nowMs = o.nowMs ?? (() => Date.now());
-    assert(this.maxTxs > 0 && this.maxBytes > 0 && this.maxNonceGap >= 0 && this.queuedLifetimeMs > 0, 'pool limits must be positive');
+    assert(
+      this.maxTxs > 0 && this.maxBytes > 0 && this.maxNonceGap >= 0 && this.queuedLifetimeMs > 0,
+      'pool limits must be positive',
+    );
   }
 
   get size(): number {
@@ -114,14 +125,29 @@ export class TxPool {
    * TxMalformed (application refused). The cheap checks run first; the signature last.
    */
   add(tx: Transaction): void {
-    if (tx.encoded.length > MAX_TX_BYTES) throw new ChainError(ChainErrorCode.TxTooLarge, `transaction of ${tx.encoded.length} bytes is over MAX_TX_BYTES=${MAX_TX_BYTES}`);
+    if (tx.encoded.length > MAX_TX_BYTES)
+      throw new ChainError(
+        ChainErrorCode.TxTooLarge,
+        `transaction of ${tx.encoded.length} bytes is over MAX_TX_BYTES=${MAX_TX_BYTES}`,
+      );
     if (tx.chainId !== this.chainId) {
-      throw new ChainError(ChainErrorCode.TxWrongChainId, `transaction is for chain ${tx.chainId}, this chain is ${this.chainId}`, { hash: tx.hashHex });
+      throw new ChainError(
+        ChainErrorCode.TxWrongChainId,
+        `transaction is for chain ${tx.chainId}, this chain is ${this.chainId}`,
+        { hash: tx.hashHex },
+      );
     }
-    if (this.byHash.has(tx.hashHex)) throw new ChainError(ChainErrorCode.TxDuplicate, `transaction ${tx.hashHex} is already pending`, { hash: tx.hashHex });
+    if (this.byHash.has(tx.hashHex))
+      throw new ChainError(ChainErrorCode.TxDuplicate, `transaction ${tx.hashHex} is already pending`, {
+        hash: tx.hashHex,
+      });
     const committed = this.nonceOf(tx.from);
     if (tx.nonce < committed) {
-      throw new ChainError(ChainErrorCode.NonceTooLow, `nonce ${tx.nonce} of ${tx.from} is already used; the next nonce is ${committed}`, { hash: tx.hashHex, nonce: tx.nonce, next: committed });
+      throw new ChainError(
+        ChainErrorCode.NonceTooLow,
+        `nonce ${tx.nonce} of ${tx.from} is already used; the next nonce is ${committed}`,
+        { hash: tx.hashHex, nonce: tx.nonce, next: committed },
+      );
     }
     if (tx.nonce > committed + this.maxNonceGap) {
       throw new ChainError(
@@ -133,13 +159,21 @@ export class TxPool {
     const q = this.accounts.get(tx.from);
     if (q?.txs.has(tx.nonce)) {
       // `next`: the first nonce after this account's pending run, so a sender that lost track can jump there.
-      throw new ChainError(ChainErrorCode.NonceAlreadyPending, `another transaction of ${tx.from} with nonce ${tx.nonce} is already pending`, { hash: tx.hashHex, nonce: tx.nonce, next: this.pendingNonce(tx.from) });
+      throw new ChainError(
+        ChainErrorCode.NonceAlreadyPending,
+        `another transaction of ${tx.from} with nonce ${tx.nonce} is already pending`,
+        { hash: tx.hashHex, nonce: tx.nonce, next: this.pendingNonce(tx.from) },
+      );
     }
     if (this.byHash.size >= this.maxTxs || this.totalBytes + tx.encoded.length > this.maxBytes) {
-      throw new ChainError(ChainErrorCode.PoolFull, `the transaction pool is full (${this.byHash.size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry later`, {
-        size: this.byHash.size,
-        bytes: this.totalBytes,
-      });
+      throw new ChainError(
+        ChainErrorCode.PoolFull,
+        `the transaction pool is full (${this.byHash.size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry later`,
+        {
+          size: this.byHash.size,
+          bytes: this.totalBytes,
+        },
+      );
     }
     verifyTransaction(tx, this.chainId, this.verifiedTxs);
     if (!isPrivate(tx)) this.app.validateTx(tx, tx.ops);

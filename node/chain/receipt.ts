@@ -30,7 +30,13 @@ export function truncateReason(reason: string): string {
 }
 
 export function encodeReceipt(r: Receipt): Uint8Array {
-  return new Writer(64).u8(1).raw(r.txHash).u8(r.status).u8(r.isPrivate ? 1 : 0).str16(truncateReason(r.reason)).finish();
+  return new Writer(64)
+    .u8(1)
+    .raw(r.txHash)
+    .u8(r.status)
+    .u8(r.isPrivate ? 1 : 0)
+    .str16(truncateReason(r.reason))
+    .finish();
 }
 
 export function decodeReceipt(bytes: Uint8Array): Receipt {
@@ -75,7 +81,12 @@ export interface ReceiptJson {
  * RPC view (eth_getTransactionReceipt). For a private transaction pass this node's private
  * receipt as `privateReceipt` when it is a party: its status/reason are then the ones shown.
  */
-export function receiptToJson(receipt: Receipt, tx: Transaction, location: TxLocation, privateReceipt?: Receipt): ReceiptJson {
+export function receiptToJson(
+  receipt: Receipt,
+  tx: Transaction,
+  location: TxLocation,
+  privateReceipt?: Receipt,
+): ReceiptJson {
   const shown = privateReceipt ?? receipt;
   const out: ReceiptJson = {
     transactionHash: tx.hashHex,

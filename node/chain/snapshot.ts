@@ -47,7 +47,11 @@ const invalid = (why: string): never => {
   throw new ChainError(ChainErrorCode.SnapshotInvalid, `snapshot: ${why}`);
 };
 
-export function* exportSnapshot(chain: ChainState, appliedRaftIndex: number, options: { includePrivate: boolean }): Generator<Uint8Array> {
+export function* exportSnapshot(
+  chain: ChainState,
+  appliedRaftIndex: number,
+  options: { includePrivate: boolean },
+): Generator<Uint8Array> {
   const head = encodeBlock(chain.head);
   yield new Writer(head.length + 32)
     .u8(KIND_HEADER)
@@ -81,12 +85,18 @@ export function* exportSnapshot(chain: ChainState, appliedRaftIndex: number, opt
     }
     yield* flush();
   }
-  yield new Writer(65).u8(KIND_TRAILER).raw(chain.state.root()).raw(options.includePrivate ? chain.privateState.root() : ZERO_HASH).finish();
+  yield new Writer(65)
+    .u8(KIND_TRAILER)
+    .raw(chain.state.root())
+    .raw(options.includePrivate ? chain.privateState.root() : ZERO_HASH)
+    .finish();
 }
 
 /** Reads chunks from exportSnapshot; checks sizes, order, counts and roots. */
 export function importSnapshot(chunks: Iterable<Uint8Array>): StoreSnapshot {
-  let header: { appliedRaftIndex: number; head: Block; includesPrivate: boolean; publicEntries: number; privateEntries: number } | undefined;
+  let header:
+    | { appliedRaftIndex: number; head: Block; includesPrivate: boolean; publicEntries: number; privateEntries: number }
+    | undefined;
   const entries: [[string, Uint8Array][], [string, Uint8Array][]] = [[], []];
   let trailer: { publicRoot: Uint8Array; privateRoot: Uint8Array } | undefined;
   let total = 0;
@@ -138,12 +148,16 @@ export function importSnapshot(chunks: Iterable<Uint8Array>): StoreSnapshot {
   }
   if (!header || !trailer) return invalid('truncated: no header or no trailer');
   if (entries[0].length !== header.publicEntries || entries[1].length !== header.privateEntries) {
-    invalid(`entry counts differ from the header (${entries[0].length}/${header.publicEntries} public, ${entries[1].length}/${header.privateEntries} private)`);
+    invalid(
+      `entry counts differ from the header (${entries[0].length}/${header.publicEntries} public, ${entries[1].length}/${header.privateEntries} private)`,
+    );
   }
   const state = MemoryState.fromEntries(entries[0]);
   if (state.size !== entries[0].length) invalid('duplicate public keys');
   if (!bytesEqual(state.root(), header.head.header.stateRoot) || !bytesEqual(state.root(), trailer.publicRoot)) {
-    invalid(`public state root ${toHex(state.root())} does not match the head block's ${toHex(header.head.header.stateRoot)}`);
+    invalid(
+      `public state root ${toHex(state.root())} does not match the head block's ${toHex(header.head.header.stateRoot)}`,
+    );
   }
   let privateState: MemoryState | undefined;
   if (header.includesPrivate) {
@@ -151,7 +165,12 @@ export function importSnapshot(chunks: Iterable<Uint8Array>): StoreSnapshot {
     if (privateState.size !== entries[1].length) invalid('duplicate private keys');
     if (!bytesEqual(privateState.root(), trailer.privateRoot)) invalid('private state root does not match the trailer');
   }
-  return { appliedRaftIndex: header.appliedRaftIndex, head: header.head, state, ...(privateState ? { privateState } : {}) };
+  return {
+    appliedRaftIndex: header.appliedRaftIndex,
+    head: header.head,
+    state,
+    ...(privateState ? { privateState } : {}),
+  };
 }
 
 /**

@@ -140,7 +140,10 @@ export class StateOverlay implements StateView {
    */
   rebase(newParent: StateView): void {
     if (newParent === this.parentView) return;
-    assert(bytesEqual(newParent.root(), this.parentView.root()), 'StateOverlay.rebase: the new parent holds a different state');
+    assert(
+      bytesEqual(newParent.root(), this.parentView.root()),
+      'StateOverlay.rebase: the new parent holds a different state',
+    );
     this.delta();
     this.parentView = newParent;
   }

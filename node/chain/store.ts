@@ -43,7 +43,19 @@ import type { Hash } from './hash.js';
 import type { Address } from './keys.js';
 import { type Block, decodeBlock, decodeBlockTransaction, encodeBlock } from './block.js';
 import { type Receipt, decodeReceipt, encodeReceipt } from './receipt.js';
-import { MAX_LIST_READ_ITEMS, MemoryState, type StateChanges, type StateView, decodeU64, encodeU64, getBalance, getList, getNonce, getValue, stateKeys } from './state.js';
+import {
+  MAX_LIST_READ_ITEMS,
+  MemoryState,
+  type StateChanges,
+  type StateView,
+  decodeU64,
+  encodeU64,
+  getBalance,
+  getList,
+  getNonce,
+  getValue,
+  stateKeys,
+} from './state.js';
 import type { LtHash } from './lthash.js';
 import type { Transaction, TxLocation } from './tx.js';
 
@@ -113,7 +125,13 @@ export interface ChainStore {
    */
   init(chainId: number, genesis: Block, genesisState: MemoryState): Promise<void>;
   /** One atomic, synced batch: block, receipts, public + private changes, applied index. */
-  commitBlock(block: Block, receipts: readonly Receipt[], stateChanges: StateChanges, privateChanges: PrivateChanges, appliedRaftIndex: number): Promise<void>;
+  commitBlock(
+    block: Block,
+    receipts: readonly Receipt[],
+    stateChanges: StateChanges,
+    privateChanges: PrivateChanges,
+    appliedRaftIndex: number,
+  ): Promise<void>;
   /** A Raft entry that changed nothing here (no-op block, empty entry, conf change): synced. */
   recordNoop(appliedRaftIndex: number): Promise<void>;
   /**
@@ -247,7 +265,12 @@ export class MemoryKv implements KvBackend {
 }
 
 function ioError(what: string, cause: unknown): ChainError {
-  return new ChainError(ChainErrorCode.StoreIo, `chain store: ${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { what }, { cause });
+  return new ChainError(
+    ChainErrorCode.StoreIo,
+    `chain store: ${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+    { what },
+    { cause },
+  );
 }
 
 export class LevelKv implements KvBackend {
@@ -292,7 +315,11 @@ export class LevelKv implements KvBackend {
     const upper = prefixUpperBound(prefix);
     const it = this.db.iterator(upper ? { gte: prefix, lt: upper } : { gte: prefix });
     try {
-      for await (const [k, v] of it) yield [new Uint8Array(k.buffer, k.byteOffset, k.byteLength), new Uint8Array(v.buffer, v.byteOffset, v.byteLength)];
+      for await (const [k, v] of it)
+        yield [
+          new Uint8Array(k.buffer, k.byteOffset, k.byteLength),
+          new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+        ];
     } catch (e) {
       throw ioError('scan', e);
     } finally {
@@ -307,7 +334,10 @@ export class LevelKv implements KvBackend {
       try {
         for await (const [k, v] of it) {
           if (!startsWith(k, prefix)) return undefined;
-          return [new Uint8Array(k.buffer, k.byteOffset, k.byteLength), new Uint8Array(v.buffer, v.byteOffset, v.byteLength)];
+          return [
+            new Uint8Array(k.buffer, k.byteOffset, k.byteLength),
+            new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+          ];
         }
         return undefined;
       } finally {
@@ -371,8 +401,13 @@ function encodeCatchUp(r: CatchUpRecord): Uint8Array {
 }
 
 function decodeCatchUp(v: Uint8Array): CatchUpRecord {
-  if (v.length !== 24) throw new ChainError(ChainErrorCode.StoreCorrupt, 'chain store: catch-up record is not 24 bytes');
-  return { privateThrough: decodeU64(v.subarray(0, 8)), backfillNext: decodeU64(v.subarray(8, 16)), snapshotHead: decodeU64(v.subarray(16, 24)) };
+  if (v.length !== 24)
+    throw new ChainError(ChainErrorCode.StoreCorrupt, 'chain store: catch-up record is not 24 bytes');
+  return {
+    privateThrough: decodeU64(v.subarray(0, 8)),
+    backfillNext: decodeU64(v.subarray(8, 16)),
+    snapshotHead: decodeU64(v.subarray(16, 24)),
+  };
 }
 
 /** T <hash> value: u64 block number ‖ u32 index ‖ [32] block hash. */
@@ -475,10 +510,14 @@ export class KvChainStore implements ChainStore {
     const existing = await this.kv.get(K_CHAIN);
     if (existing !== undefined) {
       if (!bytesEqual(existing, chainTag)) {
-        throw new ChainError(ChainErrorCode.StoreCorrupt, `this data directory holds another chain (chainId/genesis differ from genesis.json); refusing to open it`, {
-          stored: toHex(existing),
-          expected: toHex(chainTag),
-        });
+        throw new ChainError(
+          ChainErrorCode.StoreCorrupt,
+          `this data directory holds another chain (chainId/genesis differ from genesis.json); refusing to open it`,
+          {
+            stored: toHex(existing),
+            expected: toHex(chainTag),
+          },
+        );
       }
       return;
     }
@@ -502,15 +541,30 @@ export class KvChainStore implements ChainStore {
     });
   }
 
-  commitBlock(block: Block, receipts: readonly Receipt[], stateChanges: StateChanges, privateChanges: PrivateChanges, appliedRaftIndex: number): Promise<void> {
+  commitBlock(
+    block: Block,
+    receipts: readonly Receipt[],
+    stateChanges: StateChanges,
+    privateChanges: PrivateChanges,
+    appliedRaftIndex: number,
+  ): Promise<void> {
     this.checkOpen();
-    assert(receipts.length === block.transactions.length, () => `commitBlock: ${receipts.length} receipts for ${block.transactions.length} transactions`);
+    assert(
+      receipts.length === block.transactions.length,
+      () => `commitBlock: ${receipts.length} receipts for ${block.transactions.length} transactions`,
+    );
     return this.serial(async () => {
       const head = await this.head();
       assert(head !== undefined, 'commitBlock before init');
-      assert(block.header.number === head.number + 1 && bytesEqual(block.header.parentHash, head.hash), () => `commitBlock: block ${block.header.number} does not extend the stored head ${head.number}`);
+      assert(
+        block.header.number === head.number + 1 && bytesEqual(block.header.parentHash, head.hash),
+        () => `commitBlock: block ${block.header.number} does not extend the stored head ${head.number}`,
+      );
       const applied = await this.appliedIndex();
-      assert(appliedRaftIndex > applied, () => `commitBlock: applied index ${appliedRaftIndex} is not after the stored ${applied}`);
+      assert(
+        appliedRaftIndex > applied,
+        () => `commitBlock: applied index ${appliedRaftIndex} is not after the stored ${applied}`,
+      );
       const n = block.header.number;
       const b = this.kv.batch();
       putBlockBody(b, block, receipts);
@@ -538,7 +592,10 @@ export class KvChainStore implements ChainStore {
     this.checkOpen();
     return this.serial(async () => {
       const applied = await this.appliedIndex();
-      assert(appliedRaftIndex > applied, () => `recordNoop: applied index ${appliedRaftIndex} is not after the stored ${applied}`);
+      assert(
+        appliedRaftIndex > applied,
+        () => `recordNoop: applied index ${appliedRaftIndex} is not after the stored ${applied}`,
+      );
       const b = this.kv.batch();
       b.put(K_APPLIED, encodeU64(appliedRaftIndex));
       await b.write(true);
@@ -548,10 +605,16 @@ export class KvChainStore implements ChainStore {
 
   recordMembership(membership: Uint8Array, appliedRaftIndex: number): Promise<void> {
     this.checkOpen();
-    assert(membership.length <= MAX_MEMBERSHIP_RECORD_BYTES, () => `membership record of ${membership.length} bytes is over ${MAX_MEMBERSHIP_RECORD_BYTES}`);
+    assert(
+      membership.length <= MAX_MEMBERSHIP_RECORD_BYTES,
+      () => `membership record of ${membership.length} bytes is over ${MAX_MEMBERSHIP_RECORD_BYTES}`,
+    );
     return this.serial(async () => {
       const applied = await this.appliedIndex();
-      assert(appliedRaftIndex >= applied, () => `recordMembership: applied index ${appliedRaftIndex} is before the stored ${applied}`);
+      assert(
+        appliedRaftIndex >= applied,
+        () => `recordMembership: applied index ${appliedRaftIndex} is before the stored ${applied}`,
+      );
       const b = this.kv.batch();
       b.put(K_MEMBERSHIP, membership);
       b.put(K_APPLIED, encodeU64(appliedRaftIndex));
@@ -567,8 +630,14 @@ export class KvChainStore implements ChainStore {
 
   installSnapshot(s: StoreSnapshot): Promise<void> {
     this.checkOpen();
-    assert(s.membership === undefined || s.membership.length <= MAX_MEMBERSHIP_RECORD_BYTES, 'installSnapshot: membership record over MAX_MEMBERSHIP_RECORD_BYTES');
-    assert(bytesEqual(s.state.root(), s.head.header.stateRoot), 'installSnapshot: the state does not match the head block');
+    assert(
+      s.membership === undefined || s.membership.length <= MAX_MEMBERSHIP_RECORD_BYTES,
+      'installSnapshot: membership record over MAX_MEMBERSHIP_RECORD_BYTES',
+    );
+    assert(
+      bytesEqual(s.state.root(), s.head.header.stateRoot),
+      'installSnapshot: the state does not match the head block',
+    );
     return this.serial(async () => {
       const b = this.kv.batch();
       const oldHead = await this.head();
@@ -631,7 +700,10 @@ export class KvChainStore implements ChainStore {
   rememberIncarnation(raftId: number, incarnation: string | undefined): Promise<void> {
     this.checkOpen();
     assert(Number.isSafeInteger(raftId) && raftId > 0, () => `rememberIncarnation: bad raft id ${raftId}`);
-    assert(incarnation === undefined || (incarnation.length > 0 && incarnation.length <= MAX_INCARNATION_CHARS), 'rememberIncarnation: incarnation of 1..MAX_INCARNATION_CHARS characters');
+    assert(
+      incarnation === undefined || (incarnation.length > 0 && incarnation.length <= MAX_INCARNATION_CHARS),
+      'rememberIncarnation: incarnation of 1..MAX_INCARNATION_CHARS characters',
+    );
     const idBytes = new Uint8Array(8);
     new DataView(idBytes.buffer).setBigUint64(0, BigInt(raftId));
     const k = concatBytes([K_INCARNATION, idBytes]);
@@ -666,14 +738,23 @@ export class KvChainStore implements ChainStore {
     return this.serial(async () => {
       const record = await this.catchUp();
       assert(record !== undefined, 'storeBackfilledBlocks: no catch-up in progress');
-      assert(backfillNext <= record.backfillNext, () => `storeBackfilledBlocks: backfillNext ${backfillNext} moves up from ${record.backfillNext}`);
+      assert(
+        backfillNext <= record.backfillNext,
+        () => `storeBackfilledBlocks: backfillNext ${backfillNext} moves up from ${record.backfillNext}`,
+      );
       const head = await this.head();
       assert(head !== undefined, 'storeBackfilledBlocks before init');
       const b = this.kv.batch();
       for (const { block, receipts } of blocks) {
         const n = block.header.number;
-        assert(n > record.privateThrough && n <= head.number, () => `storeBackfilledBlocks: block ${n} is outside (${record.privateThrough}, ${head.number}]`);
-        assert(receipts.length === block.transactions.length, () => `storeBackfilledBlocks: ${receipts.length} receipts for ${block.transactions.length} transactions`);
+        assert(
+          n > record.privateThrough && n <= head.number,
+          () => `storeBackfilledBlocks: block ${n} is outside (${record.privateThrough}, ${head.number}]`,
+        );
+        assert(
+          receipts.length === block.transactions.length,
+          () => `storeBackfilledBlocks: ${receipts.length} receipts for ${block.transactions.length} transactions`,
+        );
         putBlockBody(b, block, receipts);
       }
       b.put(K_CATCH_UP, encodeCatchUp({ ...record, backfillNext }));
@@ -686,10 +767,20 @@ export class KvChainStore implements ChainStore {
     return this.serial(async () => {
       const record = await this.catchUp();
       assert(record !== undefined, 'commitPrivateReplay: no catch-up in progress');
-      assert(blockNumber > record.privateThrough, () => `commitPrivateReplay: block ${blockNumber} is not after privateThrough ${record.privateThrough}`);
+      assert(
+        blockNumber > record.privateThrough,
+        () => `commitPrivateReplay: block ${blockNumber} is not after privateThrough ${record.privateThrough}`,
+      );
       const head = await this.head();
-      assert(head !== undefined && blockNumber <= head.number, () => `commitPrivateReplay: block ${blockNumber} is above the head`);
-      assert(!done || (blockNumber === head.number && record.backfillNext <= blockNumber), () => `commitPrivateReplay: done at block ${blockNumber}, head ${head.number}, backfillNext ${record.backfillNext}`);
+      assert(
+        head !== undefined && blockNumber <= head.number,
+        () => `commitPrivateReplay: block ${blockNumber} is above the head`,
+      );
+      assert(
+        !done || (blockNumber === head.number && record.backfillNext <= blockNumber),
+        () =>
+          `commitPrivateReplay: done at block ${blockNumber}, head ${head.number}, backfillNext ${record.backfillNext}`,
+      );
       const b = this.kv.batch();
       for (const r of privateChanges.receipts.values()) b.put(key(P.privReceipt, r.txHash), encodeReceipt(r));
       for (const [k, v] of privateChanges.entries) {
@@ -736,7 +827,8 @@ export class KvChainStore implements ChainStore {
    */
   private rememberBlock(block: Block): void {
     this.recentBlocks.set(block.header.number, block);
-    while (this.recentBlocks.size > RECENT_BLOCKS_CACHED) this.recentBlocks.delete(this.recentBlocks.keys().next().value as number);
+    while (this.recentBlocks.size > RECENT_BLOCKS_CACHED)
+      this.recentBlocks.delete(this.recentBlocks.keys().next().value as number);
   }
 
   async getBlockByHash(hash: Hash): Promise<Block | undefined> {
@@ -749,8 +841,13 @@ export class KvChainStore implements ChainStore {
     this.checkOpen();
     const v = await this.kv.get(key(P.txLoc, txHash));
     if (v === undefined) return undefined;
-    if (v.length !== 44) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: tx location of ${toHex(txHash)} is not 44 bytes`);
-    return { blockNumber: decodeU64(v.subarray(0, 8)), index: new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(8), blockHash: v.slice(12) };
+    if (v.length !== 44)
+      throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: tx location of ${toHex(txHash)} is not 44 bytes`);
+    return {
+      blockNumber: decodeU64(v.subarray(0, 8)),
+      index: new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(8),
+      blockHash: v.slice(12),
+    };
   }
 
   async getTransaction(txHash: Hash): Promise<{ tx: Transaction; location: TxLocation } | undefined> {
@@ -759,7 +856,11 @@ export class KvChainStore implements ChainStore {
     const blk = await this.kv.get(blockKey(location.blockNumber));
     if (blk === undefined) return undefined; // below an installed snapshot: the body is not held
     const tx = decodeBlockTransaction(blk, location.index);
-    if (!tx || !bytesEqual(tx.hash, txHash)) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: tx index of ${toHex(txHash)} points to the wrong transaction`);
+    if (!tx || !bytesEqual(tx.hash, txHash))
+      throw new ChainError(
+        ChainErrorCode.StoreCorrupt,
+        `chain store: tx index of ${toHex(txHash)} points to the wrong transaction`,
+      );
     return { tx, location };
   }
 
@@ -782,7 +883,8 @@ export class KvChainStore implements ChainStore {
     const found = await this.kv.firstAtOrAfter(historyKey(space, k, atBlock), historyPrefix(space, k));
     if (!found) return undefined;
     const v = found[1];
-    if (v.length === 0 || (v[0] !== TAG_DELETED && v[0] !== TAG_PRESENT)) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: bad version record for ${k}`);
+    if (v.length === 0 || (v[0] !== TAG_DELETED && v[0] !== TAG_PRESENT))
+      throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: bad version record for ${k}`);
     return v[0] === TAG_DELETED ? undefined : v.slice(1);
   }
 
@@ -790,11 +892,19 @@ export class KvChainStore implements ChainStore {
   private async checkHistory(atBlock: number | undefined): Promise<void> {
     if (atBlock === undefined) return;
     const head = await this.head();
-    if (head === undefined || atBlock > head.number) throw new ChainError(ChainErrorCode.HistoryUnavailable, `block ${atBlock} is not committed yet (head is ${head?.number ?? 'none'})`);
+    if (head === undefined || atBlock > head.number)
+      throw new ChainError(
+        ChainErrorCode.HistoryUnavailable,
+        `block ${atBlock} is not committed yet (head is ${head?.number ?? 'none'})`,
+      );
     const fromBytes = await this.kv.get(K_HISTORY_FROM);
     const from = fromBytes === undefined ? 0 : decodeU64(fromBytes);
     if (atBlock < from) {
-      throw new ChainError(ChainErrorCode.HistoryUnavailable, `state before block ${from} is not kept on this node (it was rebuilt from a snapshot at block ${from}); ask another member`, { historyFrom: from });
+      throw new ChainError(
+        ChainErrorCode.HistoryUnavailable,
+        `state before block ${from} is not kept on this node (it was rebuilt from a snapshot at block ${from}); ask another member`,
+        { historyFrom: from },
+      );
     }
   }
 
@@ -839,7 +949,11 @@ export class KvChainStore implements ChainStore {
       const entries: [string, Uint8Array][] = [];
       const dec = new TextDecoder();
       for await (const [k, v] of this.kv.scan(Uint8Array.of(prefix))) {
-        if (entries.length >= MAX_STATE_ENTRIES) throw new ChainError(ChainErrorCode.StoreCorrupt, `state has over MAX_STATE_ENTRIES=${MAX_STATE_ENTRIES} entries`);
+        if (entries.length >= MAX_STATE_ENTRIES)
+          throw new ChainError(
+            ChainErrorCode.StoreCorrupt,
+            `state has over MAX_STATE_ENTRIES=${MAX_STATE_ENTRIES} entries`,
+          );
         entries.push([dec.decode(k.subarray(1)), Uint8Array.from(v)]);
       }
       return MemoryState.fromEntries(entries);
@@ -849,11 +963,16 @@ export class KvChainStore implements ChainStore {
     const head = await this.head();
     if (head) {
       const block = await this.getBlockByNumber(head.number);
-      if (!block) throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: head block ${head.number} is missing`);
+      if (!block)
+        throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: head block ${head.number} is missing`);
       if (!bytesEqual(block.header.stateRoot, state.root())) {
-        throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: stored state root ${toHex(state.root())} does not match head block ${head.number}'s ${toHex(block.header.stateRoot)}`, {
-          head: head.number,
-        });
+        throw new ChainError(
+          ChainErrorCode.StoreCorrupt,
+          `chain store: stored state root ${toHex(state.root())} does not match head block ${head.number}'s ${toHex(block.header.stateRoot)}`,
+          {
+            head: head.number,
+          },
+        );
       }
     }
     return { state, privateState };

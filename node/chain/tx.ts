@@ -119,13 +119,15 @@ function checkKey(key: unknown): void {
   if (typeof key !== 'string') malformed('op key must be a string');
   // A lone surrogate would be encoded as U+FFFD: what is signed would differ from what was asked.
   if (!key.isWellFormed()) malformed('op key is not well-formed Unicode (lone surrogate)');
-  if (utf8Length(key) > MAX_KEY_BYTES) tooLarge(`key of ${utf8Length(key)} bytes is over MAX_KEY_BYTES=${MAX_KEY_BYTES}`);
+  if (utf8Length(key) > MAX_KEY_BYTES)
+    tooLarge(`key of ${utf8Length(key)} bytes is over MAX_KEY_BYTES=${MAX_KEY_BYTES}`);
 }
 
 function checkValue(value: unknown, field = 'value'): void {
   if (typeof value !== 'string') malformed(`op ${field} must be a string`);
   if (!value.isWellFormed()) malformed(`op ${field} is not well-formed Unicode (lone surrogate)`);
-  if (utf8Length(value) > MAX_VALUE_BYTES) tooLarge(`${field} of ${utf8Length(value)} bytes is over MAX_VALUE_BYTES=${MAX_VALUE_BYTES}`);
+  if (utf8Length(value) > MAX_VALUE_BYTES)
+    tooLarge(`${field} of ${utf8Length(value)} bytes is over MAX_VALUE_BYTES=${MAX_VALUE_BYTES}`);
 }
 
 /** Checks an op list against the limits; throws ChainError TxMalformed / TxTooLarge. */
@@ -136,7 +138,8 @@ export function checkOps(ops: readonly Op[]): void {
     switch (op?.type) {
       case 'transfer':
         if (!isAddress(op.to)) malformed(`transfer.to is not a lowercase 0x address: ${String(op.to)}`);
-        if (typeof op.amount !== 'bigint' || op.amount < 0n || op.amount > MAX_AMOUNT) malformed('transfer.amount must be an unsigned 256-bit integer');
+        if (typeof op.amount !== 'bigint' || op.amount < 0n || op.amount > MAX_AMOUNT)
+          malformed('transfer.amount must be an unsigned 256-bit integer');
         break;
       case 'put':
       case 'append':
@@ -226,12 +229,14 @@ export function encodePrivatePayload(ops: readonly Op[]): Uint8Array {
   w.u8(PRIVATE_PAYLOAD_VERSION);
   writeOps(w, ops);
   const out = w.finish();
-  if (out.length > MAX_PRIVATE_PAYLOAD_BYTES) tooLarge(`private payload of ${out.length} bytes is over MAX_PRIVATE_PAYLOAD_BYTES=${MAX_PRIVATE_PAYLOAD_BYTES}`);
+  if (out.length > MAX_PRIVATE_PAYLOAD_BYTES)
+    tooLarge(`private payload of ${out.length} bytes is over MAX_PRIVATE_PAYLOAD_BYTES=${MAX_PRIVATE_PAYLOAD_BYTES}`);
   return out;
 }
 
 export function decodePrivatePayload(bytes: Uint8Array): Op[] {
-  if (bytes.length > MAX_PRIVATE_PAYLOAD_BYTES) tooLarge(`private payload of ${bytes.length} bytes is over MAX_PRIVATE_PAYLOAD_BYTES=${MAX_PRIVATE_PAYLOAD_BYTES}`);
+  if (bytes.length > MAX_PRIVATE_PAYLOAD_BYTES)
+    tooLarge(`private payload of ${bytes.length} bytes is over MAX_PRIVATE_PAYLOAD_BYTES=${MAX_PRIVATE_PAYLOAD_BYTES}`);
   const r = new Reader(bytes, ChainErrorCode.TxMalformed, 'private payload');
   const v = r.u8();
   if (v !== PRIVATE_PAYLOAD_VERSION) r.fail(`unknown private payload version ${v}`);
@@ -256,17 +261,21 @@ function writeUnsigned(w: Writer, tx: UnsignedTransaction): void {
 }
 
 function checkUnsigned(tx: UnsignedTransaction): void {
-  if (tx.type !== TxType.LedgerV1) throw new ChainError(ChainErrorCode.TxUnsupportedType, `unsupported transaction type ${tx.type}`);
+  if (tx.type !== TxType.LedgerV1)
+    throw new ChainError(ChainErrorCode.TxUnsupportedType, `unsupported transaction type ${tx.type}`);
   if (!Number.isSafeInteger(tx.chainId) || tx.chainId < 0) malformed('chainId must be a non-negative safe integer');
   if (!Number.isSafeInteger(tx.nonce) || tx.nonce < 0) malformed('nonce must be a non-negative safe integer');
   if (!isAddress(tx.from)) malformed(`from is not a lowercase 0x address: ${String(tx.from)}`);
-  if (!(tx.publicKey instanceof Uint8Array) || tx.publicKey.length !== PUBLIC_KEY_BYTES) malformed('publicKey must be 32 bytes');
+  if (!(tx.publicKey instanceof Uint8Array) || tx.publicKey.length !== PUBLIC_KEY_BYTES)
+    malformed('publicKey must be 32 bytes');
   checkOps(tx.ops);
   if (tx.privatePayloadHash !== undefined) {
-    if (tx.privatePayloadHash.length !== PRIVATE_PAYLOAD_HASH_BYTES) malformed('privatePayloadHash must be 64 bytes (SHA3-512)');
+    if (tx.privatePayloadHash.length !== PRIVATE_PAYLOAD_HASH_BYTES)
+      malformed('privatePayloadHash must be 64 bytes (SHA3-512)');
     if (tx.ops.length !== 0) malformed('a private transaction carries no ops on chain (they are its private payload)');
     const recipients = tx.privateFor ?? [];
-    if (recipients.length > MAX_PRIVATE_FOR) tooLarge(`privateFor has ${recipients.length} keys, over MAX_PRIVATE_FOR=${MAX_PRIVATE_FOR}`);
+    if (recipients.length > MAX_PRIVATE_FOR)
+      tooLarge(`privateFor has ${recipients.length} keys, over MAX_PRIVATE_FOR=${MAX_PRIVATE_FOR}`);
     for (const k of recipients) if (k.length !== ENCLAVE_KEY_BYTES) malformed('privateFor keys must be 32 bytes');
   } else if (tx.privateFor !== undefined && tx.privateFor.length > 0) {
     malformed('privateFor given without privatePayloadHash');
@@ -286,7 +295,14 @@ function signingMessage(unsignedBytes: Uint8Array): Uint8Array {
  * Throws ChainError TxMalformed / TxTooLarge when a field breaks a rule or a limit.
  */
 export function signTransaction(
-  fields: { chainId: number; nonce: number; ops: readonly Op[]; privatePayloadHash?: Uint8Array; privateFor?: readonly Uint8Array[]; type?: TxType },
+  fields: {
+    chainId: number;
+    nonce: number;
+    ops: readonly Op[];
+    privatePayloadHash?: Uint8Array;
+    privateFor?: readonly Uint8Array[];
+    type?: TxType;
+  },
   key: AccountKey,
 ): Transaction {
   const unsigned: UnsignedTransaction = {
@@ -296,9 +312,12 @@ export function signTransaction(
     publicKey: key.publicKeyRaw,
     nonce: fields.nonce,
     ops: fields.privatePayloadHash !== undefined ? [] : fields.ops,
-    ...(fields.privatePayloadHash !== undefined ? { privatePayloadHash: fields.privatePayloadHash, privateFor: fields.privateFor ?? [] } : {}),
+    ...(fields.privatePayloadHash !== undefined
+      ? { privatePayloadHash: fields.privatePayloadHash, privateFor: fields.privateFor ?? [] }
+      : {}),
   };
-  if (fields.privatePayloadHash !== undefined && fields.ops.length > 0) malformed('a private transaction carries no ops on chain: pass them to the transaction manager');
+  if (fields.privatePayloadHash !== undefined && fields.ops.length > 0)
+    malformed('a private transaction carries no ops on chain: pass them to the transaction manager');
   checkUnsigned(unsigned);
   const w = new Writer(256);
   writeUnsigned(w, unsigned);
@@ -306,7 +325,8 @@ export function signTransaction(
   const signature = sign(key, signingMessage(w.finish()));
   w.raw(signature);
   const encoded = w.finish();
-  if (encoded.length > MAX_TX_BYTES) tooLarge(`transaction of ${encoded.length} bytes is over MAX_TX_BYTES=${MAX_TX_BYTES}`);
+  if (encoded.length > MAX_TX_BYTES)
+    tooLarge(`transaction of ${encoded.length} bytes is over MAX_TX_BYTES=${MAX_TX_BYTES}`);
   assert(encoded.length === unsignedBytes + SIGNATURE_BYTES, 'signature appended');
   const hash = keccak256(encoded);
   return { ...unsigned, signature, encoded, hash, hashHex: toHex(hash) };
@@ -322,12 +342,14 @@ export function encodeTransaction(tx: Transaction): Uint8Array {
  * (verifyTransaction does, once, where the transaction enters the node).
  */
 export function decodeTransaction(bytes: Uint8Array): Transaction {
-  if (bytes.length > MAX_TX_BYTES) tooLarge(`transaction of ${bytes.length} bytes is over MAX_TX_BYTES=${MAX_TX_BYTES}`, { bytes: bytes.length });
+  if (bytes.length > MAX_TX_BYTES)
+    tooLarge(`transaction of ${bytes.length} bytes is over MAX_TX_BYTES=${MAX_TX_BYTES}`, { bytes: bytes.length });
   // Copy so that the transaction does not pin (or alias) a larger buffer, e.g. a whole block.
   const encoded = Uint8Array.from(bytes);
   const r = new Reader(encoded, ChainErrorCode.TxMalformed, 'transaction');
   const type = r.u8();
-  if (type !== TxType.LedgerV1) throw new ChainError(ChainErrorCode.TxUnsupportedType, `unsupported transaction type ${type}`, { type });
+  if (type !== TxType.LedgerV1)
+    throw new ChainError(ChainErrorCode.TxUnsupportedType, `unsupported transaction type ${type}`, { type });
   const chainId = r.u64();
   const from = toHex(r.raw(ADDRESS_BYTES));
   const publicKey = r.raw(PUBLIC_KEY_BYTES);
@@ -373,7 +395,8 @@ export function decodeRawTransaction(hex: string): Transaction {
   // Check the size before decoding the hex, so an oversized request costs nothing.
   if (hex.length > 2 + 2 * MAX_TX_BYTES) tooLarge(`raw transaction over MAX_TX_BYTES=${MAX_TX_BYTES}`);
   const bytes = fromHex(hex);
-  if (bytes === undefined || !hex.startsWith('0x')) malformed('raw transaction must be 0x-prefixed hex with an even number of digits');
+  if (bytes === undefined || !hex.startsWith('0x'))
+    malformed('raw transaction must be 0x-prefixed hex with an even number of digits');
   return decodeTransaction(bytes);
 }
 
@@ -416,21 +439,39 @@ export class VerifiedTxCache {
  */
 export function verifyTransaction(tx: Transaction, chainId: number, cache?: VerifiedTxCache): void {
   if (tx.chainId !== chainId) {
-    throw new ChainError(ChainErrorCode.TxWrongChainId, `transaction is for chain ${tx.chainId}, this chain is ${chainId}`, { txChainId: tx.chainId, chainId, hash: tx.hashHex });
+    throw new ChainError(
+      ChainErrorCode.TxWrongChainId,
+      `transaction is for chain ${tx.chainId}, this chain is ${chainId}`,
+      { txChainId: tx.chainId, chainId, hash: tx.hashHex },
+    );
   }
   if (cache?.has(tx.hashHex)) return;
   let address: Address;
   try {
     address = cachedAddressOf(tx.publicKey);
   } catch {
-    throw new ChainError(ChainErrorCode.TxBadSignature, `transaction ${tx.hashHex} carries a public key that is not an Ed25519 key`, { hash: tx.hashHex });
+    throw new ChainError(
+      ChainErrorCode.TxBadSignature,
+      `transaction ${tx.hashHex} carries a public key that is not an Ed25519 key`,
+      { hash: tx.hashHex },
+    );
   }
   if (address !== tx.from) {
-    throw new ChainError(ChainErrorCode.TxAddressMismatch, `from ${tx.from} is not the address of the transaction's public key`, { from: tx.from, hash: tx.hashHex });
+    throw new ChainError(
+      ChainErrorCode.TxAddressMismatch,
+      `from ${tx.from} is not the address of the transaction's public key`,
+      { from: tx.from, hash: tx.hashHex },
+    );
   }
   const unsignedBytes = tx.encoded.subarray(0, tx.encoded.length - SIGNATURE_BYTES);
-  if (!bytesEqual(tx.encoded.subarray(tx.encoded.length - SIGNATURE_BYTES), tx.signature) || !verifySignature(tx.publicKey, signingMessage(unsignedBytes), tx.signature)) {
-    throw new ChainError(ChainErrorCode.TxBadSignature, `bad signature on transaction ${tx.hashHex}`, { hash: tx.hashHex, from: tx.from });
+  if (
+    !bytesEqual(tx.encoded.subarray(tx.encoded.length - SIGNATURE_BYTES), tx.signature) ||
+    !verifySignature(tx.publicKey, signingMessage(unsignedBytes), tx.signature)
+  ) {
+    throw new ChainError(ChainErrorCode.TxBadSignature, `bad signature on transaction ${tx.hashHex}`, {
+      hash: tx.hashHex,
+      from: tx.from,
+    });
   }
   cache?.add(tx.hashHex);
 }
@@ -459,7 +500,8 @@ export function opsFromJson(json: unknown): Op[] {
     const o = raw as Record<string, unknown>;
     switch (o.type) {
       case 'transfer': {
-        if (typeof o.amount !== 'string' || !DECIMAL_RE.test(o.amount) || o.amount.length > 78) malformed(`op ${i}: amount must be a decimal string of an unsigned integer`);
+        if (typeof o.amount !== 'string' || !DECIMAL_RE.test(o.amount) || o.amount.length > 78)
+          malformed(`op ${i}: amount must be a decimal string of an unsigned integer`);
         const to = typeof o.to === 'string' ? o.to.toLowerCase() : o.to;
         if (!isAddress(to)) malformed(`op ${i}: to must be a 0x address of 20 bytes`);
         return { type: 'transfer', to, amount: BigInt(o.amount) };
@@ -469,7 +511,8 @@ export function opsFromJson(json: unknown): Op[] {
       case 'delete':
         return { type: 'delete', key: o.key as string };
       case 'cas':
-        if (o.expect !== null && typeof o.expect !== 'string') malformed(`op ${i}: cas.expect must be a string or null`);
+        if (o.expect !== null && typeof o.expect !== 'string')
+          malformed(`op ${i}: cas.expect must be a string or null`);
         return { type: 'cas', key: o.key as string, expect: o.expect as string | null, value: o.value as string };
       case 'append':
         return { type: 'append', key: o.key as string, value: o.value as string };

@@ -35,7 +35,8 @@ export async function addNodeCommand(argv: readonly string[], io: CliIo): Promis
     return ExitCode.Ok;
   }
   const dir = resolve(stringFlag(values, 'dir') ?? '.quorate');
-  const port = (name: string): number | undefined => (values[name] === undefined ? undefined : intFlag('add-node', values, name, 0, 1, 65_535));
+  const port = (name: string): number | undefined =>
+    values[name] === undefined ? undefined : intFlag('add-node', values, name, 0, 1, 65_535);
   const r = await addNode({
     dir,
     rpcUrl: stringFlag(values, 'rpc'),

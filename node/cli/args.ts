@@ -14,7 +14,9 @@ export enum ExitCode {
 
 /** The exit code a lead-provided entry point resolved with (a number), or 0 when it resolved with nothing else. */
 export function exitCodeOf(result: unknown): ExitCode {
-  return typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= 255 ? (result as ExitCode) : ExitCode.Ok;
+  return typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= 255
+    ? (result as ExitCode)
+    : ExitCode.Ok;
 }
 
 /** A wrong command line. Printed with a hint to --help; exit code 2. */
@@ -54,10 +56,19 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
  * Parses `argv` (the arguments after the command name) strictly: unknown flags, missing values
  * and stray positionals are UsageErrors. `--help`/`-h` is added to every command.
  */
-export function parseFlags<O extends Options>(command: string, argv: readonly string[], options: O): { help: boolean; values: Record<string, string | boolean | undefined> } {
+export function parseFlags<O extends Options>(
+  command: string,
+  argv: readonly string[],
+  options: O,
+): { help: boolean; values: Record<string, string | boolean | undefined> } {
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    parsed = parseArgs({
+      args: [...argv],
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     // node:util's messages are good ("Unknown option '--foo'") but long; keep their first sentence.
@@ -68,13 +79,21 @@ export function parseFlags<O extends Options>(command: string, argv: readonly st
   return { help: values.help === true, values };
 }
 
-export function intFlag(command: string, values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+export function intFlag(
+  command: string,
+  values: Record<string, unknown>,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
   const text = String(raw);
   if (!/^-?[0-9]+$/.test(text)) throw new UsageError(`--${name} must be an integer, got "${text}"`, command);
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${text}`, command);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be between ${min} and ${max}, got ${text}`, command);
   return n;
 }
 
@@ -96,6 +115,7 @@ export function urlFlag(command: string, value: string, name: string): string {
   } catch {
     throw new UsageError(`--${name} must be an http(s) URL, got "${value}"`, command);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--${name} must be an http(s) URL, got "${value}"`, command);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new UsageError(`--${name} must be an http(s) URL, got "${value}"`, command);
   return u.toString();
 }

@@ -60,7 +60,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     warmup: { type: 'string' },
   });
   if (help) return 'help';
-  const urls = (stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/').split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  const urls = (stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
   if (urls.length === 0) throw new UsageError('--rpc needs at least one URL', 'bench');
   return {
     rpcUrls: urls.map((u) => urlFlag('bench', u, 'rpc')),

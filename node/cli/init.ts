@@ -14,10 +14,32 @@ import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promi
 import { isIP } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createNetworkIdentity } from '../../p2p/identity.js';
-import { generateAccountKey, generateMinterKey, saveAccountKey, saveMinterKey, type AccountKey } from '../chain/keys.js';
+import {
+  generateAccountKey,
+  generateMinterKey,
+  saveAccountKey,
+  saveMinterKey,
+  type AccountKey,
+} from '../chain/keys.js';
 import { createKeyFile } from '../../enclave/keyfile.js';
-import { ENCLAVE_PASSWORD_ENV, MAX_MEMBERS, parseConfig, parseGenesis, type Genesis, type GenesisMember } from '../config.js';
-import { CommandError, ExitCode, UsageError, intFlag, parseFlags, requiredString, stringFlag, type CliIo } from './args.js';
+import {
+  ENCLAVE_PASSWORD_ENV,
+  MAX_MEMBERS,
+  parseConfig,
+  parseGenesis,
+  type Genesis,
+  type GenesisMember,
+} from '../config.js';
+import {
+  CommandError,
+  ExitCode,
+  UsageError,
+  intFlag,
+  parseFlags,
+  requiredString,
+  stringFlag,
+  type CliIo,
+} from './args.js';
 import { formatTable } from './table.js';
 
 export const INIT_HELP = `Usage: quorate init --nodes N --dir DIR [--host H | --hosts H1,..,HN]
@@ -91,12 +113,15 @@ export function parseInitArgs(argv: readonly string[]): InitOptions | 'help' {
   const dir = requiredString('init', values, 'dir');
   const host = stringFlag(values, 'host');
   const hostsList = stringFlag(values, 'hosts');
-  if (host !== undefined && hostsList !== undefined) throw new UsageError('give either --host or --hosts, not both', 'init');
+  if (host !== undefined && hostsList !== undefined)
+    throw new UsageError('give either --host or --hosts, not both', 'init');
   let hosts: string[];
   if (hostsList !== undefined) {
     hosts = hostsList.split(',').map((h) => h.trim());
-    if (hosts.length !== nodes) throw new UsageError(`--hosts names ${hosts.length} host(s) but --nodes is ${nodes}`, 'init');
-    if (new Set(hosts).size !== hosts.length) throw new UsageError('--hosts names a host twice; for nodes sharing one host use --host', 'init');
+    if (hosts.length !== nodes)
+      throw new UsageError(`--hosts names ${hosts.length} host(s) but --nodes is ${nodes}`, 'init');
+    if (new Set(hosts).size !== hosts.length)
+      throw new UsageError('--hosts names a host twice; for nodes sharing one host use --host', 'init');
   } else {
     hosts = Array.from({ length: nodes }, () => host ?? INIT_DEFAULTS.host);
   }
@@ -116,9 +141,11 @@ export function parseInitArgs(argv: readonly string[]): InitOptions | 'help' {
 }
 
 function checkHost(h: string): void {
-  if (h.length === 0 || h.length > 253 || /[\s/,[\]]/.test(h)) throw new UsageError(`"${h}" is not a host name or IP address`, 'init');
+  if (h.length === 0 || h.length > 253 || /[\s/,[\]]/.test(h))
+    throw new UsageError(`"${h}" is not a host name or IP address`, 'init');
   // Configs carry the address other nodes dial; a wildcard cannot be dialled.
-  if (h === '0.0.0.0' || h === '::') throw new UsageError(`host ${h} is a wildcard; give the address other nodes reach this node on`, 'init');
+  if (h === '0.0.0.0' || h === '::')
+    throw new UsageError(`host ${h} is a wildcard; give the address other nodes reach this node on`, 'init');
 }
 
 /** Every listener of every node on one host needs its own port. */
@@ -138,7 +165,10 @@ function checkPorts(o: InitOptions): void {
       const [fa, a] = kinds[i];
       const [fb, b] = kinds[j];
       if (a < b + span && b < a + span) {
-        throw new UsageError(`${fa} ${a}..${a + span - 1} overlaps ${fb} ${b}..${b + span - 1}; choose ranges ${span} apart`, 'init');
+        throw new UsageError(
+          `${fa} ${a}..${a + span - 1} overlaps ${fb} ${b}..${b + span - 1}; choose ranges ${span} apart`,
+          'init',
+        );
       }
     }
   }
@@ -165,9 +195,15 @@ async function checkTarget(dir: string, force: boolean): Promise<boolean> {
     throw err;
   }
   if (entries.length === 0) return false;
-  if (!force) throw new CommandError(`${dir} already exists; refusing to overwrite it (pass --force to replace the cluster folder)`);
+  if (!force)
+    throw new CommandError(
+      `${dir} already exists; refusing to overwrite it (pass --force to replace the cluster folder)`,
+    );
   // --force replaces a cluster folder, nothing else: a typo in --dir must not delete a home directory.
-  if (!entries.includes('genesis.json')) throw new CommandError(`${dir} exists and is not a quorate cluster folder (no genesis.json); refusing to delete it even with --force`);
+  if (!entries.includes('genesis.json'))
+    throw new CommandError(
+      `${dir} exists and is not a quorate cluster folder (no genesis.json); refusing to delete it even with --force`,
+    );
   return false;
 }
 
@@ -218,7 +254,9 @@ export const NODE_KEY_FILES = {
 };
 
 /** Creates a node's keys in `nodeDir` (each file exclusively, never overwriting). */
-export async function createNodeKeys(nodeDir: string): Promise<{ peerId: string; minter: AccountKey; account: AccountKey; enclaveKey: string }> {
+export async function createNodeKeys(
+  nodeDir: string,
+): Promise<{ peerId: string; minter: AccountKey; account: AccountKey; enclaveKey: string }> {
   const { peerId } = await createNetworkIdentity(join(nodeDir, NODE_KEY_FILES.networkIdentity));
   const minter = generateMinterKey();
   saveMinterKey(join(nodeDir, NODE_KEY_FILES.nodeSigning), minter);
@@ -234,7 +272,11 @@ export async function createNodeKeys(nodeDir: string): Promise<{ peerId: string;
 async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
   const sharedHost = o.hosts.every((h) => h === o.hosts[0]);
   const members: GenesisMember[] = [];
-  const nodes: (InitNode & { readonly host: string; readonly ports: { rpc: number; p2p: number; tm: number }; readonly enclaveKey: string })[] = [];
+  const nodes: (InitNode & {
+    readonly host: string;
+    readonly ports: { rpc: number; p2p: number; tm: number };
+    readonly enclaveKey: string;
+  })[] = [];
   const alloc: Record<string, { balance: string }> = {};
 
   for (let i = 1; i <= o.nodes; i++) {
@@ -261,11 +303,29 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
       signingKey: Buffer.from(minter.publicKeyRaw).toString('base64'),
       enclaveKeys: [enclaveKey],
     });
-    nodes.push({ nodeId, raftId: i, configPath: '', peerId, rpcUrl, p2pAddress: `${p2pAddr}/p2p/${peerId}`, tmUrl, account: account.address, host, ports, enclaveKey });
+    nodes.push({
+      nodeId,
+      raftId: i,
+      configPath: '',
+      peerId,
+      rpcUrl,
+      p2pAddress: `${p2pAddr}/p2p/${peerId}`,
+      tmUrl,
+      account: account.address,
+      host,
+      ports,
+      enclaveKey,
+    });
   }
 
   // Fixed once, here: every node must compute the same genesis block.
-  const genesis: Genesis = { chainId: o.chainId, timestampMs: Date.now(), alloc, members, txSignatureCheck: 'minter-only' };
+  const genesis: Genesis = {
+    chainId: o.chainId,
+    timestampMs: Date.now(),
+    alloc,
+    members,
+    txSignatureCheck: 'minter-only',
+  };
   const genesisPath = join(root, 'genesis.json');
   parseGenesis(genesis, genesisPath); // self-check: init never writes a file the node would refuse
   await writeFile(genesisPath, JSON.stringify(genesis, null, 2) + '\n');
@@ -300,7 +360,16 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     parseConfig(config, configPath); // self-check, as for genesis
     await writeFile(configPath, JSON.stringify(config, null, 2) + '\n');
   }
-  return nodes.map(({ nodeId, raftId, configPath, peerId, rpcUrl, p2pAddress, tmUrl, account }) => ({ nodeId, raftId, configPath, peerId, rpcUrl, p2pAddress, tmUrl, account }));
+  return nodes.map(({ nodeId, raftId, configPath, peerId, rpcUrl, p2pAddress, tmUrl, account }) => ({
+    nodeId,
+    raftId,
+    configPath,
+    peerId,
+    rpcUrl,
+    p2pAddress,
+    tmUrl,
+    account,
+  }));
 }
 
 export function formatInitResult(r: InitResult): string {

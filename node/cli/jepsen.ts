@@ -3,7 +3,15 @@
 // embedders agree on names and limits); this file adds --help, turns the toolkit's usage errors
 // into exit code 2, and hands over to runJepsen() (node/jepsen/run.ts).
 
-import { ALL_FAULTS, ALL_WORKLOADS, JepsenUsageError, MAX_RATE_HZ, parseJepsenArgs, runJepsen, type JepsenOptions } from '../jepsen/index.js';
+import {
+  ALL_FAULTS,
+  ALL_WORKLOADS,
+  JepsenUsageError,
+  MAX_RATE_HZ,
+  parseJepsenArgs,
+  runJepsen,
+  type JepsenOptions,
+} from '../jepsen/index.js';
 import { ExitCode, UsageError, exitCodeOf, type CliIo } from './args.js';
 
 export type { JepsenOptions } from '../jepsen/index.js';
@@ -16,7 +24,7 @@ network, then checks the recorded history and writes a report.
 
   --nodes 3|5       cluster size (default 3)
   --time SECONDS    length of the run (default 60)
-  --workload W,..   ${ALL_WORKLOADS.join(", ")}, or all (default all); also privacy (private puts, privacy checker)
+  --workload W,..   ${ALL_WORKLOADS.join(', ')}, or all (default all); also privacy (private puts, privacy checker)
   --nemesis N,..    ${ALL_FAULTS.join(', ')}, or all (default all)
   --rate R          client operations per second, all clients together (default 50, max ${MAX_RATE_HZ})
   --seed S          seed of every random choice; printed, so a run can be repeated

@@ -20,13 +20,32 @@ import { upCommand, UP_HELP } from './up.js';
 type Command = (argv: readonly string[], io: CliIo) => Promise<ExitCode>;
 
 const COMMANDS: ReadonlyMap<string, { run: Command; help: string; summary: string }> = new Map([
-  ['init', { run: initCommand, help: INIT_HELP, summary: 'write a cluster folder: genesis, configs and keys of N nodes' }],
+  [
+    'init',
+    { run: initCommand, help: INIT_HELP, summary: 'write a cluster folder: genesis, configs and keys of N nodes' },
+  ],
   ['start', { run: startCommand, help: START_HELP, summary: 'run one node in the foreground' }],
   ['up', { run: upCommand, help: UP_HELP, summary: 'run a local cluster (init if needed, start all nodes)' }],
-  ['add-node', { run: addNodeCommand, help: ADD_NODE_HELP, summary: 'prepare a new node to join a running cluster (start it with --join)' }],
-  ['status', { run: statusCommand, help: STATUS_HELP, summary: "print every member's role, term, commit index, head and peers" }],
-  ['bench', { run: benchCommand, help: BENCH_HELP, summary: 'load-test running nodes and print throughput and latency' }],
-  ['jepsen', { run: jepsenCommand, help: JEPSEN_HELP, summary: 'test a local cluster under faults and check the history' }],
+  [
+    'add-node',
+    {
+      run: addNodeCommand,
+      help: ADD_NODE_HELP,
+      summary: 'prepare a new node to join a running cluster (start it with --join)',
+    },
+  ],
+  [
+    'status',
+    { run: statusCommand, help: STATUS_HELP, summary: "print every member's role, term, commit index, head and peers" },
+  ],
+  [
+    'bench',
+    { run: benchCommand, help: BENCH_HELP, summary: 'load-test running nodes and print throughput and latency' },
+  ],
+  [
+    'jepsen',
+    { run: jepsenCommand, help: JEPSEN_HELP, summary: 'test a local cluster under faults and check the history' },
+  ],
 ]);
 
 export const MAIN_HELP = `Usage: quorate <command> [flags]
@@ -49,7 +68,14 @@ function isOperatingError(err: unknown): err is Error & { code?: unknown } {
   if (err instanceof CommandError || err instanceof ConfigError || err instanceof NodeError) return true;
   // Typed errors of the other folders (P2pError, ChainError, EnclaveError...) all carry a string
   // `code`; recognising them by shape keeps this file free of imports from every folder.
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && /Error$/.test(err.name) && err.name !== 'Error' && err.name !== 'TypeError' && err.name !== 'RangeError';
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === 'string' &&
+    /Error$/.test(err.name) &&
+    err.name !== 'Error' &&
+    err.name !== 'TypeError' &&
+    err.name !== 'RangeError'
+  );
 }
 
 export async function main(argv: readonly string[], io: CliIo = PROCESS_IO): Promise<ExitCode> {
@@ -78,7 +104,9 @@ export async function main(argv: readonly string[], io: CliIo = PROCESS_IO): Pro
       io.err(`quorate ${name}: ${err.message}`);
       return ExitCode.Failure;
     }
-    io.err(`quorate ${name}: internal error (a bug; please report it with this trace):\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    io.err(
+      `quorate ${name}: internal error (a bug; please report it with this trace):\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
     return ExitCode.Failure;
   }
 }

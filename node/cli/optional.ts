@@ -16,7 +16,9 @@ export async function loadEntryPoint<F>(relative: string, name: string, command:
   const jsPath = fileURLToPath(url);
   const tsPath = jsPath.replace(/\.js$/, '.ts');
   const notAvailable = (): CommandError =>
-    new CommandError(`quorate ${command} is not available in this build (${name} in ${relative.replace(/^\.\.\//, 'node/')} is missing)`);
+    new CommandError(
+      `quorate ${command} is not available in this build (${name} in ${relative.replace(/^\.\.\//, 'node/')} is missing)`,
+    );
   if (!existsSync(jsPath) && !existsSync(tsPath)) throw notAvailable();
   // A string variable, not a literal: the type checker must not require the module to exist.
   const specifier: string = url.href;

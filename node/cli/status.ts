@@ -40,7 +40,11 @@ export interface MemberStatus {
 }
 
 export function parseStatusArgs(argv: readonly string[]): StatusOptions | 'help' {
-  const { help, values } = parseFlags('status', argv, { rpc: { type: 'string' }, 'timeout-ms': { type: 'string' }, json: { type: 'boolean' } });
+  const { help, values } = parseFlags('status', argv, {
+    rpc: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (help) return 'help';
   return {
     rpcUrl: urlFlag('status', stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/', 'rpc'),
@@ -50,7 +54,10 @@ export function parseStatusArgs(argv: readonly string[]): StatusOptions | 'help'
 }
 
 /** Collects every member's status. `clientFor` is injectable so tests can use in-process clients. */
-export async function collectStatus(entry: RpcClient, clientFor: (rpcUrl: string) => RpcClient): Promise<MemberStatus[]> {
+export async function collectStatus(
+  entry: RpcClient,
+  clientFor: (rpcUrl: string) => RpcClient,
+): Promise<MemberStatus[]> {
   const members = await entry.call<ClusterMember[]>('raft_cluster');
   return Promise.all(
     members.map(async (m): Promise<MemberStatus> => {
@@ -83,7 +90,17 @@ export function formatStatus(rows: readonly MemberStatus[]): string {
       .sort((a, b) => a.raftId - b.raftId)
       .map((r) =>
         r.status
-          ? [String(r.raftId), r.nodeId, r.status.role, String(r.status.term), String(r.status.commitIndex), String(r.status.appliedIndex), String(r.head), String(r.peers), r.rpcUrl]
+          ? [
+              String(r.raftId),
+              r.nodeId,
+              r.status.role,
+              String(r.status.term),
+              String(r.status.commitIndex),
+              String(r.status.appliedIndex),
+              String(r.head),
+              String(r.peers),
+              r.rpcUrl,
+            ]
           : [String(r.raftId), r.nodeId, r.error ?? 'unknown', '-', '-', '-', '-', '-', r.rpcUrl],
       ),
   );
@@ -100,7 +117,10 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
   try {
     rows = await collectStatus(clientFor(options.rpcUrl), clientFor);
   } catch (err) {
-    throw new CommandError(`cannot get the membership from ${options.rpcUrl}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new CommandError(
+      `cannot get the membership from ${options.rpcUrl}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   io.out(options.json ? JSON.stringify(rows, null, 2) : formatStatus(rows));
   // Non-zero when a member did not answer, so scripts can wait for a healthy cluster.

@@ -29,7 +29,11 @@ export interface UpOptions {
 export type RunUp = (options: UpOptions) => Promise<unknown>;
 
 export function parseUpArgs(argv: readonly string[]): UpOptions | 'help' {
-  const { help, values } = parseFlags('up', argv, { nodes: { type: 'string' }, dir: { type: 'string' }, fresh: { type: 'boolean' } });
+  const { help, values } = parseFlags('up', argv, {
+    nodes: { type: 'string' },
+    dir: { type: 'string' },
+    fresh: { type: 'boolean' },
+  });
   if (help) return 'help';
   return {
     nodes: intFlag('up', values, 'nodes', 3, 1, MAX_MEMBERS),

@@ -19,7 +19,9 @@ export interface CheckResult<C = unknown> {
 
 function asOperations(history: readonly HistoryOp[] | readonly Operation[]): readonly Operation[] {
   if (history.length === 0) return [];
-  return 'invokeIndex' in (history[0] as object) ? (history as readonly Operation[]) : pairHistory(history as readonly HistoryOp[]);
+  return 'invokeIndex' in (history[0] as object)
+    ? (history as readonly Operation[])
+    : pairHistory(history as readonly HistoryOp[]);
 }
 
 function field(v: unknown, name: string): unknown {
@@ -84,12 +86,19 @@ function toAmount(v: unknown): bigint | undefined {
 }
 
 /** The total never changes and no balance goes negative, on every successful read. */
-export function checkBank(input: BankCheckInput): CheckResult<BankCounterexample> & { anomalies: BankCounterexample[] } {
+export function checkBank(
+  input: BankCheckInput,
+): CheckResult<BankCounterexample> & { anomalies: BankCounterexample[] } {
   const ops = asOperations(input.history);
   const expectedTotal = BigInt(input.totalBalance);
   const accountSet = new Set(input.accounts);
   const anomalies: BankCounterexample[] = [];
-  const counts: Record<BankAnomalyKind, number> = { 'wrong-total': 0, 'negative-balance': 0, 'wrong-accounts': 0, 'unparsable-balance': 0 };
+  const counts: Record<BankAnomalyKind, number> = {
+    'wrong-total': 0,
+    'negative-balance': 0,
+    'wrong-accounts': 0,
+    'unparsable-balance': 0,
+  };
   let reads = 0;
   let transfersOk = 0;
   let transfersInfo = 0;
@@ -136,7 +145,8 @@ export function checkBank(input: BankCheckInput): CheckResult<BankCounterexample
       note({ kind: 'unparsable-balance', ...base });
       continue;
     }
-    if (negative.length > 0) note({ kind: 'negative-balance', ...base, observedTotal: sum.toString(), negativeAccounts: negative });
+    if (negative.length > 0)
+      note({ kind: 'negative-balance', ...base, observedTotal: sum.toString(), negativeAccounts: negative });
     if (sum !== expectedTotal) note({ kind: 'wrong-total', ...base, observedTotal: sum.toString() });
   }
   const bad = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -159,9 +169,21 @@ export interface AppendCheckInput {
 }
 
 export type AppendAnomaly =
-  | { readonly kind: 'not-prefix'; readonly key: string; readonly read: OpRef; readonly position: number; readonly readElement: string | null; readonly finalElement: string | null }
+  | {
+      readonly kind: 'not-prefix';
+      readonly key: string;
+      readonly read: OpRef;
+      readonly position: number;
+      readonly readElement: string | null;
+      readonly finalElement: string | null;
+    }
   | { readonly kind: 'lost'; readonly key: string; readonly element: string; readonly append: OpRef }
-  | { readonly kind: 'duplicated'; readonly key: string; readonly element: string; readonly positions: readonly number[] }
+  | {
+      readonly kind: 'duplicated';
+      readonly key: string;
+      readonly element: string;
+      readonly positions: readonly number[];
+    }
   | { readonly kind: 'failed-append-present'; readonly key: string; readonly element: string; readonly append: OpRef }
   | { readonly kind: 'never-appended'; readonly key: string; readonly element: string; readonly position: number };
 
@@ -172,7 +194,13 @@ export type AppendAnomaly =
 export function checkAppend(input: AppendCheckInput): CheckResult<AppendAnomaly> & { anomalies: AppendAnomaly[] } {
   const ops = asOperations(input.history);
   const anomalies: AppendAnomaly[] = [];
-  const counts: Record<AppendAnomaly['kind'], number> = { 'not-prefix': 0, lost: 0, duplicated: 0, 'failed-append-present': 0, 'never-appended': 0 };
+  const counts: Record<AppendAnomaly['kind'], number> = {
+    'not-prefix': 0,
+    lost: 0,
+    duplicated: 0,
+    'failed-append-present': 0,
+    'never-appended': 0,
+  };
   const note = (a: AppendAnomaly): void => {
     counts[a.kind]++;
     if (anomalies.length < MAX_ANOMALIES_LISTED * 5) anomalies.push(a);
@@ -204,7 +232,14 @@ export function checkAppend(input: AppendCheckInput): CheckResult<AppendAnomaly>
       for (let i = 0; i < Math.min(read.length, final.length) && bad < 0; i++) if (read[i] !== final[i]) bad = i;
       if (!Array.isArray(list)) bad = 0;
       if (bad >= 0) {
-        note({ kind: 'not-prefix', key, read: ref(op), position: bad, readElement: (read[bad] as string | undefined) ?? null, finalElement: final[bad] ?? null });
+        note({
+          kind: 'not-prefix',
+          key,
+          read: ref(op),
+          position: bad,
+          readElement: (read[bad] as string | undefined) ?? null,
+          finalElement: final[bad] ?? null,
+        });
       }
     }
   }
@@ -215,7 +250,8 @@ export function checkAppend(input: AppendCheckInput): CheckResult<AppendAnomaly>
       if (at.length > 1) note({ kind: 'duplicated', key, element, positions: at });
       const tried = appends.get(key)?.get(element);
       if (tried === undefined) note({ kind: 'never-appended', key, element, position: at[0] });
-      else if (tried.every((o) => o.type === 'fail')) note({ kind: 'failed-append-present', key, element, append: ref(tried[0]) });
+      else if (tried.every((o) => o.type === 'fail'))
+        note({ kind: 'failed-append-present', key, element, append: ref(tried[0]) });
     }
   }
   for (const [key, m] of appends) {
@@ -226,7 +262,13 @@ export function checkAppend(input: AppendCheckInput): CheckResult<AppendAnomaly>
     }
   }
   // The smallest counterexample first: a lost or duplicated element is one fact; a bad read needs the final list.
-  const order: AppendAnomaly['kind'][] = ['lost', 'duplicated', 'failed-append-present', 'never-appended', 'not-prefix'];
+  const order: AppendAnomaly['kind'][] = [
+    'lost',
+    'duplicated',
+    'failed-append-present',
+    'never-appended',
+    'not-prefix',
+  ];
   anomalies.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   return {
@@ -260,7 +302,12 @@ export type ChainAnomaly =
 export function checkChain(input: ChainCheckInput): CheckResult<ChainAnomaly> & { anomalies: ChainAnomaly[] } {
   const nodes = Object.keys(input.blockHashesByNode).sort();
   const anomalies: ChainAnomaly[] = [];
-  const counts: Record<ChainAnomaly['kind'], number> = { divergence: 0, 'height-mismatch': 0, 'lost-tx': 0, 'duplicate-tx': 0 };
+  const counts: Record<ChainAnomaly['kind'], number> = {
+    divergence: 0,
+    'height-mismatch': 0,
+    'lost-tx': 0,
+    'duplicate-tx': 0,
+  };
   const note = (a: ChainAnomaly): void => {
     counts[a.kind]++;
     if (anomalies.length < MAX_ANOMALIES_LISTED * 4) anomalies.push(a);
@@ -274,14 +321,19 @@ export function checkChain(input: ChainCheckInput): CheckResult<ChainAnomaly> & 
   for (let h = 0; h < minHeight; h++) {
     const first = input.blockHashesByNode[nodes[0]][h];
     if (nodes.some((n) => input.blockHashesByNode[n][h] !== first)) {
-      note({ kind: 'divergence', height: h, hashes: Object.fromEntries(nodes.map((n) => [n, input.blockHashesByNode[n][h]])) });
+      note({
+        kind: 'divergence',
+        height: h,
+        hashes: Object.fromEntries(nodes.map((n) => [n, input.blockHashesByNode[n][h]])),
+      });
       break;
     }
   }
   const positions = new Map<string, number[]>();
   input.chainTxHashes.forEach((tx, i) => positions.set(tx, [...(positions.get(tx) ?? []), i]));
   for (const [txHash, at] of positions) if (at.length > 1) note({ kind: 'duplicate-tx', txHash, positions: at });
-  for (const txHash of new Set(input.acknowledgedTxHashes)) if (!positions.has(txHash)) note({ kind: 'lost-tx', txHash });
+  for (const txHash of new Set(input.acknowledgedTxHashes))
+    if (!positions.has(txHash)) note({ kind: 'lost-tx', txHash });
   const order: ChainAnomaly['kind'][] = ['divergence', 'lost-tx', 'duplicate-tx', 'height-mismatch'];
   anomalies.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -289,7 +341,14 @@ export function checkChain(input: ChainCheckInput): CheckResult<ChainAnomaly> & 
     valid: total === 0,
     ...(anomalies.length > 0 ? { counterexample: anomalies[0] } : {}),
     anomalies,
-    stats: { nodes: nodes.length, minHeight, maxHeight, chainTxs: input.chainTxHashes.length, acknowledgedTxs: input.acknowledgedTxHashes.length, ...counts },
+    stats: {
+      nodes: nodes.length,
+      minHeight,
+      maxHeight,
+      chainTxs: input.chainTxHashes.length,
+      acknowledgedTxs: input.acknowledgedTxHashes.length,
+      ...counts,
+    },
   };
 }
 
@@ -307,7 +366,11 @@ export interface PrivacyCheckInput {
 
 export type PrivacyAnomaly =
   | { readonly kind: 'leak'; readonly key: string; readonly node: string; readonly value: string }
-  | { readonly kind: 'parties-disagree'; readonly key: string; readonly values: Readonly<Record<string, string | null>> }
+  | {
+      readonly kind: 'parties-disagree';
+      readonly key: string;
+      readonly values: Readonly<Record<string, string | null>>;
+    }
   | { readonly kind: 'unknown-key'; readonly key: string; readonly node: string };
 
 export function checkPrivacy(input: PrivacyCheckInput): CheckResult<PrivacyAnomaly> & { anomalies: PrivacyAnomaly[] } {
@@ -323,7 +386,8 @@ export function checkPrivacy(input: PrivacyCheckInput): CheckResult<PrivacyAnoma
     const partySet = new Set(parties);
     for (const p of parties) if (!(p in input.privateStatesByNode)) missingParties.add(p);
     const values: Record<string, string | null> = {};
-    for (const p of parties.filter((x) => x in input.privateStatesByNode)) values[p] = input.privateStatesByNode[p][key] ?? null;
+    for (const p of parties.filter((x) => x in input.privateStatesByNode))
+      values[p] = input.privateStatesByNode[p][key] ?? null;
     if (new Set(Object.values(values)).size > 1) note({ kind: 'parties-disagree', key, values });
     for (const n of nodes) {
       if (partySet.has(n)) continue;
@@ -332,12 +396,18 @@ export function checkPrivacy(input: PrivacyCheckInput): CheckResult<PrivacyAnoma
     }
   }
   for (const n of nodes) {
-    for (const key of Object.keys(input.privateStatesByNode[n])) if (!(key in input.partiesByKey)) note({ kind: 'unknown-key', key, node: n });
+    for (const key of Object.keys(input.privateStatesByNode[n]))
+      if (!(key in input.partiesByKey)) note({ kind: 'unknown-key', key, node: n });
   }
   const order: PrivacyAnomaly['kind'][] = ['leak', 'unknown-key', 'parties-disagree'];
   anomalies.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  const stats = { nodes: nodes.length, keys: Object.keys(input.partiesByKey).length, missingParties: missingParties.size, ...counts };
+  const stats = {
+    nodes: nodes.length,
+    keys: Object.keys(input.partiesByKey).length,
+    missingParties: missingParties.size,
+    ...counts,
+  };
   if (total > 0) return { valid: false, counterexample: anomalies[0], anomalies, stats };
   // A party whose state was never read could hide a disagreement: the input cannot decide.
   return { valid: missingParties.size > 0 ? 'unknown' : true, anomalies, stats };

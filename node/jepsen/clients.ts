@@ -79,12 +79,17 @@ function describe(err: unknown): string {
 /** `fail` when the error proves nothing happened, else `info`. */
 function outcomeOfError(err: unknown): ClientOutcome {
   if (err instanceof ConnectionRefusedError) return { type: 'fail', error: describe(err) };
-  if (err instanceof RpcCallError && REFUSED_BEFORE_ACCEPTANCE.has(err.code)) return { type: 'fail', error: describe(err) };
+  if (err instanceof RpcCallError && REFUSED_BEFORE_ACCEPTANCE.has(err.code))
+    return { type: 'fail', error: describe(err) };
   return { type: 'info', error: describe(err) };
 }
 
 function isUnknownAccount(err: unknown): boolean {
-  return err instanceof RpcCallError && err.code === RpcErrorCode.TxRejected && field(err.data, 'reason') === 'TX_UNKNOWN_ACCOUNT';
+  return (
+    err instanceof RpcCallError &&
+    err.code === RpcErrorCode.TxRejected &&
+    field(err.data, 'reason') === 'TX_UNKNOWN_ACCOUNT'
+  );
 }
 
 /**
@@ -108,23 +113,48 @@ export class RpcJepsenClient implements JepsenClient {
     const key = field(v, 'key') as string;
     switch (op.f) {
       case 'put':
-        return this.write(this.rpc, undefined, [{ type: 'put', key, value: field(v, 'value') }], signal, () => ({ key, value: field(v, 'value') }));
+        return this.write(this.rpc, undefined, [{ type: 'put', key, value: field(v, 'value') }], signal, () => ({
+          key,
+          value: field(v, 'value'),
+        }));
       case 'cas':
-        return this.write(this.rpc, undefined, [{ type: 'cas', key, expect: field(v, 'expect'), value: field(v, 'value') }], signal, (status) => ({ key, expect: field(v, 'expect'), value: field(v, 'value'), swapped: status }), true);
+        return this.write(
+          this.rpc,
+          undefined,
+          [{ type: 'cas', key, expect: field(v, 'expect'), value: field(v, 'value') }],
+          signal,
+          (status) => ({ key, expect: field(v, 'expect'), value: field(v, 'value'), swapped: status }),
+          true,
+        );
       case 'append':
-        return this.write(this.rpc, undefined, [{ type: 'append', key, value: field(v, 'value') }], signal, () => ({ key, value: field(v, 'value') }));
+        return this.write(this.rpc, undefined, [{ type: 'append', key, value: field(v, 'value') }], signal, () => ({
+          key,
+          value: field(v, 'value'),
+        }));
       case 'get':
-        return this.read(signal, async () => ({ key, value: await this.rpc.call<string | null>('quorate_getValue', [key, 'linearizable'], signal) }));
+        return this.read(signal, async () => ({
+          key,
+          value: await this.rpc.call<string | null>('quorate_getValue', [key, 'linearizable'], signal),
+        }));
       case 'read':
         if (v === null) return this.bankRead(signal);
-        return this.read(signal, async () => ({ key, value: await this.rpc.call<string[]>('quorate_getList', [key, 'linearizable'], signal) }));
+        return this.read(signal, async () => ({
+          key,
+          value: await this.rpc.call<string[]>('quorate_getList', [key, 'linearizable'], signal),
+        }));
       case 'private-put':
         return this.privatePut(key, field(v, 'value') as string, signal);
       case 'transfer': {
         const from = field(v, 'from') as string;
         const slot = this.ctx.slotOfAccount(from);
         if (slot === undefined) return { type: 'fail', error: `no node holds a key for ${from}` };
-        return this.write(this.rpcFor(slot), from, [{ type: 'transfer', to: field(v, 'to'), amount: field(v, 'amount') }], signal, () => v);
+        return this.write(
+          this.rpcFor(slot),
+          from,
+          [{ type: 'transfer', to: field(v, 'to'), amount: field(v, 'amount') }],
+          signal,
+          () => v,
+        );
       }
       default:
         return { type: 'fail', error: `unknown operation ${op.f}` };
@@ -139,7 +169,11 @@ export class RpcJepsenClient implements JepsenClient {
     let parties: { self: string; other: string; otherKey: string };
     try {
       const status = await this.rpc.call<{ raftId: number }>('raft_status', [], signal);
-      const members = await this.rpc.call<Array<{ raftId: number; nodeId: string; enclaveKeys?: string[] }>>('raft_cluster', [], signal);
+      const members = await this.rpc.call<Array<{ raftId: number; nodeId: string; enclaveKeys?: string[] }>>(
+        'raft_cluster',
+        [],
+        signal,
+      );
       const self = members.find((m) => m.raftId === status.raftId);
       const others = members.filter((m) => m.raftId !== status.raftId && (m.enclaveKeys?.length ?? 0) > 0);
       if (!self || others.length === 0) return { type: 'fail', error: 'no other member with an enclave key' };
@@ -150,7 +184,15 @@ export class RpcJepsenClient implements JepsenClient {
     } catch (err) {
       return outcomeOfError(err);
     }
-    return this.write(this.rpc, undefined, [{ type: 'put', key, value }], signal, () => ({ key, value, parties: [parties.self, parties.other] }), false, [parties.otherKey]);
+    return this.write(
+      this.rpc,
+      undefined,
+      [{ type: 'put', key, value }],
+      signal,
+      () => ({ key, value, parties: [parties.self, parties.other] }),
+      false,
+      [parties.otherKey],
+    );
   }
 
   /** The bank's `from` decides the node; other ops use this client's own node. */
@@ -178,14 +220,25 @@ export class RpcJepsenClient implements JepsenClient {
     try {
       for (let attempt = 0; attempt < BANK_READ_ATTEMPTS && !signal.aborted; attempt++) {
         const head = await this.rpc.call<string>('eth_blockNumber', [], signal);
-        const answers = await this.rpc.batch(accounts.map((a) => ({ method: 'eth_getBalance', params: [a, head] })), signal);
+        const answers = await this.rpc.batch(
+          accounts.map((a) => ({ method: 'eth_getBalance', params: [a, head] })),
+          signal,
+        );
         // The node runs a batch's calls concurrently and, until it keeps historical state, reads the
         // head's state: a block applied during the batch could tear the read. The head asked again
         // afterwards must still be N, so no block was applied while the balances were read.
-        const after = answers.every((a) => a.error === undefined) ? await this.rpc.call<string>('eth_blockNumber', [], signal) : undefined;
+        const after = answers.every((a) => a.error === undefined)
+          ? await this.rpc.call<string>('eth_blockNumber', [], signal)
+          : undefined;
         if (after !== undefined && after !== head) continue;
         if (answers.every((a) => a.error === undefined)) {
-          return { type: 'ok', value: { block: Number(BigInt(head)), balances: Object.fromEntries(accounts.map((a, i) => [a, BigInt(answers[i].result as string).toString()])) } };
+          return {
+            type: 'ok',
+            value: {
+              block: Number(BigInt(head)),
+              balances: Object.fromEntries(accounts.map((a, i) => [a, BigInt(answers[i].result as string).toString()])),
+            },
+          };
         }
         const bad = answers.find((a) => a.error !== undefined)!.error!;
         if (bad.code !== RpcErrorCode.NotFound) return outcomeOfError(bad);
@@ -196,11 +249,23 @@ export class RpcJepsenClient implements JepsenClient {
     }
   }
 
-  private async write(rpc: JepsenRpc, from: string | undefined, ops: unknown[], signal: AbortSignal, okValue: (applied: boolean) => unknown, isCas = false, privateFor?: string[]): Promise<ClientOutcome> {
+  private async write(
+    rpc: JepsenRpc,
+    from: string | undefined,
+    ops: unknown[],
+    signal: AbortSignal,
+    okValue: (applied: boolean) => unknown,
+    isCas = false,
+    privateFor?: string[],
+  ): Promise<ClientOutcome> {
     let hash: string;
     try {
       const sender = from ?? (await this.ownAccount(signal));
-      hash = await rpc.call<string>('quorate_sendTransaction', [{ from: sender, ops, ...(privateFor ? { privateFor } : {}) }], signal);
+      hash = await rpc.call<string>(
+        'quorate_sendTransaction',
+        [{ from: sender, ops, ...(privateFor ? { privateFor } : {}) }],
+        signal,
+      );
     } catch (err) {
       if (isUnknownAccount(err) && from === undefined) this.account = undefined; // a fresh node took the slot
       return outcomeOfError(err);

@@ -28,7 +28,13 @@ import { addNode } from '../join.js';
 import { readClusterDir } from '../up.js';
 import { JepsenError, JepsenErrorCode, invariant, silentLogger, type JepsenLogger } from './errors.js';
 import type { HistoryRecorder } from './history.js';
-import { ChildProcessController, type MembershipController, type NetworkController, type NodeName, type ProcessController } from './nemesis.js';
+import {
+  ChildProcessController,
+  type MembershipController,
+  type NetworkController,
+  type NodeName,
+  type ProcessController,
+} from './nemesis.js';
 import { NetnsNetwork, cleanupStaleNamespaces } from './netns-network.js';
 import type { NetworkKind } from './network.js';
 import { ProxyNetwork } from './proxy-network.js';
@@ -55,7 +61,14 @@ export const CHAIN_READ_BATCH = 100;
 /** How to start a node process: argv for a config (test-only variants pass their own entry point). */
 export type NodeCommand = (configPath: string, join: boolean) => readonly string[];
 
-export const defaultNodeCommand: NodeCommand = (configPath, joining) => [process.execPath, BIN, 'start', '--config', configPath, ...(joining ? ['--join'] : [])];
+export const defaultNodeCommand: NodeCommand = (configPath, joining) => [
+  process.execPath,
+  BIN,
+  'start',
+  '--config',
+  configPath,
+  ...(joining ? ['--join'] : []),
+];
 
 export interface NodeIncarnation {
   /** The node folder name (node-1, node-4...). */
@@ -134,7 +147,9 @@ export class JepsenCluster {
         await cleanupStaleNamespaces(options.log);
         const netns = await NetnsNetwork.create({ nodes: slots, log: options.log });
         network = netns;
-        const relay = ControlRelay.start((cmd, args) => netns.spawnInControl(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] }));
+        const relay = ControlRelay.start((cmd, args) =>
+          netns.spawnInControl(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] }),
+        );
         cluster = new JepsenCluster(options, netns, netns, relay);
       } else {
         // Targets are the nodes' real p2p ports, known once the ports are chosen below.
@@ -159,12 +174,33 @@ export class JepsenCluster {
     const dir = this.options.dir;
     const n = this.options.nodes;
     const hosts = this.slots.map((s) => (this.netns ? this.netns.addressOf(s) : '127.0.0.1'));
-    const ports = this.netns ? NETNS_PORTS : { rpc: this.proxyBasePort, p2p: this.proxyBasePort + 3_000, tm: this.proxyBasePort + 6_000 };
-    const init = await initCluster({ nodes: n, dir, hosts, rpcPort: ports.rpc, p2pPort: ports.p2p, tmPort: ports.tm, force: false, chainId: 1337 });
+    const ports = this.netns
+      ? NETNS_PORTS
+      : { rpc: this.proxyBasePort, p2p: this.proxyBasePort + 3_000, tm: this.proxyBasePort + 6_000 };
+    const init = await initCluster({
+      nodes: n,
+      dir,
+      hosts,
+      rpcPort: ports.rpc,
+      p2pPort: ports.p2p,
+      tmPort: ports.tm,
+      force: false,
+      chainId: 1337,
+    });
     const locals = await readClusterDir(dir);
     this.slots.forEach((slot, i) => {
       const l = locals[i];
-      const inc: NodeIncarnation = { name: l.name, configPath: l.configPath, logPath: l.logPath, p2pAddress: l.p2pAddress, rpcUrl: l.rpcUrl, tmUrl: l.tmUrl, account: init.nodes[i].account, raftId: init.nodes[i].raftId, joining: false };
+      const inc: NodeIncarnation = {
+        name: l.name,
+        configPath: l.configPath,
+        logPath: l.logPath,
+        p2pAddress: l.p2pAddress,
+        rpcUrl: l.rpcUrl,
+        tmUrl: l.tmUrl,
+        account: init.nodes[i].account,
+        raftId: init.nodes[i].raftId,
+        joining: false,
+      };
       this.occupant.set(slot, inc);
       this.incarnations.push(inc);
       this.genesisAccounts.push(inc.account);
@@ -176,9 +212,26 @@ export class JepsenCluster {
       // current members are written into its config when it is added (rewriteForSlot).
       const i = this.slots.indexOf(slot);
       invariant(i >= 0, `spare for unknown slot ${slot}`);
-      const r = await addNode({ dir, rpcUrl: 'http://127.0.0.1:1/', host: hosts[i], rpcPort: ports.rpc + (this.netns ? 0 : i), p2pPort: ports.p2p + (this.netns ? 0 : i), tmPort: ports.tm + (this.netns ? 0 : i) });
+      const r = await addNode({
+        dir,
+        rpcUrl: 'http://127.0.0.1:1/',
+        host: hosts[i],
+        rpcPort: ports.rpc + (this.netns ? 0 : i),
+        p2pPort: ports.p2p + (this.netns ? 0 : i),
+        tmPort: ports.tm + (this.netns ? 0 : i),
+      });
       const queue = this.spares.get(slot) ?? [];
-      queue.push({ name: r.name, configPath: r.configPath, logPath: join(dir, r.name, 'node.log'), p2pAddress: r.p2pAddress, rpcUrl: r.rpcUrl, tmUrl: r.tmUrl, account: '', raftId: 0, joining: true });
+      queue.push({
+        name: r.name,
+        configPath: r.configPath,
+        logPath: join(dir, r.name, 'node.log'),
+        p2pAddress: r.p2pAddress,
+        rpcUrl: r.rpcUrl,
+        tmUrl: r.tmUrl,
+        account: '',
+        raftId: 0,
+        joining: true,
+      });
       this.spares.set(slot, queue);
     }
     // Unix socket paths are limited to ~107 bytes: keep them in a short temporary folder.
@@ -202,7 +255,9 @@ export class JepsenCluster {
    */
   private async writeProxyOverrides(): Promise<void> {
     const proxy = this.network as ProxyNetwork;
-    const placed: Array<[NodeName, NodeIncarnation]> = [...this.slots.map((s): [NodeName, NodeIncarnation] => [s, this.occupant.get(s)!])];
+    const placed: Array<[NodeName, NodeIncarnation]> = [
+      ...this.slots.map((s): [NodeName, NodeIncarnation] => [s, this.occupant.get(s)!]),
+    ];
     for (const [slot, queue] of this.spares) for (const sp of queue) placed.push([slot, sp]);
     for (const [mySlot, me] of placed) {
       const overrides: Record<string, string> = {};
@@ -244,7 +299,8 @@ export class JepsenCluster {
 
   private spawnSlot(slot: NodeName): ChildProcess {
     const inc = this.occupant.get(slot);
-    if (inc === undefined) throw new JepsenError(JepsenErrorCode.ProcessFault, `slot ${slot} is empty (its node was removed)`, { slot });
+    if (inc === undefined)
+      throw new JepsenError(JepsenErrorCode.ProcessFault, `slot ${slot} is empty (its node was removed)`, { slot });
     const [command, ...args] = this.nodeCommand(inc.configPath, inc.joining);
     const fd = openSync(inc.logPath, 'a');
     try {
@@ -295,7 +351,9 @@ export class JepsenCluster {
   private async onAnyMember<T>(method: string, params: readonly unknown[], except: NodeName[] = []): Promise<T> {
     let last: unknown;
     const leader = await this.someLeader();
-    const order = [...(leader ? [leader] : []), ...this.liveSlots().filter((s) => s !== leader)].filter((s) => !except.includes(s));
+    const order = [...(leader ? [leader] : []), ...this.liveSlots().filter((s) => s !== leader)].filter(
+      (s) => !except.includes(s),
+    );
     for (const slot of order) {
       try {
         // A client of its own: the control client's shorter timeout would cut a change that is committing.
@@ -309,7 +367,11 @@ export class JepsenCluster {
         last = err;
       }
     }
-    throw new JepsenError(JepsenErrorCode.ProcessFault, `${method} failed on every member: ${(last as Error)?.message ?? 'no live member'}`, { method });
+    throw new JepsenError(
+      JepsenErrorCode.ProcessFault,
+      `${method} failed on every member: ${(last as Error)?.message ?? 'no live member'}`,
+      { method },
+    );
   }
 
   /** The membership controller: removal stops the node; addition fills the slot with a fresh node. */
@@ -320,7 +382,8 @@ export class JepsenCluster {
         if (inc === undefined) return;
         // The raft id of a node added earlier is learned from the node itself.
         const raftId = inc.raftId || (await this.status(slot))?.raftId || 0;
-        if (raftId === 0) throw new JepsenError(JepsenErrorCode.ProcessFault, `remove ${slot}: its raft id is unknown`, { slot });
+        if (raftId === 0)
+          throw new JepsenError(JepsenErrorCode.ProcessFault, `remove ${slot}: its raft id is unknown`, { slot });
         await this.onAnyMember('raft_removePeer', [raftId], [slot]);
         this.log.info({ slot, node: inc.name, raftId }, 'jepsen: member removed');
         if (this.processes.isRunning(slot)) {
@@ -332,7 +395,10 @@ export class JepsenCluster {
       add: async (slot) => {
         if (this.occupant.get(slot) !== undefined) return; // the removal did not happen: nothing to refill
         const spare = this.spares.get(slot)?.shift() ?? (this.netns ? await this.prepareSpare(slot) : undefined);
-        if (spare === undefined) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: no spare node left for this slot`, { slot });
+        if (spare === undefined)
+          throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: no spare node left for this slot`, {
+            slot,
+          });
         const inc = await this.rewriteForSlot(spare, slot);
         this.occupant.set(slot, inc);
         this.incarnations.push(inc);
@@ -353,8 +419,25 @@ export class JepsenCluster {
 
   /** Netns mode: one more fresh node for a slot, made when needed (no proxy overrides to pre-write). */
   private async prepareSpare(slot: NodeName): Promise<NodeIncarnation> {
-    const r = await addNode({ dir: this.options.dir, rpcUrl: 'http://127.0.0.1:1/', host: this.netns!.addressOf(slot), rpcPort: NETNS_PORTS.rpc, p2pPort: NETNS_PORTS.p2p, tmPort: NETNS_PORTS.tm });
-    return { name: r.name, configPath: r.configPath, logPath: join(this.options.dir, r.name, 'node.log'), p2pAddress: r.p2pAddress, rpcUrl: r.rpcUrl, tmUrl: r.tmUrl, account: '', raftId: 0, joining: true };
+    const r = await addNode({
+      dir: this.options.dir,
+      rpcUrl: 'http://127.0.0.1:1/',
+      host: this.netns!.addressOf(slot),
+      rpcPort: NETNS_PORTS.rpc,
+      p2pPort: NETNS_PORTS.p2p,
+      tmPort: NETNS_PORTS.tm,
+    });
+    return {
+      name: r.name,
+      configPath: r.configPath,
+      logPath: join(this.options.dir, r.name, 'node.log'),
+      p2pAddress: r.p2pAddress,
+      rpcUrl: r.rpcUrl,
+      tmUrl: r.tmUrl,
+      account: '',
+      raftId: 0,
+      joining: true,
+    };
   }
 
   /** The raft id the cluster gave the node with this p2p address, if it is a member. */
@@ -375,7 +458,9 @@ export class JepsenCluster {
     let lastErr: unknown;
     while (raftId === 0 && Date.now() < deadline) {
       try {
-        raftId = Number(await this.onAnyMember('raft_addLearner', [inc.p2pAddress, { rpcUrl: inc.rpcUrl, tmUrl: inc.tmUrl }], [slot]));
+        raftId = Number(
+          await this.onAnyMember('raft_addLearner', [inc.p2pAddress, { rpcUrl: inc.rpcUrl, tmUrl: inc.tmUrl }], [slot]),
+        );
       } catch (err) {
         lastErr = err;
         // An earlier attempt whose answer timed out may have committed: the cluster knows its id.
@@ -383,7 +468,12 @@ export class JepsenCluster {
         if (raftId === 0) await sleep(300);
       }
     }
-    if (raftId === 0) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: raft_addLearner failed: ${(lastErr as Error)?.message}`, { slot });
+    if (raftId === 0)
+      throw new JepsenError(
+        JepsenErrorCode.ProcessFault,
+        `add ${slot}: raft_addLearner failed: ${(lastErr as Error)?.message}`,
+        { slot },
+      );
     inc.raftId = raftId;
     recorder?.nemesis('membership-learner', { slot, node: inc.name, raftId });
     let promoted = false;
@@ -396,7 +486,12 @@ export class JepsenCluster {
         await sleep(300);
       }
     }
-    if (!promoted) throw new JepsenError(JepsenErrorCode.ProcessFault, `add ${slot}: raft_promoteToPeer(${raftId}) failed: ${(lastErr as Error)?.message}`, { slot });
+    if (!promoted)
+      throw new JepsenError(
+        JepsenErrorCode.ProcessFault,
+        `add ${slot}: raft_promoteToPeer(${raftId}) failed: ${(lastErr as Error)?.message}`,
+        { slot },
+      );
     // Hand leadership to the newcomer: a transfer under faults is part of the membership nemesis.
     try {
       await this.onAnyMember('raft_transferLeadership', [raftId], [slot]);
@@ -417,22 +512,51 @@ export class JepsenCluster {
       // Keep the genesis peers written by addNode.
     }
     const host = this.netns ? this.netns.addressOf(slot) : '127.0.0.1';
-    const ports = this.netns ? NETNS_PORTS : { rpc: this.proxyBasePort + i, p2p: this.proxyBasePort + 3_000 + i, tm: this.proxyBasePort + 6_000 + i };
+    const ports = this.netns
+      ? NETNS_PORTS
+      : { rpc: this.proxyBasePort + i, p2p: this.proxyBasePort + 3_000 + i, tm: this.proxyBasePort + 6_000 + i };
     const peerId = spare.p2pAddress.split('/p2p/')[1];
     await patchConfig(spare.configPath, (c) => {
-      const peers = members.length === 0 ? c.peers : members.map((m) => ({ raftId: m.raftId, nodeId: m.nodeId, peerId: m.p2pAddress.split('/p2p/')[1] ?? '', p2pAddress: m.p2pAddress, rpcUrl: m.rpcUrl, tmUrl: m.rpcUrl, enclavePublicKeys: [] }));
-      const next: Record<string, unknown> = { ...c, peers, rpc: { host, port: ports.rpc }, p2p: { host, port: ports.p2p }, tm: { host, port: ports.tm } };
+      const peers =
+        members.length === 0
+          ? c.peers
+          : members.map((m) => ({
+              raftId: m.raftId,
+              nodeId: m.nodeId,
+              peerId: m.p2pAddress.split('/p2p/')[1] ?? '',
+              p2pAddress: m.p2pAddress,
+              rpcUrl: m.rpcUrl,
+              tmUrl: m.rpcUrl,
+              enclavePublicKeys: [],
+            }));
+      const next: Record<string, unknown> = {
+        ...c,
+        peers,
+        rpc: { host, port: ports.rpc },
+        p2p: { host, port: ports.p2p },
+        tm: { host, port: ports.tm },
+      };
       return next;
     });
-    return { ...spare, rpcUrl: `http://${host}:${ports.rpc}/`, tmUrl: `http://${host}:${ports.tm}/`, p2pAddress: `/ip4/${host}/tcp/${ports.p2p}/p2p/${peerId}`, joining: true };
+    return {
+      ...spare,
+      rpcUrl: `http://${host}:${ports.rpc}/`,
+      tmUrl: `http://${host}:${ports.tm}/`,
+      p2pAddress: `/ip4/${host}/tcp/${ports.p2p}/p2p/${peerId}`,
+      joining: true,
+    };
   }
 
   /** Stops every process, the relay and the network. Never throws. */
   async close(): Promise<void> {
-    await this.processes.stopAll().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'jepsen: stopping nodes failed'));
+    await this.processes
+      .stopAll()
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'jepsen: stopping nodes failed'));
     for (const c of this.rpcs.values()) c.close();
     await this.relay?.close().catch(() => undefined);
-    await this.network.close().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'jepsen: closing the network failed'));
+    await this.network
+      .close()
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'jepsen: closing the network failed'));
     if (this.socketDir) await rm(this.socketDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
@@ -461,4 +585,3 @@ async function patchConfig(path: string, f: (c: Record<string, unknown>) => Reco
   const c = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
   await writeFile(path, JSON.stringify(f(c), null, 2) + '\n');
 }
-

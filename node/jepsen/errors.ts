@@ -28,7 +28,12 @@ export enum JepsenErrorCode {
 export class JepsenError extends Error {
   readonly code: JepsenErrorCode;
   readonly meta: Record<string, unknown>;
-  constructor(code: JepsenErrorCode, message: string, meta: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: JepsenErrorCode,
+    message: string,
+    meta: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'JepsenError';
     this.code = code;

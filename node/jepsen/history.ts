@@ -187,9 +187,18 @@ export class HistoryRecorder {
   }
 
   invoke(process: number, f: string, value: unknown, node?: string): Invocation {
-    invariant(Number.isSafeInteger(process) && process >= 0, `process id must be a non-negative integer, got ${process}`);
-    invariant(!this.outstanding.has(process), () => `process ${process} invoked ${f} while ${this.outstanding.get(process)?.f} is outstanding`);
-    invariant(!this.crashed.has(process), `process ${process} ended with info and may not invoke again; use a fresh process id`);
+    invariant(
+      Number.isSafeInteger(process) && process >= 0,
+      `process id must be a non-negative integer, got ${process}`,
+    );
+    invariant(
+      !this.outstanding.has(process),
+      () => `process ${process} invoked ${f} while ${this.outstanding.get(process)?.f} is outstanding`,
+    );
+    invariant(
+      !this.crashed.has(process),
+      `process ${process} ended with info and may not invoke again; use a fresh process id`,
+    );
     const op = this.append({ type: 'invoke', process, f, value, node });
     const inv: Invocation = { process, f, index: op.index, timeNs: op.timeNs };
     this.outstanding.set(process, inv);
@@ -210,7 +219,10 @@ export class HistoryRecorder {
 
   complete(inv: Invocation, type: CompletionType, value: unknown, error?: string, node?: string): HistoryOp {
     const current = this.outstanding.get(inv.process);
-    invariant(current !== undefined && current.index === inv.index, () => `completion for process ${inv.process} op ${inv.index} that is not outstanding`);
+    invariant(
+      current !== undefined && current.index === inv.index,
+      () => `completion for process ${inv.process} op ${inv.index} that is not outstanding`,
+    );
     this.outstanding.delete(inv.process);
     if (type === 'info') this.crashed.add(inv.process);
     return this.append({ type, process: inv.process, f: inv.f, value, error, node });
@@ -245,20 +257,35 @@ export class HistoryRecorder {
     this.throwIfUnusable();
     if (this.buffer.length >= this.maxBufferedOps) {
       this.startFlush();
-      throw new JepsenError(JepsenErrorCode.HistoryBufferFull, `history buffer holds ${this.buffer.length} lines (limit ${this.maxBufferedOps}); await recorder.ready() before invoking`, {
-        maxBufferedOps: this.maxBufferedOps,
-      });
+      throw new JepsenError(
+        JepsenErrorCode.HistoryBufferFull,
+        `history buffer holds ${this.buffer.length} lines (limit ${this.maxBufferedOps}); await recorder.ready() before invoking`,
+        {
+          maxBufferedOps: this.maxBufferedOps,
+        },
+      );
     }
     // hrtime is monotonic, but a clamp keeps the file's promise even for an injected clock.
     const timeNs = Math.max(this.lastTimeNs, Number(this.clock.nowNs() - this.startNs));
     this.lastTimeNs = timeNs;
-    const op: HistoryOp = { index: this.nextIndex++, type: fields.type, process: fields.process, f: fields.f, value: fields.value ?? null, timeNs };
+    const op: HistoryOp = {
+      index: this.nextIndex++,
+      type: fields.type,
+      process: fields.process,
+      f: fields.f,
+      value: fields.value ?? null,
+      timeNs,
+    };
     const line: Record<string, unknown> = { ...op };
     if (fields.error !== undefined) line.error = fields.error;
     if (fields.node !== undefined) line.node = fields.node;
     this.buffer.push(JSON.stringify(line));
     if (this.buffer.length >= this.flushThresholdOps) this.startFlush();
-    return { ...op, ...(fields.error !== undefined ? { error: fields.error } : {}), ...(fields.node !== undefined ? { node: fields.node } : {}) };
+    return {
+      ...op,
+      ...(fields.error !== undefined ? { error: fields.error } : {}),
+      ...(fields.node !== undefined ? { node: fields.node } : {}),
+    };
   }
 
   private startFlush(): void {
@@ -286,7 +313,12 @@ export class HistoryRecorder {
 
   private throwIfFailed(): void {
     if (this.failure !== undefined) {
-      throw new JepsenError(JepsenErrorCode.HistoryClosed, 'the history sink failed; the run cannot be checked', {}, { cause: this.failure });
+      throw new JepsenError(
+        JepsenErrorCode.HistoryClosed,
+        'the history sink failed; the run cannot be checked',
+        {},
+        { cause: this.failure },
+      );
     }
   }
 
@@ -308,7 +340,10 @@ export const MAX_HISTORY_FILE_BYTES = 1024 * 1024 * 1024;
 const OP_TYPES: ReadonlySet<string> = new Set(['invoke', 'ok', 'fail', 'info']);
 
 function malformed(lineNo: number, why: string, line?: string): JepsenError {
-  return new JepsenError(JepsenErrorCode.HistoryMalformed, `history line ${lineNo}: ${why}`, { lineNo, line: line?.slice(0, 200) });
+  return new JepsenError(JepsenErrorCode.HistoryMalformed, `history line ${lineNo}: ${why}`, {
+    lineNo,
+    line: line?.slice(0, 200),
+  });
 }
 
 /**
@@ -324,7 +359,11 @@ export function parseHistory(text: string): HistoryOp[] {
     if (line === '') continue;
     const lineNo = i + 1;
     if (Buffer.byteLength(line, 'utf8') > MAX_HISTORY_LINE_BYTES) {
-      throw new JepsenError(JepsenErrorCode.HistoryLineTooLong, `history line ${lineNo} is over ${MAX_HISTORY_LINE_BYTES} bytes`, { lineNo });
+      throw new JepsenError(
+        JepsenErrorCode.HistoryLineTooLong,
+        `history line ${lineNo} is over ${MAX_HISTORY_LINE_BYTES} bytes`,
+        { lineNo },
+      );
     }
     let raw: unknown;
     try {
@@ -341,13 +380,16 @@ export function parseHistory(text: string): HistoryOp[] {
 function toOp(raw: unknown, lineNo: number, line: string): HistoryOp {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw malformed(lineNo, 'not an object', line);
   const r = raw as Record<string, unknown>;
-  if (!Number.isSafeInteger(r.index) || (r.index as number) < 0) throw malformed(lineNo, 'index must be a non-negative integer', line);
-  if (typeof r.type !== 'string' || !OP_TYPES.has(r.type)) throw malformed(lineNo, `type must be invoke, ok, fail or info`, line);
+  if (!Number.isSafeInteger(r.index) || (r.index as number) < 0)
+    throw malformed(lineNo, 'index must be a non-negative integer', line);
+  if (typeof r.type !== 'string' || !OP_TYPES.has(r.type))
+    throw malformed(lineNo, `type must be invoke, ok, fail or info`, line);
   const processOk = r.process === NEMESIS_PROCESS || (Number.isSafeInteger(r.process) && (r.process as number) >= 0);
   if (!processOk) throw malformed(lineNo, 'process must be a non-negative integer or "nemesis"', line);
   if (typeof r.f !== 'string' || r.f === '') throw malformed(lineNo, 'f must be a non-empty string', line);
   if (!('value' in r)) throw malformed(lineNo, 'value is missing (use null)', line);
-  if (typeof r.timeNs !== 'number' || !Number.isFinite(r.timeNs) || r.timeNs < 0) throw malformed(lineNo, 'timeNs must be a non-negative number', line);
+  if (typeof r.timeNs !== 'number' || !Number.isFinite(r.timeNs) || r.timeNs < 0)
+    throw malformed(lineNo, 'timeNs must be a non-negative number', line);
   if (r.error !== undefined && typeof r.error !== 'string') throw malformed(lineNo, 'error must be a string', line);
   if (r.node !== undefined && typeof r.node !== 'string') throw malformed(lineNo, 'node must be a string', line);
   const op: HistoryOp = {
@@ -380,8 +422,10 @@ export function validateHistory(ops: readonly HistoryOp[]): void {
     }
     const p = op.process;
     if (op.type === 'invoke') {
-      if (outstanding.has(p)) throw malformed(where, `process ${p} invoked while op ${outstanding.get(p)!.index} is outstanding`);
-      if (crashed.has(p)) throw malformed(where, `process ${p} invoked after an info (its last op may still be in flight)`);
+      if (outstanding.has(p))
+        throw malformed(where, `process ${p} invoked while op ${outstanding.get(p)!.index} is outstanding`);
+      if (crashed.has(p))
+        throw malformed(where, `process ${p} invoked after an info (its last op may still be in flight)`);
       outstanding.set(p, op);
     } else {
       const inv = outstanding.get(p);
@@ -397,7 +441,11 @@ export function validateHistory(ops: readonly HistoryOp[]): void {
 export async function readHistoryFile(path: string): Promise<HistoryOp[]> {
   const { size } = await stat(path);
   if (size > MAX_HISTORY_FILE_BYTES) {
-    throw new JepsenError(JepsenErrorCode.HistoryMalformed, `history file ${path} is ${size} bytes (limit ${MAX_HISTORY_FILE_BYTES})`, { path, size });
+    throw new JepsenError(
+      JepsenErrorCode.HistoryMalformed,
+      `history file ${path} is ${size} bytes (limit ${MAX_HISTORY_FILE_BYTES})`,
+      { path, size },
+    );
   }
   return parseHistory(await readFile(path, 'utf8'));
 }
@@ -431,7 +479,7 @@ export interface Operation {
 export function pairHistory(ops: readonly HistoryOp[]): Operation[] {
   const result: Operation[] = [];
   const open = new Map<number, { invoke: HistoryOp; slot: number }>();
-  const slots: Array<Operation | { invoke: HistoryOp } > = [];
+  const slots: Array<Operation | { invoke: HistoryOp }> = [];
   for (const op of ops) {
     if (op.process === NEMESIS_PROCESS) continue;
     if (op.type === 'invoke') {

@@ -352,13 +352,15 @@ function search(ops: readonly CompiledOp[], initialState: number, limits: Search
 
   let entry = next[0];
   while (next[0] !== -1) {
-    if (++steps > limits.maxSteps) return { kind: 'unknown', steps, cacheEntries, reason: `search budget of ${limits.maxSteps} steps exhausted` };
+    if (++steps > limits.maxSteps)
+      return { kind: 'unknown', steps, cacheEntries, reason: `search budget of ${limits.maxSteps} steps exhausted` };
     invariant(entry !== -1, 'WGL search ran off the end of the entry list');
     const opIdx = opOf[entry];
     if (isCall[entry] === 1) {
       const newState = step(state, ops[opIdx]);
       if (newState !== ILLEGAL && cacheAdd(opIdx, newState)) {
-        if (cacheEntries > maxEntries) return { kind: 'unknown', steps, cacheEntries, reason: `memo cache over ${limits.maxCacheBytes} bytes` };
+        if (cacheEntries > maxEntries)
+          return { kind: 'unknown', steps, cacheEntries, reason: `memo cache over ${limits.maxCacheBytes} bytes` };
         callsEntry.push(entry);
         callsState.push(state);
         state = newState;
@@ -379,7 +381,14 @@ function search(ops: readonly CompiledOp[], initialState: number, limits: Search
         bestState = state;
       }
       if (callsEntry.length === 0) {
-        return { kind: 'fail', steps, cacheEntries, stuck: bestStuck, longest: bestLongest, stateAfterLongest: bestState };
+        return {
+          kind: 'fail',
+          steps,
+          cacheEntries,
+          stuck: bestStuck,
+          longest: bestLongest,
+          stateAfterLongest: bestState,
+        };
       }
       const top = callsEntry.pop()!;
       state = callsState.pop()!;
@@ -545,7 +554,9 @@ function pruneUnobservableInfo(ops: CompiledOp[]): CompiledOp[] {
     if (c.kind === Kind.Get) observed.add(c.valueId);
     if (c.kind === Kind.CasSwapped) observed.add(c.expectId);
   }
-  return ops.filter((c) => !(c.info && (c.kind === Kind.Put || c.kind === Kind.CasSwapped) && !observed.has(c.valueId)));
+  return ops.filter(
+    (c) => !(c.info && (c.kind === Kind.Put || c.kind === Kind.CasSwapped) && !observed.has(c.valueId)),
+  );
 }
 
 /**
@@ -559,7 +570,8 @@ function pruneUnobservableInfo(ops: CompiledOp[]): CompiledOp[] {
  */
 function boundObservedInfo(ops: CompiledOp[]): CompiledOp[] {
   const writers = new Map<number, number>();
-  for (const c of ops) if (c.kind === Kind.Put || c.kind === Kind.CasSwapped) writers.set(c.valueId, (writers.get(c.valueId) ?? 0) + 1);
+  for (const c of ops)
+    if (c.kind === Kind.Put || c.kind === Kind.CasSwapped) writers.set(c.valueId, (writers.get(c.valueId) ?? 0) + 1);
   const earliestObserver = new Map<number, number>();
   const observe = (valueId: number, at: number): void => {
     const seen = earliestObserver.get(valueId);
@@ -587,13 +599,18 @@ function boundObservedInfo(ops: CompiledOp[]): CompiledOp[] {
  * Checks a register history (lines as recorded, or already paired operations). Ops of other
  * workloads must be filtered out by the caller: an unknown `f` is a malformed history.
  */
-export function checkLinearizable(history: readonly HistoryOp[] | readonly Operation[], options: LinearizabilityOptions = {}): LinearizabilityResult {
+export function checkLinearizable(
+  history: readonly HistoryOp[] | readonly Operation[],
+  options: LinearizabilityOptions = {},
+): LinearizabilityResult {
   const started = performance.now();
   const limits: SearchLimits = {
     maxSteps: options.maxSearchStepsPerKey ?? DEFAULT_MAX_SEARCH_STEPS_PER_KEY,
     maxCacheBytes: options.maxCacheBytes ?? DEFAULT_MAX_CACHE_BYTES,
   };
-  const operations = isPaired(history) ? (history as readonly Operation[]) : pairHistory(history as readonly HistoryOp[]);
+  const operations = isPaired(history)
+    ? (history as readonly Operation[])
+    : pairHistory(history as readonly HistoryOp[]);
   const byKey = new Map<string, { interner: Interner; ops: CompiledOp[] }>();
   let searched = 0;
   let infos = 0;

@@ -69,7 +69,10 @@ export function halves(nodes: readonly NodeName[], rng: ShapeRng): Cut[] {
 export function isolateNode(nodes: readonly NodeName[], target: NodeName): Cut[] {
   checkNodes(nodes);
   invariant(nodes.includes(target), `isolate: ${target} is not one of ${nodes.join(',')}`);
-  return cutBetween([target], nodes.filter((n) => n !== target));
+  return cutBetween(
+    [target],
+    nodes.filter((n) => n !== target),
+  );
 }
 
 /**
@@ -121,7 +124,9 @@ export function heardBy(node: NodeName, nodes: readonly NodeName[], cuts: readon
 export function bidirectionalView(node: NodeName, nodes: readonly NodeName[], cuts: readonly Cut[]): Set<NodeName> {
   const key = (c: Cut): string => `${c.from}\u0000${c.to}`;
   const cut = new Set(cuts.map(key));
-  return new Set(nodes.filter((n) => n === node || (!cut.has(key({ from: node, to: n })) && !cut.has(key({ from: n, to: node })))));
+  return new Set(
+    nodes.filter((n) => n === node || (!cut.has(key({ from: node, to: n })) && !cut.has(key({ from: n, to: node })))),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,7 +136,13 @@ export function bidirectionalView(node: NodeName, nodes: readonly NodeName[], cu
 export type FaultKind = 'partition' | 'kill' | 'pause' | 'membership';
 export const ALL_FAULTS: readonly FaultKind[] = ['partition', 'kill', 'pause', 'membership'];
 export type PartitionShape = 'halves' | 'isolate-node' | 'isolate-leader' | 'majority-ring' | 'bridge';
-export const ALL_SHAPES: readonly PartitionShape[] = ['halves', 'isolate-node', 'isolate-leader', 'majority-ring', 'bridge'];
+export const ALL_SHAPES: readonly PartitionShape[] = [
+  'halves',
+  'isolate-node',
+  'isolate-leader',
+  'majority-ring',
+  'bridge',
+];
 
 export type NemesisAction =
   /** `cuts` is absent for isolate-leader: it is resolved against the leader when applied. */
@@ -173,7 +184,11 @@ function minority(nodes: readonly NodeName[], rng: SeededRng): NodeName[] {
   return shuffled(nodes, rng).slice(0, 1 + rng.nextInt(max));
 }
 
-export function partitionCuts(shape: Exclude<PartitionShape, 'isolate-leader'>, nodes: readonly NodeName[], rng: ShapeRng): Cut[] {
+export function partitionCuts(
+  shape: Exclude<PartitionShape, 'isolate-leader'>,
+  nodes: readonly NodeName[],
+  rng: ShapeRng,
+): Cut[] {
   switch (shape) {
     case 'halves':
       return halves(nodes, rng);
@@ -198,7 +213,9 @@ export function generateSchedule(options: ScheduleOptions): NemesisEvent[] {
   const faultRange = options.faultDurationMs ?? [5_000, 15_000];
   const quietRange = options.quietMs ?? [3_000, 8_000];
   const nodes = options.nodes;
-  const shapes = ALL_SHAPES.filter((s) => nodes.length >= 3 || s === 'halves' || s === 'isolate-node' || s === 'isolate-leader');
+  const shapes = ALL_SHAPES.filter(
+    (s) => nodes.length >= 3 || s === 'halves' || s === 'isolate-node' || s === 'isolate-leader',
+  );
   const events: NemesisEvent[] = [];
   let t = between(rng, quietRange);
   for (;;) {
@@ -211,7 +228,12 @@ export function generateSchedule(options: ScheduleOptions): NemesisEvent[] {
     };
     const startPartition = (at: number): void => {
       const shape = shapes[rng.nextInt(shapes.length)];
-      push(at, shape === 'isolate-leader' ? { kind: 'start-partition', shape } : { kind: 'start-partition', shape, cuts: partitionCuts(shape, nodes, rng) });
+      push(
+        at,
+        shape === 'isolate-leader'
+          ? { kind: 'start-partition', shape }
+          : { kind: 'start-partition', shape, cuts: partitionCuts(shape, nodes, rng) },
+      );
     };
     switch (fault) {
       case 'partition':
@@ -299,7 +321,9 @@ export class ChildProcessController implements ProcessController {
   start(node: NodeName): ChildProcess {
     const running = this.children.get(node);
     if (running !== undefined && running.exitCode === null && running.signalCode === null) {
-      throw new JepsenError(JepsenErrorCode.ProcessFault, `node ${node} is already running (pid ${running.pid})`, { node });
+      throw new JepsenError(JepsenErrorCode.ProcessFault, `node ${node} is already running (pid ${running.pid})`, {
+        node,
+      });
     }
     const child = this.spawnNode(node);
     this.children.set(node, child);
@@ -335,7 +359,8 @@ export class ChildProcessController implements ProcessController {
 
   async pause(node: NodeName): Promise<void> {
     const child = this.require(node);
-    if (!this.isRunning(node)) throw new JepsenError(JepsenErrorCode.ProcessFault, `pause: node ${node} is not running`, { node });
+    if (!this.isRunning(node))
+      throw new JepsenError(JepsenErrorCode.ProcessFault, `pause: node ${node} is not running`, { node });
     child.kill('SIGSTOP');
     this.paused.add(node);
     this.log.debug({ node, pid: child.pid }, 'nemesis: SIGSTOP');
@@ -373,7 +398,16 @@ export class ChildProcessController implements ProcessController {
 function waitExit(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new JepsenError(JepsenErrorCode.ProcessFault, `pid ${child.pid} did not exit within ${PROCESS_EXIT_TIMEOUT_MS} ms`)), PROCESS_EXIT_TIMEOUT_MS);
+    const timer = setTimeout(
+      () =>
+        reject(
+          new JepsenError(
+            JepsenErrorCode.ProcessFault,
+            `pid ${child.pid} did not exit within ${PROCESS_EXIT_TIMEOUT_MS} ms`,
+          ),
+        ),
+      PROCESS_EXIT_TIMEOUT_MS,
+    );
     child.once('exit', () => {
       clearTimeout(timer);
       resolve();
@@ -432,7 +466,11 @@ export class NemesisRunner {
       this.deps.recorder?.nemesis(f, value);
     };
     const need = <T>(c: T | undefined, what: string): T => {
-      if (c === undefined) throw new JepsenError(JepsenErrorCode.ProcessFault, `the schedule asks for ${what} but no controller was given`);
+      if (c === undefined)
+        throw new JepsenError(
+          JepsenErrorCode.ProcessFault,
+          `the schedule asks for ${what} but no controller was given`,
+        );
       return c;
     };
     this.log.debug({ action }, 'nemesis: applying');

@@ -40,7 +40,14 @@ export function ip(args: readonly string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile('ip', args, { timeout: IP_COMMAND_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (err) {
-        reject(new JepsenError(JepsenErrorCode.NetnsCommandFailed, `ip ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`, { args, stderr: String(stderr) }, { cause: err }));
+        reject(
+          new JepsenError(
+            JepsenErrorCode.NetnsCommandFailed,
+            `ip ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`,
+            { args, stderr: String(stderr) },
+            { cause: err },
+          ),
+        );
       } else {
         resolve(String(stdout));
       }
@@ -57,8 +64,10 @@ export interface NetnsAvailability {
 
 /** Whether network namespaces can be used here: root, iproute2, and a namespace can be made. */
 export async function detectNetns(): Promise<NetnsAvailability> {
-  if (process.platform !== 'linux') return { available: false, reason: `network namespaces need Linux (this is ${process.platform})` };
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return { available: false, reason: 'network namespaces need root (run as root, or use the TCP proxy)' };
+  if (process.platform !== 'linux')
+    return { available: false, reason: `network namespaces need Linux (this is ${process.platform})` };
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0)
+    return { available: false, reason: 'network namespaces need root (run as root, or use the TCP proxy)' };
   try {
     await ip(['-V']);
   } catch {
@@ -132,7 +141,10 @@ export class NetnsNetwork implements NetworkController {
   private readonly log: JepsenLogger;
   private closed = false;
 
-  private constructor(private readonly nodes: readonly NodeName[], log: JepsenLogger) {
+  private constructor(
+    private readonly nodes: readonly NodeName[],
+    log: JepsenLogger,
+  ) {
     this.runId = `${NETNS_PREFIX}${process.pid}x${runSeq++}`;
     this.hub = `${this.runId}-hub`;
     this.log = log;
@@ -144,7 +156,10 @@ export class NetnsNetwork implements NetworkController {
 
   /** Builds the namespaces and the bridge; on any failure removes whatever it made, then throws. */
   static async create(options: NetnsNetworkOptions): Promise<NetnsNetwork> {
-    invariant(options.nodes.length >= 1 && options.nodes.length <= MAX_NETNS_NODES, `1..${MAX_NETNS_NODES} nodes, got ${options.nodes.length}`);
+    invariant(
+      options.nodes.length >= 1 && options.nodes.length <= MAX_NETNS_NODES,
+      `1..${MAX_NETNS_NODES} nodes, got ${options.nodes.length}`,
+    );
     invariant(new Set(options.nodes).size === options.nodes.length, 'node names must be distinct');
     const net = new NetnsNetwork(options.nodes, options.log ?? silentLogger);
     try {
@@ -208,7 +223,10 @@ export class NetnsNetwork implements NetworkController {
       try {
         await ip(['netns', 'del', ns]);
       } catch (err) {
-        this.log.warn({ ns, err: (err as Error).message }, 'jepsen: could not delete a namespace (cleanupStaleNamespaces will)');
+        this.log.warn(
+          { ns, err: (err as Error).message },
+          'jepsen: could not delete a namespace (cleanupStaleNamespaces will)',
+        );
       }
     }
     this.created.length = 0;

@@ -12,7 +12,10 @@ export type NetworkKind = 'netns' | 'proxy';
  * 'netns' when `prefer` allows it and namespaces work here; else 'proxy', with one info line that
  * says why, so a run's log always tells which fault injector it used.
  */
-export async function chooseNetworkKind(prefer: NetworkKind | 'auto' = 'auto', log: JepsenLogger = silentLogger): Promise<NetworkKind> {
+export async function chooseNetworkKind(
+  prefer: NetworkKind | 'auto' = 'auto',
+  log: JepsenLogger = silentLogger,
+): Promise<NetworkKind> {
   if (prefer === 'proxy') {
     log.info({ network: 'proxy' }, 'jepsen: using the TCP fault proxy (asked for)');
     return 'proxy';
@@ -22,6 +25,9 @@ export async function chooseNetworkKind(prefer: NetworkKind | 'auto' = 'auto', l
     log.info({ network: 'netns' }, 'jepsen: using Linux network namespaces for partitions');
     return 'netns';
   }
-  log.info({ network: 'proxy', reason: a.reason }, `jepsen: network namespaces unavailable (${a.reason}); falling back to the TCP fault proxy`);
+  log.info(
+    { network: 'proxy', reason: a.reason },
+    `jepsen: network namespaces unavailable (${a.reason}); falling back to the TCP fault proxy`,
+  );
   return 'proxy';
 }

@@ -46,10 +46,15 @@ export class JepsenUsageError extends JepsenError {
 
 function list<T extends string>(raw: string, all: readonly T[], what: string, extra: readonly T[] = []): T[] {
   const known = [...all, ...extra];
-  const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const parts = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (parts.length === 0) throw new JepsenUsageError(`--${what} needs a value (${known.join(', ')} or all)`);
   if (parts.includes('all')) return [...new Set([...all, ...parts.filter((p) => p !== 'all')])] as T[];
-  for (const p of parts) if (!(known as readonly string[]).includes(p)) throw new JepsenUsageError(`--${what}: unknown "${p}" (expected ${known.join(', ')} or all)`);
+  for (const p of parts)
+    if (!(known as readonly string[]).includes(p))
+      throw new JepsenUsageError(`--${what}: unknown "${p}" (expected ${known.join(', ')} or all)`);
   return [...new Set(parts)] as T[];
 }
 
@@ -79,7 +84,8 @@ export function parseJepsenArgs(argv: readonly string[], now: Date = new Date())
   if (nodes !== 3 && nodes !== 5) throw new JepsenUsageError(`--nodes must be 3 or 5, got ${nodes}`);
   const seedRaw = values.get('seed');
   const network = values.get('network') ?? 'auto';
-  if (network !== 'auto' && network !== 'netns' && network !== 'proxy') throw new JepsenUsageError(`--network must be auto, netns or proxy, got "${network}"`);
+  if (network !== 'auto' && network !== 'netns' && network !== 'proxy')
+    throw new JepsenUsageError(`--network must be auto, netns or proxy, got "${network}"`);
   const stamp = now.toISOString().replace(/[:.]/g, '-');
   return {
     nodes,

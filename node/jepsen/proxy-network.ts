@@ -89,10 +89,13 @@ class Pipe {
     while (this.queue.length > 0) {
       const head = this.queue[0];
       if (head.dueMs > now) {
-        this.timer = setTimeout(() => {
-          this.timer = undefined;
-          this.pump();
-        }, Math.ceil(head.dueMs - now));
+        this.timer = setTimeout(
+          () => {
+            this.timer = undefined;
+            this.pump();
+          },
+          Math.ceil(head.dueMs - now),
+        );
         return;
       }
       this.queue.shift();
@@ -226,7 +229,8 @@ export class ProxyNetwork implements NetworkController {
   /** Where node `from` must dial to reach node `to`. */
   addressFor(from: NodeName, to: NodeName): ProxyTarget {
     const link = this.links.get(dirKey(from, to));
-    if (link === undefined) throw new JepsenError(JepsenErrorCode.ProxyFailed, `no proxy link ${from} -> ${to}`, { from, to });
+    if (link === undefined)
+      throw new JepsenError(JepsenErrorCode.ProxyFailed, `no proxy link ${from} -> ${to}`, { from, to });
     return { host: this.listenHost, port: link.port };
   }
 
@@ -247,12 +251,14 @@ export class ProxyNetwork implements NetworkController {
 
   async cut(cuts: readonly Cut[]): Promise<void> {
     for (const c of cuts) {
-      if (!this.links.has(dirKey(c.from, c.to))) throw new JepsenError(JepsenErrorCode.ProxyFailed, `cut names unknown nodes ${c.from} -> ${c.to}`, { ...c });
+      if (!this.links.has(dirKey(c.from, c.to)))
+        throw new JepsenError(JepsenErrorCode.ProxyFailed, `cut names unknown nodes ${c.from} -> ${c.to}`, { ...c });
       this.cuts.add(dirKey(c.from, c.to));
     }
     if (this.mode === 'reset') {
       for (const link of this.links.values()) {
-        if (this.isCut(link.from, link.to) || this.isCut(link.to, link.from)) for (const conn of [...link.conns]) conn.close();
+        if (this.isCut(link.from, link.to) || this.isCut(link.to, link.from))
+          for (const conn of [...link.conns]) conn.close();
       }
     }
     this.log.debug({ cuts: cuts.length }, 'proxy: cut');
@@ -301,7 +307,11 @@ export class ProxyNetwork implements NetworkController {
     const conns = new Set<Conn>();
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (client) => {
       client.setNoDelay(true);
-      if (this.closed || conns.size >= this.maxConnectionsPerLink || (this.mode === 'reset' && (this.isCut(from, to) || this.isCut(to, from)))) {
+      if (
+        this.closed ||
+        conns.size >= this.maxConnectionsPerLink ||
+        (this.mode === 'reset' && (this.isCut(from, to) || this.isCut(to, from)))
+      ) {
         client.destroy();
         return;
       }
@@ -312,7 +322,16 @@ export class ProxyNetwork implements NetworkController {
     const link: Link = { from, to, server, port, conns };
     this.links.set(dirKey(from, to), link);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new JepsenError(JepsenErrorCode.ProxyFailed, `proxy ${from} -> ${to} cannot listen on ${this.listenHost}:${port}: ${err.message}`, { from, to, port }, { cause: err })));
+      server.once('error', (err) =>
+        reject(
+          new JepsenError(
+            JepsenErrorCode.ProxyFailed,
+            `proxy ${from} -> ${to} cannot listen on ${this.listenHost}:${port}: ${err.message}`,
+            { from, to, port },
+            { cause: err },
+          ),
+        ),
+      );
       server.listen(port, this.listenHost, () => resolve());
     });
     const addr = server.address();

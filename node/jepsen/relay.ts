@@ -72,10 +72,15 @@ export class ControlRelay {
       if (msg.id === undefined) return;
       const w = this.waiting.get(msg.id);
       this.waiting.delete(msg.id);
-      w?.(msg.error === undefined ? undefined : new JepsenError(JepsenErrorCode.NetnsCommandFailed, `relay could not listen: ${msg.error}`));
+      w?.(
+        msg.error === undefined
+          ? undefined
+          : new JepsenError(JepsenErrorCode.NetnsCommandFailed, `relay could not listen: ${msg.error}`),
+      );
     });
     child.once('exit', () => {
-      for (const w of this.waiting.values()) w(new JepsenError(JepsenErrorCode.NetnsCommandFailed, 'the control relay exited'));
+      for (const w of this.waiting.values())
+        w(new JepsenError(JepsenErrorCode.NetnsCommandFailed, 'the control relay exited'));
       this.waiting.clear();
     });
   }
@@ -91,7 +96,12 @@ export class ControlRelay {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        reject(new JepsenError(JepsenErrorCode.NetnsCommandFailed, `relay did not listen on ${socketPath} within ${RELAY_LISTEN_TIMEOUT_MS} ms`));
+        reject(
+          new JepsenError(
+            JepsenErrorCode.NetnsCommandFailed,
+            `relay did not listen on ${socketPath} within ${RELAY_LISTEN_TIMEOUT_MS} ms`,
+          ),
+        );
       }, RELAY_LISTEN_TIMEOUT_MS);
       this.waiting.set(id, (err) => {
         clearTimeout(timer);

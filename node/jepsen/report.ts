@@ -19,7 +19,12 @@ export const MAX_COUNTEREXAMPLE_CHARS = 20_000;
 export const THROUGHPUT_BUCKETS = 120;
 
 export const OUTCOME_COLOURS = { ok: '#1a9641', fail: '#d7191c', info: '#fd8d3c' } as const;
-const FAULT_COLOURS: Record<string, string> = { partition: '#9ecae1', kill: '#fcbba1', pause: '#dadaeb', membership: '#c7e9c0' };
+const FAULT_COLOURS: Record<string, string> = {
+  partition: '#9ecae1',
+  kill: '#fcbba1',
+  pause: '#dadaeb',
+  membership: '#c7e9c0',
+};
 const FALLBACK_FAULT_COLOUR = '#e0e0e0';
 
 export interface CheckerVerdict {
@@ -43,7 +48,12 @@ export function allValid(checkers: readonly CheckerVerdict[]): boolean {
 }
 
 export function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }
 
 const W = 960;
@@ -98,7 +108,12 @@ ${body}
 </svg>`;
 }
 
-function latencyPlot(f: string, ops: readonly Operation[], intervals: readonly NemesisInterval[], axis: TimeAxis): string {
+function latencyPlot(
+  f: string,
+  ops: readonly Operation[],
+  intervals: readonly NemesisInterval[],
+  axis: TimeAxis,
+): string {
   // Info ops without a completion line have no latency: they are drawn at the end of the run.
   const lat = (o: Operation): number => Math.max(0.001, ((o.completeTimeNs ?? axis.endS * 1e9) - o.invokeTimeNs) / 1e6);
   const maxMs = Math.max(1, ...ops.map(lat));
@@ -121,18 +136,29 @@ function latencyPlot(f: string, ops: readonly Operation[], intervals: readonly N
     byOutcome[o.type].push(`M${cx} ${cy}h2.6v2.6h-2.6z`);
   }
   const dots = (['ok', 'info', 'fail'] as const)
-    .map((t) => (byOutcome[t].length > 0 ? `<path class="dots dots-${t}" fill="${OUTCOME_COLOURS[t]}" d="${byOutcome[t].join('')}"/>` : ''))
+    .map((t) =>
+      byOutcome[t].length > 0
+        ? `<path class="dots dots-${t}" fill="${OUTCOME_COLOURS[t]}" d="${byOutcome[t].join('')}"/>`
+        : '',
+    )
     .join('');
   const counts = { ok: 0, fail: 0, info: 0 };
   for (const o of ops) counts[o.type]++;
   const caption = `${escapeHtml(f)}: ${ops.length} ops (ok ${counts.ok}, fail ${counts.fail}, info ${counts.info})${stride > 1 ? `, every ${stride}th drawn` : ''}`;
-  return `<h3>Latency — ${caption}</h3>` + frame(`latency of ${f}`, shading(intervals, axis) + ticks + timeTicks(axis) + dots, 'latency (ms, log)');
+  return (
+    `<h3>Latency — ${caption}</h3>` +
+    frame(`latency of ${f}`, shading(intervals, axis) + ticks + timeTicks(axis) + dots, 'latency (ms, log)')
+  );
 }
 
 function throughputPlot(ops: readonly Operation[], intervals: readonly NemesisInterval[], axis: TimeAxis): string {
   const bucketS = Math.max(axis.endS / THROUGHPUT_BUCKETS, 0.001);
   const n = Math.max(1, Math.ceil(axis.endS / bucketS));
-  const series: Record<'ok' | 'fail' | 'info', number[]> = { ok: new Array(n).fill(0), fail: new Array(n).fill(0), info: new Array(n).fill(0) };
+  const series: Record<'ok' | 'fail' | 'info', number[]> = {
+    ok: new Array(n).fill(0),
+    fail: new Array(n).fill(0),
+    info: new Array(n).fill(0),
+  };
   for (const o of ops) {
     const t = (o.completeTimeNs ?? o.invokeTimeNs) / 1e9;
     series[o.type][Math.min(n - 1, Math.floor(t / bucketS))] += 1 / bucketS;
@@ -151,12 +177,16 @@ function throughputPlot(ops: readonly Operation[], intervals: readonly NemesisIn
       return `<polyline class="rate rate-${t}" fill="none" stroke="${OUTCOME_COLOURS[t]}" stroke-width="2" points="${pts}"/>`;
     })
     .join('');
-  return `<h3>Throughput — completions per second (bucket ${fmt(bucketS)} s)</h3>` + frame('throughput', shading(intervals, axis) + ticks + timeTicks(axis) + lines, 'ops/s');
+  return (
+    `<h3>Throughput — completions per second (bucket ${fmt(bucketS)} s)</h3>` +
+    frame('throughput', shading(intervals, axis) + ticks + timeTicks(axis) + lines, 'ops/s')
+  );
 }
 
 function legend(intervals: readonly NemesisInterval[]): string {
   const faults = [...new Set(intervals.map((i) => i.fault))];
-  const swatch = (colour: string, label: string): string => `<span class="swatch"><i style="background:${colour}"></i>${escapeHtml(label)}</span>`;
+  const swatch = (colour: string, label: string): string =>
+    `<span class="swatch"><i style="background:${colour}"></i>${escapeHtml(label)}</span>`;
   return `<p class="legend">${swatch(OUTCOME_COLOURS.ok, 'ok')}${swatch(OUTCOME_COLOURS.fail, 'fail')}${swatch(OUTCOME_COLOURS.info, 'info (outcome unknown)')}${faults
     .map((f) => swatch(FAULT_COLOURS[f] ?? FALLBACK_FAULT_COLOUR, `nemesis: ${f}`))
     .join('')}</p>`;
@@ -191,11 +221,17 @@ function verdicts(checkers: readonly CheckerVerdict[]): string {
   const rows = checkers
     .map((c) => {
       const v = verdictLabel(c.valid);
-      const stats = c.stats === undefined ? '' : Object.entries(c.stats).map(([k, val]) => `${escapeHtml(k)}=${escapeHtml(statText(val))}`).join(', ');
+      const stats =
+        c.stats === undefined
+          ? ''
+          : Object.entries(c.stats)
+              .map(([k, val]) => `${escapeHtml(k)}=${escapeHtml(statText(val))}`)
+              .join(', ');
       let cx = '';
       if (c.counterexample !== undefined) {
         let text = compactJson(c.counterexample);
-        if (text.length > MAX_COUNTEREXAMPLE_CHARS) text = `${text.slice(0, MAX_COUNTEREXAMPLE_CHARS)}\n… (${text.length - MAX_COUNTEREXAMPLE_CHARS} more characters in results.json)`;
+        if (text.length > MAX_COUNTEREXAMPLE_CHARS)
+          text = `${text.slice(0, MAX_COUNTEREXAMPLE_CHARS)}\n… (${text.length - MAX_COUNTEREXAMPLE_CHARS} more characters in results.json)`;
         cx = `<details class="counterexample" open><summary>Counterexample</summary><pre>${escapeHtml(text)}</pre></details>`;
       }
       return `<tr class="checker" data-checker="${escapeHtml(c.name)}" data-valid="${String(c.valid)}"><td>${escapeHtml(c.name)}</td><td class="verdict ${v.cls}">${v.text}</td><td class="stats">${stats}${cx}</td></tr>`;
@@ -264,12 +300,20 @@ export interface RunResults {
 }
 
 /** Writes DIR/report.html and DIR/results.json; returns their paths and whether every checker passed. */
-export async function writeReport(dir: string, input: ReportInput): Promise<{ reportPath: string; resultsPath: string; valid: boolean }> {
+export async function writeReport(
+  dir: string,
+  input: ReportInput,
+): Promise<{ reportPath: string; resultsPath: string; valid: boolean }> {
   await mkdir(dir, { recursive: true });
   const reportPath = join(dir, 'report.html');
   const resultsPath = join(dir, 'results.json');
   const valid = allValid(input.checkers);
-  const results: RunResults = { valid, checkers: input.checkers, meta: input.meta ?? {}, operations: pairHistory(input.history).length };
+  const results: RunResults = {
+    valid,
+    checkers: input.checkers,
+    meta: input.meta ?? {},
+    operations: pairHistory(input.history).length,
+  };
   await writeFile(reportPath, renderReport(input), 'utf8');
   await writeFile(resultsPath, JSON.stringify(results, null, 2) + '\n', 'utf8');
   return { reportPath, resultsPath, valid };

@@ -60,11 +60,18 @@ export class JepsenRpc {
   }
 
   /** A JSON-RPC batch: one HTTP request, the answers in request order (each a result or an error). */
-  async batch(calls: ReadonlyArray<{ method: string; params: readonly unknown[] }>, signal?: AbortSignal): Promise<Array<{ result?: unknown; error?: RpcCallError }>> {
+  async batch(
+    calls: ReadonlyArray<{ method: string; params: readonly unknown[] }>,
+    signal?: AbortSignal,
+  ): Promise<Array<{ result?: unknown; error?: RpcCallError }>> {
     if (calls.length === 0) return [];
     const first = this.nextId;
     this.nextId += calls.length;
-    const body = await this.post(JSON.stringify(calls.map((c, i) => ({ jsonrpc: '2.0', id: first + i, method: c.method, params: c.params }))), `batch of ${calls.length}`, signal);
+    const body = await this.post(
+      JSON.stringify(calls.map((c, i) => ({ jsonrpc: '2.0', id: first + i, method: c.method, params: c.params }))),
+      `batch of ${calls.length}`,
+      signal,
+    );
     if (!Array.isArray(body)) {
       // A whole-batch error (e.g. the batch is too long) comes back as one error object.
       const e = (body as { error?: { code?: number; message?: string; data?: unknown } } | null)?.error;
@@ -97,51 +104,101 @@ export class JepsenRpc {
         signal?.removeEventListener('abort', onAbort);
         reject(err);
       };
-      const where = 'socketPath' in this.target ? { socketPath: this.target.socketPath } : { host: this.target.host, port: this.target.port };
-      const req = request({ ...where, path: '/', method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-        const chunks: Buffer[] = [];
-        let bytes = 0;
-        res.on('data', (c: Buffer) => {
-          bytes += c.length;
-          if (bytes > JEPSEN_RPC_MAX_RESPONSE_BYTES) {
-            req.destroy();
-            fail(new RpcTransportError(RpcTransportErrorCode.BadResponse, this.label, `${what}: response over ${JEPSEN_RPC_MAX_RESPONSE_BYTES} bytes`));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('error', (err) => fail(new RpcTransportError(RpcTransportErrorCode.Unreachable, this.label, `${what}: ${err.message}`, { cause: err })));
-        res.on('end', () => {
-          if (settled) return;
-          if (res.headers[RELAY_REFUSED_HEADER] !== undefined) {
-            fail(new ConnectionRefusedError(this.label, `${what}: the node refused the connection (${String(res.headers[RELAY_REFUSED_HEADER])})`));
-            return;
-          }
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            fail(new RpcTransportError(RpcTransportErrorCode.HttpStatus, this.label, `${what}: HTTP ${res.statusCode} with a body that is not JSON`));
-            return;
-          }
-          settled = true;
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          resolve(parsed);
-        });
-      });
+      const where =
+        'socketPath' in this.target
+          ? { socketPath: this.target.socketPath }
+          : { host: this.target.host, port: this.target.port };
+      const req = request(
+        {
+          ...where,
+          path: '/',
+          method: 'POST',
+          agent: this.agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let bytes = 0;
+          res.on('data', (c: Buffer) => {
+            bytes += c.length;
+            if (bytes > JEPSEN_RPC_MAX_RESPONSE_BYTES) {
+              req.destroy();
+              fail(
+                new RpcTransportError(
+                  RpcTransportErrorCode.BadResponse,
+                  this.label,
+                  `${what}: response over ${JEPSEN_RPC_MAX_RESPONSE_BYTES} bytes`,
+                ),
+              );
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('error', (err) =>
+            fail(
+              new RpcTransportError(RpcTransportErrorCode.Unreachable, this.label, `${what}: ${err.message}`, {
+                cause: err,
+              }),
+            ),
+          );
+          res.on('end', () => {
+            if (settled) return;
+            if (res.headers[RELAY_REFUSED_HEADER] !== undefined) {
+              fail(
+                new ConnectionRefusedError(
+                  this.label,
+                  `${what}: the node refused the connection (${String(res.headers[RELAY_REFUSED_HEADER])})`,
+                ),
+              );
+              return;
+            }
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              fail(
+                new RpcTransportError(
+                  RpcTransportErrorCode.HttpStatus,
+                  this.label,
+                  `${what}: HTTP ${res.statusCode} with a body that is not JSON`,
+                ),
+              );
+              return;
+            }
+            settled = true;
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+            resolve(parsed);
+          });
+        },
+      );
       let connected = false;
       req.on('socket', (s) => s.once('connect', () => (connected = true)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         // Refused before connecting. Through a relay, a refused upstream dial comes back as a response
         // carrying RELAY_REFUSED_HEADER instead (relay.ts), since our own connect succeeded.
-        if (!connected && (err.code === 'ECONNREFUSED' || err.code === 'ENOENT')) fail(new ConnectionRefusedError(this.label, `${what}: ${err.code}`, { cause: err }));
-        else fail(new RpcTransportError(RpcTransportErrorCode.Unreachable, this.label, `${what}: ${err.code ?? err.message}`, { cause: err }));
+        if (!connected && (err.code === 'ECONNREFUSED' || err.code === 'ENOENT'))
+          fail(new ConnectionRefusedError(this.label, `${what}: ${err.code}`, { cause: err }));
+        else
+          fail(
+            new RpcTransportError(
+              RpcTransportErrorCode.Unreachable,
+              this.label,
+              `${what}: ${err.code ?? err.message}`,
+              { cause: err },
+            ),
+          );
       });
       const timer = setTimeout(() => {
         req.destroy();
-        fail(new RpcTransportError(RpcTransportErrorCode.Timeout, this.label, `${what}: no answer within ${this.options.timeoutMs} ms (outcome unknown)`));
+        fail(
+          new RpcTransportError(
+            RpcTransportErrorCode.Timeout,
+            this.label,
+            `${what}: no answer within ${this.options.timeoutMs} ms (outcome unknown)`,
+          ),
+        );
       }, this.options.timeoutMs);
       const onAbort = (): void => {
         req.destroy();
@@ -155,10 +212,30 @@ export class JepsenRpc {
 }
 
 function unwrapOne<T>(method: string, id: number, response: unknown, where: string): T {
-  const r = response as { jsonrpc?: string; id?: unknown; result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } } | null | undefined;
-  if (typeof r !== 'object' || r === null || r.jsonrpc !== '2.0') throw new RpcTransportError(RpcTransportErrorCode.BadResponse, where, `${method}: not a JSON-RPC 2.0 response`);
-  if (r.error !== undefined) throw new RpcCallError(method, typeof r.error.code === 'number' ? r.error.code : 0, typeof r.error.message === 'string' ? r.error.message : 'error', r.error.data);
-  if (r.id !== id) throw new RpcTransportError(RpcTransportErrorCode.BadResponse, where, `${method}: response id ${String(r.id)} does not match ${id}`);
+  const r = response as
+    | {
+        jsonrpc?: string;
+        id?: unknown;
+        result?: unknown;
+        error?: { code?: unknown; message?: unknown; data?: unknown };
+      }
+    | null
+    | undefined;
+  if (typeof r !== 'object' || r === null || r.jsonrpc !== '2.0')
+    throw new RpcTransportError(RpcTransportErrorCode.BadResponse, where, `${method}: not a JSON-RPC 2.0 response`);
+  if (r.error !== undefined)
+    throw new RpcCallError(
+      method,
+      typeof r.error.code === 'number' ? r.error.code : 0,
+      typeof r.error.message === 'string' ? r.error.message : 'error',
+      r.error.data,
+    );
+  if (r.id !== id)
+    throw new RpcTransportError(
+      RpcTransportErrorCode.BadResponse,
+      where,
+      `${method}: response id ${String(r.id)} does not match ${id}`,
+    );
   if (!('result' in r)) throw new RpcTransportError(RpcTransportErrorCode.BadResponse, where, `${method}: no result`);
   return r.result as T;
 }

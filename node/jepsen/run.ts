@@ -14,8 +14,7 @@ import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GENESIS_ACCOUNT_BALANCE } from '../cli/init.js';
-import { checkAppend,
-  checkPrivacy, checkBank, checkChain } from './checkers.js';
+import { checkAppend, checkPrivacy, checkBank, checkChain } from './checkers.js';
 import { JepsenCluster, SlotProcessController, type NodeCommand } from './cluster.js';
 import { sleep } from './sleep.js';
 import { RpcJepsenClient, type ClientContext } from './clients.js';
@@ -26,7 +25,16 @@ import { NemesisRunner, generateSchedule, type NemesisEvent } from './nemesis.js
 import { chooseNetworkKind } from './network.js';
 import { reproduceCommand, type JepsenOptions } from './options.js';
 import { writeReport, type CheckerVerdict } from './report.js';
-import { appendWorkload, bankWorkload, privacyWorkload, registerWorkload, runClients, type RunClientsStats, type Workload, type WorkloadName } from './workload.js';
+import {
+  appendWorkload,
+  bankWorkload,
+  privacyWorkload,
+  registerWorkload,
+  runClients,
+  type RunClientsStats,
+  type Workload,
+  type WorkloadName,
+} from './workload.js';
 
 /** Process ids of workload k are PROCESS_RANGE*k ... (a retired process's replacement stays in range). */
 export const PROCESS_RANGE = 1_000_000;
@@ -72,7 +80,10 @@ export async function runJepsen(options: JepsenOptions, extras: RunJepsenExtras 
   return (await runJepsenDetailed(options, extras)).exitCode;
 }
 
-export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepsenExtras = {}): Promise<JepsenRunResult> {
+export async function runJepsenDetailed(
+  options: JepsenOptions,
+  extras: RunJepsenExtras = {},
+): Promise<JepsenRunResult> {
   const t0 = performance.now();
   const write = extras.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   // Each line carries the seconds since the run began: where a slow run spends its time shows.
@@ -95,9 +106,18 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
     ...(extras.quietMs ? { quietMs: extras.quietMs } : {}),
   });
   const spareSlots = schedule.flatMap((e) => (e.action.kind === 'add-member' ? [e.action.node] : []));
-  out(`jepsen: ${options.nodes} nodes over ${networkKind}, ${options.timeS} s, workloads ${options.workloads.join(',')}, ${schedule.length} nemesis events; output in ${outDir}`);
+  out(
+    `jepsen: ${options.nodes} nodes over ${networkKind}, ${options.timeS} s, workloads ${options.workloads.join(',')}, ${schedule.length} nemesis events; output in ${outDir}`,
+  );
 
-  const cluster = await JepsenCluster.create({ nodes: options.nodes, dir: join(outDir, 'cluster'), network: networkKind, spareSlots, nodeCommand: extras.nodeCommand, log });
+  const cluster = await JepsenCluster.create({
+    nodes: options.nodes,
+    dir: join(outDir, 'cluster'),
+    network: networkKind,
+    spareSlots,
+    nodeCommand: extras.nodeCommand,
+    log,
+  });
   const historyPath = join(outDir, 'history.jsonl');
   const recorder = new HistoryRecorder({ sink: await FileHistorySink.create(historyPath) });
   const acknowledged = new Set<string>();
@@ -108,7 +128,9 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
     cluster.startAll();
     const first = await waitFor(() => cluster.agreedLeader(), STARTUP_TIMEOUT_MS);
     if (first === undefined) {
-      throw new Error(`no leader within ${STARTUP_TIMEOUT_MS} ms of starting the cluster; see the logs in ${join(outDir, 'cluster')}`);
+      throw new Error(
+        `no leader within ${STARTUP_TIMEOUT_MS} ms of starting the cluster; see the logs in ${join(outDir, 'cluster')}`,
+      );
     }
     out(`jepsen: cluster up, leader ${first}; clients and nemesis start`);
 
@@ -177,7 +199,11 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
       recorder.nemesis('nemesis-error', `heal: ${(err as Error).message}`);
     }
     recorder.nemesis('healed', null);
-    out(`jepsen: clients done (${Object.entries(stats).map(([w, s]) => `${w}: ${s.ok} ok, ${s.fail} fail, ${s.info} info`).join('; ')}); healed, waiting for recovery`);
+    out(
+      `jepsen: clients done (${Object.entries(stats)
+        .map(([w, s]) => `${w}: ${s.ok} ok, ${s.fail} fail, ${s.info} info`)
+        .join('; ')}); healed, waiting for recovery`,
+    );
 
     verdicts.push(await checkRecovery(cluster, ctx));
     out('jepsen: recovery checked; reading every chain');
@@ -187,28 +213,50 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
     const history = await readHistoryFile(historyPath);
     const ofWorkload = (name: WorkloadName): HistoryOp[] => {
       const k = options.workloads.indexOf(name);
-      return history.filter((op) => typeof op.process === 'number' && op.process >= PROCESS_RANGE * k && op.process < PROCESS_RANGE * (k + 1));
+      return history.filter(
+        (op) =>
+          typeof op.process === 'number' && op.process >= PROCESS_RANGE * k && op.process < PROCESS_RANGE * (k + 1),
+      );
     };
     if (options.workloads.includes('register')) {
       const r = checkLinearizable(ofWorkload('register'));
-      verdicts.push({ name: 'register (linearizable)', valid: r.valid, ...(r.counterexample ? { counterexample: r.counterexample } : {}), stats: r.stats as unknown as Record<string, unknown> });
+      verdicts.push({
+        name: 'register (linearizable)',
+        valid: r.valid,
+        ...(r.counterexample ? { counterexample: r.counterexample } : {}),
+        stats: r.stats as unknown as Record<string, unknown>,
+      });
     }
     if (options.workloads.includes('bank')) {
       const total = BigInt(GENESIS_ACCOUNT_BALANCE) * BigInt(cluster.genesisAccounts.length);
       const r = checkBank({ history: ofWorkload('bank'), accounts: cluster.genesisAccounts, totalBalance: total });
-      verdicts.push({ name: 'bank', valid: r.valid, ...(r.counterexample ? { counterexample: r.counterexample } : {}), stats: r.stats });
+      verdicts.push({
+        name: 'bank',
+        valid: r.valid,
+        ...(r.counterexample ? { counterexample: r.counterexample } : {}),
+        stats: r.stats,
+      });
     }
     if (options.workloads.includes('append')) {
       const finalLists = await readFinalLists(cluster);
-      const r = finalLists === undefined ? { valid: 'unknown' as const, stats: { reason: 'no node answered the final list reads' } } : checkAppend({ history: ofWorkload('append'), finalLists });
-      verdicts.push({ name: 'list-append', valid: r.valid, ...('counterexample' in r && r.counterexample ? { counterexample: r.counterexample } : {}), stats: r.stats });
+      const r =
+        finalLists === undefined
+          ? { valid: 'unknown' as const, stats: { reason: 'no node answered the final list reads' } }
+          : checkAppend({ history: ofWorkload('append'), finalLists });
+      verdicts.push({
+        name: 'list-append',
+        valid: r.valid,
+        ...('counterexample' in r && r.counterexample ? { counterexample: r.counterexample } : {}),
+        stats: r.stats,
+      });
     }
     if (options.workloads.includes('privacy')) {
       // Every acknowledged private put names its parties; read every live node's private state.
       const partiesByKey: Record<string, string[]> = {};
       for (const op of ofWorkload('privacy')) {
         const v = op.value as { key?: unknown; parties?: unknown } | null;
-        if (op.type === 'ok' && v && typeof v.key === 'string' && Array.isArray(v.parties)) partiesByKey[v.key] = v.parties as string[];
+        if (op.type === 'ok' && v && typeof v.key === 'string' && Array.isArray(v.parties))
+          partiesByKey[v.key] = v.parties as string[];
       }
       const readErrors: string[] = [];
       const privateStatesByNode = await readPrivateStates(cluster, Object.keys(partiesByKey), readErrors);
@@ -217,7 +265,11 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
         name: 'privacy',
         valid: r.valid,
         ...(r.counterexample ? { counterexample: r.counterexample } : {}),
-        stats: { ...r.stats, nodesRead: Object.keys(privateStatesByNode).length, ...(readErrors.length > 0 ? { readErrors } : {}) },
+        stats: {
+          ...r.stats,
+          nodesRead: Object.keys(privateStatesByNode).length,
+          ...(readErrors.length > 0 ? { readErrors } : {}),
+        },
       });
     }
     const meta: Record<string, string | number | boolean> = {
@@ -233,10 +285,18 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
       acknowledgedTxs: acknowledged.size,
       reproduce: repro,
     };
-    const { reportPath, valid } = await writeReport(outDir, { title: `quorate jepsen, seed ${options.seed}`, history, checkers: verdicts, meta });
-    for (const v of verdicts) out(`jepsen: ${v.valid === true ? 'PASS' : v.valid === false ? 'FAIL' : 'UNKNOWN'} ${v.name}`);
+    const { reportPath, valid } = await writeReport(outDir, {
+      title: `quorate jepsen, seed ${options.seed}`,
+      history,
+      checkers: verdicts,
+      meta,
+    });
+    for (const v of verdicts)
+      out(`jepsen: ${v.valid === true ? 'PASS' : v.valid === false ? 'FAIL' : 'UNKNOWN'} ${v.name}`);
     for (const e of nemesisErrors) out(`jepsen: nemesis error: ${e}`);
-    out(`jepsen: ${valid ? 'every check passed' : 'a check did not pass'}; report ${reportPath}${valid ? '' : `; reproduce with: ${repro}`}`);
+    out(
+      `jepsen: ${valid ? 'every check passed' : 'a check did not pass'}; report ${reportPath}${valid ? '' : `; reproduce with: ${repro}`}`,
+    );
     return { exitCode: valid ? 0 : 1, valid, outDir, checkers: verdicts, stats, schedule };
   } finally {
     for (const c of clients) c.close();
@@ -247,7 +307,12 @@ export async function runJepsenDetailed(options: JepsenOptions, extras: RunJepse
 }
 
 /** Like NemesisRunner.run, but a failed action is reported and the schedule goes on. */
-async function runSchedule(runner: NemesisRunner, schedule: readonly NemesisEvent[], signal: AbortSignal, onError: (e: NemesisEvent, err: unknown) => void): Promise<void> {
+async function runSchedule(
+  runner: NemesisRunner,
+  schedule: readonly NemesisEvent[],
+  signal: AbortSignal,
+  onError: (e: NemesisEvent, err: unknown) => void,
+): Promise<void> {
   const startedMs = performance.now();
   for (const event of schedule) {
     const waitMs = event.atMs - (performance.now() - startedMs);
@@ -278,18 +343,43 @@ async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number, po
 async function checkRecovery(cluster: JepsenCluster, ctx: ClientContext): Promise<CheckerVerdict> {
   const started = Date.now();
   const leader = await waitFor(() => cluster.agreedLeader(), RECOVERY_TIMEOUT_MS);
-  if (leader === undefined) return { name: 'recovery', valid: false, counterexample: { reason: `no agreed leader within ${RECOVERY_TIMEOUT_MS} ms of healing`, live: cluster.liveSlots() }, stats: {} };
+  if (leader === undefined)
+    return {
+      name: 'recovery',
+      valid: false,
+      counterexample: {
+        reason: `no agreed leader within ${RECOVERY_TIMEOUT_MS} ms of healing`,
+        live: cluster.liveSlots(),
+      },
+      stats: {},
+    };
   const client = new RpcJepsenClient(leader, ctx);
   try {
     const deadline = Date.now() + RECOVERY_TIMEOUT_MS;
     let last = '';
     while (Date.now() < deadline) {
-      const r = await client.invoke({ f: 'put', value: { key: 'jepsen-recovery', value: String(Date.now()) } }, AbortSignal.timeout(RECOVERY_WRITE_TIMEOUT_MS));
-      if (r.type === 'ok') return { name: 'recovery', valid: true, stats: { leader, msToCommitAfterHeal: Date.now() - started, liveNodes: cluster.liveSlots().length } };
+      const r = await client.invoke(
+        { f: 'put', value: { key: 'jepsen-recovery', value: String(Date.now()) } },
+        AbortSignal.timeout(RECOVERY_WRITE_TIMEOUT_MS),
+      );
+      if (r.type === 'ok')
+        return {
+          name: 'recovery',
+          valid: true,
+          stats: { leader, msToCommitAfterHeal: Date.now() - started, liveNodes: cluster.liveSlots().length },
+        };
       last = r.error;
       await sleep(200);
     }
-    return { name: 'recovery', valid: false, counterexample: { reason: `no write committed within ${RECOVERY_TIMEOUT_MS} ms of an agreed leader`, lastError: last }, stats: {} };
+    return {
+      name: 'recovery',
+      valid: false,
+      counterexample: {
+        reason: `no write committed within ${RECOVERY_TIMEOUT_MS} ms of an agreed leader`,
+        lastError: last,
+      },
+      stats: {},
+    };
   } finally {
     client.close();
   }
@@ -303,12 +393,17 @@ interface BlockHeader {
 /** Every live node at the same height (no client writes any more), then every block hash of each, and the txs of one. */
 async function checkChains(cluster: JepsenCluster, acknowledged: string[]): Promise<CheckerVerdict> {
   const live = cluster.liveSlots();
-  const headOf = async (slot: string): Promise<number> => Number(BigInt(await cluster.control(slot).call<string>('eth_blockNumber')));
+  const headOf = async (slot: string): Promise<number> =>
+    Number(BigInt(await cluster.control(slot).call<string>('eth_blockNumber')));
   let heads: number[] = [];
-  const same = await waitFor(async () => {
-    heads = await Promise.all(live.map((s) => headOf(s).catch(() => -1)));
-    return heads.every((h) => h >= 0 && h === heads[0]) ? true : undefined;
-  }, RECOVERY_TIMEOUT_MS, 500);
+  const same = await waitFor(
+    async () => {
+      heads = await Promise.all(live.map((s) => headOf(s).catch(() => -1)));
+      return heads.every((h) => h >= 0 && h === heads[0]) ? true : undefined;
+    },
+    RECOVERY_TIMEOUT_MS,
+    500,
+  );
   const blockHashesByNode: Record<string, string[]> = {};
   let chainTxHashes: string[] = [];
   // The transactions are read from the longest chain (any node when they agree).
@@ -322,7 +417,12 @@ async function checkChains(cluster: JepsenCluster, acknowledged: string[]): Prom
     const txs: string[] = [];
     for (let from = 0; from <= height; from += 100) {
       const to = Math.min(height, from + 99);
-      const answers = await rpc.batch(Array.from({ length: to - from + 1 }, (_, k) => ({ method: 'eth_getBlockByNumber', params: [`0x${(from + k).toString(16)}`, full] })));
+      const answers = await rpc.batch(
+        Array.from({ length: to - from + 1 }, (_, k) => ({
+          method: 'eth_getBlockByNumber',
+          params: [`0x${(from + k).toString(16)}`, full],
+        })),
+      );
       for (const a of answers) {
         const b = a.result as BlockHeader | null;
         hashes.push(b?.hash ?? 'missing');
@@ -333,14 +433,23 @@ async function checkChains(cluster: JepsenCluster, acknowledged: string[]): Prom
     if (full) chainTxHashes = txs;
   }
   const r = checkChain({ blockHashesByNode, chainTxHashes, acknowledgedTxHashes: acknowledged });
-  return { name: 'chain', valid: r.valid, ...(r.counterexample ? { counterexample: r.counterexample } : {}), stats: r.stats };
+  return {
+    name: 'chain',
+    valid: r.valid,
+    ...(r.counterexample ? { counterexample: r.counterexample } : {}),
+    stats: r.stats,
+  };
 }
 
 /** Tries per node for the final private-state read (500 ms apart). */
 const PRIVATE_READ_ATTEMPTS = 30;
 
 /** Each live node's private value of each key (absent keys left out), by the node's name. */
-async function readPrivateStates(cluster: JepsenCluster, keys: readonly string[], errors: string[] = []): Promise<Record<string, Record<string, string>>> {
+async function readPrivateStates(
+  cluster: JepsenCluster,
+  keys: readonly string[],
+  errors: string[] = [],
+): Promise<Record<string, Record<string, string>>> {
   const out: Record<string, Record<string, string>> = {};
   for (const slot of cluster.liveSlots()) {
     // A node may still be restarting or catching up right after the heal: ask again for a while.
@@ -371,7 +480,8 @@ async function readFinalLists(cluster: JepsenCluster): Promise<Record<string, st
   for (const slot of cluster.liveSlots()) {
     try {
       const lists: Record<string, string[]> = {};
-      for (let k = 0; k < APPEND_KEYS; k++) lists[`l${k}`] = await cluster.control(slot).call<string[]>('quorate_getList', [`l${k}`, 'linearizable']);
+      for (let k = 0; k < APPEND_KEYS; k++)
+        lists[`l${k}`] = await cluster.control(slot).call<string[]>('quorate_getList', [`l${k}`, 'linearizable']);
       return lists;
     } catch {
       // Try the next node.

@@ -51,7 +51,10 @@ export function registerWorkload(options: { keys?: number } = {}): Workload {
       const value = `${process}-${seq}`;
       if (r < 7) return { f: 'put', value: { key, value } };
       // cas from a small set of recent-looking values: a fixed guess would almost never match.
-      const expectValue = rng.nextInt(4) === 0 ? null : `${rng.nextInt(Math.max(1, process + 1))}-${Math.max(0, seq - 1 - rng.nextInt(8))}`;
+      const expectValue =
+        rng.nextInt(4) === 0
+          ? null
+          : `${rng.nextInt(Math.max(1, process + 1))}-${Math.max(0, seq - 1 - rng.nextInt(8))}`;
       return { f: 'cas', value: { key, expect: expectValue, value } };
     },
   };
@@ -182,7 +185,12 @@ async function invokeWithTimeout(client: JepsenClient, op: OpRequest, timeoutMs:
   });
   try {
     return await Promise.race([
-      client.invoke(op, ac.signal).catch((err: unknown): ClientOutcome => ({ type: 'info', error: `client error: ${(err as Error)?.message ?? String(err)}` })),
+      client
+        .invoke(op, ac.signal)
+        .catch((err: unknown): ClientOutcome => ({
+          type: 'info',
+          error: `client error: ${(err as Error)?.message ?? String(err)}`,
+        })),
       timeout,
     ]);
   } finally {

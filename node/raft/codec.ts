@@ -110,7 +110,9 @@ class Reader {
   }
   private need(n: number, what: string): void {
     if (this.pos + n > this.buf.length) {
-      throw new RaftCodecError(`truncated raft message: ${what} needs ${n} bytes at offset ${this.pos} of ${this.buf.length}`);
+      throw new RaftCodecError(
+        `truncated raft message: ${what} needs ${n} bytes at offset ${this.pos} of ${this.buf.length}`,
+      );
     }
   }
   u8(what: string): number {

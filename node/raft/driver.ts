@@ -154,7 +154,9 @@ export class RaftDriver {
     if (this.stopped) return Promise.reject(new NodeError(NodeErrorCode.Unavailable, 'node is shutting down'));
     if (this.fatal !== undefined) return Promise.reject(this.fatal);
     if (this.queue.length >= this.options.maxQueuedInputs) {
-      return Promise.reject(new NodeError(NodeErrorCode.Unavailable, `raft input queue is full (${this.options.maxQueuedInputs})`));
+      return Promise.reject(
+        new NodeError(NodeErrorCode.Unavailable, `raft input queue is full (${this.options.maxQueuedInputs})`),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       this.enqueue({ kind: 'call', fn: () => fn(this.deps.raft), resolve, reject });
@@ -182,7 +184,12 @@ export class RaftDriver {
     const promise = new Promise<LogIndex>((resolve, reject) => {
       const timer = this.deps.clock.setTimeout(() => {
         this.reads.delete(key);
-        reject(new NodeError(NodeErrorCode.Timeout, `linearizable read timed out after ${this.options.readTimeoutMs} ms (no leader, or no quorum)`));
+        reject(
+          new NodeError(
+            NodeErrorCode.Timeout,
+            `linearizable read timed out after ${this.options.readTimeoutMs} ms (no leader, or no quorum)`,
+          ),
+        );
       }, this.options.readTimeoutMs);
       this.reads.set(key, { resolve, reject, timer });
     });

@@ -12,7 +12,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bootstrapSnapshot } from '../../consensus/confchange.js';
-import { RaftNode, Role, SeededRng, type LogIndex, type Message, type RaftId, type Ready } from '../../consensus/index.js';
+import {
+  RaftNode,
+  Role,
+  SeededRng,
+  type LogIndex,
+  type Message,
+  type RaftId,
+  type Ready,
+} from '../../consensus/index.js';
 import { LevelRaftStorage } from './level-storage.js';
 
 export interface BenchLevelRaftOptions {
@@ -75,7 +83,14 @@ const SNAPSHOT_EVERY_ENTRIES = 50_000;
 /** A logical tick every this many rounds keeps heartbeats and CheckQuorum in the picture. */
 const ROUNDS_PER_TICK = 8;
 
-async function runCluster(o: { voters: number; entries: number; entryBytes: number; batchEntries: number; seed: number; tmpRoot: string }): Promise<BenchLevelRaftResult> {
+async function runCluster(o: {
+  voters: number;
+  entries: number;
+  entryBytes: number;
+  batchEntries: number;
+  seed: number;
+  tmpRoot: string;
+}): Promise<BenchLevelRaftResult> {
   const root = mkdtempSync(join(o.tmpRoot, 'quorate-bench-raftlog-'));
   const ids = Array.from({ length: o.voters }, (_, i) => (i + 1) as RaftId);
   const members = new Map<RaftId, Member>();
@@ -101,7 +116,8 @@ async function runCluster(o: { voters: number; entries: number; entryBytes: numb
         readies.map(async ([m, rd]) => {
           if (rd.snapshot) await m.storage.applySnapshot(rd.snapshot);
           // A commit-only Ready (mustSync false) needs no fsync, as in etcd.
-          if (rd.hardState || rd.entries.length > 0) await m.storage.save(rd.hardState, rd.entries, { sync: rd.mustSync });
+          if (rd.hardState || rd.entries.length > 0)
+            await m.storage.save(rd.hardState, rd.entries, { sync: rd.mustSync });
         }),
       );
       for (const [m, rd] of readies) {
@@ -150,7 +166,13 @@ async function runCluster(o: { voters: number; entries: number; entryBytes: numb
       throw new Error(`bench: logs disagree after the run (lastIndex per node: ${lastIndexes.join(', ')})`);
     }
     const syncedAfter = [...members.values()].reduce((sum, m) => sum + m.storage.stats().syncedBatches, 0);
-    return { voters: o.voters, entries: committed, seconds, entriesPerSecond: committed / seconds, syncedBatches: syncedAfter - syncedBefore };
+    return {
+      voters: o.voters,
+      entries: committed,
+      seconds,
+      entriesPerSecond: committed / seconds,
+      syncedBatches: syncedAfter - syncedBefore,
+    };
   } finally {
     for (const m of members.values()) await m.storage.close();
     rmSync(root, { recursive: true, force: true });
@@ -170,7 +192,13 @@ function parseArgs(argv: readonly string[]): BenchLevelRaftOptions {
     return n;
   };
   const voters = value('voters')?.split(',').map(Number);
-  return { voters, entries: num('entries'), entryBytes: num('entry-bytes'), batchEntries: num('batch'), seed: num('seed') };
+  return {
+    voters,
+    entries: num('entries'),
+    entryBytes: num('entry-bytes'),
+    batchEntries: num('batch'),
+    seed: num('seed'),
+  };
 }
 
 if (process.argv[1] && pathToFileURL(resolve(process.argv[1])).href === import.meta.url) {

@@ -18,7 +18,16 @@
 // u64 fields hold integers below 2^53 (checked on decode), written as two u32be halves.
 
 import { crc32 } from 'node:zlib';
-import type { ConfState, Entry, EntryType, HardState, LogIndex, RaftId, Snapshot, Term } from '../../consensus/types.js';
+import type {
+  ConfState,
+  Entry,
+  EntryType,
+  HardState,
+  LogIndex,
+  RaftId,
+  Snapshot,
+  Term,
+} from '../../consensus/types.js';
 import { StorageError, StorageErrorCode } from './errors.js';
 
 export const FORMAT_VERSION = 1;
@@ -117,15 +126,25 @@ function refuse(key: Uint8Array, record: Uint8Array, kind?: RecordKind): never {
     throw corrupted(`${where}: unknown record format ${record[0]}`, { key: where, format: record[0] });
   }
   if (record.length < HEADER_BYTES + TRAILER_BYTES) {
-    throw corrupted(`${where}: record of ${record.length} bytes is shorter than its header and checksum`, { key: where });
+    throw corrupted(`${where}: record of ${record.length} bytes is shorter than its header and checksum`, {
+      key: where,
+    });
   }
   const end = record.length - TRAILER_BYTES;
   const stored = new DataView(record.buffer, record.byteOffset, record.byteLength).getUint32(end, false);
   const computed = crc32(record.subarray(0, end), crc32(key)) >>> 0;
   if (stored !== computed) {
-    throw corrupted(`${where}: checksum mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`, { key: where, stored, computed });
+    throw corrupted(`${where}: checksum mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`, {
+      key: where,
+      stored,
+      computed,
+    });
   }
-  throw corrupted(`${where}: holds a record of kind ${record[1]}, expected ${kind}`, { key: where, kind: record[1], expected: kind });
+  throw corrupted(`${where}: holds a record of kind ${record[1]}, expected ${kind}`, {
+    key: where,
+    kind: record[1],
+    expected: kind,
+  });
 }
 
 export function corrupted(message: string, meta: Record<string, unknown> = {}): StorageError {
@@ -160,7 +179,12 @@ export function decodeEntry(key: Uint8Array, record: Uint8Array): Entry {
   const type = p[8];
   if (type !== 0 && type !== 1) throw corrupted(`entry ${index}: unknown entry type ${type}`);
   // Copy the data out: the record buffer may be a slice of a larger one LevelDB handed us.
-  return { index: index as LogIndex, term: readU64(view, 0, 'term') as Term, type: type as EntryType, data: p.slice(9) };
+  return {
+    index: index as LogIndex,
+    term: readU64(view, 0, 'term') as Term,
+    type: type as EntryType,
+    data: p.slice(9),
+  };
 }
 
 export function encodeHardState(hs: HardState): Uint8Array {
@@ -245,7 +269,8 @@ function parseConfState(v: unknown): ConfState {
   const o = v as Record<string, unknown>;
   const ids = (name: string): RaftId[] => {
     const a = o?.[name];
-    if (!Array.isArray(a) || !a.every((x) => Number.isSafeInteger(x) && x >= 1)) throw new Error(`${name} is not a list of raft ids`);
+    if (!Array.isArray(a) || !a.every((x) => Number.isSafeInteger(x) && x >= 1))
+      throw new Error(`${name} is not a list of raft ids`);
     return a as RaftId[];
   };
   if (typeof o?.autoLeave !== 'boolean') throw new Error('autoLeave is not a boolean');
@@ -295,7 +320,12 @@ export function decodeIdentity(record: Uint8Array): IdentityRecord {
   ) {
     throw corrupted('identity: fields missing or of the wrong type', { identity: o });
   }
-  return { raftId: o.raftId as RaftId, clusterId: o.clusterId, incarnation: o.incarnation, createdAtMs: o.createdAtMs as number };
+  return {
+    raftId: o.raftId as RaftId,
+    clusterId: o.clusterId,
+    incarnation: o.incarnation,
+    createdAtMs: o.createdAtMs as number,
+  };
 }
 
 // ------------------------------------------------------------------ integers

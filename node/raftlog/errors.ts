@@ -42,7 +42,12 @@ export enum StorageErrorCode {
 export class StorageError extends Error {
   readonly code: StorageErrorCode;
   readonly meta: Record<string, unknown>;
-  constructor(code: StorageErrorCode, message: string, meta: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: StorageErrorCode,
+    message: string,
+    meta: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'StorageError';
     this.code = code;

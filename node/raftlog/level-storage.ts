@@ -144,7 +144,9 @@ export interface RaftLogIdentity extends IdentityRecord {
 export const LOG_DIR_NAME = 'log';
 const INIT_TMP_DIR_NAME = 'log.init-tmp';
 
-type Op = { readonly kind: 'put'; readonly key: Uint8Array; readonly value: Uint8Array } | { readonly kind: 'del'; readonly key: Uint8Array };
+type Op =
+  | { readonly kind: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly kind: 'del'; readonly key: Uint8Array };
 
 interface PendingWrite {
   readonly ops: Op[];
@@ -175,7 +177,14 @@ export class LevelRaftStorage implements WritableStorage {
   private unsyncedTail = false;
   private readonly counters = { batches: 0, syncedBatches: 0, writes: 0, maxWritesPerBatch: 0 };
 
-  private constructor(args: { mem: MemoryStorage; db: Db; seqFile: SeqFile; identity: IdentityRecord; writeSeq: number; options: LevelRaftStorageOptions }) {
+  private constructor(args: {
+    mem: MemoryStorage;
+    db: Db;
+    seqFile: SeqFile;
+    identity: IdentityRecord;
+    writeSeq: number;
+    options: LevelRaftStorageOptions;
+  }) {
     this.mem = args.mem;
     this.db = args.db;
     this.seqFile = args.seqFile;
@@ -193,8 +202,15 @@ export class LevelRaftStorage implements WritableStorage {
   // ------------------------------------------------------------------ lifecycle
 
   /** Creates a new log in DIR (absent or empty). Refuses with AlreadyExists otherwise. */
-  static async init(dir: string, init: LevelRaftInit, options: LevelRaftStorageOptions = {}): Promise<LevelRaftStorage> {
-    assert(Number.isSafeInteger(init.raftId) && init.raftId >= 0, () => `init: raftId ${init.raftId} must be a non-negative integer`);
+  static async init(
+    dir: string,
+    init: LevelRaftInit,
+    options: LevelRaftStorageOptions = {},
+  ): Promise<LevelRaftStorage> {
+    assert(
+      Number.isSafeInteger(init.raftId) && init.raftId >= 0,
+      () => `init: raftId ${init.raftId} must be a non-negative integer`,
+    );
     assert(
       init.clusterId.length > 0 && Buffer.byteLength(init.clusterId, 'utf8') <= MAX_CLUSTER_ID_BYTES,
       () => `init: clusterId must be 1..${MAX_CLUSTER_ID_BYTES} bytes`,
@@ -202,10 +218,14 @@ export class LevelRaftStorage implements WritableStorage {
     mkdirSync(dir, { recursive: true });
     const present = readdirSync(dir).filter((name) => name !== INIT_TMP_DIR_NAME);
     if (present.length > 0) {
-      throw new StorageError(StorageErrorCode.AlreadyExists, `init: ${dir} is not empty (${present.slice(0, 5).join(', ')}); refusing to create a Raft log over it`, {
-        dir,
-        present,
-      });
+      throw new StorageError(
+        StorageErrorCode.AlreadyExists,
+        `init: ${dir} is not empty (${present.slice(0, 5).join(', ')}); refusing to create a Raft log over it`,
+        {
+          dir,
+          present,
+        },
+      );
     }
     const tmp = join(dir, INIT_TMP_DIR_NAME);
     rmSync(tmp, { recursive: true, force: true }); // left by an init that crashed: nothing in it was ever acknowledged
@@ -215,10 +235,18 @@ export class LevelRaftStorage implements WritableStorage {
       incarnation: randomBytes(16).toString('hex'),
       createdAtMs: Date.now(),
     };
-    const db: Db = new Level<Uint8Array, Uint8Array>(tmp, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: true, errorIfExists: true });
+    const db: Db = new Level<Uint8Array, Uint8Array>(tmp, {
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+      createIfMissing: true,
+      errorIfExists: true,
+    });
     await db.open();
     try {
-      const snapshot: Snapshot = { metadata: { index: 0 as LogIndex, term: 0 as Term, confState: init.confState ?? EMPTY_CONF_STATE }, data: new Uint8Array(0) };
+      const snapshot: Snapshot = {
+        metadata: { index: 0 as LogIndex, term: 0 as Term, confState: init.confState ?? EMPTY_CONF_STATE },
+        data: new Uint8Array(0),
+      };
       await db
         .batch()
         .put(KEY_IDENTITY, encodeIdentity(identity))
@@ -251,13 +279,22 @@ export class LevelRaftStorage implements WritableStorage {
       }
       throw new StorageError(StorageErrorCode.NotFound, `open: ${dir} holds no Raft log`, { dir });
     }
-    const db: Db = new Level<Uint8Array, Uint8Array>(logDir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: false });
+    const db: Db = new Level<Uint8Array, Uint8Array>(logDir, {
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+      createIfMissing: false,
+    });
     try {
       await db.open();
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause;
       if (cause?.code === 'LEVEL_LOCKED') {
-        throw new StorageError(StorageErrorCode.Locked, `open: ${logDir} is in use by another process or instance`, { dir }, { cause: err });
+        throw new StorageError(
+          StorageErrorCode.Locked,
+          `open: ${logDir} is in use by another process or instance`,
+          { dir },
+          { cause: err },
+        );
       }
       throw err;
     }
@@ -304,7 +341,14 @@ export class LevelRaftStorage implements WritableStorage {
         if (loaded.writeSeq > seq.record.writeSeq) writeSeqFileDurably(dir, dbSeq);
       }
       const seqFile = new SeqFile(dir);
-      return new LevelRaftStorage({ mem: loaded.mem, db, seqFile, identity: loaded.identity, writeSeq: loaded.writeSeq, options });
+      return new LevelRaftStorage({
+        mem: loaded.mem,
+        db,
+        seqFile,
+        identity: loaded.identity,
+        writeSeq: loaded.writeSeq,
+        options,
+      });
     } catch (err) {
       await db.close();
       throw err;
@@ -376,17 +420,25 @@ export class LevelRaftStorage implements WritableStorage {
    * be recomputed (etcd does the same). Writes stay in order either way: a later synced batch
    * makes every earlier one durable too.
    */
-  save(hardState: HardState | undefined, entries: readonly Entry[], options: { readonly sync?: boolean } = {}): Promise<void> {
+  save(
+    hardState: HardState | undefined,
+    entries: readonly Entry[],
+    options: { readonly sync?: boolean } = {},
+  ): Promise<void> {
     const sync = options.sync ?? true;
     return this.write(sync, () => {
       let bytes = hardState ? 30 : 0;
       for (const e of entries) {
         if (e.data.length > this.limits.maxEntryDataBytes) {
-          throw new StorageError(StorageErrorCode.EntryTooLarge, `save: entry ${e.index} has ${e.data.length} bytes of data, over maxEntryDataBytes ${this.limits.maxEntryDataBytes}`, {
-            index: e.index,
-            dataBytes: e.data.length,
-            maxEntryDataBytes: this.limits.maxEntryDataBytes,
-          });
+          throw new StorageError(
+            StorageErrorCode.EntryTooLarge,
+            `save: entry ${e.index} has ${e.data.length} bytes of data, over maxEntryDataBytes ${this.limits.maxEntryDataBytes}`,
+            {
+              index: e.index,
+              dataBytes: e.data.length,
+              maxEntryDataBytes: this.limits.maxEntryDataBytes,
+            },
+          );
         }
         bytes += entryBytes(e);
       }
@@ -397,8 +449,10 @@ export class LevelRaftStorage implements WritableStorage {
         const { key, value } = encodeEntry(e);
         ops.push({ kind: 'put', key, value });
       }
-      for (let i = effect.lastIndex + 1; i <= effect.previousLastIndex; i++) ops.push({ kind: 'del', key: entryKey(i) });
-      if (effect.hardStateChanged) ops.push({ kind: 'put', key: KEY_HARD_STATE, value: encodeHardState(effect.hardState) });
+      for (let i = effect.lastIndex + 1; i <= effect.previousLastIndex; i++)
+        ops.push({ kind: 'del', key: entryKey(i) });
+      if (effect.hardStateChanged)
+        ops.push({ kind: 'put', key: KEY_HARD_STATE, value: encodeHardState(effect.hardState) });
       return { ops, bytes };
     });
   }
@@ -408,7 +462,8 @@ export class LevelRaftStorage implements WritableStorage {
       this.checkSnapshotBytes(snapshot.data.length);
       const effect = this.mem.applySnapshotWithEffect(snapshot);
       const ops: Op[] = [{ kind: 'put', key: KEY_SNAPSHOT, value: encodeSnapshot(snapshot) }];
-      for (let i = effect.previousFirstIndex; i <= effect.previousLastIndex; i++) ops.push({ kind: 'del', key: entryKey(i) });
+      for (let i = effect.previousFirstIndex; i <= effect.previousLastIndex; i++)
+        ops.push({ kind: 'del', key: entryKey(i) });
       ops.push({ kind: 'put', key: KEY_COMPACTED, value: encodeCompacted(this.mem.compacted()) });
       ops.push({ kind: 'put', key: KEY_HARD_STATE, value: encodeHardState(effect.hardState) });
       return { ops, bytes: snapshot.data.length + 64 };
@@ -443,10 +498,14 @@ export class LevelRaftStorage implements WritableStorage {
     return this.write(true, () => {
       assert(Number.isSafeInteger(id) && id >= 1, () => `assignRaftId: ${id} is not a raft id`);
       if (this.ident.raftId !== NO_NODE) {
-        throw new StorageError(StorageErrorCode.RaftIdAssigned, `assignRaftId(${id}): this log already belongs to raft id ${this.ident.raftId}`, {
-          raftId: this.ident.raftId,
-          requested: id,
-        });
+        throw new StorageError(
+          StorageErrorCode.RaftIdAssigned,
+          `assignRaftId(${id}): this log already belongs to raft id ${this.ident.raftId}`,
+          {
+            raftId: this.ident.raftId,
+            requested: id,
+          },
+        );
       }
       this.ident = { ...this.ident, raftId: id };
       return { ops: [{ kind: 'put', key: KEY_IDENTITY, value: encodeIdentity(this.ident) }], bytes: 256 };
@@ -472,7 +531,8 @@ export class LevelRaftStorage implements WritableStorage {
     // Nothing to write and nothing queued: the state this write describes is already durable.
     // (With writes queued it must wait for them: they may carry the very state it repeats; and
     // after an unsynced batch a synced write must still sync it.)
-    if (planned.ops.length === 0 && !this.flushing && this.pending.length === 0 && !(sync && this.unsyncedTail)) return Promise.resolve();
+    if (planned.ops.length === 0 && !this.flushing && this.pending.length === 0 && !(sync && this.unsyncedTail))
+      return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ ops: planned.ops, bytes: planned.bytes, sync, resolve, reject });
       this.pendingBytes += planned.bytes;
@@ -482,10 +542,14 @@ export class LevelRaftStorage implements WritableStorage {
 
   private checkBatchBytes(what: string, bytes: number): void {
     if (bytes > this.limits.maxBatchBytes) {
-      throw new StorageError(StorageErrorCode.BatchTooLarge, `${what}: ${bytes} bytes in one write, over maxBatchBytes ${this.limits.maxBatchBytes}`, {
-        bytes,
-        maxBatchBytes: this.limits.maxBatchBytes,
-      });
+      throw new StorageError(
+        StorageErrorCode.BatchTooLarge,
+        `${what}: ${bytes} bytes in one write, over maxBatchBytes ${this.limits.maxBatchBytes}`,
+        {
+          bytes,
+          maxBatchBytes: this.limits.maxBatchBytes,
+        },
+      );
     }
     this.checkPendingBytes(what, bytes);
   }
@@ -502,10 +566,14 @@ export class LevelRaftStorage implements WritableStorage {
 
   private checkSnapshotBytes(bytes: number): void {
     if (bytes > this.limits.maxSnapshotBytes) {
-      throw new StorageError(StorageErrorCode.SnapshotTooLarge, `snapshot of ${bytes} bytes is over maxSnapshotBytes ${this.limits.maxSnapshotBytes}`, {
-        bytes,
-        maxSnapshotBytes: this.limits.maxSnapshotBytes,
-      });
+      throw new StorageError(
+        StorageErrorCode.SnapshotTooLarge,
+        `snapshot of ${bytes} bytes is over maxSnapshotBytes ${this.limits.maxSnapshotBytes}`,
+        {
+          bytes,
+          maxSnapshotBytes: this.limits.maxSnapshotBytes,
+        },
+      );
     }
     this.checkPendingBytes('snapshot', bytes);
   }
@@ -516,7 +584,10 @@ export class LevelRaftStorage implements WritableStorage {
       // Group commit: take every waiting write that fits, at least one.
       let count = 0;
       let bytes = 0;
-      while (count < this.pending.length && (count === 0 || bytes + this.pending[count].bytes <= this.limits.maxBatchBytes)) {
+      while (
+        count < this.pending.length &&
+        (count === 0 || bytes + this.pending[count].bytes <= this.limits.maxBatchBytes)
+      ) {
         bytes += this.pending[count].bytes;
         count++;
       }
@@ -543,7 +614,12 @@ export class LevelRaftStorage implements WritableStorage {
         this.counters.writes += group.length;
         this.counters.maxWritesPerBatch = Math.max(this.counters.maxWritesPerBatch, group.length);
       } catch (err) {
-        this.failure = new StorageError(StorageErrorCode.IoFailed, `Raft log write failed at writeSeq ${seq}: ${(err as Error).message}. Stop the node and reopen.`, { writeSeq: seq }, { cause: err });
+        this.failure = new StorageError(
+          StorageErrorCode.IoFailed,
+          `Raft log write failed at writeSeq ${seq}: ${(err as Error).message}. Stop the node and reopen.`,
+          { writeSeq: seq },
+          { cause: err },
+        );
         for (const w of [...group, ...this.pending.splice(0)]) w.reject(this.failure);
         this.pendingBytes = 0;
         break;
@@ -561,7 +637,12 @@ export class LevelRaftStorage implements WritableStorage {
   }
 }
 
-function pushCompaction(ops: Op[], fromIndex: LogIndex, throughIndex: LogIndex, compacted: { index: LogIndex; term: Term }): void {
+function pushCompaction(
+  ops: Op[],
+  fromIndex: LogIndex,
+  throughIndex: LogIndex,
+  compacted: { index: LogIndex; term: Term },
+): void {
   for (let i = fromIndex; i <= throughIndex; i++) ops.push({ kind: 'del', key: entryKey(i) });
   ops.push({ kind: 'put', key: KEY_COMPACTED, value: encodeCompacted(compacted) });
 }
@@ -580,12 +661,19 @@ export async function openOrInit(
   // open() refuses a directory with a sidecar but no database (Lost), and one with neither (NotFound).
   const storage = await LevelRaftStorage.open(dir, options);
   const id = storage.identity();
-  if (id.clusterId !== init.clusterId || (init.raftId !== NO_NODE && id.raftId !== NO_NODE && id.raftId !== init.raftId)) {
+  if (
+    id.clusterId !== init.clusterId ||
+    (init.raftId !== NO_NODE && id.raftId !== NO_NODE && id.raftId !== init.raftId)
+  ) {
     await storage.close();
     throw new StorageError(
       StorageErrorCode.IdentityMismatch,
       `openOrInit: ${dir} belongs to raft id ${id.raftId} of cluster ${id.clusterId}, not raft id ${init.raftId} of cluster ${init.clusterId}`,
-      { dir, stored: { raftId: id.raftId, clusterId: id.clusterId }, expected: { raftId: init.raftId, clusterId: init.clusterId } },
+      {
+        dir,
+        stored: { raftId: id.raftId, clusterId: id.clusterId },
+        expected: { raftId: init.raftId, clusterId: init.clusterId },
+      },
     );
   }
   return { storage, created: false };
@@ -595,8 +683,17 @@ export async function openOrInit(
 const LOAD_ENTRIES_PER_READ = 1000;
 
 /** Reads and verifies every record; the log must be whole and consistent, or this throws Corrupted. */
-async function load(db: Db, options: LevelRaftStorageOptions): Promise<{ mem: MemoryStorage; identity: IdentityRecord; writeSeq: number }> {
-  const [idRec, hsRec, snapRec, compRec, seqRec] = await db.getMany([KEY_IDENTITY, KEY_HARD_STATE, KEY_SNAPSHOT, KEY_COMPACTED, KEY_WRITE_SEQ]);
+async function load(
+  db: Db,
+  options: LevelRaftStorageOptions,
+): Promise<{ mem: MemoryStorage; identity: IdentityRecord; writeSeq: number }> {
+  const [idRec, hsRec, snapRec, compRec, seqRec] = await db.getMany([
+    KEY_IDENTITY,
+    KEY_HARD_STATE,
+    KEY_SNAPSHOT,
+    KEY_COMPACTED,
+    KEY_WRITE_SEQ,
+  ]);
   const missing = [
     ['identity', idRec],
     ['hard state', hsRec],
@@ -627,7 +724,8 @@ async function load(db: Db, options: LevelRaftStorageOptions): Promise<{ mem: Me
       if (items.length === 0) break;
       for (const [key, value] of items) {
         const index = entryIndexOfKey(key);
-        if (index !== expected) throw corrupted(`entry ${expected} is missing (next present: ${index})`, { missing: expected, next: index });
+        if (index !== expected)
+          throw corrupted(`entry ${expected} is missing (next present: ${index})`, { missing: expected, next: index });
         entries.push(decodeEntry(key, value));
         expected++;
       }
@@ -639,7 +737,13 @@ async function load(db: Db, options: LevelRaftStorageOptions): Promise<{ mem: Me
     throw corrupted(`commit ${hardState.commit} is below the snapshot index ${snapshot.metadata.index}`);
   }
   try {
-    const mem = new MemoryStorage({ hardState, snapshot, compacted, entries, snapshotRetainEntries: options.snapshotRetainEntries });
+    const mem = new MemoryStorage({
+      hardState,
+      snapshot,
+      compacted,
+      entries,
+      snapshotRetainEntries: options.snapshotRetainEntries,
+    });
     return { mem, identity, writeSeq };
   } catch (err) {
     if (err instanceof RaftInvariantError) throw corrupted(err.message);

@@ -21,7 +21,8 @@ export interface SeqRecord {
   readonly incarnation: string;
 }
 
-export type SeqFileRead = { kind: 'missing' } | { kind: 'unreadable'; reason: string } | { kind: 'ok'; record: SeqRecord };
+export type SeqFileRead =
+  { kind: 'missing' } | { kind: 'unreadable'; reason: string } | { kind: 'ok'; record: SeqRecord };
 
 export function encodeSeq(record: SeqRecord): Uint8Array {
   const out = new Uint8Array(SEQ_FILE_BYTES);
@@ -45,16 +46,21 @@ export function readSeqFile(dir: string): SeqFileRead {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
     throw err;
   }
-  if (bytes.length !== SEQ_FILE_BYTES) return { kind: 'unreadable', reason: `${bytes.length} bytes, expected ${SEQ_FILE_BYTES}` };
+  if (bytes.length !== SEQ_FILE_BYTES)
+    return { kind: 'unreadable', reason: `${bytes.length} bytes, expected ${SEQ_FILE_BYTES}` };
   if (!MAGIC.every((b, i) => bytes[i] === b)) return { kind: 'unreadable', reason: 'bad magic' };
   if (bytes[4] !== VERSION) return { kind: 'unreadable', reason: `unknown version ${bytes[4]}` };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(32, false) !== crc32(bytes.subarray(0, 32)) >>> 0) return { kind: 'unreadable', reason: 'checksum mismatch' };
+  if (view.getUint32(32, false) !== crc32(bytes.subarray(0, 32)) >>> 0)
+    return { kind: 'unreadable', reason: 'checksum mismatch' };
   const hi = view.getUint32(8, false);
   if (hi >= 0x20_0000) return { kind: 'unreadable', reason: 'writeSeq above 2^53' };
   return {
     kind: 'ok',
-    record: { writeSeq: hi * 0x1_0000_0000 + view.getUint32(12, false), incarnation: bytes.subarray(16, 32).toString('hex') },
+    record: {
+      writeSeq: hi * 0x1_0000_0000 + view.getUint32(12, false),
+      incarnation: bytes.subarray(16, 32).toString('hex'),
+    },
   };
 }
 

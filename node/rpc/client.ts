@@ -61,10 +61,25 @@ function unwrap<T>(method: string, id: number, response: unknown, where: string)
   }
   if (r.error !== undefined) {
     const e = r.error as { code?: unknown; message?: unknown; data?: unknown };
-    throw new RpcCallError(method, typeof e.code === 'number' ? e.code : 0, typeof e.message === 'string' ? e.message : 'error', e.data);
+    throw new RpcCallError(
+      method,
+      typeof e.code === 'number' ? e.code : 0,
+      typeof e.message === 'string' ? e.message : 'error',
+      e.data,
+    );
   }
-  if (r.id !== id) throw new RpcTransportError(RpcTransportErrorCode.BadResponse, where, `${method}: response id ${String(r.id)} does not match request id ${id}`);
-  if (!('result' in r)) throw new RpcTransportError(RpcTransportErrorCode.BadResponse, where, `${method}: response has neither result nor error`);
+  if (r.id !== id)
+    throw new RpcTransportError(
+      RpcTransportErrorCode.BadResponse,
+      where,
+      `${method}: response id ${String(r.id)} does not match request id ${id}`,
+    );
+  if (!('result' in r))
+    throw new RpcTransportError(
+      RpcTransportErrorCode.BadResponse,
+      where,
+      `${method}: response has neither result nor error`,
+    );
   return r.result as T;
 }
 
@@ -104,20 +119,36 @@ export class HttpRpcClient implements RpcClient {
       text = await readLimited(res, this.maxResponseBytes, this.url);
     } catch (err) {
       if (err instanceof RpcTransportError) throw err;
-      if (timeout.aborted) throw new RpcTransportError(RpcTransportErrorCode.Timeout, this.url, `${method}: no answer within ${this.timeoutMs} ms (outcome unknown)`, { cause: err });
+      if (timeout.aborted)
+        throw new RpcTransportError(
+          RpcTransportErrorCode.Timeout,
+          this.url,
+          `${method}: no answer within ${this.timeoutMs} ms (outcome unknown)`,
+          { cause: err },
+        );
       if (options.signal?.aborted) throw err;
       const cause = (err as { cause?: { code?: string } }).cause;
-      throw new RpcTransportError(RpcTransportErrorCode.Unreachable, this.url, `${method}: ${cause?.code ?? (err as Error).message}`, { cause: err });
+      throw new RpcTransportError(
+        RpcTransportErrorCode.Unreachable,
+        this.url,
+        `${method}: ${cause?.code ?? (err as Error).message}`,
+        { cause: err },
+      );
     }
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
-      throw new RpcTransportError(RpcTransportErrorCode.HttpStatus, this.url, `${method}: HTTP ${res.status} with a body that is not JSON`);
+      throw new RpcTransportError(
+        RpcTransportErrorCode.HttpStatus,
+        this.url,
+        `${method}: HTTP ${res.status} with a body that is not JSON`,
+      );
     }
     // A JSON-RPC error is meaningful whatever the HTTP status (413 carries one too).
     if (typeof body === 'object' && body !== null && 'error' in body) return unwrap<T>(method, id, body, this.url);
-    if (res.status !== 200) throw new RpcTransportError(RpcTransportErrorCode.HttpStatus, this.url, `${method}: HTTP ${res.status}`);
+    if (res.status !== 200)
+      throw new RpcTransportError(RpcTransportErrorCode.HttpStatus, this.url, `${method}: HTTP ${res.status}`);
     return unwrap<T>(method, id, body, this.url);
   }
 }
@@ -126,14 +157,23 @@ async function readLimited(res: Response, maxBytes: number, url: string): Promis
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body?.cancel();
-    throw new RpcTransportError(RpcTransportErrorCode.BadResponse, url, `response of ${declared} bytes is over the limit of ${maxBytes}`);
+    throw new RpcTransportError(
+      RpcTransportErrorCode.BadResponse,
+      url,
+      `response of ${declared} bytes is over the limit of ${maxBytes}`,
+    );
   }
   if (!res.body) return '';
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     bytes += chunk.length;
-    if (bytes > maxBytes) throw new RpcTransportError(RpcTransportErrorCode.BadResponse, url, `response is over the limit of ${maxBytes} bytes`);
+    if (bytes > maxBytes)
+      throw new RpcTransportError(
+        RpcTransportErrorCode.BadResponse,
+        url,
+        `response is over the limit of ${maxBytes} bytes`,
+      );
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, bytes).toString('utf8');

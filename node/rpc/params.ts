@@ -40,7 +40,8 @@ export function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return value.length > 80 ? `"${value.slice(0, 77)}..." (${value.length} chars)` : JSON.stringify(value);
+  if (typeof value === 'string')
+    return value.length > 80 ? `"${value.slice(0, 77)}..." (${value.length} chars)` : JSON.stringify(value);
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }
@@ -61,7 +62,9 @@ export function positional(params: unknown, min: number, max: number, usage: str
 
 export function parseQuantity(value: unknown, name: string): number {
   if (typeof value !== 'string' || !HEX_QUANTITY.test(value)) {
-    throw invalidParams(`${name} must be a 0x-hex quantity without leading zeros (e.g. "0x1a"), got ${describe(value)}`);
+    throw invalidParams(
+      `${name} must be a 0x-hex quantity without leading zeros (e.g. "0x1a"), got ${describe(value)}`,
+    );
   }
   const n = Number.parseInt(value.slice(2), 16);
   if (!Number.isSafeInteger(n)) throw invalidParams(`${name} ${value} is too large (max 2^53-1)`);
@@ -81,8 +84,11 @@ export function parseBlockTag(value: unknown, name = 'block tag'): BlockTag {
 export function parseReadTag(value: unknown, name = 'block tag'): ReadTag {
   if (value === 'linearizable') return value;
   if (typeof value === 'string' && value.startsWith('0x')) return parseQuantity(value, name);
-  if (value === 'latest' || value === 'earliest' || value === 'pending' || value === 'safe' || value === 'finalized') return parseBlockTag(value, name);
-  throw invalidParams(`${name} must be "latest", "earliest", "linearizable" or a 0x-hex block number, got ${describe(value)}`);
+  if (value === 'latest' || value === 'earliest' || value === 'pending' || value === 'safe' || value === 'finalized')
+    return parseBlockTag(value, name);
+  throw invalidParams(
+    `${name} must be "latest", "earliest", "linearizable" or a 0x-hex block number, got ${describe(value)}`,
+  );
 }
 
 export function parseAddress(value: unknown, name: string): Hex {
@@ -140,16 +146,26 @@ export function parseString(value: unknown, name: string, maxBytes: number, allo
 
 export function parseAmount(value: unknown, name: string): string {
   if (typeof value !== 'string' || !DECIMAL.test(value)) {
-    throw invalidParams(`${name} must be a decimal string of an unsigned integer without leading zeros (e.g. "100"), got ${describe(value)}`);
+    throw invalidParams(
+      `${name} must be a decimal string of an unsigned integer without leading zeros (e.g. "100"), got ${describe(value)}`,
+    );
   }
-  if (value.length > PARAM_LIMITS.maxAmountDigits) throw invalidParams(`${name} has ${value.length} digits, over the limit of ${PARAM_LIMITS.maxAmountDigits}`);
+  if (value.length > PARAM_LIMITS.maxAmountDigits)
+    throw invalidParams(`${name} has ${value.length} digits, over the limit of ${PARAM_LIMITS.maxAmountDigits}`);
   return value;
 }
 
 /** A base64 enclave public key (32 bytes: X25519). */
 export function parseEnclaveKey(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.length !== 44 || !BASE64.test(value) || Buffer.from(value, 'base64').length !== 32) {
-    throw invalidParams(`${name} must be a 32-byte enclave public key in base64 (44 characters), got ${describe(value)}`);
+  if (
+    typeof value !== 'string' ||
+    value.length !== 44 ||
+    !BASE64.test(value) ||
+    Buffer.from(value, 'base64').length !== 32
+  ) {
+    throw invalidParams(
+      `${name} must be a 32-byte enclave public key in base64 (44 characters), got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -165,30 +181,37 @@ export function parseP2pAddress(value: unknown, name: string): string {
   } catch {
     throw invalidParams(`${name} is not a valid multiaddr: ${describe(value)}`);
   }
-  if (!peerId) throw invalidParams(`${name} must end in /p2p/<peerId> so the node can authenticate the new member, got ${describe(value)}`);
+  if (!peerId)
+    throw invalidParams(
+      `${name} must end in /p2p/<peerId> so the node can authenticate the new member, got ${describe(value)}`,
+    );
   return value;
 }
 
 export function parseHttpUrl(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.length > PARAM_LIMITS.maxAddressChars) throw invalidParams(`${name} must be an http(s) URL, got ${describe(value)}`);
+  if (typeof value !== 'string' || value.length > PARAM_LIMITS.maxAddressChars)
+    throw invalidParams(`${name} must be an http(s) URL, got ${describe(value)}`);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     throw invalidParams(`${name} must be an http(s) URL, got ${describe(value)}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidParams(`${name} must be an http(s) URL, got ${describe(value)}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw invalidParams(`${name} must be an http(s) URL, got ${describe(value)}`);
   return value;
 }
 
 function plainObject(value: unknown, name: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidParams(`${name} must be an object, got ${describe(value)}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalidParams(`${name} must be an object, got ${describe(value)}`);
   return value as Record<string, unknown>;
 }
 
 function onlyFields(obj: Record<string, unknown>, allowed: readonly string[], name: string): void {
   for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) throw invalidParams(`${name} has an unknown field "${k}" (allowed: ${allowed.join(', ')})`);
+    if (!allowed.includes(k))
+      throw invalidParams(`${name} has an unknown field "${k}" (allowed: ${allowed.join(', ')})`);
   }
 }
 
@@ -199,7 +222,11 @@ export function parseOp(value: unknown, name: string): Op {
   switch (o.type) {
     case 'transfer':
       onlyFields(o, ['type', 'to', 'amount'], name);
-      return { type: 'transfer', to: parseAddress(o.to, `${name}.to`), amount: parseAmount(o.amount, `${name}.amount`) };
+      return {
+        type: 'transfer',
+        to: parseAddress(o.to, `${name}.to`),
+        amount: parseAmount(o.amount, `${name}.amount`),
+      };
     case 'put':
       onlyFields(o, ['type', 'key', 'value'], name);
       return { type: 'put', key: key(), value: val() };
@@ -231,10 +258,16 @@ export function parseSendTransaction(value: unknown, name: string): SendTransact
   }
   const ops = o.ops.map((op, i) => parseOp(op, `${name}.ops[${i}]`));
   if (o.privateFor === undefined) return { from, ops };
-  if (!Array.isArray(o.privateFor)) throw invalidParams(`${name}.privateFor must be an array of base64 enclave public keys, got ${describe(o.privateFor)}`);
-  if (o.privateFor.length === 0) throw invalidParams(`${name}.privateFor must name at least one party (omit it for a public transaction)`);
+  if (!Array.isArray(o.privateFor))
+    throw invalidParams(
+      `${name}.privateFor must be an array of base64 enclave public keys, got ${describe(o.privateFor)}`,
+    );
+  if (o.privateFor.length === 0)
+    throw invalidParams(`${name}.privateFor must name at least one party (omit it for a public transaction)`);
   if (o.privateFor.length > PARAM_LIMITS.maxPrivateForKeys) {
-    throw invalidParams(`${name}.privateFor has ${o.privateFor.length} keys, over the limit of ${PARAM_LIMITS.maxPrivateForKeys}`);
+    throw invalidParams(
+      `${name}.privateFor has ${o.privateFor.length} keys, over the limit of ${PARAM_LIMITS.maxPrivateForKeys}`,
+    );
   }
   const privateFor = o.privateFor.map((k, i) => parseEnclaveKey(k, `${name}.privateFor[${i}]`));
   return { from, ops, privateFor };
@@ -251,9 +284,13 @@ export function parseNewMember(address: unknown, extra: unknown): NewMemberInfo 
   if (o.tmUrl !== undefined) info.tmUrl = parseHttpUrl(o.tmUrl, 'member info.tmUrl');
   if (o.enclavePublicKeys !== undefined) {
     if (!Array.isArray(o.enclavePublicKeys) || o.enclavePublicKeys.length > PARAM_LIMITS.maxEnclaveKeysPerMember) {
-      throw invalidParams(`member info.enclavePublicKeys must be an array of at most ${PARAM_LIMITS.maxEnclaveKeysPerMember} base64 keys`);
+      throw invalidParams(
+        `member info.enclavePublicKeys must be an array of at most ${PARAM_LIMITS.maxEnclaveKeysPerMember} base64 keys`,
+      );
     }
-    info.enclavePublicKeys = o.enclavePublicKeys.map((k, i) => parseEnclaveKey(k, `member info.enclavePublicKeys[${i}]`));
+    info.enclavePublicKeys = o.enclavePublicKeys.map((k, i) =>
+      parseEnclaveKey(k, `member info.enclavePublicKeys[${i}]`),
+    );
   }
   return info;
 }

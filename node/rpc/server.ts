@@ -151,7 +151,11 @@ export class RpcServer {
       this.log.debug({ code: err.code, message: err.message }, 'rpc client error');
       if (socket.writable && err.code !== 'ECONNRESET') {
         const status =
-          err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+          err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : err.code === 'HPE_HEADER_OVERFLOW'
+              ? '431 Request Header Fields Too Large'
+              : '400 Bad Request';
         socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       }
       socket.destroy();
@@ -204,14 +208,20 @@ export class RpcServer {
    */
   async handle(body: unknown): Promise<RpcReply> {
     if (Array.isArray(body)) {
-      if (body.length === 0) return { body: errorResponse(null, RpcErrorCode.InvalidRequest, 'empty batch: send at least one request') };
+      if (body.length === 0)
+        return { body: errorResponse(null, RpcErrorCode.InvalidRequest, 'empty batch: send at least one request') };
       if (body.length > this.options.maxBatchLength) {
         this.count('(batch)', RpcErrorCode.LimitExceeded);
         return {
-          body: errorResponse(null, RpcErrorCode.LimitExceeded, `batch of ${body.length} requests is over the limit of ${this.options.maxBatchLength}; split it`, {
-            limit: 'maxBatchLength',
-            max: this.options.maxBatchLength,
-          }),
+          body: errorResponse(
+            null,
+            RpcErrorCode.LimitExceeded,
+            `batch of ${body.length} requests is over the limit of ${this.options.maxBatchLength}; split it`,
+            {
+              limit: 'maxBatchLength',
+              max: this.options.maxBatchLength,
+            },
+          ),
         };
       }
       const replies = await Promise.all(body.map((r) => this.handleOne(r)));
@@ -225,11 +235,16 @@ export class RpcServer {
   private async handleOne(request: unknown): Promise<RpcResponse | undefined> {
     if (typeof request !== 'object' || request === null || Array.isArray(request)) {
       this.count('(invalid)', RpcErrorCode.InvalidRequest);
-      return errorResponse(null, RpcErrorCode.InvalidRequest, 'a request must be a JSON object { "jsonrpc": "2.0", "method", "params"?, "id"? }');
+      return errorResponse(
+        null,
+        RpcErrorCode.InvalidRequest,
+        'a request must be a JSON object { "jsonrpc": "2.0", "method", "params"?, "id"? }',
+      );
     }
     const r = request as Record<string, unknown>;
     const hasId = 'id' in r;
-    const idValid = !hasId || r.id === null || typeof r.id === 'string' || (typeof r.id === 'number' && Number.isFinite(r.id));
+    const idValid =
+      !hasId || r.id === null || typeof r.id === 'string' || (typeof r.id === 'number' && Number.isFinite(r.id));
     const id: Id = hasId && idValid ? (r.id as Id) : null;
     if (r.jsonrpc !== '2.0') {
       this.count('(invalid)', RpcErrorCode.InvalidRequest);
@@ -258,10 +273,16 @@ export class RpcServer {
     const label = method ? methodName : 'unknown';
     if (!method) {
       this.count(label, RpcErrorCode.MethodNotFound);
-      return errorResponse(id, RpcErrorCode.MethodNotFound, `method ${JSON.stringify(methodName.slice(0, 64))} does not exist`);
+      return errorResponse(
+        id,
+        RpcErrorCode.MethodNotFound,
+        `method ${JSON.stringify(methodName.slice(0, 64))} does not exist`,
+      );
     }
     if (this.stopping || this.inFlight.size >= this.options.maxInFlightCalls) {
-      const why = this.stopping ? 'the node is stopping' : `overloaded: ${this.inFlight.size} calls in flight (limit ${this.options.maxInFlightCalls}); retry later`;
+      const why = this.stopping
+        ? 'the node is stopping'
+        : `overloaded: ${this.inFlight.size} calls in flight (limit ${this.options.maxInFlightCalls}); retry later`;
       this.count(label, RpcErrorCode.Unavailable);
       return errorResponse(id, RpcErrorCode.Unavailable, why);
     }
@@ -272,9 +293,13 @@ export class RpcServer {
     // sees it on its signal), and stop() aborts in-flight controllers the same way.
     const timer = setTimeout(() => {
       controller.abort(
-        new NodeError(NodeErrorCode.Timeout, `${methodName} did not finish within ${this.options.requestTimeoutMs} ms; its outcome is unknown (a submitted transaction may still commit)`, {
-          timeoutMs: this.options.requestTimeoutMs,
-        }),
+        new NodeError(
+          NodeErrorCode.Timeout,
+          `${methodName} did not finish within ${this.options.requestTimeoutMs} ms; its outcome is unknown (a submitted transaction may still commit)`,
+          {
+            timeoutMs: this.options.requestTimeoutMs,
+          },
+        ),
       );
     }, this.options.requestTimeoutMs);
     try {
@@ -310,10 +335,17 @@ export class RpcServer {
     const read = req.method === 'GET' || req.method === 'HEAD';
     if (read && path === '/health') return this.serveHealth(res);
     if (read && path === '/metrics') return this.serveMetrics(res);
-    if (path !== '/') return sendJson(res, 404, { error: `no such path ${JSON.stringify(path.slice(0, 64))}: POST JSON-RPC to /, GET /health, GET /metrics` });
+    if (path !== '/')
+      return sendJson(res, 404, {
+        error: `no such path ${JSON.stringify(path.slice(0, 64))}: POST JSON-RPC to /, GET /health, GET /metrics`,
+      });
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
-      return sendJson(res, 405, errorResponse(null, RpcErrorCode.InvalidRequest, 'JSON-RPC requests must be HTTP POST'));
+      return sendJson(
+        res,
+        405,
+        errorResponse(null, RpcErrorCode.InvalidRequest, 'JSON-RPC requests must be HTTP POST'),
+      );
     }
     const text = await this.readBody(req, res);
     if (text === undefined) return; // already answered (413) or the client went away
@@ -322,7 +354,11 @@ export class RpcServer {
       parsed = JSON.parse(text);
     } catch (err) {
       this.count('(invalid)', RpcErrorCode.ParseError);
-      return sendJson(res, 200, errorResponse(null, RpcErrorCode.ParseError, `the body is not valid JSON: ${(err as Error).message}`));
+      return sendJson(
+        res,
+        200,
+        errorResponse(null, RpcErrorCode.ParseError, `the body is not valid JSON: ${(err as Error).message}`),
+      );
     }
     const reply = await this.handle(parsed);
     // While stopping, close each connection after its reply so stop() need not wait out keep-alive.
@@ -351,7 +387,9 @@ export class RpcServer {
           return JSON.stringify(r);
         } catch (err) {
           this.log.error({ err, id: r.id }, 'rpc result could not be serialised');
-          return JSON.stringify(errorResponse(r.id, RpcErrorCode.InternalError, 'internal error: the result could not be serialised'));
+          return JSON.stringify(
+            errorResponse(r.id, RpcErrorCode.InternalError, 'internal error: the result could not be serialised'),
+          );
         }
       };
       return Array.isArray(body) ? `[${body.map(one).join(',')}]` : one(body);
@@ -365,7 +403,14 @@ export class RpcServer {
       this.count('(body)', RpcErrorCode.LimitExceeded);
       this.log.debug({ maxBodyBytes: max }, 'rpc body over the limit');
       res.setHeader('connection', 'close');
-      sendJson(res, 413, errorResponse(null, RpcErrorCode.LimitExceeded, `request body is over the limit of ${max} bytes`, { limit: 'maxBodyBytes', max }));
+      sendJson(
+        res,
+        413,
+        errorResponse(null, RpcErrorCode.LimitExceeded, `request body is over the limit of ${max} bytes`, {
+          limit: 'maxBodyBytes',
+          max,
+        }),
+      );
       // Stop reading: the rest of the body is never buffered. The socket closes after the reply.
       res.on('finish', () => req.socket.destroy());
     };
@@ -414,7 +459,11 @@ export class RpcServer {
     try {
       const h = await Promise.race([
         this.backend.health({ signal: controller.signal }),
-        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(new Error('health check timed out')), { once: true })),
+        new Promise<never>((_, reject) =>
+          controller.signal.addEventListener('abort', () => reject(new Error('health check timed out')), {
+            once: true,
+          }),
+        ),
       ]);
       const body: Record<string, unknown> = { role: h.role, term: h.term, head: h.head, peers: h.peers };
       if (!h.ok || this.stopping) body.reason = this.stopping ? 'stopping' : (h.reason ?? 'not healthy');
@@ -447,4 +496,3 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
-

@@ -41,7 +41,10 @@ function code(fn: () => unknown): string {
 
 function sampleBlock() {
   const chain = f.newChain();
-  const txs = [tx(f.accounts[0], 0, [put('a', '1')]), tx(f.accounts[1], 0, [{ type: 'transfer', to: f.accounts[2].address, amount: 5n }])];
+  const txs = [
+    tx(f.accounts[0], 0, [put('a', '1')]),
+    tx(f.accounts[1], 0, [{ type: 'transfer', to: f.accounts[2].address, amount: 5n }]),
+  ];
   return buildBlock(new LedgerApp(), CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 5_000, 3).block;
 }
 
@@ -60,7 +63,8 @@ describe('blocks', () => {
 
   it('rejects truncation, trailing bytes and a corrupt transaction inside', () => {
     const bytes = encodeBlock(sampleBlock());
-    for (const n of [0, 10, 100, bytes.length - 1]) expect(code(() => decodeBlock(bytes.subarray(0, n)))).toBe(ChainErrorCode.BlockMalformed);
+    for (const n of [0, 10, 100, bytes.length - 1])
+      expect(code(() => decodeBlock(bytes.subarray(0, n)))).toBe(ChainErrorCode.BlockMalformed);
     const longer = new Uint8Array(bytes.length + 1);
     longer.set(bytes);
     expect(code(() => decodeBlock(longer))).toBe(ChainErrorCode.BlockMalformed);
@@ -102,7 +106,11 @@ describe('receipts', () => {
     expect(code(() => decodeReceipt(enc.subarray(0, enc.length - 1)))).toBe(ChainErrorCode.BlockMalformed);
     expect(truncateReason('é'.repeat(MAX_REASON_BYTES)).length).toBe(MAX_REASON_BYTES / 2);
     const loc = { blockHash: b.hash, blockNumber: 1, index: 0 };
-    expect(receiptToJson({ ...r, status: 1, reason: '' }, b.transactions[0], loc)).toMatchObject({ status: '0x1', blockNumber: '0x1', transactionIndex: '0x0' });
+    expect(receiptToJson({ ...r, status: 1, reason: '' }, b.transactions[0], loc)).toMatchObject({
+      status: '0x1',
+      blockNumber: '0x1',
+      transactionIndex: '0x0',
+    });
     const pub = { ...r, status: 1 as const, reason: '', isPrivate: true };
     const j = receiptToJson(pub, b.transactions[0], loc, { ...r, isPrivate: true });
     expect(j).toMatchObject({ status: '0x0', reason: 'cas failed', isPrivate: true });
@@ -128,7 +136,11 @@ describe('genesis', () => {
   });
 
   it('accepts the short alloc form and refuses bad fields with a clear error', () => {
-    const short = { chainId: 1, alloc: { [f.accounts[0].address]: '5' }, members: [{ raftId: 1, minterPublicKey: toHex(f.minters[0].publicKeyRaw) }] };
+    const short = {
+      chainId: 1,
+      alloc: { [f.accounts[0].address]: '5' },
+      members: [{ raftId: 1, minterPublicKey: toHex(f.minters[0].publicKeyRaw) }],
+    };
     expect(parseGenesis(short).alloc.get(f.accounts[0].address)).toBe(5n);
     const bad = (mut: (j: Record<string, unknown>) => void): string => {
       const j = JSON.parse(JSON.stringify(short));
@@ -139,7 +151,11 @@ describe('genesis', () => {
     expect(bad((j) => (j.alloc = { '0x12': '1' }))).toBe(ChainErrorCode.GenesisInvalid);
     expect(bad((j) => (j.alloc = { [f.accounts[0].address]: '1.5' }))).toBe(ChainErrorCode.GenesisInvalid);
     expect(bad((j) => (j.members = []))).toBe(ChainErrorCode.GenesisInvalid);
-    expect(bad((j) => ((j.members as unknown[]).push({ raftId: 1, minterPublicKey: toHex(f.minters[1].publicKeyRaw) })))).toBe(ChainErrorCode.GenesisInvalid);
-    expect(bad((j) => ((j.members as { minterPublicKey: string }[])[0].minterPublicKey = '0x00'))).toBe(ChainErrorCode.GenesisInvalid);
+    expect(
+      bad((j) => (j.members as unknown[]).push({ raftId: 1, minterPublicKey: toHex(f.minters[1].publicKeyRaw) })),
+    ).toBe(ChainErrorCode.GenesisInvalid);
+    expect(bad((j) => ((j.members as { minterPublicKey: string }[])[0].minterPublicKey = '0x00'))).toBe(
+      ChainErrorCode.GenesisInvalid,
+    );
   });
 });

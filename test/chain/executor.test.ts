@@ -42,10 +42,23 @@ const [alice, bob, carol] = f.accounts;
 let clockMs = 10_000;
 function build(chain: ChainState, txs: Transaction[], minterIndex = 0) {
   clockMs += 10;
-  return buildBlock(app, CHAIN_ID, baseOf(chain), txs, { raftId: minterIndex + 1, key: f.minters[minterIndex] }, clockMs, 1);
+  return buildBlock(
+    app,
+    CHAIN_ID,
+    baseOf(chain),
+    txs,
+    { raftId: minterIndex + 1, key: f.minters[minterIndex] },
+    clockMs,
+    1,
+  );
 }
 
-function applied(chain: ChainState, block: Block, payloads = new Map<string, PrivatePayload>(), built?: BuiltBlock): AppliedBlock {
+function applied(
+  chain: ChainState,
+  block: Block,
+  payloads = new Map<string, PrivatePayload>(),
+  built?: BuiltBlock,
+): AppliedBlock {
   const r = applyBlock(chain, block, payloads, built);
   if (r.kind !== 'applied') throw new Error(`expected applied, got noop: ${r.detail}`);
   chain.advance(r);
@@ -87,15 +100,21 @@ describe('ledger ops (INTERFACE.md)', () => {
 
   it('put, delete, cas (null = absent) and append', () => {
     const c = f.newChain();
-    const r = run([c], [
-      tx(alice, 0, [put('k', 'v1')]),
-      tx(alice, 1, [{ type: 'cas', key: 'k', expect: 'v1', value: 'v2' }]),
-      tx(alice, 2, [{ type: 'cas', key: 'k', expect: 'v1', value: 'v3' }]),
-      tx(alice, 3, [{ type: 'cas', key: 'new', expect: null, value: 'n' }]),
-      tx(alice, 4, [{ type: 'cas', key: 'new', expect: null, value: 'again' }]),
-      tx(alice, 5, [{ type: 'append', key: 'L', value: 'a' }, { type: 'append', key: 'L', value: 'b' }]),
-      tx(alice, 6, [{ type: 'delete', key: 'gone' }, put('gone', 'x'), { type: 'delete', key: 'gone' }]),
-    ]);
+    const r = run(
+      [c],
+      [
+        tx(alice, 0, [put('k', 'v1')]),
+        tx(alice, 1, [{ type: 'cas', key: 'k', expect: 'v1', value: 'v2' }]),
+        tx(alice, 2, [{ type: 'cas', key: 'k', expect: 'v1', value: 'v3' }]),
+        tx(alice, 3, [{ type: 'cas', key: 'new', expect: null, value: 'n' }]),
+        tx(alice, 4, [{ type: 'cas', key: 'new', expect: null, value: 'again' }]),
+        tx(alice, 5, [
+          { type: 'append', key: 'L', value: 'a' },
+          { type: 'append', key: 'L', value: 'b' },
+        ]),
+        tx(alice, 6, [{ type: 'delete', key: 'gone' }, put('gone', 'x'), { type: 'delete', key: 'gone' }]),
+      ],
+    );
     expect(r.receipts.map((x) => x.status)).toEqual([1, 1, 0, 1, 0, 1, 1]);
     expect(r.receipts[2].reason).toMatch(/cas failed.*holds "v2"/);
     expect(r.receipts[4].reason).toMatch(/holds "n", expected nothing/);
@@ -112,7 +131,12 @@ describe('ledger ops (INTERFACE.md)', () => {
   it('ops are atomic: one failing op undoes the ones before it', () => {
     const c = f.newChain();
     const before = toHex(c.state.root());
-    const ops: Op[] = [put('x', '1'), { type: 'append', key: 'L', value: 'a' }, { type: 'transfer', to: bob.address, amount: 1n }, { type: 'cas', key: 'x', expect: '2', value: '3' }];
+    const ops: Op[] = [
+      put('x', '1'),
+      { type: 'append', key: 'L', value: 'a' },
+      { type: 'transfer', to: bob.address, amount: 1n },
+      { type: 'cas', key: 'x', expect: '2', value: '3' },
+    ];
     const r = run([c], [tx(alice, 0, ops)]);
     expect(r.receipts[0].status).toBe(0);
     expect(r.receipts[0].reason).toMatch(/op 3: cas failed/);
@@ -131,7 +155,13 @@ describe('applyBlock', () => {
     const a = f.newChain();
     const b = f.newChain();
     for (let i = 0; i < 5; i++) {
-      run([a, b], [tx(alice, i, [put(`k${i}`, `v${i}`)]), tx(bob, i, [{ type: 'transfer', to: carol.address, amount: BigInt(i) }])]);
+      run(
+        [a, b],
+        [
+          tx(alice, i, [put(`k${i}`, `v${i}`)]),
+          tx(bob, i, [{ type: 'transfer', to: carol.address, amount: BigInt(i) }]),
+        ],
+      );
       expect(toHex(a.state.root())).toBe(toHex(b.state.root()));
       expect(a.head.hashHex).toBe(b.head.hashHex);
     }
@@ -208,8 +238,14 @@ describe('applyBlock', () => {
     const party = f.newChain();
     const other = f.newChain();
     const payloadHash = new Uint8Array(64).fill(0x5a);
-    const ptx = signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: [], privatePayloadHash: payloadHash, privateFor: [new Uint8Array(32)] }, alice);
-    const ptxFail = signTransaction({ chainId: CHAIN_ID, nonce: 1, ops: [], privatePayloadHash: new Uint8Array(64).fill(0x5b) }, alice);
+    const ptx = signTransaction(
+      { chainId: CHAIN_ID, nonce: 0, ops: [], privatePayloadHash: payloadHash, privateFor: [new Uint8Array(32)] },
+      alice,
+    );
+    const ptxFail = signTransaction(
+      { chainId: CHAIN_ID, nonce: 1, ops: [], privatePayloadHash: new Uint8Array(64).fill(0x5b) },
+      alice,
+    );
     const built = build(party, [ptx, ptxFail, tx(bob, 0, [put('public', 'yes')])]);
     const keys = privatePayloadKeys(built.block);
     expect(keys).toEqual([payloadHashKey(payloadHash), payloadHashKey(new Uint8Array(64).fill(0x5b))]);
@@ -223,29 +259,50 @@ describe('applyBlock', () => {
     expect((err as ChainError).code).toBe(ChainErrorCode.PrivatePayloadMissing);
     expect((err as ChainError).meta.missing).toEqual([keys[1]]);
 
-    const r1 = applied(party, built.block, new Map<string, PrivatePayload>([
-      [keys[0], { kind: 'party', ops: [put('secret', 's1'), { type: 'append', key: 'pl', value: 'p' }] }],
-      [keys[1], { kind: 'party', ops: [{ type: 'cas', key: 'secret', expect: 'nope', value: 'x' }] }],
-    ]));
-    const r2 = applied(other, built.block, new Map<string, PrivatePayload>([
-      [keys[0], { kind: 'not-party' }],
-      [keys[1], { kind: 'not-party' }],
-    ]));
+    const r1 = applied(
+      party,
+      built.block,
+      new Map<string, PrivatePayload>([
+        [keys[0], { kind: 'party', ops: [put('secret', 's1'), { type: 'append', key: 'pl', value: 'p' }] }],
+        [keys[1], { kind: 'party', ops: [{ type: 'cas', key: 'secret', expect: 'nope', value: 'x' }] }],
+      ]),
+    );
+    const r2 = applied(
+      other,
+      built.block,
+      new Map<string, PrivatePayload>([
+        [keys[0], { kind: 'not-party' }],
+        [keys[1], { kind: 'not-party' }],
+      ]),
+    );
     expect(getValue(party.privateState, 'secret')).toBe('s1');
     expect(getList(party.privateState, 'pl')).toEqual(['p']);
     expect(getValue(other.privateState, 'secret')).toBeNull();
     expect(getValue(party.state, 'secret')).toBeNull(); // never in the public state
     expect(toHex(party.state.root())).toBe(toHex(other.state.root()));
-    expect(r1.receipts.map((r) => [r.status, r.isPrivate])).toEqual([[1, true], [1, true], [1, false]]);
+    expect(r1.receipts.map((r) => [r.status, r.isPrivate])).toEqual([
+      [1, true],
+      [1, true],
+      [1, false],
+    ]);
     expect(r1.privateReceipts.get(ptx.hashHex)).toMatchObject({ status: 1 });
     expect(r1.privateReceipts.get(ptxFail.hashHex)).toMatchObject({ status: 0 });
     expect(r2.privateReceipts.size).toBe(0);
     // The nonce of a private tx is public: both nodes used it.
     expect(getNonce(other.state, alice.address)).toBe(2);
     // A transfer inside a private payload fails (balances are public).
-    const ptx3 = signTransaction({ chainId: CHAIN_ID, nonce: 2, ops: [], privatePayloadHash: new Uint8Array(64).fill(1) }, alice);
+    const ptx3 = signTransaction(
+      { chainId: CHAIN_ID, nonce: 2, ops: [], privatePayloadHash: new Uint8Array(64).fill(1) },
+      alice,
+    );
     const b3 = build(party, [ptx3]).block;
-    const r3 = applied(party, b3, new Map([[privatePayloadKeys(b3)[0], { kind: 'party', ops: [{ type: 'transfer', to: bob.address, amount: 1n }] }]]));
+    const r3 = applied(
+      party,
+      b3,
+      new Map([
+        [privatePayloadKeys(b3)[0], { kind: 'party', ops: [{ type: 'transfer', to: bob.address, amount: 1n }] }],
+      ]),
+    );
     expect(r3.privateReceipts.get(ptx3.hashHex)?.reason).toMatch(/not allowed in a private transaction/);
   });
 });
@@ -255,7 +312,14 @@ describe("genesis txSignatureCheck 'minter-only'", () => {
     const trusting = parseGenesis({ ...(f.genesisJson as object), txSignatureCheck: 'minter-only' });
     const g = genesisBlock(trusting);
     expect(g.block.hashHex).not.toBe(f.newChain().head.hashHex);
-    const follower = new ChainState({ chainId: CHAIN_ID, app, head: g.block, state: g.state, privateState: new MemoryState(), txSignatureCheck: trusting.txSignatureCheck });
+    const follower = new ChainState({
+      chainId: CHAIN_ID,
+      app,
+      head: g.block,
+      state: g.state,
+      privateState: new MemoryState(),
+      txSignatureCheck: trusting.txSignatureCheck,
+    });
     // A transaction whose signature does not verify, in a block the minter signed by hand.
     const good = tx(alice, 0, [put('k', 'v')]);
     const sig = Uint8Array.from(good.signature);
@@ -263,13 +327,29 @@ describe("genesis txSignatureCheck 'minter-only'", () => {
     const badBytes = Uint8Array.from(good.encoded);
     badBytes.set(sig, badBytes.length - 64);
     const bad = decodeTransaction(badBytes);
-    const built = buildBlock(app, CHAIN_ID, baseOf(follower), [good], { raftId: 1, key: f.minters[0] }, 50_000, 1).block;
+    const built = buildBlock(
+      app,
+      CHAIN_ID,
+      baseOf(follower),
+      [good],
+      { raftId: 1, key: f.minters[0] },
+      50_000,
+      1,
+    ).block;
     const receipts = receiptsRoot([{ txHash: bad.hash, status: 1, reason: '', isPrivate: false }]);
     const forged = signBlock({ ...built.header, txRoot: txRootOf([bad]), receiptsRoot: receipts }, [bad], f.minters[0]);
     expect(applyBlock(follower, forged, new Map()).kind).toBe('applied');
-    const strict = new ChainState({ chainId: CHAIN_ID, app, head: g.block, state: g.state, privateState: new MemoryState() });
+    const strict = new ChainState({
+      chainId: CHAIN_ID,
+      app,
+      head: g.block,
+      state: g.state,
+      privateState: new MemoryState(),
+    });
     expect(applyBlock(strict, forged, new Map())).toMatchObject({ kind: 'noop', reason: NoopReason.InvalidBlock });
-    expect(() => parseGenesis({ ...(f.genesisJson as object), txSignatureCheck: 'nobody' })).toThrow(/txSignatureCheck/);
+    expect(() => parseGenesis({ ...(f.genesisJson as object), txSignatureCheck: 'nobody' })).toThrow(
+      /txSignatureCheck/,
+    );
   });
 });
 
@@ -280,7 +360,15 @@ describe('buildBlock', () => {
     let base = baseOf(minter);
     const builds: BuiltBlock[] = [];
     for (let i = 0; i < 3; i++) {
-      const b = buildBlock(app, CHAIN_ID, base, [tx(alice, i, [{ type: 'append', key: 'L', value: String(i) }])], { raftId: 1, key: f.minters[0] }, 30_000 + i, 2);
+      const b = buildBlock(
+        app,
+        CHAIN_ID,
+        base,
+        [tx(alice, i, [{ type: 'append', key: 'L', value: String(i) }])],
+        { raftId: 1, key: f.minters[0] },
+        30_000 + i,
+        2,
+      );
       expect(b.deferred).toEqual([]);
       builds.push(b);
       base = b.next;
@@ -300,9 +388,14 @@ describe('buildBlock', () => {
     // The overlay of the last block now sits directly on the committed state (no chain kept alive).
     expect(builds[2].state.parent).toBe(minter.state);
     // Its own block with a private transaction: the public part is reused, the private part runs.
-    const ptx = signTransaction({ chainId: CHAIN_ID, nonce: 3, ops: [], privatePayloadHash: new Uint8Array(64).fill(2) }, alice);
+    const ptx = signTransaction(
+      { chainId: CHAIN_ID, nonce: 3, ops: [], privatePayloadHash: new Uint8Array(64).fill(2) },
+      alice,
+    );
     const pb = buildBlock(app, CHAIN_ID, baseOf(minter), [ptx], { raftId: 1, key: f.minters[0] }, 40_000, 2);
-    const payloads = new Map<string, PrivatePayload>([[privatePayloadKeys(pb.block)[0], { kind: 'party', ops: [put('p', '1')] }]]);
+    const payloads = new Map<string, PrivatePayload>([
+      [privatePayloadKeys(pb.block)[0], { kind: 'party', ops: [put('p', '1')] }],
+    ]);
     expect(() => applyBlock(minter, pb.block, new Map(), pb)).toThrow(/private payload/);
     const pr = applied(minter, pb.block, payloads, pb);
     applied(follower, pb.block, payloads);
@@ -319,12 +412,27 @@ describe('buildBlock', () => {
     const badSig = tx(carol, 0, []);
     const sig = Uint8Array.from(badSig.signature);
     sig[0] ^= 1;
-    const forged = { ...badSig, signature: sig, encoded: Uint8Array.from([...badSig.encoded.subarray(0, badSig.encoded.length - 64), ...sig]) };
+    const forged = {
+      ...badSig,
+      signature: sig,
+      encoded: Uint8Array.from([...badSig.encoded.subarray(0, badSig.encoded.length - 64), ...sig]),
+    };
     const ok = [tx(alice, 1, []), tx(alice, 2, []), tx(alice, 3, [])];
-    const b = buildBlock(app, CHAIN_ID, baseOf(c), [stale, gap, forged, ...ok], { raftId: 1, key: f.minters[0] }, 40_000, 1, { maxTxs: 2 });
+    const b = buildBlock(
+      app,
+      CHAIN_ID,
+      baseOf(c),
+      [stale, gap, forged, ...ok],
+      { raftId: 1, key: f.minters[0] },
+      40_000,
+      1,
+      { maxTxs: 2 },
+    );
     expect(b.block.transactions.map((t) => t.nonce)).toEqual([1, 2]);
     expect(b.deferred.map((t) => t.hashHex).sort()).toEqual([gap.hashHex, ok[2].hashHex].sort());
-    expect(b.rejected.map((r) => r.error.code).sort()).toEqual([ChainErrorCode.NonceTooLow, ChainErrorCode.TxBadSignature].sort());
+    expect(b.rejected.map((r) => r.error.code).sort()).toEqual(
+      [ChainErrorCode.NonceTooLow, ChainErrorCode.TxBadSignature].sort(),
+    );
   });
 
   it('never lets the timestamp go back', () => {

@@ -6,8 +6,12 @@ import { EMPTY_ROOT, keccak256, merkleRoot } from '../../node/chain/hash.js';
 describe('keccak256', () => {
   it('matches an independent keccak-256 on known vectors and on inputs of every size class', () => {
     // keccak256("") as Ethereum defines it (not SHA3-256, whose padding differs).
-    expect(Buffer.from(keccak256(new Uint8Array(0))).toString('hex')).toBe('c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470');
-    expect(Buffer.from(keccak256(new TextEncoder().encode('abc'))).toString('hex')).toBe('4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45');
+    expect(Buffer.from(keccak256(new Uint8Array(0))).toString('hex')).toBe(
+      'c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470',
+    );
+    expect(Buffer.from(keccak256(new TextEncoder().encode('abc'))).toString('hex')).toBe(
+      '4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45',
+    );
     let x = 12345;
     for (const size of [1, 31, 32, 135, 136, 137, 200, 271, 272, 1000, 4096, 65_537, 1_048_576]) {
       const data = new Uint8Array(size);

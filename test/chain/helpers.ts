@@ -42,7 +42,11 @@ export function fixture(opts: { accounts?: number; minters?: number; balance?: b
     chainId: CHAIN_ID,
     timestampMs: 1_000,
     alloc: Object.fromEntries(accounts.map((a) => [a.address, { balance: String(opts.balance ?? 1_000_000n) }])),
-    members: minters.map((m, i) => ({ raftId: i + 1, minterPublicKey: toHex(m.publicKeyRaw), p2pAddress: 'ignored by the chain layer' })),
+    members: minters.map((m, i) => ({
+      raftId: i + 1,
+      minterPublicKey: toHex(m.publicKeyRaw),
+      p2pAddress: 'ignored by the chain layer',
+    })),
   };
   const genesis = parseGenesis(genesisJson);
   return {
@@ -52,7 +56,13 @@ export function fixture(opts: { accounts?: number; minters?: number; balance?: b
     genesisJson,
     newChain: () => {
       const { block, state } = genesisBlock(genesis);
-      return new ChainState({ chainId: CHAIN_ID, app: new LedgerApp(), head: block, state, privateState: new MemoryState() });
+      return new ChainState({
+        chainId: CHAIN_ID,
+        app: new LedgerApp(),
+        head: block,
+        state,
+        privateState: new MemoryState(),
+      });
     },
   };
 }
@@ -77,9 +87,20 @@ export function deterministicBlock(f: Fixture, chain: ChainState, n: number, txs
         ? [{ type: 'transfer', to: f.accounts[(i + 1) % f.accounts.length].address, amount: BigInt(n) }]
         : i % 3 === 1
           ? [put(`k${i}`, `v${n}`), { type: 'append', key: 'log', value: `${n}.${i}` }]
-          : [{ type: 'cas', key: `k${i - 1}`, expect: `v${n}`, value: `w${n}` }, { type: 'delete', key: `k${i}` }];
+          : [
+              { type: 'cas', key: `k${i - 1}`, expect: `v${n}`, value: `w${n}` },
+              { type: 'delete', key: `k${i}` },
+            ];
     txs.push(tx(who, nonce, ops));
   }
-  const built = buildBlock(chain.app, CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 1_000 + n * 1_000, 1);
+  const built = buildBlock(
+    chain.app,
+    CHAIN_ID,
+    baseOf(chain),
+    txs,
+    { raftId: 1, key: f.minters[0] },
+    1_000 + n * 1_000,
+    1,
+  );
   return built.block;
 }

@@ -70,7 +70,11 @@ describe('ledger vs a naive model', () => {
       const f = fixture({ accounts: 3, balance: 100n });
       const r = rng(seed);
       const chain = f.newChain();
-      const model: Model = { balances: new Map(f.accounts.map((a) => [a.address, 100n])), values: new Map(), lists: new Map() };
+      const model: Model = {
+        balances: new Map(f.accounts.map((a) => [a.address, 100n])),
+        values: new Map(),
+        lists: new Map(),
+      };
       const keys = ['a', 'b', 'c'];
       const vals = ['1', '2', '3'];
       const randomOp = (): Op => {
@@ -100,13 +104,25 @@ describe('ledger vs a naive model', () => {
           txs.push(tx(who, nonce, ops));
           expected.push(modelApply(model, who.address, ops));
         }
-        const built = buildBlock(chain.app, CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 1_000 + block, 1);
+        const built = buildBlock(
+          chain.app,
+          CHAIN_ID,
+          baseOf(chain),
+          txs,
+          { raftId: 1, key: f.minters[0] },
+          1_000 + block,
+          1,
+        );
         const res = applyBlock(chain, built.block, new Map());
         if (res.kind !== 'applied') throw new Error(res.detail);
         chain.advance(res);
         const where = `seed=${seed} block=${block}`;
-        expect(res.receipts.map((x) => x.status), where).toEqual(expected);
-        for (const a of f.accounts) expect(getBalance(chain.state, a.address), where).toBe(model.balances.get(a.address) ?? 0n);
+        expect(
+          res.receipts.map((x) => x.status),
+          where,
+        ).toEqual(expected);
+        for (const a of f.accounts)
+          expect(getBalance(chain.state, a.address), where).toBe(model.balances.get(a.address) ?? 0n);
         for (const k of keys) {
           expect(getValue(chain.state, k), where).toBe(model.values.get(k) ?? null);
           expect(getList(chain.state, k), where).toEqual(model.lists.get(k) ?? []);
@@ -125,10 +141,14 @@ describe('deposed leader race', () => {
       const r = rng(seed);
       const app = new LedgerApp();
       const nodes: ChainState[] = [f.newChain(), f.newChain(), f.newChain()];
-      const pools = nodes.map((c) => new TxPool({ chainId: CHAIN_ID, app, nonceOf: (a) => getNonce(c.state, a), verifiedTxs: c.verifiedTxs }));
+      const pools = nodes.map(
+        (c) => new TxPool({ chainId: CHAIN_ID, app, nonceOf: (a) => getNonce(c.state, a), verifiedTxs: c.verifiedTxs }),
+      );
       // Clients send each transaction to two nodes (a retry to another node after a timeout).
       const all: Transaction[] = [];
-      for (const a of f.accounts) for (let n = 0; n < 6; n++) all.push(tx(a, n, [{ type: 'append', key: 'log', value: `${a.address.slice(2, 6)}:${n}` }]));
+      for (const a of f.accounts)
+        for (let n = 0; n < 6; n++)
+          all.push(tx(a, n, [{ type: 'append', key: 'log', value: `${a.address.slice(2, 6)}:${n}` }]));
       for (const t of all) {
         const first = r(3);
         pools[first].add(t);
@@ -148,7 +168,17 @@ describe('deposed leader race', () => {
           pools[m].resetInFlight();
           continue;
         }
-        const built = buildBlock(app, CHAIN_ID, base, txs, { raftId: m + 1, key: f.minters[m] }, 1_000 + step, 1 + m, {}, nodes[m].verifiedTxs);
+        const built = buildBlock(
+          app,
+          CHAIN_ID,
+          base,
+          txs,
+          { raftId: m + 1, key: f.minters[m] },
+          1_000 + step,
+          1 + m,
+          {},
+          nodes[m].verifiedTxs,
+        );
         pools[m].returnTxs(built.deferred);
         if (built.block.transactions.length === 0) continue;
         bases[m] = built.next;
@@ -188,7 +218,15 @@ describe('deposed leader race', () => {
         const m = round % 3;
         const txs = pools[m].take(100, 1 << 20);
         if (txs.length === 0) continue;
-        const built = buildBlock(app, CHAIN_ID, baseOf(nodes[m]), txs, { raftId: m + 1, key: f.minters[m] }, 100_000 + round, 9);
+        const built = buildBlock(
+          app,
+          CHAIN_ID,
+          baseOf(nodes[m]),
+          txs,
+          { raftId: m + 1, key: f.minters[m] },
+          100_000 + round,
+          9,
+        );
         for (let i = 0; i < 3; i++) {
           const res = applyBlock(nodes[i], built.block, new Map());
           if (res.kind !== 'applied') throw new Error(res.detail);

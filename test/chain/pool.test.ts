@@ -21,8 +21,23 @@ import { CHAIN_ID, fixture, put, tx } from './helpers.js';
 const f = fixture({ accounts: 4 });
 const [alice, bob, carol] = f.accounts;
 
-function newPool(chain: ChainState, opts: { maxTxs?: number; maxBytes?: number; maxNonceGap?: number; queuedLifetimeMs?: number; nowMs?: () => number } = {}): TxPool {
-  return new TxPool({ chainId: CHAIN_ID, app: new LedgerApp(), nonceOf: (a) => getNonce(chain.state, a), verifiedTxs: chain.verifiedTxs, ...opts });
+function newPool(
+  chain: ChainState,
+  opts: {
+    maxTxs?: number;
+    maxBytes?: number;
+    maxNonceGap?: number;
+    queuedLifetimeMs?: number;
+    nowMs?: () => number;
+  } = {},
+): TxPool {
+  return new TxPool({
+    chainId: CHAIN_ID,
+    app: new LedgerApp(),
+    nonceOf: (a) => getNonce(chain.state, a),
+    verifiedTxs: chain.verifiedTxs,
+    ...opts,
+  });
 }
 
 function code(fn: () => unknown): string {
@@ -70,7 +85,9 @@ describe('TxPool', () => {
     expect(p.expireQueued()).toEqual([]); // nothing is old enough yet
     now += 30_001;
     const dropped = p.expireQueued();
-    expect(dropped.map((t) => `${t.from}:${t.nonce}`).sort()).toEqual([`${alice.address}:2`, `${bob.address}:5`].sort());
+    expect(dropped.map((t) => `${t.from}:${t.nonce}`).sort()).toEqual(
+      [`${alice.address}:2`, `${bob.address}:5`].sort(),
+    );
     expect(p.size).toBe(2);
     expect(p.pendingOf(alice.address).map((t) => t.nonce)).toEqual([0]); // runnable: never expires
     // Room again; and a gap that gets filled makes the rest runnable, so it no longer expires.
@@ -82,7 +99,12 @@ describe('TxPool', () => {
     p.add(tx(carol, 2, []));
     now += 10 * 60_000;
     expect(p.expireQueued()).toEqual([]);
-    expect(p.take(100, 1 << 20).map((t) => `${t.from === carol.address ? 'c' : 'a'}${t.nonce}`).sort()).toEqual(['a0', 'c0', 'c1', 'c2']);
+    expect(
+      p
+        .take(100, 1 << 20)
+        .map((t) => `${t.from === carol.address ? 'c' : 'a'}${t.nonce}`)
+        .sort(),
+    ).toEqual(['a0', 'c0', 'c1', 'c2']);
   });
 
   it('serves accounts round-robin across takes', () => {
@@ -96,7 +118,10 @@ describe('TxPool', () => {
     expect(second.map((t) => t.from)).toEqual([bob.address, bob.address]);
     // Each served account goes to the back: after Alice then Bob, Alice leads again.
     const third = p.take(10, 1 << 20);
-    expect(third.map((t) => [t.from, t.nonce])).toEqual([[alice.address, 2], [bob.address, 2]]);
+    expect(third.map((t) => [t.from, t.nonce])).toEqual([
+      [alice.address, 2],
+      [bob.address, 2],
+    ]);
     p.add(tx(alice, 3, []));
     p.add(tx(bob, 3, []));
     expect(p.take(1, 1 << 20).map((t) => t.from)).toEqual([alice.address]);
@@ -150,12 +175,17 @@ describe('TxPool', () => {
   it('verifies once on entry and shares the verdict with the executor', () => {
     const c = f.newChain();
     const cache = new VerifiedTxCache();
-    const p = new TxPool({ chainId: CHAIN_ID, app: new LedgerApp(), nonceOf: (a) => getNonce(c.state, a), verifiedTxs: cache });
+    const p = new TxPool({
+      chainId: CHAIN_ID,
+      app: new LedgerApp(),
+      nonceOf: (a) => getNonce(c.state, a),
+      verifiedTxs: cache,
+    });
     const t = p.addRawHex(encodeRawTransaction(tx(alice, 0, [])));
     expect(cache.has(t.hashHex)).toBe(true);
   });
 
-  it('returnTxs makes a no-op block\'s transactions takeable again; foreign ones are re-admitted', () => {
+  it("returnTxs makes a no-op block's transactions takeable again; foreign ones are re-admitted", () => {
     const c = f.newChain();
     const p = newPool(c);
     const mine = [tx(alice, 0, []), tx(alice, 1, [])];

@@ -23,7 +23,15 @@ import { CHAIN_ID, fixture, put, tx } from './helpers.js';
 const f = fixture();
 
 function applyAll(chain: ChainState, txs: Transaction[], payloads = new Map<string, PrivatePayload>()): void {
-  const b = buildBlock(chain.app, CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 9_000 + chain.head.header.number, 1).block;
+  const b = buildBlock(
+    chain.app,
+    CHAIN_ID,
+    baseOf(chain),
+    txs,
+    { raftId: 1, key: f.minters[0] },
+    9_000 + chain.head.header.number,
+    1,
+  ).block;
   const r = applyBlock(chain, b, payloads);
   if (r.kind !== 'applied') throw new Error(r.detail);
   chain.advance(r);
@@ -32,9 +40,14 @@ function applyAll(chain: ChainState, txs: Transaction[], payloads = new Map<stri
 function bigChain(): ChainState {
   const c = f.newChain();
   // ~1.5 MiB of values so the export needs more than one entries chunk.
-  const txs = Array.from({ length: 96 }, (_, i) => tx(f.accounts[i % 4], Math.floor(i / 4), [put(`big${i}`, String(i).padEnd(16_000, '.'))]));
+  const txs = Array.from({ length: 96 }, (_, i) =>
+    tx(f.accounts[i % 4], Math.floor(i / 4), [put(`big${i}`, String(i).padEnd(16_000, '.'))]),
+  );
   applyAll(c, txs);
-  const ptx = signTransaction({ chainId: CHAIN_ID, nonce: 24, ops: [], privatePayloadHash: new Uint8Array(64).fill(8) }, f.accounts[0]);
+  const ptx = signTransaction(
+    { chainId: CHAIN_ID, nonce: 24, ops: [], privatePayloadHash: new Uint8Array(64).fill(8) },
+    f.accounts[0],
+  );
   const b = buildBlock(c.app, CHAIN_ID, baseOf(c), [ptx], { raftId: 1, key: f.minters[0] }, 20_000, 1).block;
   const r = applyBlock(c, b, new Map([[privatePayloadKeys(b)[0], { kind: 'party', ops: [put('secret', '42')] }]]));
   if (r.kind !== 'applied') throw new Error(r.detail);
@@ -64,7 +77,9 @@ describe('snapshots', () => {
     expect(toHex(s.state.root())).toBe(toHex(chain.state.root()));
     expect(getValue(s.privateState!, 'secret')).toBe('42');
     // And through the single-buffer form Raft's Snapshot.data uses.
-    const again = importSnapshot(snapshotChunksFromBytes(snapshotToBytes(exportSnapshot(chain, 77, { includePrivate: true }))));
+    const again = importSnapshot(
+      snapshotChunksFromBytes(snapshotToBytes(exportSnapshot(chain, 77, { includePrivate: true }))),
+    );
     expect(toHex(again.state.root())).toBe(toHex(chain.state.root()));
   });
 
@@ -87,6 +102,8 @@ describe('snapshots', () => {
     expect(snapCode(() => importSnapshot(tampered))).toBe(ChainErrorCode.SnapshotInvalid);
     expect(snapCode(() => importSnapshot([Uint8Array.of(9)]))).toBe(ChainErrorCode.SnapshotInvalid);
     const bytes = snapshotToBytes(chunks);
-    expect(snapCode(() => importSnapshot(snapshotChunksFromBytes(bytes.subarray(0, bytes.length - 3))))).toBe(ChainErrorCode.SnapshotInvalid);
+    expect(snapCode(() => importSnapshot(snapshotChunksFromBytes(bytes.subarray(0, bytes.length - 3))))).toBe(
+      ChainErrorCode.SnapshotInvalid,
+    );
   });
 });

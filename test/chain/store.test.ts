@@ -64,13 +64,26 @@ async function initStore(store: ChainStore): Promise<void> {
   await store.init(CHAIN_ID, g.block, g.state);
 }
 
-async function commitNext(store: ChainStore, chain: ChainState, appliedIndex: number, payloads = new Map<string, PrivatePayload>(), txs?: Parameters<typeof buildBlock>[3]) {
+async function commitNext(
+  store: ChainStore,
+  chain: ChainState,
+  appliedIndex: number,
+  payloads = new Map<string, PrivatePayload>(),
+  txs?: Parameters<typeof buildBlock>[3],
+) {
   const block = txs
-    ? buildBlock(chain.app, CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 100_000 + appliedIndex, 1).block
+    ? buildBlock(chain.app, CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 100_000 + appliedIndex, 1)
+        .block
     : deterministicBlock(f, chain, chain.head.header.number + 1);
   const r = applyBlock(chain, block, payloads);
   if (r.kind !== 'applied') throw new Error(r.detail);
-  await store.commitBlock(r.block, r.receipts, r.stateChanges, { entries: r.privateStateChanges, receipts: r.privateReceipts }, appliedIndex);
+  await store.commitBlock(
+    r.block,
+    r.receipts,
+    r.stateChanges,
+    { entries: r.privateStateChanges, receipts: r.privateReceipts },
+    appliedIndex,
+  );
   chain.advance(r);
   return r;
 }
@@ -110,8 +123,19 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     await store.rememberIncarnation(7, undefined);
     await store.close();
     const again = await h.reopen();
-    expect(await again.knownIncarnations()).toEqual(new Map([[2, 'inc-two'], [300, 'inc-three-hundred']]));
-    const refused = (fn: () => Promise<void>) => Promise.resolve().then(fn).then(() => 'accepted', (e: unknown) => code(e));
+    expect(await again.knownIncarnations()).toEqual(
+      new Map([
+        [2, 'inc-two'],
+        [300, 'inc-three-hundred'],
+      ]),
+    );
+    const refused = (fn: () => Promise<void>) =>
+      Promise.resolve()
+        .then(fn)
+        .then(
+          () => 'accepted',
+          (e: unknown) => code(e),
+        );
     expect(await refused(() => again.rememberIncarnation(0, 'x'))).toBe('invariant');
     expect(await refused(() => again.rememberIncarnation(3, 'x'.repeat(MAX_INCARNATION_CHARS + 1)))).toBe('invariant');
     await again.close();
@@ -122,7 +146,11 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     const store = await h.open();
     await initStore(store);
     const chain = f.newChain();
-    const t1 = tx(alice, 0, [put('k', 'v'), { type: 'append', key: 'L', value: 'a' }, { type: 'transfer', to: bob.address, amount: 10n }]);
+    const t1 = tx(alice, 0, [
+      put('k', 'v'),
+      { type: 'append', key: 'L', value: 'a' },
+      { type: 'transfer', to: bob.address, amount: 10n },
+    ]);
     const t2 = tx(bob, 0, [{ type: 'cas', key: 'k', expect: 'nope', value: 'x' }]);
     const r1 = await commitNext(store, chain, 3, new Map(), [t1, t2]);
     const b1 = r1.block;
@@ -145,9 +173,22 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     expect(await store.getNonce(f.accounts[3].address)).toBe(0);
 
     // Private changes and receipts are stored alongside, in the same batch.
-    const ptx = signTransaction({ chainId: CHAIN_ID, nonce: 1, ops: [], privatePayloadHash: new Uint8Array(64).fill(3) }, alice);
-    const pb = buildBlock(chain.app, CHAIN_ID, baseOf(chain), [ptx], { raftId: 1, key: f.minters[0] }, 200_000, 1).block;
-    const payloads = new Map<string, PrivatePayload>([[privatePayloadKeys(pb)[0], { kind: 'party', ops: [put('secret', 's')] }]]);
+    const ptx = signTransaction(
+      { chainId: CHAIN_ID, nonce: 1, ops: [], privatePayloadHash: new Uint8Array(64).fill(3) },
+      alice,
+    );
+    const pb = buildBlock(
+      chain.app,
+      CHAIN_ID,
+      baseOf(chain),
+      [ptx],
+      { raftId: 1, key: f.minters[0] },
+      200_000,
+      1,
+    ).block;
+    const payloads = new Map<string, PrivatePayload>([
+      [privatePayloadKeys(pb)[0], { kind: 'party', ops: [put('secret', 's')] }],
+    ]);
     await commitNext(store, chain, 4, payloads, [ptx]);
     expect(await store.getPrivateValue('secret')).toBe('s');
     expect(await store.getValue('secret')).toBeNull();
@@ -160,8 +201,16 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     const store = await h.open();
     await initStore(store);
     const chain = f.newChain();
-    await commitNext(store, chain, 2, new Map(), [tx(alice, 0, [put('k', 'v1'), { type: 'append', key: 'L', value: 'a' }, { type: 'transfer', to: bob.address, amount: 5n }])]);
-    await commitNext(store, chain, 3, new Map(), [tx(alice, 1, [put('k', 'v2'), { type: 'append', key: 'L', value: 'b' }])]);
+    await commitNext(store, chain, 2, new Map(), [
+      tx(alice, 0, [
+        put('k', 'v1'),
+        { type: 'append', key: 'L', value: 'a' },
+        { type: 'transfer', to: bob.address, amount: 5n },
+      ]),
+    ]);
+    await commitNext(store, chain, 3, new Map(), [
+      tx(alice, 1, [put('k', 'v2'), { type: 'append', key: 'L', value: 'b' }]),
+    ]);
     await commitNext(store, chain, 4, new Map(), [tx(alice, 2, [{ type: 'delete', key: 'k' }])]);
     expect(await store.getValue('k', 0)).toBeNull();
     expect(await store.getValue('k', 1)).toBe('v1');
@@ -194,11 +243,15 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     expect(code(await store.recordNoop(1).catch((e) => e))).toBe('invariant');
     const r = await commitNext(store, chain, 2);
     // The same block again (does not extend the head) and a stale index are programmer errors.
-    expect(code(await store.commitBlock(r.block, r.receipts, r.stateChanges, NO_PRIVATE_CHANGES, 5).catch((e) => e))).toBe('invariant');
+    expect(
+      code(await store.commitBlock(r.block, r.receipts, r.stateChanges, NO_PRIVATE_CHANGES, 5).catch((e) => e)),
+    ).toBe('invariant');
     const next = deterministicBlock(f, chain, 2);
     const r2 = applyBlock(chain, next, new Map());
     if (r2.kind !== 'applied') throw new Error('not applied');
-    expect(code(await store.commitBlock(r2.block, r2.receipts, r2.stateChanges, NO_PRIVATE_CHANGES, 2).catch((e) => e))).toBe('invariant');
+    expect(
+      code(await store.commitBlock(r2.block, r2.receipts, r2.stateChanges, NO_PRIVATE_CHANGES, 2).catch((e) => e)),
+    ).toBe('invariant');
     await store.close();
   });
 
@@ -236,7 +289,10 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     const again = await h.reopen();
     expect(Uint8Array.from((await again.membership())!)).toEqual(Uint8Array.of(4));
     const leader = f.newChain();
-    await again.installSnapshot({ ...importSnapshot(exportSnapshot(leader, 9, { includePrivate: false })), membership: Uint8Array.of(9, 9) });
+    await again.installSnapshot({
+      ...importSnapshot(exportSnapshot(leader, 9, { includePrivate: false })),
+      membership: Uint8Array.of(9, 9),
+    });
     expect(Uint8Array.from((await again.membership())!)).toEqual(Uint8Array.of(9, 9));
     expect(await again.appliedIndex()).toBe(9);
     await again.close();
@@ -254,9 +310,18 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     const store = await h.open();
     await initStore(store);
     const chain = f.newChain();
-    const ptx = signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: [], privatePayloadHash: new Uint8Array(64).fill(4) }, f.accounts[3]);
+    const ptx = signTransaction(
+      { chainId: CHAIN_ID, nonce: 0, ops: [], privatePayloadHash: new Uint8Array(64).fill(4) },
+      f.accounts[3],
+    );
     const pb = buildBlock(chain.app, CHAIN_ID, baseOf(chain), [ptx], { raftId: 1, key: f.minters[0] }, 300, 1).block;
-    await commitNext(store, chain, 1, new Map([[privatePayloadKeys(pb)[0], { kind: 'party', ops: [put('mine', 'yes')] }]]), [ptx]);
+    await commitNext(
+      store,
+      chain,
+      1,
+      new Map([[privatePayloadKeys(pb)[0], { kind: 'party', ops: [put('mine', 'yes')] }]]),
+      [ptx],
+    );
     await store.installSnapshot(snap);
     expect(await store.head()).toEqual({ number: 4, hash: leader.head.hash });
     expect(await store.appliedIndex()).toBe(40);
@@ -330,9 +395,13 @@ describe('ChainStore atomicity', () => {
               resolve();
             }
           });
-          child.on('exit', (c, sig) => (sig === 'SIGKILL' ? resolve() : reject(new Error(`writer exited ${c}: ${stderr}`))));
+          child.on('exit', (c, sig) =>
+            sig === 'SIGKILL' ? resolve() : reject(new Error(`writer exited ${c}: ${stderr}`)),
+          );
         });
-        await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.on('exit', r)));
+        await new Promise((r) =>
+          child.exitCode !== null || child.signalCode !== null ? r(null) : child.on('exit', r),
+        );
         const store = await openLevelChainStore(dir);
         const head = await store.head();
         const applied = await store.appliedIndex();

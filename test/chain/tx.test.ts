@@ -64,12 +64,20 @@ describe('transaction encoding', () => {
   it('round-trips a private transaction (hash on chain, no ops)', () => {
     const payloadHash = new Uint8Array(64).fill(9);
     const recipients = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
-    const t = signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: [], privatePayloadHash: payloadHash, privateFor: recipients }, alice);
+    const t = signTransaction(
+      { chainId: CHAIN_ID, nonce: 0, ops: [], privatePayloadHash: payloadHash, privateFor: recipients },
+      alice,
+    );
     const d = decodeTransaction(t.encoded);
     expect(d.ops).toEqual([]);
     expect(Uint8Array.from(d.privatePayloadHash!)).toEqual(payloadHash);
     expect(d.privateFor!.map((k) => Uint8Array.from(k))).toEqual(recipients);
-    expect(() => signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: [{ type: 'put', key: 'a', value: 'b' }], privatePayloadHash: payloadHash }, alice)).toThrow(ChainError);
+    expect(() =>
+      signTransaction(
+        { chainId: CHAIN_ID, nonce: 0, ops: [{ type: 'put', key: 'a', value: 'b' }], privatePayloadHash: payloadHash },
+        alice,
+      ),
+    ).toThrow(ChainError);
   });
 
   it('rejects every truncation and every trailing byte', () => {
@@ -97,7 +105,10 @@ describe('transaction encoding', () => {
     // key 'k' is at opCodeAt + 1 (u16 len) + 2: make it an invalid UTF-8 byte
     expect(code(() => decodeTransaction(at(opCodeAt + 3, 0xff)))).toBe(ChainErrorCode.TxMalformed);
     // A transfer amount with a leading zero byte is not canonical.
-    const tr = signTransaction({ chainId: CHAIN_ID, nonce: 1, ops: [{ type: 'transfer', to: bob.address, amount: 5n }] }, alice);
+    const tr = signTransaction(
+      { chainId: CHAIN_ID, nonce: 1, ops: [{ type: 'transfer', to: bob.address, amount: 5n }] },
+      alice,
+    );
     const amountLenAt = opCodeAt + 1 + 20;
     expect(tr.encoded[amountLenAt]).toBe(1);
     const b = new Uint8Array(tr.encoded.length + 1);
@@ -125,13 +136,26 @@ describe('transaction encoding', () => {
 
   it('enforces the named limits', () => {
     const big = 'x'.repeat(MAX_VALUE_BYTES + 1);
-    expect(code(() => signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: [{ type: 'put', key: 'k', value: big }] }, alice))).toBe(ChainErrorCode.TxTooLarge);
-    expect(code(() => signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: [{ type: 'put', key: 'k'.repeat(MAX_KEY_BYTES + 1), value: '' }] }, alice))).toBe(ChainErrorCode.TxTooLarge);
+    expect(
+      code(() => signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: [{ type: 'put', key: 'k', value: big }] }, alice)),
+    ).toBe(ChainErrorCode.TxTooLarge);
+    expect(
+      code(() =>
+        signTransaction(
+          { chainId: CHAIN_ID, nonce: 0, ops: [{ type: 'put', key: 'k'.repeat(MAX_KEY_BYTES + 1), value: '' }] },
+          alice,
+        ),
+      ),
+    ).toBe(ChainErrorCode.TxTooLarge);
     const many = Array.from({ length: MAX_OPS_PER_TX + 1 }, (): Op => ({ type: 'delete', key: 'a' }));
-    expect(code(() => signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: many }, alice))).toBe(ChainErrorCode.TxTooLarge);
+    expect(code(() => signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: many }, alice))).toBe(
+      ChainErrorCode.TxTooLarge,
+    );
     // Many ops each near the value limit exceed the whole-transaction limit.
     const fat = Array.from({ length: 5 }, (): Op => ({ type: 'put', key: 'k', value: 'v'.repeat(MAX_VALUE_BYTES) }));
-    expect(code(() => signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: fat }, alice))).toBe(ChainErrorCode.TxTooLarge);
+    expect(code(() => signTransaction({ chainId: CHAIN_ID, nonce: 0, ops: fat }, alice))).toBe(
+      ChainErrorCode.TxTooLarge,
+    );
     expect(code(() => decodeTransaction(new Uint8Array(MAX_TX_BYTES + 1)))).toBe(ChainErrorCode.TxTooLarge);
     expect(code(() => decodeRawTransaction('0x' + '00'.repeat(MAX_TX_BYTES + 1)))).toBe(ChainErrorCode.TxTooLarge);
   });
@@ -169,7 +193,9 @@ describe('transaction signatures', () => {
     expect(code(() => verifyTransaction(decodeTransaction(sigFlip), CHAIN_ID))).toBe(ChainErrorCode.TxBadSignature);
     const nonceChanged = Uint8Array.from(t.encoded);
     nonceChanged[1 + 8 + 20 + 32 + 7] = 1; // nonce 0 → 1, signature unchanged: a replay with another nonce
-    expect(code(() => verifyTransaction(decodeTransaction(nonceChanged), CHAIN_ID))).toBe(ChainErrorCode.TxBadSignature);
+    expect(code(() => verifyTransaction(decodeTransaction(nonceChanged), CHAIN_ID))).toBe(
+      ChainErrorCode.TxBadSignature,
+    );
     expect(code(() => verifyTransaction(t, CHAIN_ID + 1))).toBe(ChainErrorCode.TxWrongChainId);
     // Bob's public key under Alice's address.
     const swapped = Uint8Array.from(t.encoded);
@@ -193,9 +219,19 @@ describe('transaction signatures', () => {
 
 describe('JSON views', () => {
   it('public transactions show ops with decimal amounts; private ones show input', () => {
-    const t = signTransaction({ chainId: CHAIN_ID, nonce: 2, ops: [{ type: 'transfer', to: bob.address, amount: 10n ** 30n }] }, alice);
+    const t = signTransaction(
+      { chainId: CHAIN_ID, nonce: 2, ops: [{ type: 'transfer', to: bob.address, amount: 10n ** 30n }] },
+      alice,
+    );
     const j = txToJson(t, { blockHash: new Uint8Array(32).fill(1), blockNumber: 5, index: 0 });
-    expect(j).toMatchObject({ hash: t.hashHex, from: alice.address, nonce: '0x2', blockNumber: '0x5', transactionIndex: '0x0', isPrivate: false });
+    expect(j).toMatchObject({
+      hash: t.hashHex,
+      from: alice.address,
+      nonce: '0x2',
+      blockNumber: '0x5',
+      transactionIndex: '0x0',
+      isPrivate: false,
+    });
     expect(j.ops).toEqual([{ type: 'transfer', to: bob.address, amount: '1000000000000000000000000000000' }]);
     const h = new Uint8Array(64).fill(0xab);
     const p = signTransaction({ chainId: CHAIN_ID, nonce: 3, ops: [], privatePayloadHash: h }, alice);
@@ -212,8 +248,12 @@ describe('JSON views', () => {
       { type: 'cas', key: 'k', expect: null, value: 'v' },
     ]);
     expect(ops[0]).toEqual({ type: 'transfer', to: bob.address, amount: 123n });
-    expect(code(() => opsFromJson([{ type: 'transfer', to: bob.address, amount: '-1' }]))).toBe(ChainErrorCode.TxMalformed);
-    expect(code(() => opsFromJson([{ type: 'transfer', to: bob.address, amount: '01' }]))).toBe(ChainErrorCode.TxMalformed);
+    expect(code(() => opsFromJson([{ type: 'transfer', to: bob.address, amount: '-1' }]))).toBe(
+      ChainErrorCode.TxMalformed,
+    );
+    expect(code(() => opsFromJson([{ type: 'transfer', to: bob.address, amount: '01' }]))).toBe(
+      ChainErrorCode.TxMalformed,
+    );
     expect(code(() => opsFromJson([{ type: 'mint', key: 'k' }]))).toBe(ChainErrorCode.TxMalformed);
     expect(code(() => opsFromJson([{ type: 'put', key: 1, value: 'v' }]))).toBe(ChainErrorCode.TxMalformed);
     expect(code(() => opsFromJson({}))).toBe(ChainErrorCode.TxMalformed);

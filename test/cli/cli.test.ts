@@ -28,10 +28,19 @@ const BIN = resolve(fileURLToPath(new URL('../../bin/quorate.js', import.meta.ur
 
 function cli(args: readonly string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolvePromise) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NODE_OPTIONS: '' }, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-      resolvePromise({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd, env: { ...process.env, NODE_OPTIONS: '' }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : -1
+          : 0;
+        resolvePromise({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -51,19 +60,27 @@ afterAll(() => rm(work, { recursive: true, force: true }));
 
 describe('bin/quorate.js as a child process', () => {
   it('prints the command list for --help (exit 0) and rejects unknown commands and flags (exit 2)', async () => {
-    const [help, unknownCommand, unknownFlag] = await Promise.all([cli(['--help'], work), cli(['frobnicate'], work), cli(['init', '--nodes', '3', '--dir', 'x', '--bogus'], work)]);
+    const [help, unknownCommand, unknownFlag] = await Promise.all([
+      cli(['--help'], work),
+      cli(['frobnicate'], work),
+      cli(['init', '--nodes', '3', '--dir', 'x', '--bogus'], work),
+    ]);
     expect(help.code).toBe(0);
-    for (const c of ['init', 'start', 'up', 'status', 'bench', 'jepsen']) expect(help.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    for (const c of ['init', 'start', 'up', 'status', 'bench', 'jepsen'])
+      expect(help.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
     expect(unknownCommand.code).toBe(2);
     expect(unknownCommand.stderr).toContain('unknown command "frobnicate"');
     expect(unknownFlag.code).toBe(2);
     expect(unknownFlag.stderr).toContain("Unknown option '--bogus'");
-    expect(unknownFlag.stderr).toContain("quorate init --help");
+    expect(unknownFlag.stderr).toContain('quorate init --help');
   });
 
   it('init writes genesis.json and node-1..N with configs and keys that load, then refuses to overwrite', async () => {
     const dir = join(work, 'cluster');
-    const r = await cli(['init', '--nodes', '3', '--dir', dir, '--rpc-port', '18545', '--p2p-port', '18600', '--tm-port', '18700'], work);
+    const r = await cli(
+      ['init', '--nodes', '3', '--dir', dir, '--rpc-port', '18545', '--p2p-port', '18600', '--tm-port', '18700'],
+      work,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect((await readdir(dir)).sort()).toEqual(['genesis.json', 'node-1', 'node-2', 'node-3']);
@@ -72,7 +89,14 @@ describe('bin/quorate.js as a child process', () => {
     expect(genesis.members.map((m) => m.raftId)).toEqual([1, 2, 3]);
     for (let i = 1; i <= 3; i++) {
       const nodeDir = join(dir, `node-${i}`);
-      expect((await readdir(nodeDir)).sort()).toEqual(['account.key', 'config.json', 'enclave.key', 'enclave.password', 'minter.key', 'network.key']);
+      expect((await readdir(nodeDir)).sort()).toEqual([
+        'account.key',
+        'config.json',
+        'enclave.key',
+        'enclave.password',
+        'minter.key',
+        'network.key',
+      ]);
       for (const secret of ['account.key', 'enclave.key', 'enclave.password', 'minter.key', 'network.key']) {
         expect((await stat(join(nodeDir, secret))).mode & 0o777, `${secret} mode`).toBe(0o600);
       }
@@ -133,7 +157,9 @@ describe('init in-process', () => {
     const precious = join(work, 'precious');
     await mkdir(precious);
     await writeFile(join(precious, 'thesis.tex'), 'years of work');
-    await expect(initCluster(initOptions(['--nodes', '1', '--dir', precious, '--force']))).rejects.toThrow(/not a quorate cluster folder/);
+    await expect(initCluster(initOptions(['--nodes', '1', '--dir', precious, '--force']))).rejects.toThrow(
+      /not a quorate cluster folder/,
+    );
     expect(await readFile(join(precious, 'thesis.tex'), 'utf8')).toBe('years of work');
   });
 
@@ -218,7 +244,9 @@ describe('help and flags of every command (in-process)', () => {
     });
     expect(parseUpArgs([])).toEqual({ nodes: 3, dir: resolve('.quorate'), fresh: false });
     // The Jepsen toolkit owns these options; the CLI only adds --help and exit code 2.
-    expect(parseJepsenCommand(['--nodes', '5', '--nemesis', 'kill', '--seed', '42', '--out', 'o'], new Date(0))).toMatchObject({
+    expect(
+      parseJepsenCommand(['--nodes', '5', '--nemesis', 'kill', '--seed', '42', '--out', 'o'], new Date(0)),
+    ).toMatchObject({
       nodes: 5,
       faults: ['kill'],
       seed: 42,
@@ -230,7 +258,9 @@ describe('help and flags of every command (in-process)', () => {
 
   it('says "not available in this build" when an entry point is missing', async () => {
     await expect(loadEntryPoint('../no-such-module.js', 'runThing', 'thing')).rejects.toThrow(CommandError);
-    await expect(loadEntryPoint('../no-such-module.js', 'runThing', 'thing')).rejects.toThrow(/not available in this build/);
+    await expect(loadEntryPoint('../no-such-module.js', 'runThing', 'thing')).rejects.toThrow(
+      /not available in this build/,
+    );
     // Present module, missing export: the same answer.
     await expect(loadEntryPoint('../config.js', 'runThing', 'thing')).rejects.toThrow(/not available in this build/);
     expect(typeof (await loadEntryPoint('../config.js', 'loadConfig', 'thing'))).toBe('function');
@@ -241,7 +271,11 @@ describe('status against a live JSON-RPC server', () => {
   it('prints one row per member, marks an unreachable member, and exits 1 while one is down', async () => {
     const logger = silentLogger();
     // Members 1 and 2 answer on this server; member 3's URL has nobody listening.
-    const backend = new FakeLedgerBackend({ accounts: [], initialBalance: 0n, rpcUrls: ['', '', 'http://127.0.0.1:9/'] });
+    const backend = new FakeLedgerBackend({
+      accounts: [],
+      initialBalance: 0n,
+      rpcUrls: ['', '', 'http://127.0.0.1:9/'],
+    });
     const server = new RpcServer({ port: 0 }, { backend, logger, metrics: createNodeMetrics() });
     const { url } = await server.start();
     backend.setMemberRpcUrl(1, url);

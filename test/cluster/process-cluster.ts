@@ -33,7 +33,10 @@ export class ProcessCluster {
       force: false,
       chainId: 1337,
     });
-    this.nodes = (await readClusterDir(join(this.dir, 'c'))).map((l) => ({ ...l, rpc: new HttpRpcClient(l.rpcUrl, { timeoutMs: 10_000 }) }));
+    this.nodes = (await readClusterDir(join(this.dir, 'c'))).map((l) => ({
+      ...l,
+      rpc: new HttpRpcClient(l.rpcUrl, { timeoutMs: 10_000 }),
+    }));
   }
 
   start(node: ProcNode, extraArgs: readonly string[] = []): ChildProcess {
@@ -79,7 +82,12 @@ export class ProcessCluster {
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
 
-  async status(n: ProcNode): Promise<{ role: string; term: number; leader: number | null; raftId: number; voters: number[]; learners: number[] } | undefined> {
+  async status(
+    n: ProcNode,
+  ): Promise<
+    | { role: string; term: number; leader: number | null; raftId: number; voters: number[]; learners: number[] }
+    | undefined
+  > {
     try {
       return await n.rpc.call('raft_status');
     } catch {
@@ -99,7 +107,9 @@ export class ProcessCluster {
       }
       await sleep(100);
     }
-    throw new Error(`no leader among ${among.map((n) => n.name).join(', ')} within ${timeoutMs} ms\n${await this.logTails(among)}`);
+    throw new Error(
+      `no leader among ${among.map((n) => n.name).join(', ')} within ${timeoutMs} ms\n${await this.logTails(among)}`,
+    );
   }
 
   /** The last lines of each node's log, for a failure message. */
@@ -107,7 +117,9 @@ export class ProcessCluster {
     const parts: string[] = [];
     for (const n of among) {
       const text = await readFile(n.logPath, 'utf8').catch(() => '(no log)');
-      parts.push(`--- ${n.name} (exit ${n.child?.exitCode ?? n.child?.signalCode ?? 'running'}):\n${text.split('\n').slice(-lines).join('\n')}`);
+      parts.push(
+        `--- ${n.name} (exit ${n.child?.exitCode ?? n.child?.signalCode ?? 'running'}):\n${text.split('\n').slice(-lines).join('\n')}`,
+      );
     }
     return parts.join('\n');
   }

@@ -43,7 +43,13 @@ afterAll(async () => {
 
 describe('a 3-node cluster of real processes', () => {
   it('commits 1,000 transactions and every node has the same block hash at every height', async () => {
-    const r = await benchmark({ rpcUrls: cluster.nodes.map((n) => n.rpcUrl), txs: 1_000, concurrency: 32, rate: 0, private: false });
+    const r = await benchmark({
+      rpcUrls: cluster.nodes.map((n) => n.rpcUrl),
+      txs: 1_000,
+      concurrency: 32,
+      rate: 0,
+      private: false,
+    });
     expect(r.rejected).toBe(0);
     expect(r.committed).toBe(1_000);
     expect(r.agreement.agree).toBe(true);
@@ -64,8 +70,13 @@ describe('a 3-node cluster of real processes', () => {
     const chainId = Number(BigInt(await leader.rpc.call<string>('eth_chainId')));
     let nonce = 0;
     for (let i = 0; i < 20; i++) {
-      const tx = signTransaction({ chainId, nonce: nonce++, ops: [{ type: 'append', key: 'acked', value: String(i) }] }, key);
-      acked.push(await leader.rpc.call<string>('quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]));
+      const tx = signTransaction(
+        { chainId, nonce: nonce++, ops: [{ type: 'append', key: 'acked', value: String(i) }] },
+        key,
+      );
+      acked.push(
+        await leader.rpc.call<string>('quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]),
+      );
     }
     // Acknowledged = a receipt was seen.
     for (;;) {
@@ -83,7 +94,9 @@ describe('a 3-node cluster of real processes', () => {
       const target = survivors[Math.floor(Math.random() * survivors.length)];
       try {
         const tx = signTransaction({ chainId, nonce, ops: [{ type: 'put', key: 'after-kill', value: 'yes' }] }, key);
-        const h = await target.rpc.call<string>('quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]);
+        const h = await target.rpc.call<string>('quorate_sendRawTransaction', [
+          `0x${Buffer.from(tx.encoded).toString('hex')}`,
+        ]);
         const until = Date.now() + 1_000;
         while (Date.now() < until) {
           if (await receipt(target, h)) {
@@ -98,7 +111,9 @@ describe('a 3-node cluster of real processes', () => {
       }
     }
     const elapsedMs = committedAt - killedAt;
-    console.log(`leader killed → new commit after ${elapsedMs} ms (two election timeouts = ${2 * ELECTION_TIMEOUT_MAX_MS} ms)`);
+    console.log(
+      `leader killed → new commit after ${elapsedMs} ms (two election timeouts = ${2 * ELECTION_TIMEOUT_MAX_MS} ms)`,
+    );
     expect(committedAt).toBeGreaterThan(0);
     expect(elapsedMs).toBeLessThan(2 * ELECTION_TIMEOUT_MAX_MS + 1_000);
     for (const n of survivors) {
@@ -118,19 +133,31 @@ describe('a 3-node cluster of real processes', () => {
 
   it('adds a learner, promotes it and removes an original member under load; each change answers after commit', async () => {
     const leader = await cluster.waitForLeader();
-    const load = benchmark({ rpcUrls: cluster.nodes.map((n) => n.rpcUrl), txs: 1_500, concurrency: 8, rate: 150, private: false });
+    const load = benchmark({
+      rpcUrls: cluster.nodes.map((n) => n.rpcUrl),
+      txs: 1_500,
+      concurrency: 8,
+      rate: 150,
+      private: false,
+    });
     const joiner = await cluster.addJoiningNode();
     // The new process needs a moment to listen; addLearner contacts it.
     let newId = 0;
     for (let attempt = 0; attempt < 100 && newId === 0; attempt++) {
       try {
-        newId = Number(await (await cluster.waitForLeader(cluster.nodes.slice(0, 3))).rpc.call('raft_addLearner', [joiner.p2pAddress]));
+        newId = Number(
+          await (
+            await cluster.waitForLeader(cluster.nodes.slice(0, 3))
+          ).rpc.call('raft_addLearner', [joiner.p2pAddress]),
+        );
       } catch {
         await sleep(300);
       }
     }
     expect(newId).toBe(4);
-    const learners = (await cluster.status(leader))?.learners ?? (await cluster.status(await cluster.waitForLeader(cluster.nodes.slice(0, 3))))!.learners;
+    const learners =
+      (await cluster.status(leader))?.learners ??
+      (await cluster.status(await cluster.waitForLeader(cluster.nodes.slice(0, 3))))!.learners;
     expect(learners).toContain(4);
     // It catches up (from genesis through the log, or by snapshot) while the load runs.
     const deadline = Date.now() + 60_000;
@@ -160,28 +187,83 @@ describe('a 3-node cluster of real processes', () => {
   }, 240_000);
 
   it('answers every kind of bad input with a clear error and stays healthy', async () => {
-    const leader = await cluster.waitForLeader(cluster.nodes.filter((n) => n.child && n.child.exitCode === null && n.child.signalCode === null));
+    const leader = await cluster.waitForLeader(
+      cluster.nodes.filter((n) => n.child && n.child.exitCode === null && n.child.signalCode === null),
+    );
     const url = leader.rpcUrl;
     expect((await rawCall(url, '{not json')).json.error.code).toBe(-32700);
-    expect((await rawCall(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'no_such' }))).json.error.code).toBe(-32601);
-    expect((await rawCall(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_getBalance', params: ['0x12', 'latest'] }))).json.error.code).toBe(-32602);
-    expect((await rawCall(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'quorate_sendRawTransaction', params: ['0xdeadbeef'] }))).json.error).toBeDefined();
+    expect((await rawCall(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'no_such' }))).json.error.code).toBe(
+      -32601,
+    );
+    expect(
+      (
+        await rawCall(
+          url,
+          JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_getBalance', params: ['0x12', 'latest'] }),
+        )
+      ).json.error.code,
+    ).toBe(-32602);
+    expect(
+      (
+        await rawCall(
+          url,
+          JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'quorate_sendRawTransaction', params: ['0xdeadbeef'] }),
+        )
+      ).json.error,
+    ).toBeDefined();
     const key = generateAccountKey();
     const chainId = Number(BigInt(await leader.rpc.call<string>('eth_chainId')));
     const good = signTransaction({ chainId, nonce: 0, ops: [{ type: 'put', key: 'bad-input', value: '1' }] }, key);
     const tampered = Uint8Array.from(good.encoded);
     tampered[tampered.length - 1] ^= 0xff;
-    const badSig = await rawCall(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'quorate_sendRawTransaction', params: [`0x${Buffer.from(tampered).toString('hex')}`] }));
+    const badSig = await rawCall(
+      url,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'quorate_sendRawTransaction',
+        params: [`0x${Buffer.from(tampered).toString('hex')}`],
+      }),
+    );
     expect(badSig.json.error.message).toMatch(/signature/i);
-    const wrongChain = signTransaction({ chainId: chainId + 1, nonce: 0, ops: [{ type: 'put', key: 'x', value: '1' }] }, key);
-    const wc = await rawCall(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'quorate_sendRawTransaction', params: [`0x${Buffer.from(wrongChain.encoded).toString('hex')}`] }));
+    const wrongChain = signTransaction(
+      { chainId: chainId + 1, nonce: 0, ops: [{ type: 'put', key: 'x', value: '1' }] },
+      key,
+    );
+    const wc = await rawCall(
+      url,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'quorate_sendRawTransaction',
+        params: [`0x${Buffer.from(wrongChain.encoded).toString('hex')}`],
+      }),
+    );
     expect(wc.json.error.message).toMatch(/chain/i);
-    const hash = await leader.rpc.call<string>('quorate_sendRawTransaction', [`0x${Buffer.from(good.encoded).toString('hex')}`]);
+    const hash = await leader.rpc.call<string>('quorate_sendRawTransaction', [
+      `0x${Buffer.from(good.encoded).toString('hex')}`,
+    ]);
     while (!(await receipt(leader, hash))) await sleep(20);
-    const replay = await rawCall(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'quorate_sendRawTransaction', params: [`0x${Buffer.from(good.encoded).toString('hex')}`] }));
+    const replay = await rawCall(
+      url,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'quorate_sendRawTransaction',
+        params: [`0x${Buffer.from(good.encoded).toString('hex')}`],
+      }),
+    );
     expect(replay.json.error.message).toMatch(/nonce|already/i);
     // Over the body limit: answered 413, or the connection is closed while the client still writes.
-    const big = await rawCall(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'quorate_getValue', params: ['x'.repeat(6 * 1024 * 1024), 'latest'] })).catch((err: Error) => ({ status: 0, json: { reset: err.message } }));
+    const big = await rawCall(
+      url,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'quorate_getValue',
+        params: ['x'.repeat(6 * 1024 * 1024), 'latest'],
+      }),
+    ).catch((err: Error) => ({ status: 0, json: { reset: err.message } }));
     expect(big.status === 413 || big.status === 0).toBe(true);
     const health = await fetch(url.replace(/\/$/, '') + '/health');
     expect(health.status).toBe(200);

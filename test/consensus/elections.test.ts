@@ -23,7 +23,15 @@ function entry(index: number, term: number, data = ''): Entry {
 }
 
 function msg(fields: Partial<Message> & Pick<Message, 'type' | 'from' | 'to' | 'term'>): Message {
-  return { logTerm: 0 as Term, index: 0 as LogIndex, entries: [], commit: 0 as LogIndex, reject: false, rejectHint: 0 as LogIndex, ...fields };
+  return {
+    logTerm: 0 as Term,
+    index: 0 as LogIndex,
+    entries: [],
+    commit: 0 as LogIndex,
+    reject: false,
+    rejectHint: 0 as LogIndex,
+    ...fields,
+  };
 }
 
 describe('consensus scenarios: elections', () => {
@@ -43,7 +51,9 @@ describe('consensus scenarios: elections', () => {
           if (st.softState.role === Role.Leader) {
             const prev = leaderOfTerm.get(st.hardState.term);
             if (prev === undefined) elections++;
-            expect(prev === undefined || prev === n, `two leaders in term ${st.hardState.term}: ${prev} and ${n}`).toBe(true);
+            expect(prev === undefined || prev === n, `two leaders in term ${st.hardState.term}: ${prev} and ${n}`).toBe(
+              true,
+            );
             leaderOfTerm.set(st.hardState.term, n);
           }
           // What is on "disk" is what a restarted node will believe: one vote per term, never changed.
@@ -109,7 +119,16 @@ describe('consensus scenarios: elections', () => {
     for (const type of [MessageType.Vote, MessageType.PreVote]) {
       for (const c of cases) {
         const node = mk();
-        node.step(msg({ type, from: id(2), to: id(1), term: 3 as Term, logTerm: c.logTerm as Term, index: c.index as LogIndex }));
+        node.step(
+          msg({
+            type,
+            from: id(2),
+            to: id(1),
+            term: 3 as Term,
+            logTerm: c.logTerm as Term,
+            index: c.index as LogIndex,
+          }),
+        );
         const rd = node.ready();
         const resp = rd.messages.filter((m) => m.to === 2);
         expect(resp.length).toBe(1);
@@ -180,8 +199,16 @@ describe('consensus scenarios: elections', () => {
     for (const type of [MessageType.Vote, MessageType.PreVote]) {
       // Node 3 claims a far higher term with an up-to-date log: 2 heard from 1 recently and ignores it.
       const last = net.node(2).status().lastIndex;
-      net.node(2).step(msg({ type, from: id(3), to: id(2), term: (term + 5) as Term, logTerm: term as Term, index: last }));
-      expect(net.node(2).hasReady() && net.node(2).ready().messages.some((m) => m.to === 3)).toBe(false);
+      net
+        .node(2)
+        .step(msg({ type, from: id(3), to: id(2), term: (term + 5) as Term, logTerm: term as Term, index: last }));
+      expect(
+        net.node(2).hasReady() &&
+          net
+            .node(2)
+            .ready()
+            .messages.some((m) => m.to === 3),
+      ).toBe(false);
       if (net.node(2).hasReady()) net.node(2).advance(net.node(2).ready());
       expect(net.term(2)).toBe(term);
     }

@@ -48,7 +48,12 @@ class CommitsOldTermsRaft extends Raft {
  */
 function figure8(createRaft?: (c: RaftConfig) => Raft): { net: Network; commitAtC: number; t1: number } {
   // One entry per append, so the filter below can hold back exactly one entry.
-  const net = new Network({ voters: [1, 2, 3, 4, 5], seed: 8, config: { maxMessageBytes: 1, checkQuorum: false }, createRaft });
+  const net = new Network({
+    voters: [1, 2, 3, 4, 5],
+    seed: 8,
+    config: { maxMessageBytes: 1, checkQuorum: false },
+    createRaft,
+  });
   // (a) S1 leads term T1 and replicates index 3 to S2 only.
   net.campaign(1);
   const t1 = net.term(1);
@@ -82,7 +87,7 @@ function figure8(createRaft?: (c: RaftConfig) => Raft): { net: Network; commitAt
 }
 
 describe('consensus scenarios: the log', () => {
-  it('scenario 3: Figure 8 — a new leader never commits an earlier term\'s entry by counting replicas', () => {
+  it("scenario 3: Figure 8 — a new leader never commits an earlier term's entry by counting replicas", () => {
     const { net, commitAtC } = figure8();
     // Index 3 is on S1, S2, S3 (a majority) but is of an earlier term: not committed.
     expect(commitAtC).toBe(2);
@@ -95,7 +100,13 @@ describe('consensus scenarios: the log', () => {
     expect(net.role(5)).toBe(Role.Leader);
     net.tickAll(3);
     const t5 = net.term(5);
-    for (const n of [2, 3, 4]) expect(net.log(n).map((e) => e.term).slice(0, 2)).toEqual([net.log(5)[0].term, net.log(5)[1].term]);
+    for (const n of [2, 3, 4])
+      expect(
+        net
+          .log(n)
+          .map((e) => e.term)
+          .slice(0, 2),
+      ).toEqual([net.log(5)[0].term, net.log(5)[1].term]);
     expect(net.log(2)[1].term).not.toBe(net.log(2)[0].term);
     expect(t5).toBeGreaterThan(0);
     assertAppliedPrefixes(net);
@@ -149,9 +160,17 @@ describe('consensus scenarios: the log', () => {
         storage: (n) => {
           if (n === 2) {
             const last = terms[terms.length - 1];
-            return new MemoryStorage({ confState: cs, entries: logOf(terms, 'e'), hardState: { term: last as Term, vote: 0 as RaftId, commit: 3 as LogIndex } });
+            return new MemoryStorage({
+              confState: cs,
+              entries: logOf(terms, 'e'),
+              hardState: { term: last as Term, vote: 0 as RaftId, commit: 3 as LogIndex },
+            });
           }
-          return new MemoryStorage({ confState: cs, entries: logOf(leaderTerms, 'e'), hardState: { term: 7 as Term, vote: 0 as RaftId, commit: 10 as LogIndex } });
+          return new MemoryStorage({
+            confState: cs,
+            entries: logOf(leaderTerms, 'e'),
+            hardState: { term: 7 as Term, vote: 0 as RaftId, commit: 10 as LogIndex },
+          });
         },
       });
       net.campaign(1);
@@ -159,7 +178,10 @@ describe('consensus scenarios: the log', () => {
       net.tickAll(3);
       const want = net.log(1).map((e) => [e.index, e.term, text(e.data)]);
       expect(want.length).toBe(11);
-      expect(net.log(2).map((e) => [e.index, e.term, text(e.data)]), name).toEqual(want);
+      expect(
+        net.log(2).map((e) => [e.index, e.term, text(e.data)]),
+        name,
+      ).toEqual(want);
       // Fast back-off: at most one rejected probe per differing term (naive decrement: up to 7).
       const rejects = net.sent.filter((m) => m.type === MessageType.AppResp && m.from === 2 && m.reject).length;
       expect(rejects, name).toBeLessThanOrEqual(2);
@@ -177,7 +199,12 @@ describe('consensus scenarios: the log', () => {
     };
     const net = new Network({
       voters: [1, 2, 3],
-      storage: (n) => new MemoryStorage({ confState: cs, entries: logs[n], hardState: { term: 3 as Term, vote: (n === 2 ? 0 : 1) as RaftId, commit: 1 as LogIndex } }),
+      storage: (n) =>
+        new MemoryStorage({
+          confState: cs,
+          entries: logs[n],
+          hardState: { term: 3 as Term, vote: (n === 2 ? 0 : 1) as RaftId, commit: 1 as LogIndex },
+        }),
     });
     net.campaign(2);
     expect(net.role(2)).toBe(Role.Leader);
@@ -192,7 +219,7 @@ describe('consensus scenarios: the log', () => {
     expect(net.appliedData(1)).toEqual(['base', 'from-term-2']);
   });
 
-  it('scenario 8: a minority leader\'s proposals never commit, are later overwritten, and its uncommitted log stays under the quota', () => {
+  it("scenario 8: a minority leader's proposals never commit, are later overwritten, and its uncommitted log stays under the quota", () => {
     const quotaBytes = 1000;
     const net = new Network({ voters: [1, 2, 3, 4, 5], seed: 8, config: { maxUncommittedEntriesBytes: quotaBytes } });
     net.campaign(1);
@@ -214,7 +241,10 @@ describe('consensus scenarios: the log', () => {
       net.stabilize();
     }
     expect(refused).toBeGreaterThan(0);
-    const uncommittedBytes = net.log(1).filter((e) => e.index > commitBefore).reduce((n, e) => n + e.data.length, 0);
+    const uncommittedBytes = net
+      .log(1)
+      .filter((e) => e.index > commitBefore)
+      .reduce((n, e) => n + e.data.length, 0);
     expect(uncommittedBytes).toBeLessThanOrEqual(quotaBytes + 110);
     expect(accepted * 101).toBeGreaterThan(quotaBytes - 110);
     expect(net.commit(1)).toBe(commitBefore);
@@ -303,7 +333,9 @@ describe('consensus scenarios: the log', () => {
     net.storages.set(id(3), new MemoryStorage({ snapshot: bootstrapSnapshot([id(1), id(2), id(3)]) }));
     net.apps.get(id(3))!.appliedIndex = 1 as LogIndex;
     net.restart(3);
-    expect(() => net.tickAll(3)).toThrow(/out of range \[lastIndex\(1\)\]. Was the raft log corrupted, truncated, or lost\?/);
+    expect(() => net.tickAll(3)).toThrow(
+      /out of range \[lastIndex\(1\)\]. Was the raft log corrupted, truncated, or lost\?/,
+    );
 
     // Same for a data directory restored from an old backup (rolled back).
     const net2 = new Network({ voters: [1, 2, 3], seed: 19 });
@@ -341,7 +373,12 @@ describe('consensus scenarios: the log', () => {
       net.recover();
       net.reorder = false;
       net.tickAll(30);
-      const logsBefore = [1, 2, 3, 4, 5].map((n) => net.log(n).map((e) => `${e.index}/${e.term}`).join(','));
+      const logsBefore = [1, 2, 3, 4, 5].map((n) =>
+        net
+          .log(n)
+          .map((e) => `${e.index}/${e.term}`)
+          .join(','),
+      );
       const commitsBefore = [1, 2, 3, 4, 5].map((n) => net.commit(n));
       // Deliver the stale messages in a random order: nothing committed changes.
       for (let i = delayed.length - 1; i > 0; i--) {
@@ -361,7 +398,12 @@ describe('consensus scenarios: the log', () => {
         expect(net.commit(n)).toBeGreaterThanOrEqual(commitsBefore[i]);
         // Committed prefixes are untouched.
         const prefix = logsBefore[i].split(',').slice(0, commitsBefore[i] - 1);
-        expect(net.log(n).map((e) => `${e.index}/${e.term}`).slice(0, prefix.length)).toEqual(prefix);
+        expect(
+          net
+            .log(n)
+            .map((e) => `${e.index}/${e.term}`)
+            .slice(0, prefix.length),
+        ).toEqual(prefix);
       }
       const final = net.appliedData(1);
       expect(new Set(final).size).toBe(final.length); // nothing applied twice
@@ -377,7 +419,9 @@ describe('consensus scenarios: the log', () => {
       net.filter = (m) => !(m.from === 2 && m.type === MessageType.AppResp);
       const sentBefore = net.sent.length;
       for (let i = 0; i < 50; i++) net.propose(1, 'x'.repeat(100));
-      const appsTo2 = net.sent.slice(sentBefore).filter((m) => m.to === 2 && m.type === MessageType.App && m.entries.length > 0);
+      const appsTo2 = net.sent
+        .slice(sentBefore)
+        .filter((m) => m.to === 2 && m.type === MessageType.App && m.entries.length > 0);
       expect(appsTo2.length).toBe(4);
       // Node 3 still answers, so everything commits.
       expect(net.appliedData(3).length).toBe(51);

@@ -19,7 +19,10 @@ const add = (n: number) => ({ type: ConfChangeType.AddVoter, nodeId: id(n) });
 const addLearner = (n: number) => ({ type: ConfChangeType.AddLearner, nodeId: id(n) });
 const remove = (n: number) => ({ type: ConfChangeType.RemoveNode, nodeId: id(n) });
 
-function cc(transition: ConfChangeTransition, ...changes: { type: ConfChangeType; nodeId: ReturnType<typeof id> }[]): ConfChange {
+function cc(
+  transition: ConfChangeTransition,
+  ...changes: { type: ConfChangeType; nodeId: ReturnType<typeof id> }[]
+): ConfChange {
   return { transition, changes, context: new Uint8Array(0) };
 }
 
@@ -42,20 +45,28 @@ describe('consensus scenarios: membership', () => {
     net.filter = (m) => !(m.from === 1 && m.type === MessageType.App);
     net.campaign(1);
     expect(net.role(1)).toBe(Role.Leader);
-    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(4))))).toBe(RaftErrorCode.LeaderNotReady);
-    expect(code(() => net.node(2).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(4))))).toBe(RaftErrorCode.NotLeader);
+    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(4))))).toBe(
+      RaftErrorCode.LeaderNotReady,
+    );
+    expect(code(() => net.node(2).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(4))))).toBe(
+      RaftErrorCode.NotLeader,
+    );
     net.filter = undefined;
     net.tickAll(1);
     // Now accepted; a second one while the first is not applied is refused, not silently dropped.
     net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(4)));
-    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(5))))).toBe(RaftErrorCode.ConfChangePending);
+    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(5))))).toBe(
+      RaftErrorCode.ConfChangePending,
+    );
     net.stabilize();
     expect(net.node(1).confState().learners).toEqual([4]);
     net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(5)));
     net.stabilize();
     expect(net.node(1).confState().learners).toEqual([4, 5]);
     // Invalid changes are refused with a reason.
-    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, remove(1), remove(2), remove(3))))).toBe(RaftErrorCode.InvalidConfChange);
+    expect(
+      code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, remove(1), remove(2), remove(3)))),
+    ).toBe(RaftErrorCode.InvalidConfChange);
     expect(code(() => net.node(1).proposeConfChange(LEAVE))).toBe(RaftErrorCode.InvalidConfChange);
     // Every node applied the same configuration.
     for (const n of [1, 2, 3, 4, 5]) expect(net.node(n).confState().learners).toEqual([4, 5]);
@@ -74,8 +85,12 @@ describe('consensus scenarios: membership', () => {
     expect(joint.autoLeave).toBe(false);
     for (const n of [2, 3, 4, 5]) expect(net.node(n).confState()).toEqual(joint);
     // Entering a second joint state is refused.
-    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.JointExplicit, add(6))))).toBe(RaftErrorCode.InvalidConfChange);
-    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, add(6))))).toBe(RaftErrorCode.InvalidConfChange);
+    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.JointExplicit, add(6))))).toBe(
+      RaftErrorCode.InvalidConfChange,
+    );
+    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, add(6))))).toBe(
+      RaftErrorCode.InvalidConfChange,
+    );
 
     // Commit needs C(new): with 4 and 5 cut off, {1,2,3} alone does not commit.
     net.cut(1, 4);
@@ -147,7 +162,11 @@ describe('consensus scenarios: membership', () => {
       if (n !== 1) return;
       const node = net.nodes.get(id(1))!;
       if (node.confState().votersOutgoing.length > 0) sawJointAtOne = true;
-      if (steppedDownAt < 0 && node.status().softState.role !== Role.Leader && !node.confState().voters.includes(id(1))) {
+      if (
+        steppedDownAt < 0 &&
+        node.status().softState.role !== Role.Leader &&
+        !node.confState().voters.includes(id(1))
+      ) {
         steppedDownAt = node.status().applied;
       }
     };
@@ -168,15 +187,23 @@ describe('consensus scenarios: membership', () => {
     const sentBefore = net.sent.length;
     net.node(1).campaign();
     net.tickAll(100);
-    expect(net.sent.slice(sentBefore).filter((m) => m.from === 1 && (m.type === MessageType.Vote || m.type === MessageType.PreVote))).toEqual([]);
+    expect(
+      net.sent
+        .slice(sentBefore)
+        .filter((m) => m.from === 1 && (m.type === MessageType.Vote || m.type === MessageType.PreVote)),
+    ).toEqual([]);
     expect(net.leaders()).not.toContain(1);
     net.recover();
     net.tickAll(30);
     // Its id is never reused.
     const l = net.leader();
     expect(net.node(l).removedIds()).toEqual([1]);
-    expect(code(() => net.node(l).proposeConfChange(cc(ConfChangeTransition.Auto, add(1))))).toBe(RaftErrorCode.IdReused);
-    expect(code(() => net.node(l).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(1))))).toBe(RaftErrorCode.IdReused);
+    expect(code(() => net.node(l).proposeConfChange(cc(ConfChangeTransition.Auto, add(1))))).toBe(
+      RaftErrorCode.IdReused,
+    );
+    expect(code(() => net.node(l).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(1))))).toBe(
+      RaftErrorCode.IdReused,
+    );
     assertAppliedPrefixes(net);
   });
 
@@ -196,7 +223,11 @@ describe('consensus scenarios: membership', () => {
     net.onPersist = (n) => {
       if (n !== 1 || cutOff) return;
       const node = net.nodes.get(id(1))!;
-      if (refusals.length < 5 && node.status().softState.role === Role.Leader && node.confState().votersOutgoing.length > 0) {
+      if (
+        refusals.length < 5 &&
+        node.status().softState.role === Role.Leader &&
+        node.confState().votersOutgoing.length > 0
+      ) {
         // Joint, and the leave entry that removes node 1 is in its log: no more entries.
         refusals.push(code(() => node.propose(bytes('late'))));
       }
@@ -257,7 +288,11 @@ describe('consensus scenarios: membership', () => {
     net.crash(1);
     net.node(3).campaign();
     net.tickAll(100);
-    expect(net.sent.slice(sentBefore).filter((m) => m.from === 3 && (m.type === MessageType.PreVote || m.type === MessageType.Vote))).toEqual([]);
+    expect(
+      net.sent
+        .slice(sentBefore)
+        .filter((m) => m.from === 3 && (m.type === MessageType.PreVote || m.type === MessageType.Vote)),
+    ).toEqual([]);
     expect(net.leaders()).toEqual([]);
     net.restart(1);
     net.restart(2);
@@ -278,7 +313,8 @@ describe('consensus scenarios: membership', () => {
     // The survivor needs 2 of {1,2,3}: itself and node 3, which answers although it still thinks it is a learner.
     const votesFrom3: Message[] = [];
     net.filter = (m) => {
-      if (m.from === 3 && (m.type === MessageType.VoteResp || m.type === MessageType.PreVoteResp) && !m.reject) votesFrom3.push(m);
+      if (m.from === 3 && (m.type === MessageType.VoteResp || m.type === MessageType.PreVoteResp) && !m.reject)
+        votesFrom3.push(m);
       return true;
     };
     net.tickAll(60);
@@ -299,7 +335,9 @@ describe('consensus scenarios: membership', () => {
     net.node(1).transferLeadership(id(3));
     expect(net.node(1).status().leadTransferee).toBe(3);
     expect(code(() => net.node(1).propose(bytes('during')))).toBe(RaftErrorCode.TransferInProgress);
-    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(9))))).toBe(RaftErrorCode.TransferInProgress);
+    expect(code(() => net.node(1).proposeConfChange(cc(ConfChangeTransition.Auto, addLearner(9))))).toBe(
+      RaftErrorCode.TransferInProgress,
+    );
     net.stabilize();
     expect(net.leader()).toBe(3);
     expect(net.term(3)).toBe(term + 1);

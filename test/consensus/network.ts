@@ -103,7 +103,13 @@ export class Network {
   }
 
   /** Adds a node with the given storage (a fresh one, a copy, or a wiped one). */
-  addNode(nodeId: RaftId, storage: MemoryStorage, confState: ConfState, appliedIndex = 0 as LogIndex, extra: RaftOverrides = {}): RaftNode {
+  addNode(
+    nodeId: RaftId,
+    storage: MemoryStorage,
+    confState: ConfState,
+    appliedIndex = 0 as LogIndex,
+    extra: RaftOverrides = {},
+  ): RaftNode {
     this.storages.set(nodeId, storage);
     if (!this.apps.has(nodeId)) this.apps.set(nodeId, { applied: [], appliedIndex, confState });
     if (!this.readStates.has(nodeId)) this.readStates.set(nodeId, []);
@@ -222,7 +228,8 @@ export class Network {
       }
       for (const e of rd.committedEntries) {
         if (e.index <= app.appliedIndex) continue;
-        if (e.type === EntryType.Normal && e.data.length > 0) app.applied.push({ index: e.index, term: e.term, data: text(e.data) });
+        if (e.type === EntryType.Normal && e.data.length > 0)
+          app.applied.push({ index: e.index, term: e.term, data: text(e.data) });
         app.appliedIndex = e.index;
       }
       this.readStates.get(nodeId)!.push(...rd.readStates);
@@ -364,7 +371,9 @@ export function assertAppliedPrefixes(net: Network): void {
       const len = Math.min(a.length, b.length);
       for (let i = 0; i < len; i++) {
         if (a[i].index !== b[i].index || a[i].data !== b[i].data || a[i].term !== b[i].term) {
-          throw new Error(`applied sequences diverge at position ${i}: ${JSON.stringify(a[i])} vs ${JSON.stringify(b[i])}`);
+          throw new Error(
+            `applied sequences diverge at position ${i}: ${JSON.stringify(a[i])} vs ${JSON.stringify(b[i])}`,
+          );
         }
       }
     }

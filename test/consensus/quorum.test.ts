@@ -90,7 +90,8 @@ describe('quorum arithmetic (property tests against a naive implementation)', ()
       const b = randomVoters(rng, 7, 10);
       const acked = new Map<RaftId, number>();
       // Learners (not in either half) acknowledge very high indexes: they must not count.
-      for (let id = 1; id <= 12; id++) acked.set(id as RaftId, a.includes(id as RaftId) || b.includes(id as RaftId) ? rng.nextInt(30) : 1000);
+      for (let id = 1; id <= 12; id++)
+        acked.set(id as RaftId, a.includes(id as RaftId) || b.includes(id as RaftId) ? rng.nextInt(30) : 1000);
       const got = jointCommittedIndex(a, b, (id) => acked.get(id) as LogIndex | undefined);
       expect(got).toBe(Math.min(naiveCommitted(a, acked), naiveCommitted(b, acked)));
       expect(jointCommittedIndex(a, [], (id) => acked.get(id) as LogIndex | undefined)).toBe(naiveCommitted(a, acked));
@@ -103,7 +104,9 @@ describe('quorum arithmetic (property tests against a naive implementation)', ()
       const voters = randomVoters(rng, 9, 12);
       const votes = new Map<RaftId, boolean>();
       for (let id = 1; id <= 12; id++) if (rng.nextInt(3) !== 0) votes.set(id as RaftId, rng.nextInt(2) === 0);
-      expect(majorityVoteResult(voters, votes), JSON.stringify({ voters, votes: [...votes] })).toBe(naiveVote(voters, votes));
+      expect(majorityVoteResult(voters, votes), JSON.stringify({ voters, votes: [...votes] })).toBe(
+        naiveVote(voters, votes),
+      );
     }
   });
 
@@ -114,7 +117,9 @@ describe('quorum arithmetic (property tests against a naive implementation)', ()
       const b = randomVoters(rng, 6, 9);
       const votes = new Map<RaftId, boolean>();
       for (let id = 1; id <= 9; id++) if (rng.nextInt(3) !== 0) votes.set(id as RaftId, rng.nextInt(2) === 0);
-      expect(jointVoteResult(a, b, votes), JSON.stringify({ a, b, votes: [...votes] })).toBe(naiveJointVote(a, b, votes));
+      expect(jointVoteResult(a, b, votes), JSON.stringify({ a, b, votes: [...votes] })).toBe(
+        naiveJointVote(a, b, votes),
+      );
     }
   });
 

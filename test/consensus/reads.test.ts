@@ -27,7 +27,8 @@ describe('consensus scenarios: reads', () => {
     net.recover();
     net.tickAll(10);
     // Stale requests died with the old leadership; nothing was answered below the write.
-    for (const n of [1, 2]) for (const rs of net.readStates.get(id(n))!) expect(rs.index).toBeGreaterThanOrEqual(writeIndex);
+    for (const n of [1, 2])
+      for (const rs of net.readStates.get(id(n))!) expect(rs.index).toBeGreaterThanOrEqual(writeIndex);
     // A new read, from a follower on the old side, forwards to the new leader and sees the write.
     net.node(1).readIndex(bytes('read-after-heal'));
     net.stabilize();

@@ -34,7 +34,15 @@ function entry(index: number, term: number, data = ''): Entry {
 }
 
 function msg(fields: Partial<Message> & Pick<Message, 'type' | 'from' | 'to' | 'term'>): Message {
-  return { logTerm: 0 as Term, index: 0 as LogIndex, entries: [], commit: 0 as LogIndex, reject: false, rejectHint: 0 as LogIndex, ...fields };
+  return {
+    logTerm: 0 as Term,
+    index: 0 as LogIndex,
+    entries: [],
+    commit: 0 as LogIndex,
+    reject: false,
+    rejectHint: 0 as LogIndex,
+    ...fields,
+  };
 }
 
 interface Made {
@@ -50,9 +58,20 @@ function make(
   const storage = new MemoryStorage({
     confState: bootstrapConfState(voters.map(id)),
     entries: opts.entries ?? [],
-    hardState: { term: (opts.term ?? 0) as Term, vote: (opts.vote ?? 0) as RaftId, commit: (opts.commit ?? 0) as LogIndex },
+    hardState: {
+      term: (opts.term ?? 0) as Term,
+      vote: (opts.vote ?? 0) as RaftId,
+      commit: (opts.commit ?? 0) as LogIndex,
+    },
   });
-  const node = new RaftNode({ id: id(nodeId), storage, rng: new SeededRng(nodeId), electionTicks: 10, heartbeatTicks: 1, ...opts.config });
+  const node = new RaftNode({
+    id: id(nodeId),
+    storage,
+    rng: new SeededRng(nodeId),
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    ...opts.config,
+  });
   return { node, storage };
 }
 
@@ -86,7 +105,14 @@ describe('Raft paper rules', () => {
     const seen = new Set<number>();
     for (let seed = 1; seed <= 40; seed++) {
       const storage = new MemoryStorage({ confState: bootstrapConfState([id(1), id(2), id(3)]) });
-      const node = new RaftNode({ id: id(1), storage, rng: new SeededRng(seed), electionTicks: 10, heartbeatTicks: 1, preVote: false });
+      const node = new RaftNode({
+        id: id(1),
+        storage,
+        rng: new SeededRng(seed),
+        electionTicks: 10,
+        heartbeatTicks: 1,
+        preVote: false,
+      });
       let ticks = 0;
       while (node.status().softState.role === Role.Follower) {
         node.tick();
@@ -112,7 +138,10 @@ describe('Raft paper rules', () => {
     const after = drain(m);
     expect(m.node.status().softState.role).toBe(Role.Leader);
     expect(m.storage.lastIndex()).toBe(1);
-    expect(m.storage.entries(1 as LogIndex, 2 as LogIndex, 1000)[0]).toMatchObject({ term: 5, data: new Uint8Array(0) });
+    expect(m.storage.entries(1 as LogIndex, 2 as LogIndex, 1000)[0]).toMatchObject({
+      term: 5,
+      data: new Uint8Array(0),
+    });
     expect(after.filter((x) => x.type === MessageType.App).map((x) => x.to)).toEqual([2, 3]);
   });
 
@@ -161,16 +190,37 @@ describe('Raft paper rules', () => {
   it('Figure 2, AppendEntries: reject on a prevLog mismatch, truncate a conflicting suffix, commit = min(leaderCommit, last new)', () => {
     const m = make(2, [1, 2, 3], { entries: [entry(1, 1, 'a'), entry(2, 1, 'b'), entry(3, 2, 'x')], term: 2 });
     // prevLog (3, 3) does not match (we hold term 2 at 3): reject, with a hint.
-    m.node.step(msg({ type: MessageType.App, from: id(1), to: id(2), term: 3 as Term, index: 3 as LogIndex, logTerm: 3 as Term, entries: [entry(4, 3, 'd')] }));
+    m.node.step(
+      msg({
+        type: MessageType.App,
+        from: id(1),
+        to: id(2),
+        term: 3 as Term,
+        index: 3 as LogIndex,
+        logTerm: 3 as Term,
+        entries: [entry(4, 3, 'd')],
+      }),
+    );
     let sent = drain(m);
     expect(sent[0]).toMatchObject({ type: MessageType.AppResp, reject: true, index: 3, rejectHint: 3, logTerm: 2 });
     // prevLog (2, 1) matches: the conflicting entry 3 is replaced, and commit = min(9, 4) = 4.
     m.node.step(
-      msg({ type: MessageType.App, from: id(1), to: id(2), term: 3 as Term, index: 2 as LogIndex, logTerm: 1 as Term, commit: 9 as LogIndex, entries: [entry(3, 3, 'c'), entry(4, 3, 'd')] }),
+      msg({
+        type: MessageType.App,
+        from: id(1),
+        to: id(2),
+        term: 3 as Term,
+        index: 2 as LogIndex,
+        logTerm: 1 as Term,
+        commit: 9 as LogIndex,
+        entries: [entry(3, 3, 'c'), entry(4, 3, 'd')],
+      }),
     );
     sent = drain(m);
     expect(sent[0]).toMatchObject({ type: MessageType.AppResp, reject: false, index: 4 });
-    expect(m.storage.entries(1 as LogIndex, 5 as LogIndex, 1e9).map((e) => [e.term, new TextDecoder().decode(e.data)])).toEqual([
+    expect(
+      m.storage.entries(1 as LogIndex, 5 as LogIndex, 1e9).map((e) => [e.term, new TextDecoder().decode(e.data)]),
+    ).toEqual([
       [1, 'a'],
       [1, 'b'],
       [3, 'c'],
@@ -179,7 +229,7 @@ describe('Raft paper rules', () => {
     expect(m.node.status().hardState.commit).toBe(4);
   });
 
-  it('a heartbeat carries commit bounded by the follower\'s match; a commit beyond the log is refused loudly', () => {
+  it("a heartbeat carries commit bounded by the follower's match; a commit beyond the log is refused loudly", () => {
     const m = leader();
     m.node.propose(bytes('p'));
     drain(m);
@@ -193,8 +243,12 @@ describe('Raft paper rules', () => {
       [3, 0],
     ]);
     const f = make(2, [1, 2, 3], { entries: [entry(1, 1)], term: 1 });
-    expect(() => f.node.step(msg({ type: MessageType.Heartbeat, from: id(1), to: id(2), term: 1 as Term, commit: 9 as LogIndex }))).toThrow(
-      new RaftInvariantError('tocommit(9) is out of range [lastIndex(1)]. Was the raft log corrupted, truncated, or lost?'),
+    expect(() =>
+      f.node.step(msg({ type: MessageType.Heartbeat, from: id(1), to: id(2), term: 1 as Term, commit: 9 as LogIndex })),
+    ).toThrow(
+      new RaftInvariantError(
+        'tocommit(9) is out of range [lastIndex(1)]. Was the raft log corrupted, truncated, or lost?',
+      ),
     );
   });
 
@@ -208,12 +262,18 @@ describe('Raft paper rules', () => {
     expect(sent).toEqual([expect.objectContaining({ type: MessageType.Prop, to: 1, term: 0 })]);
     const noFwd = make(2, [1, 2, 3], { config: { disableProposalForwarding: true } });
     noFwd.node.step(msg({ type: MessageType.Heartbeat, from: id(1), to: id(2), term: 1 as Term }));
-    expect(() => noFwd.node.propose(bytes('x'))).toThrow(expect.objectContaining({ code: RaftErrorCode.ProposalDropped }));
+    expect(() => noFwd.node.propose(bytes('x'))).toThrow(
+      expect.objectContaining({ code: RaftErrorCode.ProposalDropped }),
+    );
     const big = leader({ config: { preVote: false, maxProposalBytes: 10 } });
-    expect(() => big.node.propose(new Uint8Array(11))).toThrow(expect.objectContaining({ code: RaftErrorCode.ProposalTooLarge }));
+    expect(() => big.node.propose(new Uint8Array(11))).toThrow(
+      expect.objectContaining({ code: RaftErrorCode.ProposalTooLarge }),
+    );
     // The leader accepts a forwarded proposal as its own.
     const l = leader();
-    l.node.step(msg({ type: MessageType.Prop, from: id(2), to: id(1), term: 0 as Term, entries: [entry(0, 0, 'fwd')] }));
+    l.node.step(
+      msg({ type: MessageType.Prop, from: id(2), to: id(1), term: 0 as Term, entries: [entry(0, 0, 'fwd')] }),
+    );
     drain(l);
     expect(l.storage.lastIndex()).toBe(2);
   });
@@ -233,8 +293,13 @@ describe('Raft paper rules', () => {
         index: rng.nextInt(5) as LogIndex,
         logTerm: 1 as Term,
       });
-      const field = ['term', 'index', 'logTerm', 'commit', 'from', 'to', 'rejectHint', 'entries', 'type'][rng.nextInt(9)];
-      const bad = { ...base, [field]: field === 'entries' ? [entry(99, 1)] : field === 'to' ? 3 : junk[rng.nextInt(junk.length)] } as unknown as Message;
+      const field = ['term', 'index', 'logTerm', 'commit', 'from', 'to', 'rejectHint', 'entries', 'type'][
+        rng.nextInt(9)
+      ];
+      const bad = {
+        ...base,
+        [field]: field === 'entries' ? [entry(99, 1)] : field === 'to' ? 3 : junk[rng.nextInt(junk.length)],
+      } as unknown as Message;
       if (field === 'entries' && bad.type !== MessageType.App) continue;
       m.node.step(bad);
     }
@@ -267,14 +332,19 @@ describe('configuration changes: codec and changer', () => {
       const n = rng.nextInt(6);
       const c: ConfChange = {
         transition: rng.nextInt(3),
-        changes: Array.from({ length: n }, () => ({ type: rng.nextInt(3), nodeId: (1 + rng.nextInt(2 ** 31) * 1000) as RaftId })),
+        changes: Array.from({ length: n }, () => ({
+          type: rng.nextInt(3),
+          nodeId: (1 + rng.nextInt(2 ** 31) * 1000) as RaftId,
+        })),
         context: Uint8Array.from({ length: rng.nextInt(20) }, () => rng.nextInt(256)),
       };
       expect(decodeConfChange(encodeConfChange(c))).toEqual({ ...c, changes: [...c.changes] });
     }
     const good = encodeConfChange(cc(ConfChangeTransition.Auto, [ConfChangeType.AddVoter, 4]));
     for (let cut = 0; cut < good.length; cut++) {
-      expect(() => decodeConfChange(good.slice(0, cut))).toThrow(expect.objectContaining({ code: RaftErrorCode.InvalidConfChange }));
+      expect(() => decodeConfChange(good.slice(0, cut))).toThrow(
+        expect.objectContaining({ code: RaftErrorCode.InvalidConfChange }),
+      );
     }
     for (let i = 0; i < 300; i++) {
       const g = Uint8Array.from({ length: rng.nextInt(40) }, () => rng.nextInt(256));
@@ -288,26 +358,54 @@ describe('configuration changes: codec and changer', () => {
   });
 
   function changer(voters: number[], learners: number[] = [], outgoing: number[] = []): Changer {
-    const cs = { voters: voters.map(id), votersOutgoing: outgoing.map(id), learners: learners.map(id), learnersNext: [], autoLeave: false };
+    const cs = {
+      voters: voters.map(id),
+      votersOutgoing: outgoing.map(id),
+      learners: learners.map(id),
+      learnersNext: [],
+      autoLeave: false,
+    };
     const progress = new Map<RaftId, Progress>();
-    for (const v of [...voters, ...outgoing]) progress.set(id(v), new Progress(1 as LogIndex, 0 as LogIndex, false, 4, 0));
+    for (const v of [...voters, ...outgoing])
+      progress.set(id(v), new Progress(1 as LogIndex, 0 as LogIndex, false, 4, 0));
     for (const l of learners) progress.set(id(l), new Progress(1 as LogIndex, 0 as LogIndex, true, 4, 0));
-    return new Changer(trackerConfigFromConfState(cs), progress, 10 as LogIndex, (next, match, learner) => new Progress(next, match, learner, 4, 0));
+    return new Changer(
+      trackerConfigFromConfState(cs),
+      progress,
+      10 as LogIndex,
+      (next, match, learner) => new Progress(next, match, learner, 4, 0),
+    );
   }
 
   it('simple changes touch at most one voter; joint changes may touch many; demoting a voter in joint goes through learnersNext', () => {
-    const refuse = (fn: () => unknown) => expect(fn).toThrow(expect.objectContaining({ code: RaftErrorCode.InvalidConfChange }));
-    refuse(() => changer([1, 2, 3]).simple(cc(ConfChangeTransition.Auto, [ConfChangeType.AddVoter, 4], [ConfChangeType.AddVoter, 5]).changes));
-    refuse(() => changer([1, 2, 3]).simple(cc(ConfChangeTransition.Auto, [ConfChangeType.RemoveNode, 3], [ConfChangeType.AddVoter, 5]).changes));
+    const refuse = (fn: () => unknown) =>
+      expect(fn).toThrow(expect.objectContaining({ code: RaftErrorCode.InvalidConfChange }));
+    refuse(() =>
+      changer([1, 2, 3]).simple(
+        cc(ConfChangeTransition.Auto, [ConfChangeType.AddVoter, 4], [ConfChangeType.AddVoter, 5]).changes,
+      ),
+    );
+    refuse(() =>
+      changer([1, 2, 3]).simple(
+        cc(ConfChangeTransition.Auto, [ConfChangeType.RemoveNode, 3], [ConfChangeType.AddVoter, 5]).changes,
+      ),
+    );
     refuse(() => changer([1]).apply(cc(ConfChangeTransition.Auto, [ConfChangeType.RemoveNode, 1])));
     refuse(() => changer([1, 2, 3]).leaveJoint());
     refuse(() => changer([1, 2], [], [1, 2, 3]).enterJoint(false, []));
-    const j = changer([1, 2, 3]).apply(cc(ConfChangeTransition.JointImplicit, [ConfChangeType.AddLearner, 3], [ConfChangeType.AddVoter, 4]));
+    const j = changer([1, 2, 3]).apply(
+      cc(ConfChangeTransition.JointImplicit, [ConfChangeType.AddLearner, 3], [ConfChangeType.AddVoter, 4]),
+    );
     expect([...j.config.incoming].sort()).toEqual([1, 2, 4]);
     expect([...j.config.outgoing].sort()).toEqual([1, 2, 3]);
     expect([...j.config.learnersNext]).toEqual([3]);
     expect(j.config.autoLeave).toBe(true);
-    const left = new Changer(j.config, j.progress, 10 as LogIndex, (n, m2, l) => new Progress(n, m2, l, 4, 0)).leaveJoint();
+    const left = new Changer(
+      j.config,
+      j.progress,
+      10 as LogIndex,
+      (n, m2, l) => new Progress(n, m2, l, 4, 0),
+    ).leaveJoint();
     expect([...left.config.learners]).toEqual([3]);
     expect(left.progress.get(id(3))!.isLearner).toBe(true);
     expect(left.config.outgoing.size).toBe(0);
@@ -334,11 +432,18 @@ describe('restart', () => {
 
   it('an applied index beyond the log, or below its snapshot, is refused with a reason', () => {
     const storage = new MemoryStorage({ confState: bootstrapConfState([id(1)]), entries: [entry(1, 1)] });
-    expect(() => new RaftNode({ id: id(1), storage, rng: new SeededRng(1), appliedIndex: 5 as LogIndex })).toThrow(/beyond the log's last index 1/);
+    expect(() => new RaftNode({ id: id(1), storage, rng: new SeededRng(1), appliedIndex: 5 as LogIndex })).toThrow(
+      /beyond the log's last index 1/,
+    );
     const snap = new MemoryStorage({
-      snapshot: { metadata: { index: 10 as LogIndex, term: 2 as Term, confState: bootstrapConfState([id(1)]) }, data: new Uint8Array(0) },
+      snapshot: {
+        metadata: { index: 10 as LogIndex, term: 2 as Term, confState: bootstrapConfState([id(1)]) },
+        data: new Uint8Array(0),
+      },
     });
-    expect(() => new RaftNode({ id: id(1), storage: snap, rng: new SeededRng(1), appliedIndex: 4 as LogIndex })).toThrow(/restore the application from storage.snapshot\(\)/);
+    expect(
+      () => new RaftNode({ id: id(1), storage: snap, rng: new SeededRng(1), appliedIndex: 4 as LogIndex }),
+    ).toThrow(/restore the application from storage.snapshot\(\)/);
   });
 });
 
@@ -387,7 +492,17 @@ describe('limits and flow control', () => {
     l.storage.compact(6 as LogIndex);
     // Node 3 answers a heartbeat (it is alive) but holds nothing: it must get the snapshot.
     l.node.step(msg({ type: MessageType.HeartbeatResp, from: id(3), to: id(1), term: 1 as Term }));
-    l.node.step(msg({ type: MessageType.AppResp, from: id(3), to: id(1), term: 1 as Term, index: 1 as LogIndex, reject: true, rejectHint: 0 as LogIndex }));
+    l.node.step(
+      msg({
+        type: MessageType.AppResp,
+        from: id(3),
+        to: id(1),
+        term: 1 as Term,
+        index: 1 as LogIndex,
+        reject: true,
+        rejectHint: 0 as LogIndex,
+      }),
+    );
     let sent = drain(l);
     const snaps = sent.filter((x) => x.type === MessageType.Snap && x.to === 3);
     expect(snaps.length).toBe(1);
@@ -410,7 +525,11 @@ describe('Ready.mustSync', () => {
     const m = leader();
     m.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 1 as LogIndex }));
     drain(m);
-    m.node.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearner, nodeId: id(4) }], context: new Uint8Array(0) });
+    m.node.proposeConfChange({
+      transition: ConfChangeTransition.Auto,
+      changes: [{ type: ConfChangeType.AddLearner, nodeId: id(4) }],
+      context: new Uint8Array(0),
+    });
     drain(m);
     m.node.step(msg({ type: MessageType.AppResp, from: id(2), to: id(1), term: 1 as Term, index: 2 as LogIndex }));
     const rd = m.node.ready();

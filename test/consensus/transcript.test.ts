@@ -17,7 +17,14 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfChangeTransition, ConfChangeType, EntryType, MessageType, RaftError, type Message } from '../../consensus/index.js';
+import {
+  ConfChangeTransition,
+  ConfChangeType,
+  EntryType,
+  MessageType,
+  RaftError,
+  type Message,
+} from '../../consensus/index.js';
 import { bytes, id, Network, text } from './network.js';
 
 const DATA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
@@ -57,7 +64,8 @@ function describeMessage(m: Message): string {
     default:
       break;
   }
-  if (m.context && m.type !== MessageType.Vote && m.type !== MessageType.TransferLeader) parts.push(`ctx=${text(m.context)}`);
+  if (m.context && m.type !== MessageType.Vote && m.type !== MessageType.TransferLeader)
+    parts.push(`ctx=${text(m.context)}`);
   return parts.join(' ');
 }
 
@@ -102,15 +110,27 @@ function run(script: string): string {
           need().node(n(0)).readIndex(bytes(args[1]));
           break;
         case 'transfer':
-          need().node(n(0)).transferLeadership(id(n(1)));
+          need()
+            .node(n(0))
+            .transferLeadership(id(n(1)));
           break;
         case 'conf': {
-          const transition = { auto: ConfChangeTransition.Auto, implicit: ConfChangeTransition.JointImplicit, explicit: ConfChangeTransition.JointExplicit }[args[1]]!;
+          const transition = {
+            auto: ConfChangeTransition.Auto,
+            implicit: ConfChangeTransition.JointImplicit,
+            explicit: ConfChangeTransition.JointExplicit,
+          }[args[1]]!;
           const changes = args.slice(2).map((c) => {
-            const type = c.startsWith('+v') ? ConfChangeType.AddVoter : c.startsWith('+l') ? ConfChangeType.AddLearner : ConfChangeType.RemoveNode;
+            const type = c.startsWith('+v')
+              ? ConfChangeType.AddVoter
+              : c.startsWith('+l')
+                ? ConfChangeType.AddLearner
+                : ConfChangeType.RemoveNode;
             return { type, nodeId: id(Number(c.replace(/^[+-][vl]?/, ''))) };
           });
-          need().node(n(0)).proposeConfChange({ transition, changes, context: new Uint8Array(0) });
+          need()
+            .node(n(0))
+            .proposeConfChange({ transition, changes, context: new Uint8Array(0) });
           break;
         }
         case 'stabilize': {
@@ -140,7 +160,9 @@ function run(script: string): string {
             const st = need().node(nodeId).status();
             const cs = st.confState;
             const conf = `voters=[${cs.voters}]${cs.votersOutgoing.length ? ` outgoing=[${cs.votersOutgoing}]` : ''}${cs.learners.length ? ` learners=[${cs.learners}]` : ''}`;
-            const reads = need().readStates.get(nodeId)!.map((r) => `${text(r.context)}@${r.index}`);
+            const reads = need()
+              .readStates.get(nodeId)!
+              .map((r) => `${text(r.context)}@${r.index}`);
             out.push(
               `${nodeId}: ${st.softState.role} term=${st.hardState.term} lead=${st.softState.leader} commit=${st.hardState.commit} applied=${st.applied} last=${st.lastIndex} ${conf}` +
                 `${need().appliedData(nodeId).length ? ` data=${need().appliedData(nodeId).join(',')}` : ''}${reads.length ? ` reads=${reads.join(',')}` : ''}`,

@@ -4,7 +4,13 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  decodePayload, type Enclave, EnclaveError, EnclaveErrorCode, encodePayload, keyToBase64, payloadHashBase64,
+  decodePayload,
+  type Enclave,
+  EnclaveError,
+  EnclaveErrorCode,
+  encodePayload,
+  keyToBase64,
+  payloadHashBase64,
 } from '../../enclave/index.js';
 
 export interface EnclaveHarness {
@@ -66,7 +72,12 @@ export function runEnclaveSuite(name: string, harness: EnclaveHarness): void {
       await expectCode(carol.decryptPayload(bobsCopy), EnclaveErrorCode.NotARecipient);
       // A rebuilt sender gets only a recipient's copy back through resend and must read it.
       expect(new TextDecoder().decode(await alice.decryptPayload(bobsCopy, a))).toBe('three-way');
-      expect(() => alice.payloadFor(encoded, carol.publicKeys()[0].map(() => 7))).toThrow(EnclaveError);
+      expect(() =>
+        alice.payloadFor(
+          encoded,
+          carol.publicKeys()[0].map(() => 7),
+        ),
+      ).toThrow(EnclaveError);
     });
 
     it('tampered cipherText, tampered box, and a forged sender key are DecryptionFailed', async () => {
@@ -83,7 +94,10 @@ export function runEnclaveSuite(name: string, harness: EnclaveHarness): void {
       boxes[bi][10] ^= 0x80;
       await expectCode(bob.decryptPayload({ ...encoded, recipientBoxes: boxes }), EnclaveErrorCode.DecryptionFailed);
       const mallory = await harness.create(1);
-      await expectCode(bob.decryptPayload({ ...encoded, senderKey: mallory.publicKeys()[0] }), EnclaveErrorCode.DecryptionFailed);
+      await expectCode(
+        bob.decryptPayload({ ...encoded, senderKey: mallory.publicKeys()[0] }),
+        EnclaveErrorCode.DecryptionFailed,
+      );
     });
 
     it('refuses to seal as a key it does not hold, and to open as one', async () => {
@@ -93,7 +107,10 @@ export function runEnclaveSuite(name: string, harness: EnclaveHarness): void {
       await expectCode(alice.encryptPayload(text('x'), b, [b]), EnclaveErrorCode.UnknownKey);
       const encoded = await bob.encryptPayload(text('x'), b, [alice.publicKeys()[0]]);
       await expectCode(alice.decryptPayload(encoded, b), EnclaveErrorCode.UnknownKey);
-      await expectCode(alice.encryptPayload(text('x'), alice.publicKeys()[0], [new Uint8Array(31)]), EnclaveErrorCode.InvalidKey);
+      await expectCode(
+        alice.encryptPayload(text('x'), alice.publicKeys()[0], [new Uint8Array(31)]),
+        EnclaveErrorCode.InvalidKey,
+      );
     });
 
     it('asKey selects which of several keys opens the payload', async () => {

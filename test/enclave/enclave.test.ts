@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  createKeyFile, FileKeyStore, MemoryKeyStore, NaclEnclave, SharedKeyCache, generateBoxKeyPair, keyToBase64,
+  createKeyFile,
+  FileKeyStore,
+  MemoryKeyStore,
+  NaclEnclave,
+  SharedKeyCache,
+  generateBoxKeyPair,
+  keyToBase64,
 } from '../../enclave/index.js';
 import { runEnclaveSuite } from './enclave.suite.js';
 

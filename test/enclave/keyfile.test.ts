@@ -3,14 +3,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createKeyFile, EnclaveError, EnclaveErrorCode, FileKeyStore, generateBoxKeyPair, keyToBase64, loadKeyFile,
-  NaclEnclave, sealKeyPair, unsealKeyPair,
+  createKeyFile,
+  EnclaveError,
+  EnclaveErrorCode,
+  FileKeyStore,
+  generateBoxKeyPair,
+  keyToBase64,
+  loadKeyFile,
+  NaclEnclave,
+  sealKeyPair,
+  unsealKeyPair,
 } from '../../enclave/index.js';
 
 const TEST_SCRYPT = { logN: 10, r: 8, p: 1 };
 let dir: string;
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'quorate-keyfile-')); });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'quorate-keyfile-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 async function codeOf(promise: Promise<unknown>): Promise<EnclaveErrorCode> {
   try {
@@ -64,8 +76,14 @@ describe('key files', () => {
       ['short salt', JSON.stringify({ ...good, kdf: { ...good.kdf, salt: 'AAAA' } })],
       ['KDF weakened below the floor', JSON.stringify({ ...good, kdf: { ...good.kdf, logN: 4 } })],
       ['KDF raised to exhaust memory', JSON.stringify({ ...good, kdf: { ...good.kdf, logN: 40 } })],
-      ['flipped sealed byte', JSON.stringify({ ...good, cipher: { ...good.cipher, cipherText: flip(good.cipher.cipherText) } })],
-      ['public key of another pair', JSON.stringify({ ...good, publicKey: keyToBase64(generateBoxKeyPair().publicKey) })],
+      [
+        'flipped sealed byte',
+        JSON.stringify({ ...good, cipher: { ...good.cipher, cipherText: flip(good.cipher.cipherText) } }),
+      ],
+      [
+        'public key of another pair',
+        JSON.stringify({ ...good, publicKey: keyToBase64(generateBoxKeyPair().publicKey) }),
+      ],
       ['missing cipher', JSON.stringify({ ...good, cipher: undefined })],
     ];
     for (const [why, content] of variants) {

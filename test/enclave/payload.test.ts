@@ -1,8 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import {
-  decodePayload, EnclaveError, EnclaveErrorCode, encodePayload, type EncodedPayload, keyFromBase64, keyToBase64,
-  MAX_ENCODED_PAYLOAD_BYTES, MAX_PLAINTEXT_BYTES, MAX_RECIPIENTS, MemoryKeyStore, mergePayloads, NaclEnclave,
-  payloadHash, payloadHashBase64, selectRecipients,
+  decodePayload,
+  EnclaveError,
+  EnclaveErrorCode,
+  encodePayload,
+  type EncodedPayload,
+  keyFromBase64,
+  keyToBase64,
+  MAX_ENCODED_PAYLOAD_BYTES,
+  MAX_PLAINTEXT_BYTES,
+  MAX_RECIPIENTS,
+  MemoryKeyStore,
+  mergePayloads,
+  NaclEnclave,
+  payloadHash,
+  payloadHashBase64,
+  selectRecipients,
 } from '../../enclave/index.js';
 import { sha3_512 } from '@noble/hashes/sha3.js';
 
@@ -16,10 +29,21 @@ function codeOf(fn: () => unknown): EnclaveErrorCode {
   throw new Error('expected an EnclaveError');
 }
 
-async function sample(recipients = 2): Promise<{ enclave: NaclEnclave; encoded: EncodedPayload; others: Uint8Array[] }> {
+async function sample(
+  recipients = 2,
+): Promise<{ enclave: NaclEnclave; encoded: EncodedPayload; others: Uint8Array[] }> {
   const enclave = await NaclEnclave.create(MemoryKeyStore.generate(1));
-  const others = await Promise.all(Array.from({ length: recipients }, async () => (await NaclEnclave.create(MemoryKeyStore.generate(1))).publicKeys()[0]));
-  const encoded = await enclave.encryptPayload(new TextEncoder().encode('hello, private world'), enclave.publicKeys()[0], others);
+  const others = await Promise.all(
+    Array.from(
+      { length: recipients },
+      async () => (await NaclEnclave.create(MemoryKeyStore.generate(1))).publicKeys()[0],
+    ),
+  );
+  const encoded = await enclave.encryptPayload(
+    new TextEncoder().encode('hello, private world'),
+    enclave.publicKeys()[0],
+    others,
+  );
   return { enclave, encoded, others };
 }
 
@@ -38,7 +62,10 @@ describe('EncodedPayload encoding', () => {
   it('every truncation and any trailing byte is MalformedPayload', async () => {
     const bytes = encodePayload((await sample(1)).encoded);
     for (let length = 0; length < bytes.length; length++) {
-      expect(codeOf(() => decodePayload(bytes.subarray(0, length))), `length ${length}`).toBe(EnclaveErrorCode.MalformedPayload);
+      expect(
+        codeOf(() => decodePayload(bytes.subarray(0, length))),
+        `length ${length}`,
+      ).toBe(EnclaveErrorCode.MalformedPayload);
     }
     const longer = new Uint8Array(bytes.length + 1);
     longer.set(bytes);
@@ -53,13 +80,19 @@ describe('EncodedPayload encoding', () => {
     const hugeLength = Uint8Array.from(bytes);
     new DataView(hugeLength.buffer).setUint32(1 + 32 + 24 + 24, 0xffffffff);
     expect(codeOf(() => decodePayload(hugeLength))).toBe(EnclaveErrorCode.MalformedPayload);
-    expect(codeOf(() => decodePayload(new Uint8Array(MAX_ENCODED_PAYLOAD_BYTES + 1)))).toBe(EnclaveErrorCode.MalformedPayload);
+    expect(codeOf(() => decodePayload(new Uint8Array(MAX_ENCODED_PAYLOAD_BYTES + 1)))).toBe(
+      EnclaveErrorCode.MalformedPayload,
+    );
   });
 
   it('refuses duplicate recipient keys and box/key count mismatch', async () => {
     const { encoded } = await sample(1);
-    expect(codeOf(() => encodePayload({ ...encoded, recipientKeys: [encoded.recipientKeys[0], encoded.recipientKeys[0]] }))).toBe(EnclaveErrorCode.MalformedPayload);
-    expect(codeOf(() => encodePayload({ ...encoded, recipientBoxes: encoded.recipientBoxes.slice(1) }))).toBe(EnclaveErrorCode.MalformedPayload);
+    expect(
+      codeOf(() => encodePayload({ ...encoded, recipientKeys: [encoded.recipientKeys[0], encoded.recipientKeys[0]] })),
+    ).toBe(EnclaveErrorCode.MalformedPayload);
+    expect(codeOf(() => encodePayload({ ...encoded, recipientBoxes: encoded.recipientBoxes.slice(1) }))).toBe(
+      EnclaveErrorCode.MalformedPayload,
+    );
   });
 
   it('the hash is SHA3-512 of the cipherText (node:crypto agrees with @noble/hashes)', async () => {
@@ -76,9 +109,19 @@ describe('EncodedPayload encoding', () => {
   it('limits: plaintext over MAX_PLAINTEXT_BYTES and more than MAX_RECIPIENTS are LimitExceeded', async () => {
     const { enclave } = await sample(0);
     const [a] = enclave.publicKeys();
-    await expect(enclave.encryptPayload(new Uint8Array(MAX_PLAINTEXT_BYTES + 1), a, [])).rejects.toMatchObject({ code: EnclaveErrorCode.LimitExceeded });
-    const many = Array.from({ length: MAX_RECIPIENTS }, (_, i) => { const k = new Uint8Array(32); k[0] = i & 0xff; k[1] = i >> 8; k[2] = 1; return k; });
-    await expect(enclave.encryptPayload(new Uint8Array(1), a, many)).rejects.toMatchObject({ code: EnclaveErrorCode.LimitExceeded });
+    await expect(enclave.encryptPayload(new Uint8Array(MAX_PLAINTEXT_BYTES + 1), a, [])).rejects.toMatchObject({
+      code: EnclaveErrorCode.LimitExceeded,
+    });
+    const many = Array.from({ length: MAX_RECIPIENTS }, (_, i) => {
+      const k = new Uint8Array(32);
+      k[0] = i & 0xff;
+      k[1] = i >> 8;
+      k[2] = 1;
+      return k;
+    });
+    await expect(enclave.encryptPayload(new Uint8Array(1), a, many)).rejects.toMatchObject({
+      code: EnclaveErrorCode.LimitExceeded,
+    });
   });
 
   it('selectRecipients and mergePayloads: copies recombine; different payloads refuse to merge', async () => {
@@ -95,8 +138,17 @@ describe('EncodedPayload encoding', () => {
   it('keyFromBase64 accepts only canonical base64 of 32 bytes', async () => {
     const { others } = await sample(1);
     expect(keyFromBase64(keyToBase64(others[0]))).toEqual(others[0]);
-    for (const bad of ['', 'abc', keyToBase64(others[0]).slice(1), Buffer.alloc(33).toString('base64'), 'A'.repeat(42) + 'B=']) {
-      expect(codeOf(() => keyFromBase64(bad)), bad).toBe(EnclaveErrorCode.InvalidKey);
+    for (const bad of [
+      '',
+      'abc',
+      keyToBase64(others[0]).slice(1),
+      Buffer.alloc(33).toString('base64'),
+      'A'.repeat(42) + 'B=',
+    ]) {
+      expect(
+        codeOf(() => keyFromBase64(bad)),
+        bad,
+      ).toBe(EnclaveErrorCode.InvalidKey);
     }
   });
 });

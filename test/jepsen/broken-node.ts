@@ -16,7 +16,14 @@
 import '../../node/polyfills.js';
 import { loadConfig } from '../../node/config.js';
 import { startNodeProcess } from '../../node/process.js';
-import type { CallContext, Hex, NodeRpcBackend, ReadTag, ReceiptView, SendTransactionRequest } from '../../node/rpc/backend.js';
+import type {
+  CallContext,
+  Hex,
+  NodeRpcBackend,
+  ReadTag,
+  ReceiptView,
+  SendTransactionRequest,
+} from '../../node/rpc/backend.js';
 
 export type BrokenKind = 'ack-before-commit' | 'stale-reads';
 export const BROKEN_KINDS: readonly BrokenKind[] = ['ack-before-commit', 'stale-reads'];
@@ -42,7 +49,15 @@ export function brokenBackend(kind: BrokenKind, inner: NodeRpcBackend): NodeRpcB
       if (from === undefined) return null;
       // The bug: "committed" before it is.
       const head = await inner.blockNumber(ctx);
-      return { transactionHash: hash, transactionIndex: 0, blockHash: `0x${'00'.repeat(32)}`, blockNumber: head + 1, from, status: true, isPrivate: false };
+      return {
+        transactionHash: hash,
+        transactionIndex: 0,
+        blockHash: `0x${'00'.repeat(32)}`,
+        blockNumber: head + 1,
+        from,
+        status: true,
+        isPrivate: false,
+      };
     };
   } else {
     const local = (tag: ReadTag): ReadTag => (tag === 'linearizable' ? 'latest' : tag);
@@ -69,7 +84,10 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stderr.write(`usage: broken-node.ts --broken ${BROKEN_KINDS.join('|')} --config C [--join]\n`);
     process.exit(2);
   }
-  const running = await startNodeProcess(await loadConfig(configPath), { join: argv.includes('--join'), wrapBackend: (b) => brokenBackend(kind, b) });
+  const running = await startNodeProcess(await loadConfig(configPath), {
+    join: argv.includes('--join'),
+    wrapBackend: (b) => brokenBackend(kind, b),
+  });
   const stop = (): void => void running.stop();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

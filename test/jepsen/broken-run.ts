@@ -17,7 +17,17 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const r = await runJepsenDetailed(parseJepsenArgs(args), {
-    nodeCommand: (config, joining) => [process.execPath, '--import', 'tsx', ENTRY, '--broken', kind, '--config', config, ...(joining ? ['--join'] : [])],
+    nodeCommand: (config, joining) => [
+      process.execPath,
+      '--import',
+      'tsx',
+      ENTRY,
+      '--broken',
+      kind,
+      '--config',
+      config,
+      ...(joining ? ['--join'] : []),
+    ],
     faultDurationMs: [4_000, 6_000],
     quietMs: [1_000, 2_000],
   });

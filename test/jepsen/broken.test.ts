@@ -19,7 +19,17 @@ import type { BrokenKind } from './broken-node.js';
 const ENTRY = fileURLToPath(new URL('./broken-node.ts', import.meta.url));
 
 function brokenNodeCommand(kind: BrokenKind): NodeCommand {
-  return (configPath, joining) => [process.execPath, '--import', 'tsx', ENTRY, '--broken', kind, '--config', configPath, ...(joining ? ['--join'] : [])];
+  return (configPath, joining) => [
+    process.execPath,
+    '--import',
+    'tsx',
+    ENTRY,
+    '--broken',
+    kind,
+    '--config',
+    configPath,
+    ...(joining ? ['--join'] : []),
+  ];
 }
 
 const dirs: string[] = [];
@@ -27,18 +37,41 @@ afterAll(async () => {
   if (process.env.QRT_KEEP_JEPSEN === undefined) for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function runBroken(kind: BrokenKind, args: string[], tune: { opTimeoutMs?: number; registerKeys?: number; faultDurationMs?: [number, number] } = {}): Promise<Awaited<ReturnType<typeof runJepsenDetailed>>> {
+async function runBroken(
+  kind: BrokenKind,
+  args: string[],
+  tune: { opTimeoutMs?: number; registerKeys?: number; faultDurationMs?: [number, number] } = {},
+): Promise<Awaited<ReturnType<typeof runJepsenDetailed>>> {
   const out = await mkdtemp(join(tmpdir(), `qj-${kind}-`));
   dirs.push(out);
   const options = parseJepsenArgs([...args, '--out', out]);
   // Printed as it happens (each line carries its elapsed time), so a slow or failing CI run shows
   // which phase took long.
-  return runJepsenDetailed(options, { nodeCommand: brokenNodeCommand(kind), out: (l) => console.log(`[${kind}] ${l}`), faultDurationMs: [4_000, 6_000], quietMs: [1_000, 2_000], ...tune });
+  return runJepsenDetailed(options, {
+    nodeCommand: brokenNodeCommand(kind),
+    out: (l) => console.log(`[${kind}] ${l}`),
+    faultDurationMs: [4_000, 6_000],
+    quietMs: [1_000, 2_000],
+    ...tune,
+  });
 }
 
 describe('quorate jepsen catches broken nodes', () => {
   it('ack-before-commit: the register linearizability checker fails', async () => {
-    const r = await runBroken('ack-before-commit', ['--nodes', '3', '--time', '10', '--workload', 'register', '--nemesis', 'partition', '--rate', '60', '--seed', '21']);
+    const r = await runBroken('ack-before-commit', [
+      '--nodes',
+      '3',
+      '--time',
+      '10',
+      '--workload',
+      'register',
+      '--nemesis',
+      'partition',
+      '--rate',
+      '60',
+      '--seed',
+      '21',
+    ]);
     expect(r.exitCode).toBe(1);
     const lin = r.checkers.find((c) => c.name === 'register (linearizable)');
     expect(lin?.valid).toBe(false);
@@ -55,7 +88,24 @@ describe('quorate jepsen catches broken nodes', () => {
     // every run's chain check passes (the bug is in reads only).
     const caught: number[] = [];
     for (const seed of [24, 25, 26]) {
-      const r = await runBroken('stale-reads', ['--nodes', '3', '--time', '20', '--workload', 'register', '--nemesis', 'partition', '--rate', '60', '--seed', String(seed)], { opTimeoutMs: 1_000, registerKeys: 2, faultDurationMs: [6_000, 8_000] });
+      const r = await runBroken(
+        'stale-reads',
+        [
+          '--nodes',
+          '3',
+          '--time',
+          '20',
+          '--workload',
+          'register',
+          '--nemesis',
+          'partition',
+          '--rate',
+          '60',
+          '--seed',
+          String(seed),
+        ],
+        { opTimeoutMs: 1_000, registerKeys: 2, faultDurationMs: [6_000, 8_000] },
+      );
       expect(r.checkers.find((c) => c.name === 'chain')?.valid).toBe(true);
       const lin = r.checkers.find((c) => c.name === 'register (linearizable)');
       if (lin?.valid === false) {

@@ -2,7 +2,14 @@
 // large register histories that are linearizable by construction.
 
 import { SeededRng } from '../../consensus/rng.js';
-import { HistoryRecorder, ManualMonotonicClock, MemoryHistorySink, parseHistory, type HistoryOp, type Invocation } from '../../node/jepsen/history.js';
+import {
+  HistoryRecorder,
+  ManualMonotonicClock,
+  MemoryHistorySink,
+  parseHistory,
+  type HistoryOp,
+  type Invocation,
+} from '../../node/jepsen/history.js';
 
 /** Builds a history with the real recorder; `lines()` parses it back, so every test also validates it. */
 export class HistoryBuilder {
@@ -55,7 +62,14 @@ export interface GeneratedRegisterHistory {
  * run at the linearization points (in time order) to produce the results. Some ops end `info` (half of
  * them took effect, half did not) and some `fail` (no effect). Values written are unique.
  */
-export function generateRegisterHistory(opts: { seed: number; operations: number; processes: number; keys: number; infoPercent: number; failPercent: number }): GeneratedRegisterHistory {
+export function generateRegisterHistory(opts: {
+  seed: number;
+  operations: number;
+  processes: number;
+  keys: number;
+  infoPercent: number;
+  failPercent: number;
+}): GeneratedRegisterHistory {
   const rng = new SeededRng(opts.seed);
   type Ev = { t: number; order: number; kind: 'invoke' | 'lin' | 'complete'; op: number };
   interface GenOp {
@@ -88,9 +102,22 @@ export function generateRegisterHistory(opts: { seed: number; operations: number
     const roll = rng.nextInt(100);
     const outcome = roll < opts.infoPercent ? 'info' : roll < opts.infoPercent + opts.failPercent ? 'fail' : 'ok';
     const takesEffect = outcome === 'ok' || (outcome === 'info' && rng.nextInt(2) === 0);
-    ops.push({ process: processId[slot], f, key, value: `v${i}`, expect: null, outcome, takesEffect, result: undefined });
+    ops.push({
+      process: processId[slot],
+      f,
+      key,
+      value: `v${i}`,
+      expect: null,
+      outcome,
+      takesEffect,
+      result: undefined,
+    });
     if (outcome === 'info') processId[slot] = nextProcess++;
-    events.push({ t: invokeT, order: order++, kind: 'invoke', op: i }, { t: linT, order: order++, kind: 'lin', op: i }, { t: completeT, order: order++, kind: 'complete', op: i });
+    events.push(
+      { t: invokeT, order: order++, kind: 'invoke', op: i },
+      { t: linT, order: order++, kind: 'lin', op: i },
+      { t: completeT, order: order++, kind: 'complete', op: i },
+    );
   }
   // Lin points before completes at the same instant (results must exist before they are reported).
   const rank = { lin: 0, invoke: 1, complete: 2 } as const;
@@ -125,7 +152,12 @@ export function generateRegisterHistory(opts: { seed: number; operations: number
   for (const ev of events) {
     const o = ops[ev.op];
     if (ev.kind === 'invoke') {
-      const v = o.f === 'get' ? { key: o.key } : o.f === 'put' ? { key: o.key, value: o.value } : { key: o.key, expect: o.expect, value: o.value };
+      const v =
+        o.f === 'get'
+          ? { key: o.key }
+          : o.f === 'put'
+            ? { key: o.key, value: o.value }
+            : { key: o.key, expect: o.expect, value: o.value };
       b.line(ev.t, 'invoke', o.process, o.f, v);
     } else if (ev.kind === 'complete') {
       if (o.outcome === 'ok') b.line(ev.t, 'ok', o.process, o.f, o.result);
@@ -139,6 +171,14 @@ export function generateRegisterHistory(opts: { seed: number; operations: number
 class HistoryBuilderSync {
   readonly ops: HistoryOp[] = [];
   line(t: number, type: HistoryOp['type'], process: number, f: string, value: unknown, error?: string): void {
-    this.ops.push({ index: this.ops.length, type, process, f, value, timeNs: t * 1_000_000, ...(error !== undefined ? { error } : {}) });
+    this.ops.push({
+      index: this.ops.length,
+      type,
+      process,
+      f,
+      value,
+      timeNs: t * 1_000_000,
+      ...(error !== undefined ? { error } : {}),
+    });
   }
 }

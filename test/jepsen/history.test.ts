@@ -23,17 +23,23 @@ afterAll(async () => {
 
 // One suite, two sinks: the file and its in-memory twin must give the same text.
 const sinks: Array<[string, () => Promise<{ sink: HistorySink; text: () => Promise<string> }>]> = [
-  ['MemoryHistorySink', async () => {
-    const sink = new MemoryHistorySink();
-    return { sink, text: async () => sink.text() };
-  }],
-  ['FileHistorySink', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qrt-history-'));
-    dirs.push(dir);
-    const path = join(dir, 'history.jsonl');
-    const sink = await FileHistorySink.create(path);
-    return { sink, text: () => readFile(path, 'utf8') };
-  }],
+  [
+    'MemoryHistorySink',
+    async () => {
+      const sink = new MemoryHistorySink();
+      return { sink, text: async () => sink.text() };
+    },
+  ],
+  [
+    'FileHistorySink',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'qrt-history-'));
+      dirs.push(dir);
+      const path = join(dir, 'history.jsonl');
+      const sink = await FileHistorySink.create(path);
+      return { sink, text: () => readFile(path, 'utf8') };
+    },
+  ],
 ];
 
 describe.each(sinks)('HistoryRecorder with %s', (_name, make) => {
@@ -65,7 +71,9 @@ describe.each(sinks)('HistoryRecorder with %s', (_name, make) => {
       ['get', 'info', Number.POSITIVE_INFINITY],
       ['cas', 'fail', 7],
     ]);
-    expect(nemesisIntervals(ops)).toEqual([{ fault: 'partition', startNs: 20, stopNs: 25, value: { cuts: [['n1', 'n2']] } }]);
+    expect(nemesisIntervals(ops)).toEqual([
+      { fault: 'partition', startNs: 20, stopNs: 25, value: { cuts: [['n1', 'n2']] } },
+    ]);
   });
 
   it('keeps Jepsen process rules: one outstanding op per process, no invoke after info', async () => {
@@ -93,7 +101,12 @@ describe('HistoryRecorder buffer limit', () => {
       },
       async close() {},
     };
-    const rec = new HistoryRecorder({ sink: slowSink, clock: new ManualMonotonicClock(), maxBufferedOps: 4, flushThresholdOps: 1 });
+    const rec = new HistoryRecorder({
+      sink: slowSink,
+      clock: new ManualMonotonicClock(),
+      maxBufferedOps: 4,
+      flushThresholdOps: 1,
+    });
     // The first line starts a flush that hangs; four more fill the buffer.
     for (let i = 0; i < 5; i++) rec.nemesis('tick', i);
     let err: unknown;
@@ -116,7 +129,8 @@ describe('HistoryRecorder buffer limit', () => {
 });
 
 describe('history reader validation', () => {
-  const line = (o: Record<string, unknown>) => JSON.stringify({ index: 0, type: 'invoke', process: 0, f: 'get', value: null, timeNs: 0, ...o });
+  const line = (o: Record<string, unknown>) =>
+    JSON.stringify({ index: 0, type: 'invoke', process: 0, f: 'get', value: null, timeNs: 0, ...o });
   const cases: Array<[string, string]> = [
     ['not JSON', '{nope'],
     ['bad type', line({ type: 'done' })],
@@ -145,7 +159,16 @@ describe('history reader validation', () => {
     const dir = await mkdtemp(join(tmpdir(), 'qrt-history-'));
     dirs.push(dir);
     const path = join(dir, 'h.jsonl');
-    await writeFile(path, [line({}), '', line({ index: 1, type: 'ok', value: { key: 'x', value: null }, timeNs: 3 }), line({ index: 2, process: 1, timeNs: 3 }), ''].join('\n'));
+    await writeFile(
+      path,
+      [
+        line({}),
+        '',
+        line({ index: 1, type: 'ok', value: { key: 'x', value: null }, timeNs: 3 }),
+        line({ index: 2, process: 1, timeNs: 3 }),
+        '',
+      ].join('\n'),
+    );
     const ops = await readHistoryFile(path);
     expect(ops.length).toBe(3);
     const paired = pairHistory(ops);

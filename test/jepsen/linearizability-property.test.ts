@@ -46,10 +46,19 @@ function naiveLinearizable(ops: NaiveOp[], initial: string | null | 'any'): bool
     }
     return false;
   };
-  return starts.some((s) => search(ops.map(() => false), s));
+  return starts.some((s) =>
+    search(
+      ops.map(() => false),
+      s,
+    ),
+  );
 }
 
-function randomHistory(rng: SeededRng, allowNotSwapped: boolean, uniqueWrites = false): { lines: HistoryOp[]; ops: NaiveOp[] } {
+function randomHistory(
+  rng: SeededRng,
+  allowNotSwapped: boolean,
+  uniqueWrites = false,
+): { lines: HistoryOp[]; ops: NaiveOp[] } {
   // uniqueWrites: every put/cas writes a fresh value (as the real register workload does), reads and
   // compares pick among the values written so far, and more writes time out — the case where the
   // checker bounds an observed info write by its earliest observer.
@@ -61,7 +70,12 @@ function randomHistory(rng: SeededRng, allowNotSwapped: boolean, uniqueWrites = 
     written.push(v);
     return v;
   };
-  const pick = (): string => (uniqueWrites ? (written.length > 0 ? written[rng.nextInt(written.length)] : 'never-written') : vals[rng.nextInt(vals.length)]);
+  const pick = (): string =>
+    uniqueWrites
+      ? written.length > 0
+        ? written[rng.nextInt(written.length)]
+        : 'never-written'
+      : vals[rng.nextInt(vals.length)];
   const pickOrNull = (): string | null => (rng.nextInt(4) === 0 ? null : pick());
   const lines: HistoryOp[] = [];
   const ops: NaiveOp[] = [];
@@ -77,13 +91,26 @@ function randomHistory(rng: SeededRng, allowNotSwapped: boolean, uniqueWrites = 
     if (!open.has(p)) {
       if (invoked >= total) continue;
       const r = rng.nextInt(3);
-      const o: NaiveOp = { f: r === 0 ? 'put' : r === 1 ? 'get' : 'cas', arg: null, expect: null, swapped: true, info: false, invoke: at, complete: Infinity };
+      const o: NaiveOp = {
+        f: r === 0 ? 'put' : r === 1 ? 'get' : 'cas',
+        arg: null,
+        expect: null,
+        swapped: true,
+        info: false,
+        invoke: at,
+        complete: Infinity,
+      };
       if (o.f === 'put') o.arg = pickWrite();
       if (o.f === 'cas') {
         o.expect = pickOrNull();
         o.arg = pickWrite();
       }
-      const value = o.f === 'put' ? { key: 'k', value: o.arg } : o.f === 'get' ? { key: 'k' } : { key: 'k', expect: o.expect, value: o.arg };
+      const value =
+        o.f === 'put'
+          ? { key: 'k', value: o.arg }
+          : o.f === 'get'
+            ? { key: 'k' }
+            : { key: 'k', expect: o.expect, value: o.arg };
       lines.push({ index: at, type: 'invoke', process: p, f: o.f, value, timeNs: at });
       open.set(p, ops.length);
       ops.push(o);
@@ -136,29 +163,34 @@ describe('linearizability checker vs a naive checker', () => {
     ['with failed-compare cas', true, false, 2026],
     ['without (info pruning active)', false, false, 2027],
     ['with unique written values and many timed-out writes (observed info writes bounded)', true, true, 2028],
-  ])('agrees on 3,000 random small histories %s; every reported window is itself not linearizable', (_name, allowNotSwapped, uniqueWrites, seed) => {
-    const rng = new SeededRng(seed);
-    let valid = 0;
-    let invalid = 0;
-    for (let i = 0; i < 3_000; i++) {
-      const { lines, ops } = randomHistory(rng, allowNotSwapped, uniqueWrites);
-      const expected = naiveLinearizable(ops, null);
-      const r = checkLinearizable(lines);
-      if (r.valid !== expected) {
-        throw new Error(`history ${i} disagrees: naive=${expected} wgl=${r.valid}\n${lines.map((l) => JSON.stringify(l)).join('\n')}`);
+  ])(
+    'agrees on 3,000 random small histories %s; every reported window is itself not linearizable',
+    (_name, allowNotSwapped, uniqueWrites, seed) => {
+      const rng = new SeededRng(seed);
+      let valid = 0;
+      let invalid = 0;
+      for (let i = 0; i < 3_000; i++) {
+        const { lines, ops } = randomHistory(rng, allowNotSwapped, uniqueWrites);
+        const expected = naiveLinearizable(ops, null);
+        const r = checkLinearizable(lines);
+        if (r.valid !== expected) {
+          throw new Error(
+            `history ${i} disagrees: naive=${expected} wgl=${r.valid}\n${lines.map((l) => JSON.stringify(l)).join('\n')}`,
+          );
+        }
+        if (expected) valid++;
+        else {
+          invalid++;
+          const cx = r.counterexample!;
+          const windowOps = fromCounterexample(cx.ops);
+          expect(naiveLinearizable(windowOps, cx.initialState)).toBe(false);
+          expect(cx.ops.length).toBeLessThanOrEqual(ops.length);
+        }
       }
-      if (expected) valid++;
-      else {
-        invalid++;
-        const cx = r.counterexample!;
-        const windowOps = fromCounterexample(cx.ops);
-        expect(naiveLinearizable(windowOps, cx.initialState)).toBe(false);
-        expect(cx.ops.length).toBeLessThanOrEqual(ops.length);
-      }
-    }
-    console.log(`property: ${valid} linearizable, ${invalid} not`);
-    // Both kinds must be well represented, or the property says little.
-    expect(valid).toBeGreaterThan(300);
-    expect(invalid).toBeGreaterThan(300);
-  });
+      console.log(`property: ${valid} linearizable, ${invalid} not`);
+      // Both kinds must be well represented, or the property says little.
+      expect(valid).toBeGreaterThan(300);
+      expect(invalid).toBeGreaterThan(300);
+    },
+  );
 });

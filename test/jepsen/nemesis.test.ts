@@ -151,13 +151,31 @@ describe('ChildProcessController (real processes and signals)', () => {
 describe('NemesisRunner', () => {
   it('applies a schedule to a real proxy and real processes, records nemesis intervals, and heals everything', async () => {
     const nodes = ['n1', 'n2', 'n3'];
-    const net = await ProxyNetwork.start({ nodes, targets: Object.fromEntries(nodes.map((n) => [n, { host: '127.0.0.1', port: 1 }])) });
+    const net = await ProxyNetwork.start({
+      nodes,
+      targets: Object.fromEntries(nodes.map((n) => [n, { host: '127.0.0.1', port: 1 }])),
+    });
     const pc = new ChildProcessController(() => spawn(process.execPath, ['-e', SLEEPER], { stdio: 'ignore' }));
     for (const n of nodes) pc.start(n);
     const sink = new MemoryHistorySink();
     const recorder = new HistoryRecorder({ sink });
-    const membership = { removed: new Set<string>(), async remove(n: string) { this.removed.add(n); }, async add(n: string) { this.removed.delete(n); } };
-    const runner = new NemesisRunner({ nodes, network: net, processes: pc, membership, recorder, leader: async () => 'n2' });
+    const membership = {
+      removed: new Set<string>(),
+      async remove(n: string) {
+        this.removed.add(n);
+      },
+      async add(n: string) {
+        this.removed.delete(n);
+      },
+    };
+    const runner = new NemesisRunner({
+      nodes,
+      network: net,
+      processes: pc,
+      membership,
+      recorder,
+      leader: async () => 'n2',
+    });
     const schedule: NemesisEvent[] = [
       { atMs: 0, action: { kind: 'start-partition', shape: 'isolate-leader' } },
       { atMs: 20, action: { kind: 'kill', nodes: ['n1'] } },

@@ -35,7 +35,12 @@ export class NetAgent {
   ) {}
 
   /** `wrap` turns [command, ...args] into what to spawn (e.g. inside a namespace). */
-  static async start(host: string, port: number, wrap: (argv: string[]) => ChildProcess = (argv) => spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] })): Promise<NetAgent> {
+  static async start(
+    host: string,
+    port: number,
+    wrap: (argv: string[]) => ChildProcess = (argv) =>
+      spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] }),
+  ): Promise<NetAgent> {
     const child = wrap([process.execPath, '-e', AGENT_SCRIPT, host, String(port)]);
     const lines = createInterface({ input: child.stdout! });
     let agent: NetAgent | undefined;

@@ -75,7 +75,12 @@ export function countColour(img: Image, hex: string, tolerance = 24): number {
   const b = parseInt(hex.slice(5, 7), 16);
   let n = 0;
   for (let i = 0; i < img.rgba.length; i += 4) {
-    if (Math.abs(img.rgba[i] - r) <= tolerance && Math.abs(img.rgba[i + 1] - g) <= tolerance && Math.abs(img.rgba[i + 2] - b) <= tolerance) n++;
+    if (
+      Math.abs(img.rgba[i] - r) <= tolerance &&
+      Math.abs(img.rgba[i + 1] - g) <= tolerance &&
+      Math.abs(img.rgba[i + 2] - b) <= tolerance
+    )
+      n++;
   }
   return n;
 }

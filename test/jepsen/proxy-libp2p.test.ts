@@ -35,7 +35,10 @@ describe('ProxyNetwork with libp2p (tcp + noise + yamux)', () => {
     a = await node();
     b = await node();
     const port = (n: Libp2p) => Number(n.getMultiaddrs()[0].toString().split('/tcp/')[1].split('/')[0]);
-    proxy = await ProxyNetwork.start({ nodes: ['a', 'b'], targets: { a: { host: '127.0.0.1', port: port(a) }, b: { host: '127.0.0.1', port: port(b) } } });
+    proxy = await ProxyNetwork.start({
+      nodes: ['a', 'b'],
+      targets: { a: { host: '127.0.0.1', port: port(a) }, b: { host: '127.0.0.1', port: port(b) } },
+    });
   });
   afterAll(async () => {
     await a?.stop();

@@ -97,7 +97,7 @@ describe('ControlRelay + JepsenRpc', () => {
     const rpc = new JepsenRpc({ socketPath: sock }, { timeoutMs: 5_000 });
     for (let i = 0; i < RELAY_MAX_CONNECTIONS_PER_SOCKET + 20; i += 20) {
       const results = await Promise.allSettled(Array.from({ length: 20 }, () => rpc.call('echo')));
-      for (const r of results) expect(r.status === "rejected" ? String(r.reason) : "fulfilled").toMatch(/refused/);
+      for (const r of results) expect(r.status === 'rejected' ? String(r.reason) : 'fulfilled').toMatch(/refused/);
     }
     // The node comes back on the same port (a restart after SIGKILL): calls work again.
     const back = createServer((req, res) => {

@@ -17,9 +17,23 @@ afterAll(async () => {
 
 /** A generated register history with nemesis intervals merged in by time. */
 function sampleHistory(): HistoryOp[] {
-  const gen = generateRegisterHistory({ seed: 5, operations: 3_000, processes: 5, keys: 4, infoPercent: 3, failPercent: 5 });
+  const gen = generateRegisterHistory({
+    seed: 5,
+    operations: 3_000,
+    processes: 5,
+    keys: 4,
+    infoPercent: 3,
+    failPercent: 5,
+  });
   const endNs = gen.ops[gen.ops.length - 1].timeNs;
-  const nem = (at: number, f: string, value: unknown): HistoryOp => ({ index: -1, type: 'info', process: 'nemesis', f, value, timeNs: Math.floor(endNs * at) });
+  const nem = (at: number, f: string, value: unknown): HistoryOp => ({
+    index: -1,
+    type: 'info',
+    process: 'nemesis',
+    f,
+    value,
+    timeNs: Math.floor(endNs * at),
+  });
   const extra = [
     nem(0.1, 'start-partition', { shape: 'halves', cuts: [{ from: 'n1', to: 'n2' }] }),
     nem(0.3, 'stop-partition', null),
@@ -38,14 +52,28 @@ function verdictsFor(history: HistoryOp[]): CheckerVerdict[] {
   const lin = checkLinearizable(history.filter((o) => o.process !== 'nemesis').map((o, i) => ({ ...o, index: i })));
   return [
     { name: 'linearizable (register)', valid: lin.valid, stats: { ...lin.stats } },
-    { name: 'bank', valid: false, counterexample: { kind: 'wrong-total', expectedTotal: '100', observedTotal: '90', note: '<script>alert(1)</script>' }, stats: { reads: 12 } },
+    {
+      name: 'bank',
+      valid: false,
+      counterexample: {
+        kind: 'wrong-total',
+        expectedTotal: '100',
+        observedTotal: '90',
+        note: '<script>alert(1)</script>',
+      },
+      stats: { reads: 12 },
+    },
     { name: 'chain', valid: 'unknown', stats: { reason: 'no node chains given' } },
   ];
 }
 
 describe('report.html structure (always runs)', () => {
   const history = sampleHistory();
-  const html = renderReport({ history, checkers: verdictsFor(history), meta: { seed: 5, nodes: 3, workload: 'register' } });
+  const html = renderReport({
+    history,
+    checkers: verdictsFor(history),
+    meta: { seed: 5, nodes: 3, workload: 'register' },
+  });
 
   it('is one self-contained page: no script, no external asset, no link', () => {
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
@@ -76,7 +104,12 @@ describe('report.html structure (always runs)', () => {
     expect(html).toContain('Counterexample');
     expect(html).toContain('id="overall">NOT VALID');
     expect(allValid([{ name: 'x', valid: true }])).toBe(true);
-    expect(allValid([{ name: 'x', valid: true }, { name: 'y', valid: 'unknown' }])).toBe(false);
+    expect(
+      allValid([
+        { name: 'x', valid: true },
+        { name: 'y', valid: 'unknown' },
+      ]),
+    ).toBe(false);
     expect(allValid([])).toBe(false);
   });
 
@@ -117,31 +150,49 @@ function findChromium(): string | undefined {
 }
 const chromium = findChromium();
 
-describe.skipIf(chromium === undefined)(`report.html in headless Chromium${chromium === undefined ? ' (skipped: no chromium binary on PATH; apt-get install -y chromium)' : ''}`, () => {
-  it('renders to a non-blank screenshot showing ok, fail and info dots', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qrt-report-'));
-    dirs.push(dir);
-    const history = sampleHistory();
-    const { reportPath } = await writeReport(dir, { history, checkers: verdictsFor(history), meta: { seed: 5 } });
-    const profile = await mkdtemp(join(tmpdir(), 'qrt-chromium-'));
-    dirs.push(profile);
-    const shot = join(dir, 'report.png');
-    await new Promise<void>((resolve, reject) => {
-      execFile(
-        chromium!,
-        ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, '--hide-scrollbars', '--window-size=1100,2400', `--screenshot=${shot}`, `file://${reportPath}`],
-        { timeout: 90_000 },
-        (err, _stdout, stderr) => (err && !existsSync(shot) ? reject(new Error(`chromium failed: ${err.message}\n${stderr}`)) : resolve()),
-      );
+describe.skipIf(chromium === undefined)(
+  `report.html in headless Chromium${chromium === undefined ? ' (skipped: no chromium binary on PATH; apt-get install -y chromium)' : ''}`,
+  () => {
+    it('renders to a non-blank screenshot showing ok, fail and info dots', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'qrt-report-'));
+      dirs.push(dir);
+      const history = sampleHistory();
+      const { reportPath } = await writeReport(dir, { history, checkers: verdictsFor(history), meta: { seed: 5 } });
+      const profile = await mkdtemp(join(tmpdir(), 'qrt-chromium-'));
+      dirs.push(profile);
+      const shot = join(dir, 'report.png');
+      await new Promise<void>((resolve, reject) => {
+        execFile(
+          chromium!,
+          [
+            '--headless',
+            '--no-sandbox',
+            '--disable-gpu',
+            '--disable-quic',
+            '--no-first-run',
+            '--disable-background-networking',
+            '--disable-component-update',
+            '--disable-sync',
+            `--user-data-dir=${profile}`,
+            '--hide-scrollbars',
+            '--window-size=1100,2400',
+            `--screenshot=${shot}`,
+            `file://${reportPath}`,
+          ],
+          { timeout: 90_000 },
+          (err, _stdout, stderr) =>
+            err && !existsSync(shot) ? reject(new Error(`chromium failed: ${err.message}\n${stderr}`)) : resolve(),
+        );
+      });
+      expect(existsSync(shot)).toBe(true);
+      const img = decodePng(await readFile(shot));
+      expect(img.width).toBe(1100);
+      console.log(`report screenshot: ${shot} ${img.width}x${img.height}, ${distinctColours(img)} colours`);
+      expect(distinctColours(img)).toBeGreaterThan(50);
+      // The dots: each outcome's colour is on screen (the test history has ok, fail and info ops).
+      expect(countColour(img, OUTCOME_COLOURS.ok, 10)).toBeGreaterThan(200);
+      expect(countColour(img, OUTCOME_COLOURS.fail, 10)).toBeGreaterThan(20);
+      expect(countColour(img, OUTCOME_COLOURS.info, 10)).toBeGreaterThan(20);
     });
-    expect(existsSync(shot)).toBe(true);
-    const img = decodePng(await readFile(shot));
-    expect(img.width).toBe(1100);
-    console.log(`report screenshot: ${shot} ${img.width}x${img.height}, ${distinctColours(img)} colours`);
-    expect(distinctColours(img)).toBeGreaterThan(50);
-    // The dots: each outcome's colour is on screen (the test history has ok, fail and info ops).
-    expect(countColour(img, OUTCOME_COLOURS.ok, 10)).toBeGreaterThan(200);
-    expect(countColour(img, OUTCOME_COLOURS.fail, 10)).toBeGreaterThan(20);
-    expect(countColour(img, OUTCOME_COLOURS.info, 10)).toBeGreaterThan(20);
-  });
-});
+  },
+);

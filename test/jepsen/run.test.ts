@@ -20,20 +20,52 @@ describe('quorate jepsen on a real 3-node cluster', () => {
   it('passes every checker under partitions and SIGKILL, and writes history, results, report and node logs', async () => {
     const out = await mkdtemp(join(tmpdir(), 'qj-run-'));
     dirs.push(out);
-    const options = parseJepsenArgs(['--nodes', '3', '--time', '20', '--workload', 'all', '--nemesis', 'partition,kill', '--rate', '40', '--seed', '11', '--out', out]);
+    const options = parseJepsenArgs([
+      '--nodes',
+      '3',
+      '--time',
+      '20',
+      '--workload',
+      'all',
+      '--nemesis',
+      'partition,kill',
+      '--rate',
+      '40',
+      '--seed',
+      '11',
+      '--out',
+      out,
+    ]);
     const lines: string[] = [];
-    const r = await runJepsenDetailed(options, { out: (l) => lines.push(l), faultDurationMs: [3_000, 5_000], quietMs: [1_500, 3_000] });
-    const summary = `${lines.join('\n')}\n${JSON.stringify(r.checkers.filter((c) => c.valid !== true), null, 1).slice(0, 4_000)}`;
+    const r = await runJepsenDetailed(options, {
+      out: (l) => lines.push(l),
+      faultDurationMs: [3_000, 5_000],
+      quietMs: [1_500, 3_000],
+    });
+    const summary = `${lines.join('\n')}\n${JSON.stringify(
+      r.checkers.filter((c) => c.valid !== true),
+      null,
+      1,
+    ).slice(0, 4_000)}`;
     expect(r.valid, summary).toBe(true);
     expect(r.exitCode).toBe(0);
-    expect(r.checkers.map((c) => c.name).sort()).toEqual(['bank', 'chain', 'list-append', 'recovery', 'register (linearizable)']);
+    expect(r.checkers.map((c) => c.name).sort()).toEqual([
+      'bank',
+      'chain',
+      'list-append',
+      'recovery',
+      'register (linearizable)',
+    ]);
     // The run did real work under faults: writes acknowledged, and the schedule held both kinds.
     for (const w of ['register', 'bank', 'append']) expect(r.stats[w].ok, w).toBeGreaterThan(10);
     const history = await readHistoryFile(join(out, 'history.jsonl'));
     const nemesis = history.filter((op) => op.process === 'nemesis').map((op) => op.f);
     expect(nemesis).toContain('healed');
     expect(nemesis.some((f) => f === 'start-partition' || f === 'start-kill')).toBe(true);
-    const results = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as { valid: boolean; meta: { reproduce: string } };
+    const results = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as {
+      valid: boolean;
+      meta: { reproduce: string };
+    };
     expect(results.valid).toBe(true);
     expect(results.meta.reproduce).toContain('--seed 11');
     expect(await readFile(join(out, 'report.html'), 'utf8')).toContain('<svg');
@@ -43,10 +75,33 @@ describe('quorate jepsen on a real 3-node cluster', () => {
   it('--workload privacy: under partitions, every party holds each acknowledged private value and no other node does', async () => {
     const out = await mkdtemp(join(tmpdir(), 'qj-privacy-'));
     dirs.push(out);
-    const options = parseJepsenArgs(['--nodes', '3', '--time', '15', '--workload', 'privacy', '--nemesis', 'partition', '--rate', '20', '--seed', '5', '--out', out]);
+    const options = parseJepsenArgs([
+      '--nodes',
+      '3',
+      '--time',
+      '15',
+      '--workload',
+      'privacy',
+      '--nemesis',
+      'partition',
+      '--rate',
+      '20',
+      '--seed',
+      '5',
+      '--out',
+      out,
+    ]);
     const lines: string[] = [];
-    const r = await runJepsenDetailed(options, { out: (l) => lines.push(l), faultDurationMs: [2_000, 4_000], quietMs: [1_000, 2_000] });
-    const summary = `${lines.join('\n')}\n${JSON.stringify(r.checkers.filter((c) => c.valid !== true), null, 1).slice(0, 4_000)}`;
+    const r = await runJepsenDetailed(options, {
+      out: (l) => lines.push(l),
+      faultDurationMs: [2_000, 4_000],
+      quietMs: [1_000, 2_000],
+    });
+    const summary = `${lines.join('\n')}\n${JSON.stringify(
+      r.checkers.filter((c) => c.valid !== true),
+      null,
+      1,
+    ).slice(0, 4_000)}`;
     expect(r.valid, summary).toBe(true);
     const privacy = r.checkers.find((c) => c.name === 'privacy');
     expect(privacy?.valid).toBe(true);

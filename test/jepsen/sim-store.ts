@@ -16,7 +16,10 @@ interface Faults {
 
 abstract class SimStore {
   protected readonly rng: SeededRng;
-  constructor(seed: number, protected readonly faults: Faults = {}) {
+  constructor(
+    seed: number,
+    protected readonly faults: Faults = {},
+  ) {
     this.rng = new SeededRng(seed);
   }
   protected abstract apply(op: OpRequest): Promise<ClientOutcome>;
@@ -42,7 +45,11 @@ export class SimRegister extends SimStore {
   private readonly primary = new Map<string, string>();
   private replica = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
-  constructor(seed: number, private readonly mode: 'correct' | 'staleReads', faults: Faults = {}) {
+  constructor(
+    seed: number,
+    private readonly mode: 'correct' | 'staleReads',
+    faults: Faults = {},
+  ) {
     super(seed, faults);
     if (mode === 'staleReads') this.timer = setInterval(() => (this.replica = new Map(this.primary)), 20);
   }
@@ -68,12 +75,22 @@ export class SimRegister extends SimStore {
 /** Accounts. `nonAtomic`: a transfer debits, yields, then credits — reads in between see money missing. */
 export class SimBank extends SimStore {
   readonly balances = new Map<string, bigint>();
-  constructor(seed: number, accounts: readonly string[], initial: bigint, private readonly mode: 'correct' | 'nonAtomic', faults: Faults = {}) {
+  constructor(
+    seed: number,
+    accounts: readonly string[],
+    initial: bigint,
+    private readonly mode: 'correct' | 'nonAtomic',
+    faults: Faults = {},
+  ) {
     super(seed, faults);
     for (const a of accounts) this.balances.set(a, initial);
   }
   protected async apply(op: OpRequest): Promise<ClientOutcome> {
-    if (op.f === 'read') return { type: 'ok', value: { balances: Object.fromEntries([...this.balances].map(([k, v]) => [k, v.toString()])) } };
+    if (op.f === 'read')
+      return {
+        type: 'ok',
+        value: { balances: Object.fromEntries([...this.balances].map(([k, v]) => [k, v.toString()])) },
+      };
     const t = op.value as { from: string; to: string; amount: string };
     const amount = BigInt(t.amount);
     if (this.balances.get(t.from)! < amount) return { type: 'fail', error: 'insufficient balance' };
@@ -88,7 +105,11 @@ export class SimBank extends SimStore {
 export class SimAppend extends SimStore {
   readonly lists = new Map<string, string[]>();
   private appends = 0;
-  constructor(seed: number, private readonly mode: 'correct' | 'loseAcked', faults: Faults = {}) {
+  constructor(
+    seed: number,
+    private readonly mode: 'correct' | 'loseAcked',
+    faults: Faults = {},
+  ) {
     super(seed, faults);
   }
   protected async apply(op: OpRequest): Promise<ClientOutcome> {

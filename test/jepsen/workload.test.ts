@@ -6,7 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { checkAppend, checkBank } from '../../node/jepsen/checkers.js';
 import { HistoryRecorder, MemoryHistorySink, parseHistory, type HistoryOp } from '../../node/jepsen/history.js';
 import { checkLinearizable } from '../../node/jepsen/linearizability.js';
-import { appendWorkload, bankWorkload, registerWorkload, runClients, type JepsenClient, type Workload } from '../../node/jepsen/workload.js';
+import {
+  appendWorkload,
+  bankWorkload,
+  registerWorkload,
+  runClients,
+  type JepsenClient,
+  type Workload,
+} from '../../node/jepsen/workload.js';
 import { SimAppend, SimBank, SimRegister } from './sim-store.js';
 
 async function run(workload: Workload, clientFor: (p: number) => JepsenClient, durationMs = 400): Promise<HistoryOp[]> {
@@ -90,7 +97,15 @@ describe('runClients', () => {
     });
     const sink = new MemoryHistorySink();
     const recorder = new HistoryRecorder({ sink });
-    const stats = await runClients({ recorder, workload: registerWorkload(), clientFor, concurrency: 2, durationMs: 150, opTimeoutMs: 10, seed: 2 });
+    const stats = await runClients({
+      recorder,
+      workload: registerWorkload(),
+      clientFor,
+      concurrency: 2,
+      durationMs: 150,
+      opTimeoutMs: 10,
+      seed: 2,
+    });
     await recorder.close();
     const h = parseHistory(sink.text());
     expect(stats.info).toBeGreaterThan(0);
@@ -106,7 +121,16 @@ describe('runClients', () => {
     const sink = new MemoryHistorySink();
     const recorder = new HistoryRecorder({ sink });
     const store = new SimRegister(7, 'correct');
-    const stats = await runClients({ recorder, workload: registerWorkload(), clientFor: () => store.client(), concurrency: 2, durationMs: 500, rateHz: 20, opTimeoutMs: 50, seed: 3 });
+    const stats = await runClients({
+      recorder,
+      workload: registerWorkload(),
+      clientFor: () => store.client(),
+      concurrency: 2,
+      durationMs: 500,
+      rateHz: 20,
+      opTimeoutMs: 50,
+      seed: 3,
+    });
     await recorder.close();
     // 20/s for 0.5 s is ~10; without pacing it would be hundreds. A wide band: this is not a timing test.
     expect(stats.invoked).toBeGreaterThan(2);

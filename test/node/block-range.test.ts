@@ -88,7 +88,9 @@ describe('serving a block range', () => {
   });
 
   it('refuses a peer that is not a member', async () => {
-    expect(await refusal(ask('QmStranger', encodeBlockRangeRequest({ from: 1, to: 2 })))).toBe(BlockRangeErrorCode.NotAMember);
+    expect(await refusal(ask('QmStranger', encodeBlockRangeRequest({ from: 1, to: 2 })))).toBe(
+      BlockRangeErrorCode.NotAMember,
+    );
   });
 
   it('answers a malformed request with an error: wrong length, unknown version, reversed range', async () => {
@@ -111,15 +113,21 @@ describe('serving a block range', () => {
   });
 
   it('refuses blocks above its head, and serves only the part it holds', async () => {
-    expect(await refusal(ask(MEMBER, encodeBlockRangeRequest({ from: 1, to: CHAIN_LENGTH + 1 })))).toBe(BlockRangeErrorCode.NotHeld);
+    expect(await refusal(ask(MEMBER, encodeBlockRangeRequest({ from: 1, to: CHAIN_LENGTH + 1 })))).toBe(
+      BlockRangeErrorCode.NotHeld,
+    );
     // A server that itself installed a snapshot at 20 and fetched down to 15 only.
     const partial = source({ getBlock: async (n) => (n >= 15 ? store.getBlockByNumber(n) : undefined) });
     const got = await ask(MEMBER, encodeBlockRangeRequest({ from: 10, to: 20 }), partial);
     expect(got.map((b) => b.block.header.number)).toEqual([15, 16, 17, 18, 19, 20]);
-    expect(await refusal(ask(MEMBER, encodeBlockRangeRequest({ from: 3, to: 12 }), partial))).toBe(BlockRangeErrorCode.NotHeld);
+    expect(await refusal(ask(MEMBER, encodeBlockRangeRequest({ from: 3, to: 12 }), partial))).toBe(
+      BlockRangeErrorCode.NotHeld,
+    );
     // Held without receipts (its own snapshot's head): not served.
     const noReceipts = source({ getReceipt: async () => undefined });
-    expect(await refusal(ask(MEMBER, encodeBlockRangeRequest({ from: 3, to: 4 }), noReceipts))).toBe(BlockRangeErrorCode.NotHeld);
+    expect(await refusal(ask(MEMBER, encodeBlockRangeRequest({ from: 3, to: 4 }), noReceipts))).toBe(
+      BlockRangeErrorCode.NotHeld,
+    );
   });
 
   it('the requester refuses a reply that does not chain to what it holds, or whose receipts or body were altered', async () => {
@@ -136,7 +144,9 @@ describe('serving a block range', () => {
     // Wrong anchor: another block's parent.
     expect(badReply(() => verifyBlockRange(got, parentOf(blocks[11]), 4))).toBe(BlockRangeErrorCode.BadReply);
     // A gap in the middle.
-    expect(badReply(() => verifyBlockRange([got[0], got[1], got[3], got[4]], parentOf(blocks[10]), 4))).toBe(BlockRangeErrorCode.BadReply);
+    expect(badReply(() => verifyBlockRange([got[0], got[1], got[3], got[4]], parentOf(blocks[10]), 4))).toBe(
+      BlockRangeErrorCode.BadReply,
+    );
     // At or below what the requester already has.
     expect(badReply(() => verifyBlockRange(got, parentOf(blocks[10]), 6))).toBe(BlockRangeErrorCode.BadReply);
     // A receipt altered (a private outcome in place of the public "included", say).
@@ -145,14 +155,16 @@ describe('serving a block range', () => {
     const tampered = got.map((b, i) => (i === 2 ? { block: b.block, receipts: [altered] } : b));
     expect(badReply(() => verifyBlockRange(tampered, parentOf(blocks[10]), 4))).toBe(BlockRangeErrorCode.BadReply);
     // A body swapped for another block's transactions (the header, and so the hash, kept).
-    const swapped = got.map((b, i) => (i === 2 ? { block: { ...b.block, transactions: got[1].block.transactions }, receipts: got[1].receipts } : b));
+    const swapped = got.map((b, i) =>
+      i === 2 ? { block: { ...b.block, transactions: got[1].block.transactions }, receipts: got[1].receipts } : b,
+    );
     expect(badReply(() => verifyBlockRange(swapped, parentOf(blocks[10]), 4))).toBe(BlockRangeErrorCode.BadReply);
     // Garbage in place of a reply.
     expect(() => decodeBlockRangeReply(Uint8Array.of(0, 0, 0, 0, 1, 0xff))).toThrow(BlockRangeError);
   });
 });
 
-describe('the store\'s catch-up record', () => {
+describe("the store's catch-up record", () => {
   it('is written by a snapshot install that skips blocks, moved by backfill and replay, survives a restart, and is gone when done', async () => {
     // A follower that holds blocks 0..3, then installs a snapshot at block 10.
     const kv = new MemoryKv();
@@ -172,7 +184,11 @@ describe('the store\'s catch-up record', () => {
       if (result.kind !== 'applied') throw new Error(result.detail);
       leaderChain.advance(result);
     }
-    await follower.installSnapshot({ appliedRaftIndex: 10, head: blocks[10], state: MemoryState.fromEntries(leaderChain.state.entries()) });
+    await follower.installSnapshot({
+      appliedRaftIndex: 10,
+      head: blocks[10],
+      state: MemoryState.fromEntries(leaderChain.state.entries()),
+    });
     expect(await follower.catchUp()).toEqual({ privateThrough: 3, backfillNext: 10, snapshotHead: 10 });
     expect(await follower.blockStored(10)).toBe('block-only');
     expect(await follower.blockStored(7)).toBe('none');
@@ -198,7 +214,9 @@ describe('the store\'s catch-up record', () => {
     await reopened.commitPrivateReplay(9, NO_PRIVATE_CHANGES, false);
     expect(await reopened.catchUp()).toEqual({ privateThrough: 9, backfillNext: 3, snapshotHead: 10 });
     // A block already replayed is refused (the replay never goes back).
-    await expect(reopened.commitPrivateReplay(9, NO_PRIVATE_CHANGES, false)).rejects.toThrow(/not after privateThrough/);
+    await expect(reopened.commitPrivateReplay(9, NO_PRIVATE_CHANGES, false)).rejects.toThrow(
+      /not after privateThrough/,
+    );
     await reopened.commitPrivateReplay(10, NO_PRIVATE_CHANGES, true);
     expect(await reopened.catchUp()).toBeUndefined();
   });
@@ -214,7 +232,11 @@ describe('the store\'s catch-up record', () => {
       if (result.kind !== 'applied') throw new Error(result.detail);
       leaderChain.advance(result);
     }
-    await s.installSnapshot({ appliedRaftIndex: 2, head: blocks[2], state: MemoryState.fromEntries(leaderChain.state.entries()) });
+    await s.installSnapshot({
+      appliedRaftIndex: 2,
+      head: blocks[2],
+      state: MemoryState.fromEntries(leaderChain.state.entries()),
+    });
     expect(await s.catchUp()).toEqual({ privateThrough: 0, backfillNext: 2, snapshotHead: 2 });
     await s.storeBackfilledBlocks(await ask(MEMBER, encodeBlockRangeRequest({ from: 1, to: 2 })), 0);
     await expect(s.commitPrivateReplay(1, NO_PRIVATE_CHANGES, true)).rejects.toThrow(/done at block 1/);

@@ -20,10 +20,14 @@ async function put(h: HarnessNode, key: string, value: string): Promise<string> 
 
 async function waitCommitted(nodes: readonly HarnessNode[], txHash: string): Promise<void> {
   const hash = Uint8Array.from(Buffer.from(txHash.slice(2), 'hex'));
-  await waitFor(async () => {
-    for (const h of nodes) if (!(await h.node.store.getReceipt(hash))) return false;
-    return true;
-  }, 10_000, `tx ${txHash} committed on every node`);
+  await waitFor(
+    async () => {
+      for (const h of nodes) if (!(await h.node.store.getReceipt(hash))) return false;
+      return true;
+    },
+    10_000,
+    `tx ${txHash} committed on every node`,
+  );
 }
 
 async function blockHashes(h: HarnessNode): Promise<string[]> {
@@ -36,7 +40,11 @@ async function blockHashes(h: HarnessNode): Promise<string[]> {
 async function expectSameChain(nodes: readonly HarnessNode[]): Promise<void> {
   const heads = nodes.map((h) => h.node.chainState.head.header.number);
   const height = Math.max(...heads);
-  await waitFor(() => nodes.every((h) => h.node.chainState.head.header.number === height), 10_000, 'all nodes at the same height');
+  await waitFor(
+    () => nodes.every((h) => h.node.chainState.head.header.number === height),
+    10_000,
+    'all nodes at the same height',
+  );
   const chains = await Promise.all(nodes.map(blockHashes));
   for (const c of chains) expect(c).toEqual(chains[0]);
 }
@@ -57,7 +65,8 @@ describe('an in-process cluster of QuorateNodes', () => {
     }
     // One block per Raft entry, and no empty blocks.
     const head = leader.node.chainState.head.header.number;
-    for (let n = 1; n <= head; n++) expect((await leader.node.store.getBlockByNumber(n))!.transactions.length).toBeGreaterThan(0);
+    for (let n = 1; n <= head; n++)
+      expect((await leader.node.store.getBlockByNumber(n))!.transactions.length).toBeGreaterThan(0);
   });
 
   it('drops a transaction stuck behind a nonce gap after the pool lifetime; the account still transacts', async () => {
@@ -65,7 +74,11 @@ describe('an in-process cluster of QuorateNodes', () => {
     await cluster.start();
     const leader = await cluster.waitForLeader();
     const key = generateAccountKey();
-    const raw = (nonce: number): Uint8Array => signTransaction({ chainId: CHAIN_ID_OF(leader), nonce, ops: [{ type: 'put', key: `gap${nonce}`, value: 'x' }] }, key).encoded;
+    const raw = (nonce: number): Uint8Array =>
+      signTransaction(
+        { chainId: CHAIN_ID_OF(leader), nonce, ops: [{ type: 'put', key: `gap${nonce}`, value: 'x' }] },
+        key,
+      ).encoded;
     const before = leader.node.poolSize;
     await leader.node.submitRaw(raw(3)); // nonces 0..2 never come: it can never run
     expect(leader.node.poolSize).toBe(before + 1);
@@ -82,7 +95,12 @@ describe('an in-process cluster of QuorateNodes', () => {
     const follower = cluster.nodes.find((h) => h !== leader)!;
     // The follower's account signs elsewhere too (a client holding the same key): nonces 0..9 wait
     // in the leader's pool, which the follower cannot see.
-    const raws = Array.from({ length: 10 }, (_, n) => signTransaction({ chainId: CHAIN_ID_OF(leader), nonce: n, ops: [{ type: 'put', key: `raw${n}`, value: 'x' }] }, follower.account));
+    const raws = Array.from({ length: 10 }, (_, n) =>
+      signTransaction(
+        { chainId: CHAIN_ID_OF(leader), nonce: n, ops: [{ type: 'put', key: `raw${n}`, value: 'x' }] },
+        follower.account,
+      ),
+    );
     for (const t of raws) await leader.node.submitRaw(t.encoded);
     const hash = await put(follower, 'via-follower', 'v');
     for (const t of raws) expect(hash).not.toBe(t.hashHex);
@@ -183,7 +201,11 @@ describe('an in-process cluster of QuorateNodes', () => {
     await cluster.wipeAndRestart(victim);
     // Two guards, whichever fires first: a peer refuses its new incarnation, or the leader's
     // heartbeat carries a commit index beyond its (empty) log.
-    await waitFor(() => /lost or replaced|raft log corrupted, truncated, or lost/.test(victim.node.status().alarm ?? ''), 10_000, 'the wiped node to refuse to run');
+    await waitFor(
+      () => /lost or replaced|raft log corrupted, truncated, or lost/.test(victim.node.status().alarm ?? ''),
+      10_000,
+      'the wiped node to refuse to run',
+    );
     const rest = cluster.nodes.filter((h) => h !== victim);
     const after = await put(leader, 'after-wipe', 'v');
     await waitCommitted(rest, after);
@@ -191,17 +213,22 @@ describe('an in-process cluster of QuorateNodes', () => {
     expect(await victim.node.store.getValue('before-wipe')).toBeNull();
   });
 
-  it('remembers members\' incarnations across its own restart: a member wiped while the others were down is still refused', async () => {
+  it("remembers members' incarnations across its own restart: a member wiped while the others were down is still refused", async () => {
     cluster = new TestCluster({ nodes: 3 });
     await cluster.start();
     const leader = await cluster.waitForLeader();
     const victim = cluster.nodes.find((h) => h !== leader)!;
     const others = cluster.nodes.filter((h) => h !== victim);
     // Every other member has identified the victim, and stored what it saw.
-    await waitFor(async () => {
-      for (const h of others) if ((await h.node.store.knownIncarnations()).get(victim.raftId) !== victim.incarnation) return false;
-      return true;
-    }, 10_000, "the others to store the victim's incarnation");
+    await waitFor(
+      async () => {
+        for (const h of others)
+          if ((await h.node.store.knownIncarnations()).get(victim.raftId) !== victim.incarnation) return false;
+        return true;
+      },
+      10_000,
+      "the others to store the victim's incarnation",
+    );
     const before = await put(leader, 'before-wipe', 'v');
     await waitCommitted(cluster.nodes, before);
     // All down; the victim's data directory is lost; all come back. The others' memory is gone,
@@ -214,7 +241,11 @@ describe('an in-process cluster of QuorateNodes', () => {
     }
     victim.incarnation = wipedInc;
     await cluster.wipeAndRestart(victim);
-    await waitFor(() => /lost or replaced/.test(victim.node.status().alarm ?? ''), 10_000, 'the wiped node to be refused by its peers');
+    await waitFor(
+      () => /lost or replaced/.test(victim.node.status().alarm ?? ''),
+      10_000,
+      'the wiped node to be refused by its peers',
+    );
     const after = await put(await cluster.waitForLeader(others), 'after-wipe', 'v');
     await waitCommitted(others, after);
   });
@@ -229,17 +260,25 @@ describe('an in-process cluster of QuorateNodes', () => {
     // As a learner first (one member is cut off: a fourth voter that has not caught up would cost
     // the leader its quorum), promoted once it has caught up.
     const id = await leader.node.addLearner(cluster.p2pAddress(joiner));
-    await waitFor(() => joiner.node.status().raftId === id && joiner.node.status().appliedIndex >= leader.node.status().commitIndex, 10_000, 'the joiner to catch up');
+    await waitFor(
+      () => joiner.node.status().raftId === id && joiner.node.status().appliedIndex >= leader.node.status().commitIndex,
+      10_000,
+      'the joiner to catch up',
+    );
     await leader.node.promoteToPeer(id);
     // Leadership moves to the new member, which the lagging node has never heard of.
     await leader.node.transferLeadership(id);
     const majority = cluster.nodes.filter((h) => h !== lagging);
     await waitFor(() => majority.every((h) => h.node.status().leader === id), 10_000, 'the new member to lead');
     let hash = '';
-    await waitFor(async () => {
-      hash = await put(joiner, 'while-lagging', 'v').catch(() => '');
-      return hash !== '';
-    }, 10_000, 'a transaction accepted by the new leader');
+    await waitFor(
+      async () => {
+        hash = await put(joiner, 'while-lagging', 'v').catch(() => '');
+        return hash !== '';
+      },
+      10_000,
+      'a transaction accepted by the new leader',
+    );
     await waitCommitted(majority, hash);
     cluster.network.heal();
     await waitCommitted([lagging], hash);

@@ -3,11 +3,25 @@
 
 import { MemoryStorage } from '../../consensus/memory-storage.js';
 import { MemoryNetwork } from '../../p2p/memory-transport.js';
-import { createMemoryChainStore, generateAccountKey, generateMinterKey, LedgerApp, MemoryKv, type AccountKey, type GenesisConfig } from '../../node/chain/index.js';
+import {
+  createMemoryChainStore,
+  generateAccountKey,
+  generateMinterKey,
+  LedgerApp,
+  MemoryKv,
+  type AccountKey,
+  type GenesisConfig,
+} from '../../node/chain/index.js';
 import { SystemClock } from '../../node/clock.js';
 import { silentLogger } from '../../node/log.js';
 import type { MemberInfo } from '../../node/membership.js';
-import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership, type NodeOptions, type PrivacyProvider } from '../../node/node.js';
+import {
+  DEFAULT_NODE_OPTIONS,
+  QuorateNode,
+  genesisMembership,
+  type NodeOptions,
+  type PrivacyProvider,
+} from '../../node/node.js';
 
 export interface HarnessNode {
   readonly name: string;
@@ -158,12 +172,16 @@ export class TestCluster {
 
   async waitForLeader(among: readonly HarnessNode[] = this.nodes, timeoutMs = 10_000): Promise<HarnessNode> {
     let found: HarnessNode | undefined;
-    await waitFor(() => {
-      const l = this.leader(among);
-      // A leader whose term everyone in `among` has reached: not a stale one in a minority.
-      if (l && among.every((h) => h.node.status().leader === l.raftId)) found = l;
-      return found !== undefined;
-    }, timeoutMs, 'a leader known to every node');
+    await waitFor(
+      () => {
+        const l = this.leader(among);
+        // A leader whose term everyone in `among` has reached: not a stale one in a minority.
+        if (l && among.every((h) => h.node.status().leader === l.raftId)) found = l;
+        return found !== undefined;
+      },
+      timeoutMs,
+      'a leader known to every node',
+    );
     return found!;
   }
 }

@@ -21,10 +21,14 @@ async function put(h: HarnessNode, key: string, value: string): Promise<string> 
 }
 
 async function waitCommitted(nodes: readonly HarnessNode[], txHash: string): Promise<void> {
-  await waitFor(async () => {
-    for (const h of nodes) if (!(await h.node.store.getReceipt(hashBytes(txHash)))) return false;
-    return true;
-  }, 10_000, `tx ${txHash} committed`);
+  await waitFor(
+    async () => {
+      for (const h of nodes) if (!(await h.node.store.getReceipt(hashBytes(txHash)))) return false;
+      return true;
+    },
+    10_000,
+    `tx ${txHash} committed`,
+  );
 }
 
 describe('backfilling the blocks a snapshot skipped', () => {
@@ -46,7 +50,11 @@ describe('backfilling the blocks a snapshot skipped', () => {
       gap.push(h);
       await waitCommitted([leader, other], h);
     }
-    await waitFor(() => leader.raftStorage.firstIndex() > laggingApplied + 1, 10_000, 'the leader to compact past the cut-off follower');
+    await waitFor(
+      () => leader.raftStorage.firstIndex() > laggingApplied + 1,
+      10_000,
+      'the leader to compact past the cut-off follower',
+    );
     // Before the heal the gap is absent on the lagging node.
     expect(await lagging.node.store.getReceipt(hashBytes(gap[0]))).toBeUndefined();
 
@@ -55,7 +63,13 @@ describe('backfilling the blocks a snapshot skipped', () => {
     const during: string[] = [];
     for (let i = 0; i < 10; i++) during.push(await put(leader, `d${i}`, `w${i}`));
     await waitCommitted(cluster.nodes, during[during.length - 1]);
-    await waitFor(() => lagging.node.privateCatchUp() === undefined && lagging.node.chainState.head.header.number === leader.node.chainState.head.header.number, 20_000, 'the lagging node to catch up');
+    await waitFor(
+      () =>
+        lagging.node.privateCatchUp() === undefined &&
+        lagging.node.chainState.head.header.number === leader.node.chainState.head.header.number,
+      20_000,
+      'the lagging node to catch up',
+    );
     // The log it needed was gone (checked above), so it came back by snapshot.
     expect(lagging.raftStorage.snapshot().metadata.index).toBeGreaterThan(laggingApplied);
     expect(await lagging.node.store.getValue('k0')).toBe('v0');
@@ -63,7 +77,9 @@ describe('backfilling the blocks a snapshot skipped', () => {
     const head = leader.node.chainState.head.header.number;
     expect(head).toBeGreaterThan(laggingHead + BLOCK_RANGE_MAX_BLOCKS);
     for (let n = 0; n <= head; n++) {
-      const hashes = await Promise.all(cluster.nodes.map(async (h) => (await h.node.store.getBlockByNumber(n))?.hashHex));
+      const hashes = await Promise.all(
+        cluster.nodes.map(async (h) => (await h.node.store.getBlockByNumber(n))?.hashHex),
+      );
       expect(hashes[0], `block ${n}`).toBeDefined();
       expect(new Set(hashes).size, `block ${n}`).toBe(1);
     }
@@ -71,7 +87,9 @@ describe('backfilling the blocks a snapshot skipped', () => {
       const r = await lagging.node.store.getReceipt(hashBytes(h));
       expect(r?.status, h).toBe(1);
       const found = await lagging.node.store.getTransaction(hashBytes(h));
-      expect(found?.location.blockHash).toEqual((await leader.node.store.getTransaction(hashBytes(h)))?.location.blockHash);
+      expect(found?.location.blockHash).toEqual(
+        (await leader.node.store.getTransaction(hashBytes(h)))?.location.blockHash,
+      );
     }
   }, 90_000);
 });

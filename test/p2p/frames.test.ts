@@ -6,13 +6,20 @@ import { MAX_REMOTE_ERROR_MESSAGE_BYTES, RemoteErrorReason } from '../../p2p/tra
 describe('channel stream frames', () => {
   it('round-trips every frame kind', () => {
     expect(decodeFrame(encodeHello('raft'))).toEqual({ kind: FrameKind.Hello, version: 1, channel: 'raft' });
-    expect(decodeFrame(encodeMessage(Uint8Array.of(1, 2)))).toEqual({ kind: FrameKind.Message, payload: Uint8Array.of(1, 2) });
+    expect(decodeFrame(encodeMessage(Uint8Array.of(1, 2)))).toEqual({
+      kind: FrameKind.Message,
+      payload: Uint8Array.of(1, 2),
+    });
     expect(decodeFrame(encodeWithId(FrameKind.Request, 0xfffffffe, Uint8Array.of(9)))).toEqual({
       kind: FrameKind.Request,
       id: 0xfffffffe,
       payload: Uint8Array.of(9),
     });
-    expect(decodeFrame(encodeWithId(FrameKind.Reply, 7, new Uint8Array(0)))).toEqual({ kind: FrameKind.Reply, id: 7, payload: new Uint8Array(0) });
+    expect(decodeFrame(encodeWithId(FrameKind.Reply, 7, new Uint8Array(0)))).toEqual({
+      kind: FrameKind.Reply,
+      id: 7,
+      payload: new Uint8Array(0),
+    });
     expect(decodeFrame(encodeErrReply(3, RemoteErrorReason.Busy, 'busy'))).toEqual({
       kind: FrameKind.ErrReply,
       id: 3,
@@ -27,7 +34,12 @@ describe('channel stream frames', () => {
   });
 
   it('rejects garbage with a P2pError, never an unchecked exception', () => {
-    const garbage = [new Uint8Array(0), Uint8Array.of(0x09), Uint8Array.of(FrameKind.Request, 1, 2), Uint8Array.of(FrameKind.Hello, 1)];
+    const garbage = [
+      new Uint8Array(0),
+      Uint8Array.of(0x09),
+      Uint8Array.of(FrameKind.Request, 1, 2),
+      Uint8Array.of(FrameKind.Hello, 1),
+    ];
     for (const bytes of garbage) expect(() => decodeFrame(bytes)).toThrow(P2pError);
     const longHello = new Uint8Array(200).fill(0x61);
     longHello[0] = FrameKind.Hello;

@@ -12,7 +12,10 @@ const ECHO = '/quorate-test/echo/1.0.0';
 /** A real pino logger writing JSON lines to memory, so tests can read what an operator would see. */
 function recordingLogger() {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   return { logger, lines };
 }
 
@@ -47,7 +50,9 @@ describe('createHost: the libp2p factory and its allowlist gater', () => {
   /** Opening a stream needs the remote to answer protocol negotiation: proof it admitted us. */
   async function canTalk(from: P2pHost, to: P2pHost): Promise<boolean> {
     try {
-      const stream = await from.libp2p.dialProtocol(multiaddr(to.listenMultiaddrs()[0]), ECHO, { signal: AbortSignal.timeout(3_000) });
+      const stream = await from.libp2p.dialProtocol(multiaddr(to.listenMultiaddrs()[0]), ECHO, {
+        signal: AbortSignal.timeout(3_000),
+      });
       stream.send(Uint8Array.of(1, 2, 3));
       for await (const chunk of stream) {
         await stream.close();
@@ -108,6 +113,8 @@ describe('createHost: the libp2p factory and its allowlist gater', () => {
 
   it('rejects a malformed peer id in the allowlist (a configuration error)', async () => {
     const privateKey = await generateKeyPair('Ed25519');
-    await expect(createHost({ privateKey, listenAddrs: ['/ip4/127.0.0.1/tcp/0'], allowedPeers: ['not-a-peer-id'] })).rejects.toThrow();
+    await expect(
+      createHost({ privateKey, listenAddrs: ['/ip4/127.0.0.1/tcp/0'], allowedPeers: ['not-a-peer-id'] }),
+    ).rejects.toThrow();
   });
 });

@@ -83,7 +83,12 @@ describe('Libp2pTransport on the wire', () => {
     a.transport.onMessage('raft', (_from, data) => got.push(new TextDecoder().decode(data)));
     // A raw libp2p host holding a member's key: admitted by the gater, but not speaking our protocol.
     const rogueKey = await generateKeyPair('Ed25519');
-    const rogue = await createHost({ privateKey: rogueKey, listenAddrs: ['/ip4/127.0.0.1/tcp/0'], allowedPeers: [a.peerId], logger: pino({ level: 'silent' }) });
+    const rogue = await createHost({
+      privateKey: rogueKey,
+      listenAddrs: ['/ip4/127.0.0.1/tcp/0'],
+      allowedPeers: [a.peerId],
+      logger: pino({ level: 'silent' }),
+    });
     try {
       await connectAll([a, b]);
       a.transport.setPeers([b.address(), { peerId: rogue.peerId, addrs: rogue.listenMultiaddrs() }]);

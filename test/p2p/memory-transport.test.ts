@@ -2,7 +2,13 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { MemoryNetwork, type MemoryTransport } from '../../p2p/memory-transport.js';
 import type { PeerTransport, TransportLimits } from '../../p2p/transport.js';
-import { TEST_LIMITS, connectAll, describeTransportCompliance, waitFor, type TransportTestNode } from './transport.suite.js';
+import {
+  TEST_LIMITS,
+  connectAll,
+  describeTransportCompliance,
+  waitFor,
+  type TransportTestNode,
+} from './transport.suite.js';
 
 const logger = pino({ level: 'silent' });
 

@@ -40,7 +40,10 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
 export async function connectAll(nodes: readonly TransportTestNode[]): Promise<void> {
   for (const node of nodes) node.transport.setPeers(nodes.filter((n) => n !== node).map((n) => n.address()));
   await waitFor(
-    () => nodes.every((node) => nodes.every((other) => other === node || node.transport.connectedPeers().includes(other.peerId))),
+    () =>
+      nodes.every((node) =>
+        nodes.every((other) => other === node || node.transport.connectedPeers().includes(other.peerId)),
+      ),
     'all pairs connected',
   );
 }
@@ -91,8 +94,12 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       const a = await net.createNode();
       const b = await net.createNode();
       const got: Record<string, number[]> = { raft: [], tx: [] };
-      b.transport.onMessage('raft', (_from, data) => got.raft.push(new DataView(data.buffer, data.byteOffset).getUint32(0)));
-      b.transport.onMessage('tx', (_from, data) => got.tx.push(new DataView(data.buffer, data.byteOffset).getUint32(0)));
+      b.transport.onMessage('raft', (_from, data) =>
+        got.raft.push(new DataView(data.buffer, data.byteOffset).getUint32(0)),
+      );
+      b.transport.onMessage('tx', (_from, data) =>
+        got.tx.push(new DataView(data.buffer, data.byteOffset).getUint32(0)),
+      );
       await connectAll([a, b]);
       const count = 2000;
       for (let i = 0; i < count; i++) {
@@ -114,7 +121,9 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       b.transport.onRequest('payload', async (from, data) => enc(`${from}:${dec(data).toUpperCase()}`));
       await connectAll([a, b]);
       const replies = await Promise.all(
-        Array.from({ length: 200 }, (_, i) => a.transport.request(b.peerId, 'payload', enc(`req${i}`), { timeoutMs: 10_000 })),
+        Array.from({ length: 200 }, (_, i) =>
+          a.transport.request(b.peerId, 'payload', enc(`req${i}`), { timeoutMs: 10_000 }),
+        ),
       );
       expect(replies.map(dec)).toEqual(Array.from({ length: 200 }, (_, i) => `${a.peerId}:REQ${i}`));
     });
@@ -128,10 +137,14 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       });
       b.transport.onRequest('ok', async () => enc('fine'));
       await connectAll([a, b]);
-      const failed = await expectP2pError(a.transport.request(b.peerId, 'payload', enc('x')), [P2pErrorCode.RemoteError]);
+      const failed = await expectP2pError(a.transport.request(b.peerId, 'payload', enc('x')), [
+        P2pErrorCode.RemoteError,
+      ]);
       expect(failed.meta.reason).toBe(RemoteErrorReason.HandlerFailed);
       expect(String(failed.meta.remoteMessage)).toContain('no such payload');
-      const missing = await expectP2pError(a.transport.request(b.peerId, 'nobody-home', enc('x')), [P2pErrorCode.RemoteError]);
+      const missing = await expectP2pError(a.transport.request(b.peerId, 'nobody-home', enc('x')), [
+        P2pErrorCode.RemoteError,
+      ]);
       expect(missing.meta.reason).toBe(RemoteErrorReason.NoHandler);
       // The same stream still serves other requests after an error reply.
       expect(dec(await a.transport.request(b.peerId, 'ok', enc('x')))).toBe('fine');
@@ -155,7 +168,9 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       a.transport.send(b.peerId, 'raft', enc('after'));
       await waitFor(() => got.length === 1, 'message after a throwing handler');
       expect(got).toEqual(['after']);
-      const err = await expectP2pError(a.transport.request(b.peerId, 'sync-throw', enc('x')), [P2pErrorCode.RemoteError]);
+      const err = await expectP2pError(a.transport.request(b.peerId, 'sync-throw', enc('x')), [
+        P2pErrorCode.RemoteError,
+      ]);
       expect(err.meta.reason).toBe(RemoteErrorReason.HandlerFailed);
     });
 
@@ -218,7 +233,9 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       await connectAll([a, b]);
       a.transport.send(b.peerId, 'raft', new Uint8Array(100 * 1024));
       await waitFor(() => b.transport.stats().oversizedFramesRejected === 1, 'oversized frame rejected');
-      await expectP2pError(a.transport.request(b.peerId, 'echo', new Uint8Array(100 * 1024)), [P2pErrorCode.PeerUnreachable]);
+      await expectP2pError(a.transport.request(b.peerId, 'echo', new Uint8Array(100 * 1024)), [
+        P2pErrorCode.PeerUnreachable,
+      ]);
       expect(b.transport.stats().oversizedFramesRejected).toBe(2);
       // Positive twin: later, small traffic flows again on fresh streams.
       a.transport.send(b.peerId, 'raft', new Uint8Array(10));
@@ -241,7 +258,9 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       allowed.transport.setPeers([a.address()]);
       stranger.transport.setPeers([a.address()]);
       await waitFor(
-        () => a.transport.connectedPeers().includes(allowed.peerId) && allowed.transport.connectedPeers().includes(a.peerId),
+        () =>
+          a.transport.connectedPeers().includes(allowed.peerId) &&
+          allowed.transport.connectedPeers().includes(a.peerId),
         'allowed peer connected, seen from both ends',
       );
       // Positive: the allowed peer's message arrives.
@@ -351,7 +370,10 @@ export function describeTransportCompliance(name: string, makeNetwork: () => Pro
       const a = await net.createNode({ limits: { maxInflightRequestsPerPeer: 2 } });
       const b = await net.createNode({ limits: { maxConcurrentInboundRequestsPerPeer: 1 } });
       const release: Array<() => void> = [];
-      b.transport.onRequest('slow', () => new Promise<Uint8Array>((resolve) => release.push(() => resolve(enc('done')))));
+      b.transport.onRequest(
+        'slow',
+        () => new Promise<Uint8Array>((resolve) => release.push(() => resolve(enc('done')))),
+      );
       await connectAll([a, b]);
       const first = a.transport.request(b.peerId, 'slow', enc('1'));
       const second = a.transport.request(b.peerId, 'slow', enc('2'));

@@ -8,11 +8,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStorage } from '../../consensus/memory-storage.js';
 import { MemoryKeyStore, NaclEnclave } from '../../enclave/index.js';
-import { generateAccountKey, generateMinterKey, LedgerApp, openLevelChainStore, type AccountKey, type GenesisConfig, type KvChainStore } from '../../node/chain/index.js';
+import {
+  generateAccountKey,
+  generateMinterKey,
+  LedgerApp,
+  openLevelChainStore,
+  type AccountKey,
+  type GenesisConfig,
+  type KvChainStore,
+} from '../../node/chain/index.js';
 import { SystemClock } from '../../node/clock.js';
 import { silentLogger } from '../../node/log.js';
 import type { MemberInfo } from '../../node/membership.js';
-import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership, type NodeOptions, type PrivacyProvider } from '../../node/node.js';
+import {
+  DEFAULT_NODE_OPTIONS,
+  QuorateNode,
+  genesisMembership,
+  type NodeOptions,
+  type PrivacyProvider,
+} from '../../node/node.js';
 import { NodePrivacy, type NodePrivacyConfig } from '../../node/privacy.js';
 import { MemoryNetwork } from '../../p2p/memory-transport.js';
 import type { DeliveryMode } from '../../txmanager/index.js';
@@ -71,7 +85,10 @@ export class PrivateCluster {
   private members: MemberInfo[] = [];
   private seed = 1;
 
-  private constructor(private readonly root: string, private readonly options: PrivateClusterOptions) {}
+  private constructor(
+    private readonly root: string,
+    private readonly options: PrivateClusterOptions,
+  ) {}
 
   static async create(options: PrivateClusterOptions): Promise<PrivateCluster> {
     const c = new PrivateCluster(await mkdtemp(join(tmpdir(), 'quorate-privacy-')), options);
@@ -122,7 +139,12 @@ export class PrivateCluster {
   private async open(h: PrivateNode): Promise<void> {
     const transport = this.network.createTransport(h.peerId);
     const privacy = await NodePrivacy.open(
-      { nodeId: h.name, dataDir: h.dataDir, deliveryMode: this.options.deliveryMode ?? 'fail-fast', tm: this.options.tm },
+      {
+        nodeId: h.name,
+        dataDir: h.dataDir,
+        deliveryMode: this.options.deliveryMode ?? 'fail-fast',
+        tm: this.options.tm,
+      },
       { peers: transport, logger: silentLogger(), enclave: await NaclEnclave.create(h.keyStore) },
     );
     const chainStore = await openLevelChainStore(join(h.dataDir, 'chain'));
@@ -196,16 +218,22 @@ export class PrivateCluster {
   }
 
   leader(): PrivateNode | undefined {
-    return this.nodes.filter((h) => h.running && h.node.status().role === 'leader').sort((a, b) => b.node.status().term - a.node.status().term)[0];
+    return this.nodes
+      .filter((h) => h.running && h.node.status().role === 'leader')
+      .sort((a, b) => b.node.status().term - a.node.status().term)[0];
   }
 
   async waitForLeader(): Promise<PrivateNode> {
     let found: PrivateNode | undefined;
-    await waitFor(() => {
-      const l = this.leader();
-      if (l && this.nodes.every((h) => !h.running || h.node.status().leader === l.node.status().raftId)) found = l;
-      return found !== undefined;
-    }, 10_000, 'a leader');
+    await waitFor(
+      () => {
+        const l = this.leader();
+        if (l && this.nodes.every((h) => !h.running || h.node.status().leader === l.node.status().raftId)) found = l;
+        return found !== undefined;
+      },
+      10_000,
+      'a leader',
+    );
     return found!;
   }
 }
@@ -234,8 +262,12 @@ export const hashBytes = (txHash: string): Uint8Array => Uint8Array.from(Buffer.
 
 /** Waits until every node in `nodes` holds a receipt for the transaction. */
 export async function waitCommitted(nodes: readonly PrivateNode[], txHash: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(async () => {
-    for (const h of nodes) if (!(await h.node.store.getReceipt(hashBytes(txHash)))) return false;
-    return true;
-  }, timeoutMs, `tx ${txHash} committed on ${nodes.map((n) => n.name).join(', ')}`);
+  await waitFor(
+    async () => {
+      for (const h of nodes) if (!(await h.node.store.getReceipt(hashBytes(txHash)))) return false;
+      return true;
+    },
+    timeoutMs,
+    `tx ${txHash} committed on ${nodes.map((n) => n.name).join(', ')}`,
+  );
 }

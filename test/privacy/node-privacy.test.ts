@@ -28,7 +28,10 @@ interface Party {
   readonly key: string;
 }
 
-async function parties(names: readonly string[], options: { resyncOnOpen?: boolean } = {}): Promise<{ list: Party[]; membership: (include?: readonly string[]) => MembershipState }> {
+async function parties(
+  names: readonly string[],
+  options: { resyncOnOpen?: boolean } = {},
+): Promise<{ list: Party[]; membership: (include?: readonly string[]) => MembershipState }> {
   const network = new MemoryNetwork();
   const dir = await mkdtemp(join(tmpdir(), 'quorate-nodeprivacy-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
@@ -36,7 +39,10 @@ async function parties(names: readonly string[], options: { resyncOnOpen?: boole
   for (const name of names) {
     const transport = network.createTransport(`peer-${name}`);
     const enclave = await NaclEnclave.create(MemoryKeyStore.generate(1));
-    const privacy = await NodePrivacy.open({ nodeId: name, dataDir: join(dir, name), deliveryMode: 'fail-fast', resyncOnOpen: options.resyncOnOpen }, { peers: transport, logger: silentLogger(), enclave });
+    const privacy = await NodePrivacy.open(
+      { nodeId: name, dataDir: join(dir, name), deliveryMode: 'fail-fast', resyncOnOpen: options.resyncOnOpen },
+      { peers: transport, logger: silentLogger(), enclave },
+    );
     list.push({ name, privacy, transport, key: privacy.publicKeys()[0] });
     cleanups.push(async () => {
       await privacy.close();
@@ -48,16 +54,30 @@ async function parties(names: readonly string[], options: { resyncOnOpen?: boole
     await p.transport.start();
   }
   const member = (p: Party, i: number): MemberInfo => ({
-    raftId: i + 1, name: p.name, peerId: p.transport.localPeerId, p2pAddrs: [], rpcUrl: 'http://127.0.0.1:1/', tmUrl: 'http://127.0.0.1:2/', signingKey: '', enclaveKeys: [p.key],
+    raftId: i + 1,
+    name: p.name,
+    peerId: p.transport.localPeerId,
+    p2pAddrs: [],
+    rpcUrl: 'http://127.0.0.1:1/',
+    tmUrl: 'http://127.0.0.1:2/',
+    signingKey: '',
+    enclaveKeys: [p.key],
   });
   return {
     list,
-    membership: (include = names) => ({ members: list.filter((p) => include.includes(p.name)).map(member), nextRaftId: list.length + 1, removed: [] }),
+    membership: (include = names) => ({
+      members: list.filter((p) => include.includes(p.name)).map(member),
+      nextRaftId: list.length + 1,
+      removed: [],
+    }),
   };
 }
 
 const expectNodeError = async (p: Promise<unknown>, code: NodeErrorCode): Promise<NodeError> => {
-  const e = await p.then(() => null, (x: unknown) => x);
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(NodeError);
   expect((e as NodeError).code).toBe(code);
   return e as NodeError;
@@ -65,7 +85,10 @@ const expectNodeError = async (p: Promise<unknown>, code: NodeErrorCode): Promis
 
 describe('NodePrivacy', () => {
   it('sends to a member named by the membership, and a key outside it is TxUnknownRecipient', async () => {
-    const { list: [a, b, c], membership } = await parties(['a', 'b', 'c'], { resyncOnOpen: false });
+    const {
+      list: [a, b, c],
+      membership,
+    } = await parties(['a', 'b', 'c'], { resyncOnOpen: false });
     a.privacy.applyMembership(membership(['a', 'b']));
     b.privacy.applyMembership(membership(['a', 'b']));
     const hash = await a.privacy.send(new TextEncoder().encode('hello'), [b.key]);
@@ -81,10 +104,16 @@ describe('NodePrivacy', () => {
   });
 
   it('a recipient that is down is PrivacyRecipientUnavailable naming it; the breaker gauge shows it', async () => {
-    const { list: [a, b], membership } = await parties(['a', 'b'], { resyncOnOpen: false });
+    const {
+      list: [a, b],
+      membership,
+    } = await parties(['a', 'b'], { resyncOnOpen: false });
     for (const p of [a, b]) p.privacy.applyMembership(membership());
     await b.transport.stop();
-    const e = await expectNodeError(a.privacy.send(Uint8Array.from([1]), [b.key]), NodeErrorCode.PrivacyRecipientUnavailable);
+    const e = await expectNodeError(
+      a.privacy.send(Uint8Array.from([1]), [b.key]),
+      NodeErrorCode.PrivacyRecipientUnavailable,
+    );
     expect(e.message).toContain('b');
     expect(e.meta.nodeIds).toEqual(['b']);
     const metrics = createNodeMetrics();
@@ -94,7 +123,10 @@ describe('NodePrivacy', () => {
   });
 
   it('receive: null only when not a party; a copy owed to one of our keys, or an unfinished resync, is an error', async () => {
-    const { list: [a, b, c], membership } = await parties(['a', 'b', 'c'], { resyncOnOpen: false });
+    const {
+      list: [a, b, c],
+      membership,
+    } = await parties(['a', 'b', 'c'], { resyncOnOpen: false });
     for (const p of [a, b, c]) p.privacy.applyMembership(membership());
     const hash = await a.privacy.send(Uint8Array.from([7]), [b.key]);
     expect(await c.privacy.receive(hash)).toBeNull();
@@ -102,14 +134,19 @@ describe('NodePrivacy', () => {
     const cKey = Uint8Array.from(Buffer.from(c.key, 'base64'));
     await expectNodeError(c.privacy.receive(hash, [cKey]), NodeErrorCode.PrivacyUnavailable);
     // b holds it whatever privateFor says.
-    expect(await b.privacy.receive(hash, [Uint8Array.from(Buffer.from(b.key, 'base64'))])).toEqual(Uint8Array.from([7]));
+    expect(await b.privacy.receive(hash, [Uint8Array.from(Buffer.from(b.key, 'base64'))])).toEqual(
+      Uint8Array.from([7]),
+    );
     await expectNodeError(c.privacy.receive(new Uint8Array(10)), NodeErrorCode.PrivacyUnavailable);
     await c.privacy.close();
     await expectNodeError(c.privacy.receive(hash), NodeErrorCode.PrivacyUnavailable);
   });
 
   it('a node that missed a payload fetches it at start-up (resync), answering "could not tell" until then', async () => {
-    const { list: [a, b], membership } = await parties(['a', 'b']);
+    const {
+      list: [a, b],
+      membership,
+    } = await parties(['a', 'b']);
     // b does not know the membership yet (a node still starting): it refuses a's push, but a
     // stored the whole payload, b's box included, before pushing.
     a.privacy.applyMembership(membership());
@@ -123,7 +160,7 @@ describe('NodePrivacy', () => {
     expect(await b.privacy.receive(hash)).toEqual(Uint8Array.from([5]));
   });
 
-  it('maps the TM\'s refusals to the node\'s codes', () => {
+  it("maps the TM's refusals to the node's codes", () => {
     const cases: Array<[TxManagerErrorCode, NodeErrorCode]> = [
       [TxManagerErrorCode.RecipientUnavailable, NodeErrorCode.PrivacyRecipientUnavailable],
       [TxManagerErrorCode.RecipientRejected, NodeErrorCode.PrivacyRecipientUnavailable],

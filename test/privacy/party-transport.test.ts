@@ -27,14 +27,22 @@ async function waitConnected(peers: readonly PeerTransport[]): Promise<void> {
 }
 
 /** nodeIds → started PeerTransports that allow each other, each with a PeerPartyTransport knowing every node. */
-async function buildCluster(factory: PeerFactory, nodeIds: readonly string[], members: (nodeId: string) => readonly string[] = () => nodeIds): Promise<TransportCluster & { peers: Map<string, PeerTransport> }> {
+async function buildCluster(
+  factory: PeerFactory,
+  nodeIds: readonly string[],
+  members: (nodeId: string) => readonly string[] = () => nodeIds,
+): Promise<TransportCluster & { peers: Map<string, PeerTransport> }> {
   const peers = new Map<string, PeerTransport>();
   for (const id of nodeIds) peers.set(id, await factory.create(id));
   const transports = new Map<string, PeerPartyTransport>();
   for (const id of nodeIds) transports.set(id, new PeerPartyTransport(peers.get(id)!, id));
   for (const id of nodeIds) {
     const self = peers.get(id)!;
-    self.setPeers(nodeIds.filter((o) => o !== id).map((o) => ({ peerId: peers.get(o)!.localPeerId, addrs: peers.get(o)!.listenAddrs() })));
+    self.setPeers(
+      nodeIds
+        .filter((o) => o !== id)
+        .map((o) => ({ peerId: peers.get(o)!.localPeerId, addrs: peers.get(o)!.listenAddrs() })),
+    );
     transports.get(id)!.setParties(members(id).map((o) => ({ nodeId: o, peerId: peers.get(o)!.localPeerId })));
   }
   await waitConnected([...peers.values()]);
@@ -65,15 +73,24 @@ function libp2pFactory(): PeerFactory {
   const logger = pino({ level: 'silent' });
   return {
     async create() {
-      const t = new Libp2pTransport({ privateKey: await generateKeyPair('Ed25519'), listenAddrs: ['/ip4/127.0.0.1/tcp/0'], limits: TEST_LIMITS, logger });
+      const t = new Libp2pTransport({
+        privateKey: await generateKeyPair('Ed25519'),
+        listenAddrs: ['/ip4/127.0.0.1/tcp/0'],
+        limits: TEST_LIMITS,
+        logger,
+      });
       await t.start();
       return t;
     },
   };
 }
 
-runPartyTransportSuite('PeerPartyTransport over MemoryTransport', { create: (ids) => buildCluster(memoryFactory(), ids) });
-runPartyTransportSuite('PeerPartyTransport over Libp2pTransport (127.0.0.1)', { create: (ids) => buildCluster(libp2pFactory(), ids) });
+runPartyTransportSuite('PeerPartyTransport over MemoryTransport', {
+  create: (ids) => buildCluster(memoryFactory(), ids),
+});
+runPartyTransportSuite('PeerPartyTransport over Libp2pTransport (127.0.0.1)', {
+  create: (ids) => buildCluster(libp2pFactory(), ids),
+});
 
 describe.each([
   ['MemoryTransport', memoryFactory],
@@ -90,11 +107,23 @@ describe.each([
         },
         onResendRequest: async () => ({ payloads: [], nextAfterHash: null }),
       });
-      const refused = await cluster.transports.get('a')!.push('b', Uint8Array.from([1]), AbortSignal.timeout(5_000)).then(() => null, (e: unknown) => e);
+      const refused = await cluster.transports
+        .get('a')!
+        .push('b', Uint8Array.from([1]), AbortSignal.timeout(5_000))
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
       expect(refused).toBeInstanceOf(PartyTransportError);
       expect((refused as PartyTransportError).code).toBe(PartyTransportErrorCode.Rejected);
       expect((refused as PartyTransportError).remoteCode).toBe(NOT_A_MEMBER_CODE);
-      const resend = await cluster.transports.get('a')!.resendRequest('b', { afterHash: null, maxPayloads: 4 }, AbortSignal.timeout(5_000)).then(() => null, (e: unknown) => e);
+      const resend = await cluster.transports
+        .get('a')!
+        .resendRequest('b', { afterHash: null, maxPayloads: 4 }, AbortSignal.timeout(5_000))
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
       expect((resend as PartyTransportError).remoteCode).toBe(NOT_A_MEMBER_CODE);
       // Positive control: the member c is served, and b's handler sees c's node id.
       await cluster.transports.get('c')!.push('b', Uint8Array.from([2]), AbortSignal.timeout(5_000));

@@ -15,9 +15,13 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-
 /** quorate_sendTransaction as a client uses it: retried when no leader took it (an election), never otherwise. */
-async function put(from: PrivateNode, key: string, value: string, privateFor?: readonly PrivateNode[]): Promise<string> {
+async function put(
+  from: PrivateNode,
+  key: string,
+  value: string,
+  privateFor?: readonly PrivateNode[],
+): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await from.node.sendTransaction({
@@ -26,7 +30,8 @@ async function put(from: PrivateNode, key: string, value: string, privateFor?: r
         ...(privateFor ? { privateFor: privateFor.map((p) => p.enclaveKey) } : {}),
       });
     } catch (error) {
-      const retry = error instanceof NodeError && (error.code === NodeErrorCode.NoLeader || error.code === NodeErrorCode.NotLeader);
+      const retry =
+        error instanceof NodeError && (error.code === NodeErrorCode.NoLeader || error.code === NodeErrorCode.NotLeader);
       if (!retry || attempt >= 50) throw error;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -43,7 +48,11 @@ describe('private transactions in an in-process cluster', () => {
     await cluster.start();
     await cluster.waitForLeader();
     const [a, b, c] = cluster.nodes;
-    await waitFor(() => cluster!.nodes.every((h) => h.privacy.knownParties === 2), 5_000, 'every node knows the others\' keys');
+    await waitFor(
+      () => cluster!.nodes.every((h) => h.privacy.knownParties === 2),
+      5_000,
+      "every node knows the others' keys",
+    );
 
     const secret = 'the-value-only-a-and-b-see';
     const txHash = await put(a, 'deal', secret, [b]);
@@ -97,7 +106,10 @@ describe('private transactions in an in-process cluster', () => {
     await waitFor(() => a.privacy.knownParties === 2, 5_000, 'keys known');
     await cluster.stopNode(b);
     const started = Date.now();
-    const error = await put(a, 'k', 'v', [b]).then(() => null, (e: unknown) => e);
+    const error = await put(a, 'k', 'v', [b]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(NodeError);
     expect((error as NodeError).code).toBe(NodeErrorCode.PrivacyRecipientUnavailable);
     expect((error as NodeError).message).toContain(b.name);
@@ -112,7 +124,11 @@ describe('private transactions in an in-process cluster', () => {
   });
 
   it('queue mode: a send to a recipient that is down succeeds, and the recipient gets the payload when it returns', async () => {
-    cluster = await PrivateCluster.create({ nodes: 3, deliveryMode: 'queue', tm: { queueRetryIntervalMs: 100, breaker: { openBaseMs: 100, openMaxMs: 400 } } });
+    cluster = await PrivateCluster.create({
+      nodes: 3,
+      deliveryMode: 'queue',
+      tm: { queueRetryIntervalMs: 100, breaker: { openBaseMs: 100, openMaxMs: 400 } },
+    });
     await cluster.start();
     await cluster.waitForLeader();
     const [a, b, c] = cluster.nodes;
@@ -144,7 +160,11 @@ describe('private transactions in an in-process cluster', () => {
     b.switch.down = true;
     const txHash = await put(a, 'held', 'x', [b]);
     await waitCommitted([a, c], txHash);
-    await waitFor(() => b.switch.failedReceives >= 2 && b.node.status().alarm !== undefined, 10_000, 'B raised its alarm');
+    await waitFor(
+      () => b.switch.failedReceives >= 2 && b.node.status().alarm !== undefined,
+      10_000,
+      'B raised its alarm',
+    );
     expect(b.node.status().alarm).toMatch(/private payload/);
     expect(b.node.chainState.head.header.number).toBe(before);
     expect(await b.node.store.getReceipt(hashBytes(txHash))).toBeUndefined();
@@ -162,7 +182,7 @@ describe('private transactions in an in-process cluster', () => {
     expect(await c.node.store.getPrivateValue('held')).toBeNull();
   });
 
-  it('1,000 mixed public and private transactions: every party\'s private state agrees, non-parties hold none of it', async () => {
+  it("1,000 mixed public and private transactions: every party's private state agrees, non-parties hold none of it", async () => {
     cluster = await PrivateCluster.create({ nodes: 3 });
     await cluster.start();
     await cluster.waitForLeader();
@@ -174,17 +194,20 @@ describe('private transactions in an in-process cluster', () => {
       const kind = i % 3;
       const key = `k${i % 50}`; // keys overwritten many times: order matters
       if (kind === 0) plan.push({ from: i % 2 ? a : b, key: `ab/${key}`, value: `v${i}`, privateFor: [i % 2 ? b : a] });
-      else if (kind === 1) plan.push({ from: i % 2 ? b : c, key: `bc/${key}`, value: `v${i}`, privateFor: [i % 2 ? c : b] });
+      else if (kind === 1)
+        plan.push({ from: i % 2 ? b : c, key: `bc/${key}`, value: `v${i}`, privateFor: [i % 2 ? c : b] });
       else plan.push({ from: [a, b, c][i % 3], key: `pub/${key}`, value: `v${i}` });
     }
     const bySender = new Map<PrivateNode, typeof plan>();
     for (const p of plan) bySender.set(p.from, [...(bySender.get(p.from) ?? []), p]);
     const last: string[] = [];
-    await Promise.all([...bySender.values()].map(async (items) => {
-      let h = '';
-      for (const p of items) h = await put(p.from, p.key, p.value, p.privateFor);
-      last.push(h);
-    }));
+    await Promise.all(
+      [...bySender.values()].map(async (items) => {
+        let h = '';
+        for (const p of items) h = await put(p.from, p.key, p.value, p.privateFor);
+        last.push(h);
+      }),
+    );
     for (const h of last) await waitCommitted(cluster.nodes, h, 60_000);
 
     let privateKeysSeen = 0;
@@ -203,8 +226,14 @@ describe('private transactions in an in-process cluster', () => {
     expect(privateKeysSeen).toBeGreaterThan(60);
     // Same chain everywhere.
     const height = a.node.chainState.head.header.number;
-    await waitFor(() => cluster!.nodes.every((h) => h.node.chainState.head.header.number === height), 10_000, 'same height');
-    const heads = await Promise.all(cluster.nodes.map(async (h) => (await h.node.store.getBlockByNumber(height))!.hashHex));
+    await waitFor(
+      () => cluster!.nodes.every((h) => h.node.chainState.head.header.number === height),
+      10_000,
+      'same height',
+    );
+    const heads = await Promise.all(
+      cluster.nodes.map(async (h) => (await h.node.store.getBlockByNumber(height))!.hashHex),
+    );
     expect(new Set(heads).size).toBe(1);
   });
 });

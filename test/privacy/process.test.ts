@@ -19,9 +19,12 @@ async function tm(n: ProcNode, path: string): Promise<{ status: number; body: st
 async function waitReceipt(nodes: readonly ProcNode[], txHash: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const receipts = await Promise.all(nodes.map((n) => n.rpc.call<unknown>('eth_getTransactionReceipt', [txHash]).catch(() => null)));
+    const receipts = await Promise.all(
+      nodes.map((n) => n.rpc.call<unknown>('eth_getTransactionReceipt', [txHash]).catch(() => null)),
+    );
     if (receipts.every((r) => r !== null)) return;
-    if (Date.now() > deadline) throw new Error(`tx ${txHash} not committed everywhere\n${await cluster.logTails(nodes)}`);
+    if (Date.now() > deadline)
+      throw new Error(`tx ${txHash} not committed everywhere\n${await cluster.logTails(nodes)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -50,19 +53,28 @@ describe('private transactions across real node processes', () => {
       const up = await tm(n, 'upcheck');
       expect(up).toEqual({ status: 200, body: "I'm up!" });
     }
-    const keyOf = async (n: ProcNode) => ((JSON.parse((await tm(n, 'keys')).body) as { keys: Array<{ key: string }> }).keys.map((k) => k.key));
+    const keyOf = async (n: ProcNode) =>
+      (JSON.parse((await tm(n, 'keys')).body) as { keys: Array<{ key: string }> }).keys.map((k) => k.key);
     const [keyA, keyB, keyC] = await Promise.all(cluster.nodes.map(async (n) => (await keyOf(n))[0]));
     expect(new Set([keyA, keyB, keyC]).size).toBe(3);
     const party = JSON.parse((await tm(c, 'partyinfo/keys')).body) as { keys: Array<{ key: string; node: string }> };
-    expect(party.keys.map((k) => `${k.node}=${k.key}`).sort()).toEqual([`${a.name}=${keyA}`, `${b.name}=${keyB}`, `${c.name}=${keyC}`].sort());
+    expect(party.keys.map((k) => `${k.node}=${k.key}`).sort()).toEqual(
+      [`${a.name}=${keyA}`, `${b.name}=${keyB}`, `${c.name}=${keyC}`].sort(),
+    );
 
     // A private transaction from A's account, for B.
     const [fromA] = await a.rpc.call<string[]>('quorate_accounts');
     const secret = 'process-private-value';
-    const txHash = await sendWithRetry(a, { from: fromA, ops: [{ type: 'put', key: 'deal', value: secret }], privateFor: [keyB] });
+    const txHash = await sendWithRetry(a, {
+      from: fromA,
+      ops: [{ type: 'put', key: 'deal', value: secret }],
+      privateFor: [keyB],
+    });
     await waitReceipt(cluster.nodes, txHash);
 
-    const tx = await c.rpc.call<{ isPrivate: boolean; input: string; ops?: unknown }>('eth_getTransactionByHash', [txHash]);
+    const tx = await c.rpc.call<{ isPrivate: boolean; input: string; ops?: unknown }>('eth_getTransactionByHash', [
+      txHash,
+    ]);
     expect(tx.isPrivate).toBe(true);
     expect(tx.input).toMatch(/^0x[0-9a-f]{128}$/);
     expect(tx.ops).toBeUndefined();
@@ -90,7 +102,11 @@ describe('private transactions across real node processes', () => {
 
     // And the cluster still takes private transactions after the restart (B to A this time).
     const [fromB] = await b.rpc.call<string[]>('quorate_accounts');
-    const again = await sendWithRetry(b, { from: fromB, ops: [{ type: 'put', key: 'deal2', value: 'after-restart' }], privateFor: [keyA] });
+    const again = await sendWithRetry(b, {
+      from: fromB,
+      ops: [{ type: 'put', key: 'deal2', value: 'after-restart' }],
+      privateFor: [keyA],
+    });
     await waitReceipt(cluster.nodes, again);
     expect(await a.rpc.call('quorate_getPrivateValue', ['deal2', 'latest'])).toBe('after-restart');
     expect(await c.rpc.call('quorate_getPrivateValue', ['deal2', 'latest'])).toBeNull();

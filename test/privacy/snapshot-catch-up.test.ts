@@ -15,16 +15,21 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-
-type Op = { type: 'put'; key: string; value: string } | { type: 'cas'; key: string; expect: string | null; value: string };
+type Op =
+  { type: 'put'; key: string; value: string } | { type: 'cas'; key: string; expect: string | null; value: string };
 
 /** quorate_sendTransaction, retried only when no leader took it (an election). */
 async function send(from: PrivateNode, ops: Op[], privateFor?: readonly PrivateNode[]): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await from.node.sendTransaction({ from: from.account.address, ops, ...(privateFor ? { privateFor: privateFor.map((p) => p.enclaveKey) } : {}) });
+      return await from.node.sendTransaction({
+        from: from.account.address,
+        ops,
+        ...(privateFor ? { privateFor: privateFor.map((p) => p.enclaveKey) } : {}),
+      });
     } catch (error) {
-      const retry = error instanceof NodeError && (error.code === NodeErrorCode.NoLeader || error.code === NodeErrorCode.NotLeader);
+      const retry =
+        error instanceof NodeError && (error.code === NodeErrorCode.NoLeader || error.code === NodeErrorCode.NotLeader);
       if (!retry || attempt >= 50) throw error;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -92,7 +97,11 @@ describe('catching up after a snapshot', () => {
     await waitCommitted([a, b], ordered);
     // The leader compacted its log past what c holds: c can only come back by snapshot.
     const current = cluster.leader()!;
-    await waitFor(() => current.raftStorage.firstIndex() > cAppliedAtStop + 1, 10_000, 'the leader to compact past the stopped follower');
+    await waitFor(
+      () => current.raftStorage.firstIndex() > cAppliedAtStop + 1,
+      10_000,
+      'the leader to compact past the stopped follower',
+    );
 
     // c returns with its transaction manager unreachable from the node: it installs the snapshot
     // and fetches the blocks, but cannot replay the private transactions, and must say so to a
@@ -109,7 +118,10 @@ describe('catching up after a snapshot', () => {
     await waitFor(() => c.node.privateCatchUp()?.blocksToFetch === 0, 15_000, 'c to fetch every skipped block');
     for (const h of skipped) expect(await c.node.store.getReceipt(hashBytes(h)), h).toBeDefined();
     // A private transaction c is not replayed yet: its receipt is refused, not shown as "included".
-    const pendingReceipt = await new NodeBackend(c.node).getTransactionReceipt(skipped[1]).then(() => null, (e: unknown) => e as NodeError);
+    const pendingReceipt = await new NodeBackend(c.node).getTransactionReceipt(skipped[1]).then(
+      () => null,
+      (e: unknown) => e as NodeError,
+    );
     expect(pendingReceipt?.code).toBe(NodeErrorCode.Unavailable);
     // raft_status and /health show the catch-up; the node stays healthy for public service.
     const backend = new NodeBackend(c.node);
@@ -131,7 +143,10 @@ describe('catching up after a snapshot', () => {
     const cAppliedAtSecondStop = c.node.status().appliedIndex;
     await cluster.stopNode(c);
     for (let i = 0; i < 12; i++) {
-      const h = i % 2 === 0 ? await send(a, [{ type: 'put', key: `c2-${i}`, value: `second-gap-${i}` }], [c]) : await send(b, [{ type: 'put', key: `pub2-${i}`, value: `q${i}` }]);
+      const h =
+        i % 2 === 0
+          ? await send(a, [{ type: 'put', key: `c2-${i}`, value: `second-gap-${i}` }], [c])
+          : await send(b, [{ type: 'put', key: `pub2-${i}`, value: `q${i}` }]);
       if (i % 2 === 0) {
         forC.push([`c2-${i}`, `second-gap-${i}`]);
         cParty.push(h);
@@ -140,12 +155,20 @@ describe('catching up after a snapshot', () => {
       await waitCommitted([a, b], h);
     }
     const leaderNow = cluster.leader()!;
-    await waitFor(() => leaderNow.raftStorage.firstIndex() > cAppliedAtSecondStop + 1, 10_000, 'the leader to compact past the stopped follower again');
+    await waitFor(
+      () => leaderNow.raftStorage.firstIndex() > cAppliedAtSecondStop + 1,
+      10_000,
+      'the leader to compact past the stopped follower again',
+    );
     await cluster.restartNode(c);
     const headBeforeSecond = (await c.chainStore.head())!.number;
     await waitFor(() => c.node.status().head > headBeforeSecond, 10_000, 'c to install the second snapshot');
     expect(c.node.privateCatchUp()?.privateThrough).toBe(resumed!.privateThrough);
-    await waitFor(() => c.node.privateCatchUp()?.blocksToFetch === 0, 15_000, 'c to fetch the blocks of the second gap');
+    await waitFor(
+      () => c.node.privateCatchUp()?.blocksToFetch === 0,
+      15_000,
+      'c to fetch the blocks of the second gap',
+    );
 
     // A new block above the snapshot while c still catches up: its private part must apply
     // after the replayed ones (the cas expects the value written in the skipped range).
@@ -157,10 +180,16 @@ describe('catching up after a snapshot', () => {
     await waitFor(() => c.node.privateCatchUp() === undefined, 30_000, 'c to finish catching up');
 
     // Every height: the same block on every node.
-    await waitFor(() => new Set(cluster!.nodes.map((h) => h.node.status().head)).size === 1, 10_000, 'same head everywhere');
+    await waitFor(
+      () => new Set(cluster!.nodes.map((h) => h.node.status().head)).size === 1,
+      10_000,
+      'same head everywhere',
+    );
     const head = a.node.status().head;
     for (let n = 0; n <= head; n++) {
-      const hashes = await Promise.all(cluster.nodes.map(async (h) => (await h.node.store.getBlockByNumber(n))?.hashHex));
+      const hashes = await Promise.all(
+        cluster.nodes.map(async (h) => (await h.node.store.getBlockByNumber(n))?.hashHex),
+      );
       expect(hashes[0], `block ${n}`).toBeDefined();
       expect(new Set(hashes).size, `block ${n}: ${hashes.join(' ')}`).toBe(1);
     }

@@ -5,11 +5,26 @@
 // Operation n is a function of (seed, n, the log's state before it), so a writer restarted on a
 // recovered log with n writes continues with the same operations the model expects.
 
-import { EntryType, type ConfState, type Entry, type HardState, type LogIndex, type RaftId, type Snapshot, type Term } from '../../consensus/types.js';
+import {
+  EntryType,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type LogIndex,
+  type RaftId,
+  type Snapshot,
+  type Term,
+} from '../../consensus/types.js';
 import { SeededRng } from '../../consensus/rng.js';
 import type { WritableStorage } from '../../consensus/storage.js';
 
-export const CRASH_CONF: ConfState = { voters: [1, 2, 3] as RaftId[], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
+export const CRASH_CONF: ConfState = {
+  voters: [1, 2, 3] as RaftId[],
+  votersOutgoing: [],
+  learners: [],
+  learnersNext: [],
+  autoLeave: false,
+};
 /** Small, so that compaction (deletes in the same batch as the snapshot) happens often. */
 export const CRASH_RETAIN_ENTRIES = 5;
 
@@ -32,14 +47,25 @@ export function nextOp(seed: number, n: number, s: WritableStorage): CrashOp {
     const base = Math.max(hard.commit, first - 1);
     const from = base + 1 + rng.nextInt(last - base + 1);
     const entries = Array.from({ length: 1 + rng.nextInt(30) }, (_, i) => entry(from + i, termN, bytes(300)));
-    return { kind: 'save', hardState: { term: termN, vote: (1 + rng.nextInt(3)) as RaftId, commit: hard.commit }, entries };
+    return {
+      kind: 'save',
+      hardState: { term: termN, vote: (1 + rng.nextInt(3)) as RaftId, commit: hard.commit },
+      entries,
+    };
   }
   if (roll < 22 && hard.commit > snapIndex) {
-    return { kind: 'createSnapshot', index: (snapIndex + 1 + rng.nextInt(hard.commit - snapIndex)) as LogIndex, data: bytes(2000) };
+    return {
+      kind: 'createSnapshot',
+      index: (snapIndex + 1 + rng.nextInt(hard.commit - snapIndex)) as LogIndex,
+      data: bytes(2000),
+    };
   }
   if (roll < 25) {
     const index = (last + 1 + rng.nextInt(50)) as LogIndex;
-    return { kind: 'applySnapshot', snapshot: { metadata: { index, term: hard.term, confState: CRASH_CONF }, data: bytes(2000) } };
+    return {
+      kind: 'applySnapshot',
+      snapshot: { metadata: { index, term: hard.term, confState: CRASH_CONF }, data: bytes(2000) },
+    };
   }
   // Append in the current term and move commit forward.
   const entries = Array.from({ length: 1 + rng.nextInt(40) }, (_, i) => entry(last + 1 + i, hard.term, bytes(300)));
@@ -78,6 +104,8 @@ export function logState(s: WritableStorage): unknown {
     firstIndex: first,
     lastIndex: last,
     compactedTerm: s.term((first - 1) as LogIndex),
-    entries: s.entries(first, (last + 1) as LogIndex, Infinity).map((e) => ({ index: e.index, term: e.term, type: e.type, data: Buffer.from(e.data).toString('hex') })),
+    entries: s
+      .entries(first, (last + 1) as LogIndex, Infinity)
+      .map((e) => ({ index: e.index, term: e.term, type: e.type, data: Buffer.from(e.data).toString('hex') })),
   };
 }

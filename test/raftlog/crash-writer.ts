@@ -22,7 +22,11 @@ const [dir, seedArg, startArg, inflightArg] = process.argv.slice(2);
 const seed = Number(seedArg);
 const start = Number(startArg);
 const inflight = Number(inflightArg ?? 1);
-const { storage } = await openOrInit(dir, { raftId: 1 as RaftId, clusterId: 'crash-test', confState: CRASH_CONF }, { snapshotRetainEntries: CRASH_RETAIN_ENTRIES });
+const { storage } = await openOrInit(
+  dir,
+  { raftId: 1 as RaftId, clusterId: 'crash-test', confState: CRASH_CONF },
+  { snapshotRetainEntries: CRASH_RETAIN_ENTRIES },
+);
 process.stdout.write('READY\n');
 const outstanding: Array<Promise<void>> = [];
 for (let n = start; n < start + MAX_WRITES_PER_RUN; n++) {

@@ -33,7 +33,10 @@ interface RunResult {
 /** Runs the writer from operation `start`, kills it `killAfterMs` after READY, returns the last ACK. */
 function runAndKill(dir: string, start: number, inflight: number, killAfterMs: number): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = fork(WRITER, [dir, String(SEED), String(start), String(inflight)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(WRITER, [dir, String(SEED), String(start), String(inflight)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
     let buffered = '';
     let lastAcked = start - 1;
     let acks = 0;
@@ -61,7 +64,8 @@ function runAndKill(dir: string, start: number, inflight: number, killAfterMs: n
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      if (signal !== 'SIGKILL') reject(new Error(`writer exited by itself (code ${code}, signal ${signal}): ${stderr}`));
+      if (signal !== 'SIGKILL')
+        reject(new Error(`writer exited by itself (code ${code}, signal ${signal}): ${stderr}`));
       else resolve({ lastAcked, acks });
     });
   });

@@ -14,7 +14,11 @@ import { describeStorageCompliance, ent, ents, hs, rejectsWithCode } from './sto
 
 describeStorageCompliance('LevelRaftStorage', async ({ confState, snapshotRetainEntries }) => {
   const dir = mkdtempSync(join(tmpdir(), 'quorate-raftlog-'));
-  const storage = await LevelRaftStorage.init(join(dir, 'raft'), { raftId: 1 as RaftId, clusterId: 'test-cluster', confState }, { snapshotRetainEntries });
+  const storage = await LevelRaftStorage.init(
+    join(dir, 'raft'),
+    { raftId: 1 as RaftId, clusterId: 'test-cluster', confState },
+    { snapshotRetainEntries },
+  );
   return {
     storage,
     dispose: async () => {
@@ -333,13 +337,20 @@ describe('LevelRaftStorage durability', () => {
   });
 
   it('refuses entries, batches and snapshots over their limits, writing nothing', async () => {
-    const s = await LevelRaftStorage.init(dir, INIT, { maxEntryDataBytes: 1000, maxBatchBytes: 5000, maxSnapshotBytes: 2000 });
+    const s = await LevelRaftStorage.init(dir, INIT, {
+      maxEntryDataBytes: 1000,
+      maxBatchBytes: 5000,
+      maxSnapshotBytes: 2000,
+    });
     await s.save(hs(1, 1, 0), [ent(1, 1, new Uint8Array(1000))]);
     await rejectsWithCode(() => s.save(hs(1, 1, 0), [ent(2, 1, new Uint8Array(1001))]), StorageErrorCode.EntryTooLarge);
     const many = Array.from({ length: 6 }, (_, i) => ent(2 + i, 1, new Uint8Array(900)));
     await rejectsWithCode(() => s.save(undefined, many), StorageErrorCode.BatchTooLarge);
     await s.save(hs(1, 1, 1), []);
-    await rejectsWithCode(() => s.createSnapshot(1 as LogIndex, CRASH_CONF, new Uint8Array(2001)), StorageErrorCode.SnapshotTooLarge);
+    await rejectsWithCode(
+      () => s.createSnapshot(1 as LogIndex, CRASH_CONF, new Uint8Array(2001)),
+      StorageErrorCode.SnapshotTooLarge,
+    );
     // A snapshot over maxBatchBytes but within maxSnapshotBytes is fine: it goes in a batch of its own.
     const big = await LevelRaftStorage.init(join(root, 'big'), INIT, { maxBatchBytes: 1000, maxSnapshotBytes: 4000 });
     await big.save(hs(1, 1, 1), [ent(1, 1)]);

@@ -16,7 +16,10 @@ describe('MemoryStorage construction', () => {
   });
 
   it('restores from a snapshot, a compaction point before it, entries and a hard state', () => {
-    const snapshot: Snapshot = { metadata: { index: 12 as LogIndex, term: 3 as Term, confState: CONF }, data: Uint8Array.of(5) };
+    const snapshot: Snapshot = {
+      metadata: { index: 12 as LogIndex, term: 3 as Term, confState: CONF },
+      data: Uint8Array.of(5),
+    };
     const s = new MemoryStorage({
       snapshot,
       compacted: { index: 10 as LogIndex, term: 2 as Term },
@@ -31,11 +34,21 @@ describe('MemoryStorage construction', () => {
   });
 
   it('refuses inconsistent restored state with the offending values', () => {
-    const snapshot: Snapshot = { metadata: { index: 12 as LogIndex, term: 3 as Term, confState: CONF }, data: new Uint8Array(0) };
-    expect(() => new MemoryStorage({ snapshot, compacted: { index: 13 as LogIndex, term: 3 as Term } })).toThrow(/beyond the snapshot index 12/);
-    expect(() => new MemoryStorage({ snapshot, compacted: { index: 10 as LogIndex, term: 2 as Term }, entries: ents(11, [3, 4]) })).toThrow(
-      /snapshot at 12 has term 3 but the log holds term 4/,
+    const snapshot: Snapshot = {
+      metadata: { index: 12 as LogIndex, term: 3 as Term, confState: CONF },
+      data: new Uint8Array(0),
+    };
+    expect(() => new MemoryStorage({ snapshot, compacted: { index: 13 as LogIndex, term: 3 as Term } })).toThrow(
+      /beyond the snapshot index 12/,
     );
+    expect(
+      () =>
+        new MemoryStorage({
+          snapshot,
+          compacted: { index: 10 as LogIndex, term: 2 as Term },
+          entries: ents(11, [3, 4]),
+        }),
+    ).toThrow(/snapshot at 12 has term 3 but the log holds term 4/);
     expect(() => new MemoryStorage({ entries: ents(1, [1, 1]), hardState: hs(1, 0, 3) })).toThrow(RaftInvariantError);
     expect(() => new MemoryStorage({ entries: ents(2, [1]) })).toThrow(/does not follow the compaction point 0/);
   });

@@ -7,7 +7,16 @@ import { RaftError, RaftErrorCode, RaftInvariantError } from '../../consensus/er
 import { entryBytes } from '../../consensus/memory-storage.js';
 import { SeededRng } from '../../consensus/rng.js';
 import type { WritableStorage } from '../../consensus/storage.js';
-import { EntryType, type ConfState, type Entry, type HardState, type LogIndex, type RaftId, type Snapshot, type Term } from '../../consensus/types.js';
+import {
+  EntryType,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type LogIndex,
+  type RaftId,
+  type Snapshot,
+  type Term,
+} from '../../consensus/types.js';
 
 /** What both log storages offer: the core's interface plus the bytes held (the snapshot trigger). */
 export type LogStorage = WritableStorage & { heldBytes(): number };
@@ -25,12 +34,32 @@ export interface StorageFactoryOptions {
 
 export type StorageFactory = (options: StorageFactoryOptions) => Promise<StorageHarness>;
 
-export const CONF: ConfState = { voters: [1, 2, 3] as RaftId[], votersOutgoing: [], learners: [4] as RaftId[], learnersNext: [], autoLeave: false };
+export const CONF: ConfState = {
+  voters: [1, 2, 3] as RaftId[],
+  votersOutgoing: [],
+  learners: [4] as RaftId[],
+  learnersNext: [],
+  autoLeave: false,
+};
 
 export const idx = (n: number): LogIndex => n as LogIndex;
-export const hs = (termN: number, vote: number, commit: number): HardState => ({ term: termN as Term, vote: vote as RaftId, commit: commit as LogIndex });
-export function ent(index: number, termN: number, data: string | Uint8Array = `e${index}t${termN}`, type = EntryType.Normal): Entry {
-  return { index: index as LogIndex, term: termN as Term, type, data: typeof data === 'string' ? new TextEncoder().encode(data) : data };
+export const hs = (termN: number, vote: number, commit: number): HardState => ({
+  term: termN as Term,
+  vote: vote as RaftId,
+  commit: commit as LogIndex,
+});
+export function ent(
+  index: number,
+  termN: number,
+  data: string | Uint8Array = `e${index}t${termN}`,
+  type = EntryType.Normal,
+): Entry {
+  return {
+    index: index as LogIndex,
+    term: termN as Term,
+    type,
+    data: typeof data === 'string' ? new TextEncoder().encode(data) : data,
+  };
 }
 /** Entries first..first+terms.length-1 with the given terms. */
 export function ents(first: number, terms: number[]): Entry[] {
@@ -116,7 +145,10 @@ export function describeStorageCompliance(name: string, factory: StorageFactory)
       const data = Uint8Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff);
       await s.save(hs(1, 0, 0), [ent(1, 1, data, EntryType.ConfChange), ent(2, 1, new Uint8Array(0))]);
       const got = s.entries(idx(1), idx(3), Infinity);
-      expect(got.map(plain)).toEqual([plain(ent(1, 1, data, EntryType.ConfChange)), plain(ent(2, 1, new Uint8Array(0)))]);
+      expect(got.map(plain)).toEqual([
+        plain(ent(1, 1, data, EntryType.ConfChange)),
+        plain(ent(2, 1, new Uint8Array(0))),
+      ]);
     });
 
     it('throws Unavailable beyond lastIndex (entries and term)', async () => {
@@ -246,8 +278,17 @@ export function describeStorageCompliance(name: string, factory: StorageFactory)
 
     it('applySnapshot replaces the log, raises commit, and brings the snapshot membership', async () => {
       const s = await fiveEntries();
-      const conf: ConfState = { voters: [1, 2, 5] as RaftId[], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
-      const snap: Snapshot = { metadata: { index: idx(10), term: 4 as Term, confState: conf }, data: Uint8Array.of(1, 2, 3) };
+      const conf: ConfState = {
+        voters: [1, 2, 5] as RaftId[],
+        votersOutgoing: [],
+        learners: [],
+        learnersNext: [],
+        autoLeave: false,
+      };
+      const snap: Snapshot = {
+        metadata: { index: idx(10), term: 4 as Term, confState: conf },
+        data: Uint8Array.of(1, 2, 3),
+      };
       await s.applySnapshot(snap);
       expect(s.firstIndex()).toBe(11);
       expect(s.lastIndex()).toBe(10);
@@ -258,7 +299,10 @@ export function describeStorageCompliance(name: string, factory: StorageFactory)
       expect(Array.from(s.snapshot().data)).toEqual([1, 2, 3]);
       expect(s.initialState()).toEqual({ hardState: hs(3, 1, 10), confState: conf });
       await rejectsWithCode(() => s.applySnapshot(snap), RaftErrorCode.SnapshotOutOfDate);
-      await rejectsWithCode(() => s.applySnapshot({ ...snap, metadata: { ...snap.metadata, index: idx(8) } }), RaftErrorCode.SnapshotOutOfDate);
+      await rejectsWithCode(
+        () => s.applySnapshot({ ...snap, metadata: { ...snap.metadata, index: idx(8) } }),
+        RaftErrorCode.SnapshotOutOfDate,
+      );
       await s.save(hs(4, 1, 10), ents(11, [4, 4]));
       expect(s.lastIndex()).toBe(12);
       expect(s.entries(idx(11), idx(13), Infinity).map(plain)).toEqual(ents(11, [4, 4]).map(plain));
@@ -288,8 +332,13 @@ export function describeStorageCompliance(name: string, factory: StorageFactory)
           // New term and a suffix rewrite, or a plain append in the current term.
           const newTerm = roll < 2 || hard.term === 0;
           const termN = hard.term + (newTerm ? 1 : 0);
-          const from = newTerm ? Math.max(hard.commit, compacted) + 1 + rng.nextInt(last - Math.max(hard.commit, compacted) + 1) : last + 1;
-          const batch = ents(from, Array.from({ length: 1 + rng.nextInt(4) }, () => termN));
+          const from = newTerm
+            ? Math.max(hard.commit, compacted) + 1 + rng.nextInt(last - Math.max(hard.commit, compacted) + 1)
+            : last + 1;
+          const batch = ents(
+            from,
+            Array.from({ length: 1 + rng.nextInt(4) }, () => termN),
+          );
           const newLast = batch[batch.length - 1].index;
           const commit = Math.min(newLast, hard.commit + rng.nextInt(3));
           const next = hs(termN, newTerm ? 1 + rng.nextInt(3) : hard.vote, commit);

@@ -102,7 +102,17 @@ export function backendComplianceSuite(name: string, setup: () => Promise<Backen
       const from = t.fundedAccount;
       const nonceBefore = await b.getTransactionCount(from, 'latest', ctx());
       const key = `compliance-${Date.now()}`;
-      const hash = await b.sendTransaction({ from, ops: [{ type: 'put', key, value: 'v1' }, { type: 'append', key: `${key}-list`, value: 'a' }, { type: 'transfer', to: FRESH_ADDRESS, amount: '7' }] }, ctx());
+      const hash = await b.sendTransaction(
+        {
+          from,
+          ops: [
+            { type: 'put', key, value: 'v1' },
+            { type: 'append', key: `${key}-list`, value: 'a' },
+            { type: 'transfer', to: FRESH_ADDRESS, amount: '7' },
+          ],
+        },
+        ctx(),
+      );
       expect(hash).toMatch(/^0x[0-9a-f]{64}$/);
       const receipt = await receiptOf(b, hash);
       expect(receipt).toMatchObject({ transactionHash: hash, from, status: true, isPrivate: false });
@@ -119,8 +129,20 @@ export function backendComplianceSuite(name: string, setup: () => Promise<Backen
         await expectNodeError(b.getValue(key, receipt.blockNumber - 1, ctx()), NodeErrorCode.NotFound);
       }
       const tx = await b.getTransactionByHash(hash, ctx());
-      expect(tx).toMatchObject({ hash, from, nonce: nonceBefore, blockHash: receipt.blockHash, blockNumber: receipt.blockNumber, transactionIndex: receipt.transactionIndex, isPrivate: false });
-      expect(tx?.ops).toEqual([{ type: 'put', key, value: 'v1' }, { type: 'append', key: `${key}-list`, value: 'a' }, { type: 'transfer', to: FRESH_ADDRESS, amount: '7' }]);
+      expect(tx).toMatchObject({
+        hash,
+        from,
+        nonce: nonceBefore,
+        blockHash: receipt.blockHash,
+        blockNumber: receipt.blockNumber,
+        transactionIndex: receipt.transactionIndex,
+        isPrivate: false,
+      });
+      expect(tx?.ops).toEqual([
+        { type: 'put', key, value: 'v1' },
+        { type: 'append', key: `${key}-list`, value: 'a' },
+        { type: 'transfer', to: FRESH_ADDRESS, amount: '7' },
+      ]);
       const block = await b.getBlockByHash(receipt.blockHash, ctx());
       expect(block?.number).toBe(receipt.blockNumber);
       expect(block?.transactions.map((x) => x.hash)).toContain(hash);
@@ -130,17 +152,30 @@ export function backendComplianceSuite(name: string, setup: () => Promise<Backen
       const from = t.fundedAccount;
       const key = `compliance-cas-${Date.now()}`;
       const nonceBefore = await b.getTransactionCount(from, 'latest', ctx());
-      const hash = await b.sendTransaction({ from, ops: [{ type: 'put', key, value: 'x' }, { type: 'cas', key: `${key}-other`, expect: 'never', value: 'y' }] }, ctx());
+      const hash = await b.sendTransaction(
+        {
+          from,
+          ops: [
+            { type: 'put', key, value: 'x' },
+            { type: 'cas', key: `${key}-other`, expect: 'never', value: 'y' },
+          ],
+        },
+        ctx(),
+      );
       const receipt = await receiptOf(b, hash);
       expect(receipt.status).toBe(false);
       expect(typeof receipt.reason).toBe('string');
       expect(await b.getValue(key, 'linearizable', ctx())).toBeNull();
-      if (t.historicalState) expect(await b.getTransactionCount(from, receipt.blockNumber, ctx())).toBe(nonceBefore + 1);
+      if (t.historicalState)
+        expect(await b.getTransactionCount(from, receipt.blockNumber, ctx())).toBe(nonceBefore + 1);
       else expect(await b.getTransactionCount(from, 'latest', ctx())).toBeGreaterThanOrEqual(nonceBefore + 1);
     });
 
     it('refuses to sign for an account it holds no key for', async () => {
-      await expectNodeError(b.sendTransaction({ from: FRESH_ADDRESS, ops: [{ type: 'delete', key: 'k' }] }, ctx()), NodeErrorCode.TxUnknownAccount);
+      await expectNodeError(
+        b.sendTransaction({ from: FRESH_ADDRESS, ops: [{ type: 'delete', key: 'k' }] }, ctx()),
+        NodeErrorCode.TxUnknownAccount,
+      );
     });
 
     it('reports health with its head and term', async () => {

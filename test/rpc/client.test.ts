@@ -4,7 +4,14 @@
 
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpRpcClient, InProcessRpcClient, RpcCallError, RpcTransportError, RpcTransportErrorCode, type RpcClient } from '../../node/rpc/client.js';
+import {
+  HttpRpcClient,
+  InProcessRpcClient,
+  RpcCallError,
+  RpcTransportError,
+  RpcTransportErrorCode,
+  type RpcClient,
+} from '../../node/rpc/client.js';
 import { RpcErrorCode } from '../../node/rpc/errors.js';
 import { ALICE, BOB, startHarness, type Harness } from './harness.js';
 
@@ -32,7 +39,9 @@ describe.each(implementations)('%s (compliance)', (_name, make) => {
   });
 
   it('rejects with RpcCallError carrying the code and data of a JSON-RPC error', async () => {
-    const err = await client.call('quorate_sendTransaction', [{ from: BOB, ops: [{ type: 'delete', key: 'k' }] }]).catch((e: unknown) => e);
+    const err = await client
+      .call('quorate_sendTransaction', [{ from: BOB, ops: [{ type: 'delete', key: 'k' }] }])
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RpcCallError);
     expect((err as RpcCallError).code).toBe(RpcErrorCode.TxRejected);
     expect((err as RpcCallError).data).toMatchObject({ reason: 'TX_UNKNOWN_ACCOUNT' });
@@ -41,7 +50,11 @@ describe.each(implementations)('%s (compliance)', (_name, make) => {
   });
 
   it('keeps successive calls apart (ids)', async () => {
-    const results = await Promise.all([client.call('eth_chainId'), client.call('net_version'), client.call('eth_blockNumber')]);
+    const results = await Promise.all([
+      client.call('eth_chainId'),
+      client.call('net_version'),
+      client.call('eth_blockNumber'),
+    ]);
     expect(results).toEqual(['0x539', '1337', '0x0']);
   });
 
@@ -68,7 +81,9 @@ describe('HttpRpcClient transport failures', () => {
     const h = await startHarness({ requestTimeoutMs: 5_000 });
     try {
       h.backend.quorum = false;
-      const err = await new HttpRpcClient(h.url, { timeoutMs: 150 }).call('quorate_getValue', ['k', 'linearizable']).catch((e: unknown) => e);
+      const err = await new HttpRpcClient(h.url, { timeoutMs: 150 })
+        .call('quorate_getValue', ['k', 'linearizable'])
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RpcTransportError);
       expect((err as RpcTransportError).code).toBe(RpcTransportErrorCode.Timeout);
       expect((err as Error).message).toContain('unknown');
@@ -80,7 +95,9 @@ describe('HttpRpcClient transport failures', () => {
   it('refuses a response over maxResponseBytes', async () => {
     const h = await startHarness();
     try {
-      const err = await new HttpRpcClient(h.url, { maxResponseBytes: 16 }).call('raft_cluster').catch((e: unknown) => e);
+      const err = await new HttpRpcClient(h.url, { maxResponseBytes: 16 })
+        .call('raft_cluster')
+        .catch((e: unknown) => e);
       expect((err as RpcTransportError).code).toBe(RpcTransportErrorCode.BadResponse);
     } finally {
       await h.stop();

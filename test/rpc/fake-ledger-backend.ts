@@ -50,12 +50,18 @@ export class FakeLedgerBackend implements NodeRpcBackend {
   readonly accountList: Hex[];
   private readonly blocks: FakeBlock[] = [];
   private readonly txs = new Map<Hex, { view: TransactionView; receipt: ReceiptView }>();
-  private readonly members: { raftId: number; nodeId: string; p2pAddress: string; rpcUrl: string; learner: boolean }[] = [];
+  private readonly members: { raftId: number; nodeId: string; p2pAddress: string; rpcUrl: string; learner: boolean }[] =
+    [];
   private nextRaftId: number;
   private leaderId = 1;
   private term = 1;
 
-  constructor(options: { accounts: readonly Hex[]; initialBalance: bigint; members?: number; rpcUrls?: readonly string[] }) {
+  constructor(options: {
+    accounts: readonly Hex[];
+    initialBalance: bigint;
+    members?: number;
+    rpcUrls?: readonly string[];
+  }) {
     this.accountList = [...options.accounts];
     const n = options.members ?? 3;
     for (let i = 1; i <= n; i++) {
@@ -72,7 +78,13 @@ export class FakeLedgerBackend implements NodeRpcBackend {
     this.pushBlock([], new Map(), new Map(), balances, new Map());
   }
 
-  private pushBlock(txs: TransactionView[], state: Map<string, string>, lists: Map<string, readonly string[]>, balances: Map<Hex, bigint>, nonces: Map<Hex, number>): BlockView {
+  private pushBlock(
+    txs: TransactionView[],
+    state: Map<string, string>,
+    lists: Map<string, readonly string[]>,
+    balances: Map<Hex, bigint>,
+    nonces: Map<Hex, number>,
+  ): BlockView {
     const number = this.blocks.length;
     const parentHash = number === 0 ? `0x${'00'.repeat(32)}` : this.blocks[number - 1].view.hash;
     const hash = sha256Hex(`block:${number}:${parentHash}:${txs.map((t) => t.hash).join(',')}`);
@@ -107,7 +119,10 @@ export class FakeLedgerBackend implements NodeRpcBackend {
     if (tag === 'latest') return this.head();
     if (tag === 'earliest') return this.blocks[0];
     const b = this.blocks[tag];
-    if (!b) throw new NodeError(NodeErrorCode.NotFound, `block ${tag} does not exist (head is ${this.blocks.length - 1})`, { head: this.blocks.length - 1 });
+    if (!b)
+      throw new NodeError(NodeErrorCode.NotFound, `block ${tag} does not exist (head is ${this.blocks.length - 1})`, {
+        head: this.blocks.length - 1,
+      });
     return b;
   }
 
@@ -160,7 +175,13 @@ export class FakeLedgerBackend implements NodeRpcBackend {
       throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `${info.p2pAddress} is already a member`);
     }
     const raftId = this.nextRaftId++;
-    this.members.push({ raftId, nodeId: `node-${raftId}`, p2pAddress: info.p2pAddress, rpcUrl: info.rpcUrl ?? '', learner });
+    this.members.push({
+      raftId,
+      nodeId: `node-${raftId}`,
+      p2pAddress: info.p2pAddress,
+      rpcUrl: info.rpcUrl ?? '',
+      learner,
+    });
     return raftId;
   }
   async raftAddPeer(info: NewMemberInfo): Promise<number> {
@@ -176,16 +197,23 @@ export class FakeLedgerBackend implements NodeRpcBackend {
   }
   async raftPromoteToPeer(raftId: number): Promise<void> {
     const m = this.member(raftId);
-    if (!m.learner) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `raftId ${raftId} is not a learner`, { raftId });
+    if (!m.learner)
+      throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `raftId ${raftId} is not a learner`, { raftId });
     m.learner = false;
   }
   async raftRemovePeer(raftId: number): Promise<void> {
     this.member(raftId);
-    this.members.splice(this.members.findIndex((x) => x.raftId === raftId), 1);
+    this.members.splice(
+      this.members.findIndex((x) => x.raftId === raftId),
+      1,
+    );
   }
   async raftTransferLeadership(raftId: number): Promise<void> {
     const m = this.member(raftId);
-    if (m.learner) throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `raftId ${raftId} is a learner and cannot lead`, { raftId });
+    if (m.learner)
+      throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `raftId ${raftId} is a learner and cannot lead`, {
+        raftId,
+      });
     this.leaderId = raftId;
     this.term += 1;
   }
@@ -230,9 +258,12 @@ export class FakeLedgerBackend implements NodeRpcBackend {
   // --- quorate_ ---------------------------------------------------------------------------
   async sendTransaction(request: SendTransactionRequest): Promise<Hex> {
     if (!this.accountList.includes(request.from)) {
-      throw new NodeError(NodeErrorCode.TxUnknownAccount, `this node holds no key for ${request.from}`, { from: request.from });
+      throw new NodeError(NodeErrorCode.TxUnknownAccount, `this node holds no key for ${request.from}`, {
+        from: request.from,
+      });
     }
-    if (request.privateFor) throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this test double has no transaction manager');
+    if (request.privateFor)
+      throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this test double has no transaction manager');
     const prev = this.head();
     const nonce = prev.nonces.get(request.from) ?? 0;
     const state = new Map(prev.state);
@@ -241,9 +272,27 @@ export class FakeLedgerBackend implements NodeRpcBackend {
     const nonces = new Map(prev.nonces).set(request.from, nonce + 1);
     const reason = applyOps(request.from, request.ops, state, lists, balances);
     const hash = sha256Hex(`tx:${request.from}:${nonce}:${JSON.stringify(request.ops)}`);
-    const pending: TransactionView = { hash, from: request.from, nonce, blockHash: null, blockNumber: null, transactionIndex: null, isPrivate: false, ops: request.ops };
+    const pending: TransactionView = {
+      hash,
+      from: request.from,
+      nonce,
+      blockHash: null,
+      blockNumber: null,
+      transactionIndex: null,
+      isPrivate: false,
+      ops: request.ops,
+    };
     // All or nothing: a failed transaction still uses its nonce but changes no state.
-    const block = reason === null ? this.pushBlock([pending], state, lists, balances, nonces) : this.pushBlock([pending], new Map(prev.state), new Map<string, string[]>([...prev.lists].map(([k, v]) => [k, [...v]])), new Map(prev.balances), nonces);
+    const block =
+      reason === null
+        ? this.pushBlock([pending], state, lists, balances, nonces)
+        : this.pushBlock(
+            [pending],
+            new Map(prev.state),
+            new Map<string, string[]>([...prev.lists].map(([k, v]) => [k, [...v]])),
+            new Map(prev.balances),
+            nonces,
+          );
     const view = block.transactions[0];
     const receipt: ReceiptView = {
       transactionHash: hash,
@@ -259,7 +308,10 @@ export class FakeLedgerBackend implements NodeRpcBackend {
     return hash;
   }
   async sendRawTransaction(encoded: Uint8Array): Promise<Hex> {
-    throw new NodeError(NodeErrorCode.TxMalformed, `cannot decode a ${encoded.length}-byte transaction (the test double has no codec)`);
+    throw new NodeError(
+      NodeErrorCode.TxMalformed,
+      `cannot decode a ${encoded.length}-byte transaction (the test double has no codec)`,
+    );
   }
   async getValue(key: string, tag: ReadTag, ctx: CallContext): Promise<string | null> {
     return (await this.readAt(tag, ctx)).state.get(key) ?? null;
@@ -286,7 +338,13 @@ export class FakeLedgerBackend implements NodeRpcBackend {
 }
 
 /** Returns null on success, or why the transaction failed. Mutates the maps given. */
-function applyOps(from: Hex, ops: readonly Op[], state: Map<string, string>, lists: Map<string, string[]>, balances: Map<Hex, bigint>): string | null {
+function applyOps(
+  from: Hex,
+  ops: readonly Op[],
+  state: Map<string, string>,
+  lists: Map<string, string[]>,
+  balances: Map<Hex, bigint>,
+): string | null {
   for (const op of ops) {
     switch (op.type) {
       case 'transfer': {

@@ -26,7 +26,10 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(options: Partial<RpcServerOptions> = {}, methods?: ReadonlyMap<string, RpcMethod>): Promise<Harness> {
+export async function startHarness(
+  options: Partial<RpcServerOptions> = {},
+  methods?: ReadonlyMap<string, RpcMethod>,
+): Promise<Harness> {
   const logs: LogLine[] = [];
   const logger = createLogger({
     level: 'trace',
@@ -40,13 +43,25 @@ export async function startHarness(options: Partial<RpcServerOptions> = {}, meth
 }
 
 /** POSTs a raw body; returns status, headers and the parsed JSON body (or undefined when empty). */
-export async function post(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown; text: string }> {
+export async function post(
+  url: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: unknown; text: string }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
   const text = await res.text();
   return { status: res.status, body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined, text };
 }
 
-export async function rpc(url: string, method: string, params?: unknown, id: unknown = 1): Promise<{ result?: unknown; error?: { code: number; message: string; data?: unknown } }> {
-  const r = await post(url, JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) }));
+export async function rpc(
+  url: string,
+  method: string,
+  params?: unknown,
+  id: unknown = 1,
+): Promise<{ result?: unknown; error?: { code: number; message: string; data?: unknown } }> {
+  const r = await post(
+    url,
+    JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) }),
+  );
   return r.body as { result?: unknown; error?: { code: number; message: string; data?: unknown } };
 }

@@ -44,7 +44,11 @@ describe('parameter validation', () => {
   });
 
   it('checks 0x-hex quantities: prefix, digits, no leading zeros, at most 2^53-1', async () => {
-    await rejects('eth_getBlockByNumber', ['12', false], /block tag must be "latest", "earliest" or a 0x-hex block number/);
+    await rejects(
+      'eth_getBlockByNumber',
+      ['12', false],
+      /block tag must be "latest", "earliest" or a 0x-hex block number/,
+    );
     await rejects('eth_getBlockByNumber', ['0x', false], /0x-hex quantity/);
     await rejects('eth_getBlockByNumber', ['0x01', false], /without leading zeros/);
     await rejects('eth_getBlockByNumber', ['0xzz', false], /0x-hex quantity/);
@@ -75,28 +79,104 @@ describe('parameter validation', () => {
     await send('not an object');
     await rejects('quorate_sendTransaction', [{ from: ALICE }], /transaction\.ops must be an array/);
     await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [] }], /at least one op/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }], gas: 1 }], /unknown field "gas"/);
-    await rejects('quorate_sendTransaction', [{ from: 'me', ops: [{ type: 'put', key: 'k', value: 'v' }] }], /transaction\.from must be a 20-byte address/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'mint' }] }], /ops\[0\]\.type must be one of transfer, put, delete, cas, append/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: 5 }] }], /ops\[0\]\.amount must be a decimal string/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: '007' }] }], /without leading zeros/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: '-1' }] }], /decimal string/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: '9'.repeat(79) }] }], /79 digits/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'put', key: '', value: 'v' }] }], /ops\[0\]\.key must not be empty/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 1 }] }], /ops\[0\]\.value must be a string/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'delete', key: 'k', value: 'v' }] }], /unknown field "value"/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'cas', key: 'k', value: 'v' }] }], /ops\[0\]\.expect is required/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }, { type: 'append', key: 'k' }] }], /ops\[1\]\.value must be a string/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'put', key: 'k'.repeat(1025), value: 'v' }] }], /1025 bytes, over the limit of 1024/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }], privateFor: [] }], /at least one party/);
-    await rejects('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }], privateFor: ['abc'] }], /privateFor\[0\] must be a 32-byte enclave public key/);
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }], gas: 1 }],
+      /unknown field "gas"/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: 'me', ops: [{ type: 'put', key: 'k', value: 'v' }] }],
+      /transaction\.from must be a 20-byte address/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'mint' }] }],
+      /ops\[0\]\.type must be one of transfer, put, delete, cas, append/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: 5 }] }],
+      /ops\[0\]\.amount must be a decimal string/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: '007' }] }],
+      /without leading zeros/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: '-1' }] }],
+      /decimal string/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: '9'.repeat(79) }] }],
+      /79 digits/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'put', key: '', value: 'v' }] }],
+      /ops\[0\]\.key must not be empty/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 1 }] }],
+      /ops\[0\]\.value must be a string/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'delete', key: 'k', value: 'v' }] }],
+      /unknown field "value"/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'cas', key: 'k', value: 'v' }] }],
+      /ops\[0\]\.expect is required/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [
+        {
+          from: ALICE,
+          ops: [
+            { type: 'put', key: 'k', value: 'v' },
+            { type: 'append', key: 'k' },
+          ],
+        },
+      ],
+      /ops\[1\]\.value must be a string/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'put', key: 'k'.repeat(1025), value: 'v' }] }],
+      /1025 bytes, over the limit of 1024/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }], privateFor: [] }],
+      /at least one party/,
+    );
+    await rejects(
+      'quorate_sendTransaction',
+      [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }], privateFor: ['abc'] }],
+      /privateFor\[0\] must be a 32-byte enclave public key/,
+    );
   });
 
   it('checks raft_* parameters: multiaddr with /p2p/, member info, raftIds', async () => {
     await rejects('raft_addPeer', ['enode://abc@1.2.3.4:30303'], /not a valid multiaddr/);
     await rejects('raft_addPeer', ['/ip4/127.0.0.1/tcp/4001'], /must end in \/p2p\/<peerId>/);
-    await rejects('raft_addPeer', [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`, { rpcUrl: 'ftp://x' }], /rpcUrl must be an http\(s\) URL/);
-    await rejects('raft_addLearner', [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`, { colour: 'red' }], /unknown field "colour"/);
+    await rejects(
+      'raft_addPeer',
+      [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`, { rpcUrl: 'ftp://x' }],
+      /rpcUrl must be an http\(s\) URL/,
+    );
+    await rejects(
+      'raft_addLearner',
+      [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`, { colour: 'red' }],
+      /unknown field "colour"/,
+    );
     await rejects('raft_removePeer', [0], /raftId must be a positive integer/);
     await rejects('raft_removePeer', [1.5], /raftId must be a positive integer/);
     await rejects('raft_promoteToPeer', ['two'], /0x-hex quantity/);
@@ -118,7 +198,15 @@ describe('dispatch and formatting', () => {
   });
 
   it('submits a transaction and serves its block, transaction and receipt', async () => {
-    const hash = await client.call<string>('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'transfer', to: BOB, amount: '250' }, { type: 'append', key: 'l', value: 'x' }] }]);
+    const hash = await client.call<string>('quorate_sendTransaction', [
+      {
+        from: ALICE,
+        ops: [
+          { type: 'transfer', to: BOB, amount: '250' },
+          { type: 'append', key: 'l', value: 'x' },
+        ],
+      },
+    ]);
     expect(hash).toMatch(/^0x[0-9a-f]{64}$/);
     expect(await client.call('eth_blockNumber')).toBe('0x1');
     expect(await client.call('eth_getBalance', [BOB, 'latest'])).toBe('0xfa');
@@ -126,10 +214,27 @@ describe('dispatch and formatting', () => {
     expect(await client.call('eth_getTransactionCount', [ALICE])).toBe('0x1');
     expect(await client.call('quorate_getList', ['l'])).toEqual(['x']);
     const receipt = await client.call<Record<string, unknown>>('eth_getTransactionReceipt', [hash]);
-    expect(receipt).toMatchObject({ transactionHash: hash, status: '0x1', blockNumber: '0x1', transactionIndex: '0x0', from: ALICE, isPrivate: false });
+    expect(receipt).toMatchObject({
+      transactionHash: hash,
+      status: '0x1',
+      blockNumber: '0x1',
+      transactionIndex: '0x0',
+      from: ALICE,
+      isPrivate: false,
+    });
     expect(receipt).not.toHaveProperty('reason');
     const tx = await client.call<Record<string, unknown>>('eth_getTransactionByHash', [hash]);
-    expect(tx).toMatchObject({ hash, from: ALICE, nonce: '0x0', blockNumber: '0x1', isPrivate: false, ops: [{ type: 'transfer', to: BOB, amount: '250' }, { type: 'append', key: 'l', value: 'x' }] });
+    expect(tx).toMatchObject({
+      hash,
+      from: ALICE,
+      nonce: '0x0',
+      blockNumber: '0x1',
+      isPrivate: false,
+      ops: [
+        { type: 'transfer', to: BOB, amount: '250' },
+        { type: 'append', key: 'l', value: 'x' },
+      ],
+    });
     const block = await client.call<Record<string, unknown>>('eth_getBlockByNumber', ['latest', false]);
     expect(block).toMatchObject({ number: '0x1', transactions: [hash], raftTerm: '0x1', proposer: '0x1' });
     expect(Number.parseInt(block.timestampMs as string, 16)).toBe(1_700_000_000_050);
@@ -139,8 +244,13 @@ describe('dispatch and formatting', () => {
   });
 
   it('answers a failed transaction with status 0x0 and its reason', async () => {
-    const hash = await client.call<string>('quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'cas', key: 'k', expect: 'old', value: 'new' }] }]);
-    expect(await client.call('eth_getTransactionReceipt', [hash])).toMatchObject({ status: '0x0', reason: 'cas failed on k' });
+    const hash = await client.call<string>('quorate_sendTransaction', [
+      { from: ALICE, ops: [{ type: 'cas', key: 'k', expect: 'old', value: 'new' }] },
+    ]);
+    expect(await client.call('eth_getTransactionReceipt', [hash])).toMatchObject({
+      status: '0x0',
+      reason: 'cas failed on k',
+    });
   });
 
   it('answers null for what does not exist', async () => {
@@ -153,26 +263,37 @@ describe('dispatch and formatting', () => {
   it('answers raft_* calls, true for changes that committed', async () => {
     expect(await client.call('raft_leader')).toBe('node-1');
     expect(await client.call('raft_role')).toBe('leader');
-    const id = await client.call<number>('raft_addLearner', [`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`, { rpcUrl: 'http://127.0.0.1:8600/' }]);
+    const id = await client.call<number>('raft_addLearner', [
+      `/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`,
+      { rpcUrl: 'http://127.0.0.1:8600/' },
+    ]);
     expect(id).toBe(4);
     expect(await client.call('raft_status')).toMatchObject({ voters: [1, 2, 3], learners: [4], joint: false });
     expect(await client.call('raft_promoteToPeer', [id])).toBe(true);
     expect(await client.call('raft_transferLeadership', ['0x2'])).toBe(true);
-    expect(await client.call('raft_cluster')).toContainEqual(expect.objectContaining({ raftId: 2, isLeader: true, role: 'verifier' }));
+    expect(await client.call('raft_cluster')).toContainEqual(
+      expect.objectContaining({ raftId: 2, isLeader: true, role: 'verifier' }),
+    );
     expect(await client.call('raft_removePeer', [4])).toBe(true);
   });
 });
 
 describe('errors from the backend', () => {
   it('maps typed NodeErrors to their JSON-RPC codes with the reason and details in data', async () => {
-    const err = (await client.call('quorate_sendTransaction', [{ from: BOB, ops: [{ type: 'put', key: 'k', value: 'v' }] }]).catch((e: unknown) => e)) as RpcCallError;
+    const err = (await client
+      .call('quorate_sendTransaction', [{ from: BOB, ops: [{ type: 'put', key: 'k', value: 'v' }] }])
+      .catch((e: unknown) => e)) as RpcCallError;
     expect(err.code).toBe(RpcErrorCode.TxRejected);
     expect(err.data).toEqual({ reason: 'TX_UNKNOWN_ACCOUNT', from: BOB });
     const notMember = (await client.call('raft_removePeer', [42]).catch((e: unknown) => e)) as RpcCallError;
     expect(notMember.code).toBe(RpcErrorCode.MembershipChangeInvalid);
     backend.quorum = false;
-    expect(((await client.call('raft_leader').catch((e: unknown) => e)) as RpcCallError).code).toBe(RpcErrorCode.NoLeader);
-    expect(((await client.call('eth_getBalance', [ALICE, '0x5']).catch((e: unknown) => e)) as RpcCallError).code).toBe(RpcErrorCode.NotFound);
+    expect(((await client.call('raft_leader').catch((e: unknown) => e)) as RpcCallError).code).toBe(
+      RpcErrorCode.NoLeader,
+    );
+    expect(((await client.call('eth_getBalance', [ALICE, '0x5']).catch((e: unknown) => e)) as RpcCallError).code).toBe(
+      RpcErrorCode.NotFound,
+    );
   });
 
   it('has one JSON-RPC code per node error code, transaction refusals sharing -32003', () => {
@@ -184,16 +305,40 @@ describe('errors from the backend', () => {
       expect(error.code >= -32099 && error.code <= -32000).toBe(true);
       expect(code.startsWith('TX_') === (error.code === RpcErrorCode.TxRejected)).toBe(true);
     }
-    const nonTx = Object.values(NodeErrorCode).filter((c) => !c.startsWith('TX_')).map((c) => NODE_ERROR_TO_RPC[c]);
+    const nonTx = Object.values(NodeErrorCode)
+      .filter((c) => !c.startsWith('TX_'))
+      .map((c) => NODE_ERROR_TO_RPC[c]);
     expect(new Set(nonTx).size).toBe(nonTx.length);
   });
 
   it('lists every method of INTERFACE.md', () => {
     const expected = [
-      'raft_leader', 'raft_role', 'raft_cluster', 'raft_status', 'raft_addPeer', 'raft_addLearner', 'raft_promoteToPeer', 'raft_removePeer', 'raft_transferLeadership',
-      'eth_chainId', 'net_version', 'eth_blockNumber', 'eth_getBlockByNumber', 'eth_getBlockByHash', 'eth_getTransactionByHash', 'eth_getTransactionReceipt',
-      'eth_getBalance', 'eth_getTransactionCount', 'net_peerCount', 'eth_getQuorumPayload',
-      'quorate_sendTransaction', 'quorate_sendRawTransaction', 'quorate_getValue', 'quorate_getList', 'quorate_getPrivateValue', 'quorate_accounts',
+      'raft_leader',
+      'raft_role',
+      'raft_cluster',
+      'raft_status',
+      'raft_addPeer',
+      'raft_addLearner',
+      'raft_promoteToPeer',
+      'raft_removePeer',
+      'raft_transferLeadership',
+      'eth_chainId',
+      'net_version',
+      'eth_blockNumber',
+      'eth_getBlockByNumber',
+      'eth_getBlockByHash',
+      'eth_getTransactionByHash',
+      'eth_getTransactionReceipt',
+      'eth_getBalance',
+      'eth_getTransactionCount',
+      'net_peerCount',
+      'eth_getQuorumPayload',
+      'quorate_sendTransaction',
+      'quorate_sendRawTransaction',
+      'quorate_getValue',
+      'quorate_getList',
+      'quorate_getPrivateValue',
+      'quorate_accounts',
     ];
     expect([...RPC_METHODS.keys()].sort()).toEqual(expected.sort());
   });

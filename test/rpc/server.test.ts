@@ -56,7 +56,10 @@ describe('single requests', () => {
   it('answers -32600 for a wrong or missing jsonrpc version, keeping the id', async () => {
     h = await startHarness();
     const wrong = await post(h.url, JSON.stringify({ jsonrpc: '1.0', id: 7, method: 'eth_blockNumber' }));
-    expect(wrong.body).toMatchObject({ id: 7, error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('"2.0"') } });
+    expect(wrong.body).toMatchObject({
+      id: 7,
+      error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('"2.0"') },
+    });
     const missing = await post(h.url, JSON.stringify({ id: 8, method: 'eth_blockNumber' }));
     expect(missing.body).toMatchObject({ id: 8, error: { code: RpcErrorCode.InvalidRequest } });
   });
@@ -66,16 +69,31 @@ describe('single requests', () => {
     for (const body of ['42', '"eth_blockNumber"', 'null', 'true']) {
       expect((await post(h.url, body)).body).toMatchObject({ id: null, error: { code: RpcErrorCode.InvalidRequest } });
     }
-    expect((await post(h.url, JSON.stringify({ jsonrpc: '2.0', id: 1 }))).body).toMatchObject({ id: 1, error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('method') } });
-    expect((await post(h.url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 5 }))).body).toMatchObject({ error: { code: RpcErrorCode.InvalidRequest } });
-    expect((await post(h.url, JSON.stringify({ jsonrpc: '2.0', id: { a: 1 }, method: 'eth_blockNumber' }))).body).toMatchObject({ id: null, error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('id') } });
-    expect((await post(h.url, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'eth_blockNumber', params: 'x' }))).body).toMatchObject({ id: 2, error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('params') } });
+    expect((await post(h.url, JSON.stringify({ jsonrpc: '2.0', id: 1 }))).body).toMatchObject({
+      id: 1,
+      error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('method') },
+    });
+    expect((await post(h.url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 5 }))).body).toMatchObject({
+      error: { code: RpcErrorCode.InvalidRequest },
+    });
+    expect(
+      (await post(h.url, JSON.stringify({ jsonrpc: '2.0', id: { a: 1 }, method: 'eth_blockNumber' }))).body,
+    ).toMatchObject({ id: null, error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('id') } });
+    expect(
+      (await post(h.url, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'eth_blockNumber', params: 'x' }))).body,
+    ).toMatchObject({
+      id: 2,
+      error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('params') },
+    });
   });
 
   it('answers -32601 for an unknown method and does not use its name as a metric label', async () => {
     h = await startHarness();
     const r = await rpc(h.url, 'eth_doesNotExist_12345');
-    expect(r.error).toMatchObject({ code: RpcErrorCode.MethodNotFound, message: expect.stringContaining('eth_doesNotExist_12345') });
+    expect(r.error).toMatchObject({
+      code: RpcErrorCode.MethodNotFound,
+      message: expect.stringContaining('eth_doesNotExist_12345'),
+    });
     const text = await (await fetch(`${h.url}metrics`)).text();
     expect(text).toContain('quorate_rpc_requests_total{method="unknown",code="-32601"} 1');
     expect(text).not.toContain('eth_doesNotExist_12345');
@@ -84,14 +102,24 @@ describe('single requests', () => {
   it('answers -32602 naming the parameter for bad params, and by-name params are refused', async () => {
     h = await startHarness();
     const r = await rpc(h.url, 'eth_getBalance', ['0x1234', 'latest']);
-    expect(r.error).toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringMatching(/address.*20-byte/) });
+    expect(r.error).toMatchObject({
+      code: RpcErrorCode.InvalidParams,
+      message: expect.stringMatching(/address.*20-byte/),
+    });
     const byName = await rpc(h.url, 'eth_getBalance', { address: ALICE });
     expect(byName.error).toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringContaining('array') });
   });
 
   it('runs a notification (no id) and answers 204 with no body', async () => {
     h = await startHarness();
-    const r = await post(h.url, JSON.stringify({ jsonrpc: '2.0', method: 'quorate_sendTransaction', params: [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }] }] }));
+    const r = await post(
+      h.url,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        method: 'quorate_sendTransaction',
+        params: [{ from: ALICE, ops: [{ type: 'put', key: 'k', value: 'v' }] }],
+      }),
+    );
     expect(r.status).toBe(204);
     expect(r.text).toBe('');
     expect((await rpc(h.url, 'quorate_getValue', ['k', 'latest'])).result).toBe('v');
@@ -131,12 +159,21 @@ describe('batches', () => {
   it('answers an empty batch with one -32600 error', async () => {
     h = await startHarness();
     const r = await post(h.url, '[]');
-    expect(r.body).toMatchObject({ id: null, error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('empty batch') } });
+    expect(r.body).toMatchObject({
+      id: null,
+      error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('empty batch') },
+    });
   });
 
   it('answers 204 to a batch of notifications only', async () => {
     h = await startHarness();
-    const r = await post(h.url, JSON.stringify([{ jsonrpc: '2.0', method: 'eth_blockNumber' }, { jsonrpc: '2.0', method: 'net_version' }]));
+    const r = await post(
+      h.url,
+      JSON.stringify([
+        { jsonrpc: '2.0', method: 'eth_blockNumber' },
+        { jsonrpc: '2.0', method: 'net_version' },
+      ]),
+    );
     expect(r.status).toBe(204);
   });
 
@@ -144,7 +181,10 @@ describe('batches', () => {
     h = await startHarness({ maxBatchLength: 4 });
     const call = (id: number): unknown => ({ jsonrpc: '2.0', id, method: 'eth_blockNumber' });
     const over = await post(h.url, JSON.stringify([1, 2, 3, 4, 5].map(call)));
-    expect(over.body).toMatchObject({ id: null, error: { code: RpcErrorCode.LimitExceeded, data: { limit: 'maxBatchLength', max: 4 } } });
+    expect(over.body).toMatchObject({
+      id: null,
+      error: { code: RpcErrorCode.LimitExceeded, data: { limit: 'maxBatchLength', max: 4 } },
+    });
     const at = await post(h.url, JSON.stringify([1, 2, 3, 4].map(call)));
     expect(at.body).toHaveLength(4);
   });
@@ -156,7 +196,9 @@ describe('limits and timeouts', () => {
     const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'quorate_getValue', params: ['x'.repeat(2000)] });
     const r = await post(h.url, big);
     expect(r.status).toBe(413);
-    expect(r.body).toMatchObject({ error: { code: RpcErrorCode.LimitExceeded, data: { limit: 'maxBodyBytes', max: 1024 } } });
+    expect(r.body).toMatchObject({
+      error: { code: RpcErrorCode.LimitExceeded, data: { limit: 'maxBodyBytes', max: 1024 } },
+    });
     const small = await rpc(h.url, 'eth_blockNumber');
     expect(small.result).toBe('0x0');
   });
@@ -165,11 +207,20 @@ describe('limits and timeouts', () => {
     h = await startHarness({ maxBodyBytes: 1024 });
     const port = h.port;
     const result = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/',
+          headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       req.write('['.padEnd(800, ' '));
       req.write(' '.repeat(800));
@@ -183,7 +234,11 @@ describe('limits and timeouts', () => {
     h = await startHarness({ requestTimeoutMs: 150 });
     h.backend.quorum = false; // linearizable reads now wait for a quorum that never comes
     const r = await rpc(h.url, 'quorate_getValue', ['k', 'linearizable']);
-    expect(r.error).toMatchObject({ code: RpcErrorCode.Timeout, message: expect.stringContaining('unknown'), data: { reason: 'TIMEOUT', timeoutMs: 150 } });
+    expect(r.error).toMatchObject({
+      code: RpcErrorCode.Timeout,
+      message: expect.stringContaining('unknown'),
+      data: { reason: 'TIMEOUT', timeoutMs: 150 },
+    });
     expect((await rpc(h.url, 'quorate_getValue', ['k', 'latest'])).result).toBeNull();
   });
 
@@ -193,7 +248,10 @@ describe('limits and timeouts', () => {
     const hanging = rpc(h.url, 'quorate_getValue', ['k', 'linearizable']);
     await until(() => h!.server.inFlightCalls() === 1, 'the first call to be in flight');
     const shed = await rpc(h.url, 'eth_blockNumber');
-    expect(shed.error).toMatchObject({ code: RpcErrorCode.Unavailable, message: expect.stringContaining('overloaded') });
+    expect(shed.error).toMatchObject({
+      code: RpcErrorCode.Unavailable,
+      message: expect.stringContaining('overloaded'),
+    });
     expect((await hanging).error).toMatchObject({ code: RpcErrorCode.Timeout });
     expect((await rpc(h.url, 'eth_blockNumber')).result).toBe('0x0');
   });
@@ -205,7 +263,10 @@ describe('limits and timeouts', () => {
     await until(() => h!.server.inFlightCalls() === 1, 'the call to be in flight');
     await h.stop();
     h = undefined;
-    expect((await hanging).error).toMatchObject({ code: RpcErrorCode.Unavailable, message: expect.stringContaining('stopping') });
+    expect((await hanging).error).toMatchObject({
+      code: RpcErrorCode.Unavailable,
+      message: expect.stringContaining('stopping'),
+    });
   });
 });
 

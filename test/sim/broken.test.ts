@@ -7,7 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { BROKEN_VARIANTS } from './variants.js';
 import { formatFailure, runSchedule, type SimOptions, type SimResult } from './simulator.js';
 
-function firstViolation(variant: string, options: Omit<SimOptions, 'seed' | 'deps' | 'variant'>, maxSeeds: number): SimResult | undefined {
+function firstViolation(
+  variant: string,
+  options: Omit<SimOptions, 'seed' | 'deps' | 'variant'>,
+  maxSeeds: number,
+): SimResult | undefined {
   const v = BROKEN_VARIANTS[variant]!;
   for (let seed = 1; seed <= maxSeeds; seed++) {
     const r = runSchedule({ ...options, seed, deps: v.deps, variant });

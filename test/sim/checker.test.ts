@@ -6,7 +6,15 @@ import { describe, expect, it } from 'vitest';
 import { bootstrapConfState } from '../../consensus/confchange.js';
 import { MemoryStorage } from '../../consensus/memory-storage.js';
 import { SeededRng } from '../../consensus/rng.js';
-import { EntryType, MessageType, type Entry, type LogIndex, type Message, type RaftId, type Term } from '../../consensus/types.js';
+import {
+  EntryType,
+  MessageType,
+  type Entry,
+  type LogIndex,
+  type Message,
+  type RaftId,
+  type Term,
+} from '../../consensus/types.js';
 import { CHAIN_ORIGIN, chainNext, SafetyChecker, SimViolation, ViolationKind } from './checker.js';
 import { SimDisk } from './disk.js';
 import { makePartition, PartitionKind, SimNetwork } from './network.js';
@@ -18,7 +26,11 @@ const ent = (index: number, term: number, text: string): Entry => ({
   type: EntryType.Normal,
   data: new TextEncoder().encode(text),
 });
-const hs = (term: number, vote: number, commit: number) => ({ term: term as Term, vote: id(vote), commit: commit as LogIndex });
+const hs = (term: number, vote: number, commit: number) => ({
+  term: term as Term,
+  vote: id(vote),
+  commit: commit as LogIndex,
+});
 
 function msg(type: MessageType, from: number, to: number, fields: Partial<Message> = {}): Message {
   return {
@@ -68,7 +80,9 @@ describe('SafetyChecker', () => {
     expect(violationOf(() => c.onEntriesPersisted(id(2), [ent(1, 1, 'a'), ent(2, 1, 'b')]))).toBeUndefined();
     const d = cluster(2);
     d.onEntriesPersisted(id(1), [ent(1, 1, 'a'), ent(2, 1, 'b')]);
-    expect(violationOf(() => d.onEntriesPersisted(id(2), [ent(1, 1, 'x'), ent(2, 1, 'b')]))).toBe(ViolationKind.LogMatching);
+    expect(violationOf(() => d.onEntriesPersisted(id(2), [ent(1, 1, 'x'), ent(2, 1, 'b')]))).toBe(
+      ViolationKind.LogMatching,
+    );
   });
 
   it('log matching survives legitimate truncation: a conflicting suffix of a higher term replaces a lower one', () => {
@@ -130,7 +144,7 @@ describe('SafetyChecker', () => {
     expect(violationOf(() => c.onLeader(id(3), 1))).toBeUndefined();
   });
 
-  it("commit safety (Figure 8): an electable node without a committed entry is caught", () => {
+  it('commit safety (Figure 8): an electable node without a committed entry is caught', () => {
     // Node 3 holds a conflicting entry of term 3; nodes 1 and 2 hold index 2 of term 2, which
     // node 1 (leader of term 4) commits by counting. Node 3's log outranks node 2's: electable.
     const c = cluster(3);
@@ -152,8 +166,12 @@ describe('SafetyChecker', () => {
     expect(violationOf(() => c.onSend(msg(MessageType.VoteResp, 1, 2), disk))).toBeUndefined();
     expect(violationOf(() => c.onSend(msg(MessageType.VoteResp, 1, 3), disk))).toBe(ViolationKind.Durability);
     expect(violationOf(() => c.onSend(msg(MessageType.AppResp, 1, 2, { index: 1 as LogIndex }), disk))).toBeUndefined();
-    expect(violationOf(() => c.onSend(msg(MessageType.AppResp, 1, 2, { index: 2 as LogIndex }), disk))).toBe(ViolationKind.Durability);
-    expect(violationOf(() => c.onSend(msg(MessageType.App, 1, 2, { term: 2 as Term }), disk))).toBe(ViolationKind.Durability);
+    expect(violationOf(() => c.onSend(msg(MessageType.AppResp, 1, 2, { index: 2 as LogIndex }), disk))).toBe(
+      ViolationKind.Durability,
+    );
+    expect(violationOf(() => c.onSend(msg(MessageType.App, 1, 2, { term: 2 as Term }), disk))).toBe(
+      ViolationKind.Durability,
+    );
     // PreVote promises nothing durable: it is sent at term + 1 by design (thesis §9.6).
     expect(violationOf(() => c.onSend(msg(MessageType.PreVote, 1, 2, { term: 2 as Term }), disk))).toBeUndefined();
   });
@@ -236,7 +254,10 @@ describe('SimDisk', () => {
     const cs = bootstrapConfState([id(1)]);
     for (let seed = 1; seed <= 30; seed++) {
       const disk = new SimDisk(MemoryStorage.bootstrap(cs), 0);
-      disk.write({ kind: 'save', hardState: hs(1, 1, 0), entries: [ent(1, 1, 'a'), ent(2, 1, 'b'), ent(3, 1, 'c')] }, true);
+      disk.write(
+        { kind: 'save', hardState: hs(1, 1, 0), entries: [ent(1, 1, 'a'), ent(2, 1, 'b'), ent(3, 1, 'c')] },
+        true,
+      );
       disk.write({ kind: 'save', hardState: hs(1, 1, 1), entries: [] }, false);
       disk.write({ kind: 'save', hardState: hs(1, 1, 2), entries: [] }, false);
       disk.write({ kind: 'save', hardState: hs(1, 1, 3), entries: [] }, false);

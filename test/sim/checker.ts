@@ -109,7 +109,14 @@ export class SafetyChecker {
   /** State-machine safety: appliedChain[i] = application hash chain after applying index i. */
   private readonly appliedChain: number[] = [CHAIN_ORIGIN];
   private readonly reads = new Map<string, PendingRead>();
-  readonly stats: CheckerStats = { leadersElected: 0, maxTerm: 0, committedIndex: 0, readsIssued: 0, readsAnswered: 0, entriesApplied: 0 };
+  readonly stats: CheckerStats = {
+    leadersElected: 0,
+    maxTerm: 0,
+    committedIndex: 0,
+    readsIssued: 0,
+    readsAnswered: 0,
+    entriesApplied: 0,
+  };
 
   /** The highest index known committed anywhere. */
   committedIndex(): number {
@@ -129,7 +136,10 @@ export class SafetyChecker {
     const base = snap.index;
     const baseDigest = base === 0 ? CHAIN_ORIGIN : this.prefixAt.get(indexTermKey(base, snap.term));
     if (baseDigest === undefined) {
-      throw new SimViolation(ViolationKind.Durability, `node ${id} restarted from a snapshot at (${base}, term ${snap.term}) that no node ever held`);
+      throw new SimViolation(
+        ViolationKind.Durability,
+        `node ${id} restarted from a snapshot at (${base}, term ${snap.term}) that no node ever held`,
+      );
     }
     const track: NodeTrack = {
       base,
@@ -142,7 +152,10 @@ export class SafetyChecker {
     const last = storage.lastIndex();
     if (last > base) {
       // Entries between the compaction point and the snapshot were retained; digest from the snapshot on.
-      this.onEntriesPersisted(id, storage.entries((base + 1) as LogIndex, (last + 1) as LogIndex, Number.MAX_SAFE_INTEGER));
+      this.onEntriesPersisted(
+        id,
+        storage.entries((base + 1) as LogIndex, (last + 1) as LogIndex, Number.MAX_SAFE_INTEGER),
+      );
     }
     this.checkCommitAgreement(id, track.commit, track.term);
   }
@@ -170,7 +183,10 @@ export class SafetyChecker {
     const t = this.track(id);
     const digest = this.prefixAt.get(indexTermKey(index, term));
     if (digest === undefined) {
-      throw new SimViolation(ViolationKind.LogMatching, `node ${id} installed a snapshot at (${index}, term ${term}) that no node's log ever held`);
+      throw new SimViolation(
+        ViolationKind.LogMatching,
+        `node ${id} installed a snapshot at (${index}, term ${term}) that no node's log ever held`,
+      );
     }
     t.base = index;
     t.digests = [digest];
@@ -188,7 +204,10 @@ export class SafetyChecker {
     const first = entries[start]!.index;
     let prev = this.digestAt(t, first - 1);
     if (prev === undefined) {
-      throw new SimViolation(ViolationKind.LogMatching, `node ${id} persisted entry ${first} after a gap (log ends at ${this.lastIndexOf(id)})`);
+      throw new SimViolation(
+        ViolationKind.LogMatching,
+        `node ${id} persisted entry ${first} after a gap (log ends at ${this.lastIndexOf(id)})`,
+      );
     }
     t.digests.length = first - t.base;
     for (let k = start; k < entries.length; k++) {
@@ -213,7 +232,10 @@ export class SafetyChecker {
   onHardState(id: RaftId, hs: HardState): void {
     const t = this.track(id);
     if (hs.commit < t.commit) {
-      throw new SimViolation(ViolationKind.CommitRegressed, `node ${id} commit went from ${t.commit} back to ${hs.commit}`);
+      throw new SimViolation(
+        ViolationKind.CommitRegressed,
+        `node ${id} commit went from ${t.commit} back to ${hs.commit}`,
+      );
     }
     if (hs.term < t.term) {
       throw new SimViolation(ViolationKind.Durability, `node ${id} term went from ${t.term} back to ${hs.term}`);
@@ -242,7 +264,10 @@ export class SafetyChecker {
     if (commit <= known) {
       const agreed = this.committedPrefix[commit]!;
       if (!Number.isNaN(agreed) && agreed !== mine) {
-        throw new SimViolation(ViolationKind.StateMachineSafety, `node ${id} considers a different log committed up to ${commit} than another node did`);
+        throw new SimViolation(
+          ViolationKind.StateMachineSafety,
+          `node ${id} considers a different log committed up to ${commit} than another node did`,
+        );
       }
       if (Number.isNaN(agreed)) this.committedPrefix[commit] = mine;
       if (nodeTerm < this.committedInTerm[commit]!) this.lowerCommitTerm(commit, nodeTerm);
@@ -250,7 +275,11 @@ export class SafetyChecker {
     }
     // Commit moved beyond everything known: the new committed prefix must extend the old one.
     const atKnown = this.digestAt(t, known);
-    if (atKnown !== undefined && !Number.isNaN(this.committedPrefix[known]!) && atKnown !== this.committedPrefix[known]) {
+    if (
+      atKnown !== undefined &&
+      !Number.isNaN(this.committedPrefix[known]!) &&
+      atKnown !== this.committedPrefix[known]
+    ) {
       throw new SimViolation(
         ViolationKind.StateMachineSafety,
         `node ${id} committed up to ${commit} on a log that differs at ${known} from the log already committed there`,
@@ -345,7 +374,10 @@ export class SafetyChecker {
     const i = e.index;
     const t = this.track(id);
     if (i > t.commit) {
-      throw new SimViolation(ViolationKind.StateMachineSafety, `node ${id} applied entry ${i} beyond its commit ${t.commit}`);
+      throw new SimViolation(
+        ViolationKind.StateMachineSafety,
+        `node ${id} applied entry ${i} beyond its commit ${t.commit}`,
+      );
     }
     this.checkChain(id, i, chain);
   }

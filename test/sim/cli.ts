@@ -9,7 +9,14 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { BROKEN_VARIANTS } from './variants.js';
-import { DEFAULT_STEPS, formatFailure, nodesForSeed, runSchedule, type SimProfile, type SimResult } from './simulator.js';
+import {
+  DEFAULT_STEPS,
+  formatFailure,
+  nodesForSeed,
+  runSchedule,
+  type SimProfile,
+  type SimResult,
+} from './simulator.js';
 
 interface CliOptions {
   seeds: number | undefined;
@@ -33,10 +40,20 @@ const USAGE =
   'usage: npm run sim -- --seeds N [--seed S] [--nodes K] [--steps T] [--workers W] [--variant NAME] [--profile mixed|churn] [--trace]';
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const opts: CliOptions = { seeds: undefined, seed: undefined, nodes: undefined, steps: DEFAULT_STEPS, workers: 1, variant: undefined, profile: 'mixed', trace: false };
+  const opts: CliOptions = {
+    seeds: undefined,
+    seed: undefined,
+    nodes: undefined,
+    steps: DEFAULT_STEPS,
+    workers: 1,
+    variant: undefined,
+    profile: 'mixed',
+    trace: false,
+  };
   const int = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isSafeInteger(n) || n < min) throw new Error(`${name} needs an integer >= ${min}, got ${v}\n${USAGE}`);
+    if (v === undefined || !Number.isSafeInteger(n) || n < min)
+      throw new Error(`${name} needs an integer >= ${min}, got ${v}\n${USAGE}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -112,7 +129,8 @@ function runChunk(cfg: WorkerConfig, req: ChunkRequest): ChunkReport {
     const r = runOne(cfg, seed, undefined);
     ticks += r.stats.ticks;
     messages += r.stats.delivered;
-    if (r.failure !== undefined) failures.push({ seed, kind: r.failure.kind, text: formatFailure(r), command: r.failure.command });
+    if (r.failure !== undefined)
+      failures.push({ seed, kind: r.failure.kind, text: formatFailure(r), command: r.failure.command });
   }
   return { count: req.count, failures, ticks, messages };
 }
@@ -144,7 +162,9 @@ async function main(): Promise<number> {
     const t0 = performance.now();
     const r = runOne(cfg, opts.seed, opts.trace ? (line) => console.log(line) : undefined);
     const ms = performance.now() - t0;
-    console.log(JSON.stringify({ seed: r.seed, nodes: r.nodes, steps: r.steps, params: r.params, stats: r.stats }, null, 1));
+    console.log(
+      JSON.stringify({ seed: r.seed, nodes: r.nodes, steps: r.steps, params: r.params, stats: r.stats }, null, 1),
+    );
     if (r.failure !== undefined) console.log(formatFailure(r));
     console.log(`elapsed ${ms.toFixed(1)} ms`);
     console.log(`1 seeds, ${r.failure === undefined ? 0 : 1} violations`);
@@ -180,7 +200,9 @@ async function main(): Promise<number> {
     const now = performance.now();
     if (now - lastProgress >= PROGRESS_INTERVAL_MS) {
       lastProgress = now;
-      console.log(`progress: ${done}/${total} seeds, ${failures.length} violations, ${((now - t0) / 1000).toFixed(0)} s`);
+      console.log(
+        `progress: ${done}/${total} seeds, ${failures.length} violations, ${((now - t0) / 1000).toFixed(0)} s`,
+      );
     }
   };
 

@@ -48,15 +48,15 @@ export function combine(prev: number, x: number, y = 0, z = 0): number {
   let a = highLane(prev) ^ 0x9e3779b9;
   let b = lowLane(prev) >>> 0;
   // Unrolled on purpose: this runs for every entry persisted or applied by every node.
-  let low = x % TWO_POW_32 >>> 0;
+  let low = (x % TWO_POW_32) >>> 0;
   let high = Math.floor(x / TWO_POW_32) >>> 0;
   a = fmix32((Math.imul(a ^ low, 0x01000193) + high) >>> 0);
   b = fmix32((Math.imul((b + high) >>> 0, 0x5bd1e995) ^ low ^ a) >>> 0);
-  low = y % TWO_POW_32 >>> 0;
+  low = (y % TWO_POW_32) >>> 0;
   high = Math.floor(y / TWO_POW_32) >>> 0;
   a = fmix32((Math.imul(a ^ low, 0x01000193) + high) >>> 0);
   b = fmix32((Math.imul((b + high) >>> 0, 0x5bd1e995) ^ low ^ a) >>> 0);
-  low = z % TWO_POW_32 >>> 0;
+  low = (z % TWO_POW_32) >>> 0;
   high = Math.floor(z / TWO_POW_32) >>> 0;
   a = fmix32((Math.imul(a ^ low, 0x01000193) + high) >>> 0);
   b = fmix32((Math.imul((b + high) >>> 0, 0x5bd1e995) ^ low ^ a) >>> 0);

@@ -16,7 +16,12 @@ import type { ConfState, Entry, HardState, LogIndex, Snapshot } from '../../cons
 export type DiskWrite =
   | { readonly kind: 'save'; readonly hardState: HardState | undefined; readonly entries: readonly Entry[] }
   | { readonly kind: 'applySnapshot'; readonly snapshot: Snapshot }
-  | { readonly kind: 'createSnapshot'; readonly index: LogIndex; readonly confState: ConfState; readonly data: Uint8Array }
+  | {
+      readonly kind: 'createSnapshot';
+      readonly index: LogIndex;
+      readonly confState: ConfState;
+      readonly data: Uint8Array;
+    }
   | { readonly kind: 'compact'; readonly index: LogIndex };
 
 /**

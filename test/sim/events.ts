@@ -95,6 +95,6 @@ export class EventLog {
 }
 
 function format(r: EventRecord): string {
-  const body = r.message !== undefined ? `deliver ${describeMessage(r.message)}` : r.text ?? '';
+  const body = r.message !== undefined ? `deliver ${describeMessage(r.message)}` : (r.text ?? '');
   return `t=${r.tick} ${body}`;
 }

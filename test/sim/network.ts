@@ -140,7 +140,9 @@ export function makePartition(rng: SeededRng, kind: PartitionKind, ids: readonly
     }
     case PartitionKind.OneWay: {
       const size = 1 + rng.nextInt(Math.max(1, order.length - 1));
-      const inside = new Set<RaftId>(leader !== 0 && rng.nextInt(2) === 0 && ids.includes(leader) ? [leader] : order.slice(0, size));
+      const inside = new Set<RaftId>(
+        leader !== 0 && rng.nextInt(2) === 0 && ids.includes(leader) ? [leader] : order.slice(0, size),
+      );
       const deaf = rng.nextInt(2) === 0; // deaf: the group sends but hears nothing; else: mute.
       return {
         kind,

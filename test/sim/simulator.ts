@@ -39,7 +39,15 @@ import {
 import { CHAIN_ORIGIN, chainNext, SafetyChecker, SimViolation, ViolationKind, type CheckerStats } from './checker.js';
 import { SimDisk } from './disk.js';
 import { DEFAULT_EVENTS_KEPT, EventLog } from './events.js';
-import { CALM_NETWORK, makePartition, PartitionKind, PARTITION_KINDS, SimNetwork, type NetworkFaults, type NetworkStats } from './network.js';
+import {
+  CALM_NETWORK,
+  makePartition,
+  PartitionKind,
+  PARTITION_KINDS,
+  SimNetwork,
+  type NetworkFaults,
+  type NetworkStats,
+} from './network.js';
 
 /** The dependencies a RaftNode accepts (lets tests run a deliberately broken state machine). */
 export type RaftNodeDeps = NonNullable<ConstructorParameters<typeof RaftNode>[1]>;
@@ -231,12 +239,18 @@ function decodeApp(data: Uint8Array, index: number): AppState {
   // The empty log, or the bootstrap snapshot (index 1): the application's initial state.
   if (index <= 1 && data.length === 0) return { applied: index, chain: CHAIN_ORIGIN, payloads: 0 };
   if (data.length !== APP_SNAPSHOT_BYTES) {
-    throw new SimViolation(ViolationKind.StateMachineSafety, `snapshot at ${index} carries ${data.length} bytes, not an application state`);
+    throw new SimViolation(
+      ViolationKind.StateMachineSafety,
+      `snapshot at ${index} carries ${data.length} bytes, not an application state`,
+    );
   }
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const app = { applied: view.getFloat64(0), chain: view.getFloat64(8), payloads: view.getFloat64(16) };
   if (app.applied !== index) {
-    throw new SimViolation(ViolationKind.StateMachineSafety, `snapshot at index ${index} holds the application state of index ${app.applied}`);
+    throw new SimViolation(
+      ViolationKind.StateMachineSafety,
+      `snapshot at index ${index} holds the application state of index ${app.applied}`,
+    );
   }
   return app;
 }
@@ -312,7 +326,9 @@ export function nodesForSeed(seed: number): number {
   return seed % 2 === 0 ? 3 : 5;
 }
 
-export function reproduceCommand(options: Pick<SimOptions, 'seed' | 'nodes' | 'steps' | 'variant' | 'profile'>): string {
+export function reproduceCommand(
+  options: Pick<SimOptions, 'seed' | 'nodes' | 'steps' | 'variant' | 'profile'>,
+): string {
   let cmd = `npm run sim -- --seed ${options.seed} --nodes ${options.nodes}`;
   if (options.profile !== undefined && options.profile !== 'mixed') cmd += ` --profile ${options.profile}`;
   if (options.steps !== undefined && options.steps !== DEFAULT_STEPS) cmd += ` --steps ${options.steps}`;
@@ -425,7 +441,10 @@ class Simulation {
     this.checker.onStart(n.id, storage);
     if (snap.metadata.index > 0) this.checker.onSnapshotRestored(n.id, snap.metadata.index, n.app.chain);
     n.raft = this.guard(n, () => this.newRaft(n.id, storage, snap.metadata.index));
-    this.events.note(this.now, `start node ${n.id} #${n.incarnation} (term ${storage.hardState().term}, commit ${storage.hardState().commit}, snapshot ${snap.metadata.index}, last ${storage.lastIndex()})`);
+    this.events.note(
+      this.now,
+      `start node ${n.id} #${n.incarnation} (term ${storage.hardState().term}, commit ${storage.hardState().commit}, snapshot ${snap.metadata.index}, last ${storage.lastIndex()})`,
+    );
     this.drain(n);
   }
 
@@ -480,7 +499,10 @@ class Simulation {
     } catch (err) {
       if (err instanceof SimViolation) throw err;
       const e = err as Error;
-      const violation = new SimViolation(ViolationKind.CoreCrash, `node ${n.id} threw ${e?.name ?? 'a value'}: ${e?.message ?? String(err)}`);
+      const violation = new SimViolation(
+        ViolationKind.CoreCrash,
+        `node ${n.id} threw ${e?.name ?? 'a value'}: ${e?.message ?? String(err)}`,
+      );
       violation.stack = e?.stack ?? violation.stack;
       throw violation;
     }
@@ -504,7 +526,10 @@ class Simulation {
   private drain(n: SimNode): void {
     for (let round = 0; n.raft !== undefined && n.raft.hasReady(); round++) {
       if (round >= MAX_READY_ROUNDS_PER_INPUT) {
-        throw new SimViolation(ViolationKind.CoreCrash, `node ${n.id} still has a Ready after ${round} rounds: the core never settles`);
+        throw new SimViolation(
+          ViolationKind.CoreCrash,
+          `node ${n.id} still has a Ready after ${round} rounds: the core never settles`,
+        );
       }
       const raft = n.raft;
       const rd = this.guard(n, () => raft.ready());
@@ -544,11 +569,18 @@ class Simulation {
       this.events.note(this.now, `node ${n.id} is ${n.role} in term ${term} (leader ${rd.softState.leader})`);
       if (n.role === Role.Leader) {
         this.checker.onLeader(n.id, term);
-        if (this.phase === 'faults' && this.net.partition === undefined && this.chance(this.params.isolateNewLeaderPerMille)) {
+        if (
+          this.phase === 'faults' &&
+          this.net.partition === undefined &&
+          this.chance(this.params.isolateNewLeaderPerMille)
+        ) {
           const ids = [...this.nodes.values()].filter((x) => !x.removed).map((x) => x.id);
           this.net.partition = makePartition(this.rng, PartitionKind.IsolatedLeader, ids, n.id);
           this.stats.partitions++;
-          this.events.note(this.now, `partition ${this.net.partition.kind}: ${this.net.partition.description} (right after its election)`);
+          this.events.note(
+            this.now,
+            `partition ${this.net.partition.kind}: ${this.net.partition.description} (right after its election)`,
+          );
         }
       }
     }
@@ -570,13 +602,19 @@ class Simulation {
     if (rd.snapshot !== undefined) {
       n.app = decodeApp(rd.snapshot.data, rd.snapshot.metadata.index);
       this.checker.onSnapshotRestored(n.id, rd.snapshot.metadata.index, n.app.chain);
-      this.events.note(this.now, `node ${n.id} installed snapshot (${rd.snapshot.metadata.index}, term ${rd.snapshot.metadata.term})`);
+      this.events.note(
+        this.now,
+        `node ${n.id} installed snapshot (${rd.snapshot.metadata.index}, term ${rd.snapshot.metadata.term})`,
+      );
     }
     let confIndex = 0;
     for (const e of rd.committedEntries) {
       if (e.index <= n.app.applied && rd.snapshot !== undefined) continue; // covered by the snapshot just installed
       if (e.index !== n.app.applied + 1) {
-        throw new SimViolation(ViolationKind.StateMachineSafety, `node ${n.id} was handed entry ${e.index} to apply after applying ${n.app.applied}`);
+        throw new SimViolation(
+          ViolationKind.StateMachineSafety,
+          `node ${n.id} was handed entry ${e.index} to apply after applying ${n.app.applied}`,
+        );
       }
       this.apply(n, e);
       if (e.type === EntryType.ConfChange) confIndex = e.index;
@@ -612,7 +650,10 @@ class Simulation {
     for (const rs of n.readStates) {
       if (rs.index <= n.app.applied) {
         const ctx = textDecoder.decode(rs.context);
-        this.events.note(this.now, `node ${n.id} served read ${ctx} (read index ${rs.index}, applied ${n.app.applied})`);
+        this.events.note(
+          this.now,
+          `node ${n.id} served read ${ctx} (read index ${rs.index}, applied ${n.app.applied})`,
+        );
         this.checker.onReadServed(n.id, ctx, rs.index, n.app.applied);
       } else keep.push(rs);
     }
@@ -641,7 +682,10 @@ class Simulation {
     for (const other of this.nodes.values()) {
       if (other.joined && !other.removed && other.leavingAt === 0 && !this.latestMembers.has(other.id)) {
         other.leavingAt = confIndex;
-        this.events.note(this.now, `node ${other.id} leaves (config at ${confIndex} applied by node ${n.id}: ${describeConfState(cs)})`);
+        this.events.note(
+          this.now,
+          `node ${other.id} leaves (config at ${confIndex} applied by node ${n.id}: ${describeConfState(cs)})`,
+        );
       }
     }
   }
@@ -655,7 +699,12 @@ class Simulation {
         const m = this.nodes.get(id);
         if (m === undefined || m.removed) continue;
         // Applied, and durably known as committed: a crash cannot take the member back.
-        if (m.raft === undefined || m.app.applied < n.leavingAt || m.disk.syncedImage().hardState().commit < n.leavingAt) everywhere = false;
+        if (
+          m.raft === undefined ||
+          m.app.applied < n.leavingAt ||
+          m.disk.syncedImage().hardState().commit < n.leavingAt
+        )
+          everywhere = false;
       }
       if (!everywhere) continue;
       n.removed = true;
@@ -840,7 +889,10 @@ class Simulation {
     this.stats.transfersRequested++;
     const raft = leader.raft!;
     const refused = this.request(leader, () => raft.transferLeadership(target));
-    this.events.note(this.now, `transfer leadership ${leader.id} -> ${target}${refused === undefined ? '' : ` refused: ${refused.code}`}`);
+    this.events.note(
+      this.now,
+      `transfer leadership ${leader.id} -> ${target}${refused === undefined ? '' : ` refused: ${refused.code}`}`,
+    );
     this.drain(leader);
   }
 
@@ -886,7 +938,11 @@ class Simulation {
         }
       }
       if (changes.length === 0) return;
-      const transitions = [ConfChangeTransition.Auto, ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit];
+      const transitions = [
+        ConfChangeTransition.Auto,
+        ConfChangeTransition.JointImplicit,
+        ConfChangeTransition.JointExplicit,
+      ];
       const transition = this.rng.nextInt(2) === 0 ? ConfChangeTransition.Auto : this.pick(transitions)!;
       cc = { transition, changes, context: new Uint8Array(0) };
     }
@@ -895,7 +951,10 @@ class Simulation {
     this.stats.confChangesProposed++;
     const raft = at.raft!;
     const refused = this.request(at, () => raft.proposeConfChange(cc));
-    this.events.note(this.now, `conf change at node ${at.id}: ${describeConfChange(cc)}${refused === undefined ? '' : ` refused: ${refused.code}`}`);
+    this.events.note(
+      this.now,
+      `conf change at node ${at.id}: ${describeConfChange(cc)}${refused === undefined ? '' : ` refused: ${refused.code}`}`,
+    );
     if (refused !== undefined) {
       this.stats.confChangesRefused++;
       // The fresh nodes were never named in any log: retire them (their ids are still never reused).
@@ -964,7 +1023,10 @@ class Simulation {
         data[0] = PAYLOAD_TAG_LIVENESS;
         new DataView(data.buffer).setUint32(1, seq);
         const refused = this.request(leader, () => raft.propose(data));
-        this.events.note(this.now, `liveness probe #${seq} at leader ${leader.id}${refused === undefined ? '' : ` refused: ${refused.code}`}`);
+        this.events.note(
+          this.now,
+          `liveness probe #${seq} at leader ${leader.id}${refused === undefined ? '' : ` refused: ${refused.code}`}`,
+        );
         if (refused === undefined) lastProbeTick = this.now;
         this.drain(leader);
       }
@@ -1006,7 +1068,8 @@ function membersOf(cs: ConfState): Set<RaftId> {
 
 export function describeConfState(cs: ConfState): string {
   let s = `voters [${cs.voters.join(',')}]`;
-  if (cs.votersOutgoing.length > 0) s += ` outgoing [${cs.votersOutgoing.join(',')}]${cs.autoLeave ? ' auto-leave' : ''}`;
+  if (cs.votersOutgoing.length > 0)
+    s += ` outgoing [${cs.votersOutgoing.join(',')}]${cs.autoLeave ? ' auto-leave' : ''}`;
   if (cs.learners.length > 0) s += ` learners [${cs.learners.join(',')}]`;
   if (cs.learnersNext.length > 0) s += ` learnersNext [${cs.learnersNext.join(',')}]`;
   return s;
@@ -1031,9 +1094,12 @@ export function runSchedule(options: SimOptions): SimResult {
     const v =
       err instanceof SimViolation
         ? err
-        : Object.assign(new SimViolation(ViolationKind.CoreCrash, `simulator threw ${(err as Error)?.message ?? String(err)}`), {
-            stack: (err as Error)?.stack,
-          });
+        : Object.assign(
+            new SimViolation(ViolationKind.CoreCrash, `simulator threw ${(err as Error)?.message ?? String(err)}`),
+            {
+              stack: (err as Error)?.stack,
+            },
+          );
     failure = {
       kind: v.kind,
       detail: v.detail,

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { SeededRng } from '../../consensus/rng.js';
 import { BreakerState, CircuitBreaker, ManualClock } from '../../txmanager/index.js';
 
-const OPTIONS = { windowMs: 10_000, minRequests: 4, failureRateThreshold: 0.5, openBaseMs: 1_000, openMaxMs: 8_000, jitterRatio: 0, maxWindowSamples: 16 };
+const OPTIONS = {
+  windowMs: 10_000,
+  minRequests: 4,
+  failureRateThreshold: 0.5,
+  openBaseMs: 1_000,
+  openMaxMs: 8_000,
+  jitterRatio: 0,
+  maxWindowSamples: 16,
+};
 
 function make(options: Partial<typeof OPTIONS> = {}, seed = 1): { breaker: CircuitBreaker; clock: ManualClock } {
   const clock = new ManualClock(1_000_000);
@@ -26,8 +34,10 @@ describe('CircuitBreaker', () => {
 
   it('opens when the failure rate over the window reaches the threshold, and refuses at once', () => {
     const { breaker } = make();
-    breaker.tryAcquire(); breaker.onSuccess();
-    breaker.tryAcquire(); breaker.onSuccess();
+    breaker.tryAcquire();
+    breaker.onSuccess();
+    breaker.tryAcquire();
+    breaker.onSuccess();
     fail(breaker, 1);
     expect(breaker.state()).toBe(BreakerState.Closed); // 1/3, and under minRequests
     fail(breaker, 1); // 2/4 = 0.5
@@ -101,7 +111,10 @@ describe('CircuitBreaker', () => {
 
   it('outcomes that arrive while open are ignored; the window keeps at most maxWindowSamples', () => {
     const { breaker } = make({ failureRateThreshold: 1, maxWindowSamples: 16 });
-    for (let i = 0; i < 100; i++) { breaker.tryAcquire(); breaker.onSuccess(); }
+    for (let i = 0; i < 100; i++) {
+      breaker.tryAcquire();
+      breaker.onSuccess();
+    }
     expect(breaker.snapshot().windowRequests).toBe(16);
     const { breaker: b2 } = make();
     fail(b2, 4);

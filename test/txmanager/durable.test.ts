@@ -14,15 +14,27 @@ describe('openDurableTransactionManager', () => {
   it('keeps payloads and owed deliveries across close and reopen of the data directory', async () => {
     const network = new MemoryPartyNetwork();
     const directory = new KeyDirectory();
-    const enclaves = { a: await NaclEnclave.create(MemoryKeyStore.generate(1)), b: await NaclEnclave.create(MemoryKeyStore.generate(1)) };
+    const enclaves = {
+      a: await NaclEnclave.create(MemoryKeyStore.generate(1)),
+      b: await NaclEnclave.create(MemoryKeyStore.generate(1)),
+    };
     directory.setKeys('a', enclaves.a.publicKeys().map(keyToBase64));
     directory.setKeys('b', enclaves.b.publicKeys().map(keyToBase64));
-    const dataDirs = { a: await mkdtemp(join(tmpdir(), 'quorate-durable-a-')), b: await mkdtemp(join(tmpdir(), 'quorate-durable-b-')) };
+    const dataDirs = {
+      a: await mkdtemp(join(tmpdir(), 'quorate-durable-a-')),
+      b: await mkdtemp(join(tmpdir(), 'quorate-durable-b-')),
+    };
     dirs.push(dataDirs.a, dataDirs.b);
-    const open = (id: 'a' | 'b') => openDurableTransactionManager({
-      dataDir: dataDirs[id], nodeId: id, enclave: enclaves[id], transport: network.transport(id), directory,
-      deliveryMode: 'queue', queueRetryIntervalMs: 3_600_000,
-    });
+    const open = (id: 'a' | 'b') =>
+      openDurableTransactionManager({
+        dataDir: dataDirs[id],
+        nodeId: id,
+        enclave: enclaves[id],
+        transport: network.transport(id),
+        directory,
+        deliveryMode: 'queue',
+        queueRetryIntervalMs: 3_600_000,
+      });
     const bKey = directory.keysOf('b')[0];
     let a = await open('a');
     let b = await open('b');

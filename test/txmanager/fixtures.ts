@@ -2,8 +2,17 @@
 // real tweetnacl enclave and a real store (in-memory unless a test asks for LevelDB).
 import { keyToBase64, MemoryKeyStore, NaclEnclave } from '../../enclave/index.js';
 import {
-  type Clock, KeyDirectory, MemoryPartyNetwork, MemoryPayloadStore, type OwedQueue, type PartyTransport,
-  type PartyTransportHandlers, type PayloadStore, type ResendPage, type ResendRequest, TransactionManager,
+  type Clock,
+  KeyDirectory,
+  MemoryPartyNetwork,
+  MemoryPayloadStore,
+  type OwedQueue,
+  type PartyTransport,
+  type PartyTransportHandlers,
+  type PayloadStore,
+  type ResendPage,
+  type ResendRequest,
+  TransactionManager,
   type TransactionManagerOptions,
 } from '../../txmanager/index.js';
 
@@ -52,7 +61,12 @@ export interface TmCluster {
   readonly directory: KeyDirectory;
   readonly nodes: Record<string, TmNode>;
   /** Replaces a node's transaction manager (restart), keeping its enclave; the old one is stopped. */
-  restart(nodeId: string, store: PayloadStore, owedQueue?: OwedQueue, options?: TransactionManagerOptions): Promise<TransactionManager>;
+  restart(
+    nodeId: string,
+    store: PayloadStore,
+    owedQueue?: OwedQueue,
+    options?: TransactionManagerOptions,
+  ): Promise<TransactionManager>;
   stop(): Promise<void>;
 }
 
@@ -69,9 +83,21 @@ export async function tmCluster(config: ClusterOptions = {}): Promise<TmCluster>
     // instance here holds the same content.
     directory.setKeys(nodeId, enclave.publicKeys().map(keyToBase64));
   }
-  const build = (nodeId: string, store: PayloadStore, owedQueue: OwedQueue | undefined, transport: CountingTransport, options?: TransactionManagerOptions): TransactionManager => {
+  const build = (
+    nodeId: string,
+    store: PayloadStore,
+    owedQueue: OwedQueue | undefined,
+    transport: CountingTransport,
+    options?: TransactionManagerOptions,
+  ): TransactionManager => {
     const tm = new TransactionManager(options ?? config.options?.(nodeId) ?? {}, {
-      nodeId, enclave: enclaves.get(nodeId) as NaclEnclave, store, transport, directory, owedQueue, clock: config.clock,
+      nodeId,
+      enclave: enclaves.get(nodeId) as NaclEnclave,
+      store,
+      transport,
+      directory,
+      owedQueue,
+      clock: config.clock,
     });
     tm.start();
     return tm;
@@ -81,7 +107,14 @@ export async function tmCluster(config: ClusterOptions = {}): Promise<TmCluster>
     const owedQueue = config.owedQueue ? await config.owedQueue(nodeId) : undefined;
     const transport = new CountingTransport(network.transport(nodeId));
     const enclave = enclaves.get(nodeId) as NaclEnclave;
-    nodes[nodeId] = { nodeId, enclave, keys: enclave.publicKeys().map(keyToBase64), store, transport, tm: build(nodeId, store, owedQueue, transport) };
+    nodes[nodeId] = {
+      nodeId,
+      enclave,
+      keys: enclave.publicKeys().map(keyToBase64),
+      store,
+      transport,
+      tm: build(nodeId, store, owedQueue, transport),
+    };
   }
   return {
     network,

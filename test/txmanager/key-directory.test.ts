@@ -15,7 +15,7 @@ function codeOf(fn: () => unknown): TxManagerErrorCode {
 }
 
 describe('KeyDirectory', () => {
-  it('maps keys to nodes both ways and replaces a node\'s keys', () => {
+  it("maps keys to nodes both ways and replaces a node's keys", () => {
     const dir = new KeyDirectory();
     const [a1, a2, b1] = [newKey(), newKey(), newKey()];
     dir.setKeys('node-a', [a1, a2]);
@@ -24,7 +24,12 @@ describe('KeyDirectory', () => {
     expect(dir.keysOf('node-b')).toEqual([b1]);
     dir.setKeys('node-a', [a2]);
     expect(dir.tryNodeFor(a1)).toBeUndefined();
-    expect(dir.entries()).toEqual(expect.arrayContaining([{ key: a2, node: 'node-a' }, { key: b1, node: 'node-b' }]));
+    expect(dir.entries()).toEqual(
+      expect.arrayContaining([
+        { key: a2, node: 'node-a' },
+        { key: b1, node: 'node-b' },
+      ]),
+    );
     expect(dir.entries()).toHaveLength(2);
   });
 
@@ -44,7 +49,9 @@ describe('KeyDirectory', () => {
     expect(dir.hasNode('node-b')).toBe(false);
     expect(dir.tryNodeFor(b)).toBeUndefined();
     expect(codeOf(() => dir.setKeys('node-b', ['not-a-key']))).toBe(TxManagerErrorCode.InvalidRequest);
-    expect(codeOf(() => dir.setKeys('node-b', Array.from({ length: MAX_KEYS_PER_NODE + 1 }, newKey)))).toBe(TxManagerErrorCode.LimitExceeded);
+    expect(codeOf(() => dir.setKeys('node-b', Array.from({ length: MAX_KEYS_PER_NODE + 1 }, newKey)))).toBe(
+      TxManagerErrorCode.LimitExceeded,
+    );
     expect(codeOf(() => dir.setKeys('', [b]))).toBe(TxManagerErrorCode.InvalidRequest);
   });
 

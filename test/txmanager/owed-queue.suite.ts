@@ -34,7 +34,10 @@ export function runOwedQueueSuite(name: string, harness: OwedQueueHarness): void
       await q.add('n', 'a');
       await q.add('n', 'b');
       await q.add('m', 'c');
-      const error = await q.add('n', 'd').then(() => null, (e: unknown) => e);
+      const error = await q.add('n', 'd').then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(TxManagerError);
       expect((error as TxManagerError).code).toBe(TxManagerErrorCode.QueueFull);
       await q.add('n', 'a'); // already owed: not a new entry

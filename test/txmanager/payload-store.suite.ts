@@ -1,6 +1,11 @@
 // Compliance suite for PayloadStore: the LevelDB and the in-memory implementation both pass it.
 import { describe, expect, it } from 'vitest';
-import { MAX_STORE_SCAN_ENTRIES, type PayloadStore, TxManagerError, TxManagerErrorCode } from '../../txmanager/index.js';
+import {
+  MAX_STORE_SCAN_ENTRIES,
+  type PayloadStore,
+  TxManagerError,
+  TxManagerErrorCode,
+} from '../../txmanager/index.js';
 
 export interface PayloadStoreHarness {
   /** A fresh, empty store. */
@@ -69,7 +74,10 @@ export function runPayloadStoreSuite(name: string, harness: PayloadStoreHarness)
       const store = await harness.open();
       await store.put('h', bytes(1));
       await store.close();
-      const error = await store.get('h').then(() => null, (e: unknown) => e);
+      const error = await store.get('h').then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(TxManagerError);
       expect((error as TxManagerError).code).toBe(TxManagerErrorCode.StorageFailure);
     });
@@ -90,9 +98,12 @@ export function runPayloadStoreSuite(name: string, harness: PayloadStoreHarness)
       it('many concurrent puts (more than one group commit) all resolve, read back, and survive reopen; the last put of a key wins', async () => {
         const store = await harness.open();
         const n = 600;
-        await Promise.all(Array.from({ length: n }, (_, i) => store.put(`k${String(i).padStart(4, '0')}`, bytes(i & 0xff, i >> 8))));
+        await Promise.all(
+          Array.from({ length: n }, (_, i) => store.put(`k${String(i).padStart(4, '0')}`, bytes(i & 0xff, i >> 8))),
+        );
         await Promise.all([store.put('same', bytes(1)), store.put('same', bytes(2)), store.put('same', bytes(3))]);
-        for (let i = 0; i < n; i += 37) expect(await store.get(`k${String(i).padStart(4, '0')}`)).toEqual(bytes(i & 0xff, i >> 8));
+        for (let i = 0; i < n; i += 37)
+          expect(await store.get(`k${String(i).padStart(4, '0')}`)).toEqual(bytes(i & 0xff, i >> 8));
         // A put issued right after a group finished still completes (no put is left waiting).
         await store.put('after', bytes(9));
         const again = await reopen(store);

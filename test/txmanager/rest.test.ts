@@ -11,7 +11,10 @@ const urls: Record<string, string> = {};
 beforeAll(async () => {
   cluster = await tmCluster({ options: () => ({ pushTimeoutMs: 1_000 }) });
   for (const nodeId of Object.keys(cluster.nodes)) {
-    servers[nodeId] = new TxManagerServer(cluster.nodes[nodeId].tm, { port: 0, maxRequestBodyBytes: nodeId === 'node-c' ? 2_000 : undefined });
+    servers[nodeId] = new TxManagerServer(cluster.nodes[nodeId].tm, {
+      port: 0,
+      maxRequestBodyBytes: nodeId === 'node-c' ? 2_000 : undefined,
+    });
     urls[nodeId] = (await servers[nodeId].start()).url;
   }
 });
@@ -26,7 +29,11 @@ async function json(res: Response): Promise<Record<string, unknown>> {
 }
 
 const post = (url: string, body: unknown): Promise<Response> =>
-  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 
 describe('transaction manager REST API', () => {
   it('binds 127.0.0.1 by default and answers /upcheck', async () => {
@@ -36,8 +43,10 @@ describe('transaction manager REST API', () => {
     expect(await res.text()).toBe("I'm up!");
   });
 
-  it('GET /keys lists this node\'s keys; GET /partyinfo/keys every known key and its node', async () => {
-    expect(await json(await fetch(`${urls['node-b']}/keys`))).toEqual({ keys: cluster.nodes['node-b'].keys.map((key) => ({ key })) });
+  it("GET /keys lists this node's keys; GET /partyinfo/keys every known key and its node", async () => {
+    expect(await json(await fetch(`${urls['node-b']}/keys`))).toEqual({
+      keys: cluster.nodes['node-b'].keys.map((key) => ({ key })),
+    });
     const party = await json(await fetch(`${urls['node-b']}/partyinfo/keys`));
     const expected = Object.values(cluster.nodes).flatMap((n) => n.keys.map((key) => ({ key, node: n.nodeId })));
     expect(party.keys).toEqual(expect.arrayContaining(expected));
@@ -46,7 +55,11 @@ describe('transaction manager REST API', () => {
 
   it('POST /send → 201 { key }; GET /transaction/{key} → { payload } at parties, 404 elsewhere', async () => {
     const payload = Buffer.from('{"ops":[{"type":"put","key":"k","value":"v"}]}').toString('base64');
-    const res = await post(`${urls['node-a']}/send`, { payload, from: cluster.nodes['node-a'].keys[0], to: [cluster.nodes['node-b'].keys[0]] });
+    const res = await post(`${urls['node-a']}/send`, {
+      payload,
+      from: cluster.nodes['node-a'].keys[0],
+      to: [cluster.nodes['node-b'].keys[0]],
+    });
     expect(res.status).toBe(201);
     const { key } = await json(res);
     expect(typeof key).toBe('string');
@@ -70,7 +83,10 @@ describe('transaction manager REST API', () => {
     expect((await post(`${urls['node-a']}/send`, { payload: 'not base64!', to: [] })).status).toBe(400);
     expect((await post(`${urls['node-a']}/send`, { payload: 'AAAA', to: 'x' })).status).toBe(400);
     expect((await post(`${urls['node-a']}/send`, [])).status).toBe(400);
-    const unknown = await post(`${urls['node-a']}/send`, { payload: 'AAAA', to: [Buffer.alloc(32, 5).toString('base64')] });
+    const unknown = await post(`${urls['node-a']}/send`, {
+      payload: 'AAAA',
+      to: [Buffer.alloc(32, 5).toString('base64')],
+    });
     expect(unknown.status).toBe(400);
     expect(await json(unknown)).toMatchObject({ code: 'TXM_UNKNOWN_RECIPIENT_KEY' });
     const badHash = await fetch(`${urls['node-a']}/transaction/abc`);
@@ -89,10 +105,19 @@ describe('transaction manager REST API', () => {
     // Without a content-length (chunked), the limit is enforced while reading.
     const chunked = await new Promise<number>((resolve, reject) => {
       const url = new URL(`${urls['node-c']}/send`);
-      const req = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode as number);
-      });
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { 'transfer-encoding': 'chunked' },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode as number);
+        },
+      );
       req.on('error', reject);
       for (let i = 0; i < 10; i++) req.write('x'.repeat(500));
       req.end();
@@ -139,7 +164,7 @@ describe('TxManagerServer lifecycle', () => {
   });
 });
 
-describe('storeraw / sendsignedtx (Tessera\'s externally signed flow)', () => {
+describe("storeraw / sendsignedtx (Tessera's externally signed flow)", () => {
   it('stores for the sender only, then delivers to recipients under the same hash', async () => {
     const payload = Buffer.from('signed elsewhere').toString('base64');
     const stored = await post(`${urls['node-a']}/storeraw`, { payload });
@@ -156,12 +181,14 @@ describe('storeraw / sendsignedtx (Tessera\'s externally signed flow)', () => {
     expect((await json(atB)).payload).toBe(payload);
   });
 
-  it('sendsignedtx of an unknown hash is 404 TXM_UNKNOWN_PAYLOAD; of another node\'s payload 400', async () => {
+  it("sendsignedtx of an unknown hash is 404 TXM_UNKNOWN_PAYLOAD; of another node's payload 400", async () => {
     const unknownHash = Buffer.alloc(64, 1).toString('base64');
     const res = await post(`${urls['node-a']}/sendsignedtx`, { hash: unknownHash, to: [] });
     expect(res.status).toBe(404);
     expect(await json(res)).toMatchObject({ code: 'TXM_UNKNOWN_PAYLOAD' });
-    const { key } = await json(await post(`${urls['node-a']}/send`, { payload: 'AAAA', to: [cluster.nodes['node-b'].keys[0]] }));
+    const { key } = await json(
+      await post(`${urls['node-a']}/send`, { payload: 'AAAA', to: [cluster.nodes['node-b'].keys[0]] }),
+    );
     const foreign = await post(`${urls['node-b']}/sendsignedtx`, { hash: key, to: [] });
     expect(foreign.status).toBe(400);
     expect(await json(foreign)).toMatchObject({ code: 'TXM_UNKNOWN_SENDER_KEY' });

@@ -3,11 +3,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  decodePayload, EnclaveError, EnclaveErrorCode, encodePayload, keyFromBase64, keyToBase64, payloadHashBase64,
+  decodePayload,
+  EnclaveError,
+  EnclaveErrorCode,
+  encodePayload,
+  keyFromBase64,
+  keyToBase64,
+  payloadHashBase64,
 } from '../../enclave/index.js';
 import {
-  BreakerState, LevelOwedQueue, LevelPayloadStore, ManualClock, MemoryOwedQueue, MemoryPayloadStore,
-  PartyTransportError, PartyTransportErrorCode, type PayloadStore, TransactionManager, TxManagerError,
+  BreakerState,
+  LevelOwedQueue,
+  LevelPayloadStore,
+  ManualClock,
+  MemoryOwedQueue,
+  MemoryPayloadStore,
+  PartyTransportError,
+  PartyTransportErrorCode,
+  type PayloadStore,
+  TransactionManager,
+  TxManagerError,
   TxManagerErrorCode,
 } from '../../txmanager/index.js';
 import { eventually, text, tmCluster, utf8 } from './fixtures.js';
@@ -23,7 +38,10 @@ afterAll(async () => {
 });
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
-  const error = await promise.then(() => null, (e: unknown) => e);
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(Error);
   return error as Error;
 }
@@ -62,7 +80,7 @@ describe('TransactionManager: send and receive', () => {
     await c.stop();
   });
 
-  it('a non-party\'s LevelDB files hold no bytes of the ciphertext (and a party\'s do)', async () => {
+  it("a non-party's LevelDB files hold no bytes of the ciphertext (and a party's do)", async () => {
     const storeDirs: Record<string, string> = {};
     const c = await tmCluster({
       store: async (nodeId) => {
@@ -73,7 +91,9 @@ describe('TransactionManager: send and receive', () => {
     const { 'node-a': a, 'node-b': b, 'node-c': cc } = c.nodes;
     const hashes = [];
     for (let i = 0; i < 5; i++) hashes.push(await a.tm.send(utf8(`secret ${i} `.repeat(40)), undefined, [b.keys[0]]));
-    const cipherTexts = await Promise.all(hashes.map(async (h) => decodePayload((await a.store.get(h)) as Uint8Array).cipherText));
+    const cipherTexts = await Promise.all(
+      hashes.map(async (h) => decodePayload((await a.store.get(h)) as Uint8Array).cipherText),
+    );
     await c.stop();
     for (const node of [a, b, cc]) await node.store.close();
     const atB = await allFileBytes(storeDirs['node-b']);
@@ -93,7 +113,9 @@ describe('TransactionManager: send and receive', () => {
     for (const key of b.keys) expect(await b.tm.receive(hash, key)).toMatchObject({ kind: 'party' });
     const onlyFirst = await a.tm.send(utf8('to b1 only'), undefined, [b.keys[0]]);
     expect(await b.tm.receive(onlyFirst, b.keys[1])).toEqual({ kind: 'not-a-party' });
-    expect((await rejection(b.tm.receive(onlyFirst, a.keys[0])) as TxManagerError).code).toBe(TxManagerErrorCode.UnknownLocalKey);
+    expect(((await rejection(b.tm.receive(onlyFirst, a.keys[0]))) as TxManagerError).code).toBe(
+      TxManagerErrorCode.UnknownLocalKey,
+    );
     await c.stop();
   });
 
@@ -111,10 +133,14 @@ describe('TransactionManager: send and receive', () => {
     const { 'node-a': a, 'node-b': b } = c.nodes;
     const stranger = keyToBase64(new Uint8Array(32).fill(9));
     const code = async (p: Promise<unknown>): Promise<string> => ((await rejection(p)) as TxManagerError).code;
-    expect(await code(a.tm.send(utf8('x'), undefined, [b.keys[0], stranger]))).toBe(TxManagerErrorCode.UnknownRecipientKey);
+    expect(await code(a.tm.send(utf8('x'), undefined, [b.keys[0], stranger]))).toBe(
+      TxManagerErrorCode.UnknownRecipientKey,
+    );
     expect(await code(a.tm.send(utf8('x'), b.keys[0], [b.keys[0]]))).toBe(TxManagerErrorCode.UnknownSenderKey);
     expect(await code(a.tm.send(utf8('x'), undefined, ['nope']))).toBe(TxManagerErrorCode.InvalidRequest);
-    expect(await code(a.tm.send(new Uint8Array(4 * 1024 * 1024 + 1), undefined, [b.keys[0]]))).toBe(TxManagerErrorCode.PayloadTooLarge);
+    expect(await code(a.tm.send(new Uint8Array(4 * 1024 * 1024 + 1), undefined, [b.keys[0]]))).toBe(
+      TxManagerErrorCode.PayloadTooLarge,
+    );
     expect(await code(a.tm.receive('not-a-hash'))).toBe(TxManagerErrorCode.InvalidRequest);
     expect((a.store as MemoryPayloadStore).rawBytes()).toHaveLength(0);
     expect((b.store as MemoryPayloadStore).rawBytes()).toHaveLength(0);
@@ -139,8 +165,8 @@ describe('TransactionManager: "not a party" versus "could not answer"', () => {
     const { 'node-a': a, 'node-b': b } = c.nodes;
     const hash = await a.tm.send(utf8('x'), undefined, [b.keys[0]]);
     await b.store.close();
-    expect((await rejection(b.tm.receive(hash)) as TxManagerError).code).toBe(TxManagerErrorCode.StorageFailure);
-    expect((await rejection(b.tm.isParty(hash)) as TxManagerError).code).toBe(TxManagerErrorCode.StorageFailure);
+    expect(((await rejection(b.tm.receive(hash))) as TxManagerError).code).toBe(TxManagerErrorCode.StorageFailure);
+    expect(((await rejection(b.tm.isParty(hash))) as TxManagerError).code).toBe(TxManagerErrorCode.StorageFailure);
     await c.stop();
   });
 
@@ -151,7 +177,7 @@ describe('TransactionManager: "not a party" versus "could not answer"', () => {
     const h2 = await a.tm.send(utf8('two'), undefined, [b.keys[0]]);
     const copy1 = (await b.store.get(h1)) as Uint8Array;
     await b.store.put(h2, copy1); // a damaged store: the bytes under h2 are h1's
-    expect((await rejection(b.tm.receive(h2)) as TxManagerError).code).toBe(TxManagerErrorCode.CorruptStoredPayload);
+    expect(((await rejection(b.tm.receive(h2))) as TxManagerError).code).toBe(TxManagerErrorCode.CorruptStoredPayload);
     const decoded = decodePayload(copy1);
     const box = Uint8Array.from(decoded.recipientBoxes[0]);
     box[0] ^= 1;
@@ -167,7 +193,9 @@ describe('TransactionManager: inbound pushes', () => {
   it('a tampered payload is refused before it is acknowledged, and not stored', async () => {
     const c = await tmCluster();
     const { 'node-a': a, 'node-b': b } = c.nodes;
-    const encoded = await a.enclave.encryptPayload(utf8('genuine'), keyFromBase64(a.keys[0]), [keyFromBase64(b.keys[0])]);
+    const encoded = await a.enclave.encryptPayload(utf8('genuine'), keyFromBase64(a.keys[0]), [
+      keyFromBase64(b.keys[0]),
+    ]);
     const cipherText = Uint8Array.from(encoded.cipherText);
     cipherText[0] ^= 0x10;
     const tampered = encodePayload(a.enclave.payloadFor({ ...encoded, cipherText }, keyFromBase64(b.keys[0])));
@@ -176,7 +204,13 @@ describe('TransactionManager: inbound pushes', () => {
     expect((error as PartyTransportError).remoteCode).toBe(EnclaveErrorCode.DecryptionFailed);
     expect((b.store as MemoryPayloadStore).rawBytes()).toHaveLength(0);
     const truncated = encodePayload(encoded).subarray(0, 100);
-    expect((await rejection(c.network.transport('node-a').push('node-b', truncated, AbortSignal.timeout(5000))) as PartyTransportError).remoteCode).toBe(EnclaveErrorCode.MalformedPayload);
+    expect(
+      (
+        (await rejection(
+          c.network.transport('node-a').push('node-b', truncated, AbortSignal.timeout(5000)),
+        )) as PartyTransportError
+      ).remoteCode,
+    ).toBe(EnclaveErrorCode.MalformedPayload);
     await c.stop();
   });
 
@@ -184,12 +218,16 @@ describe('TransactionManager: inbound pushes', () => {
     const c = await tmCluster();
     const { 'node-a': a, 'node-b': b, 'node-c': cc } = c.nodes;
     const encoded = await a.enclave.encryptPayload(utf8('for b'), keyFromBase64(a.keys[0]), [keyFromBase64(b.keys[0])]);
-    const error = (await rejection(c.network.transport('node-a').push('node-c', encodePayload(encoded), AbortSignal.timeout(5000)))) as PartyTransportError;
+    const error = (await rejection(
+      c.network.transport('node-a').push('node-c', encodePayload(encoded), AbortSignal.timeout(5000)),
+    )) as PartyTransportError;
     expect(error.remoteCode).toBe(TxManagerErrorCode.NotAParty);
     expect((cc.store as MemoryPayloadStore).rawBytes()).toHaveLength(0);
     // Pushing the full copy to a recipient stores only the recipient's box.
     await c.network.transport('node-a').push('node-b', encodePayload(encoded), AbortSignal.timeout(5000));
-    expect(decodePayload((await b.store.get(payloadHashBase64(encoded))) as Uint8Array).recipientKeys.map(keyToBase64)).toEqual([b.keys[0]]);
+    expect(
+      decodePayload((await b.store.get(payloadHashBase64(encoded))) as Uint8Array).recipientKeys.map(keyToBase64),
+    ).toEqual([b.keys[0]]);
     await c.stop();
   });
 });
@@ -201,7 +239,10 @@ describe('TransactionManager: concurrent copies of one payload', () => {
     const [b1, b2] = b.keys.map((k) => keyFromBase64(k));
     for (let round = 0; round < 10; round++) {
       const encoded = await a.enclave.encryptPayload(utf8(`round ${round}`), keyFromBase64(a.keys[0]), [b1, b2]);
-      const send = (key: Uint8Array): Promise<void> => c.network.transport('node-a').push('node-b', encodePayload(a.enclave.payloadFor(encoded, key)), AbortSignal.timeout(5000));
+      const send = (key: Uint8Array): Promise<void> =>
+        c.network
+          .transport('node-a')
+          .push('node-b', encodePayload(a.enclave.payloadFor(encoded, key)), AbortSignal.timeout(5000));
       await Promise.all([send(b1), send(b2)]);
       const held = decodePayload((await b.store.get(payloadHashBase64(encoded))) as Uint8Array);
       expect(held.recipientKeys.map(keyToBase64).sort()).toEqual([...b.keys].sort());
@@ -215,12 +256,17 @@ describe('TransactionManager: fail-fast delivery and the circuit breaker', () =>
     const clock = new ManualClock(0);
     const c = await tmCluster({
       clock,
-      options: () => ({ pushTimeoutMs: 2_000, breaker: { minRequests: 2, failureRateThreshold: 0.5, openBaseMs: 10_000, openMaxMs: 60_000, jitterRatio: 0 } }),
+      options: () => ({
+        pushTimeoutMs: 2_000,
+        breaker: { minRequests: 2, failureRateThreshold: 0.5, openBaseMs: 10_000, openMaxMs: 60_000, jitterRatio: 0 },
+      }),
     });
     const { 'node-a': a, 'node-b': b, 'node-c': cc } = c.nodes;
     c.network.setDown('node-b', true);
     for (let i = 0; i < 2; i++) {
-      const error = (await rejection(a.tm.send(utf8(`try ${i}`), undefined, [b.keys[0], cc.keys[0]]))) as TxManagerError;
+      const error = (await rejection(
+        a.tm.send(utf8(`try ${i}`), undefined, [b.keys[0], cc.keys[0]]),
+      )) as TxManagerError;
       expect(error.code).toBe(TxManagerErrorCode.RecipientUnavailable);
       expect(error.meta.nodeIds).toEqual(['node-b']);
       expect(error.meta.keys).toEqual([b.keys[0]]);
@@ -242,7 +288,9 @@ describe('TransactionManager: fail-fast delivery and the circuit breaker', () =>
     expect(await cc.tm.receive(other)).toMatchObject({ kind: 'party' });
 
     c.network.setDown('node-b', false);
-    expect((await rejection(a.tm.send(utf8('still open'), undefined, [b.keys[0]])) as TxManagerError).code).toBe(TxManagerErrorCode.RecipientUnavailable);
+    expect(((await rejection(a.tm.send(utf8('still open'), undefined, [b.keys[0]]))) as TxManagerError).code).toBe(
+      TxManagerErrorCode.RecipientUnavailable,
+    );
     clock.advance(10_000);
     expect(a.tm.breakerSnapshots()['node-b'].state).toBe(BreakerState.HalfOpen);
     const probe = await a.tm.send(utf8('probe'), undefined, [b.keys[0]]);
@@ -274,7 +322,9 @@ describe('TransactionManager: fail-fast delivery and the circuit breaker', () =>
     const c = await tmCluster();
     const { 'node-a': a, 'node-b': b } = c.nodes;
     await b.tm.stop();
-    expect((await rejection(b.tm.send(utf8('x'), undefined, [a.keys[0]])) as TxManagerError).code).toBe(TxManagerErrorCode.Stopped);
+    expect(((await rejection(b.tm.send(utf8('x'), undefined, [a.keys[0]]))) as TxManagerError).code).toBe(
+      TxManagerErrorCode.Stopped,
+    );
     const error = (await rejection(a.tm.send(utf8('x'), undefined, [b.keys[0]]))) as TxManagerError;
     expect(error.code).toBe(TxManagerErrorCode.RecipientUnavailable);
     await c.stop();
@@ -285,12 +335,18 @@ describe('TransactionManager: queue mode', () => {
   it('accepts while a party is down, and delivers from the durable queue after a restart of the sender once the party returns', async () => {
     const storeDir = await tempDir('quorate-tm-q-store-');
     const queueDir = await tempDir('quorate-tm-q-queue-');
-    const queueOptions = { deliveryMode: 'queue' as const, queueRetryIntervalMs: 20, pushTimeoutMs: 1_000, breaker: { minRequests: 1, openBaseMs: 20, openMaxMs: 100 } };
+    const queueOptions = {
+      deliveryMode: 'queue' as const,
+      queueRetryIntervalMs: 20,
+      pushTimeoutMs: 1_000,
+      breaker: { minRequests: 1, openBaseMs: 20, openMaxMs: 100 },
+    };
     let firstQueue: LevelOwedQueue | undefined;
     const c = await tmCluster({
       options: (nodeId) => (nodeId === 'node-a' ? queueOptions : {}),
       store: async (nodeId) => (nodeId === 'node-a' ? LevelPayloadStore.open(storeDir) : new MemoryPayloadStore()),
-      owedQueue: async (nodeId) => (nodeId === 'node-a' ? (firstQueue = await LevelOwedQueue.open(queueDir)) : undefined),
+      owedQueue: async (nodeId) =>
+        nodeId === 'node-a' ? (firstQueue = await LevelOwedQueue.open(queueDir)) : undefined,
     });
     const { 'node-a': a, 'node-b': b, 'node-c': cc } = c.nodes;
     c.network.setDown('node-b', true);
@@ -321,11 +377,18 @@ describe('TransactionManager: queue mode', () => {
     await reopenedQueue.close();
   });
 
-  it('deliverOwed is paced by the party\'s breaker and stops at its first failure', async () => {
+  it("deliverOwed is paced by the party's breaker and stops at its first failure", async () => {
     const clock = new ManualClock(0);
     const c = await tmCluster({
       clock,
-      options: (nodeId) => (nodeId === 'node-a' ? { deliveryMode: 'queue', queueRetryIntervalMs: 3_600_000, breaker: { minRequests: 1, openBaseMs: 1_000, jitterRatio: 0 } } : {}),
+      options: (nodeId) =>
+        nodeId === 'node-a'
+          ? {
+              deliveryMode: 'queue',
+              queueRetryIntervalMs: 3_600_000,
+              breaker: { minRequests: 1, openBaseMs: 1_000, jitterRatio: 0 },
+            }
+          : {},
       owedQueue: async (nodeId) => (nodeId === 'node-a' ? new MemoryOwedQueue() : undefined),
     });
     const { 'node-a': a, 'node-b': b } = c.nodes;
@@ -352,7 +415,9 @@ describe('TransactionManager: queue mode', () => {
     const { 'node-a': a, 'node-b': b } = c.nodes;
     c.network.setDown('node-b', true);
     await a.tm.send(utf8('fits'), undefined, [b.keys[0]]);
-    expect((await rejection(a.tm.send(utf8('does not fit'), undefined, [b.keys[0]])) as TxManagerError).code).toBe(TxManagerErrorCode.QueueFull);
+    expect(((await rejection(a.tm.send(utf8('does not fit'), undefined, [b.keys[0]]))) as TxManagerError).code).toBe(
+      TxManagerErrorCode.QueueFull,
+    );
     expect(a.tm.owed()).toEqual({ 'node-b': 1 });
     await c.stop();
   });
@@ -360,8 +425,13 @@ describe('TransactionManager: queue mode', () => {
   it('queue mode without a queue is a configuration error', async () => {
     const c = await tmCluster();
     const a = c.nodes['node-a'];
-    expect(() => new TransactionManager({ deliveryMode: 'queue' }, { nodeId: 'node-a', enclave: a.enclave, store: a.store, transport: a.transport, directory: c.directory }))
-      .toThrow(TxManagerError);
+    expect(
+      () =>
+        new TransactionManager(
+          { deliveryMode: 'queue' },
+          { nodeId: 'node-a', enclave: a.enclave, store: a.store, transport: a.transport, directory: c.directory },
+        ),
+    ).toThrow(TxManagerError);
     await c.stop();
   });
 });
@@ -379,15 +449,19 @@ describe('TransactionManager: resend', () => {
     const tm = await c.restart('node-b', fresh);
     expect(await tm.receive(forB[0])).toEqual({ kind: 'not-a-party' });
     const outcomes = await tm.resendAll();
-    expect(outcomes).toEqual([{ nodeId: 'node-a', stored: 70 }, { nodeId: 'node-c', stored: 1 }]);
-    for (const [i, hash] of forB.entries()) expect(text(((await tm.receive(hash)) as { payload: Uint8Array }).payload)).toBe(`for b ${i}`);
+    expect(outcomes).toEqual([
+      { nodeId: 'node-a', stored: 70 },
+      { nodeId: 'node-c', stored: 1 },
+    ]);
+    for (const [i, hash] of forB.entries())
+      expect(text(((await tm.receive(hash)) as { payload: Uint8Array }).payload)).toBe(`for b ${i}`);
     expect(await tm.receive(fromC)).toMatchObject({ kind: 'party' });
     expect(await tm.receive(forCOnly)).toEqual({ kind: 'not-a-party' });
     expect(decodePayload((await fresh.get(forB[3])) as Uint8Array).recipientKeys.map(keyToBase64)).toEqual([b.keys[0]]);
     await c.stop();
   });
 
-  it('a rebuilt sender recovers its payloads from the recipients\' copies, merging their boxes', async () => {
+  it("a rebuilt sender recovers its payloads from the recipients' copies, merging their boxes", async () => {
     const c = await tmCluster();
     const { 'node-a': a, 'node-b': b, 'node-c': cc } = c.nodes;
     const both = await a.tm.send(utf8('to b and c'), undefined, [b.keys[0], cc.keys[0]]);
@@ -395,10 +469,17 @@ describe('TransactionManager: resend', () => {
     const fresh = new MemoryPayloadStore();
     const tm = await c.restart('node-a', fresh);
     const outcomes = await tm.resendAll();
-    expect(outcomes.map((o) => [o.nodeId, o.stored])).toEqual([['node-b', 2], ['node-c', 1]]);
+    expect(outcomes.map((o) => [o.nodeId, o.stored])).toEqual([
+      ['node-b', 2],
+      ['node-c', 1],
+    ]);
     expect(text(((await tm.receive(both)) as { payload: Uint8Array }).payload)).toBe('to b and c');
     expect(text(((await tm.receive(onlyB)) as { payload: Uint8Array }).payload)).toBe('to b');
-    expect(decodePayload((await fresh.get(both)) as Uint8Array).recipientKeys.map(keyToBase64).sort()).toEqual([b.keys[0], cc.keys[0]].sort());
+    expect(
+      decodePayload((await fresh.get(both)) as Uint8Array)
+        .recipientKeys.map(keyToBase64)
+        .sort(),
+    ).toEqual([b.keys[0], cc.keys[0]].sort());
     await c.stop();
   });
 

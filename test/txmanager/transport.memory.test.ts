@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryPartyNetwork, PartyTransportError, PartyTransportErrorCode, type PartyTransport } from '../../txmanager/index.js';
+import {
+  MemoryPartyNetwork,
+  PartyTransportError,
+  PartyTransportErrorCode,
+  type PartyTransport,
+} from '../../txmanager/index.js';
 import { runPartyTransportSuite } from './transport.suite.js';
 
 runPartyTransportSuite('in-memory', {
@@ -9,7 +14,9 @@ runPartyTransportSuite('in-memory', {
     return {
       transports,
       takeDown: async (nodeId) => network.setDown(nodeId, true),
-      close: async () => { for (const t of transports.values()) t.unhandle(); },
+      close: async () => {
+        for (const t of transports.values()) t.unhandle();
+      },
     };
   },
 });
@@ -19,17 +26,27 @@ describe('MemoryPartyNetwork fault switches', () => {
     const network = new MemoryPartyNetwork();
     const received: number[] = [];
     network.transport('b').handle({
-      onPush: async (_from, bytes) => { received.push(bytes[0]); },
+      onPush: async (_from, bytes) => {
+        received.push(bytes[0]);
+      },
       onResendRequest: async () => ({ payloads: [], nextAfterHash: null }),
     });
     return { network, received };
   }
-  const code = async (p: Promise<unknown>): Promise<string> => ((await p.then(() => null, (e: unknown) => e)) as PartyTransportError).code;
+  const code = async (p: Promise<unknown>): Promise<string> =>
+    (
+      (await p.then(
+        () => null,
+        (e: unknown) => e,
+      )) as PartyTransportError
+    ).code;
 
   it('down, then up again', async () => {
     const { network, received } = setUp();
     network.setDown('b', true);
-    expect(await code(network.transport('a').push('b', Uint8Array.of(1), AbortSignal.timeout(1000)))).toBe(PartyTransportErrorCode.Unreachable);
+    expect(await code(network.transport('a').push('b', Uint8Array.of(1), AbortSignal.timeout(1000)))).toBe(
+      PartyTransportErrorCode.Unreachable,
+    );
     network.setDown('b', false);
     await network.transport('a').push('b', Uint8Array.of(2), AbortSignal.timeout(1000));
     expect(received).toEqual([2]);
@@ -39,7 +56,9 @@ describe('MemoryPartyNetwork fault switches', () => {
     const { network } = setUp();
     network.transport('a');
     network.setDown('a', true);
-    expect(await code(network.transport('a').push('b', Uint8Array.of(1), AbortSignal.timeout(1000)))).toBe(PartyTransportErrorCode.Unreachable);
+    expect(await code(network.transport('a').push('b', Uint8Array.of(1), AbortSignal.timeout(1000)))).toBe(
+      PartyTransportErrorCode.Unreachable,
+    );
   });
 
   it('slow: delivered after the delay, or Aborted when the signal fires first', async () => {
@@ -48,14 +67,22 @@ describe('MemoryPartyNetwork fault switches', () => {
     const started = Date.now();
     await network.transport('a').push('b', Uint8Array.of(3), AbortSignal.timeout(2000));
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
-    expect(await code(network.transport('a').push('b', Uint8Array.of(4), AbortSignal.timeout(30)))).toBe(PartyTransportErrorCode.Aborted);
+    expect(await code(network.transport('a').push('b', Uint8Array.of(4), AbortSignal.timeout(30)))).toBe(
+      PartyTransportErrorCode.Aborted,
+    );
     expect(received).toEqual([3]);
   });
 
   it('failing: reachable but refusing, until switched back', async () => {
     const { network, received } = setUp();
     network.setFailing('b', 'disk full');
-    const error = (await network.transport('a').push('b', Uint8Array.of(5), AbortSignal.timeout(1000)).then(() => null, (e: unknown) => e)) as PartyTransportError;
+    const error = (await network
+      .transport('a')
+      .push('b', Uint8Array.of(5), AbortSignal.timeout(1000))
+      .then(
+        () => null,
+        (e: unknown) => e,
+      )) as PartyTransportError;
     expect(error.code).toBe(PartyTransportErrorCode.Rejected);
     expect(error.message).toContain('disk full');
     network.setFailing('b', null);
@@ -66,7 +93,12 @@ describe('MemoryPartyNetwork fault switches', () => {
   it('bytes are copied on the way: a later mutation by the sender is not seen', async () => {
     const network = new MemoryPartyNetwork();
     let seen: Uint8Array | null = null;
-    network.transport('b').handle({ onPush: async (_f, bytes) => { seen = bytes; }, onResendRequest: async () => ({ payloads: [], nextAfterHash: null }) });
+    network.transport('b').handle({
+      onPush: async (_f, bytes) => {
+        seen = bytes;
+      },
+      onResendRequest: async () => ({ payloads: [], nextAfterHash: null }),
+    });
     const payload = Uint8Array.of(7, 7);
     await network.transport('a').push('b', payload, AbortSignal.timeout(1000));
     payload[0] = 0;

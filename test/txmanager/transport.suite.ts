@@ -7,8 +7,13 @@
 // Every test builds its own cluster and closes it.
 import { describe, expect, it } from 'vitest';
 import {
-  MAX_PUSH_BYTES, type PartyTransport, PartyTransportError, PartyTransportErrorCode, type PartyTransportHandlers,
-  type ResendPage, type ResendRequest,
+  MAX_PUSH_BYTES,
+  type PartyTransport,
+  PartyTransportError,
+  PartyTransportErrorCode,
+  type PartyTransportHandlers,
+  type ResendPage,
+  type ResendRequest,
 } from '../../txmanager/index.js';
 
 export interface TransportCluster {
@@ -28,20 +33,32 @@ interface Recorded {
   resends: Array<{ from: string; request: ResendRequest }>;
 }
 
-function recordingHandlers(overrides: Partial<PartyTransportHandlers> = {}): { handlers: PartyTransportHandlers; recorded: Recorded } {
+function recordingHandlers(overrides: Partial<PartyTransportHandlers> = {}): {
+  handlers: PartyTransportHandlers;
+  recorded: Recorded;
+} {
   const recorded: Recorded = { pushes: [], resends: [] };
   const handlers: PartyTransportHandlers = {
-    onPush: overrides.onPush ?? (async (from, bytes) => { recorded.pushes.push({ from, bytes: Uint8Array.from(bytes) }); }),
-    onResendRequest: overrides.onResendRequest ?? (async (from, request) => {
-      recorded.resends.push({ from, request });
-      return { payloads: [Uint8Array.from([1, 2, 3]), Uint8Array.from([4])], nextAfterHash: 'cursor-2' };
-    }),
+    onPush:
+      overrides.onPush ??
+      (async (from, bytes) => {
+        recorded.pushes.push({ from, bytes: Uint8Array.from(bytes) });
+      }),
+    onResendRequest:
+      overrides.onResendRequest ??
+      (async (from, request) => {
+        recorded.resends.push({ from, request });
+        return { payloads: [Uint8Array.from([1, 2, 3]), Uint8Array.from([4])], nextAfterHash: 'cursor-2' };
+      }),
   };
   return { handlers, recorded };
 }
 
 async function transportError(promise: Promise<unknown>): Promise<PartyTransportError> {
-  const error = await promise.then(() => null, (e: unknown) => e);
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(PartyTransportError);
   return error as PartyTransportError;
 }
@@ -50,7 +67,10 @@ const SIGNAL_MS = 10_000;
 
 export function runPartyTransportSuite(name: string, harness: TransportHarness): void {
   describe(`PartyTransport compliance: ${name}`, () => {
-    async function withCluster(nodeIds: string[], body: (c: TransportCluster, t: (id: string) => PartyTransport) => Promise<void>): Promise<void> {
+    async function withCluster(
+      nodeIds: string[],
+      body: (c: TransportCluster, t: (id: string) => PartyTransport) => Promise<void>,
+    ): Promise<void> {
       const cluster = await harness.create(nodeIds);
       try {
         await body(cluster, (id) => cluster.transports.get(id) as PartyTransport);
@@ -59,7 +79,7 @@ export function runPartyTransportSuite(name: string, harness: TransportHarness):
       }
     }
 
-    it('push delivers the exact bytes and the caller\'s node id', async () => {
+    it("push delivers the exact bytes and the caller's node id", async () => {
       await withCluster(['a', 'b'], async (_c, t) => {
         const { handlers, recorded } = recordingHandlers();
         t('b').handle(handlers);
@@ -76,11 +96,24 @@ export function runPartyTransportSuite(name: string, harness: TransportHarness):
     it('push resolves only after the remote handler resolved (the durable ack)', async () => {
       await withCluster(['a', 'b'], async (_c, t) => {
         let release!: () => void;
-        const gate = new Promise<void>((resolve) => { release = resolve; });
+        const gate = new Promise<void>((resolve) => {
+          release = resolve;
+        });
         let handlerDone = false;
-        t('b').handle(recordingHandlers({ onPush: async () => { await gate; handlerDone = true; } }).handlers);
+        t('b').handle(
+          recordingHandlers({
+            onPush: async () => {
+              await gate;
+              handlerDone = true;
+            },
+          }).handlers,
+        );
         let pushed = false;
-        const push = t('a').push('b', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)).then(() => { pushed = true; });
+        const push = t('a')
+          .push('b', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS))
+          .then(() => {
+            pushed = true;
+          });
         await new Promise((r) => setTimeout(r, 100));
         expect(pushed).toBe(false);
         release();
@@ -92,7 +125,13 @@ export function runPartyTransportSuite(name: string, harness: TransportHarness):
     it('a refusal by the remote handler is Rejected, with its message and code', async () => {
       await withCluster(['a', 'b'], async (_c, t) => {
         const refusal = Object.assign(new Error('no box for this node'), { code: 'TXM_NOT_A_PARTY' });
-        t('b').handle(recordingHandlers({ onPush: async () => { throw refusal; } }).handlers);
+        t('b').handle(
+          recordingHandlers({
+            onPush: async () => {
+              throw refusal;
+            },
+          }).handlers,
+        );
         const error = await transportError(t('a').push('b', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)));
         expect(error.code).toBe(PartyTransportErrorCode.Rejected);
         expect(error.remoteCode).toBe('TXM_NOT_A_PARTY');
@@ -104,11 +143,17 @@ export function runPartyTransportSuite(name: string, harness: TransportHarness):
     it('an unknown node, a node without handlers, and a node taken down are Unreachable', async () => {
       await withCluster(['a', 'b', 'c'], async (cluster, t) => {
         t('c').handle(recordingHandlers().handlers);
-        expect((await transportError(t('a').push('nobody', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)))).code).toBe(PartyTransportErrorCode.Unreachable);
-        expect((await transportError(t('a').push('b', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)))).code).toBe(PartyTransportErrorCode.Unreachable);
+        expect(
+          (await transportError(t('a').push('nobody', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)))).code,
+        ).toBe(PartyTransportErrorCode.Unreachable);
+        expect(
+          (await transportError(t('a').push('b', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)))).code,
+        ).toBe(PartyTransportErrorCode.Unreachable);
         await t('a').push('c', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)); // positive control
         await cluster.takeDown('c');
-        expect((await transportError(t('a').push('c', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)))).code).toBe(PartyTransportErrorCode.Unreachable);
+        expect(
+          (await transportError(t('a').push('c', Uint8Array.from([1]), AbortSignal.timeout(SIGNAL_MS)))).code,
+        ).toBe(PartyTransportErrorCode.Unreachable);
       });
     });
 
@@ -120,7 +165,9 @@ export function runPartyTransportSuite(name: string, harness: TransportHarness):
         expect(error.code).toBe(PartyTransportErrorCode.Aborted);
         expect(Date.now() - started).toBeLessThan(4_000);
         const already = AbortSignal.abort(new Error('cancelled'));
-        expect((await transportError(t('a').push('b', Uint8Array.from([1]), already))).code).toBe(PartyTransportErrorCode.Aborted);
+        expect((await transportError(t('a').push('b', Uint8Array.from([1]), already))).code).toBe(
+          PartyTransportErrorCode.Aborted,
+        );
       });
     });
 
@@ -128,7 +175,9 @@ export function runPartyTransportSuite(name: string, harness: TransportHarness):
       await withCluster(['a', 'b'], async (_c, t) => {
         const { handlers, recorded } = recordingHandlers();
         t('b').handle(handlers);
-        const error = await transportError(t('a').push('b', new Uint8Array(MAX_PUSH_BYTES + 1), AbortSignal.timeout(SIGNAL_MS)));
+        const error = await transportError(
+          t('a').push('b', new Uint8Array(MAX_PUSH_BYTES + 1), AbortSignal.timeout(SIGNAL_MS)),
+        );
         expect(error.code).toBe(PartyTransportErrorCode.TooLarge);
         expect(recorded.pushes).toHaveLength(0);
       });
@@ -138,11 +187,20 @@ export function runPartyTransportSuite(name: string, harness: TransportHarness):
       await withCluster(['a', 'b'], async (_c, t) => {
         const { handlers, recorded } = recordingHandlers();
         t('b').handle(handlers);
-        const page: ResendPage = await t('a').resendRequest('b', { afterHash: 'cursor-1', maxPayloads: 8 }, AbortSignal.timeout(SIGNAL_MS));
+        const page: ResendPage = await t('a').resendRequest(
+          'b',
+          { afterHash: 'cursor-1', maxPayloads: 8 },
+          AbortSignal.timeout(SIGNAL_MS),
+        );
         expect(recorded.resends).toEqual([{ from: 'a', request: { afterHash: 'cursor-1', maxPayloads: 8 } }]);
         expect(page.payloads.map((p) => [...p])).toEqual([[1, 2, 3], [4]]);
         expect(page.nextAfterHash).toBe('cursor-2');
-        const first = await t('a').resendRequest('b', { afterHash: null, maxPayloads: 1 }, AbortSignal.timeout(SIGNAL_MS)).then(() => null, (e: unknown) => e);
+        const first = await t('a')
+          .resendRequest('b', { afterHash: null, maxPayloads: 1 }, AbortSignal.timeout(SIGNAL_MS))
+          .then(
+            () => null,
+            (e: unknown) => e,
+          );
         // The handler above returns 2 payloads for maxPayloads 1: a protocol violation the caller must not accept.
         expect(first).toBeInstanceOf(PartyTransportError);
         expect((first as PartyTransportError).code).toBe(PartyTransportErrorCode.Protocol);
@@ -155,9 +213,19 @@ export function runPartyTransportSuite(name: string, harness: TransportHarness):
         const atB = recordingHandlers();
         t('a').handle(atA.handlers);
         t('b').handle(atB.handlers);
-        await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? t('a').push('b', Uint8Array.from([i]), AbortSignal.timeout(SIGNAL_MS)) : t('b').push('a', Uint8Array.from([i]), AbortSignal.timeout(SIGNAL_MS)))));
-        expect(atB.recorded.pushes.map((p) => p.bytes[0]).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i * 2));
-        expect(atA.recorded.pushes.map((p) => p.bytes[0]).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i * 2 + 1));
+        await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            i % 2 === 0
+              ? t('a').push('b', Uint8Array.from([i]), AbortSignal.timeout(SIGNAL_MS))
+              : t('b').push('a', Uint8Array.from([i]), AbortSignal.timeout(SIGNAL_MS)),
+          ),
+        );
+        expect(atB.recorded.pushes.map((p) => p.bytes[0]).sort((x, y) => x - y)).toEqual(
+          Array.from({ length: 20 }, (_, i) => i * 2),
+        );
+        expect(atA.recorded.pushes.map((p) => p.bytes[0]).sort((x, y) => x - y)).toEqual(
+          Array.from({ length: 20 }, (_, i) => i * 2 + 1),
+        );
       });
     });
   });
