@@ -185,12 +185,10 @@ async function invokeWithTimeout(client: JepsenClient, op: OpRequest, timeoutMs:
   });
   try {
     return await Promise.race([
-      client
-        .invoke(op, ac.signal)
-        .catch((err: unknown): ClientOutcome => ({
-          type: 'info',
-          error: `client error: ${(err as Error)?.message ?? String(err)}`,
-        })),
+      client.invoke(op, ac.signal).catch((err: unknown): ClientOutcome => ({
+        type: 'info',
+        error: `client error: ${(err as Error)?.message ?? String(err)}`,
+      })),
       timeout,
     ]);
   } finally {
