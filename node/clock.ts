@@ -1,21 +1,25 @@
-// Time at the edge. The node reads time and schedules work only through a Clock, so the same
-// node code runs against the real clock in production and a manual clock in tests.
+// Time and randomness at the edge: the one Clock of the node layer. The node reads time, schedules
+// work and draws non-cryptographic random numbers (jitter, sampling) only through a Clock, so the
+// same node code runs against the real clock in production and a manual, seeded one in tests and
+// the simulator. Cryptographic randomness (keys, nonces) is not this: it comes from node:crypto.
 
 export interface TimerHandle {
   cancel(): void;
 }
 
 export interface Clock {
-  /** Wall-clock milliseconds since the epoch (the minter stamps blocks with it). */
-  nowMs(): number;
+  /** Wall-clock milliseconds since the epoch (the minter stamps blocks with it). May jump (NTP). */
+  wallMs(): number;
   /** Monotonic milliseconds, for durations and timeouts. */
   monotonicMs(): number;
   setTimeout(fn: () => void, delayMs: number): TimerHandle;
   setInterval(fn: () => void, periodMs: number): TimerHandle;
+  /** A uniform float in [0, 1): jitter and sampling only, never keys. Seeded in tests. */
+  randomFloat(): number;
 }
 
 export class SystemClock implements Clock {
-  nowMs(): number {
+  wallMs(): number {
     return Date.now();
   }
   monotonicMs(): number {
@@ -29,6 +33,9 @@ export class SystemClock implements Clock {
     const t = setInterval(fn, periodMs);
     return { cancel: () => clearInterval(t) };
   }
+  randomFloat(): number {
+    return Math.random();
+  }
 }
 
 /** A clock that moves only when told to: tests and the simulator. */
@@ -36,11 +43,13 @@ export class ManualClock implements Clock {
   private nowValueMs: number;
   private readonly timers = new Map<number, { at: number; fn: () => void; periodMs?: number }>();
   private nextId = 1;
+  private randomState: number;
 
-  constructor(startMs = 1_700_000_000_000) {
+  constructor(startMs = 1_700_000_000_000, seed = 1) {
     this.nowValueMs = startMs;
+    this.randomState = seed >>> 0 || 1;
   }
-  nowMs(): number {
+  wallMs(): number {
     return this.nowValueMs;
   }
   monotonicMs(): number {
@@ -56,6 +65,15 @@ export class ManualClock implements Clock {
     const id = this.nextId++;
     this.timers.set(id, { at: this.nowValueMs + periodMs, fn, periodMs });
     return { cancel: () => this.timers.delete(id) };
+  }
+  /** xorshift32: deterministic per seed, enough for jitter in tests. */
+  randomFloat(): number {
+    let x = this.randomState;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.randomState = x >>> 0;
+    return this.randomState / 0x1_0000_0000;
   }
   /** Moves time forward, firing due timers in time order. */
   advance(deltaMs: number): void {

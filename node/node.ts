@@ -732,7 +732,7 @@ export class QuorateNode {
       base,
       txs,
       { raftId: this.raftId, key: this.deps.minterKey },
-      this.deps.clock.nowMs(),
+      this.deps.clock.wallMs(),
       this.term,
       { maxTxs: this.options.maxBlockTxs, maxTxBytes: this.options.maxBlockBytes },
       this.verifiedTxs,
