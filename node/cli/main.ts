@@ -1,11 +1,12 @@
-// The `quorate` command line. bin/quorate.js registers tsx and imports this file.
+// The `quorate` command line. The published dist/bin/quorate.js (compiled) and the development
+// launcher bin/quorate.js (through tsx) both import this file.
 //
 // Exit codes: 0 success, 1 the command failed (the message says why), 2 the command line is
 // wrong (unknown command or flag, bad value). A bug (an exception that is not one of our typed
 // errors) prints its stack and exits 1: programmer errors are never dressed up as usage errors.
 
 import '../polyfills.js';
-import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { ConfigError } from '../config.js';
 import { NodeError } from '../errors.js';
 import { CommandError, ExitCode, PROCESS_IO, UsageError, type CliIo } from './args.js';
@@ -59,7 +60,9 @@ Run 'quorate <command> --help' for the flags of a command.
 `;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  // By the package's own name (its "exports" lists ./package.json), not a relative path: this file
+  // runs from node/cli/ in the sources and from dist/node/cli/ in the build, at different depths.
+  const pkg = createRequire(import.meta.url)('quorate/package.json') as { version?: string };
   return pkg.version ?? 'unknown';
 }
 
