@@ -1,12 +1,13 @@
-import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkLinearizable } from '../../node/jepsen/linearizability.js';
 import { OUTCOME_COLOURS, allValid, renderReport, writeReport, type CheckerVerdict } from '../../node/jepsen/report.js';
 import { validateHistory, type HistoryOp } from '../../node/jepsen/history.js';
+import { CHROMIUM_SKIP_REASON, chromiumAvailable, launchChromium } from '../browser/chromium.js';
 import { generateRegisterHistory } from './helpers.js';
 import { countColour, decodePng, distinctColours } from './png.js';
 
@@ -138,52 +139,27 @@ describe('report.html structure (always runs)', () => {
   });
 });
 
-function findChromium(): string | undefined {
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome']) {
-    try {
-      return execFileSync('which', [name]).toString().trim() || undefined;
-    } catch {
-      // not this one
-    }
-  }
-  return undefined;
-}
-const chromium = findChromium();
-
-describe.skipIf(chromium === undefined)(
-  `report.html in headless Chromium${chromium === undefined ? ' (skipped: no chromium binary on PATH; apt-get install -y chromium)' : ''}`,
+describe.skipIf(!chromiumAvailable)(
+  `report.html in headless Chromium${chromiumAvailable ? '' : ` (${CHROMIUM_SKIP_REASON})`}`,
   () => {
     it('renders to a non-blank screenshot showing ok, fail and info dots', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'qrt-report-'));
       dirs.push(dir);
       const history = sampleHistory();
       const { reportPath } = await writeReport(dir, { history, checkers: verdictsFor(history), meta: { seed: 5 } });
-      const profile = await mkdtemp(join(tmpdir(), 'qrt-chromium-'));
-      dirs.push(profile);
       const shot = join(dir, 'report.png');
-      await new Promise<void>((resolve, reject) => {
-        execFile(
-          chromium!,
-          [
-            '--headless',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-quic',
-            '--no-first-run',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-            `--user-data-dir=${profile}`,
-            '--hide-scrollbars',
-            '--window-size=1100,2400',
-            `--screenshot=${shot}`,
-            `file://${reportPath}`,
-          ],
-          { timeout: 90_000 },
-          (err, _stdout, stderr) =>
-            err && !existsSync(shot) ? reject(new Error(`chromium failed: ${err.message}\n${stderr}`)) : resolve(),
-        );
-      });
+      const browser = await launchChromium({ width: 1100, height: 2400 });
+      try {
+        const page = await browser.context.newPage();
+        // The report is one self-contained file: it must render from file:// with nothing fetched.
+        const requests: string[] = [];
+        page.on('request', (r) => requests.push(r.url()));
+        await page.goto(pathToFileURL(reportPath).href, { waitUntil: 'load' });
+        await page.screenshot({ path: shot });
+        expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
+      } finally {
+        await browser.close();
+      }
       expect(existsSync(shot)).toBe(true);
       const img = decodePng(await readFile(shot));
       expect(img.width).toBe(1100);
