@@ -4,9 +4,12 @@
 //    ("packets from `from` to `to` are dropped"), after Jepsen's nemesis.combined grudges.
 //  - A schedule of faults is drawn from one seed (consensus/rng.ts), so a failing run is reproduced
 //    with `--seed S`. Shapes that depend on the cluster (the current leader) are resolved when run.
+//    The schedule is fitted to the run's length: one fault of every requested kind first, lengths
+//    scaled down to named minimums; a run too short for that is refused (minimumDurationMs).
 //  - A runner applies a schedule through three interfaces — NetworkController (proxy or network
 //    namespaces), ProcessController (SIGKILL/restart, SIGSTOP/SIGCONT) and MembershipController —
-//    records every fault in the history as nemesis lines, and heals everything at the end.
+//    records every fault in the history as nemesis lines, counts the faults that took effect (the
+//    verdict needs every requested kind), and heals everything at the end.
 
 import { sleep } from './sleep.js';
 import type { ChildProcess } from 'node:child_process';
