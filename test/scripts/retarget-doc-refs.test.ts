@@ -1,6 +1,7 @@
 // scripts/retarget-doc-refs.mjs on a scratch git repository: every form of reference to the old
 // out-of-repository design documents is retargeted to docs/, Markdown gets working relative links,
 // nothing else is touched, a second run changes nothing, and --check reports what is left.
+// retarget-doc-refs: leave this file (its fixtures keep the old names on purpose).
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ const files: Record<string, string> = {
   ].join('\n'),
   'node/jepsen/README.md': 'STACK.md gotcha 1, and `STYLE.md`.\n',
   'tool.py': '# STYLE.md stays: not a .ts/.js/.md file\n',
+  'fixture.md': `STYLE.md is a fixture here (retarget-doc-refs: ${'leave'} this file).\n`,
 };
 
 function run(...args: string[]): { status: number | null; stdout: string } {
@@ -88,6 +90,7 @@ describe('scripts/retarget-doc-refs.mjs', () => {
       '[docs/stack.md](../../docs/stack.md) gotcha 1, and [docs/design.md](../../docs/design.md).\n',
     );
     expect(read('tool.py')).toBe(files['tool.py']);
+    expect(read('fixture.md')).toBe(files['fixture.md']);
     expect(read('untracked.ts')).toBe('// STYLE.md\n');
   });
 
