@@ -1,13 +1,17 @@
 // `quorate jepsen`: a Jepsen-style test of a local cluster under faults. The options belong to
 // the Jepsen toolkit (node/jepsen/options.ts parses and validates them, so the command line and
 // embedders agree on names and limits); this file adds --help, turns the toolkit's usage errors
-// into exit code 2, and hands over to runJepsen() (node/jepsen/run.ts).
+// into exit code 2 (including a --time too short for the requested nemeses), and hands over to
+// runJepsen() (node/jepsen/run.ts), whose exit code follows the run's verdict (PASS 0, FAIL 1,
+// INCONCLUSIVE 3).
 
 import {
   ALL_FAULTS,
   ALL_WORKLOADS,
   JepsenUsageError,
   MAX_RATE_HZ,
+  VERDICT_EXIT_CODES,
+  minimumRunTimeS,
   parseJepsenArgs,
   runJepsen,
   type JepsenOptions,
@@ -31,6 +35,12 @@ network, then checks the recorded history and writes a report.
                     (default: random)
   --out DIR         where to write the history and the report (default jepsen-out/<time>)
   --network KIND    how partitions are made: network namespaces, a TCP proxy, or auto
+
+Fault and quiet lengths shrink to fit --time, so every --nemesis kind is injected at least once;
+a --time too short for that is refused (exit 2, the message says the minimum: ${minimumRunTimeS(ALL_FAULTS)} s for all).
+Exit status: ${VERDICT_EXIT_CODES.PASS} PASS (every checker passed and every requested fault kind was injected),
+${VERDICT_EXIT_CODES.FAIL} FAIL (a checker found a violation), 2 usage error, ${VERDICT_EXIT_CODES.INCONCLUSIVE} INCONCLUSIVE (nothing failed, but a checker
+could not decide or a requested fault kind never took effect).
 `;
 
 export function parseJepsenCommand(argv: readonly string[], now: Date = new Date()): JepsenOptions | 'help' {

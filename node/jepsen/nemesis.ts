@@ -4,9 +4,12 @@
 //    ("packets from `from` to `to` are dropped"), after Jepsen's nemesis.combined grudges.
 //  - A schedule of faults is drawn from one seed (consensus/rng.ts), so a failing run is reproduced
 //    with `--seed S`. Shapes that depend on the cluster (the current leader) are resolved when run.
+//    The schedule is fitted to the run's length: one fault of every requested kind first, lengths
+//    scaled down to named minimums; a run too short for that is refused (minimumDurationMs).
 //  - A runner applies a schedule through three interfaces — NetworkController (proxy or network
 //    namespaces), ProcessController (SIGKILL/restart, SIGSTOP/SIGCONT) and MembershipController —
-//    records every fault in the history as nemesis lines, and heals everything at the end.
+//    records every fault in the history as nemesis lines, counts the faults that took effect (the
+//    verdict needs every requested kind), and heals everything at the end.
 
 import { sleep } from './sleep.js';
 import type { ChildProcess } from 'node:child_process';
@@ -166,16 +169,106 @@ export interface ScheduleOptions {
   readonly nodes: readonly NodeName[];
   readonly durationMs: number;
   readonly faults: readonly FaultKind[];
-  /** How long one fault lasts, drawn uniformly from [min, max]. Default 5–15 s. */
+  /**
+   * How long one fault lasts, drawn uniformly from [min, max] (default DEFAULT_FAULT_DURATION_MS).
+   * Scaled down for a short run and never below the kind's minimum (minFaultMs).
+   */
   readonly faultDurationMs?: readonly [number, number];
-  /** The quiet time between faults, uniformly from [min, max]. Default 3–8 s. */
+  /** The quiet time before, between and after faults (default DEFAULT_QUIET_MS); scaled likewise, ≥ MIN_QUIET_MS. */
   readonly quietMs?: readonly [number, number];
+}
+
+/** Fault length of a long run: long enough for elections, catch-up and client retries to play out. */
+export const DEFAULT_FAULT_DURATION_MS: readonly [number, number] = [5_000, 15_000];
+/** Quiet time of a long run: the cluster settles, and each fault is its own interval in the history. */
+export const DEFAULT_QUIET_MS: readonly [number, number] = [3_000, 8_000];
+/**
+ * The shortest partition, kill or pause: longer than the node's longest election timeout (2 s at the
+ * default raft tuning: 10 ticks of 100 ms, randomised up to twice that), so a fault that cuts off or
+ * stops the leader forces an election instead of passing unnoticed between two heartbeats.
+ */
+export const MIN_FAULT_MS = 3_000;
+/**
+ * The shortest membership fault: a member is removed at its start and a fresh node added at its
+ * middle, so each half gets MIN_FAULT_MS.
+ */
+export const MIN_MEMBERSHIP_FAULT_MS = 2 * MIN_FAULT_MS;
+/**
+ * The shortest quiet before, between and after faults: faults stay separate intervals in the history,
+ * and the last one is healed before the clients stop. (The cluster need not recover in between; the
+ * final heal and the recovery check cover liveness.)
+ */
+export const MIN_QUIET_MS = 1_000;
+
+/** The shortest fault of a kind the scheduler will place. */
+export function minFaultMs(kind: FaultKind): number {
+  return kind === 'membership' ? MIN_MEMBERSHIP_FAULT_MS : MIN_FAULT_MS;
+}
+
+/**
+ * The shortest run in which one fault of every kind fits, each at its minimum length, with a minimum
+ * quiet before, between and after them: quiet, fault, quiet, ..., fault, quiet.
+ */
+export function minimumDurationMs(faults: readonly FaultKind[]): number {
+  const kinds = [...new Set(faults)];
+  return kinds.reduce((sum, k) => sum + minFaultMs(k), 0) + (kinds.length + 1) * MIN_QUIET_MS;
+}
+
+/** `minimumDurationMs` in whole seconds, rounded up (what `--time` must be at least). */
+export function minimumRunTimeS(faults: readonly FaultKind[]): number {
+  return Math.ceil(minimumDurationMs(faults) / 1000);
+}
+
+/** Why `minimumDurationMs(faults)` is what it is, for error messages. */
+export function minimumDurationReason(faults: readonly FaultKind[]): string {
+  const kinds = [...new Set(faults)];
+  const lengths = kinds.map((k) => `${k} ${minFaultMs(k) / 1000} s`).join(', ');
+  return `one fault of each kind at its shortest (${lengths}) with ${MIN_QUIET_MS / 1000} s of quiet before, between and after them`;
+}
+
+/** A run too short for one fault of every requested kind: refused rather than run without faults. */
+export class ScheduleTooShortError extends JepsenError {
+  constructor(
+    readonly faults: readonly FaultKind[],
+    readonly durationMs: number,
+  ) {
+    super(
+      JepsenErrorCode.Usage,
+      `a run of ${durationMs} ms is too short for the nemeses ${faults.join(',')}: it needs at least ` +
+        `${minimumDurationMs(faults)} ms, ${minimumDurationReason(faults)}`,
+      { faults, durationMs, minimumDurationMs: minimumDurationMs(faults) },
+    );
+    this.name = 'ScheduleTooShortError';
+  }
 }
 
 function between(rng: SeededRng, range: readonly [number, number]): number {
   const [lo, hi] = range;
   invariant(lo >= 0 && hi >= lo, `bad range [${lo}, ${hi}]`);
   return lo + rng.nextInt(hi - lo + 1);
+}
+
+/** `range` times `scale` (≤ 1), in whole ms, raised to at least `floorMs` at both ends. */
+function scaled(range: readonly [number, number], scale: number, floorMs: number): [number, number] {
+  const [lo, hi] = range;
+  invariant(lo >= 0 && hi >= lo, `bad range [${lo}, ${hi}]`);
+  const sLo = Math.max(floorMs, Math.floor(lo * scale));
+  return [sLo, Math.max(sLo, Math.floor(hi * scale))];
+}
+
+/**
+ * Faults a schedule starts, by kind (a membership change made during a partition counts as both).
+ * What the run will try; NemesisRunner.injected() says what took effect.
+ */
+export function scheduledFaults(schedule: readonly NemesisEvent[]): Record<FaultKind, number> {
+  const counts: Record<FaultKind, number> = { partition: 0, kill: 0, pause: 0, membership: 0 };
+  for (const { action } of schedule) {
+    if (action.kind === 'start-partition') counts.partition++;
+    else if (action.kind === 'kill') counts.kill++;
+    else if (action.kind === 'pause') counts.pause++;
+    else if (action.kind === 'remove-member') counts.membership++;
+  }
+  return counts;
 }
 
 /** A minority of 1..floor((n-1)/2) nodes: killing or pausing it must leave a working majority. */
@@ -202,39 +295,77 @@ export function partitionCuts(
 }
 
 /**
- * The fault schedule for a run: quiet, fault, quiet, fault, ... Every fault is stopped before
- * `durationMs`, so the run ends healed. Membership changes happen during a partition when partitions
- * are enabled ("membership changes during faults"). Same seed and options, same schedule.
+ * The fault schedule for a run: quiet, fault, quiet, fault, ..., quiet. Same seed and options, same
+ * schedule. Guarantees, for any `durationMs` ≥ minimumDurationMs(faults) (else ScheduleTooShortError):
+ *  - the first round holds one fault of every requested kind, in a seeded order; later rounds draw
+ *    the kinds again, each round a fresh permutation, while faults fit;
+ *  - every event is at or after 0 and every fault is stopped at least MIN_QUIET_MS before
+ *    `durationMs`, so the run ends healed;
+ *  - fault and quiet lengths are drawn from the given ranges, scaled down for a run shorter than one
+ *    round at their longest (so a short run is a compressed long one, not an empty one), never below
+ *    minFaultMs(kind) / MIN_QUIET_MS; in the first round a draw is cut short only as far as needed
+ *    to leave room for the kinds still to come.
+ * Membership changes happen during a partition when partitions are enabled ("membership changes
+ * during faults").
  */
 export function generateSchedule(options: ScheduleOptions): NemesisEvent[] {
   checkNodes(options.nodes);
   invariant(options.faults.length > 0, 'a schedule needs at least one fault kind');
+  invariant(Number.isFinite(options.durationMs) && options.durationMs >= 0, `bad durationMs ${options.durationMs}`);
+  const kinds = [...new Set(options.faults)];
+  const durationMs = options.durationMs;
+  if (durationMs < minimumDurationMs(kinds)) throw new ScheduleTooShortError(kinds, durationMs);
   const rng = new SeededRng(options.seed);
-  const faultRange = options.faultDurationMs ?? [5_000, 15_000];
-  const quietRange = options.quietMs ?? [3_000, 8_000];
+  const givenFault = options.faultDurationMs ?? DEFAULT_FAULT_DURATION_MS;
+  const givenQuiet = options.quietMs ?? DEFAULT_QUIET_MS;
+  // One round at its longest: every kind's longest fault, and a longest quiet around each.
+  const longestRoundMs = kinds.length * givenFault[1] + (kinds.length + 1) * givenQuiet[1];
+  const scale = Math.min(1, durationMs / longestRoundMs);
+  const faultRange = scaled(givenFault, scale, 0);
+  const quietRange = scaled(givenQuiet, scale, MIN_QUIET_MS);
   const nodes = options.nodes;
   const shapes = ALL_SHAPES.filter(
     (s) => nodes.length >= 3 || s === 'halves' || s === 'isolate-node' || s === 'isolate-leader',
   );
   const events: NemesisEvent[] = [];
-  let t = between(rng, quietRange);
+  const push = (atMs: number, action: NemesisAction): void => {
+    events.push({ atMs, action });
+  };
+  const startPartition = (at: number): void => {
+    const shape = shapes[rng.nextInt(shapes.length)];
+    push(
+      at,
+      shape === 'isolate-leader'
+        ? { kind: 'start-partition', shape }
+        : { kind: 'start-partition', shape, cuts: partitionCuts(shape, nodes, rng) },
+    );
+  };
+  // Room the kinds still owed in this round need after the current point: each a minimum fault and
+  // the minimum quiet after it.
+  const owedMs = (owed: readonly FaultKind[]): number => owed.reduce((sum, k) => sum + minFaultMs(k) + MIN_QUIET_MS, 0);
+
+  let round: FaultKind[] = [...kinds];
+  let firstRound = true;
+  // Leading quiet: capped so that the whole first round still fits after it.
+  let t = Math.min(between(rng, quietRange), durationMs - owedMs(kinds));
   for (;;) {
-    const dur = between(rng, faultRange);
-    if (t + dur >= options.durationMs) break;
-    const fault = options.faults[rng.nextInt(options.faults.length)];
+    if (round.length === 0) {
+      round = [...kinds];
+      firstRound = false;
+    }
+    let dur = between(rng, faultRange);
+    const fault = round.splice(rng.nextInt(round.length), 1)[0];
+    dur = Math.max(dur, minFaultMs(fault));
+    // The latest this fault may stop: leave the minimum quiet at the end, and in the first round
+    // room for the kinds not yet placed.
+    const latestStop = durationMs - MIN_QUIET_MS - (firstRound ? owedMs(round) : 0);
+    if (t + dur > latestStop) dur = latestStop - t;
+    if (dur < minFaultMs(fault)) {
+      // Only a later round can run out of room: the first round's room was reserved.
+      invariant(!firstRound, () => `first-round ${fault} fault does not fit at ${t} ms of ${durationMs} ms`);
+      break;
+    }
     const stop = t + dur;
-    const push = (atMs: number, action: NemesisAction): void => {
-      events.push({ atMs, action });
-    };
-    const startPartition = (at: number): void => {
-      const shape = shapes[rng.nextInt(shapes.length)];
-      push(
-        at,
-        shape === 'isolate-leader'
-          ? { kind: 'start-partition', shape }
-          : { kind: 'start-partition', shape, cuts: partitionCuts(shape, nodes, rng) },
-      );
-    };
     switch (fault) {
       case 'partition':
         startPartition(t);
@@ -254,7 +385,7 @@ export function generateSchedule(options: ScheduleOptions): NemesisEvent[] {
       }
       case 'membership': {
         const node = nodes[rng.nextInt(nodes.length)];
-        const withPartition = options.faults.includes('partition');
+        const withPartition = kinds.includes('partition');
         if (withPartition) startPartition(t);
         const mid = t + Math.floor(dur / 2);
         push(withPartition ? t + 1 : t, { kind: 'remove-member', node });
@@ -263,7 +394,9 @@ export function generateSchedule(options: ScheduleOptions): NemesisEvent[] {
         break;
       }
     }
-    t = stop + between(rng, quietRange);
+    // The quiet after: in the first round, capped to leave room for the kinds still owed.
+    const quiet = between(rng, quietRange);
+    t = stop + (firstRound && round.length > 0 ? Math.min(quiet, durationMs - stop - owedMs(round)) : quiet);
   }
   return events;
 }
@@ -442,12 +575,25 @@ export class NemesisRunner {
   private readonly pausedNodes = new Set<NodeName>();
   private readonly removed = new Set<NodeName>();
   private partitioned = false;
+  /** Faults that took effect, by kind: a start action that completed (see injected()). */
+  private readonly injectedCounts: Record<FaultKind, number> = { partition: 0, kill: 0, pause: 0, membership: 0 };
   private readonly rng: SeededRng;
   private readonly log: JepsenLogger;
 
   constructor(private readonly deps: NemesisRunnerDeps) {
     this.rng = new SeededRng(deps.seed ?? 1);
     this.log = deps.log ?? silentLogger;
+  }
+
+  /**
+   * How many faults of each kind took effect: a partition whose cuts were made, a kill or pause
+   * whose signals were all sent, a removal the cluster accepted. A start action that threw, or was
+   * never reached because the run ended first, does not count. (A membership change made during a
+   * partition also counts its partition.) The run's verdict uses it: a requested kind with zero
+   * here makes a passing run inconclusive.
+   */
+  injected(): Readonly<Record<FaultKind, number>> {
+    return { ...this.injectedCounts };
   }
 
   /** Runs `schedule` from now; stops early (without healing) when `signal` aborts. */
@@ -484,6 +630,7 @@ export class NemesisRunner {
         record('start-partition', { shape: action.shape, cuts });
         await this.deps.network.cut(cuts);
         this.partitioned = true;
+        this.injectedCounts.partition++;
         return;
       }
       case 'stop-partition':
@@ -497,6 +644,7 @@ export class NemesisRunner {
           await need(this.deps.processes, 'kill').kill(n);
           this.killed.add(n);
         }
+        this.injectedCounts.kill++;
         return;
       case 'restart':
         for (const n of action.nodes) {
@@ -511,6 +659,7 @@ export class NemesisRunner {
           await need(this.deps.processes, 'pause').pause(n);
           this.pausedNodes.add(n);
         }
+        this.injectedCounts.pause++;
         return;
       case 'resume':
         for (const n of action.nodes) {
@@ -523,6 +672,7 @@ export class NemesisRunner {
         record('start-membership', { remove: action.node });
         await need(this.deps.membership, 'membership').remove(action.node);
         this.removed.add(action.node);
+        this.injectedCounts.membership++;
         return;
       case 'add-member':
         await need(this.deps.membership, 'membership').add(action.node);

@@ -3,10 +3,12 @@
 //   quorate jepsen [--nodes 3|5] [--time 60] [--workload bank|register|append|privacy|all]
 //                  [--nemesis partition,kill,pause,membership,all] [--rate R] [--seed S] [--out DIR]
 //                  [--network auto|netns|proxy]
+// A --time too short for one fault of every --nemesis kind is refused here (a usage error, exit 2),
+// before any cluster starts: such a run could only check a cluster that was never faulted.
 
 import { randomInt } from 'node:crypto';
 import { JepsenError, JepsenErrorCode } from './errors.js';
-import { ALL_FAULTS, type FaultKind } from './nemesis.js';
+import { ALL_FAULTS, minimumDurationReason, minimumRunTimeS, type FaultKind } from './nemesis.js';
 import type { NetworkKind } from './network.js';
 import type { WorkloadName } from './workload.js';
 
@@ -87,11 +89,18 @@ export function parseJepsenArgs(argv: readonly string[], now: Date = new Date())
   if (network !== 'auto' && network !== 'netns' && network !== 'proxy')
     throw new JepsenUsageError(`--network must be auto, netns or proxy, got "${network}"`);
   const stamp = now.toISOString().replace(/[:.]/g, '-');
+  const timeS = int(values.get('time') ?? '60', 'time', 1, MAX_RUN_TIME_S);
+  const faults = list(values.get('nemesis') ?? 'all', ALL_FAULTS, 'nemesis');
+  if (timeS < minimumRunTimeS(faults))
+    throw new JepsenUsageError(
+      `--time ${timeS} is too short for --nemesis ${faults.join(',')}: the minimum is --time ${minimumRunTimeS(faults)} ` +
+        `(${minimumDurationReason(faults)})`,
+    );
   return {
     nodes,
-    timeS: int(values.get('time') ?? '60', 'time', 1, MAX_RUN_TIME_S),
+    timeS,
     workloads: list(values.get('workload') ?? 'all', ALL_WORKLOADS, 'workload', EXTRA_WORKLOADS),
-    faults: list(values.get('nemesis') ?? 'all', ALL_FAULTS, 'nemesis'),
+    faults,
     rateHz: int(values.get('rate') ?? '50', 'rate', 1, MAX_RATE_HZ),
     seed: seedRaw === undefined ? randomInt(1, 2 ** 31) : int(seedRaw, 'seed', 0, 2 ** 32 - 1),
     seedWasRandom: seedRaw === undefined,

@@ -6,6 +6,10 @@
 //    outcome: ok green, fail red, info orange (info dots sit at their give-up time);
 //  - throughput over time: completions per second per outcome.
 // Then each checker's verdict with its statistics and, when it failed, its counterexample.
+//
+// The run's verdict (runVerdict) is shown at the top and written to results.json: PASS only when every
+// checker passed AND every requested fault kind was injected at least once; a run that checked a
+// fault-free cluster proves nothing about faults, so it is INCONCLUSIVE, not PASS.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,15 +38,55 @@ export interface CheckerVerdict {
   readonly stats?: Readonly<Record<string, unknown>>;
 }
 
+/** The fault kinds a run asked for and how many of each took effect (NemesisRunner.injected()). */
+export interface FaultTally {
+  readonly requested: readonly string[];
+  readonly injected: Readonly<Record<string, number>>;
+}
+
+/**
+ * PASS: every checker passed and every requested fault kind was injected. FAIL: a checker found a
+ * violation (whatever else happened). INCONCLUSIVE: nothing failed, but something is unproven — a
+ * checker could not decide, or a requested kind of fault never took effect.
+ */
+export type RunVerdict = 'PASS' | 'FAIL' | 'INCONCLUSIVE';
+
+/** The exit status of `quorate jepsen` for each verdict (2 is taken by usage errors). */
+export const VERDICT_EXIT_CODES: Readonly<Record<RunVerdict, number>> = { PASS: 0, FAIL: 1, INCONCLUSIVE: 3 };
+
+export interface VerdictResult {
+  readonly verdict: RunVerdict;
+  /** Why the verdict is not PASS, one sentence each (empty for PASS). */
+  readonly reasons: readonly string[];
+}
+
+/** The run's verdict from its checkers and, when given, its fault tally. Pure. */
+export function runVerdict(checkers: readonly CheckerVerdict[], faults?: FaultTally): VerdictResult {
+  if (checkers.length === 0) return { verdict: 'FAIL', reasons: ['no checker ran: nothing was shown to be valid'] };
+  const failed = checkers.filter((c) => c.valid === false);
+  if (failed.length > 0) return { verdict: 'FAIL', reasons: failed.map((c) => `checker ${c.name} failed`) };
+  const reasons = checkers.filter((c) => c.valid !== true).map((c) => `checker ${c.name} could not decide`);
+  for (const kind of faults?.requested ?? [])
+    if ((faults?.injected[kind] ?? 0) === 0) reasons.push(`no ${kind} fault was injected`);
+  return reasons.length > 0 ? { verdict: 'INCONCLUSIVE', reasons } : { verdict: 'PASS', reasons: [] };
+}
+
+/** "partition 2, kill 0": the tally in the order the kinds were requested. */
+export function faultTallyText(faults: FaultTally): string {
+  return faults.requested.map((k) => `${k} ${faults.injected[k] ?? 0}`).join(', ');
+}
+
 export interface ReportInput {
   readonly title?: string;
   readonly history: readonly HistoryOp[];
   readonly checkers: readonly CheckerVerdict[];
+  /** The requested fault kinds and how many took effect; without it the verdict rests on the checkers alone. */
+  readonly faults?: FaultTally;
   /** Run parameters shown at the top (seed, nodes, workload, nemesis, network kind...). */
   readonly meta?: Readonly<Record<string, string | number | boolean>>;
 }
 
-/** True only when every checker passed: the `quorate jepsen` exit status is 0 exactly then. */
+/** True only when every checker passed (necessary for a PASS; runVerdict also asks for the faults). */
 export function allValid(checkers: readonly CheckerVerdict[]): boolean {
   return checkers.length > 0 && checkers.every((c) => c.valid === true);
 }
@@ -244,7 +288,8 @@ const CSS = `
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:24px 0 8px} h3{font-size:14px;margin:16px 0 4px;font-weight:600}
 .overall{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:700}
-.overall.pass{background:${OUTCOME_COLOURS.ok}} .overall.fail{background:${OUTCOME_COLOURS.fail}}
+.overall.pass{background:${OUTCOME_COLOURS.ok}} .overall.fail{background:${OUTCOME_COLOURS.fail}} .overall.inconclusive{background:#b8860b}
+.reasons{margin:4px 0 8px}
 table{border-collapse:collapse;background:#fff} td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .verdict{font-weight:700} .verdict.pass{color:${OUTCOME_COLOURS.ok}} .verdict.fail{color:${OUTCOME_COLOURS.fail}} .verdict.unknown{color:#b8860b}
 pre{max-height:480px;overflow:auto;background:#f4f4f4;padding:8px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
@@ -267,7 +312,16 @@ export function renderReport(input: ReportInput): string {
     if (list === undefined) byF.set(o.f, [o]);
     else list.push(o);
   }
-  const overall = allValid(input.checkers);
+  const { verdict, reasons } = runVerdict(input.checkers, input.faults);
+  const banner = { PASS: 'ALL CHECKERS PASSED', FAIL: 'NOT VALID', INCONCLUSIVE: 'INCONCLUSIVE' }[verdict];
+  const faultLine =
+    input.faults === undefined
+      ? ''
+      : `<p class="faults" id="faults">Faults injected, by requested kind: ${escapeHtml(faultTallyText(input.faults))}</p>`;
+  const reasonList =
+    reasons.length === 0
+      ? ''
+      : `<ul class="reasons" id="reasons">${reasons.map((r) => `<li>${escapeHtml(r)}</li>`).join('')}</ul>`;
   const title = input.title ?? 'quorate jepsen report';
   const meta = Object.entries(input.meta ?? {})
     .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(String(v))}</td></tr>`)
@@ -279,8 +333,9 @@ export function renderReport(input: ReportInput): string {
 <style>${CSS}</style></head>
 <body>
 <h1>${escapeHtml(title)}</h1>
-<p><span class="overall ${overall ? 'pass' : 'fail'}" id="overall">${overall ? 'ALL CHECKERS PASSED' : 'NOT VALID'}</span>
+<p><span class="overall ${verdict.toLowerCase()}" data-verdict="${verdict}" id="overall">${banner}</span>
  ${ops.length} operations over ${fmt(endS)} s, ${intervals.length} nemesis intervals</p>
+${reasonList}${faultLine}
 ${meta === '' ? '' : `<table class="meta">${meta}</table>`}
 <h2>Checkers</h2>
 ${verdicts(input.checkers)}
@@ -293,28 +348,37 @@ ${throughputPlot(ops, intervals, axis)}
 }
 
 export interface RunResults {
+  /** The run's verdict (runVerdict); the exit status follows it (VERDICT_EXIT_CODES). */
+  readonly verdict: RunVerdict;
+  readonly verdictReasons: readonly string[];
+  /** Every checker passed (a PASS also needs every requested fault kind injected). */
   readonly valid: boolean;
+  readonly faults?: FaultTally;
   readonly checkers: readonly CheckerVerdict[];
   readonly meta: Readonly<Record<string, string | number | boolean>>;
   readonly operations: number;
 }
 
-/** Writes DIR/report.html and DIR/results.json; returns their paths and whether every checker passed. */
+/** Writes DIR/report.html and DIR/results.json; returns their paths, whether every checker passed, and the verdict. */
 export async function writeReport(
   dir: string,
   input: ReportInput,
-): Promise<{ reportPath: string; resultsPath: string; valid: boolean }> {
+): Promise<{ reportPath: string; resultsPath: string; valid: boolean } & VerdictResult> {
   await mkdir(dir, { recursive: true });
   const reportPath = join(dir, 'report.html');
   const resultsPath = join(dir, 'results.json');
   const valid = allValid(input.checkers);
+  const { verdict, reasons } = runVerdict(input.checkers, input.faults);
   const results: RunResults = {
+    verdict,
+    verdictReasons: reasons,
     valid,
+    ...(input.faults ? { faults: input.faults } : {}),
     checkers: input.checkers,
     meta: input.meta ?? {},
     operations: pairHistory(input.history).length,
   };
   await writeFile(reportPath, renderReport(input), 'utf8');
   await writeFile(resultsPath, JSON.stringify(results, null, 2) + '\n', 'utf8');
-  return { reportPath, resultsPath, valid };
+  return { reportPath, resultsPath, valid, verdict, reasons };
 }

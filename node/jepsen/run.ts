@@ -8,7 +8,10 @@
 //   3. heal everything, wait for recovery, check that the healed cluster commits a write;
 //   4. read every node's chain and the final state, run the checkers (chain, register
 //      linearizability, bank, list-append), write DIR/results.json and DIR/report.html.
-// The exit status is 0 only when every checker passed. Node logs stay in DIR/cluster/node-*/node.log.
+// The verdict (report.ts runVerdict) sets the exit status: 0 PASS (every checker passed and every
+// requested fault kind took effect at least once), 1 FAIL (a checker found a violation), 3
+// INCONCLUSIVE (nothing failed, but a checker could not decide or a requested fault kind never took
+// effect). Node logs stay in DIR/cluster/node-*/node.log.
 
 import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
@@ -21,10 +24,17 @@ import { RpcJepsenClient, type ClientContext } from './clients.js';
 import { silentLogger, type JepsenLogger } from './errors.js';
 import { FileHistorySink, HistoryRecorder, readHistoryFile, type HistoryOp } from './history.js';
 import { checkLinearizable } from './linearizability.js';
-import { NemesisRunner, generateSchedule, type NemesisEvent } from './nemesis.js';
+import { NemesisRunner, generateSchedule, scheduledFaults, type NemesisEvent } from './nemesis.js';
 import { chooseNetworkKind } from './network.js';
 import { reproduceCommand, type JepsenOptions } from './options.js';
-import { writeReport, type CheckerVerdict } from './report.js';
+import {
+  VERDICT_EXIT_CODES,
+  faultTallyText,
+  writeReport,
+  type CheckerVerdict,
+  type FaultTally,
+  type RunVerdict,
+} from './report.js';
 import {
   appendWorkload,
   bankWorkload,
@@ -57,7 +67,11 @@ export interface RunJepsenExtras {
   readonly out?: (line: string) => void;
   /** After this an unanswered client operation is recorded as info (default 5 s). */
   readonly opTimeoutMs?: number;
-  /** Fault length and quiet time between faults (default 5–15 s and 3–8 s; short tests shrink them). */
+  /**
+   * Fault length and quiet time between faults (default DEFAULT_FAULT_DURATION_MS, DEFAULT_QUIET_MS;
+   * short tests shrink them). The scheduler scales them down further to fit the run, never below
+   * MIN_FAULT_MS / MIN_QUIET_MS (nemesis.ts).
+   */
   readonly faultDurationMs?: readonly [number, number];
   readonly quietMs?: readonly [number, number];
   /** Keys of the register workload (default REGISTER_KEYS); fewer keys, more contention. */
@@ -67,15 +81,22 @@ export interface RunJepsenExtras {
 }
 
 export interface JepsenRunResult {
+  /** VERDICT_EXIT_CODES[verdict]. */
   readonly exitCode: number;
+  readonly verdict: RunVerdict;
+  /** Why the verdict is not PASS (empty for PASS). */
+  readonly verdictReasons: readonly string[];
+  /** Every checker passed. */
   readonly valid: boolean;
+  /** The requested fault kinds and how many of each took effect. */
+  readonly faults: FaultTally;
   readonly outDir: string;
   readonly checkers: readonly CheckerVerdict[];
   readonly stats: Readonly<Record<string, RunClientsStats>>;
   readonly schedule: readonly NemesisEvent[];
 }
 
-/** The `quorate jepsen` entry point: resolves with the exit code (0: every checker passed). */
+/** The `quorate jepsen` entry point: resolves with the exit code (VERDICT_EXIT_CODES: 0 only for PASS). */
 export async function runJepsen(options: JepsenOptions, extras: RunJepsenExtras = {}): Promise<number> {
   return (await runJepsenDetailed(options, extras)).exitCode;
 }
@@ -107,7 +128,7 @@ export async function runJepsenDetailed(
   });
   const spareSlots = schedule.flatMap((e) => (e.action.kind === 'add-member' ? [e.action.node] : []));
   out(
-    `jepsen: ${options.nodes} nodes over ${networkKind}, ${options.timeS} s, workloads ${options.workloads.join(',')}, ${schedule.length} nemesis events; output in ${outDir}`,
+    `jepsen: ${options.nodes} nodes over ${networkKind}, ${options.timeS} s, workloads ${options.workloads.join(',')}, ${schedule.length} nemesis events (faults: ${faultTallyText({ requested: options.faults, injected: scheduledFaults(schedule) })}); output in ${outDir}`,
   );
 
   const cluster = await JepsenCluster.create({
@@ -272,6 +293,7 @@ export async function runJepsenDetailed(
         },
       });
     }
+    const faults: FaultTally = { requested: options.faults, injected: runner.injected() };
     const meta: Record<string, string | number | boolean> = {
       seed: options.seed,
       nodes: options.nodes,
@@ -285,19 +307,30 @@ export async function runJepsenDetailed(
       acknowledgedTxs: acknowledged.size,
       reproduce: repro,
     };
-    const { reportPath, valid } = await writeReport(outDir, {
+    const { reportPath, valid, verdict, reasons } = await writeReport(outDir, {
       title: `quorate jepsen, seed ${options.seed}`,
       history,
       checkers: verdicts,
+      faults,
       meta,
     });
     for (const v of verdicts)
       out(`jepsen: ${v.valid === true ? 'PASS' : v.valid === false ? 'FAIL' : 'UNKNOWN'} ${v.name}`);
     for (const e of nemesisErrors) out(`jepsen: nemesis error: ${e}`);
-    out(
-      `jepsen: ${valid ? 'every check passed' : 'a check did not pass'}; report ${reportPath}${valid ? '' : `; reproduce with: ${repro}`}`,
-    );
-    return { exitCode: valid ? 0 : 1, valid, outDir, checkers: verdicts, stats, schedule };
+    out(`jepsen: faults injected, by requested kind: ${faultTallyText(faults)}`);
+    const why = verdict === 'PASS' ? 'every check passed under every requested fault kind' : reasons.join('; ');
+    out(`jepsen: ${verdict}: ${why}; report ${reportPath}${verdict === 'PASS' ? '' : `; reproduce with: ${repro}`}`);
+    return {
+      exitCode: VERDICT_EXIT_CODES[verdict],
+      verdict,
+      verdictReasons: reasons,
+      valid,
+      faults,
+      outDir,
+      checkers: verdicts,
+      stats,
+      schedule,
+    };
   } finally {
     for (const c of clients) c.close();
     await recorder.close().catch(() => undefined);

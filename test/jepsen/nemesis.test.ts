@@ -2,13 +2,26 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SeededRng } from '../../consensus/rng.js';
+import { DEFAULT_RAFT_TUNING } from '../../node/config.js';
 import {
   ALL_FAULTS,
   ChildProcessController,
+  DEFAULT_FAULT_DURATION_MS,
+  DEFAULT_QUIET_MS,
+  MIN_FAULT_MS,
+  MIN_MEMBERSHIP_FAULT_MS,
+  MIN_QUIET_MS,
   NemesisRunner,
+  ScheduleTooShortError,
+  minFaultMs,
+  minimumDurationMs,
+  minimumRunTimeS,
+  scheduledFaults,
+  type FaultKind,
   bidirectionalView,
   bridge,
   generateSchedule,
+  type ScheduleOptions,
   halves,
   heardBy,
   isolateNode,
@@ -119,6 +132,196 @@ describe('fault schedule', () => {
   });
 });
 
+/** One fault of a schedule, rebuilt from its events: its kind and when it starts and stops. */
+interface PlacedFault {
+  readonly kind: FaultKind;
+  readonly startMs: number;
+  readonly stopMs: number;
+}
+
+/**
+ * Reads a schedule back as faults, and pushes to `problems` whatever does not pair up. A membership
+ * change during a partition is start-partition at t, remove-member at t+1, add-member, stop-partition:
+ * one membership fault until the stop; without a partition the fault is the removal, until the add.
+ * Faults never overlap, so each start is closed by the next stop of its kind.
+ */
+function placedFaults(schedule: readonly NemesisEvent[], problems: string[]): PlacedFault[] {
+  const out: PlacedFault[] = [];
+  let open: { kind: FaultKind; startMs: number } | undefined;
+  for (let i = 0; i < schedule.length; i++) {
+    const { atMs, action } = schedule[i];
+    const start = (kind: FaultKind): void => {
+      if (open !== undefined) problems.push(`a ${kind} fault starts at ${atMs} ms while a ${open.kind} is in force`);
+      open = { kind, startMs: atMs };
+    };
+    const stop = (kind: FaultKind): void => {
+      if (open?.kind !== kind)
+        problems.push(`a ${kind} fault stops at ${atMs} ms, but ${open?.kind ?? 'none'} is open`);
+      else out.push({ kind, startMs: open.startMs, stopMs: atMs });
+      open = undefined;
+    };
+    switch (action.kind) {
+      case 'start-partition':
+        start(schedule[i + 1]?.action.kind === 'remove-member' ? 'membership' : 'partition');
+        break;
+      case 'stop-partition':
+        stop(open?.kind === 'membership' ? 'membership' : 'partition');
+        break;
+      case 'kill':
+        start('kill');
+        break;
+      case 'restart':
+        stop('kill');
+        break;
+      case 'pause':
+        start('pause');
+        break;
+      case 'resume':
+        stop('pause');
+        break;
+      case 'remove-member':
+        if (open?.kind !== 'membership') start('membership');
+        break;
+      case 'add-member':
+        if (open?.kind !== 'membership') problems.push(`add-member at ${atMs} ms outside a membership fault`);
+        else if (schedule[i + 1]?.action.kind !== 'stop-partition') stop('membership');
+        break;
+    }
+  }
+  if (open !== undefined) problems.push(`a ${open.kind} fault is never stopped`);
+  return out;
+}
+
+/** The shortest a placed fault may be: a membership fault without a partition is its removal, half of it. */
+function minPlacedMs(f: PlacedFault, kinds: readonly FaultKind[]): number {
+  return f.kind === 'membership' && !kinds.includes('partition') ? minFaultMs(f.kind) / 2 : minFaultMs(f.kind);
+}
+
+/** Every non-empty subset of the fault kinds. */
+const KIND_SETS: FaultKind[][] = Array.from({ length: 2 ** ALL_FAULTS.length - 1 }, (_, m) =>
+  ALL_FAULTS.filter((_, i) => ((m + 1) >> i) & 1),
+);
+
+describe('fault schedule fitted to the run', () => {
+  it('has documented minimums: a fault outlasts the longest election timeout, and the minimum run is their sum', () => {
+    const longestElectionMs = 2 * DEFAULT_RAFT_TUNING.electionTicks * DEFAULT_RAFT_TUNING.tickMs;
+    expect(MIN_FAULT_MS).toBeGreaterThan(longestElectionMs);
+    expect(MIN_MEMBERSHIP_FAULT_MS).toBe(2 * MIN_FAULT_MS);
+    expect(minimumDurationMs(['partition', 'kill'])).toBe(2 * MIN_FAULT_MS + 3 * MIN_QUIET_MS);
+    expect(minimumDurationMs(ALL_FAULTS)).toBe(3 * MIN_FAULT_MS + MIN_MEMBERSHIP_FAULT_MS + 5 * MIN_QUIET_MS);
+    expect(minimumDurationMs(['kill', 'kill'])).toBe(minimumDurationMs(['kill']));
+    expect(minimumRunTimeS(['partition', 'kill'])).toBe(9);
+    expect(minimumRunTimeS(ALL_FAULTS)).toBe(20);
+  });
+
+  it('property: for any seed, kinds and duration ≥ the minimum, every kind is in the first round and everything fits', () => {
+    const pick = new SeededRng(2026);
+    const problems: string[] = [];
+    let schedules = 0;
+    for (const kinds of KIND_SETS) {
+      const minMs = minimumDurationMs(kinds);
+      // The minimum itself, just above it, the issue's 20 s, and random lengths up to 10 minutes.
+      const durations = [minMs, minMs + 1, minMs + 999, 20_000, 60_000, 300_000];
+      for (let k = 0; k < 6; k++) durations.push(minMs + pick.nextInt(600_000 - minMs));
+      for (const durationMs of durations) {
+        if (durationMs < minMs) continue;
+        for (let seed = 0; seed < 30; seed++) {
+          const ranges: Partial<ScheduleOptions> =
+            seed % 4 === 3 ? { faultDurationMs: [2_000, 4_000], quietMs: [500, 2_000] } : {};
+          const nodes = names(seed % 2 === 0 ? 3 : 5);
+          const schedule = generateSchedule({ seed, nodes, durationMs, faults: kinds, ...ranges });
+          schedules++;
+          const ctx = `kinds ${kinds.join(',')}, ${durationMs} ms, seed ${seed}`;
+          const check = (ok: boolean, what: string): void => {
+            if (!ok) problems.push(`${ctx}: ${what}`);
+          };
+          const faults = placedFaults(schedule, problems);
+          // Every requested kind in the first round (the first faults are a permutation), and no other kind.
+          const firstRound = faults.slice(0, kinds.length).map((f) => f.kind);
+          check(
+            firstRound.length === kinds.length && kinds.every((k) => firstRound.includes(k)),
+            `first round ${firstRound.join(',')}`,
+          );
+          check(
+            faults.every((f) => kinds.includes(f.kind)),
+            `unrequested kind in ${faults.map((f) => f.kind).join(',')}`,
+          );
+          // Inside the run, healed before the end, each fault at least its minimum, quiet around each.
+          check(
+            schedule.every((e, i) => e.atMs >= 0 && (i === 0 || e.atMs >= schedule[i - 1].atMs)),
+            'events out of order',
+          );
+          let lastStop = 0;
+          for (const f of faults) {
+            check(f.startMs - lastStop >= MIN_QUIET_MS, `quiet of ${f.startMs - lastStop} ms before ${f.startMs}`);
+            check(f.stopMs - f.startMs >= minPlacedMs(f, kinds), `${f.kind} of ${f.stopMs - f.startMs} ms`);
+            lastStop = f.stopMs;
+          }
+          const lastEventMs = Math.max(...schedule.map((e) => e.atMs));
+          check(durationMs - lastEventMs >= MIN_QUIET_MS, `last event at ${lastEventMs} ms`);
+          // The tally the run prints agrees (a membership change during a partition counts both).
+          const tally = scheduledFaults(schedule);
+          check(
+            kinds.every((k) => tally[k] >= 1),
+            `tally ${JSON.stringify(tally)}`,
+          );
+        }
+      }
+    }
+    expect(problems.slice(0, 10)).toEqual([]);
+    expect(schedules).toBeGreaterThan(4_000);
+  });
+
+  it('refuses a run shorter than the minimum, with a typed error that names it', () => {
+    for (const kinds of KIND_SETS) {
+      const minMs = minimumDurationMs(kinds);
+      const attempt = (): unknown =>
+        generateSchedule({ seed: 1, nodes: names(3), durationMs: minMs - 1, faults: kinds });
+      expect(attempt).toThrow(ScheduleTooShortError);
+      expect(attempt).toThrow(new RegExp(`at least ${minMs} ms`));
+    }
+  });
+
+  it('issue 9: --time 20 --nemesis partition,kill --seed 5 with the default lengths schedules both kinds', () => {
+    const schedule = generateSchedule({ seed: 5, nodes: names(3), durationMs: 20_000, faults: ['partition', 'kill'] });
+    const tally = scheduledFaults(schedule);
+    expect(tally.partition).toBeGreaterThanOrEqual(1);
+    expect(tally.kill).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps the given lengths when the run is long enough, and scales them down (not below the minimums) when not', () => {
+    const lengths = (durationMs: number, seed: number) => {
+      const problems: string[] = [];
+      const faults = placedFaults(
+        generateSchedule({ seed, nodes: names(5), durationMs, faults: ALL_FAULTS }),
+        problems,
+      );
+      expect(problems).toEqual([]);
+      // The last fault may be cut short to end before the run does; the first round may be cut to fit.
+      const later = faults.slice(ALL_FAULTS.length, -1);
+      return { faults, later };
+    };
+    for (let seed = 1; seed <= 20; seed++) {
+      // 4 kinds at their longest: 4 × 15 s + 5 × 8 s = 100 s, so a 600 s run is unscaled.
+      const long = lengths(600_000, seed);
+      expect(long.later.length).toBeGreaterThan(5);
+      for (const f of long.later) {
+        expect(f.stopMs - f.startMs).toBeGreaterThanOrEqual(Math.max(DEFAULT_FAULT_DURATION_MS[0], minFaultMs(f.kind)));
+        expect(f.stopMs - f.startMs).toBeLessThanOrEqual(DEFAULT_FAULT_DURATION_MS[1]);
+      }
+      let quiet = long.faults[0].startMs;
+      expect(quiet).toBeGreaterThanOrEqual(DEFAULT_QUIET_MS[0]);
+      expect(quiet).toBeLessThanOrEqual(DEFAULT_QUIET_MS[1]);
+      // A 25 s run is scaled by 0.25: faults of at most 3.75 s (membership: its 6 s minimum).
+      const short = lengths(25_000, seed);
+      for (const f of short.faults)
+        expect(f.stopMs - f.startMs).toBeLessThanOrEqual(Math.max(3_750, minFaultMs(f.kind)));
+      quiet = short.faults[0].startMs;
+      expect(quiet).toBeLessThanOrEqual(Math.max(MIN_QUIET_MS, 2_000));
+    }
+  });
+});
+
 const SLEEPER = 'setInterval(() => {}, 1000)';
 const procState = (pid: number): string => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0];
 
@@ -189,7 +392,10 @@ describe('NemesisRunner', () => {
       expect(pc.isRunning('n1')).toBe(false);
       await expect.poll(() => procState(pc.pid('n3')!)).toBe('T');
       expect(membership.removed.has('n1')).toBe(true);
+      // Each start that took effect is counted once; undoing faults counts nothing.
+      expect(runner.injected()).toEqual({ partition: 1, kill: 1, pause: 1, membership: 1 });
       await runner.healAll();
+      expect(runner.injected()).toEqual({ partition: 1, kill: 1, pause: 1, membership: 1 });
       expect(net.isCut('n2', 'n1')).toBe(false);
       expect(pc.isRunning('n1')).toBe(true);
       await expect.poll(() => procState(pc.pid('n3')!)).not.toBe('T');
@@ -200,6 +406,36 @@ describe('NemesisRunner', () => {
       expect(intervals.every((i) => i.stopNs !== undefined)).toBe(true);
       const partition = intervals.find((i) => i.fault === 'partition')!;
       expect((partition.value as { shape: string }).shape).toBe('isolate-leader');
+    } finally {
+      await pc.stopAll();
+      await net.close();
+    }
+  });
+});
+
+describe('NemesisRunner.injected', () => {
+  it('counts only faults that took effect: a kill of a node without a process, or a schedule cut short, counts nothing', async () => {
+    const nodes = ['n1', 'n2', 'n3'];
+    const net = await ProxyNetwork.start({
+      nodes,
+      targets: Object.fromEntries(nodes.map((n) => [n, { host: '127.0.0.1', port: 1 }])),
+    });
+    // A real process controller that was never given a process for n1: the kill is refused.
+    const pc = new ChildProcessController(() => spawn(process.execPath, ['-e', SLEEPER], { stdio: 'ignore' }));
+    const runner = new NemesisRunner({ nodes, network: net, processes: pc });
+    try {
+      await expect(runner.apply({ kind: 'kill', nodes: ['n1'] })).rejects.toThrow(/has no process/);
+      expect(runner.injected().kill).toBe(0);
+      // The run ends (abort) before the partition's time comes: it never takes effect.
+      const abort = new AbortController();
+      const done = runner.run(
+        [{ atMs: 60_000, action: { kind: 'start-partition', shape: 'halves', cuts: halves(nodes, new SeededRng(1)) } }],
+        abort.signal,
+      );
+      abort.abort();
+      await done;
+      expect(runner.injected()).toEqual({ partition: 0, kill: 0, pause: 0, membership: 0 });
+      expect(net.isCut('n1', 'n2') || net.isCut('n2', 'n1') || net.isCut('n1', 'n3')).toBe(false);
     } finally {
       await pc.stopAll();
       await net.close();

@@ -66,4 +66,13 @@ describe('quorate jepsen options', () => {
   ])('refuses %j with a usage error', (argv) => {
     expect(() => parseJepsenArgs(argv, now)).toThrow(JepsenUsageError);
   });
+  it('refuses a --time too short for one fault of each --nemesis kind, naming the minimum', () => {
+    expect(() => parseJepsenArgs(['--time', '8', '--nemesis', 'partition,kill'], now)).toThrow(
+      /--time 8 is too short for --nemesis partition,kill: the minimum is --time 9 /,
+    );
+    expect(() => parseJepsenArgs(['--time', '19'], now)).toThrow(/the minimum is --time 20 /); // all four kinds
+    expect(parseJepsenArgs(['--time', '9', '--nemesis', 'partition,kill'], now).timeS).toBe(9);
+    expect(parseJepsenArgs(['--time', '20', '--nemesis', 'partition,kill', '--seed', '5'], now).timeS).toBe(20);
+    expect(() => parseJepsenArgs(['--time', '5', '--nemesis', 'membership'], now)).toThrow(JepsenUsageError);
+  });
 });

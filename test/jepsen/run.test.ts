@@ -1,6 +1,7 @@
 // `quorate jepsen` end to end on real node processes: a short run with partitions and SIGKILL must
-// pass every checker and leave its evidence (history, results, report, node logs) in the output
-// folder. The broken-variant tests (broken.test.ts) show the same harness failing real bugs.
+// inject both kinds, pass every checker (verdict PASS) and leave its evidence (history, results,
+// report, node logs) in the output folder. The broken-variant tests (broken.test.ts) show the same
+// harness failing real bugs.
 
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -48,6 +49,10 @@ describe('quorate jepsen on a real 3-node cluster', () => {
       1,
     ).slice(0, 4_000)}`;
     expect(r.valid, summary).toBe(true);
+    // PASS also needs both requested kinds to have taken effect (issue 9: no PASS for a fault-free run).
+    expect(r.faults.injected.partition, summary).toBeGreaterThanOrEqual(1);
+    expect(r.faults.injected.kill, summary).toBeGreaterThanOrEqual(1);
+    expect(r.verdict, summary).toBe('PASS');
     expect(r.exitCode).toBe(0);
     expect(r.checkers.map((c) => c.name).sort()).toEqual([
       'bank',
@@ -61,12 +66,15 @@ describe('quorate jepsen on a real 3-node cluster', () => {
     const history = await readHistoryFile(join(out, 'history.jsonl'));
     const nemesis = history.filter((op) => op.process === 'nemesis').map((op) => op.f);
     expect(nemesis).toContain('healed');
-    expect(nemesis.some((f) => f === 'start-partition' || f === 'start-kill')).toBe(true);
+    expect(nemesis).toContain('start-partition');
+    expect(nemesis).toContain('start-kill');
     const results = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as {
       valid: boolean;
+      verdict: string;
       meta: { reproduce: string };
     };
     expect(results.valid).toBe(true);
+    expect(results.verdict).toBe('PASS');
     expect(results.meta.reproduce).toContain('--seed 11');
     expect(await readFile(join(out, 'report.html'), 'utf8')).toContain('<svg');
     expect(existsSync(join(out, 'cluster', 'node-1', 'node.log'))).toBe(true);
@@ -103,6 +111,8 @@ describe('quorate jepsen on a real 3-node cluster', () => {
       1,
     ).slice(0, 4_000)}`;
     expect(r.valid, summary).toBe(true);
+    expect(r.faults.injected.partition, summary).toBeGreaterThanOrEqual(1);
+    expect(r.verdict, summary).toBe('PASS');
     const privacy = r.checkers.find((c) => c.name === 'privacy');
     expect(privacy?.valid).toBe(true);
     expect((privacy?.stats as { keys: number; nodesRead: number }).keys).toBeGreaterThan(5);
