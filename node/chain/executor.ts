@@ -36,7 +36,7 @@ import {
 } from './block.js';
 import { type Receipt, receiptsRoot } from './receipt.js';
 import {
-  MemoryState,
+  type CommittedState,
   StateOverlay,
   type StateChanges,
   type StateView,
@@ -51,12 +51,13 @@ export type PrivatePayload = { readonly kind: 'party'; readonly ops: readonly Op
 /** Keyed by payloadHashKey(tx.privatePayloadHash) (hex without 0x). */
 export type PrivatePayloads = ReadonlyMap<string, PrivatePayload>;
 
-export interface ChainStateOptions {
+export interface ChainStateOptions<S extends CommittedState = CommittedState> {
   readonly chainId: number;
   readonly app: Application;
   readonly head: Block;
-  readonly state: MemoryState;
-  readonly privateState: MemoryState;
+  /** The node passes the store's (store.loadState: on disk, cached); tests and benches a MemoryState. */
+  readonly state: S;
+  readonly privateState: S;
   /** Shared with the pool so transactions verified on entry are not verified again. */
   readonly verifiedTxs?: VerifiedTxCache;
   /** From genesis (GenesisConfig.txSignatureCheck); default 'every-node'. */
@@ -67,18 +68,18 @@ export interface ChainStateOptions {
  * The committed chain as the executor sees it: head block, public state, this node's private
  * state, and the minter keys of members. Changed only by `advance` (after the store committed).
  */
-export class ChainState {
+export class ChainState<S extends CommittedState = CommittedState> {
   readonly chainId: number;
   readonly app: Application;
-  readonly state: MemoryState;
-  readonly privateState: MemoryState;
+  readonly state: S;
+  readonly privateState: S;
   readonly verifiedTxs: VerifiedTxCache;
   readonly txSignatureCheck: TxSignatureCheck;
   private headBlock: Block;
   /** Members added after genesis (Raft conf changes), registered by the node in log order. */
   private readonly addedMembers = new Map<number, Uint8Array>();
 
-  constructor(o: ChainStateOptions) {
+  constructor(o: ChainStateOptions<S>) {
     this.chainId = o.chainId;
     this.app = o.app;
     this.state = o.state;
@@ -127,8 +128,8 @@ export class ChainState {
   }
 
   /** Replaces everything (after installing a snapshot). */
-  reset(head: Block, state: MemoryState, privateState: MemoryState): ChainState {
-    const next = new ChainState({
+  reset<T extends CommittedState>(head: Block, state: T, privateState: T): ChainState<T> {
+    const next = new ChainState<T>({
       chainId: this.chainId,
       app: this.app,
       head,
