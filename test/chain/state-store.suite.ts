@@ -27,6 +27,7 @@ import {
   exportSnapshot,
   genesisBlock,
   importSnapshot,
+  prefetchBlockState,
   signTransaction,
   stateKeys,
   toHex,
@@ -159,6 +160,33 @@ export function stateStoreSuite(name: string, factory: KvFactory): void {
       await commitOps(again, [[{ type: 'put', key: 'after-restart', value: 'x' }]]);
       expect(await again.store.getValue('after-restart')).toBe('x');
       await again.store.close();
+    });
+
+    it('a prefetch step loads what a block touches, so applying it reads nothing from disk', async () => {
+      const leader = await openNode(await factory().open());
+      const h = factory();
+      let follower = await openNode(await h.open());
+      const follow = async (node: Node, block: Block, prefetch: boolean) => {
+        if (prefetch) await prefetchBlockState(node.chain, block);
+        const before = node.chain.state.stats().syncReads;
+        const r = applyBlock(node.chain, block, new Map());
+        if (r.kind !== 'applied') throw new Error(r.detail);
+        const reads = node.chain.state.stats().syncReads - before;
+        node.applied++;
+        await node.store.commitBlock(r.block, r.receipts, r.stateChanges, NO_PRIVATE_CHANGES, node.applied);
+        node.chain.advance(r);
+        return reads;
+      };
+      await follow(follower, await commitOps(leader, bigPuts('x', 16)), false);
+      await follower.store.close();
+      follower = await openNode(await h.open()); // a cold cache
+      const transfer: Op = { type: 'transfer', to: f.accounts[2].address, amount: 5n };
+      const block = await commitOps(leader, [[transfer, { type: 'put', key: 'x-1', value: 'y' }], [transfer]]);
+      expect(await follow(follower, block, true)).toBe(0);
+      expect(follower.chain.state.stats().prefetched).toBeGreaterThan(0);
+      expect(toHex(follower.chain.state.root())).toBe(toHex(leader.chain.state.root()));
+      await leader.store.close();
+      await follower.store.close();
     });
 
     it('answers reads at a block number from the version history', async () => {
