@@ -201,6 +201,11 @@ export class StateOverlay implements StateView {
     }
   }
 
+  /** True once delta() was taken: the changes can no longer change. */
+  isSealed(): boolean {
+    return this.cachedDelta !== undefined;
+  }
+
   /** Σ expand(k, new) − Σ expand(k, old) over this layer's changes. Seals the overlay. */
   delta(): LtHash {
     if (this.cachedDelta) return this.cachedDelta;

@@ -810,15 +810,27 @@ export class KvChainStore implements ChainStore {
   }
 
   /**
-   * The LtHash of a state after `changes`: the overlay's own hash when `changes` is an overlay's
-   * made on a state whose hash is the stored one (the node's case: no second hashing), else by
-   * hashing each change against the stored value.
+   * The LtHash of a state after `changes`. When `changes` is an overlay's (the node's case), the
+   * stored hash plus the overlay's already computed delta — accepted when it gives `expectedRoot`
+   * (the block's stateRoot: proof that the overlay was made on the stored state), or, without an
+   * expected root (private state), when the overlay's parent holds the stored hash. Otherwise each
+   * change is hashed against the stored value.
    */
-  private async lanesAfter(space: 'public' | 'private', changes: StateChanges): Promise<LtHash> {
+  private async lanesAfter(space: 'public' | 'private', changes: StateChanges, expectedRoot?: Hash): Promise<LtHash> {
     const current = this.lanes[space];
     if (changes.size === 0) return current;
     const overlay = StateOverlay.ofChanges(changes);
-    if (overlay !== undefined && overlay.parent.ltHash().equals(current)) return overlay.ltHash().clone();
+    if (overlay !== undefined && overlay.isSealed()) {
+      if (expectedRoot !== undefined) {
+        const candidate = current.clone();
+        candidate.addVector(overlay.delta().lanes);
+        if (bytesEqual(candidate.root(), expectedRoot)) return candidate;
+      } else if (overlay.parent.ltHash().equals(current)) {
+        const candidate = current.clone();
+        candidate.addVector(overlay.delta().lanes);
+        return candidate;
+      }
+    }
     const h = current.clone();
     const prefix = space === 'public' ? this.statePrefix : P.privState;
     for (const [k, v] of changes) {
@@ -902,7 +914,7 @@ export class KvChainStore implements ChainStore {
       const b = this.kv.batch();
       putBlockBody(b, block, receipts);
       for (const r of privateChanges.receipts.values()) b.put(key(P.privReceipt, r.txHash), encodeReceipt(r));
-      const publicLanes = await this.lanesAfter('public', stateChanges);
+      const publicLanes = await this.lanesAfter('public', stateChanges, block.header.stateRoot);
       const privateLanes = await this.lanesAfter('private', privateChanges.entries);
       for (const [k, v] of stateChanges) {
         if (v === null) b.del(stateKey(this.statePrefix, k));
