@@ -57,7 +57,12 @@ import {
   stateKeys,
 } from './state.js';
 import { LTHASH_BYTES, LtHash, expandStateElement } from './lthash.js';
-import { DEFAULT_STATE_CACHE_MAX_BYTES, type StateReadView, StoredState } from './state-store.js';
+import {
+  DEFAULT_STATE_CACHE_MAX_BYTES,
+  MIN_STATE_CACHE_MAX_BYTES,
+  type StateReadView,
+  StoredState,
+} from './state-store.js';
 import { StateOverlay } from './state.js';
 import type { Transaction, TxLocation } from './tx.js';
 
@@ -686,6 +691,8 @@ export class KvChainStore implements ChainStore {
   /** The states handed out by loadState, whose old values commitBlock pins (state-store.ts). */
   private live: { public?: StoredState; private?: StoredState } = {};
   private importing = false;
+  /** The clearing of the slot a switch-over left (switchToStaged). */
+  private clearing: Promise<void> = Promise.resolve();
   private readonly stateCacheMaxBytes: number;
 
   constructor(
@@ -1045,7 +1052,8 @@ export class KvChainStore implements ChainStore {
     this.rememberBlock(s.head);
     this.cachedHead = { number: n, hash: s.head.hash };
     this.cachedApplied = s.appliedRaftIndex;
-    await this.clearSlot(oldSlot);
+    // In the background: commits go to the other slot meanwhile. The next import and close wait for it.
+    this.clearing = this.clearSlot(oldSlot).catch(() => undefined);
   }
 
   /** Writes an in-memory state into the spare slot through the same import path importSnapshot uses. */
@@ -1072,6 +1080,7 @@ export class KvChainStore implements ChainStore {
       });
     this.importing = true;
     try {
+      await this.clearing;
       const target = 1 - this.slot;
       const n = head.header.number;
       const existing = await this.kv.get(K_IMPORT);
@@ -1463,9 +1472,26 @@ export class KvChainStore implements ChainStore {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.writeChain;
+    await this.clearing;
     this.closed = true;
     await this.kv.close();
   }
+}
+
+/**
+ * The hook for config.json's `state` object: validates it and gives the options of
+ * openLevelChainStore. A bad value throws ChainError(StoreIo) naming the field.
+ */
+export function chainStoreOptionsFromConfig(state: { readonly cacheMaxBytes?: unknown } = {}): ChainStoreOptions {
+  const v = state.cacheMaxBytes;
+  if (v === undefined) return {};
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < MIN_STATE_CACHE_MAX_BYTES)
+    throw new ChainError(
+      ChainErrorCode.StoreIo,
+      `state.cacheMaxBytes must be an integer of at least ${MIN_STATE_CACHE_MAX_BYTES} (MIN_STATE_CACHE_MAX_BYTES), got ${String(v)}`,
+      { field: 'state.cacheMaxBytes' },
+    );
+  return { stateCacheMaxBytes: v };
 }
 
 export async function openLevelChainStore(path: string, options: ChainStoreOptions = {}): Promise<KvChainStore> {
