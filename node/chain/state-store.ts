@@ -37,7 +37,7 @@ const CACHE_ENTRY_OVERHEAD_BYTES = 96;
 
 /** What StoredState needs from the key-value store (store.ts KvBackend implements it). */
 export interface StateKvReader {
-  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   getSync(key: Uint8Array): Uint8Array | undefined;
 }
 
@@ -113,14 +113,15 @@ export class StoredState implements CommittedState {
 
   /** Loads `keys` into the cache with asynchronous reads (the prefetch step before applying a block). */
   async prefetch(keys: Iterable<StateKey>): Promise<void> {
-    const missing: StateKey[] = [];
-    for (const k of keys) if (!this.cache.has(k) && !this.held.has(k)) missing.push(k);
-    if (missing.length === 0) return;
-    const values = await Promise.all(missing.map((k) => this.kv.get(this.storeKey(k))));
-    for (let i = 0; i < missing.length; i++) {
+    const missing = new Set<StateKey>();
+    for (const k of keys) if (!this.cache.has(k) && !this.held.has(k)) missing.add(k);
+    if (missing.size === 0) return;
+    const wanted = [...missing];
+    const values = await this.kv.getMany(wanted.map((k) => this.storeKey(k)));
+    for (let i = 0; i < wanted.length; i++) {
       // A key cached meanwhile (a commit) is newer than what was read: keep it.
-      if (this.cache.has(missing[i])) continue;
-      this.remember(missing[i], values[i] ?? null);
+      if (this.cache.has(wanted[i])) continue;
+      this.remember(wanted[i], values[i] ?? null);
       this.counters.prefetched++;
     }
   }
