@@ -12,9 +12,10 @@
 // a store over the same MemoryKv models a restart). test/chain/store.test.ts runs one compliance
 // suite on both.
 //
-// Reads of the latest state use the flat map (S/P); reads at a past block use the version index
-// (V/W), written in the same batch as each block. Blocks, transactions and receipts of every
-// height are served.
+// The state lives here, not in memory: the node runs on StoredState (state-store.ts), which reads
+// these keys through a bounded cache. Reads of the latest state use the flat map (S/P); reads at a
+// past block use the version index (V/W), written in the same batch as each block. Blocks,
+// transactions and receipts of every height are served.
 //
 // Key layout (1-byte prefix; numbers u64 big-endian so blocks iterate in order):
 //   M chain    → u64 chainId ‖ [32] genesis hash     (refuses to open another chain's store)
@@ -24,8 +25,14 @@
 //   B <u64>    → block encoding          H <hash> → u64 number
 //   T <hash>   → u64 block number ‖ u32 index ‖ [32] block hash    R <hash> → public receipt
 //   Q <hash>   → this node's private receipt
-//   S <key>    → public state value      P <key>  → private state value
-//   V <u16 len><key><u64 MAX-n> → the public value of <key> as of block n (1-byte tag: 0 deleted,
+//   M format   → u32 on-disk format version (CHAIN_STORE_FORMAT_VERSION; absent = format 1, migrated)
+//   M stateSlot → u8: which slot holds the public state (0: S/V, 1: s/v); a snapshot is imported
+//                into the other slot and switched to in one synced batch
+//   M stateHash, M privateStateHash → the 2 KiB LtHash of the public / private state, in every batch
+//                that changes it (the root costs nothing at start)
+//   M import   → progress of a snapshot import into the spare slot (decodeImport), for resuming
+//   S <key>    → public state value (slot 0; s <key> in slot 1)      P <key>  → private state value
+//   V <u16 len><key><u64 MAX-n> → (slot 0; v in slot 1) the public value of <key> as of block n (1-byte tag: 0 deleted,
 //                                 1 then the value), written with block n; W … the same, private.
 //                                 Inverted block numbers make "the newest version at or before
 //                                 block N" the first entry at or after <key, MAX-N>: one seek.
