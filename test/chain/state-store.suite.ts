@@ -109,6 +109,8 @@ async function collect(gen: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
 /** A KvBackend whose batches fail, writing nothing, once `budget` batches were written: a power cut. */
 class CuttingKv implements KvBackend {
   cut = false;
+  /** Largest batch written (keys + values), to check that memory follows the chunk, not the state. */
+  maxBatchBytes = 0;
   constructor(
     private readonly inner: KvBackend,
     public budget: number,
@@ -122,10 +124,15 @@ class CuttingKv implements KvBackend {
   close = () => this.inner.close();
   batch(): KvBatch {
     const b = this.inner.batch();
+    let bytes = 0;
     return {
-      put: (k, v) => b.put(k, v),
+      put: (k, v) => {
+        bytes += k.length + v.length;
+        b.put(k, v);
+      },
       del: (k) => b.del(k),
       write: async (sync) => {
+        this.maxBatchBytes = Math.max(this.maxBatchBytes, bytes);
         if (this.budget <= 0) {
           this.cut = true;
           throw new Error('power cut');
@@ -280,9 +287,15 @@ export function stateStoreSuite(name: string, factory: KvFactory): void {
       for (const c of chunks) expect(c.length).toBeLessThanOrEqual(MIN_SNAPSHOT_CHUNK_BYTES);
       expect(chunks.length).toBeGreaterThan(10); // ~1.7 MiB of state in ≤ 96 KiB chunks
 
-      const follower = await openNode(await factory().open());
+      const counting = new CuttingKv(await factory().open(), Number.MAX_SAFE_INTEGER);
+      const follower = await openNode(counting);
       await commitOps(follower, [[{ type: 'put', key: 'local', value: 'before' }]]);
+      counting.maxBatchBytes = 0;
       const imported = await importSnapshot(chunks, follower.store, { maxChunkBytes: MIN_SNAPSHOT_CHUNK_BYTES });
+      // Each chunk is written as it comes (its entries twice: state and version), never the whole state.
+      const stateBytes = chunks.filter((c) => c[0] === 2).reduce((n, c) => n + c.length, 0);
+      expect(counting.maxBatchBytes).toBeLessThan(2 * MIN_SNAPSHOT_CHUNK_BYTES + 8 * 1024);
+      expect(stateBytes).toBeGreaterThan(5 * counting.maxBatchBytes);
       // Nothing is visible before the switch-over.
       expect(await follower.store.getValue('local')).toBe('before');
       await follower.store.installSnapshot(imported);
