@@ -926,9 +926,9 @@ export class QuorateNode {
   }
 
   /** Snapshot = membership + the chain's public state at the applied index (never private state). */
-  private snapshotData(): Uint8Array {
+  private async snapshotData(): Promise<Uint8Array> {
     const membership = encodeMembership(this.membershipState);
-    const chain = snapshotToBytes(exportSnapshot(this.chain, this.applied, { includePrivate: false }));
+    const chain = await snapshotToBytes(exportSnapshot(this.chain, this.applied, { includePrivate: false }));
     const out = new Uint8Array(4 + membership.length + chain.length);
     new DataView(out.buffer).setUint32(0, membership.length, true);
     out.set(membership, 4);
@@ -943,7 +943,7 @@ export class QuorateNode {
     const mlen = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0, true);
     nodeAssert(4 + mlen <= data.length, 'snapshot membership length out of range');
     const membership = decodeMembership(data.subarray(4, 4 + mlen));
-    const imported = importSnapshot(snapshotChunksFromBytes(data.subarray(4 + mlen)));
+    const imported = await importSnapshot(snapshotChunksFromBytes(data.subarray(4 + mlen)), this.deps.chainStore);
     nodeAssert(
       imported.appliedRaftIndex === snapshot.metadata.index,
       () =>

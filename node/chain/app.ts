@@ -16,6 +16,7 @@ import type { Hash } from './hash.js';
 import type { Op, Transaction } from './tx.js';
 import { checkOps } from './tx.js';
 import {
+  type StateKey,
   type StateOverlay,
   type StateView,
   getBalance,
@@ -54,6 +55,13 @@ export interface Application {
   applyTx(state: StateOverlay, tx: Transaction, ctx: ApplyContext): TxOutcome;
   /** The state root for the header. */
   stateRoot(state: StateView): Hash;
+  /**
+   * Optional prefetch hint: the state keys running `ops` of `tx` may read or write (besides the
+   * nonce, which the executor adds). Used before applying a block to load them from disk with
+   * asynchronous reads (executor.ts prefetchBlockState); a key left out only costs one
+   * synchronous read while applying, never a different result.
+   */
+  stateKeysOf?(tx: Transaction, ops: readonly Op[]): StateKey[];
 }
 
 /** Longest list `append` builds; beyond it the op fails (bounds one key's share of the state). */
@@ -118,5 +126,15 @@ export class LedgerApp implements Application {
 
   stateRoot(state: StateView): Hash {
     return state.root();
+  }
+
+  stateKeysOf(tx: Transaction, ops: readonly Op[]): StateKey[] {
+    const keys: StateKey[] = [];
+    for (const op of ops) {
+      if (op.type === 'transfer') keys.push(stateKeys.balance(tx.from), stateKeys.balance(op.to));
+      else if (op.type === 'append') keys.push(stateKeys.listLength(op.key));
+      else keys.push(stateKeys.value(op.key));
+    }
+    return keys;
   }
 }

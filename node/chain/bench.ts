@@ -30,6 +30,7 @@ import {
   type Transaction,
   type Block,
   type AppliedBlock,
+  type KvChainStore,
 } from './index.js';
 
 const CHAIN_ID = 1337;
@@ -253,4 +254,64 @@ try {
   await store.close();
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+// The node's own path on a durable store: the state the store hands out (loadState), then for
+// each block built on it: build, apply (reusing the build), one synced commit, advance. Then a
+// follower applying the same blocks from the wire on its own store. This is what `quorate`
+// does per block; it is the figure to compare before/after a change of the state's storage.
+const nodeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'quorate-chain-bench-node-'));
+try {
+  const g = genesisBlock(genesis);
+  const open = async (sub: string): Promise<{ store: KvChainStore; chain: ChainState }> => {
+    const store = await openLevelChainStore(path.join(nodeDir, sub));
+    await store.init(CHAIN_ID, g.block, g.state);
+    const { state, privateState } = await store.loadState();
+    return { store, chain: new ChainState({ chainId: CHAIN_ID, app, head: g.block, state, privateState }) };
+  };
+  const m = await open('minter');
+  const fo = await open('follower');
+  const NODE_ROUNDS = 8;
+  const mintT = new Timer();
+  const followT = new Timer();
+  for (let r = 0; r < NODE_ROUNDS; r++) {
+    const batch = makeTxs(m.chain, BLOCK_TXS, r + 100);
+    for (const t of batch) m.chain.verifiedTxs.add(t.hashHex);
+    const t0 = performance.now();
+    const c0 = cpuMs();
+    const built = buildBlock(
+      app,
+      CHAIN_ID,
+      baseOf(m.chain),
+      batch,
+      { raftId: 1, key: minter },
+      5000 + r,
+      1,
+      {},
+      m.chain.verifiedTxs,
+    );
+    const out = applyBlock(m.chain, built.block, new Map(), built);
+    if (out.kind !== 'applied') throw new Error(out.detail);
+    await m.store.commitBlock(built.block, out.receipts, out.stateChanges, NO_PRIVATE_CHANGES, r + 1);
+    m.chain.advance(out);
+    mintT.wallMs += performance.now() - t0;
+    mintT.cpuMs += cpuMs() - c0;
+    const wire = decodeBlock(encodeBlock(built.block));
+    for (const t of wire.transactions) fo.chain.verifiedTxs.add(t.hashHex);
+    const t1 = performance.now();
+    const c1 = cpuMs();
+    const fout = applyBlock(fo.chain, wire, new Map());
+    if (fout.kind !== 'applied') throw new Error(fout.detail);
+    await fo.store.commitBlock(wire, fout.receipts, fout.stateChanges, NO_PRIVATE_CHANGES, r + 1);
+    fo.chain.advance(fout);
+    followT.wallMs += performance.now() - t1;
+    followT.cpuMs += cpuMs() - c1;
+  }
+  const nn = NODE_ROUNDS * BLOCK_TXS;
+  report('node path, minter: build + apply + synced commit + advance', nn, mintT.wallMs, mintT.cpuMs, 'tx/s');
+  report('node path, follower: apply + synced commit + advance', nn, followT.wallMs, followT.cpuMs, 'tx/s');
+  await m.store.close();
+  await fo.store.close();
+} finally {
+  fs.rmSync(nodeDir, { recursive: true, force: true });
 }

@@ -44,11 +44,20 @@ export enum ChainErrorCode {
   StateRootMismatch = 'CHAIN_STATE_ROOT_MISMATCH',
   /** Fatal: the receipts root after applying a block differs from the header's. */
   ReceiptsRootMismatch = 'CHAIN_RECEIPTS_ROOT_MISMATCH',
-  /** A snapshot is malformed, over its size limit, or does not match its own root. */
+  /**
+   * A snapshot is malformed, truncated, has an oversized chunk, or does not match its block's
+   * state root. `meta.reason` says which (SnapshotRefusal in snapshot.ts). Never fatal: the
+   * import is dropped and can start again.
+   */
   SnapshotInvalid = 'CHAIN_SNAPSHOT_INVALID',
   // --- store ---
   /** The store's contents are inconsistent (corruption, or a store of another chain). Fatal. */
   StoreCorrupt = 'CHAIN_STORE_CORRUPT',
+  /**
+   * The data directory is in an on-disk format this build cannot read (newer, or an old one that
+   * cannot be migrated). Nothing was read or written; the message says what to do.
+   */
+  StoreFormatUnsupported = 'CHAIN_STORE_FORMAT_UNSUPPORTED',
   /** State at that block is not kept on this node (before the snapshot it was rebuilt from). */
   HistoryUnavailable = 'CHAIN_HISTORY_UNAVAILABLE',
   /** The store was closed, or an IO error happened underneath (the cause is attached). */
@@ -141,6 +150,7 @@ export const SUGGESTED_JSON_RPC_CODE: Readonly<Record<ChainErrorCode, number>> =
   [ChainErrorCode.ReceiptsRootMismatch]: -32000,
   [ChainErrorCode.SnapshotInvalid]: -32000,
   [ChainErrorCode.StoreCorrupt]: -32000,
+  [ChainErrorCode.StoreFormatUnsupported]: -32000,
   [ChainErrorCode.StoreIo]: -32000,
   [ChainErrorCode.KeyFile]: -32000,
 };

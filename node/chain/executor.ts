@@ -36,14 +36,17 @@ import {
 } from './block.js';
 import { type Receipt, receiptsRoot } from './receipt.js';
 import {
-  MemoryState,
+  type CommittedState,
+  type StateKey,
   StateOverlay,
+  stateKeys,
   type StateChanges,
   type StateView,
   getMemberKey,
   getNonce,
   setNonce,
 } from './state.js';
+import { StoredState } from './state-store.js';
 import { type Op, type Transaction, VerifiedTxCache, isPrivate, payloadHashKey, verifyTransaction } from './tx.js';
 
 /** What the node learned from the transaction manager for one private payload hash. */
@@ -51,12 +54,13 @@ export type PrivatePayload = { readonly kind: 'party'; readonly ops: readonly Op
 /** Keyed by payloadHashKey(tx.privatePayloadHash) (hex without 0x). */
 export type PrivatePayloads = ReadonlyMap<string, PrivatePayload>;
 
-export interface ChainStateOptions {
+export interface ChainStateOptions<S extends CommittedState = CommittedState> {
   readonly chainId: number;
   readonly app: Application;
   readonly head: Block;
-  readonly state: MemoryState;
-  readonly privateState: MemoryState;
+  /** The node passes the store's (store.loadState: on disk, cached); tests and benches a MemoryState. */
+  readonly state: S;
+  readonly privateState: S;
   /** Shared with the pool so transactions verified on entry are not verified again. */
   readonly verifiedTxs?: VerifiedTxCache;
   /** From genesis (GenesisConfig.txSignatureCheck); default 'every-node'. */
@@ -67,18 +71,18 @@ export interface ChainStateOptions {
  * The committed chain as the executor sees it: head block, public state, this node's private
  * state, and the minter keys of members. Changed only by `advance` (after the store committed).
  */
-export class ChainState {
+export class ChainState<S extends CommittedState = CommittedState> {
   readonly chainId: number;
   readonly app: Application;
-  readonly state: MemoryState;
-  readonly privateState: MemoryState;
+  readonly state: S;
+  readonly privateState: S;
   readonly verifiedTxs: VerifiedTxCache;
   readonly txSignatureCheck: TxSignatureCheck;
   private headBlock: Block;
   /** Members added after genesis (Raft conf changes), registered by the node in log order. */
   private readonly addedMembers = new Map<number, Uint8Array>();
 
-  constructor(o: ChainStateOptions) {
+  constructor(o: ChainStateOptions<S>) {
     this.chainId = o.chainId;
     this.app = o.app;
     this.state = o.state;
@@ -127,8 +131,8 @@ export class ChainState {
   }
 
   /** Replaces everything (after installing a snapshot). */
-  reset(head: Block, state: MemoryState, privateState: MemoryState): ChainState {
-    const next = new ChainState({
+  reset<T extends CommittedState>(head: Block, state: T, privateState: T): ChainState<T> {
+    const next = new ChainState<T>({
       chainId: this.chainId,
       app: this.app,
       head,
@@ -171,6 +175,33 @@ export interface NoopBlock {
 }
 
 export type ApplyResult = AppliedBlock | NoopBlock;
+
+/**
+ * The prefetch step before applyBlock (TigerBeetle's rule: IO before, then a synchronous apply):
+ * loads the state keys `block` will touch into the caches of a state kept on disk (StoredState),
+ * with asynchronous reads. Optional for correctness — a key not prefetched is read synchronously
+ * while applying, with the same result — but it keeps disk reads out of the apply.
+ */
+export async function prefetchBlockState(
+  chain: ChainState,
+  block: Block,
+  privatePayloads: PrivatePayloads = new Map(),
+): Promise<void> {
+  const publicKeys: StateKey[] = [stateKeys.member(block.header.minterId)];
+  const privateKeys: StateKey[] = [];
+  for (const tx of block.transactions) {
+    publicKeys.push(stateKeys.nonce(tx.from));
+    if (chain.app.stateKeysOf === undefined) continue;
+    if (tx.privatePayloadHash === undefined) publicKeys.push(...chain.app.stateKeysOf(tx, tx.ops));
+    else {
+      const p = privatePayloads.get(payloadHashKey(tx.privatePayloadHash));
+      if (p?.kind === 'party') privateKeys.push(...chain.app.stateKeysOf(tx, p.ops));
+    }
+  }
+  if (chain.state instanceof StoredState) await chain.state.prefetch(publicKeys);
+  if (privateKeys.length > 0 && chain.privateState instanceof StoredState)
+    await chain.privateState.prefetch(privateKeys);
+}
 
 /** The private payload hashes (keys of PrivatePayloads) a block needs: prefetch them before applyBlock. */
 export function privatePayloadKeys(block: Block): string[] {

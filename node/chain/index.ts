@@ -13,3 +13,4 @@ export * from './executor.js';
 export * from './pool.js';
 export * from './store.js';
 export * from './snapshot.js';
+export * from './state-store.js';

@@ -2,10 +2,10 @@
 // (key, value) so the state root covers the whole state and is maintained in O(changes) per block.
 //
 // Layers:
-//   MemoryState   — the committed state (public, or this node's private state), all in memory.
-//                   Quorate keeps the state in memory and writes every block's changes through to
-//                   the chain store (store.ts) in the block's atomic batch; on restart the store
-//                   loads it back. So the state must fit in RAM (documented in the README).
+//   CommittedState — the state at the head (public, or this node's private state). The node runs
+//                   on StoredState (state-store.ts): the state lives in the chain store on disk
+//                   behind a bounded cache. MemoryState holds everything in memory: genesis,
+//                   tests, benches and embedders that want no disk.
 //   StateOverlay  — copy-on-write changes over a parent view: a block being applied or built, a
 //                   transaction inside it (discarded when an op fails, which makes ops atomic), or
 //                   a minter's speculative chain of not-yet-applied blocks (overlay on overlay).
@@ -38,9 +38,21 @@ export interface StateView {
   root(): Hash;
 }
 
+/**
+ * The committed state a ChainState runs on. `get` is synchronous (block application is: see
+ * executor.ts); an implementation backed by disk serves misses with a synchronous read.
+ */
+export interface CommittedState extends StateView {
+  /**
+   * Folds an overlay made directly on this state into it (after the store committed the block),
+   * reusing the overlay's hash delta. Must not be called for an overlay made on another state.
+   */
+  commit(overlay: StateOverlay): void;
+}
+
 const textDecoder = new TextDecoder();
 
-export class MemoryState implements StateView {
+export class MemoryState implements CommittedState {
   private readonly map = new Map<StateKey, Uint8Array>();
   private readonly hash = new LtHash();
   private cachedRoot: Hash | undefined;
@@ -117,9 +129,20 @@ export class MemoryState implements StateView {
   }
 }
 
+/** Which overlay a changes map belongs to (StateOverlay.ofChanges). */
+const overlayOfChanges = new WeakMap<StateChanges, StateOverlay>();
+
 export class StateOverlay implements StateView {
   /** Changed keys; null = deleted. Only this layer's changes, not the parent's. */
   readonly changes = new Map<StateKey, Uint8Array | null>();
+
+  /**
+   * The overlay whose `changes` map this is, when it is one. The store uses it to take the hash
+   * of the state after a block (overlay.ltHash()) instead of hashing the changes a second time.
+   */
+  static ofChanges(changes: StateChanges): StateOverlay | undefined {
+    return overlayOfChanges.get(changes);
+  }
   private cachedDelta: LtHash | undefined;
   private cachedHash: LtHash | undefined;
 
@@ -127,6 +150,7 @@ export class StateOverlay implements StateView {
 
   constructor(parent: StateView) {
     this.parentView = parent;
+    overlayOfChanges.set(this.changes, this);
   }
 
   get parent(): StateView {
@@ -175,6 +199,11 @@ export class StateOverlay implements StateView {
       if (v === null) this.parent.delete(k);
       else this.parent.set(k, v);
     }
+  }
+
+  /** True once delta() was taken: the changes can no longer change. */
+  isSealed(): boolean {
+    return this.cachedDelta !== undefined;
   }
 
   /** Σ expand(k, new) − Σ expand(k, old) over this layer's changes. Seals the overlay. */

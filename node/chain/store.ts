@@ -12,9 +12,10 @@
 // a store over the same MemoryKv models a restart). test/chain/store.test.ts runs one compliance
 // suite on both.
 //
-// Reads of the latest state use the flat map (S/P); reads at a past block use the version index
-// (V/W), written in the same batch as each block. Blocks, transactions and receipts of every
-// height are served.
+// The state lives here, not in memory: the node runs on StoredState (state-store.ts), which reads
+// these keys through a bounded cache. Reads of the latest state use the flat map (S/P); reads at a
+// past block use the version index (V/W), written in the same batch as each block. Blocks,
+// transactions and receipts of every height are served.
 //
 // Key layout (1-byte prefix; numbers u64 big-endian so blocks iterate in order):
 //   M chain    → u64 chainId ‖ [32] genesis hash     (refuses to open another chain's store)
@@ -24,8 +25,14 @@
 //   B <u64>    → block encoding          H <hash> → u64 number
 //   T <hash>   → u64 block number ‖ u32 index ‖ [32] block hash    R <hash> → public receipt
 //   Q <hash>   → this node's private receipt
-//   S <key>    → public state value      P <key>  → private state value
-//   V <u16 len><key><u64 MAX-n> → the public value of <key> as of block n (1-byte tag: 0 deleted,
+//   M format   → u32 on-disk format version (CHAIN_STORE_FORMAT_VERSION; absent = format 1, migrated)
+//   M stateSlot → u8: which slot holds the public state (0: S/V, 1: s/v); a snapshot is imported
+//                into the other slot and switched to in one synced batch
+//   M stateHash, M privateStateHash → the 2 KiB LtHash of the public / private state, in every batch
+//                that changes it (the root costs nothing at start)
+//   M import   → progress of a snapshot import into the spare slot (decodeImport), for resuming
+//   S <key>    → public state value (slot 0; s <key> in slot 1)      P <key>  → private state value
+//   V <u16 len><key><u64 MAX-n> → (slot 0; v in slot 1) the public value of <key> as of block n (1-byte tag: 0 deleted,
 //                                 1 then the value), written with block n; W … the same, private.
 //                                 Inverted block numbers make "the newest version at or before
 //                                 block N" the first entry at or after <key, MAX-N>: one seek.
@@ -56,11 +63,23 @@ import {
   getValue,
   stateKeys,
 } from './state.js';
-import type { LtHash } from './lthash.js';
+import { LTHASH_BYTES, LtHash, expandStateElement } from './lthash.js';
+import {
+  DEFAULT_STATE_CACHE_MAX_BYTES,
+  MIN_STATE_CACHE_MAX_BYTES,
+  type StateReadView,
+  StoredState,
+} from './state-store.js';
+import { StateOverlay } from './state.js';
 import type { Transaction, TxLocation } from './tx.js';
 
-/** Most state entries one loadState/snapshot read holds; beyond it the node needs more RAM than planned. */
-export const MAX_STATE_ENTRIES = 50_000_000;
+/**
+ * The on-disk format this code writes (M format). 1: the format before it was recorded (state in
+ * S/V only, no stored hash): migrated on open. A store of a higher version is refused.
+ */
+export const CHAIN_STORE_FORMAT_VERSION = 2;
+/** Keys deleted per batch when a state slot is cleared (bounds the memory of one batch). */
+export const CLEAR_BATCH_KEYS = 10_000;
 /** Recently committed blocks kept decoded (each at most MAX_BLOCK_BYTES; typically a few hundred KiB). */
 export const RECENT_BLOCKS_CACHED = 64;
 
@@ -78,13 +97,25 @@ export interface PrivateChanges {
 
 export const NO_PRIVATE_CHANGES: PrivateChanges = { entries: new Map(), receipts: new Map() };
 
-/** Everything needed to replace the store's contents with a snapshot (snapshot.ts). */
+/** A public state written into the store's spare slot and verified, not yet switched to (stateImport). */
+export interface StagedState {
+  readonly slot: number;
+  readonly lanes: LtHash;
+  readonly headHash: Hash;
+  readonly entries: number;
+}
+
+/**
+ * Everything needed to replace the store's public state, head and applied index with a snapshot's
+ * (snapshot.ts). Private state is never in a snapshot: this node's stays as it is.
+ */
 export interface StoreSnapshot {
   readonly appliedRaftIndex: number;
   readonly head: Block;
-  readonly state: MemoryState;
-  /** Undefined: keep this node's private state (a snapshot from a peer carries none). */
-  readonly privateState?: MemoryState;
+  /** A state written and verified by importSnapshot (the node's path: bounded memory). */
+  readonly staged?: StagedState;
+  /** A state held in memory (small states, tests): the store stages it itself. */
+  readonly state?: MemoryState;
   /**
    * The membership record at the snapshot's index (see recordMembership). Pass it here rather
    * than in a separate recordMembership call, so a crash cannot leave the new state with the
@@ -192,9 +223,46 @@ export interface ChainStore {
   getValue(key: string, atBlock?: number): Promise<string | null>;
   getList(key: string, offset?: number, maxItems?: number, atBlock?: number): Promise<string[]>;
   getPrivateValue(key: string, atBlock?: number): Promise<string | null>;
-  /** Reads the whole public and private state into memory (startup); checks the public root against the head. */
-  loadState(): Promise<{ state: MemoryState; privateState: MemoryState }>;
+  /**
+   * The public and private state at the head, on disk behind bounded caches (state-store.ts);
+   * checks the stored public hash against the head block's stateRoot. The states handed out
+   * before are stale after installSnapshot: call it again.
+   */
+  loadState(): Promise<{ state: StoredState; privateState: StoredState }>;
+  /**
+   * Starts (or resumes, same head and index) writing a snapshot's public state into the spare
+   * slot. One import at a time. Nothing is visible until installSnapshot({ staged }).
+   */
+  stateImport(head: Block, appliedRaftIndex: number): Promise<StateImport>;
   close(): Promise<void>;
+}
+
+/** Progress of an import, persisted with every batch it writes (so a cut import resumes). */
+export interface StateImportProgress {
+  /** The last key written (bytes, state-key order); empty = nothing written yet. */
+  readonly lastKey: Uint8Array;
+  readonly entries: number;
+  /** LtHash of the entries written so far. */
+  readonly lanes: LtHash;
+}
+
+export interface StateImport {
+  /** Where a previous, cut import of the same snapshot stopped. */
+  readonly progress: StateImportProgress;
+  /** Writes entries (in strictly increasing key order, after progress.lastKey) and the new progress, in one batch. */
+  write(entries: readonly (readonly [Uint8Array, Uint8Array])[], progress: StateImportProgress): Promise<void>;
+  /** The staged state to pass to installSnapshot (the caller has checked the root). */
+  finish(): StagedState;
+  /**
+   * Ends this import without installing it. keepProgress: the same snapshot can resume where it
+   * stopped; otherwise the record is dropped (the data is cleared by the next import, or at open).
+   */
+  abandon(keepProgress: boolean): Promise<void>;
+}
+
+export interface ChainStoreOptions {
+  /** Bound of each state cache (public, private) in bytes; default DEFAULT_STATE_CACHE_MAX_BYTES. */
+  readonly stateCacheMaxBytes?: number;
 }
 
 // --- the KV boundary -------------------------------------------------------------------------------
@@ -206,11 +274,20 @@ export interface KvBatch {
   write(sync: boolean): Promise<void>;
 }
 
+/** A consistent read-only view of the store at the moment it was opened (a LevelDB snapshot). */
+export type KvReadView = StateReadView;
+
 export interface KvBackend {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** A synchronous read (StoredState serves cache misses with it during a synchronous apply). */
+  getSync(key: Uint8Array): Uint8Array | undefined;
+  /** Many reads in one call (the prefetch step: one native request instead of one per key). */
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   batch(): KvBatch;
-  /** Entries whose key starts with `prefix`, in key order. */
-  scan(prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** Entries whose key starts with `prefix` (and is above `after`, when given), in key order. */
+  scan(prefix: Uint8Array, after?: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** Opens a consistent view now (synchronously): later writes are not seen through it. */
+  readView(): KvReadView;
   /** The first entry whose key is >= `from` and starts with `prefix` (one seek). */
   firstAtOrAfter(from: Uint8Array, prefix: Uint8Array): Promise<[Uint8Array, Uint8Array] | undefined>;
   close(): Promise<void>;
@@ -222,8 +299,21 @@ export class MemoryKv implements KvBackend {
   batchesWritten = 0;
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.getSync(key);
+  }
+
+  async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    return keys.map((k) => this.getSync(k));
+  }
+
+  getSync(key: Uint8Array): Uint8Array | undefined {
     const v = this.map.get(toHexBare(key));
     return v === undefined ? undefined : Uint8Array.from(v);
+  }
+
+  readView(): KvReadView {
+    // Values are never mutated in place (writes store copies), so a copy of the map is a snapshot.
+    return memoryView(new Map(this.map));
   }
 
   batch(): KvBatch {
@@ -242,13 +332,8 @@ export class MemoryKv implements KvBackend {
     };
   }
 
-  async *scan(prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
-    const p = toHexBare(prefix);
-    const keys = [...this.map.keys()].filter((k) => k.startsWith(p)).sort();
-    for (const k of keys) {
-      const v = this.map.get(k);
-      if (v !== undefined) yield [Uint8Array.from(Buffer.from(k, 'hex')), Uint8Array.from(v)];
-    }
+  scan(prefix: Uint8Array, after?: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    return memoryScan(this.map, prefix, after);
   }
 
   async firstAtOrAfter(from: Uint8Array, prefix: Uint8Array): Promise<[Uint8Array, Uint8Array] | undefined> {
@@ -262,6 +347,25 @@ export class MemoryKv implements KvBackend {
   }
 
   async close(): Promise<void> {}
+}
+
+async function* memoryScan(
+  map: ReadonlyMap<string, Uint8Array>,
+  prefix: Uint8Array,
+  after?: Uint8Array,
+): AsyncIterable<[Uint8Array, Uint8Array]> {
+  // Hex of bytes sorts as the bytes do.
+  const p = toHexBare(prefix);
+  const a = after === undefined ? undefined : toHexBare(after);
+  const keys = [...map.keys()].filter((k) => k.startsWith(p) && (a === undefined || k > a)).sort();
+  for (const k of keys) {
+    const v = map.get(k);
+    if (v !== undefined) yield [Uint8Array.from(Buffer.from(k, 'hex')), Uint8Array.from(v)];
+  }
+}
+
+function memoryView(map: ReadonlyMap<string, Uint8Array>): KvReadView {
+  return { scan: (prefix, after) => memoryScan(map, prefix, after), close: async () => {} };
 }
 
 function ioError(what: string, cause: unknown): ChainError {
@@ -296,6 +400,32 @@ export class LevelKv implements KvBackend {
     }
   }
 
+  async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    try {
+      const values = await this.db.getMany(keys as Uint8Array[]);
+      return values.map((v) => (v === undefined ? undefined : new Uint8Array(v.buffer, v.byteOffset, v.byteLength)));
+    } catch (e) {
+      throw ioError('getMany', e);
+    }
+  }
+
+  getSync(key: Uint8Array): Uint8Array | undefined {
+    try {
+      const v = this.db.getSync(key);
+      return v === undefined ? undefined : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    } catch (e) {
+      throw ioError('get', e);
+    }
+  }
+
+  readView(): KvReadView {
+    const snapshot = this.db.snapshot();
+    return {
+      scan: (prefix, after) => this.iterate(prefix, after, snapshot),
+      close: () => snapshot.close(),
+    };
+  }
+
   batch(): KvBatch {
     const b = this.db.batch();
     return {
@@ -311,9 +441,21 @@ export class LevelKv implements KvBackend {
     };
   }
 
-  async *scan(prefix: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+  scan(prefix: Uint8Array, after?: Uint8Array): AsyncIterable<[Uint8Array, Uint8Array]> {
+    return this.iterate(prefix, after, undefined);
+  }
+
+  private async *iterate(
+    prefix: Uint8Array,
+    after: Uint8Array | undefined,
+    snapshot: ReturnType<Level<Uint8Array, Uint8Array>['snapshot']> | undefined,
+  ): AsyncIterable<[Uint8Array, Uint8Array]> {
     const upper = prefixUpperBound(prefix);
-    const it = this.db.iterator(upper ? { gte: prefix, lt: upper } : { gte: prefix });
+    const it = this.db.iterator({
+      ...(after !== undefined && compareBytes(after, prefix) >= 0 ? { gt: after } : { gte: prefix }),
+      ...(upper ? { lt: upper } : {}),
+      ...(snapshot ? { snapshot } : {}),
+    });
     try {
       for await (const [k, v] of it)
         yield [
@@ -353,6 +495,12 @@ export class LevelKv implements KvBackend {
   }
 }
 
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
 function startsWith(k: Uint8Array, prefix: Uint8Array): boolean {
   if (k.length < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (k[i] !== prefix[i]) return false;
@@ -379,11 +527,19 @@ const P = {
   txLoc: 0x54, // T
   receipt: 0x52, // R
   privReceipt: 0x51, // Q
-  state: 0x53, // S
+  state: 0x53, // S   public state, slot 0
   privState: 0x50, // P
-  history: 0x56, // V
+  history: 0x56, // V   public history, slot 0
   privHistory: 0x57, // W
+  stateB: 0x73, // s   public state, slot 1
+  historyB: 0x76, // v   public history, slot 1
 };
+
+/** The public state lives in one of two slots; a snapshot is imported into the other, then switched to. */
+const SLOTS = [
+  { state: P.state, history: P.history },
+  { state: P.stateB, history: P.historyB },
+] as const;
 
 const K_CHAIN = concatBytes([Uint8Array.of(P.meta), utf8('chain')]);
 const K_HEAD = concatBytes([Uint8Array.of(P.meta), utf8('head')]);
@@ -391,6 +547,11 @@ const K_APPLIED = concatBytes([Uint8Array.of(P.meta), utf8('applied')]);
 const K_MEMBERSHIP = concatBytes([Uint8Array.of(P.meta), utf8('membership')]);
 const K_HISTORY_FROM = concatBytes([Uint8Array.of(P.meta), utf8('historyFrom')]);
 const K_CATCH_UP = concatBytes([Uint8Array.of(P.meta), utf8('catchUp')]);
+const K_FORMAT = concatBytes([Uint8Array.of(P.meta), utf8('format')]);
+const K_STATE_SLOT = concatBytes([Uint8Array.of(P.meta), utf8('stateSlot')]);
+const K_STATE_HASH = concatBytes([Uint8Array.of(P.meta), utf8('stateHash')]);
+const K_PRIVATE_STATE_HASH = concatBytes([Uint8Array.of(P.meta), utf8('privateStateHash')]);
+const K_IMPORT = concatBytes([Uint8Array.of(P.meta), utf8('import')]);
 /** Prefix of the known-incarnation records: then the raft id as 8 bytes, big-endian. */
 const K_INCARNATION = concatBytes([Uint8Array.of(P.meta), utf8('incarnation/')]);
 /** Longest incarnation string stored (node/node.ts refuses longer ones before they get here). */
@@ -450,6 +611,58 @@ function historyKey(space: number, k: string, blockNumber: number): Uint8Array {
   return concatBytes([historyPrefix(space, k), encodeU64(HISTORY_MAX_BLOCK - blockNumber)]);
 }
 
+/** historyKey for a key given as bytes (snapshot import). */
+function historyKeyBytes(space: number, kb: Uint8Array, blockNumber: number): Uint8Array {
+  assert(kb.length <= 0xffff, 'state key over 64 KiB');
+  const out = new Uint8Array(3 + kb.length + 8);
+  out[0] = space;
+  new DataView(out.buffer).setUint16(1, kb.length);
+  out.set(kb, 3);
+  out.set(encodeU64(HISTORY_MAX_BLOCK - blockNumber), 3 + kb.length);
+  return out;
+}
+
+function formatBytes(): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, CHAIN_STORE_FORMAT_VERSION);
+  return b;
+}
+
+interface ImportRecord {
+  readonly slot: number;
+  readonly headHash: Hash;
+  readonly appliedRaftIndex: number;
+  readonly progress: StateImportProgress;
+}
+
+/** M import: u8 slot ‖ [32] head hash ‖ u64 applied ‖ u64 entries ‖ [2048] lanes ‖ last key (rest). */
+function encodeImport(r: ImportRecord): Uint8Array {
+  return concatBytes([
+    Uint8Array.of(r.slot),
+    r.headHash,
+    encodeU64(r.appliedRaftIndex),
+    encodeU64(r.progress.entries),
+    Uint8Array.from(r.progress.lanes.bytes()),
+    r.progress.lastKey,
+  ]);
+}
+
+function decodeImport(v: Uint8Array): ImportRecord {
+  const fixed = 1 + 32 + 8 + 8 + LTHASH_BYTES;
+  if (v.length < fixed || v[0] > 1)
+    throw new ChainError(ChainErrorCode.StoreCorrupt, 'chain store: snapshot import record is malformed');
+  return {
+    slot: v[0],
+    headHash: v.slice(1, 33),
+    appliedRaftIndex: decodeU64(v.subarray(33, 41)),
+    progress: {
+      entries: decodeU64(v.subarray(41, 49)),
+      lanes: new LtHash(new Uint16Array(v.slice(49, fixed).buffer)),
+      lastKey: v.slice(fixed),
+    },
+  };
+}
+
 function historyValue(v: Uint8Array | null): Uint8Array {
   if (v === null) return Uint8Array.of(TAG_DELETED);
   const out = new Uint8Array(1 + v.length);
@@ -491,17 +704,172 @@ export class KvChainStore implements ChainStore {
   private cachedApplied: number | undefined;
 
   private readonly recentBlocks = new Map<number, Block>();
+  /** The format check and migration (formatReady), run once before the first state access. */
+  private opening: Promise<void> | undefined;
+  /** Which slot holds the public state (SLOTS). */
+  private slot = 0;
+  /** The stored LtHash of the public and private state (kept in step with every batch). */
+  private lanes = { public: new LtHash(), private: new LtHash() };
+  /** The states handed out by loadState, whose old values commitBlock pins (state-store.ts). */
+  private live: { public?: StoredState; private?: StoredState } = {};
+  private importing = false;
+  /** The clearing of the slot a switch-over left (switchToStaged). */
+  private clearing: Promise<void> = Promise.resolve();
+  private readonly stateCacheMaxBytes: number;
 
-  constructor(private readonly kv: KvBackend) {}
+  constructor(
+    private readonly kv: KvBackend,
+    options: ChainStoreOptions = {},
+  ) {
+    this.stateCacheMaxBytes = options.stateCacheMaxBytes ?? DEFAULT_STATE_CACHE_MAX_BYTES;
+  }
 
   private checkOpen(): void {
     if (this.closed) throw new ChainError(ChainErrorCode.StoreIo, 'chain store is closed');
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.writeChain.then(fn, fn);
+    const run = async (): Promise<T> => {
+      await this.ready();
+      return fn();
+    };
+    const next = this.writeChain.then(run, run);
     this.writeChain = next.catch(() => undefined);
     return next;
+  }
+
+  /** Checks (once) the on-disk format, migrating a format-1 store; every state access waits for it. */
+  ready(): Promise<void> {
+    this.opening ??= this.formatReady();
+    return this.opening;
+  }
+
+  private async formatReady(): Promise<void> {
+    const f = await this.kv.get(K_FORMAT);
+    if (f === undefined) {
+      if ((await this.kv.get(K_CHAIN)) === undefined) return; // empty: init writes the format
+      await this.migrateFromFormat1();
+    } else {
+      const version = f.length === 4 ? new DataView(f.buffer, f.byteOffset, 4).getUint32(0) : -1;
+      if (version !== CHAIN_STORE_FORMAT_VERSION) {
+        throw new ChainError(
+          ChainErrorCode.StoreFormatUnsupported,
+          version > CHAIN_STORE_FORMAT_VERSION
+            ? `the chain store is in format ${version}, written by a newer quorate; this one reads format ${CHAIN_STORE_FORMAT_VERSION}. Run the newer quorate, or move the data directory aside and let this node rejoin by snapshot`
+            : `the chain store's format record is unreadable (${toHex(f)}); move the data directory aside and let this node rejoin by snapshot`,
+          { found: version, supported: CHAIN_STORE_FORMAT_VERSION },
+        );
+      }
+    }
+    const slot = await this.kv.get(K_STATE_SLOT);
+    this.slot = slot === undefined ? 0 : slot[0];
+    if (slot !== undefined && (slot.length !== 1 || slot[0] > 1))
+      throw new ChainError(ChainErrorCode.StoreCorrupt, 'chain store: state slot record is not 0 or 1');
+    this.lanes = { public: await this.readLanes(K_STATE_HASH), private: await this.readLanes(K_PRIVATE_STATE_HASH) };
+    // A crash after a switch-over leaves the old slot's data; an import with no record its own.
+    if ((await this.kv.get(K_IMPORT)) === undefined) await this.clearSlot(1 - this.slot);
+  }
+
+  private async readLanes(k: Uint8Array): Promise<LtHash> {
+    const v = await this.kv.get(k);
+    if (v === undefined) return new LtHash();
+    if (v.length !== LTHASH_BYTES)
+      throw new ChainError(
+        ChainErrorCode.StoreCorrupt,
+        `chain store: a state hash record is not ${LTHASH_BYTES} bytes`,
+      );
+    return new LtHash(new Uint16Array(Uint8Array.from(v).buffer));
+  }
+
+  /**
+   * Format 1 kept the state in S/V (slot 0 here) with no stored hash: the node rebuilt the hash by
+   * reading the whole state into memory at every start. Migration computes both hashes with one
+   * streaming pass (memory bounded), checks the public one against the head block, and records
+   * format, slot and hashes in one synced batch: a crash before it leaves a format-1 store, which
+   * the next open migrates again. Nothing is moved.
+   */
+  private async migrateFromFormat1(): Promise<void> {
+    const hashOf = async (prefix: number): Promise<LtHash> => {
+      const h = new LtHash();
+      for await (const [k, v] of this.kv.scan(Uint8Array.of(prefix))) h.add(k.subarray(1), v);
+      return h;
+    };
+    const pub = await hashOf(P.state);
+    const priv = await hashOf(P.privState);
+    const head = await this.head();
+    const block = head === undefined ? undefined : await this.getBlockByNumber(head.number);
+    if (block === undefined || !bytesEqual(block.header.stateRoot, pub.root())) {
+      throw new ChainError(
+        ChainErrorCode.StoreFormatUnsupported,
+        `the chain store is in format 1 and cannot be migrated: its state does not match its head block${block ? ` ${block.header.number}` : ''}. Move the data directory aside and let this node rejoin by snapshot`,
+        { found: 1, supported: CHAIN_STORE_FORMAT_VERSION },
+      );
+    }
+    const b = this.kv.batch();
+    b.put(K_STATE_HASH, Uint8Array.from(pub.bytes()));
+    b.put(K_PRIVATE_STATE_HASH, Uint8Array.from(priv.bytes()));
+    b.put(K_STATE_SLOT, Uint8Array.of(0));
+    b.put(K_FORMAT, formatBytes());
+    await b.write(true);
+  }
+
+  /** Deletes a public state slot (state and history) in bounded batches. */
+  private async clearSlot(slot: number): Promise<void> {
+    for (const prefix of [SLOTS[slot].state, SLOTS[slot].history]) {
+      for (;;) {
+        const b = this.kv.batch();
+        let n = 0;
+        for await (const [k] of this.kv.scan(Uint8Array.of(prefix))) {
+          b.del(k);
+          if (++n >= CLEAR_BATCH_KEYS) break;
+        }
+        if (n === 0) break;
+        await b.write(false);
+        if (n < CLEAR_BATCH_KEYS) break;
+      }
+    }
+  }
+
+  private get statePrefix(): number {
+    return SLOTS[this.slot].state;
+  }
+
+  private get historyPrefix(): number {
+    return SLOTS[this.slot].history;
+  }
+
+  /**
+   * The LtHash of a state after `changes`. When `changes` is an overlay's (the node's case), the
+   * stored hash plus the overlay's already computed delta — accepted when it gives `expectedRoot`
+   * (the block's stateRoot: proof that the overlay was made on the stored state), or, without an
+   * expected root (private state), when the overlay's parent holds the stored hash. Otherwise each
+   * change is hashed against the stored value.
+   */
+  private async lanesAfter(space: 'public' | 'private', changes: StateChanges, expectedRoot?: Hash): Promise<LtHash> {
+    const current = this.lanes[space];
+    if (changes.size === 0) return current;
+    const overlay = StateOverlay.ofChanges(changes);
+    if (overlay !== undefined && overlay.isSealed()) {
+      if (expectedRoot !== undefined) {
+        const candidate = current.clone();
+        candidate.addVector(overlay.delta().lanes);
+        if (bytesEqual(candidate.root(), expectedRoot)) return candidate;
+      } else if (overlay.parent.ltHash().equals(current)) {
+        const candidate = current.clone();
+        candidate.addVector(overlay.delta().lanes);
+        return candidate;
+      }
+    }
+    const h = current.clone();
+    const prefix = space === 'public' ? this.statePrefix : P.privState;
+    for (const [k, v] of changes) {
+      const old = await this.kv.get(stateKey(prefix, k));
+      if (old !== undefined && v !== null && bytesEqual(old, v)) continue;
+      const kb = utf8(k);
+      if (old !== undefined) h.subVector(expandStateElement(k, kb, old));
+      if (v !== null) h.addVector(expandStateElement(k, kb, v));
+    }
+    return h;
   }
 
   async init(chainId: number, genesis: Block, genesisState: MemoryState): Promise<void> {
@@ -527,15 +895,21 @@ export class KvChainStore implements ChainStore {
       b.put(blockKey(0), encodeBlock(genesis));
       b.put(key(P.hash, genesis.hash), encodeU64(0));
       for (const [k, v] of genesisState.entries()) {
-        b.put(stateKey(P.state, k), v);
-        b.put(historyKey(P.history, k, 0), historyValue(v));
+        b.put(stateKey(this.statePrefix, k), v);
+        b.put(historyKey(this.historyPrefix, k, 0), historyValue(v));
       }
+      const lanes = genesisState.ltHash().clone();
+      b.put(K_FORMAT, formatBytes());
+      b.put(K_STATE_SLOT, Uint8Array.of(this.slot));
+      b.put(K_STATE_HASH, Uint8Array.from(lanes.bytes()));
+      b.put(K_PRIVATE_STATE_HASH, Uint8Array.from(new LtHash().bytes()));
       b.put(K_HISTORY_FROM, encodeU64(0));
       b.put(K_HEAD, concatBytes([encodeU64(0), genesis.hash]));
       b.put(K_APPLIED, encodeU64(0));
       // The chain tag goes in the same batch: a store with a tag is a fully initialised store.
       b.put(K_CHAIN, chainTag);
       await b.write(true);
+      this.lanes = { public: lanes, private: new LtHash() };
       this.cachedHead = { number: 0, hash: genesis.hash };
       this.cachedApplied = 0;
     });
@@ -569,19 +943,26 @@ export class KvChainStore implements ChainStore {
       const b = this.kv.batch();
       putBlockBody(b, block, receipts);
       for (const r of privateChanges.receipts.values()) b.put(key(P.privReceipt, r.txHash), encodeReceipt(r));
+      const publicLanes = await this.lanesAfter('public', stateChanges, block.header.stateRoot);
+      const privateLanes = await this.lanesAfter('private', privateChanges.entries);
       for (const [k, v] of stateChanges) {
-        if (v === null) b.del(stateKey(P.state, k));
-        else b.put(stateKey(P.state, k), v);
-        b.put(historyKey(P.history, k, n), historyValue(v));
+        if (v === null) b.del(stateKey(this.statePrefix, k));
+        else b.put(stateKey(this.statePrefix, k), v);
+        b.put(historyKey(this.historyPrefix, k, n), historyValue(v));
       }
       for (const [k, v] of privateChanges.entries) {
         if (v === null) b.del(stateKey(P.privState, k));
         else b.put(stateKey(P.privState, k), v);
         b.put(historyKey(P.privHistory, k, n), historyValue(v));
       }
+      if (stateChanges.size > 0) b.put(K_STATE_HASH, Uint8Array.from(publicLanes.bytes()));
+      if (privateChanges.entries.size > 0) b.put(K_PRIVATE_STATE_HASH, Uint8Array.from(privateLanes.bytes()));
       b.put(K_HEAD, concatBytes([encodeU64(n), block.hash]));
       b.put(K_APPLIED, encodeU64(appliedRaftIndex));
+      this.live.public?.holdOld(stateChanges);
+      this.live.private?.holdOld(privateChanges.entries);
       await b.write(true);
+      this.lanes = { public: publicLanes, private: privateLanes };
       this.cachedHead = { number: n, hash: block.hash };
       this.cachedApplied = appliedRaftIndex;
       this.rememberBlock(block);
@@ -634,54 +1015,157 @@ export class KvChainStore implements ChainStore {
       s.membership === undefined || s.membership.length <= MAX_MEMBERSHIP_RECORD_BYTES,
       'installSnapshot: membership record over MAX_MEMBERSHIP_RECORD_BYTES',
     );
+    assert((s.staged === undefined) !== (s.state === undefined), 'installSnapshot: give exactly one of staged, state');
+    if (s.state !== undefined)
+      assert(
+        bytesEqual(s.state.root(), s.head.header.stateRoot),
+        'installSnapshot: the state does not match the head block',
+      );
+    return (async () => {
+      const staged = s.staged ?? (await this.stageMemoryState(s.head, s.appliedRaftIndex, s.state!));
+      assert(
+        bytesEqual(staged.headHash, s.head.hash) && bytesEqual(staged.lanes.root(), s.head.header.stateRoot),
+        "installSnapshot: the staged state is not the head block's",
+      );
+      await this.serial(() => this.switchToStaged(s, staged));
+    })();
+  }
+
+  /**
+   * The switch-over: one synced batch makes the staged slot the live one, with the snapshot's
+   * head, applied index, membership and catch-up record. Before it the old state is the store's,
+   * after it the new one: a crash never leaves a mix. The old slot is cleared afterwards (and, if
+   * a crash cut that, at the next open).
+   */
+  private async switchToStaged(s: StoreSnapshot, staged: StagedState): Promise<void> {
+    const record = await this.kv.get(K_IMPORT);
     assert(
-      bytesEqual(s.state.root(), s.head.header.stateRoot),
-      'installSnapshot: the state does not match the head block',
+      record !== undefined && decodeImport(record).slot === staged.slot && staged.slot !== this.slot,
+      'installSnapshot: the staged state is not the pending import',
     );
-    return this.serial(async () => {
-      const b = this.kv.batch();
-      const oldHead = await this.head();
-      const oldRecord = await this.catchUp();
-      // Delete what the snapshot replaces and write the new contents in the same batch, so a crash
-      // leaves either the old state or the new one.
-      for await (const [k] of this.kv.scan(Uint8Array.of(P.state))) b.del(k);
-      const n = s.head.header.number;
-      // The state at the snapshot's head becomes a version of its own; earlier blocks' state is
-      // not known here any more (historyFrom), and a read of it says so.
-      for await (const [k] of this.kv.scan(Uint8Array.of(P.history))) b.del(k);
-      for (const [k, v] of s.state.entries()) {
-        b.put(stateKey(P.state, k), v);
-        b.put(historyKey(P.history, k, n), historyValue(v));
+    const b = this.kv.batch();
+    const oldHead = await this.head();
+    const oldRecord = await this.catchUp();
+    const n = s.head.header.number;
+    // Earlier blocks' public state is not known here any more (historyFrom), and a read of it says so.
+    b.put(K_HISTORY_FROM, encodeU64(n));
+    b.put(blockKey(n), encodeBlock(s.head));
+    b.put(key(P.hash, s.head.hash), encodeU64(n));
+    b.put(K_HEAD, concatBytes([encodeU64(n), s.head.hash]));
+    b.put(K_APPLIED, encodeU64(s.appliedRaftIndex));
+    b.put(K_STATE_SLOT, Uint8Array.of(staged.slot));
+    b.put(K_STATE_HASH, Uint8Array.from(staged.lanes.bytes()));
+    b.del(K_IMPORT);
+    if (s.membership !== undefined) b.put(K_MEMBERSHIP, s.membership);
+    if (oldHead !== undefined && n > oldHead.number) {
+      // The private state stays where it was (at the old head, or at an earlier catch-up's
+      // privateThrough); blocks up to the new head (whose receipts the snapshot lacks) are
+      // fetched from peers from the top down.
+      const privateThrough = oldRecord?.privateThrough ?? oldHead.number;
+      b.put(K_CATCH_UP, encodeCatchUp({ privateThrough, backfillNext: n, snapshotHead: n }));
+    }
+    await b.write(true);
+    const oldSlot = this.slot;
+    this.slot = staged.slot;
+    this.lanes = { ...this.lanes, public: staged.lanes.clone() };
+    this.live = {};
+    this.importing = false;
+    this.recentBlocks.clear();
+    this.rememberBlock(s.head);
+    this.cachedHead = { number: n, hash: s.head.hash };
+    this.cachedApplied = s.appliedRaftIndex;
+    // In the background: commits go to the other slot meanwhile. The next import and close wait for it.
+    this.clearing = this.clearSlot(oldSlot).catch(() => undefined);
+  }
+
+  /** Writes an in-memory state into the spare slot through the same import path importSnapshot uses. */
+  private async stageMemoryState(head: Block, appliedRaftIndex: number, state: MemoryState): Promise<StagedState> {
+    const imp = await this.stateImport(head, appliedRaftIndex);
+    const entries = [...state.entries()]
+      .map(([k, v]) => [utf8(k), v] as const)
+      .sort((a, b) => compareBytes(a[0], b[0]));
+    const lanes = new LtHash();
+    for (let i = 0; i < entries.length; i += CLEAR_BATCH_KEYS) {
+      const part = entries.slice(i, i + CLEAR_BATCH_KEYS);
+      for (const [k, v] of part) lanes.add(k, v);
+      await imp.write(part, { lastKey: part[part.length - 1][0], entries: i + part.length, lanes: lanes.clone() });
+    }
+    return imp.finish();
+  }
+
+  async stateImport(head: Block, appliedRaftIndex: number): Promise<StateImport> {
+    this.checkOpen();
+    await this.ready();
+    if (this.importing)
+      throw new ChainError(ChainErrorCode.SnapshotInvalid, 'a snapshot import is already running in this store', {
+        reason: 'busy',
+      });
+    this.importing = true;
+    try {
+      await this.clearing;
+      const target = 1 - this.slot;
+      const n = head.header.number;
+      const existing = await this.kv.get(K_IMPORT);
+      let progress: StateImportProgress = { lastKey: new Uint8Array(0), entries: 0, lanes: new LtHash() };
+      const prev = existing === undefined ? undefined : decodeImport(existing);
+      if (
+        prev !== undefined &&
+        prev.slot === target &&
+        bytesEqual(prev.headHash, head.hash) &&
+        prev.appliedRaftIndex === appliedRaftIndex
+      ) {
+        progress = prev.progress; // the same snapshot, cut before: resume after its last key
+      } else {
+        // Another snapshot's leftovers (or a crash after a switch-over): start from an empty slot.
+        const b = this.kv.batch();
+        b.del(K_IMPORT);
+        await b.write(false);
+        await this.clearSlot(target);
       }
-      if (s.privateState) {
-        for await (const [k] of this.kv.scan(Uint8Array.of(P.privState))) b.del(k);
-        for await (const [k] of this.kv.scan(Uint8Array.of(P.privHistory))) b.del(k);
-        for (const [k, v] of s.privateState.entries()) {
-          b.put(stateKey(P.privState, k), v);
-          b.put(historyKey(P.privHistory, k, n), historyValue(v));
-        }
+      let current = progress;
+      const writeRecord = (b: KvBatch, p: StateImportProgress): void =>
+        b.put(K_IMPORT, encodeImport({ slot: target, headHash: head.hash, appliedRaftIndex, progress: p }));
+      if (prev === undefined || progress.entries === 0) {
+        const b = this.kv.batch();
+        writeRecord(b, progress);
+        await b.write(false);
       }
-      b.put(K_HISTORY_FROM, encodeU64(n));
-      b.put(blockKey(n), encodeBlock(s.head));
-      b.put(key(P.hash, s.head.hash), encodeU64(n));
-      b.put(K_HEAD, concatBytes([encodeU64(n), s.head.hash]));
-      b.put(K_APPLIED, encodeU64(s.appliedRaftIndex));
-      if (s.membership !== undefined) b.put(K_MEMBERSHIP, s.membership);
-      if (s.privateState) {
-        b.del(K_CATCH_UP);
-      } else if (oldHead !== undefined && n > oldHead.number) {
-        // The private state stays where it was (at the old head, or at an earlier catch-up's
-        // privateThrough); blocks up to the new head (whose receipts the snapshot lacks) are
-        // fetched from peers from the top down.
-        const privateThrough = oldRecord?.privateThrough ?? oldHead.number;
-        b.put(K_CATCH_UP, encodeCatchUp({ privateThrough, backfillNext: n, snapshotHead: n }));
-      }
-      await b.write(true);
-      this.recentBlocks.clear();
-      this.rememberBlock(s.head);
-      this.cachedHead = { number: n, hash: s.head.hash };
-      this.cachedApplied = s.appliedRaftIndex;
-    });
+      let abandoned = false;
+      const prefixes = SLOTS[target];
+      return {
+        progress,
+        write: async (entries, next) => {
+          assert(!abandoned && this.importing, 'stateImport.write after finish or abandon');
+          const b = this.kv.batch();
+          for (const [k, v] of entries) {
+            b.put(key(prefixes.state, k), v);
+            b.put(historyKeyBytes(prefixes.history, k, n), historyValue(v));
+          }
+          writeRecord(b, next);
+          // Not synced: LevelDB keeps batches in order, so what survives a crash is a prefix of
+          // them, each with its own progress record; the switch-over batch is synced.
+          await b.write(false);
+          current = next;
+        },
+        finish: () => {
+          // The record stays on disk (installSnapshot checks it); another import may start, and
+          // would start this slot over if it is not the same snapshot.
+          this.importing = false;
+          return { slot: target, lanes: current.lanes.clone(), headHash: head.hash, entries: current.entries };
+        },
+        abandon: async (keepProgress) => {
+          abandoned = true;
+          this.importing = false;
+          if (keepProgress) return;
+          const b = this.kv.batch();
+          b.del(K_IMPORT);
+          await b.write(false);
+        },
+      };
+    } catch (e) {
+      this.importing = false;
+      throw e;
+    }
   }
 
   async knownIncarnations(): Promise<Map<number, string>> {
@@ -782,15 +1266,19 @@ export class KvChainStore implements ChainStore {
           `commitPrivateReplay: done at block ${blockNumber}, head ${head.number}, backfillNext ${record.backfillNext}`,
       );
       const b = this.kv.batch();
+      const privateLanes = await this.lanesAfter('private', privateChanges.entries);
       for (const r of privateChanges.receipts.values()) b.put(key(P.privReceipt, r.txHash), encodeReceipt(r));
       for (const [k, v] of privateChanges.entries) {
         if (v === null) b.del(stateKey(P.privState, k));
         else b.put(stateKey(P.privState, k), v);
         b.put(historyKey(P.privHistory, k, blockNumber), historyValue(v));
       }
+      if (privateChanges.entries.size > 0) b.put(K_PRIVATE_STATE_HASH, Uint8Array.from(privateLanes.bytes()));
       if (done) b.del(K_CATCH_UP);
       else b.put(K_CATCH_UP, encodeCatchUp({ ...record, privateThrough: blockNumber }));
+      this.live.private?.holdOld(privateChanges.entries);
       await b.write(true);
+      this.lanes = { ...this.lanes, private: privateLanes };
     });
   }
 
@@ -878,8 +1366,9 @@ export class KvChainStore implements ChainStore {
 
   /** One state entry: latest (atBlock undefined) from the flat map, else from the version index. */
   private async readState(prefix: number, k: string, atBlock: number | undefined): Promise<Uint8Array | undefined> {
-    if (atBlock === undefined) return this.kv.get(stateKey(prefix, k));
-    const space = prefix === P.state ? P.history : P.privHistory;
+    await this.ready();
+    if (atBlock === undefined) return this.kv.get(stateKey(prefix === P.state ? this.statePrefix : prefix, k));
+    const space = prefix === P.state ? this.historyPrefix : P.privHistory;
     const found = await this.kv.firstAtOrAfter(historyKey(space, k, atBlock), historyPrefix(space, k));
     if (!found) return undefined;
     const v = found[1];
@@ -943,54 +1432,108 @@ export class KvChainStore implements ChainStore {
     return getList(await this.view(P.state, keys, atBlock), k, offset, maxItems);
   }
 
-  async loadState(): Promise<{ state: MemoryState; privateState: MemoryState }> {
+  async loadState(): Promise<{ state: StoredState; privateState: StoredState }> {
     this.checkOpen();
-    const load = async (prefix: number): Promise<MemoryState> => {
-      const entries: [string, Uint8Array][] = [];
-      const dec = new TextDecoder();
-      for await (const [k, v] of this.kv.scan(Uint8Array.of(prefix))) {
-        if (entries.length >= MAX_STATE_ENTRIES)
-          throw new ChainError(
-            ChainErrorCode.StoreCorrupt,
-            `state has over MAX_STATE_ENTRIES=${MAX_STATE_ENTRIES} entries`,
-          );
-        entries.push([dec.decode(k.subarray(1)), Uint8Array.from(v)]);
-      }
-      return MemoryState.fromEntries(entries);
-    };
-    const state = await load(P.state);
-    const privateState = await load(P.privState);
+    await this.ready();
     const head = await this.head();
     if (head) {
       const block = await this.getBlockByNumber(head.number);
       if (!block)
         throw new ChainError(ChainErrorCode.StoreCorrupt, `chain store: head block ${head.number} is missing`);
-      if (!bytesEqual(block.header.stateRoot, state.root())) {
+      if (!bytesEqual(block.header.stateRoot, this.lanes.public.root())) {
         throw new ChainError(
           ChainErrorCode.StoreCorrupt,
-          `chain store: stored state root ${toHex(state.root())} does not match head block ${head.number}'s ${toHex(block.header.stateRoot)}`,
-          {
-            head: head.number,
-          },
+          `chain store: stored state root ${toHex(this.lanes.public.root())} does not match head block ${head.number}'s ${toHex(block.header.stateRoot)}`,
+          { head: head.number },
         );
       }
     }
+    const state = new StoredState(
+      this.kv,
+      Uint8Array.of(this.statePrefix),
+      this.lanes.public,
+      this.stateCacheMaxBytes,
+      () => this.kv.readView(),
+    );
+    const privateState = new StoredState(
+      this.kv,
+      Uint8Array.of(P.privState),
+      this.lanes.private,
+      this.stateCacheMaxBytes,
+    );
+    this.live = { public: state, private: privateState };
     return { state, privateState };
+  }
+
+  /**
+   * Recomputes the LtHash of the stored public and private state with one streaming pass and
+   * compares it with the stored hashes (memory bounded; O(state) time: for checks and tools, not
+   * for the hot path, which keeps the hash incrementally).
+   */
+  async verifyStoredState(): Promise<{ public: boolean; private: boolean; publicEntries: number }> {
+    this.checkOpen();
+    await this.ready();
+    const hashOf = async (prefix: number): Promise<[LtHash, number]> => {
+      const h = new LtHash();
+      let n = 0;
+      for await (const [k, v] of this.kv.scan(Uint8Array.of(prefix))) {
+        h.add(k.subarray(1), v);
+        n++;
+      }
+      return [h, n];
+    };
+    const [pub, publicEntries] = await hashOf(this.statePrefix);
+    const [priv] = await hashOf(P.privState);
+    return { public: pub.equals(this.lanes.public), private: priv.equals(this.lanes.private), publicEntries };
+  }
+
+  /**
+   * A consistent view of the live public state, opened now (synchronously), for a snapshot export
+   * while the store keeps committing. `prefix` is the key prefix of the state entries in it.
+   */
+  publicStateView(): { view: KvReadView; prefix: Uint8Array } {
+    this.checkOpen();
+    return { view: this.kv.readView(), prefix: Uint8Array.of(this.statePrefix) };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     await this.writeChain;
+    await this.clearing;
     this.closed = true;
     await this.kv.close();
   }
 }
 
-export async function openLevelChainStore(path: string): Promise<KvChainStore> {
-  return new KvChainStore(await LevelKv.open(path));
+/**
+ * The hook for config.json's `state` object: validates it and gives the options of
+ * openLevelChainStore. A bad value throws ChainError(StoreIo) naming the field.
+ */
+export function chainStoreOptionsFromConfig(state: { readonly cacheMaxBytes?: unknown } = {}): ChainStoreOptions {
+  const v = state.cacheMaxBytes;
+  if (v === undefined) return {};
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < MIN_STATE_CACHE_MAX_BYTES)
+    throw new ChainError(
+      ChainErrorCode.StoreIo,
+      `state.cacheMaxBytes must be an integer of at least ${MIN_STATE_CACHE_MAX_BYTES} (MIN_STATE_CACHE_MAX_BYTES), got ${String(v)}`,
+      { field: 'state.cacheMaxBytes' },
+    );
+  return { stateCacheMaxBytes: v };
+}
+
+export async function openLevelChainStore(path: string, options: ChainStoreOptions = {}): Promise<KvChainStore> {
+  const store = new KvChainStore(await LevelKv.open(path), options);
+  // Refuse an unreadable format (or migrate an old one) before the node reads anything.
+  try {
+    await store.ready();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return store;
 }
 
 /** In-memory store. Pass the same MemoryKv to a new store to model a restart. */
-export function createMemoryChainStore(kv: MemoryKv = new MemoryKv()): KvChainStore {
-  return new KvChainStore(kv);
+export function createMemoryChainStore(kv: MemoryKv = new MemoryKv(), options: ChainStoreOptions = {}): KvChainStore {
+  return new KvChainStore(kv, options);
 }

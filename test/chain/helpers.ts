@@ -32,7 +32,7 @@ export interface Fixture {
   readonly minters: AccountKey[];
   readonly genesis: GenesisConfig;
   readonly genesisJson: unknown;
-  newChain(): ChainState;
+  newChain(): ChainState<MemoryState>;
 }
 
 export function fixture(opts: { accounts?: number; minters?: number; balance?: bigint } = {}): Fixture {
@@ -56,7 +56,7 @@ export function fixture(opts: { accounts?: number; minters?: number; balance?: b
     genesisJson,
     newChain: () => {
       const { block, state } = genesisBlock(genesis);
-      return new ChainState({
+      return new ChainState<MemoryState>({
         chainId: CHAIN_ID,
         app: new LedgerApp(),
         head: block,

@@ -9,6 +9,7 @@ import {
   ChainInvariantError,
   type ChainStore,
   type ChainState,
+  type KvChainStore,
   LedgerApp,
   MemoryKv,
   NO_PRIVATE_CHANGES,
@@ -270,7 +271,9 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     expect(await again.appliedIndex()).toBe(51);
     const { state } = await again.loadState();
     expect(toHex(state.root())).toBe(toHex(chain.state.root()));
-    expect(state.size).toBe(chain.state.size);
+    // The stored state, hashed again from scratch, is the state whose hash the store kept.
+    const verified = await (again as KvChainStore).verifyStoredState();
+    expect(verified).toEqual({ public: true, private: true, publicEntries: chain.state.size });
     expect(await again.getList('log')).toEqual(getList(chain.state, 'log'));
     expect((await again.getList('log')).length).toBe(5 * 3);
     await again.close();
@@ -290,7 +293,7 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
     expect(Uint8Array.from((await again.membership())!)).toEqual(Uint8Array.of(4));
     const leader = f.newChain();
     await again.installSnapshot({
-      ...importSnapshot(exportSnapshot(leader, 9, { includePrivate: false })),
+      ...(await importSnapshot(exportSnapshot(leader, 9, { includePrivate: false }), again)),
       membership: Uint8Array.of(9, 9),
     });
     expect(Uint8Array.from((await again.membership())!)).toEqual(Uint8Array.of(9, 9));
@@ -305,7 +308,6 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
       if (r.kind !== 'applied') throw new Error('not applied');
       leader.advance(r);
     }
-    const snap = importSnapshot(exportSnapshot(leader, 40, { includePrivate: false }));
     const h = makeHarness();
     const store = await h.open();
     await initStore(store);
@@ -322,6 +324,7 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
       new Map([[privatePayloadKeys(pb)[0], { kind: 'party', ops: [put('mine', 'yes')] }]]),
       [ptx],
     );
+    const snap = await importSnapshot(exportSnapshot(leader, 40, { includePrivate: false }), store);
     await store.installSnapshot(snap);
     expect(await store.head()).toEqual({ number: 4, hash: leader.head.hash });
     expect(await store.appliedIndex()).toBe(40);
@@ -349,13 +352,20 @@ describe('ChainStore atomicity', () => {
     expect(kv.batchesWritten).toBe(before + 2);
   });
 
-  it('loadState refuses a state that does not match the head block (no silent divergence after corruption)', async () => {
+  it('loadState refuses a stored state hash that does not match the head block; a full check finds a tampered value', async () => {
     const kv = new MemoryKv();
     const store = createMemoryChainStore(kv);
     await initStore(store);
     await commitNext(store, f.newChain(), 1);
-    const b = kv.batch();
+    // Startup reads the stored hash (O(1)), not the whole state: a value changed on disk behind
+    // the store's back is found by verifyStoredState (one streaming pass), or by the state root
+    // check of the first block that touches it.
+    let b = kv.batch();
     b.put(Uint8Array.from([0x53, ...new TextEncoder().encode('v/k0')]), new TextEncoder().encode('tampered'));
+    await b.write(true);
+    expect(await createMemoryChainStore(kv).verifyStoredState()).toMatchObject({ public: false, private: true });
+    b = kv.batch();
+    b.put(Uint8Array.from([0x4d, ...new TextEncoder().encode('stateHash')]), new Uint8Array(2048).fill(1));
     await b.write(true);
     const reopened = createMemoryChainStore(kv);
     const err = await reopened.loadState().catch((e) => e);

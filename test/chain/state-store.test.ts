@@ -1,0 +1,30 @@
+// Runs the state storage compliance suite on both KvBackends: the in-memory twin and LevelDB.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LevelKv, MemoryKv, chainStoreOptionsFromConfig } from '../../node/chain/index.js';
+import { stateStoreSuite } from './state-store.suite.js';
+
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'quorate-statestore-'));
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+let dirCounter = 0;
+
+stateStoreSuite('memory', () => {
+  const kv = new MemoryKv();
+  return { open: async () => kv };
+});
+
+stateStoreSuite('level', () => {
+  const dir = path.join(tmpRoot, `db-${dirCounter++}`);
+  return { open: () => LevelKv.open(dir) };
+});
+
+describe('config.json `state` hook', () => {
+  it('gives the store options, and refuses a cache under the minimum by name', () => {
+    expect(chainStoreOptionsFromConfig()).toEqual({});
+    expect(chainStoreOptionsFromConfig({ cacheMaxBytes: 8 * 1024 * 1024 })).toEqual({ stateCacheMaxBytes: 8388608 });
+    expect(() => chainStoreOptionsFromConfig({ cacheMaxBytes: 1000 })).toThrow(/state.cacheMaxBytes must be/);
+    expect(() => chainStoreOptionsFromConfig({ cacheMaxBytes: '64MiB' })).toThrow(/state.cacheMaxBytes must be/);
+  });
+});
