@@ -95,7 +95,7 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
     dataDir: 'data',
     rpc: { host, port: ports.rpc },
     p2p: { host, port: ports.p2p },
-    tm: { host, port: ports.tm },
+    tm: { host: '127.0.0.1', port: ports.tm }, // the TM client API serves local clients only
     keys: NODE_KEY_FILES,
     genesis: '../genesis.json',
     peers,
