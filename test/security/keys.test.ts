@@ -49,7 +49,7 @@ function cli(
 }
 
 /** Every way the secret could appear in a text file. */
-export function encodingsOf(secret: Uint8Array): string[] {
+function encodingsOf(secret: Uint8Array): string[] {
   const b = Buffer.from(secret);
   return [b.toString('hex'), b.toString('base64'), b.toString('base64url')];
 }
