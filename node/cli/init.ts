@@ -84,8 +84,9 @@ export interface InitOptions {
   readonly force: boolean;
   readonly chainId: number;
   /**
-   * KDF cost of the sealed keys. Absent: "dev" — programmatic callers are test harnesses that
-   * start the nodes themselves; the CLI always sets it (production with --hosts).
+   * KDF cost of the sealed keys. Absent: "production" when `password` is given, else "dev" —
+   * programmatic callers without a password are test harnesses that start the nodes themselves.
+   * The CLI always sets it (production with --hosts).
    */
   readonly keyProtection?: KeyProtection;
   /**
@@ -169,7 +170,7 @@ export function parseInitArgs(argv: readonly string[]): InitOptions | 'help' {
 }
 
 /** The password for --hosts: --password-file, else $QUORATE_KEY_PASSWORD (removed from the environment once read). */
-function deploymentPassword(passwordFile: string | undefined): string {
+export function deploymentPassword(passwordFile: string | undefined, command = 'init'): string {
   const fromEnv = process.env[KEY_PASSWORD_ENV] ?? process.env[KEY_PASSWORD_ENV_ALIAS];
   delete process.env[KEY_PASSWORD_ENV];
   delete process.env[KEY_PASSWORD_ENV_ALIAS];
@@ -185,8 +186,8 @@ function deploymentPassword(passwordFile: string | undefined): string {
   }
   if (password === undefined || password.length === 0)
     throw new UsageError(
-      `--hosts seals every node's keys for a deployment and writes no password: set ${KEY_PASSWORD_ENV} or pass --password-file FILE`,
-      'init',
+      `a deployment's keys are sealed under a password that is written nowhere: set ${KEY_PASSWORD_ENV} or pass --password-file FILE`,
+      command,
     );
   return password;
 }
@@ -331,7 +332,7 @@ export async function createNodeKeys(
       enclave: NODE_KEY_FILES.enclave.keyFile,
     },
     password,
-    options.protection ?? 'dev',
+    options.protection ?? (options.password === undefined ? 'dev' : 'production'),
   );
 }
 
@@ -354,7 +355,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     const ports = { rpc: o.rpcPort + offset, p2p: o.p2pPort + offset, tm: o.tmPort + offset };
 
     const { peerId, minter, account, enclaveKey } = await createNodeKeys(nodeDir, {
-      protection: o.keyProtection ?? 'dev',
+      protection: o.keyProtection ?? (o.password === undefined ? 'dev' : 'production'),
       ...(o.password === undefined ? {} : { password: o.password }),
     });
 
@@ -455,9 +456,9 @@ export function formatInitResult(r: InitResult, options: Pick<InitOptions, 'pass
   );
 }
 
-function keysNote(o: Pick<InitOptions, 'password' | 'keyProtection'>): string {
+export function keysNote(o: Pick<InitOptions, 'password' | 'keyProtection'>): string {
   const kdf =
-    (o.keyProtection ?? 'dev') === 'dev'
+    (o.keyProtection ?? (o.password === undefined ? 'dev' : 'production')) === 'dev'
       ? 'the light dev KDF (scrypt N=2^14; for a local cluster and tests only)'
       : "geth's standard KDF (scrypt N=2^18)";
   if (o.password === undefined)

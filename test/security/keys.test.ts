@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSealedFile } from '../../enclave/index.js';
@@ -186,6 +186,28 @@ describe('opening the keys', () => {
     expect(missing).toMatchObject({ code: KeyErrorCode.PasswordMissing });
     expect((missing as Error).message).toContain(KEY_PASSWORD_ENV);
   });
+
+  it('add-node follows the cluster: a deployment needs the password and gets no password file; a dev cluster gets one', async () => {
+    const { addNodeCommand } = await import('../../node/cli/add-node.js');
+    const io = { out: () => undefined, err: () => undefined };
+    const dir = dirname(dirname(configPath));
+    await expect(addNodeCommand(['--dir', dir, '--kdf', 'dev'], io)).rejects.toThrow(KEY_PASSWORD_ENV);
+    process.env[KEY_PASSWORD_ENV] = 'right password';
+    await addNodeCommand(['--dir', dir, '--kdf', 'dev', '--rpc', 'http://127.0.0.1:1/'], io);
+    expect(process.env[KEY_PASSWORD_ENV]).toBeUndefined();
+    const added = join(dir, 'node-2');
+    expect((await readdir(added)).sort()).toEqual([...KEY_FILES, 'config.json'].sort());
+    await expectSealedNodeFolder(added, 'right password');
+    const config = await loadConfig(join(added, 'config.json'));
+    expect(config.tm.host).toBe('127.0.0.1');
+    expect((await loadNodeKeys(config, { [KEY_PASSWORD_ENV]: 'right password' })).accountKeys).toHaveLength(1);
+
+    const devDir = join(work, 'dev');
+    await addNodeCommand(['--dir', devDir, '--rpc', 'http://127.0.0.1:1/'], io);
+    const devAdded = join(devDir, 'node-3');
+    const devPassword = (await readFile(join(devAdded, 'node.password'), 'utf8')).trim();
+    await expectSealedNodeFolder(devAdded, devPassword);
+  }, 60_000);
 
   it('`quorate start` refuses to start without its password, or with a wrong one, with a clear message', async () => {
     const [none, wrong] = await Promise.all([
