@@ -13,7 +13,7 @@
 //     "tm":  { "host": "127.0.0.1", "port": 9101 },
 //     "keys": { "networkIdentity": "network.key", "nodeSigning": "minter.key",
 //               "accounts": ["account.key"],
-//               "enclave": { "keyFile": "enclave.key", "passwordFile": "enclave.password" } },
+//               "enclave": { "keyFile": "enclave.key" }, "passwordFile": "node.password" },
 //     "genesis": "../genesis.json",
 //     "peers": [{ "raftId": 1, "nodeId": "node-1", "peerId": "12D3KooW...",
 //                 "p2pAddress": "/ip4/127.0.0.1/tcp/30303/p2p/12D3KooW...",
@@ -23,9 +23,9 @@
 //     "blockTimeMs": 50, "limits": {}, "deliveryMode": "fail-fast", "logLevel": "info"
 //   }
 //
-// The enclave password: `keys.enclave.passwordFile` when set (the local dev cluster uses one,
-// mode 0600), otherwise the environment variable QUORATE_ENCLAVE_PASSWORD — the way to pass it
-// in production (from a secret store), so it never sits in a file next to the key.
+// Every key file is sealed under one password per node; node/keys.ts reads it (keys.passwordFile,
+// else QUORATE_KEY_PASSWORD) and opens the keys. resolveEnclavePassword below is the older,
+// enclave-only reader, kept for its callers.
 
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
