@@ -83,6 +83,7 @@ describe('keys and the TM store in real node processes', () => {
     expect(refused).toBeInstanceOf(Error);
     expect((refused as Error).message).toMatch(/payload store is full/);
     expect((refused as { code?: number }).code).toBe(-32009);
+    expect((refused as { data?: { tmCode?: string } }).data?.tmCode).toBe('TXM_STORE_FULL');
 
     // Still committing: a public transaction, then a private one that fits.
     const pub = await send(a, { from: fromA, ops: [{ type: 'put', key: 'pub', value: 'after-full' }] });
