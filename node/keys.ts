@@ -105,7 +105,7 @@ function fromEnclaveError(error: unknown): unknown {
  * not inherit them. A trailing newline in the password file is ignored (editors add one).
  */
 export async function resolveKeyPassword(
-  config: Pick<NodeConfig, 'keys' | 'configPath'> & { keys: { passwordFile?: string } },
+  config: Pick<NodeConfig, 'keys' | 'configPath'>,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<string> {
   const fromEnv = env[KEY_PASSWORD_ENV] ?? env[KEY_PASSWORD_ENV_ALIAS];
@@ -299,7 +299,15 @@ export async function loadNodeKeys(config: NodeConfig, env: NodeJS.ProcessEnv = 
   }
 }
 
-/** Called first thing by a starting node: files and folders its stores create are private. */
+/**
+ * Called first thing by a starting node: files and folders its stores create are private.
+ * In a worker thread (an embedder's) the umask cannot be set; there the data folder's own 0700
+ * (mkdirPrivate) is what keeps other users out.
+ */
 export function restrictNewFileModes(): void {
-  process.umask(NODE_UMASK);
+  try {
+    process.umask(NODE_UMASK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_WORKER_UNSUPPORTED_OPERATION') throw err;
+  }
 }
