@@ -2,5 +2,6 @@
 export * from './errors.js';
 export * from './payload.js';
 export * from './keyfile.js';
+export * from './sealed.js';
 export * from './keystore.js';
 export * from './enclave.js';

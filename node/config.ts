@@ -13,7 +13,7 @@
 //     "tm":  { "host": "127.0.0.1", "port": 9101 },
 //     "keys": { "networkIdentity": "network.key", "nodeSigning": "minter.key",
 //               "accounts": ["account.key"],
-//               "enclave": { "keyFile": "enclave.key", "passwordFile": "enclave.password" } },
+//               "enclave": { "keyFile": "enclave.key" }, "passwordFile": "node.password" },
 //     "genesis": "../genesis.json",
 //     "peers": [{ "raftId": 1, "nodeId": "node-1", "peerId": "12D3KooW...",
 //                 "p2pAddress": "/ip4/127.0.0.1/tcp/30303/p2p/12D3KooW...",
@@ -23,14 +23,16 @@
 //     "blockTimeMs": 50, "limits": {}, "deliveryMode": "fail-fast", "logLevel": "info"
 //   }
 //
-// The enclave password: `keys.enclave.passwordFile` when set (the local dev cluster uses one,
-// mode 0600), otherwise the environment variable QUORATE_ENCLAVE_PASSWORD — the way to pass it
-// in production (from a secret store), so it never sits in a file next to the key.
+// Every key file is sealed under one password per node; node/keys.ts reads it (keys.passwordFile,
+// else QUORATE_KEY_PASSWORD) and opens the keys. resolveEnclavePassword below is the older,
+// enclave-only reader, kept for its callers.
 
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
+import { parseTmRemoteClients, type TmRemoteClientsConfig } from '../txmanager/client-access.js';
+import { DEFAULT_STORE_MAX_BYTES } from '../txmanager/payload-store.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
 import type { MemberInfo } from './membership.js';
 
@@ -122,6 +124,8 @@ export interface NodeLimits {
   readonly privatePayloadMaxBytes: number;
   /** A call to a remote transaction manager gives up after this. */
   readonly tmRequestTimeoutMs: number;
+  /** Quota of the transaction manager's payload store; a send past it is refused (TXM_STORE_FULL, HTTP 507). */
+  readonly tmStoreMaxBytes: number;
   readonly raftMaxMessageBytes: number;
   readonly raftMaxInflightMessages: number;
   readonly raftMaxUncommittedBytes: number;
@@ -140,6 +144,7 @@ export const DEFAULT_LIMITS: NodeLimits = {
   blockMaxBytes: 4 * 1024 * 1024,
   privatePayloadMaxBytes: MAX_PLAINTEXT_BYTES,
   tmRequestTimeoutMs: 5_000,
+  tmStoreMaxBytes: DEFAULT_STORE_MAX_BYTES,
   raftMaxMessageBytes: 1024 * 1024,
   raftMaxInflightMessages: 256,
   raftMaxUncommittedBytes: 64 * 1024 * 1024,
@@ -158,13 +163,16 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly rpc: Endpoint;
   readonly p2p: Endpoint;
-  readonly tm: Endpoint;
+  /** The TM client API: loopback only; `remoteClients` (TLS + bearer token) for clients on other hosts (txmanager/client-access.ts). */
+  readonly tm: Endpoint & { readonly remoteClients?: TmRemoteClientsConfig };
   readonly keys: {
     readonly networkIdentity: string;
     /** The minter's block-signing key (node/chain/keys.ts, purpose "minter"). */
     readonly nodeSigning: string;
     readonly accounts: readonly string[];
     readonly enclave: { readonly keyFile: string; readonly passwordFile?: string };
+    /** The node's one password for all its sealed key files (node/keys.ts); else $QUORATE_KEY_PASSWORD. */
+    readonly passwordFile?: string;
   };
   readonly genesis: string;
   /**
@@ -431,14 +439,14 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
   // 0: a node prepared with `quorate add-node` that is not a member yet; the cluster assigns its
   // id when raft_addPeer/raft_addLearner commits, and the node keeps it in its Raft log.
   const raftId = f.int(o.raftId, 'raftId', 0, Number.MAX_SAFE_INTEGER);
-  const endpoint = (v: unknown, name: string): Endpoint => {
-    const e = f.object(v, name, ['host', 'port']);
+  const endpoint = (v: unknown, name: string, extra: string[] = []): Endpoint => {
+    const e = f.object(v, name, ['host', 'port', ...extra]);
     return {
       host: e.host === undefined ? '127.0.0.1' : f.host(e.host, `${name}.host`),
       port: f.port(e.port, `${name}.port`),
     };
   };
-  const keysObj = f.object(o.keys, 'keys', ['networkIdentity', 'nodeSigning', 'accounts', 'enclave']);
+  const keysObj = f.object(o.keys, 'keys', ['networkIdentity', 'nodeSigning', 'accounts', 'enclave', 'passwordFile']);
   const enclaveObj = f.object(keysObj.enclave, 'keys.enclave', ['keyFile', 'passwordFile']);
   const accounts =
     keysObj.accounts === undefined
@@ -473,7 +481,9 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
 
   const rpc = endpoint(o.rpc, 'rpc');
   const p2p = endpoint(o.p2p, 'p2p');
-  const tm = endpoint(o.tm, 'tm');
+  const tm: Endpoint & { remoteClients?: TmRemoteClientsConfig } = endpoint(o.tm, 'tm', ['remoteClients']);
+  const tmRemote = (o.tm as Record<string, unknown> | undefined)?.remoteClients;
+  if (tmRemote !== undefined) tm.remoteClients = parseTmRemoteClients(tmRemote, dirname(configPath));
   const sameHost = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port && a.port !== 0;
   if (sameHost(rpc, p2p) || sameHost(rpc, tm))
     f.fail('rpc.port', `port ${rpc.port} on ${rpc.host} is used by another listener of this node`);
@@ -492,6 +502,9 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
       nodeSigning: f.path(keysObj.nodeSigning, 'keys.nodeSigning'),
       accounts,
       enclave,
+      ...(keysObj.passwordFile === undefined
+        ? {}
+        : { passwordFile: f.path(keysObj.passwordFile, 'keys.passwordFile') }),
     },
     genesis: f.path(o.genesis, 'genesis'),
     peers,

@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createNodeKeys, NODE_KEY_FILES } from './cli/init.js';
+import { createNodeKeys, nodeKeysConfig } from './cli/init.js';
+import type { KeyProtection } from './keys.js';
 import { parseConfig } from './config.js';
 import { HttpRpcClient } from './rpc/client.js';
 
@@ -19,6 +20,9 @@ export interface AddNodeOptions {
   readonly rpcPort?: number;
   readonly p2pPort?: number;
   readonly tmPort?: number;
+  /** Seal the keys under this password and write no password file (a deployment); absent: the dev cluster's node.password. */
+  readonly password?: string;
+  readonly keyProtection?: KeyProtection;
 }
 
 export interface AddNodeResult {
@@ -86,7 +90,7 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
 
   const nodeDir = join(options.dir, name);
   await mkdir(nodeDir);
-  const { peerId } = await createNodeKeys(nodeDir);
+  const { peerId } = await createNodeKeys(nodeDir, { protection: options.keyProtection, password: options.password });
 
   const config = {
     nodeId: name,
@@ -95,8 +99,8 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
     dataDir: 'data',
     rpc: { host, port: ports.rpc },
     p2p: { host, port: ports.p2p },
-    tm: { host, port: ports.tm },
-    keys: NODE_KEY_FILES,
+    tm: { host: '127.0.0.1', port: ports.tm }, // the TM client API serves local clients only
+    keys: nodeKeysConfig(options.password === undefined),
     genesis: '../genesis.json',
     peers,
     raft: template.raft,
@@ -107,12 +111,12 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
   };
   const configPath = join(nodeDir, 'config.json');
   parseConfig(config, configPath);
-  await writeFile(configPath, JSON.stringify(config, null, 2) + '\n');
+  await writeFile(configPath, JSON.stringify(config, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
   return {
     name,
     configPath,
     p2pAddress: `/ip4/${host}/tcp/${ports.p2p}/p2p/${peerId}`,
     rpcUrl: `http://${host}:${ports.rpc}/`,
-    tmUrl: `http://${host}:${ports.tm}/`,
+    tmUrl: `http://127.0.0.1:${ports.tm}/`, // the TM client API is on the node's own loopback
   };
 }

@@ -53,6 +53,7 @@ import {
   TxManagerError,
   TxManagerErrorCode,
   TxManagerServer,
+  type TxManagerServerOptions,
   validateResendRequest,
 } from '../txmanager/index.js';
 import { NodeError, NodeErrorCode, nodeAssert } from './errors.js';
@@ -677,9 +678,9 @@ export class NodePrivacy implements PrivacyProvider {
   // ---------------------------------------------------------------- REST, metrics, lifecycle
 
   /** Starts the Tessera-shaped REST API (INTERFACE.md) on host:port. */
-  async startServer(options: { host: string; port: number }): Promise<{ url: string }> {
+  async startServer(options: TxManagerServerOptions): Promise<{ url: string }> {
     nodeAssert(this.server === null, 'TM server already started');
-    const server = new TxManagerServer(this.durable.tm, { host: options.host, port: options.port });
+    const server = new TxManagerServer(this.durable.tm, options);
     const address = await server.start();
     this.server = server;
     this.log.info({ url: address.url }, 'transaction manager listening');

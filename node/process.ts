@@ -6,16 +6,12 @@
 
 import './polyfills.js';
 import { randomInt } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NO_NODE, type RaftId } from '../consensus/index.js';
-import { loadNetworkIdentity } from '../p2p/identity.js';
 import { Libp2pTransport } from '../p2p/libp2p-transport.js';
 import {
   LedgerApp,
   genesisBlock,
-  loadAccountKey,
-  loadMinterKey,
   openLevelChainStore,
   parseGenesis,
   toHex,
@@ -23,7 +19,8 @@ import {
 } from './chain/index.js';
 import type { StartOptions } from './cli/start.js';
 import { SystemClock } from './clock.js';
-import { loadGenesis, resolveEnclavePassword, type Genesis, type NodeConfig } from './config.js';
+import { loadGenesis, type Genesis, type NodeConfig } from './config.js';
+import { loadNodeKeys, mkdirPrivate, restrictNewFileModes } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { createNodeMetrics, setRaftRole, type NodeMetrics } from './metrics.js';
 import { NodeBackend } from './backend.js';
@@ -73,14 +70,12 @@ export async function startNodeProcess(
   const chainCfg = chainGenesis(genesis);
   const clusterId = genesisBlock(chainCfg).block.hashHex;
 
-  // Keys. The enclave key file is sealed under a password: no password, no start. It is unlocked
-  // inside the enclave (NodePrivacy below): the private box key never reaches this layer.
-  const password = await resolveEnclavePassword(config);
-  const identity = await loadNetworkIdentity(config.keys.networkIdentity);
-  const minterKey = loadMinterKey(config.keys.nodeSigning);
-  const accountKeys = config.keys.accounts.map((p) => loadAccountKey(p));
+  // Keys (node/keys.ts): every key file is sealed under the node's password; no password, no
+  // start. The password leaves process.env here. The enclave key is unlocked inside the enclave.
+  restrictNewFileModes();
+  const { identity, minterKey, accountKeys, enclaveKeyFiles } = await loadNodeKeys(config);
 
-  await mkdir(config.dataDir, { recursive: true });
+  await mkdirPrivate(config.dataDir);
   const joining = options.join || !genesis.members.some((m) => m.raftId === config.raftId);
   const { storage: raftStorage } = await openOrInit(join(config.dataDir, 'raft'), {
     raftId: (joining ? NO_NODE : config.raftId) as RaftId,
@@ -105,8 +100,12 @@ export async function startNodeProcess(
         nodeId: config.nodeId,
         dataDir: config.dataDir,
         deliveryMode: config.deliveryMode,
-        keyFiles: [{ path: config.keys.enclave.keyFile, password }],
-        tm: { pushTimeoutMs: config.limits.tmRequestTimeoutMs, maxPayloadBytes: config.limits.privatePayloadMaxBytes },
+        keyFiles: enclaveKeyFiles,
+        tm: {
+          pushTimeoutMs: config.limits.tmRequestTimeoutMs,
+          maxPayloadBytes: config.limits.privatePayloadMaxBytes,
+          storeMaxBytes: config.limits.tmStoreMaxBytes,
+        },
       },
       { peers: transport, logger: log },
     );
@@ -223,7 +222,7 @@ export async function startNodeProcess(
 
   try {
     await rpc.start();
-    await privacy.startServer({ host: config.tm.host, port: config.tm.port });
+    await privacy.startServer({ host: config.tm.host, port: config.tm.port, remoteClients: config.tm.remoteClients });
     await node.start();
   } catch (err) {
     await stop(1);

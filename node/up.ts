@@ -8,7 +8,8 @@ import { existsSync, openSync, closeSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { INIT_DEFAULTS, initCluster } from './cli/init.js';
+import { DEV_PASSWORD_FILE, INIT_DEFAULTS, initCluster } from './cli/init.js';
+import { KEY_PASSWORD_ENV, KEY_PASSWORD_ENV_ALIAS, PRIVATE_FILE_MODE } from './keys.js';
 import type { UpOptions } from './cli/up.js';
 import { formatTable } from './cli/table.js';
 import { HttpRpcClient } from './rpc/client.js';
@@ -49,8 +50,15 @@ export async function readClusterDir(dir: string): Promise<LocalNode[]> {
 
 /** Starts one node as a child process, its output appended to its log file. */
 export function spawnNode(n: LocalNode, extraArgs: readonly string[] = []): ChildProcess {
-  const fd = openSync(n.logPath, 'a');
+  // The log is private like the rest of the node folder (0600).
+  const fd = openSync(n.logPath, 'a', PRIVATE_FILE_MODE);
+  // Dev-cluster nodes read their password from node.password; a password in this process's
+  // environment is not theirs to inherit.
+  const env = { ...process.env };
+  delete env[KEY_PASSWORD_ENV];
+  delete env[KEY_PASSWORD_ENV_ALIAS];
   const child = spawn(process.execPath, [BIN, 'start', '--config', n.configPath, ...extraArgs], {
+    env,
     stdio: ['ignore', fd, fd],
     detached: false,
   });
@@ -114,7 +122,11 @@ export async function runUp(options: UpOptions): Promise<void> {
       tmPort: INIT_DEFAULTS.tmPort,
       force: false,
       chainId: INIT_DEFAULTS.chainId,
+      keyProtection: 'dev',
     });
+    out(
+      `keys sealed with the light dev KDF; each node's password is in node-i/${DEV_PASSWORD_FILE} (0600) so the nodes start unattended — a local cluster only`,
+    );
   }
   const nodes = await readClusterDir(options.dir);
   let stopping = false;

@@ -38,10 +38,11 @@ export interface DurableTransactionManager {
 export async function openDurableTransactionManager(
   config: DurableTransactionManagerConfig,
 ): Promise<DurableTransactionManager> {
-  await mkdir(config.dataDir, { recursive: true });
-  const store = await LevelPayloadStore.open(join(config.dataDir, 'payloads'));
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = await LevelPayloadStore.open(join(config.dataDir, 'payloads'), { maxBytes: config.storeMaxBytes });
   let owedQueue: LevelOwedQueue;
   try {
+    await mkdir(join(config.dataDir, 'owed'), { recursive: true, mode: 0o700 });
     owedQueue = await LevelOwedQueue.open(
       join(config.dataDir, 'owed'),
       config.maxOwedDeliveries ?? MAX_OWED_DELIVERIES,

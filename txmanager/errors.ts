@@ -38,6 +38,13 @@ export enum TxManagerErrorCode {
   CorruptStoredPayload = 'TXM_CORRUPT_STORED_PAYLOAD',
   /** queue mode was asked for without an OwedQueue, or a similar configuration mistake. */
   InvalidConfig = 'TXM_INVALID_CONFIG',
+  /**
+   * The payload store is at its quota (limits.tmStoreMaxBytes): this payload would take it over.
+   * The send (or push) is refused; nothing else stops. HTTP 507.
+   */
+  StoreFull = 'TXM_STORE_FULL',
+  /** A client API listener would be reachable without the protection it needs (a routable local listener; remote clients without TLS or a token). The server refuses to start. */
+  InsecureListener = 'TXM_INSECURE_LISTENER',
   /** The transaction manager was stopped. */
   Stopped = 'TXM_STOPPED',
 }

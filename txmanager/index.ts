@@ -8,4 +8,5 @@ export * from './owed-queue.js';
 export * from './transport.js';
 export * from './transaction-manager.js';
 export * from './rest.js';
+export * from './client-access.js';
 export * from './durable.js';

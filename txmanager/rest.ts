@@ -6,14 +6,24 @@
 //   GET  /partyinfo/keys         → 200 { keys: [{ key, node }] }
 //   POST /storeraw { payload, from? }  → 200 { key }                  sealed for the sender only
 //   POST /sendsignedtx { hash, to }    → 201 { key }                  adds recipients, delivers
+// Who may call it (client-access.ts): the listener binds loopback only; an optional second
+// listener for remote clients serves the same routes over TLS with a bearer token (401 without
+// one), and only when configured. /upcheck is open on both.
 // Errors are JSON { error, code }. 404 on /transaction means "not a party" and nothing else:
 // a failure to answer is a 5xx, so a caller can never mistake one for the other.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { EnclaveError, EnclaveErrorCode, MAX_PLAINTEXT_BYTES, MAX_RECIPIENTS } from '../enclave/index.js';
 import { TxManagerError, TxManagerErrorCode } from './errors.js';
 import type { TransactionManager } from './transaction-manager.js';
+import {
+  bearerTokenAccepted,
+  checkLocalListenerHost,
+  loadRemoteClientsMaterial,
+  type TmRemoteClientsConfig,
+} from './client-access.js';
 
 /**
  * Largest request body: a maximal plaintext in base64 (4/3 of its size) plus room for
@@ -28,11 +38,13 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 export const MAX_CONNECTIONS = 256;
 
 export interface TxManagerServerOptions {
-  /** Bind address; default 127.0.0.1 (the API exposes private payloads: never 0.0.0.0 by default). */
+  /** Bind address; default 127.0.0.1. Loopback only: any other address is refused at start (client-access.ts). */
   readonly host?: string;
   /** Port; 0 picks a free one (see `address()` after start). Default 0. */
   readonly port?: number;
   readonly maxRequestBodyBytes?: number;
+  /** A second listener for clients on other hosts: TLS and a bearer token, or the server refuses to start. */
+  readonly remoteClients?: TmRemoteClientsConfig;
 }
 
 class HttpError extends Error {
@@ -47,9 +59,11 @@ class HttpError extends Error {
 
 export class TxManagerServer {
   private server: Server | null = null;
+  private remoteServer: Server | null = null;
   private readonly host: string;
   private readonly port: number;
   private readonly maxRequestBodyBytes: number;
+  private readonly remoteClients: TmRemoteClientsConfig | undefined;
 
   constructor(
     private readonly tm: TransactionManager,
@@ -58,10 +72,15 @@ export class TxManagerServer {
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
     this.maxRequestBodyBytes = options.maxRequestBodyBytes ?? MAX_REQUEST_BODY_BYTES;
+    this.remoteClients = options.remoteClients;
   }
 
+  /** Starts the loopback listener (and the remote-client one when configured). Throws InsecureListener before binding anything unsafe. */
   async start(): Promise<{ host: string; port: number; url: string }> {
     if (this.server !== null) throw new Error('TxManagerServer already started');
+    checkLocalListenerHost(this.host);
+    // Read and checked before anything binds: a refused remote config leaves no listener behind.
+    const remote = this.remoteClients === undefined ? undefined : await loadRemoteClientsMaterial(this.remoteClients);
     const server = createServer(
       { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS },
       (req, res) => {
@@ -69,15 +88,45 @@ export class TxManagerServer {
       },
     );
     server.maxConnections = MAX_CONNECTIONS;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, this.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, this.port, this.host);
     this.server = server;
+    if (remote !== undefined) {
+      const tokenHashes = remote.tokenHashes;
+      const remoteServer = createTlsServer(
+        { cert: remote.cert, key: remote.key, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS },
+        (req, res) => {
+          const path = new URL(req.url ?? '/', 'https://localhost').pathname;
+          if (path !== '/upcheck' && !bearerTokenAccepted(req.headers.authorization, tokenHashes)) {
+            req.resume();
+            sendJson(
+              res,
+              401,
+              { error: 'a bearer token is required (Authorization: Bearer <token>)', code: 'UNAUTHORIZED' },
+              { 'www-authenticate': 'Bearer' },
+            );
+            return;
+          }
+          this.handle(req, res).catch((error: unknown) => sendError(res, error));
+        },
+      );
+      remoteServer.maxConnections = MAX_CONNECTIONS;
+      try {
+        await listen(remoteServer, remote.port, remote.host);
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
+      this.remoteServer = remoteServer;
+    }
     return this.address();
+  }
+
+  /** The remote-client listener's address, when one runs. */
+  remoteAddress(): { host: string; port: number; url: string } | undefined {
+    if (this.remoteServer === null) return undefined;
+    const info = this.remoteServer.address() as AddressInfo;
+    const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+    return { host: info.address, port: info.port, url: `https://${host}:${info.port}` };
   }
 
   address(): { host: string; port: number; url: string } {
@@ -88,13 +137,18 @@ export class TxManagerServer {
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
-    if (server === null) return;
+    const servers = [this.server, this.remoteServer].filter((s): s is Server => s !== null);
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    this.remoteServer = null;
+    await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -159,6 +213,16 @@ export class TxManagerServer {
     }
     throw new HttpError(404, `no route ${method} ${path}`, 'NOT_FOUND');
   }
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function requireMethod(actual: string, expected: string): void {
@@ -256,6 +320,9 @@ function statusOf(error: unknown): { status: number; code: string } {
         return { status: 400, code: error.code };
       case TxManagerErrorCode.PayloadTooLarge:
         return { status: 413, code: error.code };
+      case TxManagerErrorCode.StoreFull:
+        // 507 Insufficient Storage (RFC 4918): the request was fine, this node has no room.
+        return { status: 507, code: error.code };
       case TxManagerErrorCode.UnknownPayload:
         return { status: 404, code: error.code };
       case TxManagerErrorCode.RecipientRejected:

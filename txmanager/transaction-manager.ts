@@ -71,6 +71,8 @@ export interface TransactionManagerOptions {
   readonly maxPayloadBytes?: number;
   /** Per-party circuit breaker settings (DEFAULT_CIRCUIT_BREAKER_OPTIONS otherwise). */
   readonly breaker?: Partial<CircuitBreakerOptions>;
+  /** Quota of the payload store in bytes (limits.tmStoreMaxBytes); applied where the store is opened (durable.ts). */
+  readonly storeMaxBytes?: number;
 }
 
 export interface TransactionManagerDeps {

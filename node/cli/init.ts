@@ -5,31 +5,31 @@
 // failure half-way (disk full, Ctrl-C) never leaves a DIR that looks complete but is not.
 // Every key file is created exclusively (never overwritten) by the module that owns its format.
 //
-// The local dev cluster keeps each node's enclave password in node-i/enclave.password (0600)
-// and points the config at it. In production, drop keys.enclave.passwordFile and pass the
-// password in QUORATE_ENCLAVE_PASSWORD from a secret store.
+// Every private key file is sealed under one password per node (node/keys.ts), the folder is
+// 0700 and every file in it 0600. Two kinds of cluster:
+//  - the local dev cluster (no --hosts; also `quorate up`): light KDF (scrypt N=2^14) and a
+//    random password per node in node-i/node.password, so `quorate start` needs no step;
+//  - --hosts (a deployment across hosts): geth's standard KDF (scrypt N=2^18) under the
+//    password the operator gives init (QUORATE_KEY_PASSWORD or --password-file); no password is
+//    written anywhere; each node gets it from its own environment or a password file at start.
+// The transaction manager's client API binds 127.0.0.1 in every config init writes: it serves
+// local clients only (INTERFACE.md, Security); TM-to-TM traffic runs over p2p.
 
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
-import { createNetworkIdentity } from '../../p2p/identity.js';
 import {
-  generateAccountKey,
-  generateMinterKey,
-  saveAccountKey,
-  saveMinterKey,
-  type AccountKey,
-} from '../chain/keys.js';
-import { createKeyFile } from '../../enclave/keyfile.js';
-import {
-  ENCLAVE_PASSWORD_ENV,
-  MAX_MEMBERS,
-  parseConfig,
-  parseGenesis,
-  type Genesis,
-  type GenesisMember,
-} from '../config.js';
+  KEY_PASSWORD_ENV,
+  KEY_PASSWORD_ENV_ALIAS,
+  createSealedNodeKeys,
+  generateDevPassword,
+  mkdirPrivate,
+  writePrivateFile,
+  type CreatedNodeKeys,
+  type KeyProtection,
+} from '../keys.js';
+import { MAX_MEMBERS, parseConfig, parseGenesis, type Genesis, type GenesisMember } from '../config.js';
 import {
   CommandError,
   ExitCode,
@@ -42,11 +42,12 @@ import {
 } from './args.js';
 import { formatTable } from './table.js';
 
-export const INIT_HELP = `Usage: quorate init --nodes N --dir DIR [--host H | --hosts H1,..,HN]
-                    [--rpc-port P] [--p2p-port P] [--tm-port P] [--force]
+export const INIT_HELP = `Usage: quorate init --nodes N --dir DIR [--host H | --hosts H1,..,HN [--password-file F]]
+                    [--rpc-port P] [--p2p-port P] [--tm-port P] [--kdf dev|production] [--force]
 
-Writes DIR/genesis.json and DIR/node-1 .. node-N/ (config.json, network.key, minter.key,
-account.key, enclave.key, enclave.password), then prints the nodes and their URLs.
+Writes DIR/genesis.json and DIR/node-1 .. node-N/ (config.json and the sealed key files
+network.key, minter.key, account.key, enclave.key; node.password for the dev cluster), then
+prints the nodes and their URLs. Folders are 0700, files 0600.
 
   --nodes N        number of initial members (1..${MAX_MEMBERS})
   --dir DIR        the cluster folder to create
@@ -55,11 +56,16 @@ account.key, enclave.key, enclave.password), then prints the nodes and their URL
                    binds all of its listeners to its own host
   --rpc-port P     JSON-RPC port (default 8545)
   --p2p-port P     libp2p port (default 30303)
-  --tm-port P      transaction manager port (default 9001)
+  --tm-port P      transaction manager client API port, always on 127.0.0.1 (default 9001)
+  --password-file F  with --hosts: the password to seal every node's keys under (else
+                   $${KEY_PASSWORD_ENV}); it is not copied into the cluster folder
+  --kdf K          scrypt cost of the sealed keys: "production" (N=2^18, the default with
+                   --hosts) or "dev" (N=2^14, the default without; for tests only)
   --force          replace an existing cluster folder DIR
 
-The enclave passwords of this local cluster are kept in node-i/enclave.password (mode 0600).
-In production remove keys.enclave.passwordFile from config.json and set ${ENCLAVE_PASSWORD_ENV}.
+Without --hosts (a local dev cluster) every node gets a random password in node-i/node.password
+(0600), so it starts without a step. With --hosts no password is written: start each node with
+${KEY_PASSWORD_ENV} set (from a secret store), or keys.passwordFile in its config.json.
 `;
 
 export const INIT_DEFAULTS = { host: '127.0.0.1', rpcPort: 8545, p2pPort: 30303, tmPort: 9001, chainId: 1337 } as const;
@@ -77,6 +83,17 @@ export interface InitOptions {
   readonly tmPort: number;
   readonly force: boolean;
   readonly chainId: number;
+  /**
+   * KDF cost of the sealed keys. Absent: "production" when `password` is given, else "dev" —
+   * programmatic callers without a password are test harnesses that start the nodes themselves.
+   * The CLI always sets it (production with --hosts).
+   */
+  readonly keyProtection?: KeyProtection;
+  /**
+   * The password every node's keys are sealed under. Absent: a random password per node,
+   * written to node-i/node.password (the dev cluster). Given: nothing is written.
+   */
+  readonly password?: string;
 }
 
 export interface InitNode {
@@ -105,6 +122,8 @@ export function parseInitArgs(argv: readonly string[]): InitOptions | 'help' {
     'rpc-port': { type: 'string' },
     'p2p-port': { type: 'string' },
     'tm-port': { type: 'string' },
+    'password-file': { type: 'string' },
+    kdf: { type: 'string' },
     force: { type: 'boolean' },
   });
   if (help) return 'help';
@@ -126,6 +145,14 @@ export function parseInitArgs(argv: readonly string[]): InitOptions | 'help' {
     hosts = Array.from({ length: nodes }, () => host ?? INIT_DEFAULTS.host);
   }
   for (const h of hosts) checkHost(h);
+  const kdf = stringFlag(values, 'kdf');
+  if (kdf !== undefined && kdf !== 'dev' && kdf !== 'production')
+    throw new UsageError(`--kdf must be "dev" or "production", got "${kdf}"`, 'init');
+  const keyProtection: KeyProtection = kdf ?? (hostsList !== undefined ? 'production' : 'dev');
+  const passwordFile = stringFlag(values, 'password-file');
+  if (passwordFile !== undefined && hostsList === undefined)
+    throw new UsageError('--password-file goes with --hosts (the dev cluster gets a password file per node)', 'init');
+  const password = hostsList === undefined ? undefined : deploymentPassword(passwordFile);
   const options: InitOptions = {
     nodes,
     dir,
@@ -135,9 +162,34 @@ export function parseInitArgs(argv: readonly string[]): InitOptions | 'help' {
     tmPort: intFlag('init', values, 'tm-port', INIT_DEFAULTS.tmPort, 1, 65535),
     force: values.force === true,
     chainId: INIT_DEFAULTS.chainId,
+    keyProtection,
+    ...(password === undefined ? {} : { password }),
   };
   checkPorts(options);
   return options;
+}
+
+/** The password for --hosts: --password-file, else $QUORATE_KEY_PASSWORD (removed from the environment once read). */
+export function deploymentPassword(passwordFile: string | undefined, command = 'init'): string {
+  const fromEnv = process.env[KEY_PASSWORD_ENV] ?? process.env[KEY_PASSWORD_ENV_ALIAS];
+  delete process.env[KEY_PASSWORD_ENV];
+  delete process.env[KEY_PASSWORD_ENV_ALIAS];
+  let password: string | undefined = fromEnv;
+  if (passwordFile !== undefined) {
+    try {
+      password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new CommandError(
+        `--password-file ${passwordFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      );
+    }
+  }
+  if (password === undefined || password.length === 0)
+    throw new UsageError(
+      `a deployment's keys are sealed under a password that is written nowhere: set ${KEY_PASSWORD_ENV} or pass --password-file FILE`,
+      command,
+    );
+  return password;
 }
 
 function checkHost(h: string): void {
@@ -207,23 +259,14 @@ async function checkTarget(dir: string, force: boolean): Promise<boolean> {
   return false;
 }
 
-async function writeSecretFile(path: string, text: string): Promise<void> {
-  const handle = await open(path, 'wx', 0o600);
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /** Writes the cluster folder. The CLI command and `quorate up` both call this. */
 export async function initCluster(options: InitOptions): Promise<InitResult> {
   const dir = resolve(options.dir);
   const absent = await checkTarget(dir, options.force);
   await mkdir(dirname(dir), { recursive: true });
   const tmp = join(dirname(dir), `.${basename(dir)}.init-${process.pid}-${Date.now()}`);
-  await mkdir(tmp, { recursive: false });
+  await mkdir(tmp, { recursive: false, mode: 0o700 });
+  await mkdirPrivate(tmp);
   try {
     const built = await buildCluster(tmp, options);
     if (!absent) {
@@ -245,28 +288,52 @@ export async function initCluster(options: InitOptions): Promise<InitResult> {
   }
 }
 
-/** The key files of one node, in its folder, and the paths its config names them by. */
+/** The password file of a dev-cluster node, in its folder. */
+export const DEV_PASSWORD_FILE = 'node.password';
+
+/** The key files of one node, in its folder, and the paths its config names them by (a dev-cluster node: with its password file). */
 export const NODE_KEY_FILES = {
   networkIdentity: 'network.key',
   nodeSigning: 'minter.key',
   accounts: ['account.key'],
-  enclave: { keyFile: 'enclave.key', passwordFile: 'enclave.password' },
+  enclave: { keyFile: 'enclave.key' },
+  passwordFile: DEV_PASSWORD_FILE,
 };
 
-/** Creates a node's keys in `nodeDir` (each file exclusively, never overwriting). */
+/** `keys` of a config.json: with the password file for the dev cluster, without it for a deployment. */
+export function nodeKeysConfig(devPasswordFile: boolean): Omit<typeof NODE_KEY_FILES, 'passwordFile'> & {
+  passwordFile?: string;
+} {
+  const { passwordFile, ...rest } = NODE_KEY_FILES;
+  return devPasswordFile ? { ...rest, passwordFile } : rest;
+}
+
+/**
+ * Creates a node's sealed keys in `nodeDir` (made 0700; each file 0600, exclusively, never
+ * overwriting). Without `password` (the dev cluster) a random one is written to node.password.
+ */
 export async function createNodeKeys(
   nodeDir: string,
-): Promise<{ peerId: string; minter: AccountKey; account: AccountKey; enclaveKey: string }> {
-  const { peerId } = await createNetworkIdentity(join(nodeDir, NODE_KEY_FILES.networkIdentity));
-  const minter = generateMinterKey();
-  saveMinterKey(join(nodeDir, NODE_KEY_FILES.nodeSigning), minter);
-  const account = generateAccountKey();
-  saveAccountKey(join(nodeDir, NODE_KEY_FILES.accounts[0]), account);
-  // 32 random bytes: a password nobody types, for a dev cluster whose files sit side by side.
-  const password = randomBytes(32).toString('base64url');
-  await writeSecretFile(join(nodeDir, NODE_KEY_FILES.enclave.passwordFile), `${password}\n`);
-  const enclaveKey = await createKeyFile(join(nodeDir, NODE_KEY_FILES.enclave.keyFile), password);
-  return { peerId, minter, account, enclaveKey };
+  options: { protection?: KeyProtection; password?: string } = {},
+): Promise<CreatedNodeKeys> {
+  await mkdirPrivate(nodeDir);
+  let password = options.password;
+  if (password === undefined) {
+    // 32 random bytes: a password nobody types, for a dev cluster whose files sit side by side.
+    password = generateDevPassword();
+    await writePrivateFile(join(nodeDir, DEV_PASSWORD_FILE), `${password}\n`);
+  }
+  return createSealedNodeKeys(
+    nodeDir,
+    {
+      networkIdentity: NODE_KEY_FILES.networkIdentity,
+      nodeSigning: NODE_KEY_FILES.nodeSigning,
+      account: NODE_KEY_FILES.accounts[0],
+      enclave: NODE_KEY_FILES.enclave.keyFile,
+    },
+    password,
+    options.protection ?? (options.password === undefined ? 'dev' : 'production'),
+  );
 }
 
 async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
@@ -282,16 +349,20 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
   for (let i = 1; i <= o.nodes; i++) {
     const nodeId = `node-${i}`;
     const nodeDir = join(root, nodeId);
-    await mkdir(nodeDir);
+    await mkdirPrivate(nodeDir);
     const host = o.hosts[i - 1];
     const offset = sharedHost ? i - 1 : 0;
     const ports = { rpc: o.rpcPort + offset, p2p: o.p2pPort + offset, tm: o.tmPort + offset };
 
-    const { peerId, minter, account, enclaveKey } = await createNodeKeys(nodeDir);
+    const { peerId, minter, account, enclaveKey } = await createNodeKeys(nodeDir, {
+      protection: o.keyProtection ?? (o.password === undefined ? 'dev' : 'production'),
+      ...(o.password === undefined ? {} : { password: o.password }),
+    });
 
     const p2pAddr = multiaddrOf(host, ports.p2p);
     const rpcUrl = `http://${urlHost(host)}:${ports.rpc}/`;
-    const tmUrl = `http://${urlHost(host)}:${ports.tm}/`;
+    // The TM client API is on the node's own loopback (local clients only); see the file comment.
+    const tmUrl = `http://127.0.0.1:${ports.tm}/`;
     alloc[account.address] = { balance: GENESIS_ACCOUNT_BALANCE };
     members.push({
       raftId: i,
@@ -328,7 +399,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
   };
   const genesisPath = join(root, 'genesis.json');
   parseGenesis(genesis, genesisPath); // self-check: init never writes a file the node would refuse
-  await writeFile(genesisPath, JSON.stringify(genesis, null, 2) + '\n');
+  await writePrivateFile(genesisPath, JSON.stringify(genesis, null, 2) + '\n');
 
   const peers = nodes.map((n) => ({
     raftId: n.raftId,
@@ -346,8 +417,8 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
       dataDir: 'data',
       rpc: { host: n.host, port: n.ports.rpc },
       p2p: { host: n.host, port: n.ports.p2p },
-      tm: { host: n.host, port: n.ports.tm },
-      keys: NODE_KEY_FILES,
+      tm: { host: '127.0.0.1', port: n.ports.tm },
+      keys: nodeKeysConfig(o.password === undefined),
       genesis: '../genesis.json',
       peers,
       raft: { tickMs: 100, electionTicks: 10, heartbeatTicks: 1 },
@@ -358,7 +429,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     };
     const configPath = join(root, n.nodeId, 'config.json');
     parseConfig(config, configPath); // self-check, as for genesis
-    await writeFile(configPath, JSON.stringify(config, null, 2) + '\n');
+    await writePrivateFile(configPath, JSON.stringify(config, null, 2) + '\n');
   }
   return nodes.map(({ nodeId, raftId, configPath, peerId, rpcUrl, p2pAddress, tmUrl, account }) => ({
     nodeId,
@@ -372,7 +443,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
   }));
 }
 
-export function formatInitResult(r: InitResult): string {
+export function formatInitResult(r: InitResult, options: Pick<InitOptions, 'password' | 'keyProtection'> = {}): string {
   const table = formatTable(
     ['node', 'raftId', 'rpc', 'p2p', 'tx manager', 'account'],
     r.nodes.map((n) => [n.nodeId, String(n.raftId), n.rpcUrl, n.p2pAddress, n.tmUrl, n.account]),
@@ -381,7 +452,25 @@ export function formatInitResult(r: InitResult): string {
     `Wrote ${r.genesisPath} and ${r.nodes.length} node folder(s) under ${r.dir}\n\n` +
     table +
     `\nStart a node:  quorate start --config ${join(r.dir, 'node-1', 'config.json')}\n` +
-    `Enclave passwords are in node-i/enclave.password (0600) for this local cluster; in production set ${ENCLAVE_PASSWORD_ENV} instead.\n`
+    keysNote(options)
+  );
+}
+
+export function keysNote(o: Pick<InitOptions, 'password' | 'keyProtection'>): string {
+  const kdf =
+    (o.keyProtection ?? (o.password === undefined ? 'dev' : 'production')) === 'dev'
+      ? 'the light dev KDF (scrypt N=2^14; for a local cluster and tests only)'
+      : "geth's standard KDF (scrypt N=2^18)";
+  if (o.password === undefined)
+    return (
+      `Keys are sealed with ${kdf}. This is a local dev cluster, so each node's random password was written to ` +
+      `node-i/${DEV_PASSWORD_FILE} (0600) and named by keys.passwordFile in its config.json: the nodes start without a step. ` +
+      `Never deploy these folders; use init --hosts for that.\n`
+    );
+  return (
+    `Keys are sealed with ${kdf} under the password you gave; no password was written to the cluster folder.\n` +
+    `Start each node with ${KEY_PASSWORD_ENV} set in its environment (from a secret store; the node removes it once read), ` +
+    `or add "passwordFile": "<a 0600 file outside the node folder>" to keys in its config.json.\n`
   );
 }
 
@@ -392,6 +481,6 @@ export async function initCommand(argv: readonly string[], io: CliIo): Promise<E
     return ExitCode.Ok;
   }
   const result = await initCluster(options);
-  io.out(formatInitResult(result));
+  io.out(formatInitResult(result, options));
   return ExitCode.Ok;
 }

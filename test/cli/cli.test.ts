@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, loadGenesis, resolveEnclavePassword } from '../../node/config.js';
-import { loadAccountKey, loadMinterKey } from '../../node/chain/keys.js';
+import { loadConfig, loadGenesis } from '../../node/config.js';
 import { loadKeyFile } from '../../enclave/keyfile.js';
-import { loadNetworkIdentity } from '../../p2p/identity.js';
+import { loadNodeKeys, resolveKeyPassword } from '../../node/keys.js';
 import { CommandError, ExitCode, UsageError, type CliIo } from '../../node/cli/args.js';
 import { main } from '../../node/cli/main.js';
 import { initCluster, parseInitArgs, type InitOptions } from '../../node/cli/init.js';
@@ -93,11 +92,11 @@ describe('bin/quorate.js as a child process', () => {
         'account.key',
         'config.json',
         'enclave.key',
-        'enclave.password',
         'minter.key',
         'network.key',
+        'node.password',
       ]);
-      for (const secret of ['account.key', 'enclave.key', 'enclave.password', 'minter.key', 'network.key']) {
+      for (const secret of ['account.key', 'enclave.key', 'node.password', 'minter.key', 'network.key']) {
         expect((await stat(join(nodeDir, secret))).mode & 0o777, `${secret} mode`).toBe(0o600);
       }
       const config = await loadConfig(join(nodeDir, 'config.json'));
@@ -106,22 +105,21 @@ describe('bin/quorate.js as a child process', () => {
       expect(config.rpc).toEqual({ host: '127.0.0.1', port: 18545 + i - 1 });
       expect(config.p2p).toEqual({ host: '127.0.0.1', port: 18600 + i - 1 });
       expect(config.tm).toEqual({ host: '127.0.0.1', port: 18700 + i - 1 });
+      expect(config.keys.passwordFile).toBe(join(nodeDir, 'node.password'));
       expect(config.genesis).toBe(join(dir, 'genesis.json'));
       expect(config.dataDir).toBe(join(nodeDir, 'data'));
       expect(config.peers.map((p) => p.raftId)).toEqual([1, 2, 3]);
 
-      // Every key file opens with its owner's loader and matches what genesis and peers say.
+      // Every key file opens (sealed, node/keys.ts) and matches what genesis and peers say.
       const member = genesis.members[i - 1];
-      const identity = await loadNetworkIdentity(config.keys.networkIdentity);
+      const { identity, minterKey: minter, accountKeys } = await loadNodeKeys(config, {});
       expect(identity.peerId).toBe(member.peerId);
       expect(config.peers[i - 1].p2pAddress).toBe(`/ip4/127.0.0.1/tcp/${18600 + i - 1}/p2p/${member.peerId}`);
       expect(member.p2pAddrs).toEqual([`/ip4/127.0.0.1/tcp/${18600 + i - 1}`]);
       expect(member.rpcUrl).toBe(`http://127.0.0.1:${18545 + i - 1}/`);
-      const minter = loadMinterKey(config.keys.nodeSigning);
       expect(Buffer.from(minter.publicKeyRaw).toString('base64')).toBe(member.signingKey);
-      const account = loadAccountKey(config.keys.accounts[0]);
-      expect(genesis.alloc[account.address]).toBeDefined();
-      const password = await resolveEnclavePassword(config, {});
+      expect(genesis.alloc[accountKeys[0].address]).toBeDefined();
+      const password = await resolveKeyPassword(config, {});
       const box = await loadKeyFile(config.keys.enclave.keyFile, password);
       expect(Buffer.from(box.publicKey).toString('base64')).toBe(member.enclaveKeys[0]);
       expect(config.peers[i - 1].enclavePublicKeys).toEqual(member.enclaveKeys);
@@ -129,7 +127,7 @@ describe('bin/quorate.js as a child process', () => {
       expect(r.stdout).toContain(`node-${i}`);
       expect(r.stdout).toContain(`http://127.0.0.1:${18545 + i - 1}/`);
     }
-    expect(r.stdout).toContain('QUORATE_ENCLAVE_PASSWORD');
+    expect(r.stdout).toContain('node.password');
 
     const before = await readFile(join(dir, 'genesis.json'), 'utf8');
     const again = await cli(['init', '--nodes', '3', '--dir', dir], work);
@@ -165,15 +163,20 @@ describe('init in-process', () => {
 
   it('--hosts gives every node the same ports on its own host, and binds its listeners there', async () => {
     const dir = join(work, 'hosts');
-    const result = await initCluster(initOptions(['--nodes', '2', '--dir', dir, '--hosts', '10.0.0.1,node-b.example']));
+    process.env.QUORATE_KEY_PASSWORD = 'a deployment password';
+    const result = await initCluster(
+      initOptions(['--nodes', '2', '--dir', dir, '--hosts', '10.0.0.1,node-b.example', '--kdf', 'dev']),
+    );
+    expect(process.env.QUORATE_KEY_PASSWORD).toBeUndefined();
     const [a, b] = await Promise.all(result.nodes.map((n) => loadConfig(n.configPath)));
     expect(a.rpc).toEqual({ host: '10.0.0.1', port: 8545 });
     expect(b.rpc).toEqual({ host: 'node-b.example', port: 8545 });
     expect(b.p2p).toEqual({ host: 'node-b.example', port: 30303 });
-    expect(b.tm).toEqual({ host: 'node-b.example', port: 9001 });
+    expect(b.tm).toEqual({ host: '127.0.0.1', port: 9001 }); // the TM client API serves local clients only
     expect(a.peers[1].p2pAddress).toMatch(/^\/dns\/node-b\.example\/tcp\/30303\/p2p\//);
     expect(a.peers[0].p2pAddress).toMatch(/^\/ip4\/10\.0\.0\.1\/tcp\/30303\/p2p\//);
-    expect(a.peers[1].tmUrl).toBe('http://node-b.example:9001/');
+    expect(a.peers[1].tmUrl).toBe('http://127.0.0.1:9001/');
+    expect(a.keys.passwordFile).toBeUndefined();
   });
 
   it('refuses bad flag combinations with a usage error', () => {

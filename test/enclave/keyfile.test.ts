@@ -41,7 +41,8 @@ describe('key files', () => {
     const publicKey = await createKeyFile(path, 'correct horse', TEST_SCRYPT, pair);
     expect(publicKey).toBe(keyToBase64(pair.publicKey));
     const json = JSON.parse(await readFile(path, 'utf8'));
-    expect(json.version).toBe(1);
+    expect(json.version).toBe(2);
+    expect(json.purpose).toBe('enclave-box');
     expect(json.kdf).toMatchObject({ name: 'scrypt', logN: 10, r: 8, p: 1, dkLen: 32 });
     expect(JSON.stringify(json)).not.toContain(Buffer.from(pair.secretKey).toString('base64'));
     expect((await stat(path)).mode & 0o777).toBe(0o600);
@@ -50,10 +51,25 @@ describe('key files', () => {
     expect(loaded.publicKey).toEqual(pair.publicKey);
   });
 
-  it('the default parameters are memory-hard (N = 2^16, r = 8) and open again', async () => {
+  it("the default parameters are geth's standard scrypt (N = 2^18, r = 8: 256 MiB, maxmem passed) and open again", async () => {
     const text = await sealKeyPair(generateBoxKeyPair(), 'pw');
-    expect(JSON.parse(text).kdf).toMatchObject({ logN: 16, r: 8, p: 1 });
+    expect(JSON.parse(text).kdf).toMatchObject({ logN: 18, r: 8, p: 1 });
     expect((await unsealKeyPair(text, 'pw')).publicKey).toHaveLength(32);
+  }, 60_000); // one production-cost scrypt takes ~0.5 s alone, several seconds on a loaded 2-core machine
+
+  it('a version-1 file (the enclave format before every key was sealed alike) still opens', async () => {
+    const pair = generateBoxKeyPair();
+    const v2 = JSON.parse(await sealKeyPair(pair, 'pw', TEST_SCRYPT));
+    const v1 = {
+      version: 1,
+      type: 'quorate-enclave-box-key',
+      publicKey: v2.public.publicKey,
+      kdf: v2.kdf,
+      passwordCheck: v2.passwordCheck,
+      cipher: v2.cipher,
+    };
+    expect((await unsealKeyPair(JSON.stringify(v1), 'pw')).secretKey).toEqual(pair.secretKey);
+    expect(await codeOf(unsealKeyPair(JSON.stringify(v1), 'other'))).toBe(EnclaveErrorCode.WrongPassword);
   });
 
   it('wrong password is WrongPassword; missing password is MissingPassword with a clear message', async () => {
@@ -61,7 +77,7 @@ describe('key files', () => {
     await createKeyFile(path, 'right', TEST_SCRYPT);
     expect(await codeOf(loadKeyFile(path, 'wrong'))).toBe(EnclaveErrorCode.WrongPassword);
     expect(await codeOf(loadKeyFile(path, undefined))).toBe(EnclaveErrorCode.MissingPassword);
-    await expect(loadKeyFile(path, '')).rejects.toThrow(/needs a password/);
+    await expect(loadKeyFile(path, '')).rejects.toThrow(/needs the node's password/);
     await expect(NaclEnclave.create(new FileKeyStore([{ path, password: 'wrong' }]))).rejects.toThrow(/wrong password/);
   });
 
@@ -82,9 +98,11 @@ describe('key files', () => {
       ],
       [
         'public key of another pair',
-        JSON.stringify({ ...good, publicKey: keyToBase64(generateBoxKeyPair().publicKey) }),
+        JSON.stringify({ ...good, public: { publicKey: keyToBase64(generateBoxKeyPair().publicKey) } }),
       ],
       ['missing cipher', JSON.stringify({ ...good, cipher: undefined })],
+      ['another purpose', JSON.stringify({ ...good, purpose: 'account' })],
+      ['a plaintext key file of an older quorate', JSON.stringify({ purpose: 'account', seed: '00'.repeat(32) })],
     ];
     for (const [why, content] of variants) {
       const p = join(dir, `corrupt-${why.replace(/\W+/g, '-')}.json`);
