@@ -19,7 +19,15 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { generateAccountKey, signTransaction, type AccountKey } from '../node/chain/index.js';
-import { CommitWatcher, ownAccounts, percentile, rpcBatch, waitCommitted } from '../node/bench.js';
+import {
+  CommitWatcher,
+  ownAccounts,
+  percentile,
+  rpcBatch,
+  rpcRead,
+  settleSockets,
+  waitCommitted,
+} from '../node/bench.js';
 import { initCluster } from '../node/cli/init.js';
 import { formatTable } from '../node/cli/table.js';
 import { readClusterDir, spawnNode, stopChild } from '../node/up.js';
@@ -382,7 +390,7 @@ async function startQuorate(dir: string, cleanup: Cleanup): Promise<string[]> {
  * leaves its nonce's fate unknown, so the worker goes on with a fresh account.
  */
 async function quorateLoad(urls: readonly string[], o: EtcdVsOptions): Promise<LoadResult> {
-  const [id] = await rpcBatch(urls[0], [['eth_chainId', []]], REQUEST_TIMEOUT_MS);
+  const [id] = await rpcRead(urls[0], [['eth_chainId', []]], REQUEST_TIMEOUT_MS);
   const chainId = Number(BigInt(id.result as string));
   const accounts = o.raw ? [] : await ownAccounts(urls, REQUEST_TIMEOUT_MS);
   const sign = (key: AccountKey, w: number, nonce: number, account: number): string => {
@@ -404,6 +412,7 @@ async function quorateLoad(urls: readonly string[], o: EtcdVsOptions): Promise<L
       `quorate --raw: signed ${perWorker * o.concurrency} transactions in ${((performance.now() - signStarted) / 1000).toFixed(1)} s before the clock\n`,
     );
 
+  await settleSockets();
   const watcher = new CommitWatcher(urls[0], REQUEST_TIMEOUT_MS);
   await watcher.start();
   const submittedAt = new Map<string, number>();

@@ -549,6 +549,32 @@ export function rpcBatch(
 }
 
 /**
+ * rpcBatch for calls that only read, tried once more after a socket error: a keep-alive socket the
+ * server closed while this process was busy (signing before the clock blocks the event loop for
+ * seconds) fails its next request with "socket hang up" though nothing is wrong with the node.
+ */
+export async function rpcRead(
+  url: string,
+  calls: ReadonlyArray<readonly [string, readonly unknown[]]>,
+  timeoutMs: number,
+): Promise<RpcReply[]> {
+  try {
+    return await rpcBatch(url, calls, timeoutMs);
+  } catch (err) {
+    if (!(err instanceof BenchRequestError) || err.code !== 'TRANSPORT') throw err;
+    return rpcBatch(url, calls, timeoutMs);
+  }
+}
+
+/**
+ * Lets the event loop see sockets the server closed while synchronous work (signing) held it, so
+ * the first requests after it do not pick a dead keep-alive socket.
+ */
+export function settleSockets(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 20));
+}
+
+/**
  * Transaction hashes remembered by the commit watcher, in all (~150 bytes each). Past it the watcher
  * stops remembering and says so: a run that long is measured by its first transactions only.
  */
@@ -574,7 +600,7 @@ export class CommitWatcher {
   ) {}
 
   async start(): Promise<void> {
-    const [head] = await rpcBatch(this.url, [['eth_blockNumber', []]], this.requestTimeoutMs);
+    const [head] = await rpcRead(this.url, [['eth_blockNumber', []]], this.requestTimeoutMs);
     if (head.error) throw new Error(`eth_blockNumber: ${head.error.message}`);
     this.height = Number(BigInt(head.result as string));
     this.running = true;
@@ -590,7 +616,7 @@ export class CommitWatcher {
     while (this.running) {
       let full = false;
       try {
-        const answers = await rpcBatch(
+        const answers = await rpcRead(
           this.url,
           Array.from(
             { length: BLOCKS_PER_POLL },
@@ -641,7 +667,7 @@ export async function waitCommitted(
 export async function ownAccounts(rpcUrls: readonly string[], timeoutMs = 10_000): Promise<string[]> {
   return Promise.all(
     rpcUrls.map(async (url) => {
-      const [r] = await rpcBatch(url, [['quorate_accounts', []]], timeoutMs);
+      const [r] = await rpcRead(url, [['quorate_accounts', []]], timeoutMs);
       const accounts = r.result as string[] | undefined;
       if (r.error || !accounts || accounts.length === 0)
         throw new Error(`${url} holds no account for quorate_sendTransaction (${r.error?.message ?? 'empty list'})`);
@@ -652,6 +678,8 @@ export async function ownAccounts(rpcUrls: readonly string[], timeoutMs = 10_000
 
 /** Upper bound on --offered requests waiting for an answer: each holds a socket; past it a send is dropped and counted. */
 export const MAX_OFFERED_IN_FLIGHT = 4096;
+/** Sending that took more than this times --seconds is reported as the client falling behind its schedule. */
+const OFFERED_SCHEDULE_SLACK = 1.1;
 /** How often the open-loop sender wakes to send what is due. */
 const OFFERED_TICK_MS = 5;
 /** Value of each offered put: the same 200 bytes as the etcd comparison's quorate side. */
@@ -726,7 +754,7 @@ export async function runOfferedLoad(
         ] as const,
     );
   } else {
-    const [id] = await rpcBatch(o.rpcUrls[0], [['eth_chainId', []]], o.requestTimeoutMs);
+    const [id] = await rpcRead(o.rpcUrls[0], [['eth_chainId', []]], o.requestTimeoutMs);
     if (id.error) throw new Error(`eth_chainId: ${id.error.message}`);
     const chainId = Number(BigInt(id.result as string));
     const signStarted = performance.now();
@@ -739,6 +767,7 @@ export async function runOfferedLoad(
     });
     log(`signed ${total} transactions in ${((performance.now() - signStarted) / 1000).toFixed(2)} s before the clock`);
   }
+  await settleSockets();
 
   const watcher = new CommitWatcher(o.rpcUrls[0], o.requestTimeoutMs);
   await watcher.start();
@@ -851,6 +880,12 @@ export function formatOfferedResult(o: OfferedOptions, r: OfferedResult): string
     `commit_latency_ms (accepted) p50=${r.commitLatencyMs.p50.toFixed(0)} p99=${r.commitLatencyMs.p99.toFixed(0)} max=${r.commitLatencyMs.max.toFixed(0)}`,
     `accept_latency_ms p50=${r.acceptLatencyMs.p50.toFixed(1)} p99=${r.acceptLatencyMs.p99.toFixed(1)} refuse_latency_ms p50=${r.refuseLatencyMs.p50.toFixed(1)} p99=${r.refuseLatencyMs.p99.toFixed(1)}`,
   ];
+  // An open-loop client that cannot keep to its own schedule (this process starved of CPU) offers
+  // less than asked: say so, or a calm-looking report could hide that the overload never happened.
+  if (r.sendSeconds > o.seconds * OFFERED_SCHEDULE_SLACK)
+    lines.push(
+      `warning client_behind_schedule: sent in ${r.sendSeconds.toFixed(2)} s instead of ${o.seconds} s, offered_achieved_per_s=${(r.offered / r.sendSeconds).toFixed(0)}`,
+    );
   for (const [code, n] of [...r.refusedByCode].sort((a, b) => b[1] - a[1]))
     lines.push(
       `refused code=${code} count=${n}${code === -32010 && r.retryAfterMs.count > 0 ? ` retry_after_ms p50=${r.retryAfterMs.p50} max=${r.retryAfterMs.max} (${r.retryAfterMs.count} carried it)` : ''}`,
