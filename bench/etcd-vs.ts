@@ -10,7 +10,7 @@
 // transaction is answered when accepted into the pool, so its commit is found by following blocks.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -168,16 +168,21 @@ function valueOf(key: string, bytes: number): string {
   return key.padEnd(bytes, '.').slice(0, bytes);
 }
 
-/** Everything started, stopped in reverse order once: on success, on error, and on Ctrl-C. */
+/** Everything started, undone once: on success, on error, and on Ctrl-C. Children stop together, then the steps run in reverse. */
 class Cleanup {
+  private readonly children: ChildProcess[] = [];
   private readonly steps: Array<() => Promise<void>> = [];
   private done: Promise<void> | undefined;
+  addChild(child: ChildProcess): void {
+    this.children.push(child);
+  }
   add(step: () => Promise<void>): void {
     this.steps.push(step);
   }
   run(): Promise<void> {
     this.done ??= (async () => {
-      for (const step of this.steps.reverse()) await step().catch(() => {});
+      await Promise.all(this.children.map((c) => stop(c).catch(() => {})));
+      for (const step of [...this.steps].reverse()) await step().catch(() => {});
     })();
     return this.done;
   }
@@ -219,6 +224,8 @@ export function checkEtcd(bin: string): string {
 }
 
 function stop(child: ChildProcess): Promise<void> {
+  // A child that never started (spawn failed) never exits either: nothing to wait for.
+  if (child.pid === undefined) return Promise.resolve();
   return stopChild(child, STOP_GRACE_MS);
 }
 
@@ -259,7 +266,9 @@ async function startEtcd(bin: string, dir: string, cleanup: Cleanup): Promise<st
       { stdio: ['ignore', fd, fd] },
     );
     closeSync(fd);
-    cleanup.add(() => stop(child));
+    // A failed spawn is reported by the readiness check below (with the log); do not crash here.
+    child.on('error', (err) => void appendFile(m.log, `spawn failed: ${err.message}\n`).catch(() => {}));
+    cleanup.addChild(child);
   }
   const urls = members.map((m) => m.client);
   const deadline = Date.now() + CLUSTER_READY_TIMEOUT_MS;
@@ -357,7 +366,7 @@ async function startQuorate(dir: string, cleanup: Cleanup): Promise<string[]> {
   const nodes = await readClusterDir(clusterDir);
   for (const n of nodes) {
     const child = spawnNode(n);
-    cleanup.add(() => stop(child));
+    cleanup.addChild(child);
   }
   const urls = nodes.map((n) => n.rpcUrl);
   const deadline = Date.now() + CLUSTER_READY_TIMEOUT_MS;
