@@ -459,3 +459,448 @@ export async function runBench(options: BenchOptions): Promise<number> {
   out(ok ? 'result=ok' : 'result=FAILED');
   return ok ? 0 : 1;
 }
+
+// --- Time-bounded loads: `quorate bench --offered` and `npm run bench:etcd-vs` -----------------
+// The count-bounded benchmark() above measures how fast a fixed amount of work commits. The loads
+// below run for a fixed time instead, either closed-loop (C requests in flight, as etcd's own
+// benchmark does) or open-loop (a fixed offered rate whatever the answers, so overload shows as
+// refusals, timeouts or growing commit latency rather than as a slower client).
+
+/** A JSON-RPC error object as the node sends it (-32010 carries data.retryAfterMs when the node knows it). */
+export interface RpcErrorObject {
+  readonly code: number;
+  readonly message: string;
+  readonly data?: unknown;
+}
+
+/** One answer of a batch, in request order. */
+export interface RpcReply {
+  readonly result?: unknown;
+  readonly error?: RpcErrorObject;
+}
+
+/** Why a whole request failed: no answer in time (outcome unknown), an HTTP-level error, or the socket. */
+export type BenchRequestErrorCode = 'TIMEOUT' | 'HTTP' | 'TRANSPORT';
+
+export class BenchRequestError extends Error {
+  constructor(
+    readonly code: BenchRequestErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BenchRequestError';
+  }
+}
+
+/**
+ * POSTs a JSON-RPC batch with node:http and the keep-alive agent; answers in request order with the
+ * error objects whole (code and data kept, which postBatch drops). Rejects with a BenchRequestError.
+ */
+export function rpcBatch(
+  url: string,
+  calls: ReadonlyArray<readonly [string, readonly unknown[]]>,
+  timeoutMs: number,
+): Promise<RpcReply[]> {
+  const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent: submitAgent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let replies: unknown;
+          try {
+            replies = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            return reject(new BenchRequestError('HTTP', `HTTP ${res.statusCode}: the answer is not JSON`));
+          }
+          if (!Array.isArray(replies)) {
+            // A server that refuses the whole batch answers one error object (e.g. -32010 when overloaded):
+            // every call of the batch gets it.
+            const one = replies as { error?: RpcErrorObject };
+            if (one.error) return resolve(calls.map(() => ({ error: one.error })));
+            return reject(new BenchRequestError('HTTP', `HTTP ${res.statusCode}: not a batch answer`));
+          }
+          const out: RpcReply[] = calls.map(() => ({
+            error: { code: -32603, message: 'no answer for this call in the batch' },
+          }));
+          for (const r of replies as Array<RpcReply & { id: number }>)
+            if (r.id >= 0 && r.id < out.length) out[r.id] = r;
+          resolve(out);
+        });
+        res.on('error', (err) => reject(new BenchRequestError('TRANSPORT', err.message)));
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new BenchRequestError('TIMEOUT', `no answer within ${timeoutMs} ms: outcome unknown`)),
+    );
+    req.on('error', (err) =>
+      reject(err instanceof BenchRequestError ? err : new BenchRequestError('TRANSPORT', err.message)),
+    );
+    req.end(body);
+  });
+}
+
+/**
+ * rpcBatch for calls that only read, tried once more after a socket error: a keep-alive socket the
+ * server closed while this process was busy (signing before the clock blocks the event loop for
+ * seconds) fails its next request with "socket hang up" though nothing is wrong with the node.
+ */
+export async function rpcRead(
+  url: string,
+  calls: ReadonlyArray<readonly [string, readonly unknown[]]>,
+  timeoutMs: number,
+): Promise<RpcReply[]> {
+  try {
+    return await rpcBatch(url, calls, timeoutMs);
+  } catch (err) {
+    if (!(err instanceof BenchRequestError) || err.code !== 'TRANSPORT') throw err;
+    return rpcBatch(url, calls, timeoutMs);
+  }
+}
+
+/**
+ * Lets the event loop see sockets the server closed while synchronous work (signing) held it, so
+ * the first requests after it do not pick a dead keep-alive socket.
+ */
+export function settleSockets(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 20));
+}
+
+/**
+ * Transaction hashes remembered by the commit watcher, in all (~150 bytes each). Past it the watcher
+ * stops remembering and says so: a run that long is measured by its first transactions only.
+ */
+export const MAX_WATCHED_TXS = 2_000_000;
+
+/**
+ * Follows a node's chain from the height it is at when started and remembers when each transaction
+ * hash was first seen in a block. Hashes need not be known in advance (a node-signed transaction's
+ * hash arrives with the answer, possibly after its block), so every hash in every new block counts.
+ */
+export class CommitWatcher {
+  /** Transaction hash -> performance.now() when its block was first seen. */
+  readonly committedAt = new Map<string, number>();
+  private height = 0;
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+  overflowed = false;
+  lastError: string | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly requestTimeoutMs = 10_000,
+  ) {}
+
+  async start(): Promise<void> {
+    const [head] = await rpcRead(this.url, [['eth_blockNumber', []]], this.requestTimeoutMs);
+    if (head.error) throw new Error(`eth_blockNumber: ${head.error.message}`);
+    this.height = Number(BigInt(head.result as string));
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let full = false;
+      try {
+        const answers = await rpcRead(
+          this.url,
+          Array.from(
+            { length: BLOCKS_PER_POLL },
+            (_, i) => ['eth_getBlockByNumber', [`0x${(this.height + 1 + i).toString(16)}`, false]] as const,
+          ),
+          this.requestTimeoutMs,
+        );
+        const now = performance.now();
+        let got = 0;
+        for (const a of answers) {
+          if (a.error) throw new Error(`eth_getBlockByNumber: ${a.error.message}`);
+          const block = a.result as { transactions: string[] } | null;
+          if (block === null) break;
+          got++;
+          for (const h of block.transactions) {
+            if (this.committedAt.size >= MAX_WATCHED_TXS) this.overflowed = true;
+            else if (!this.committedAt.has(h)) this.committedAt.set(h, now);
+          }
+        }
+        this.height += got;
+        full = got === BLOCKS_PER_POLL;
+      } catch (err) {
+        this.lastError = (err as Error).message;
+      }
+      if (!full && this.running) await new Promise((r) => setTimeout(r, COMMIT_POLL_MS));
+    }
+  }
+}
+
+export { percentile };
+
+/** Waits (at most `timeoutMs`) until every hash given is seen committed; resolves with how many were. */
+export async function waitCommitted(
+  watcher: CommitWatcher,
+  hashes: Iterable<string>,
+  timeoutMs: number,
+): Promise<number> {
+  const all = [...hashes];
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const done = all.filter((h) => watcher.committedAt.has(h)).length;
+    if (done === all.length || performance.now() >= deadline) return done;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Per node, the first account it holds and signs for (quorate_sendTransaction's `from`). */
+export async function ownAccounts(rpcUrls: readonly string[], timeoutMs = 10_000): Promise<string[]> {
+  return Promise.all(
+    rpcUrls.map(async (url) => {
+      const [r] = await rpcRead(url, [['quorate_accounts', []]], timeoutMs);
+      const accounts = r.result as string[] | undefined;
+      if (r.error || !accounts || accounts.length === 0)
+        throw new Error(`${url} holds no account for quorate_sendTransaction (${r.error?.message ?? 'empty list'})`);
+      return accounts[0];
+    }),
+  );
+}
+
+/** Upper bound on --offered requests waiting for an answer: each holds a socket; past it a send is dropped and counted. */
+export const MAX_OFFERED_IN_FLIGHT = 4096;
+/** Sending that took more than this times --seconds is reported as the client falling behind its schedule. */
+const OFFERED_SCHEDULE_SLACK = 1.1;
+/** How often the open-loop sender wakes to send what is due. */
+const OFFERED_TICK_MS = 5;
+/** Value of each offered put: the same 200 bytes as the etcd comparison's quorate side. */
+export const OFFERED_VALUE_BYTES = 200;
+
+export interface OfferedOptions {
+  readonly rpcUrls: readonly string[];
+  /** Transactions offered per second, sent on schedule whatever the answers. */
+  readonly offeredPerSecond: number;
+  readonly seconds: number;
+  /** Transactions per JSON-RPC batch request. */
+  readonly batch: number;
+  /** Node-signed (quorate_sendTransaction, each node's own account) or client-signed (raw, presigned). */
+  readonly nodeSigned: boolean;
+  /** A request without an answer by then counts as timed out (outcome unknown). */
+  readonly requestTimeoutMs: number;
+  /** After the last send, how long accepted transactions get to commit. */
+  readonly drainTimeoutMs: number;
+}
+
+export interface OfferedResult {
+  readonly offered: number;
+  /** Offered but not sent: MAX_OFFERED_IN_FLIGHT requests were already waiting. */
+  readonly droppedByClient: number;
+  readonly accepted: number;
+  /** Refused transactions by JSON-RPC error code. */
+  readonly refusedByCode: ReadonlyMap<number, number>;
+  readonly refused: number;
+  /** data.retryAfterMs of the refusals that carried one. */
+  readonly retryAfterMs: { count: number; p50: number; max: number };
+  readonly timedOut: number;
+  /** Requests that failed otherwise (socket, HTTP), by message. */
+  readonly failed: ReadonlyMap<string, number>;
+  readonly committed: number;
+  readonly sendSeconds: number;
+  readonly acceptedPerSecond: number;
+  readonly committedPerSecond: number;
+  /** Submit-to-commit of the accepted transactions that committed. */
+  readonly commitLatencyMs: { p50: number; p99: number; max: number };
+  readonly acceptLatencyMs: { p50: number; p99: number };
+  /** How fast refusals came back: an overloaded node should refuse at once. */
+  readonly refuseLatencyMs: { p50: number; p99: number };
+  readonly watcherError?: string;
+}
+
+/** A put of `valueBytes` bytes under `key`, as one op. */
+function putOp(key: string, valueBytes: number): { type: 'put'; key: string; value: string } {
+  return { type: 'put', key, value: key.padEnd(valueBytes, '.').slice(0, valueBytes) };
+}
+
+/**
+ * Sends `offeredPerSecond` transactions a second for `seconds`, never waiting for answers and never
+ * retrying a refusal (the refusals are what it measures), then waits for the accepted ones to commit.
+ * Client-signed transactions each come from a fresh account (nonce 0), all signed before the clock:
+ * a refused nonce then strands nothing behind it.
+ */
+export async function runOfferedLoad(
+  o: OfferedOptions,
+  log: (line: string) => void = () => {},
+): Promise<OfferedResult> {
+  const total = Math.round(o.offeredPerSecond * o.seconds);
+  const runId = Date.now().toString(36);
+  let calls: Array<readonly [string, readonly unknown[]]>;
+  if (o.nodeSigned) {
+    const from = await ownAccounts(o.rpcUrls, o.requestTimeoutMs);
+    calls = Array.from(
+      { length: total },
+      (_, i) =>
+        [
+          'quorate_sendTransaction',
+          [{ from: from[i % from.length], ops: [putOp(`offered/${runId}/${i}`, OFFERED_VALUE_BYTES)] }],
+        ] as const,
+    );
+  } else {
+    const [id] = await rpcRead(o.rpcUrls[0], [['eth_chainId', []]], o.requestTimeoutMs);
+    if (id.error) throw new Error(`eth_chainId: ${id.error.message}`);
+    const chainId = Number(BigInt(id.result as string));
+    const signStarted = performance.now();
+    calls = Array.from({ length: total }, (_, i) => {
+      const tx = signTransaction(
+        { chainId, nonce: 0, ops: [putOp(`offered/${runId}/${i}`, OFFERED_VALUE_BYTES)] },
+        generateAccountKey(),
+      );
+      return ['quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]] as const;
+    });
+    log(`signed ${total} transactions in ${((performance.now() - signStarted) / 1000).toFixed(2)} s before the clock`);
+  }
+  await settleSockets();
+
+  const watcher = new CommitWatcher(o.rpcUrls[0], o.requestTimeoutMs);
+  await watcher.start();
+  const submittedAt = new Map<string, number>();
+  const acceptLatencies: number[] = [];
+  const refuseLatencies: number[] = [];
+  const retryAfter: number[] = [];
+  const refusedByCode = new Map<number, number>();
+  const failed = new Map<string, number>();
+  let accepted = 0;
+  let refused = 0;
+  let timedOut = 0;
+  let dropped = 0;
+  const inFlight = new Set<Promise<void>>();
+
+  const send = (first: number, count: number, url: string): void => {
+    const started = performance.now();
+    const p = rpcBatch(url, calls.slice(first, first + count), o.requestTimeoutMs)
+      .then((replies) => {
+        const took = performance.now() - started;
+        for (const r of replies) {
+          if (r.error) {
+            refused++;
+            refuseLatencies.push(took);
+            refusedByCode.set(r.error.code, (refusedByCode.get(r.error.code) ?? 0) + 1);
+            const after = (r.error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+            if (typeof after === 'number' && Number.isFinite(after)) retryAfter.push(after);
+          } else {
+            accepted++;
+            acceptLatencies.push(took);
+            submittedAt.set(r.result as string, started);
+          }
+        }
+      })
+      .catch((err: unknown) => {
+        if (err instanceof BenchRequestError && err.code === 'TIMEOUT') timedOut += count;
+        else countError(failed, err);
+      })
+      .finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  };
+
+  const t0 = performance.now();
+  const endAt = t0 + o.seconds * 1000;
+  let sent = 0;
+  let request = 0;
+  // Bounded by the schedule: it ends when all `total` are sent or dropped, at `seconds` at the latest.
+  while (sent < total) {
+    const now = performance.now();
+    const due = now >= endAt ? total : Math.min(total, Math.floor(((now - t0) / 1000) * o.offeredPerSecond));
+    // Whole batches only, as they fall due (the last one may be short).
+    while (due - sent >= o.batch || (due === total && sent < total)) {
+      const count = Math.min(o.batch, total - sent);
+      if (inFlight.size >= MAX_OFFERED_IN_FLIGHT) dropped += count;
+      else send(sent, count, o.rpcUrls[request++ % o.rpcUrls.length]);
+      sent += count;
+    }
+    if (sent < total) await new Promise((r) => setTimeout(r, OFFERED_TICK_MS));
+  }
+  const sendSeconds = (performance.now() - t0) / 1000;
+  log(`offered ${total} in ${sendSeconds.toFixed(2)} s; waiting for answers and commits`);
+  await Promise.all([...inFlight]);
+  await waitCommitted(watcher, submittedAt.keys(), o.drainTimeoutMs);
+  await watcher.stop();
+
+  const latencies: number[] = [];
+  let lastCommit = t0;
+  for (const [h, at] of submittedAt) {
+    const c = watcher.committedAt.get(h);
+    if (c === undefined) continue;
+    latencies.push(c - at);
+    if (c > lastCommit) lastCommit = c;
+  }
+  latencies.sort((a, b) => a - b);
+  acceptLatencies.sort((a, b) => a - b);
+  refuseLatencies.sort((a, b) => a - b);
+  retryAfter.sort((a, b) => a - b);
+  const commitSeconds = (lastCommit - t0) / 1000;
+  return {
+    offered: total,
+    droppedByClient: dropped,
+    accepted,
+    refusedByCode,
+    refused,
+    retryAfterMs: { count: retryAfter.length, p50: percentile(retryAfter, 50), max: retryAfter.at(-1) ?? 0 },
+    timedOut,
+    failed,
+    committed: latencies.length,
+    sendSeconds,
+    acceptedPerSecond: sendSeconds > 0 ? accepted / sendSeconds : 0,
+    committedPerSecond: commitSeconds > 0 ? latencies.length / commitSeconds : 0,
+    commitLatencyMs: {
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      max: latencies.at(-1) ?? 0,
+    },
+    acceptLatencyMs: { p50: percentile(acceptLatencies, 50), p99: percentile(acceptLatencies, 99) },
+    refuseLatencyMs: { p50: percentile(refuseLatencies, 50), p99: percentile(refuseLatencies, 99) },
+    watcherError: watcher.lastError,
+  };
+}
+
+/** The --offered report, one `key=value` line per aspect (grep-able, like the rest of `quorate bench`). */
+export function formatOfferedResult(o: OfferedOptions, r: OfferedResult): string[] {
+  const pct = (n: number) => (r.offered > 0 ? ((100 * n) / r.offered).toFixed(1) : '0.0');
+  const lines = [
+    `offered rate=${o.offeredPerSecond}/s seconds=${o.seconds} batch=${o.batch} signed_by=${o.nodeSigned ? 'node' : 'client'} offered=${r.offered} sent_in_s=${r.sendSeconds.toFixed(2)}`,
+    `accepted=${r.accepted} (${pct(r.accepted)}%) refused=${r.refused} (${pct(r.refused)}%) timed_out=${r.timedOut} (${pct(r.timedOut)}%) failed=${[...r.failed.values()].reduce((a, b) => a + b, 0)} dropped_by_client=${r.droppedByClient}`,
+    `committed=${r.committed} of accepted=${r.accepted} accepted_per_s=${r.acceptedPerSecond.toFixed(0)} committed_per_s=${r.committedPerSecond.toFixed(0)}`,
+    `commit_latency_ms (accepted) p50=${r.commitLatencyMs.p50.toFixed(0)} p99=${r.commitLatencyMs.p99.toFixed(0)} max=${r.commitLatencyMs.max.toFixed(0)}`,
+    `accept_latency_ms p50=${r.acceptLatencyMs.p50.toFixed(1)} p99=${r.acceptLatencyMs.p99.toFixed(1)} refuse_latency_ms p50=${r.refuseLatencyMs.p50.toFixed(1)} p99=${r.refuseLatencyMs.p99.toFixed(1)}`,
+  ];
+  // An open-loop client that cannot keep to its own schedule (this process starved of CPU) offers
+  // less than asked: say so, or a calm-looking report could hide that the overload never happened.
+  if (r.sendSeconds > o.seconds * OFFERED_SCHEDULE_SLACK)
+    lines.push(
+      `warning client_behind_schedule: sent in ${r.sendSeconds.toFixed(2)} s instead of ${o.seconds} s, offered_achieved_per_s=${(r.offered / r.sendSeconds).toFixed(0)}`,
+    );
+  for (const [code, n] of [...r.refusedByCode].sort((a, b) => b[1] - a[1]))
+    lines.push(
+      `refused code=${code} count=${n}${code === -32010 && r.retryAfterMs.count > 0 ? ` retry_after_ms p50=${r.retryAfterMs.p50} max=${r.retryAfterMs.max} (${r.retryAfterMs.count} carried it)` : ''}`,
+    );
+  for (const [msg, n] of r.failed) lines.push(`failed count=${n} message=${JSON.stringify(msg)}`);
+  if (r.watcherError) lines.push(`watcher last_error=${JSON.stringify(r.watcherError)}`);
+  return lines;
+}
+
+/** `quorate bench --offered R`: runs the open-loop load and prints its report; 1 when an accepted transaction never committed. */
+export async function runOfferedBench(o: OfferedOptions): Promise<number> {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const r = await runOfferedLoad(o, out);
+  for (const line of formatOfferedResult(o, r)) out(line);
+  const ok = r.committed === r.accepted;
+  out(ok ? 'result=ok' : `result=FAILED (${r.accepted - r.committed} accepted transactions did not commit)`);
+  return ok ? 0 : 1;
+}

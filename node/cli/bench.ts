@@ -2,10 +2,11 @@
 // runBench() from node/bench.ts sends the transactions and prints the numbers.
 
 import { ExitCode, exitCodeOf, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
-import { runBench } from '../bench.js';
+import { runBench, runOfferedBench } from '../bench.js';
 
 export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--batch B]
                      [--warmup N] [--private] [--timeline]
+       quorate bench --offered R [--seconds S] [--batch B] [--node-signed] [--rpc URLS]
 
 Submits transactions to running nodes and prints throughput and latency percentiles
 (submit-to-accept and submit-to-commit).
@@ -21,6 +22,19 @@ Submits transactions to running nodes and prints throughput and latency percenti
   --private         send private transactions (privateFor the other nodes)
   --timeline        also print, per second of submission, how many were sent and
                     their commit latency p50/p99/max (shows stalls the totals hide)
+
+Overload mode (open loop):
+  --offered R       send R transactions per second on schedule, whatever the answers,
+                    for --seconds; refusals are counted, never retried. Prints offered,
+                    accepted, refused (by JSON-RPC error code, -32010 with its
+                    data.retryAfterMs), timed out and committed, and the commit latency
+                    p50/p99 of the accepted ones. Each is a 200-byte put.
+  --seconds S       how long --offered sends (default 15)
+  --node-signed     --offered sends quorate_sendTransaction from each node's own account;
+                    without it, client-signed raw transactions (one fresh account each,
+                    signed before the clock)
+  --timeout-ms T    --offered: a request unanswered after T ms counts as timed out
+                    (default 10000)
 `;
 
 /** Upper bound on --concurrency: every submission in flight holds a socket and a timer. */
@@ -43,7 +57,22 @@ export interface BenchOptions {
   readonly warmup?: number;
   /** Print per-second submission counts and commit latencies. */
   readonly timeline?: boolean;
+  /** Open-loop overload mode: transactions offered per second (0 = off, the count-bounded run). */
+  readonly offered?: number;
+  /** --offered: seconds of sending. */
+  readonly seconds?: number;
+  /** --offered: quorate_sendTransaction from the nodes' own accounts instead of raw transactions. */
+  readonly nodeSigned?: boolean;
+  /** --offered: a request unanswered after this long counts as timed out. */
+  readonly timeoutMs?: number;
 }
+
+/** Upper bound on --seconds of --offered (every offered transaction is built before the clock). */
+export const MAX_OFFERED_SECONDS = 3_600;
+/** Upper bound on --offered x --seconds: transactions built before the clock (memory, ~1 KiB each). */
+export const MAX_OFFERED_TXS = 2_000_000;
+/** After the last --offered send, how long accepted transactions get to commit before they count as lost. */
+export const OFFERED_DRAIN_TIMEOUT_MS = 60_000;
 
 /** Provided by node/bench.ts. Resolves with the exit code (a number) or nothing for 0. */
 export type RunBench = (options: BenchOptions) => Promise<unknown>;
@@ -58,6 +87,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     batch: { type: 'string' },
     timeline: { type: 'boolean' },
     warmup: { type: 'string' },
+    offered: { type: 'string' },
+    seconds: { type: 'string' },
+    'node-signed': { type: 'boolean' },
+    'timeout-ms': { type: 'string' },
   });
   if (help) return 'help';
   const urls = (stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/')
@@ -74,6 +107,30 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     batch: intFlag('bench', values, 'batch', 1, 1, 256),
     timeline: values.timeline === true,
     warmup: intFlag('bench', values, 'warmup', DEFAULT_BENCH_WARMUP_TXS, 0, MAX_BENCH_TXS),
+    ...parseOfferedFlags(values),
+  };
+}
+
+function parseOfferedFlags(values: Record<string, unknown>): Partial<BenchOptions> {
+  const offered = intFlag('bench', values, 'offered', 0, 1, 1_000_000);
+  if (offered === 0) {
+    for (const f of ['seconds', 'node-signed', 'timeout-ms'])
+      if (values[f] !== undefined) throw new UsageError(`--${f} goes with --offered`, 'bench');
+    return {};
+  }
+  for (const f of ['txs', 'rate', 'private', 'warmup', 'timeline'])
+    if (values[f] !== undefined) throw new UsageError(`--${f} does not go with --offered`, 'bench');
+  const seconds = intFlag('bench', values, 'seconds', 15, 1, MAX_OFFERED_SECONDS);
+  if (offered * seconds > MAX_OFFERED_TXS)
+    throw new UsageError(
+      `--offered x --seconds must be at most ${MAX_OFFERED_TXS} transactions, got ${offered * seconds}`,
+      'bench',
+    );
+  return {
+    offered,
+    seconds,
+    nodeSigned: values['node-signed'] === true,
+    timeoutMs: intFlag('bench', values, 'timeout-ms', 10_000, 1, 600_000),
   };
 }
 
@@ -83,5 +140,17 @@ export async function benchCommand(argv: readonly string[], io: CliIo): Promise<
     io.out(BENCH_HELP);
     return ExitCode.Ok;
   }
-  return (await runBench(options)) === 0 ? ExitCode.Ok : ExitCode.Failure;
+  const code =
+    options.offered !== undefined && options.offered > 0
+      ? await runOfferedBench({
+          rpcUrls: options.rpcUrls,
+          offeredPerSecond: options.offered,
+          seconds: options.seconds ?? 15,
+          batch: options.batch ?? 1,
+          nodeSigned: options.nodeSigned === true,
+          requestTimeoutMs: options.timeoutMs ?? 10_000,
+          drainTimeoutMs: OFFERED_DRAIN_TIMEOUT_MS,
+        })
+      : await runBench(options);
+  return code === 0 ? ExitCode.Ok : ExitCode.Failure;
 }
