@@ -32,6 +32,9 @@ import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership } from './node.js'
 import { openOrInit } from './raftlog/level-storage.js';
 import type { NodeRpcBackend } from './rpc/backend.js';
 import { RpcServer } from './rpc/server.js';
+import { ClusterPage, loadPageAssets } from './rpc/page.js';
+import { ClusterView } from './page/cluster-view.js';
+import { pageSourceFromNode } from './page/node-source.js';
 
 /** A clean stop must finish within this; past it the process exits anyway (data is safe: writes are synced). */
 export const STOP_DEADLINE_MS = 4_500;
@@ -72,6 +75,8 @@ export async function startNodeProcess(
   const genesis = await loadGenesis(config.genesis);
   const chainCfg = chainGenesis(genesis);
   const clusterId = genesisBlock(chainCfg).block.hashHex;
+  // Read before anything is opened: a missing page file fails the start with nothing to close.
+  const pageAssets = await loadPageAssets();
 
   // Keys. The enclave key file is sealed under a password: no password, no start. It is unlocked
   // inside the enclave (NodePrivacy below): the private box key never reaches this layer.
@@ -169,6 +174,10 @@ export async function startNodeProcess(
   privacy.followMembership(node);
 
   const metrics = createNodeMetrics({ processMetrics: true });
+  // The cluster page (GET / on the RPC port): one view built per second, fanned out to its streams.
+  const clock = new SystemClock();
+  const pageView = new ClusterView({}, { source: pageSourceFromNode(node, metrics, clock), clock, logger: log });
+  const page = new ClusterPage({}, { view: pageView, assets: pageAssets, logger: log });
   const rpc = new RpcServer(
     {
       host: config.rpc.host,
@@ -183,6 +192,7 @@ export async function startNodeProcess(
       backend: options.wrapBackend ? options.wrapBackend(new NodeBackend(node)) : new NodeBackend(node),
       logger: log,
       metrics,
+      page,
     },
   );
 
@@ -199,6 +209,7 @@ export async function startNodeProcess(
     if (stopping) return stopping;
     stopping = (async () => {
       clearInterval(metricsTimer);
+      pageView.stop();
       const steps: Array<[string, () => Promise<void>]> = [
         ['rpc', () => rpc.stop()],
         // The node before the TM: a block being applied may still be reading private payloads.
@@ -225,6 +236,7 @@ export async function startNodeProcess(
     await rpc.start();
     await privacy.startServer({ host: config.tm.host, port: config.tm.port });
     await node.start();
+    pageView.start();
   } catch (err) {
     await stop(1);
     throw err;
