@@ -65,6 +65,7 @@ function assetFiles(): ReadonlyMap<string, { file: string; contentType: string }
     ['/', { file: own('index.html'), contentType: 'text/html; charset=utf-8' }],
     ['/page/assets/page.js', { file: own('page.js'), contentType: 'text/javascript; charset=utf-8' }],
     ['/page/assets/page.css', { file: own('page.css'), contentType: 'text/css; charset=utf-8' }],
+    ['/page/assets/favicon.svg', { file: own('favicon.svg'), contentType: 'image/svg+xml' }],
     [
       '/page/assets/uPlot.iife.min.js',
       { file: require.resolve('uplot/dist/uPlot.iife.min.js'), contentType: 'text/javascript; charset=utf-8' },

@@ -244,7 +244,7 @@
     if (charts.length === 0) {
       makeChart('chart-blocks', 'blocks / s', '#0969da', series.blocks);
       makeChart('chart-txs', 'transactions / s', '#1a7f37', series.txs);
-      makeChart('chart-latency', 'commit latency, ms (minted → applied here)', '#8250df', series.latency);
+      makeChart('chart-latency', 'commit latency, ms (minted → applied)', '#8250df', series.latency);
     } else redraw();
   }
 
