@@ -91,8 +91,10 @@ export interface ClusterViewDeps {
   readonly source: PageSource;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Defaults to HTTP GET <rpcUrl>/page/node.json (fetchPeerSample). */
+  /** Defaults to HTTP GET <rpcUrl>/page/node.json (fetchPeerSample) with peerHeaders. */
   readonly fetchPeer?: PeerSampleFetcher;
+  /** Sent with every request to a peer, e.g. `authorization` where the members' RPC needs a token. */
+  readonly peerHeaders?: Readonly<Record<string, string>>;
 }
 
 /** One point of the charts: what this node applied during one sample interval. */
@@ -192,7 +194,8 @@ export class ClusterView {
     this.log = deps.logger;
     this.fetchPeer =
       deps.fetchPeer ??
-      ((url, signal) => fetchPeerSample(url, signal, { maxResponseBytes: this.options.peerMaxResponseBytes }));
+      ((url, signal) =>
+        fetchPeerSample(url, signal, { maxResponseBytes: this.options.peerMaxResponseBytes }, deps.peerHeaders));
     this.lastTickAtMs = this.clock.monotonicMs();
   }
 

@@ -265,6 +265,44 @@ describe('the event stream', () => {
     expect(asked).toBe(1);
   });
 
+  it('sends peerHeaders (a token) with each request to a peer, and refuses an answer over the size limit', async () => {
+    const seen: http.IncomingHttpHeaders[] = [];
+    let body = JSON.stringify({ ...sampleOf(2, 'node-2', 'follower', [1]), sampledAtMs: 1 });
+    const peer = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    const peerUrl = `http://127.0.0.1:${(peer.address() as { port: number }).port}`;
+    try {
+      const source = new MemorySource(sampleOf(1, 'node-1', 'leader', [2]));
+      source.members_ = [
+        { raftId: 1, name: 'node-1', rpcUrl: 'http://127.0.0.1:1', membership: 'verifier' },
+        { raftId: 2, name: 'node-2', rpcUrl: peerUrl, membership: 'verifier' },
+      ];
+      const view = new ClusterView(
+        { peerMaxResponseBytes: 2048 },
+        {
+          source,
+          clock: new SystemClock(),
+          logger: createLogger({ level: 'silent' }),
+          peerHeaders: { authorization: 'Bearer t0ken' },
+        },
+      );
+      const views: ClusterViewMessage[] = [];
+      view.watch((v) => views.push(v));
+      await view.tick();
+      expect(seen[0].authorization).toBe('Bearer t0ken');
+      expect(views[0].members[1]).toMatchObject({ up: true, error: null });
+      body = JSON.stringify({ ...sampleOf(2, 'node-2', 'follower', [1]), sampledAtMs: 1, pad: 'x'.repeat(4096) });
+      await view.tick();
+      expect(views[1].members[1].error).toBe('answer over 2048 bytes');
+    } finally {
+      await new Promise((r) => peer.close(r));
+    }
+  });
+
   it('refuses streams past maxSseClients with 503 and Retry-After, and serves again once one closes', async () => {
     const [a] = await twoNodes({ maxSseClients: 2 });
     const s1 = await openStream(a.url);
