@@ -122,6 +122,7 @@ export async function startNodeProcess(
   }
   const enclaveKeys = privacy.publicKeys();
 
+  const clock = new SystemClock();
   const node = new QuorateNode(
     {
       ...DEFAULT_NODE_OPTIONS,
@@ -147,7 +148,7 @@ export async function startNodeProcess(
       raftStorage,
       chainStore,
       transport,
-      clock: new SystemClock(),
+      clock,
       logger: log,
       app: new LedgerApp(),
       minterKey,
@@ -175,7 +176,6 @@ export async function startNodeProcess(
 
   const metrics = createNodeMetrics({ processMetrics: true });
   // The cluster page (GET / on the RPC port): one view built per second, fanned out to its streams.
-  const clock = new SystemClock();
   const pageView = new ClusterView({}, { source: pageSourceFromNode(node, metrics, clock), clock, logger: log });
   const page = new ClusterPage({}, { view: pageView, assets: pageAssets, logger: log });
   const rpc = new RpcServer(

@@ -257,13 +257,24 @@ export class ClusterView {
     this.ticking = true;
     try {
       const local = await this.source.sample();
-      const nowMs = this.clock.wallMs();
-      this.pushPoint(nowMs);
+      this.pushPoint(this.clock.wallMs());
       const members = this.source.members().slice(0, this.options.maxMembers);
       this.forgetRemoved(members);
       if (this.watchers.size > 0) await this.askPeers(members, local.raftId);
+      // After the peers answered: every lastSeenMs of this view is at or before nowMs.
+      const nowMs = this.clock.wallMs();
       this.noteLocalChanges(local, members, nowMs);
-      const view = this.buildView(local, members, nowMs);
+      const memberViews = this.memberViews(local, members, nowMs);
+      this.noteUpDown(memberViews, local.raftId, nowMs);
+      const view: ClusterViewMessage = {
+        self: { raftId: local.raftId, name: local.name },
+        nowMs,
+        downAfterMs: this.options.downAfterMs,
+        sampleIntervalMs: this.options.sampleIntervalMs,
+        members: memberViews,
+        rate: this.points.at(-1) ?? null,
+        timeline: [...this.timeline],
+      };
       this.lastView = view;
       for (const w of [...this.watchers]) {
         try {
@@ -322,7 +333,7 @@ export class ClusterView {
             state.lastSeenMs = this.clock.wallMs();
             state.error = null;
           } catch (err) {
-            state.error = describe(controller.signal.aborted ? controller.signal.reason : err);
+            state.error = describeError(controller.signal.aborted ? controller.signal.reason : err);
           } finally {
             timer.cancel();
             state.inFlight = false;
@@ -340,32 +351,31 @@ export class ClusterView {
     return s;
   }
 
-  private buildView(local: NodeSample, members: readonly ViewMemberInfo[], nowMs: number): ClusterViewMessage {
-    const watched = this.watchers.size > 0;
-    const views: MemberView[] = members.map((m) => {
+  /** The members as the page shows them: up while their sample is at most downAfterMs old. */
+  private memberViews(local: NodeSample, members: readonly ViewMemberInfo[], nowMs: number): MemberView[] {
+    return members.map((m) => {
       if (m.raftId === local.raftId) return { ...m, lastSeenMs: nowMs, up: true, sample: local, error: null };
       const s = this.peerState(m.raftId);
       const up = s.lastSeenMs !== null && nowMs - s.lastSeenMs <= this.options.downAfterMs;
-      if (watched && s.wasUp !== null && s.wasUp !== up) {
-        this.addEvent(
-          nowMs,
-          up ? 'up' : 'down',
-          up ? `${m.name} is back` : `${m.name} is down (${s.error ?? 'no answer'})`,
-        );
-      }
-      if (watched) s.wasUp = up;
-      else s.wasUp = null; // not asked while unwatched: no verdict, no timeline entry
       return { ...m, lastSeenMs: s.lastSeenMs, up, sample: s.sample, error: s.error };
     });
-    return {
-      self: { raftId: local.raftId, name: local.name },
-      nowMs,
-      downAfterMs: this.options.downAfterMs,
-      sampleIntervalMs: this.options.sampleIntervalMs,
-      members: views,
-      rate: this.points.at(-1) ?? null,
-      timeline: [...this.timeline],
-    };
+  }
+
+  /** Members going down or coming back, as timeline entries. Only while watched: unwatched, peers are not asked. */
+  private noteUpDown(views: readonly MemberView[], selfId: number, nowMs: number): void {
+    const watched = this.watchers.size > 0;
+    for (const m of views) {
+      if (m.raftId === selfId) continue;
+      const s = this.peerState(m.raftId);
+      if (watched && s.wasUp !== null && s.wasUp !== m.up) {
+        this.addEvent(
+          nowMs,
+          m.up ? 'up' : 'down',
+          m.up ? `${m.name} is back` : `${m.name} is down (${m.error ?? 'no answer'})`,
+        );
+      }
+      s.wasUp = watched ? m.up : null;
+    }
   }
 
   /** Timeline entries from this node's own view: leader, membership, private catch-up, breakers. */
@@ -520,7 +530,7 @@ function bool(v: unknown, what: string): boolean {
   return v;
 }
 
-function describe(err: unknown): string {
+function describeError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err.cause as { code?: unknown } | undefined)?.code;
     return typeof code === 'string' ? `unreachable (${code})` : err.message;

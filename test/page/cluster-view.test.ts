@@ -208,6 +208,7 @@ describe('the event stream', () => {
     ]);
     for (const m of v.members) {
       expect(m.lastSeenMs).not.toBeNull();
+      expect(m.lastSeenMs).toBeLessThanOrEqual(v.nowMs);
       expect(v.nowMs - (m.lastSeenMs ?? 0)).toBeLessThanOrEqual(v.downAfterMs);
     }
     expect(v.timeline.some((e) => e.kind === 'leader' && e.text === 'node-1 leads (term 3)')).toBe(true);
