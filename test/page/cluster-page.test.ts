@@ -61,7 +61,7 @@ describe.skipIf(!hasChromium)('the cluster page in headless Chromium', () => {
     ]);
     console.log(`set-up: init ${tInit - t0} ms, chromium ${tBrowser - tInit} ms, leader ${tLeader - tInit} ms`);
     page = context.pages()[0] ?? (await context.newPage());
-  }, 90_000);
+  }, 120_000);
 
   afterAll(async () => {
     await context?.close();
