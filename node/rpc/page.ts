@@ -51,6 +51,21 @@ const COMMON_HEADERS = {
   'x-frame-options': 'DENY',
 } as const;
 
+/** The paths that carry the cluster's state; the RPC server's authentication must cover them. */
+export const PAGE_DATA_PATHS: ReadonlySet<string> = new Set(['/events', '/page/node.json']);
+
+/**
+ * What a GET path is to the page: 'data' (the cluster's state: authenticate like the RPC), 'asset'
+ * (the page's own static files, the same for every node and holding no state: a browser cannot
+ * attach a bearer token when it navigates, so these may stay open like /health), or undefined
+ * (not the page's). Lets the server's authentication tell them apart without knowing the page.
+ */
+export function pagePathKind(path: string): 'data' | 'asset' | undefined {
+  if (PAGE_DATA_PATHS.has(path)) return 'data';
+  if (path === '/' || path.startsWith('/page/assets/')) return 'asset';
+  return undefined;
+}
+
 interface Asset {
   readonly body: Buffer;
   readonly contentType: string;
@@ -137,6 +152,7 @@ export class ClusterPage {
       void this.serveSample(res);
       return true;
     }
+    if (pagePathKind(path) !== 'asset') return false;
     const asset = this.deps.assets.get(path);
     if (!asset) return false;
     const headers = { ...COMMON_HEADERS, 'cache-control': 'no-cache', etag: asset.etag };

@@ -18,7 +18,7 @@ import {
   type PageSource,
   type ViewMemberInfo,
 } from '../../node/page/cluster-view.js';
-import { ClusterPage, PAGE_CSP, loadPageAssets } from '../../node/rpc/page.js';
+import { ClusterPage, PAGE_CSP, loadPageAssets, pagePathKind } from '../../node/rpc/page.js';
 import { RpcServer } from '../../node/rpc/server.js';
 import { FakeLedgerBackend } from '../rpc/fake-ledger-backend.js';
 
@@ -362,6 +362,21 @@ describe('the page and its assets', () => {
     const html = await (await fetch(a.url)).text();
     expect(html).toContain('<script src="/page/assets/page.js" defer></script>');
     expect(html).not.toMatch(/<script>|style=|https?:\/\//); // no inline code, no CDN
+  });
+
+  it('tells the server which paths carry state (to authenticate) and which are static assets', () => {
+    expect(['/events', '/page/node.json'].map(pagePathKind)).toEqual(['data', 'data']);
+    expect(['/', '/page/assets/page.js', '/page/assets/uPlot.min.css'].map(pagePathKind)).toEqual([
+      'asset',
+      'asset',
+      'asset',
+    ]);
+    expect(['/health', '/metrics', '/page', '/events/x'].map(pagePathKind)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
   });
 
   it('serves this node sample as JSON that parseNodeSample accepts', async () => {
