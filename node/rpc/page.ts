@@ -13,6 +13,7 @@
 // bound). Assets are read once, when the page is created, and served from memory with an ETag.
 
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +34,15 @@ export const PAGE_DEFAULTS = {
 
 export type ClusterPageOptions = { -readonly [K in keyof typeof PAGE_DEFAULTS]?: number };
 
-/** The folder of the page's own files (HTML, CSS, JS). */
-export const PAGE_ASSETS_DIR = fileURLToPath(new URL('../page/assets/', import.meta.url));
+/**
+ * The folder of the page's own files (HTML, CSS, JS): node/page/assets/ beside this module when
+ * it runs from source; when it runs compiled (dist/node/rpc/page.js), tsc has not copied them, so
+ * the package's node/page/assets/ is used (the package must ship it: package.json `files`).
+ */
+export const PAGE_ASSETS_DIR =
+  [new URL('../page/assets/', import.meta.url), new URL('../../../node/page/assets/', import.meta.url)]
+    .map((u) => fileURLToPath(u))
+    .find((dir) => existsSync(`${dir}index.html`)) ?? fileURLToPath(new URL('../page/assets/', import.meta.url));
 
 /**
  * Only this origin's scripts, styles and connections; no framing, no inline script or style, no
