@@ -101,23 +101,56 @@
   }, 500);
 
   // --- view --------------------------------------------------------------------------------
+  /**
+   * Between two views the page ages every member's lastSeen by the time since the last view, up to
+   * one interval and a half: a member that already missed a sample at the last view is shown DOWN
+   * the moment it passes downAfterMs (not up to a second later, at the next view), while a late view
+   * alone never makes a member that answered look down.
+   */
+  const EXTRAPOLATE_SLACK_MS = 500;
+  let lastView = null;
+  let renderedDown = '';
+
   function onView(v) {
     lastViewAt = Date.now();
+    lastView = v;
     setStream('live', 'live');
     $('seen-from').textContent = 'seen from ' + v.self.name + ' (raft id ' + v.self.raftId + ')';
-    const members = [...v.members].sort((a, b) => a.raftId - b.raftId);
-    for (const m of members) {
-      // DOWN is decided on the node's clock (nowMs and lastSeenMs are both its), not the browser's.
-      m.down = m.lastSeenMs === null || v.nowMs - m.lastSeenMs > v.downAfterMs;
-    }
-    renderMembers(members, v);
-    renderLinks(members);
-    renderPrivacy(members);
+    renderState();
     renderTimeline(v.timeline);
     if (v.rate) addPoint(v.rate);
   }
 
-  function renderMembers(members, v) {
+  /** The members with `down` decided on the node's clock (nowMs and lastSeenMs are both its), not the browser's. */
+  function membersNow() {
+    const v = lastView;
+    const nodeNowMs = v.nowMs + Math.min(Date.now() - lastViewAt, v.sampleIntervalMs + EXTRAPOLATE_SLACK_MS);
+    const members = [...v.members].sort((a, b) => a.raftId - b.raftId);
+    for (const m of members) {
+      m.down = m.raftId !== v.self.raftId && (m.lastSeenMs === null || nodeNowMs - m.lastSeenMs > v.downAfterMs);
+    }
+    return { members, nodeNowMs };
+  }
+
+  function renderState() {
+    const { members, nodeNowMs } = membersNow();
+    renderedDown = members.map((m) => m.down).join();
+    renderMembers(members, lastView, nodeNowMs);
+    renderLinks(members);
+    renderPrivacy(members);
+  }
+
+  setInterval(() => {
+    if (
+      lastView &&
+      membersNow()
+        .members.map((m) => m.down)
+        .join() !== renderedDown
+    )
+      renderState();
+  }, 250);
+
+  function renderMembers(members, v, nodeNowMs) {
     const body = $('members').tBodies[0];
     body.replaceChildren(
       ...members.map((m) => {
@@ -128,7 +161,7 @@
         tr.dataset.role = s && !m.down ? s.role : 'unknown';
         const role = s ? s.role + (m.membership === 'learner' && s.role !== 'learner' ? ' (learner)' : '') : '?';
         const seen =
-          m.lastSeenMs === null ? 'never' : m.raftId === v.self.raftId ? 'this node' : ago(v.nowMs - m.lastSeenMs);
+          m.lastSeenMs === null ? 'never' : m.raftId === v.self.raftId ? 'this node' : ago(nodeNowMs - m.lastSeenMs);
         tr.append(
           el('td', m.name),
           el('td', m.raftId, 'num'),
