@@ -29,6 +29,9 @@ import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership } from './node.js'
 import { openOrInit } from './raftlog/level-storage.js';
 import type { NodeRpcBackend } from './rpc/backend.js';
 import { RpcServer } from './rpc/server.js';
+import { ClusterPage, loadPageAssets } from './rpc/page.js';
+import { ClusterView } from './page/cluster-view.js';
+import { pageSourceFromNode } from './page/node-source.js';
 
 /** A clean stop must finish within this; past it the process exits anyway (data is safe: writes are synced). */
 export const STOP_DEADLINE_MS = 4_500;
@@ -69,6 +72,8 @@ export async function startNodeProcess(
   const genesis = await loadGenesis(config.genesis);
   const chainCfg = chainGenesis(genesis);
   const clusterId = genesisBlock(chainCfg).block.hashHex;
+  // Read before anything is opened: a missing page file fails the start with nothing to close.
+  const pageAssets = await loadPageAssets();
 
   // Keys (node/keys.ts): every key file is sealed under the node's password; no password, no
   // start. The password leaves process.env here. The enclave key is unlocked inside the enclave.
@@ -116,6 +121,7 @@ export async function startNodeProcess(
   }
   const enclaveKeys = privacy.publicKeys();
 
+  const clock = new SystemClock();
   const node = new QuorateNode(
     {
       ...DEFAULT_NODE_OPTIONS,
@@ -141,7 +147,7 @@ export async function startNodeProcess(
       raftStorage,
       chainStore,
       transport,
-      clock: new SystemClock(),
+      clock,
       logger: log,
       app: new LedgerApp(),
       minterKey,
@@ -168,6 +174,9 @@ export async function startNodeProcess(
   privacy.followMembership(node);
 
   const metrics = createNodeMetrics({ processMetrics: true });
+  // The cluster page (GET / on the RPC port): one view built per second, fanned out to its streams.
+  const pageView = new ClusterView({}, { source: pageSourceFromNode(node, metrics, clock), clock, logger: log });
+  const page = new ClusterPage({}, { view: pageView, assets: pageAssets, logger: log });
   const rpc = new RpcServer(
     {
       host: config.rpc.host,
@@ -182,6 +191,7 @@ export async function startNodeProcess(
       backend: options.wrapBackend ? options.wrapBackend(new NodeBackend(node)) : new NodeBackend(node),
       logger: log,
       metrics,
+      page,
     },
   );
 
@@ -198,6 +208,7 @@ export async function startNodeProcess(
     if (stopping) return stopping;
     stopping = (async () => {
       clearInterval(metricsTimer);
+      pageView.stop();
       const steps: Array<[string, () => Promise<void>]> = [
         ['rpc', () => rpc.stop()],
         // The node before the TM: a block being applied may still be reading private payloads.
@@ -224,6 +235,7 @@ export async function startNodeProcess(
     await rpc.start();
     await privacy.startServer({ host: config.tm.host, port: config.tm.port, remoteClients: config.tm.remoteClients });
     await node.start();
+    pageView.start();
   } catch (err) {
     await stop(1);
     throw err;

@@ -75,6 +75,8 @@ export interface RpcServerDeps {
   readonly metrics: NodeMetrics;
   /** The method table; defaults to RPC_METHODS. Embedders may extend it. */
   readonly methods?: ReadonlyMap<string, RpcMethod>;
+  /** The cluster page (node/rpc/page.ts): answers its GET paths and returns true, false for others. */
+  readonly page?: { handle(req: http.IncomingMessage, res: http.ServerResponse): boolean; stop(): void };
 }
 
 /** The server's options from a node config (`rpc` endpoint and `limits.rpc*`). */
@@ -112,6 +114,7 @@ export class RpcServer {
   private readonly log: Logger;
   private readonly metrics: NodeMetrics;
   private readonly methods: ReadonlyMap<string, RpcMethod>;
+  private readonly page: RpcServerDeps['page'];
   private readonly server: http.Server;
   /** Abort controllers of calls in flight; stop() aborts them. Bounded by maxInFlightCalls. */
   private readonly inFlight = new Set<AbortController>();
@@ -128,6 +131,7 @@ export class RpcServer {
     this.log = deps.logger;
     this.metrics = deps.metrics;
     this.methods = deps.methods ?? RPC_METHODS;
+    this.page = deps.page;
     this.server = http.createServer({
       headersTimeout: this.options.headersTimeoutMs,
       requestTimeout: this.options.requestBodyTimeoutMs,
@@ -193,6 +197,7 @@ export class RpcServer {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.page?.stop(); // ends the page's event streams, which would otherwise hold the close open
     for (const c of this.inFlight) c.abort(new NodeError(NodeErrorCode.Unavailable, 'the node is stopping'));
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
@@ -335,6 +340,7 @@ export class RpcServer {
     const read = req.method === 'GET' || req.method === 'HEAD';
     if (read && path === '/health') return this.serveHealth(res);
     if (read && path === '/metrics') return this.serveMetrics(res);
+    if (read && this.page?.handle(req, res)) return;
     if (path !== '/')
       return sendJson(res, 404, {
         error: `no such path ${JSON.stringify(path.slice(0, 64))}: POST JSON-RPC to /, GET /health, GET /metrics`,
