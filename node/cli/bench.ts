@@ -3,9 +3,11 @@
 
 import { ExitCode, exitCodeOf, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
 import { runBench } from '../bench.js';
+import { setDefaultRpcCredentials, type RpcClientCredentials } from '../rpc/client.js';
+import { credentialFlags } from './status.js';
 
 export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--batch B]
-                     [--warmup N] [--private] [--timeline]
+                     [--warmup N] [--private] [--timeline] [--token T] [--ca-file F]
 
 Submits transactions to running nodes and prints throughput and latency percentiles
 (submit-to-accept and submit-to-commit).
@@ -21,6 +23,8 @@ Submits transactions to running nodes and prints throughput and latency percenti
   --private         send private transactions (privateFor the other nodes)
   --timeline        also print, per second of submission, how many were sent and
                     their commit latency p50/p99/max (shows stalls the totals hide)
+  --token T         bearer token for nodes that require one (default $QUORATE_RPC_TOKEN)
+  --ca-file F       CA certificate (PEM) of https:// nodes (default $QUORATE_RPC_CA_FILE)
 `;
 
 /** Upper bound on --concurrency: every submission in flight holds a socket and a timer. */
@@ -43,6 +47,8 @@ export interface BenchOptions {
   readonly warmup?: number;
   /** Print per-second submission counts and commit latencies. */
   readonly timeline?: boolean;
+  /** --token / --ca-file; undefined: the environment's. */
+  readonly credentials?: RpcClientCredentials;
 }
 
 /** Provided by node/bench.ts. Resolves with the exit code (a number) or nothing for 0. */
@@ -58,6 +64,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     batch: { type: 'string' },
     timeline: { type: 'boolean' },
     warmup: { type: 'string' },
+    token: { type: 'string' },
+    'ca-file': { type: 'string' },
   });
   if (help) return 'help';
   const urls = (stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/')
@@ -65,7 +73,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     .map((u) => u.trim())
     .filter((u) => u.length > 0);
   if (urls.length === 0) throw new UsageError('--rpc needs at least one URL', 'bench');
+  const credentials = credentialFlags(values);
   return {
+    ...(credentials ? { credentials } : {}),
     rpcUrls: urls.map((u) => urlFlag('bench', u, 'rpc')),
     txs: intFlag('bench', values, 'txs', 10_000, 1, MAX_BENCH_TXS),
     concurrency: intFlag('bench', values, 'concurrency', 64, 1, MAX_BENCH_CONCURRENCY),
@@ -83,5 +93,7 @@ export async function benchCommand(argv: readonly string[], io: CliIo): Promise<
     io.out(BENCH_HELP);
     return ExitCode.Ok;
   }
+  // node/bench.ts builds its own clients: they take these as their default credentials.
+  if (options.credentials) setDefaultRpcCredentials(options.credentials);
   return (await runBench(options)) === 0 ? ExitCode.Ok : ExitCode.Failure;
 }

@@ -41,6 +41,7 @@ import {
   type CliIo,
 } from './args.js';
 import { formatTable } from './table.js';
+import { credentialsNote, rpcCredentialsNeeded, writeRpcCredentials } from './init-credentials.js';
 
 export const INIT_HELP = `Usage: quorate init --nodes N --dir DIR [--host H | --hosts H1,..,HN]
                     [--rpc-port P] [--p2p-port P] [--tm-port P] [--force]
@@ -290,7 +291,8 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     const { peerId, minter, account, enclaveKey } = await createNodeKeys(nodeDir);
 
     const p2pAddr = multiaddrOf(host, ports.p2p);
-    const rpcUrl = `http://${urlHost(host)}:${ports.rpc}/`;
+    // Non-loopback hosts: TLS and tokens on JSON-RPC (node/cli/init-credentials.ts).
+    const rpcUrl = `${rpcCredentialsNeeded(o.hosts) ? 'https' : 'http'}://${urlHost(host)}:${ports.rpc}/`;
     const tmUrl = `http://${urlHost(host)}:${ports.tm}/`;
     alloc[account.address] = { balance: GENESIS_ACCOUNT_BALANCE };
     members.push({
@@ -339,12 +341,13 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     tmUrl: n.tmUrl,
     enclavePublicKeys: [n.enclaveKey],
   }));
+  const rpcCredentials = rpcCredentialsNeeded(o.hosts) ? await writeRpcCredentials(root, nodes) : undefined;
   for (const n of nodes) {
     const config = {
       nodeId: n.nodeId,
       raftId: n.raftId,
       dataDir: 'data',
-      rpc: { host: n.host, port: n.ports.rpc },
+      rpc: { host: n.host, port: n.ports.rpc, ...rpcCredentials?.rpcConfigFor(n.nodeId) },
       p2p: { host: n.host, port: n.ports.p2p },
       tm: { host: n.host, port: n.ports.tm },
       keys: NODE_KEY_FILES,
@@ -381,7 +384,8 @@ export function formatInitResult(r: InitResult): string {
     `Wrote ${r.genesisPath} and ${r.nodes.length} node folder(s) under ${r.dir}\n\n` +
     table +
     `\nStart a node:  quorate start --config ${join(r.dir, 'node-1', 'config.json')}\n` +
-    `Enclave passwords are in node-i/enclave.password (0600) for this local cluster; in production set ${ENCLAVE_PASSWORD_ENV} instead.\n`
+    `Enclave passwords are in node-i/enclave.password (0600) for this local cluster; in production set ${ENCLAVE_PASSWORD_ENV} instead.\n` +
+    (r.nodes[0]?.rpcUrl.startsWith('https:') ? credentialsNote(r.dir, r.nodes[0].rpcUrl) : '')
   );
 }
 
