@@ -102,8 +102,11 @@ export function assertSafeListener(host: string, s: RpcServerSecurity): void {
   if (s.authRequired && (s.tokens === undefined || s.tokens.size === 0))
     throw new RpcSecurityError(
       RpcSecurityErrorCode.AuthMissing,
-      `refusing to start: the JSON-RPC listener on ${host} requires bearer tokens but none are configured; ` +
-        'set rpc.auth.tokensFile',
+      isLoopbackHost(host)
+        ? `refusing to start: the JSON-RPC listener on ${host} requires bearer tokens but none are configured; ` +
+            'set rpc.auth.tokensFile'
+        : `refusing to start: the JSON-RPC listener binds ${host}, which is not a loopback address, so it requires ` +
+            'bearer tokens, and none are configured; set rpc.auth.tokensFile (quorate init --hosts writes one) or bind 127.0.0.1',
     );
 }
 
