@@ -17,7 +17,7 @@
 // the library only encodes X.509. It is loaded on first use, so other commands do not pay for it.
 
 import { webcrypto } from 'node:crypto';
-import { chmod, mkdir, open, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { generateToken, tokensFileJson, type RpcScope } from '../rpc/auth.js';
@@ -105,24 +105,36 @@ export interface Ca {
 export async function createCa(commonName: string): Promise<Ca> {
   const x509 = await loadX509();
   const now = Date.now();
-  const caKeys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
+  const caKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: `CN=${commonName}`,
     notBefore: new Date(now - 60_000),
     notAfter: new Date(now + CA_VALIDITY_DAYS * 86_400_000),
     signingAlgorithm: ALGORITHM,
-    keys: caKeys as CryptoKeyPair,
+    keys: caKeys,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey as CryptoKey),
     ],
   });
-  const caKeyPem = pemKey(await webcrypto.subtle.exportKey('pkcs8', caKeys.privateKey as CryptoKey));
+  return caFrom(x509, caCert, caKeys.privateKey);
+}
+
+/** The CA `init` wrote (credentials/ca.crt and ca.key), to issue more certificates (add-node). */
+export async function loadCa(certPem: string, keyPem: string): Promise<Ca> {
+  const x509 = await loadX509();
+  const der = Buffer.from(keyPem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  const key = await webcrypto.subtle.importKey('pkcs8', der, ALGORITHM, true, ['sign']);
+  return caFrom(x509, new x509.X509Certificate(certPem), key);
+}
+
+async function caFrom(x509: X509, caCert: InstanceType<X509['X509Certificate']>, caPrivateKey: CryptoKey): Promise<Ca> {
+  const now = Date.now();
   return {
     certPem: caCert.toString('pem') + '\n',
-    keyPem: caKeyPem,
+    keyPem: pemKey(await webcrypto.subtle.exportKey('pkcs8', caPrivateKey)),
     async issue({ commonName: cn, hosts = [], usage }) {
       const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
       const san = hosts.map((h) =>
@@ -138,7 +150,7 @@ export async function createCa(commonName: string): Promise<Ca> {
         notAfter: new Date(now + LEAF_VALIDITY_DAYS * 86_400_000),
         signingAlgorithm: ALGORITHM,
         publicKey: keys.publicKey as CryptoKey,
-        signingKey: caKeys.privateKey as CryptoKey,
+        signingKey: caPrivateKey,
         extensions: [
           new x509.BasicConstraintsExtension(false, undefined, true),
           new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
@@ -186,25 +198,58 @@ export async function writeRpcCredentials(
   await writeSecret(join(root, CREDENTIAL_FILES.clientKey), client.keyPem);
 
   const hashes = JSON.stringify(tokensFileJson(tokens), null, 2) + '\n';
-  for (const n of nodes) {
-    const nodeDir = join(root, n.nodeId);
-    await mkdir(join(nodeDir, 'tls'), { mode: 0o700 });
-    const leaf = await ca.issue({
-      commonName: n.nodeId,
-      hosts: [...new Set([n.host, 'localhost', '127.0.0.1'])],
-      usage: 'server',
-    });
-    await writeFile(join(nodeDir, CREDENTIAL_FILES.nodeCert), leaf.certPem, { flag: 'wx' });
-    await writeSecret(join(nodeDir, CREDENTIAL_FILES.nodeKey), leaf.keyPem);
-    await writeFile(join(nodeDir, CREDENTIAL_FILES.nodeCa), ca.certPem, { flag: 'wx' });
-    await writeSecret(join(nodeDir, CREDENTIAL_FILES.nodeTokens), hashes);
+  for (const n of nodes) await writeNodeCredentials(ca, join(root, n.nodeId), n, hashes);
+  return { rpcConfigFor: () => RPC_CONFIG_FIELDS };
+}
+
+/** What each node's config `rpc` object gets (paths relative to the node folder). */
+const RPC_CONFIG_FIELDS = {
+  tls: { certFile: CREDENTIAL_FILES.nodeCert, keyFile: CREDENTIAL_FILES.nodeKey },
+  auth: { tokensFile: CREDENTIAL_FILES.nodeTokens },
+} as const;
+
+async function writeNodeCredentials(
+  ca: Ca,
+  nodeDir: string,
+  n: { readonly nodeId: string; readonly host: string },
+  tokenHashesJson: string,
+): Promise<void> {
+  await mkdir(join(nodeDir, 'tls'), { mode: 0o700 });
+  const leaf = await ca.issue({
+    commonName: n.nodeId,
+    hosts: [...new Set([n.host, 'localhost', '127.0.0.1'])],
+    usage: 'server',
+  });
+  await writeFile(join(nodeDir, CREDENTIAL_FILES.nodeCert), leaf.certPem, { flag: 'wx' });
+  await writeSecret(join(nodeDir, CREDENTIAL_FILES.nodeKey), leaf.keyPem);
+  await writeFile(join(nodeDir, CREDENTIAL_FILES.nodeCa), ca.certPem, { flag: 'wx' });
+  await writeSecret(join(nodeDir, CREDENTIAL_FILES.nodeTokens), tokenHashesJson);
+}
+
+/**
+ * For `quorate add-node` in a cluster folder that has credentials/: issues the new node's
+ * certificate from the cluster CA and gives it the same token hashes as `fromNodeDir` (an existing
+ * node's folder). Returns the fields for its config's `rpc` object, or undefined when the folder
+ * has no credentials (an all-loopback cluster).
+ */
+export async function credentialsForNewNode(
+  clusterDir: string,
+  fromNodeDir: string,
+  nodeDir: string,
+  node: { readonly nodeId: string; readonly host: string },
+): Promise<Record<string, unknown> | undefined> {
+  let caCert: string;
+  let caKey: string;
+  try {
+    caCert = await readFile(join(clusterDir, CREDENTIAL_FILES.caCert), 'utf8');
+    caKey = await readFile(join(clusterDir, CREDENTIAL_FILES.caKey), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
-  return {
-    rpcConfigFor: () => ({
-      tls: { certFile: CREDENTIAL_FILES.nodeCert, keyFile: CREDENTIAL_FILES.nodeKey },
-      auth: { tokensFile: CREDENTIAL_FILES.nodeTokens },
-    }),
-  };
+  const hashes = await readFile(join(fromNodeDir, CREDENTIAL_FILES.nodeTokens), 'utf8');
+  await writeNodeCredentials(await loadCa(caCert, caKey), nodeDir, node, hashes);
+  return RPC_CONFIG_FIELDS;
 }
 
 /** What `init` prints about the credentials of cluster folder `dir`. */

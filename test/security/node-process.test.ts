@@ -14,6 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCluster } from '../../node/cli/init.js';
 import { CREDENTIAL_FILES, writeRpcCredentials } from '../../node/cli/init-credentials.js';
+import { X509Certificate } from 'node:crypto';
+import { loadConfig } from '../../node/config.js';
+import { addNode } from '../../node/join.js';
 import { HttpRpcClient, RpcCallError } from '../../node/rpc/client.js';
 import { RpcErrorCode } from '../../node/rpc/errors.js';
 import { stopChild } from '../../node/up.js';
@@ -161,6 +164,20 @@ describe('a real node with TLS and tokens', () => {
     const log = await readFile(logPath, 'utf8');
     expect(log).not.toContain(operatorToken);
     expect(log).not.toContain(readerToken);
+  });
+
+  it('add-node gives a new node a certificate from the cluster CA and the same token hashes', async () => {
+    const r = await addNode({ dir: cluster, rpcUrl: 'http://127.0.0.1:1/' });
+    expect(r.rpcUrl.startsWith('https://')).toBe(true);
+    const config = await loadConfig(r.configPath);
+    expect(config.rpcSecurity.auth.required).toBe(true);
+    const nodeDir = join(cluster, r.name);
+    expect(await readFile(join(nodeDir, CREDENTIAL_FILES.nodeTokens), 'utf8')).toBe(
+      await readFile(join(cluster, 'node-1', CREDENTIAL_FILES.nodeTokens), 'utf8'),
+    );
+    const cert = new X509Certificate(await readFile(join(nodeDir, CREDENTIAL_FILES.nodeCert)));
+    expect(cert.verify(new X509Certificate(caPem).publicKey)).toBe(true);
+    expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
   });
 
   it('refuses to start a node bound to a non-loopback address without tokens, naming the field', async () => {
