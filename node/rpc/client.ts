@@ -66,6 +66,11 @@ export function setDefaultRpcCredentials(credentials: RpcClientCredentials | und
   processDefaultCredentials = credentials;
 }
 
+/** What a client built now without credentials uses: the process default, else the environment's. */
+export function defaultRpcCredentials(): RpcClientCredentials {
+  return processDefaultCredentials ?? credentialsFromEnv();
+}
+
 export interface RpcCallOptions {
   readonly signal?: AbortSignal;
 }
@@ -166,7 +171,7 @@ export class HttpRpcClient implements RpcClient {
   ) {
     this.timeoutMs = options.timeoutMs ?? HTTP_RPC_CLIENT_DEFAULTS.timeoutMs;
     this.maxResponseBytes = options.maxResponseBytes ?? HTTP_RPC_CLIENT_DEFAULTS.maxResponseBytes;
-    const c = options.credentials ?? processDefaultCredentials ?? credentialsFromEnv();
+    const c = options.credentials ?? defaultRpcCredentials();
     this.headers = { 'content-type': 'application/json' };
     if (c.token) this.headers.authorization = `Bearer ${c.token}`;
     this.agent =

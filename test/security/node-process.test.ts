@@ -160,6 +160,16 @@ describe('a real node with TLS and tokens', () => {
     expect(denied.stderr).toContain(String(RpcErrorCode.Unauthenticated));
   });
 
+  it('quorate bench submits over TLS with --token and --ca-file', async () => {
+    const caFile = join(cluster, CREDENTIAL_FILES.caCert);
+    const args = ['bench', '--rpc', rpcUrl, '--txs', '40', '--warmup', '0', '--concurrency', '4'];
+    const ok = await cli([...args, '--token', readerToken, '--ca-file', caFile]);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/committed/i);
+    const denied = await cli([...args, '--ca-file', caFile]);
+    expect(denied.code).not.toBe(0);
+  }, 60_000);
+
   it('never writes a token to the node log', async () => {
     const log = await readFile(logPath, 'utf8');
     expect(log).not.toContain(operatorToken);
