@@ -537,6 +537,9 @@ export class RpcServer {
     this.count('(refused)', r.code);
     this.log.debug({ status: r.status, code: r.code, message: r.message }, 'rpc request refused');
     for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
+    // A refused request's body may be unread (refused before reading): closing the connection
+    // means node:http does not go on reading, and discarding, whatever the caller keeps sending.
+    res.setHeader('connection', 'close');
     sendJson(res, r.status, errorResponse(id, r.code, r.message, r.data));
   }
 

@@ -276,6 +276,8 @@ describe('JSON-RPC over plain HTTP with tokens required: the hostile-client matr
       expect(a.body.error?.code).toBe(c.code);
       expect(typeof a.body.error?.message).toBe('string');
       if (c.status === 401) expect(a.headers['www-authenticate']).toMatch(/^Bearer realm="quorate"/);
+      // The connection closes after a refusal, so an unread body is not read on.
+      expect(a.headers.connection).toBe('close');
       // No method ran.
       expect(await methodCalls(plain)).toBe(before);
     });
