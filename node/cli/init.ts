@@ -59,6 +59,9 @@ account.key, enclave.key, enclave.password), then prints the nodes and their URL
   --tm-port P      transaction manager port (default 9001)
   --force          replace an existing cluster folder DIR
 
+When a host is not a loopback address, JSON-RPC gets TLS and bearer tokens: DIR/credentials/
+(cluster CA, tokens; keep it off the nodes) and node-i/tls/, node-i/rpc-tokens.json (hashes).
+
 The enclave passwords of this local cluster are kept in node-i/enclave.password (mode 0600).
 In production remove keys.enclave.passwordFile from config.json and set ${ENCLAVE_PASSWORD_ENV}.
 `;
