@@ -82,7 +82,7 @@ export function credentialFlags(values: Record<string, unknown>): RpcClientCrede
   try {
     return credentialsFromFiles({ ...(token ? { token } : {}), ...(caFile ? { caFile } : {}) });
   } catch (err) {
-    throw new CommandError(`cannot read --ca-file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new CommandError((err as Error).message, { cause: err });
   }
 }
 

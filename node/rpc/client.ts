@@ -41,11 +41,20 @@ export function credentialsFromFiles(o: {
   certFile?: string;
   keyFile?: string;
 }): RpcClientCredentials {
+  const read = (path: string, what: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`cannot read the ${what} ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, {
+        cause: err,
+      });
+    }
+  };
   return {
     ...(o.token ? { token: o.token } : {}),
-    ...(o.caFile ? { caPem: readFileSync(o.caFile) } : {}),
-    ...(o.certFile ? { certPem: readFileSync(o.certFile) } : {}),
-    ...(o.keyFile ? { keyPem: readFileSync(o.keyFile) } : {}),
+    ...(o.caFile ? { caPem: read(o.caFile, 'CA certificate') } : {}),
+    ...(o.certFile ? { certPem: read(o.certFile, 'client certificate') } : {}),
+    ...(o.keyFile ? { keyPem: read(o.keyFile, 'client key') } : {}),
   };
 }
 
