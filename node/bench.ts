@@ -6,9 +6,10 @@
 // (block hashes chain their parents, so one equal hash means equal chains below it).
 
 import http from 'node:http';
+import https from 'node:https';
 import { generateAccountKey, signTransaction, type AccountKey, type Transaction } from './chain/index.js';
 import type { BenchOptions } from './cli/bench.js';
-import { HttpRpcClient } from './rpc/client.js';
+import { HttpRpcClient, defaultRpcCredentials } from './rpc/client.js';
 
 /** How often the committed chain is polled for new blocks. */
 const COMMIT_POLL_MS = 10;
@@ -328,6 +329,16 @@ function benchTx(chainId: number, key: AccountKey, w: number, nonce: number): Tr
 
 /** One keep-alive agent for the submitters: node:http costs the client far less CPU per request than fetch. */
 const submitAgent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
+/** For https:// nodes and nodes that want a token: built on first use, from --token/--ca-file or the environment. */
+let secureSubmit: { agent: https.Agent; headers: Record<string, string> } | undefined;
+function submitCredentials(): { agent: https.Agent; headers: Record<string, string> } {
+  const c = defaultRpcCredentials();
+  secureSubmit ??= {
+    agent: new https.Agent({ keepAlive: true, maxSockets: 4096, ...(c.caPem ? { ca: c.caPem } : {}) }),
+    headers: c.token ? { authorization: `Bearer ${c.token}` } : {},
+  };
+  return secureSubmit;
+}
 
 /** POSTs a JSON-RPC batch with node:http; answers in request order (an item is { result } or { error }). */
 function postBatch(
@@ -336,12 +347,14 @@ function postBatch(
 ): Promise<Array<{ result?: unknown; error?: { message: string } }>> {
   const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
   return new Promise((resolve, reject) => {
-    const req = http.request(
+    const secure = submitCredentials();
+    const tls = url.startsWith('https:');
+    const req = (tls ? https : http).request(
       url,
       {
         method: 'POST',
-        agent: submitAgent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        agent: tls ? secure.agent : submitAgent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...secure.headers },
         timeout: 30_000,
       },
       (res) => {

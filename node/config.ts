@@ -35,6 +35,7 @@ import { parseTmRemoteClients, type TmRemoteClientsConfig } from '../txmanager/c
 import { DEFAULT_STORE_MAX_BYTES } from '../txmanager/payload-store.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
 import type { MemberInfo } from './membership.js';
+import * as rpcSec from './rpc/security-config.js';
 
 export const ENCLAVE_PASSWORD_ENV = 'QUORATE_ENCLAVE_PASSWORD';
 
@@ -191,6 +192,10 @@ export interface NodeConfig {
    * (a NAT, a port-forward, or the Jepsen harness's fault-injecting proxy). Optional.
    */
   readonly p2pAddressOverrides: Readonly<Record<string, string>>;
+  /** rpc.vhosts, rpc.corsOrigins, rpc.tls, rpc.auth, rpc.metrics (node/rpc/security-config.ts owns them). */
+  readonly rpcSecurity: rpcSec.RpcSecurityConfig;
+  /** p2p.allowedCidrs: inbound p2p connections from other addresses are refused before Noise. */
+  readonly p2pAllowedCidrs?: readonly string[];
 }
 
 /** A genesis member: exactly a member of the replicated membership (node/membership.ts). */
@@ -439,8 +444,8 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
   // 0: a node prepared with `quorate add-node` that is not a member yet; the cluster assigns its
   // id when raft_addPeer/raft_addLearner commits, and the node keeps it in its Raft log.
   const raftId = f.int(o.raftId, 'raftId', 0, Number.MAX_SAFE_INTEGER);
-  const endpoint = (v: unknown, name: string, extra: string[] = []): Endpoint => {
-    const e = f.object(v, name, ['host', 'port', ...extra]);
+  const endpoint = (v: unknown, name: string, more: readonly string[] = []): Endpoint => {
+    const e = f.object(v, name, ['host', 'port', ...more]);
     return {
       host: e.host === undefined ? '127.0.0.1' : f.host(e.host, `${name}.host`),
       port: f.port(e.port, `${name}.port`),
@@ -479,8 +484,15 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
   if (!isLogLevel(logLevelRaw)) f.fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')}, got ${kind(logLevelRaw)}`);
   const logLevel: LogLevel = logLevelRaw;
 
-  const rpc = endpoint(o.rpc, 'rpc');
-  const p2p = endpoint(o.p2p, 'p2p');
+  const rpc = endpoint(o.rpc, 'rpc', rpcSec.RPC_SECURITY_FIELDS);
+  const p2p = endpoint(o.p2p, 'p2p', ['allowedCidrs']);
+  const fail = (field: string, message: string): never => f.fail(field, message);
+  const rpcSecurity = rpcSec.parseRpcSecurityConfig(o.rpc as Record<string, unknown>, {
+    host: rpc.host,
+    fail,
+    path: (v, field) => f.path(v, field),
+  });
+  const p2pAllowedCidrs = rpcSec.parseAllowedCidrs((o.p2p as Record<string, unknown>).allowedCidrs, fail);
   const tm: Endpoint & { remoteClients?: TmRemoteClientsConfig } = endpoint(o.tm, 'tm', ['remoteClients']);
   const tmRemote = (o.tm as Record<string, unknown> | undefined)?.remoteClients;
   if (tmRemote !== undefined) tm.remoteClients = parseTmRemoteClients(tmRemote, dirname(configPath));
@@ -514,6 +526,8 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
     deliveryMode,
     logLevel,
     p2pAddressOverrides: parseOverrides(f, o.p2pAddressOverrides),
+    rpcSecurity,
+    ...(p2pAllowedCidrs ? { p2pAllowedCidrs } : {}),
   };
 }
 

@@ -10,6 +10,7 @@ import { createNodeKeys, nodeKeysConfig } from './cli/init.js';
 import type { KeyProtection } from './keys.js';
 import { parseConfig } from './config.js';
 import { HttpRpcClient } from './rpc/client.js';
+import { credentialsForNewNode } from './cli/init-credentials.js';
 
 export interface AddNodeOptions {
   /** The cluster folder written by `quorate init`. */
@@ -91,13 +92,18 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
   const nodeDir = join(options.dir, name);
   await mkdir(nodeDir);
   const { peerId } = await createNodeKeys(nodeDir, { protection: options.keyProtection, password: options.password });
+  // A cluster made with credentials (init --hosts): a certificate from its CA, the same token hashes.
+  const rpcSecurity = await credentialsForNewNode(options.dir, join(options.dir, 'node-1'), nodeDir, {
+    nodeId: name,
+    host,
+  });
 
   const config = {
     nodeId: name,
     // Not a genesis member: the cluster assigns the id when raft_addPeer/raft_addLearner commits.
     raftId: 0,
     dataDir: 'data',
-    rpc: { host, port: ports.rpc },
+    rpc: { host, port: ports.rpc, ...rpcSecurity },
     p2p: { host, port: ports.p2p },
     tm: { host: '127.0.0.1', port: ports.tm }, // the TM client API serves local clients only
     keys: nodeKeysConfig(options.password === undefined),
@@ -116,7 +122,7 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
     name,
     configPath,
     p2pAddress: `/ip4/${host}/tcp/${ports.p2p}/p2p/${peerId}`,
-    rpcUrl: `http://${host}:${ports.rpc}/`,
+    rpcUrl: `${rpcSecurity ? 'https' : 'http'}://${host}:${ports.rpc}/`,
     tmUrl: `http://127.0.0.1:${ports.tm}/`, // the TM client API is on the node's own loopback
   };
 }

@@ -28,7 +28,7 @@ import { NodePrivacy } from './privacy.js';
 import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership } from './node.js';
 import { openOrInit } from './raftlog/level-storage.js';
 import type { NodeRpcBackend } from './rpc/backend.js';
-import { RpcServer } from './rpc/server.js';
+import { RpcServer, securedRpcServerOptions } from './rpc/server.js';
 import { ClusterPage, loadPageAssets } from './rpc/page.js';
 import { ClusterView } from './page/cluster-view.js';
 import { pageSourceFromNode } from './page/node-source.js';
@@ -94,6 +94,7 @@ export async function startNodeProcess(
     privateKey: identity.privateKey,
     listenAddrs: [`/ip4/${config.p2p.host}/tcp/${config.p2p.port}`],
     limits: { maxMessageBytes: P2P_MAX_MESSAGE_BYTES, maxQueuedBytesPerPeer: 2 * P2P_MAX_MESSAGE_BYTES },
+    ...(config.p2pAllowedCidrs ? { allowedCidrs: config.p2pAllowedCidrs } : {}),
   });
 
   // The transaction manager and enclave, over the same libp2p transport ("tm/push", "tm/resend").
@@ -127,7 +128,7 @@ export async function startNodeProcess(
       ...DEFAULT_NODE_OPTIONS,
       raftId,
       name: config.nodeId,
-      rpcUrl: `http://${config.rpc.host}:${config.rpc.port}`,
+      rpcUrl: `${config.rpcSecurity.tls ? 'https' : 'http'}://${config.rpc.host}:${config.rpc.port}`,
       tmUrl: `http://${config.tm.host}:${config.tm.port}`,
       tickMs: config.raft.tickMs,
       electionTicks: config.raft.electionTicks,
@@ -178,15 +179,8 @@ export async function startNodeProcess(
   const pageView = new ClusterView({}, { source: pageSourceFromNode(node, metrics, clock), clock, logger: log });
   const page = new ClusterPage({}, { view: pageView, assets: pageAssets, logger: log });
   const rpc = new RpcServer(
-    {
-      host: config.rpc.host,
-      port: config.rpc.port,
-      maxBodyBytes: config.limits.rpcMaxBodyBytes,
-      maxBatchLength: config.limits.rpcMaxBatchLength,
-      requestTimeoutMs: config.limits.rpcRequestTimeoutMs,
-      maxInFlightCalls: config.limits.rpcMaxInFlightCalls,
-      maxConnections: config.limits.rpcMaxConnections,
-    },
+    // Reads the TLS files and the tokens file; refuses a non-loopback listener without tokens.
+    await securedRpcServerOptions(config),
     {
       backend: options.wrapBackend ? options.wrapBackend(new NodeBackend(node)) : new NodeBackend(node),
       logger: log,
@@ -243,14 +237,19 @@ export async function startNodeProcess(
   log.info(
     {
       raftId: raftId || null,
-      rpc: `http://${config.rpc.host}:${config.rpc.port}`,
+      rpc: `${config.rpcSecurity.tls ? 'https' : 'http'}://${config.rpc.host}:${config.rpc.port}`,
       p2p: transport.listenAddrs(),
       peerId: transport.localPeerId,
       joining: raftId === 0,
     },
     'node started',
   );
-  return { node, rpcUrl: `http://${config.rpc.host}:${config.rpc.port}`, stop: () => stop(0), done };
+  return {
+    node,
+    rpcUrl: `${config.rpcSecurity.tls ? 'https' : 'http'}://${config.rpc.host}:${config.rpc.port}`,
+    stop: () => stop(0),
+    done,
+  };
 }
 
 function refreshMetrics(node: QuorateNode, metrics: NodeMetrics): void {

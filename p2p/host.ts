@@ -16,13 +16,10 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { assert } from './errors.js';
 import { defaultP2pLogger, type P2pLogger } from './logger.js';
+import { CidrGate, RefusalLog } from './access.js';
 
-/**
- * How many refused peer ids are remembered so each is logged once. A flood of strangers (each
- * with a fresh key) must not grow memory: past this count the oldest is forgotten, and would be
- * logged again if it came back.
- */
-export const MAX_REFUSED_PEERS_REMEMBERED = 1024;
+// Refusal logging (rate-limited) and the optional CIDR gate live in ./access.ts.
+export { MAX_REFUSED_PEERS_REMEMBERED } from './access.js';
 
 export interface HostOptions {
   readonly privateKey: PrivateKey;
@@ -36,6 +33,8 @@ export interface HostOptions {
    * in a window where our protocols are not yet served (it would see UnsupportedProtocolError).
    */
   readonly streamHandlers?: ReadonlyArray<{ protocol: string; handler: StreamHandler; options?: StreamHandlerOptions }>;
+  /** `p2p.allowedCidrs`: inbound sockets from other addresses are closed before the Noise handshake. */
+  readonly allowedCidrs?: readonly string[];
 }
 
 export interface P2pHost {
@@ -56,43 +55,18 @@ export interface P2pHost {
   stop(): Promise<void>;
 }
 
-/** Remembers which refused peers were already logged, so a peer that retries every second logs once. */
-class RefusalLog {
-  private readonly logged = new Map<string, true>(); // insertion order = age, for eviction
-  refusedCount = 0;
-  constructor(
-    private readonly logger: P2pLogger,
-    private readonly maxRemembered: number,
-  ) {}
-
-  refused(peerId: string, direction: 'inbound' | 'outbound' | 'dial'): void {
-    this.refusedCount++;
-    if (this.logged.has(peerId)) return;
-    if (this.logged.size >= this.maxRemembered) {
-      const oldest = this.logged.keys().next().value as string;
-      this.logged.delete(oldest);
-    }
-    this.logged.set(peerId, true);
-    this.logger.warn({ peerId, direction }, 'refused a peer that is not in the membership (logged once per peer)');
-  }
-
-  /** A peer that becomes allowed, then is removed again, deserves a fresh log line. */
-  forget(peerId: string): void {
-    this.logged.delete(peerId);
-  }
-}
-
 export async function createHost(options: HostOptions): Promise<P2pHost> {
   assert(options.listenAddrs.length > 0, 'createHost: at least one listen address is required');
   const logger = options.logger ?? defaultP2pLogger();
   let allowed = new Set<string>(options.allowedPeers);
   for (const id of allowed) peerIdFromString(id); // throws on a malformed id: a programmer/config error
-  const refusals = new RefusalLog(logger, MAX_REFUSED_PEERS_REMEMBERED);
+  const refusals = new RefusalLog(logger);
+  const cidrs = options.allowedCidrs ? new CidrGate(options.allowedCidrs) : undefined;
 
   const deny = (peerId: PeerId, direction: 'inbound' | 'outbound' | 'dial'): boolean => {
     const id = peerId.toString();
     if (allowed.has(id)) return false;
-    refusals.refused(id, direction);
+    refusals.refused(id, { peerId: id, direction }, 'refused a peer that is not in the membership');
     return true;
   };
 
@@ -100,6 +74,13 @@ export async function createHost(options: HostOptions): Promise<P2pHost> {
   // proven). denyDialPeer alone is not enough: it only sees dials whose address carries
   // /p2p/<id> (STACK.md gotcha 3), so the outbound-encrypted hook covers bare addresses.
   const connectionGater: ConnectionGater = {
+    denyInboundConnection: (maConn) => {
+      if (cidrs === undefined) return false;
+      const ip = CidrGate.ipOf(maConn.remoteAddr);
+      if (ip !== undefined && cidrs.allows(ip)) return false;
+      refusals.refused(ip ?? 'unknown', { remote: ip ?? null }, 'refused a connection from outside p2p.allowedCidrs');
+      return true;
+    },
     denyDialPeer: (peerId) => deny(peerId, 'dial'),
     denyInboundEncryptedConnection: (peerId) => deny(peerId, 'inbound'),
     denyOutboundEncryptedConnection: (peerId) => deny(peerId, 'outbound'),

@@ -72,6 +72,8 @@ export interface Libp2pTransportOptions {
   readonly logger?: P2pLogger;
   /** Jitter source for reconnection delays. */
   readonly random?: () => number;
+  /** `p2p.allowedCidrs`: inbound connections from elsewhere are refused before the Noise handshake. */
+  readonly allowedCidrs?: readonly string[];
 }
 
 interface QueuedFrame {
@@ -146,6 +148,7 @@ export class Libp2pTransport implements PeerTransport {
         listenAddrs: this.options.listenAddrs,
         allowedPeers: this.peers.keys(),
         logger: this.logger,
+        ...(this.options.allowedCidrs ? { allowedCidrs: this.options.allowedCidrs } : {}),
         streamHandlers: [
           {
             protocol: CHANNEL_PROTOCOL,

@@ -3,9 +3,11 @@
 
 import { ExitCode, exitCodeOf, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
 import { runBench, runOfferedBench } from '../bench.js';
+import { setDefaultRpcCredentials, type RpcClientCredentials } from '../rpc/client.js';
+import { credentialFlags } from './status.js';
 
 export const BENCH_HELP = `Usage: quorate bench [--rpc URLS] [--txs N] [--concurrency C] [--rate R] [--batch B]
-                     [--warmup N] [--private] [--timeline]
+                     [--warmup N] [--private] [--timeline] [--token T] [--ca-file F]
        quorate bench --offered R [--seconds S] [--batch B] [--node-signed] [--rpc URLS]
 
 Submits transactions to running nodes and prints throughput and latency percentiles
@@ -22,6 +24,8 @@ Submits transactions to running nodes and prints throughput and latency percenti
   --private         send private transactions (privateFor the other nodes)
   --timeline        also print, per second of submission, how many were sent and
                     their commit latency p50/p99/max (shows stalls the totals hide)
+  --token T         bearer token for nodes that require one (default $QUORATE_RPC_TOKEN)
+  --ca-file F       CA certificate (PEM) of https:// nodes (default $QUORATE_RPC_CA_FILE)
 
 Overload mode (open loop):
   --offered R       send R transactions per second on schedule, whatever the answers,
@@ -65,6 +69,8 @@ export interface BenchOptions {
   readonly nodeSigned?: boolean;
   /** --offered: a request unanswered after this long counts as timed out. */
   readonly timeoutMs?: number;
+  /** --token / --ca-file; undefined: the environment's. */
+  readonly credentials?: RpcClientCredentials;
 }
 
 /** Upper bound on --seconds of --offered (every offered transaction is built before the clock). */
@@ -91,6 +97,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     seconds: { type: 'string' },
     'node-signed': { type: 'boolean' },
     'timeout-ms': { type: 'string' },
+    token: { type: 'string' },
+    'ca-file': { type: 'string' },
   });
   if (help) return 'help';
   const urls = (stringFlag(values, 'rpc') ?? 'http://127.0.0.1:8545/')
@@ -98,7 +106,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     .map((u) => u.trim())
     .filter((u) => u.length > 0);
   if (urls.length === 0) throw new UsageError('--rpc needs at least one URL', 'bench');
+  const credentials = credentialFlags(values);
   return {
+    ...(credentials ? { credentials } : {}),
     rpcUrls: urls.map((u) => urlFlag('bench', u, 'rpc')),
     txs: intFlag('bench', values, 'txs', 10_000, 1, MAX_BENCH_TXS),
     concurrency: intFlag('bench', values, 'concurrency', 64, 1, MAX_BENCH_CONCURRENCY),
@@ -140,6 +150,8 @@ export async function benchCommand(argv: readonly string[], io: CliIo): Promise<
     io.out(BENCH_HELP);
     return ExitCode.Ok;
   }
+  // node/bench.ts builds its own clients: they take these as their default credentials.
+  if (options.credentials) setDefaultRpcCredentials(options.credentials);
   const code =
     options.offered !== undefined && options.offered > 0
       ? await runOfferedBench({

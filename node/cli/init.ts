@@ -41,6 +41,7 @@ import {
   type CliIo,
 } from './args.js';
 import { formatTable } from './table.js';
+import { credentialsNote, rpcCredentialsNeeded, writeRpcCredentials } from './init-credentials.js';
 
 export const INIT_HELP = `Usage: quorate init --nodes N --dir DIR [--host H | --hosts H1,..,HN [--password-file F]]
                     [--rpc-port P] [--p2p-port P] [--tm-port P] [--kdf dev|production] [--force]
@@ -66,6 +67,9 @@ prints the nodes and their URLs. Folders are 0700, files 0600.
 Without --hosts (a local dev cluster) every node gets a random password in node-i/node.password
 (0600), so it starts without a step. With --hosts no password is written: start each node with
 ${KEY_PASSWORD_ENV} set (from a secret store), or keys.passwordFile in its config.json.
+
+When a host is not a loopback address, JSON-RPC gets TLS and bearer tokens: DIR/credentials/
+(cluster CA, tokens; keep it off the nodes) and node-i/tls/, node-i/rpc-tokens.json (hashes).
 `;
 
 export const INIT_DEFAULTS = { host: '127.0.0.1', rpcPort: 8545, p2pPort: 30303, tmPort: 9001, chainId: 1337 } as const;
@@ -360,7 +364,8 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     });
 
     const p2pAddr = multiaddrOf(host, ports.p2p);
-    const rpcUrl = `http://${urlHost(host)}:${ports.rpc}/`;
+    // Non-loopback hosts: TLS and tokens on JSON-RPC (node/cli/init-credentials.ts).
+    const rpcUrl = `${rpcCredentialsNeeded(o.hosts) ? 'https' : 'http'}://${urlHost(host)}:${ports.rpc}/`;
     // The TM client API is on the node's own loopback (local clients only); see the file comment.
     const tmUrl = `http://127.0.0.1:${ports.tm}/`;
     alloc[account.address] = { balance: GENESIS_ACCOUNT_BALANCE };
@@ -410,12 +415,13 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     tmUrl: n.tmUrl,
     enclavePublicKeys: [n.enclaveKey],
   }));
+  const rpcCredentials = rpcCredentialsNeeded(o.hosts) ? await writeRpcCredentials(root, nodes) : undefined;
   for (const n of nodes) {
     const config = {
       nodeId: n.nodeId,
       raftId: n.raftId,
       dataDir: 'data',
-      rpc: { host: n.host, port: n.ports.rpc },
+      rpc: { host: n.host, port: n.ports.rpc, ...rpcCredentials?.rpcConfigFor(n.nodeId) },
       p2p: { host: n.host, port: n.ports.p2p },
       tm: { host: '127.0.0.1', port: n.ports.tm },
       keys: nodeKeysConfig(o.password === undefined),
@@ -452,7 +458,8 @@ export function formatInitResult(r: InitResult, options: Pick<InitOptions, 'pass
     `Wrote ${r.genesisPath} and ${r.nodes.length} node folder(s) under ${r.dir}\n\n` +
     table +
     `\nStart a node:  quorate start --config ${join(r.dir, 'node-1', 'config.json')}\n` +
-    keysNote(options)
+    keysNote(options) +
+    (r.nodes[0]?.rpcUrl.startsWith('https:') ? credentialsNote(r.dir, r.nodes[0].rpcUrl) : '')
   );
 }
 

@@ -8,8 +8,77 @@
 //  - RpcTransportError Unreachable/HttpStatus/BadResponse: no usable answer; the call may or
 //    may not have happened at the node;
 //  - RpcTransportError Timeout: no answer in time; the outcome is unknown.
+//
+// Credentials (a node whose listener requires them, node/rpc/security.ts): a bearer token and,
+// for an https:// URL signed by the cluster's own CA, that CA's certificate (and optionally a
+// client certificate). Given per client, or process-wide with setDefaultRpcCredentials(), or from
+// the environment: QUORATE_RPC_TOKEN and QUORATE_RPC_CA_FILE (read when a client is built).
+// Plain connections use Node's global fetch; a client with TLS material uses undici's fetch with
+// its own Agent, the documented way to give fetch a CA or a client certificate.
 
+import { readFileSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import type { RpcReply, RpcResponse } from './server.js';
+
+/** The environment variables clients read their credentials from when given none. */
+export const RPC_TOKEN_ENV = 'QUORATE_RPC_TOKEN';
+export const RPC_CA_FILE_ENV = 'QUORATE_RPC_CA_FILE';
+
+export interface RpcClientCredentials {
+  /** Sent as `Authorization: Bearer <token>`. */
+  readonly token?: string;
+  /** PEM of the CA that signed the node's certificate (when not a public CA). */
+  readonly caPem?: string | Buffer;
+  /** A client certificate and its key (PEM), for a listener with rpc.tls.clientCaFile. */
+  readonly certPem?: string | Buffer;
+  readonly keyPem?: string | Buffer;
+}
+
+/** Credentials from files (the CLI's --token / --ca-file / --cert-file / --key-file). */
+export function credentialsFromFiles(o: {
+  token?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}): RpcClientCredentials {
+  const read = (path: string, what: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`cannot read the ${what} ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, {
+        cause: err,
+      });
+    }
+  };
+  return {
+    ...(o.token ? { token: o.token } : {}),
+    ...(o.caFile ? { caPem: read(o.caFile, 'CA certificate') } : {}),
+    ...(o.certFile ? { certPem: read(o.certFile, 'client certificate') } : {}),
+    ...(o.keyFile ? { keyPem: read(o.keyFile, 'client key') } : {}),
+  };
+}
+
+/** QUORATE_RPC_TOKEN and QUORATE_RPC_CA_FILE, when set. */
+export function credentialsFromEnv(env: NodeJS.ProcessEnv = process.env): RpcClientCredentials {
+  const token = env[RPC_TOKEN_ENV];
+  const caFile = env[RPC_CA_FILE_ENV];
+  return credentialsFromFiles({
+    ...(token ? { token } : {}),
+    ...(caFile ? { caFile } : {}),
+  });
+}
+
+let processDefaultCredentials: RpcClientCredentials | undefined;
+
+/** Credentials for every HttpRpcClient built later without its own (the CLI sets them from its flags). */
+export function setDefaultRpcCredentials(credentials: RpcClientCredentials | undefined): void {
+  processDefaultCredentials = credentials;
+}
+
+/** What a client built now without credentials uses: the process default, else the environment's. */
+export function defaultRpcCredentials(): RpcClientCredentials {
+  return processDefaultCredentials ?? credentialsFromEnv();
+}
 
 export interface RpcCallOptions {
   readonly signal?: AbortSignal;
@@ -90,32 +159,60 @@ export const HTTP_RPC_CLIENT_DEFAULTS = {
   maxResponseBytes: 64 * 1024 * 1024,
 } as const;
 
+/** The part of a fetch Response this client reads (global fetch's and undici's alike). */
+interface FetchResponse {
+  readonly status: number;
+  readonly headers: { get(name: string): string | null };
+  readonly body: { cancel(): Promise<void> } | null;
+}
+
 export class HttpRpcClient implements RpcClient {
   private nextId = 1;
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
+  private readonly headers: Record<string, string>;
+  /** Set when the client has TLS material: undici's Agent carrying the CA / client certificate. */
+  private readonly agent: Agent | undefined;
 
   constructor(
     readonly url: string,
-    options: { timeoutMs?: number; maxResponseBytes?: number } = {},
+    options: { timeoutMs?: number; maxResponseBytes?: number; credentials?: RpcClientCredentials } = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? HTTP_RPC_CLIENT_DEFAULTS.timeoutMs;
     this.maxResponseBytes = options.maxResponseBytes ?? HTTP_RPC_CLIENT_DEFAULTS.maxResponseBytes;
+    const c = options.credentials ?? defaultRpcCredentials();
+    this.headers = { 'content-type': 'application/json' };
+    if (c.token) this.headers.authorization = `Bearer ${c.token}`;
+    this.agent =
+      c.caPem || c.certPem
+        ? new Agent({
+            connect: {
+              ...(c.caPem ? { ca: c.caPem } : {}),
+              ...(c.certPem ? { cert: c.certPem } : {}),
+              ...(c.keyPem ? { key: c.keyPem } : {}),
+            },
+          })
+        : undefined;
+  }
+
+  /** Closes the TLS agent's sockets (nothing to do for a plain client). */
+  async close(): Promise<void> {
+    await this.agent?.close();
+  }
+
+  private post(body: string, signal: AbortSignal): Promise<FetchResponse> {
+    const init = { method: 'POST', headers: this.headers, body, signal };
+    return this.agent ? undiciFetch(this.url, { ...init, dispatcher: this.agent }) : fetch(this.url, init);
   }
 
   async call<T = unknown>(method: string, params: readonly unknown[] = [], options: RpcCallOptions = {}): Promise<T> {
     const id = this.nextId++;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    let res: Response;
+    let res: FetchResponse;
     let text: string;
     try {
-      res = await fetch(this.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id, method, params }),
-        signal,
-      });
+      res = await this.post(JSON.stringify({ jsonrpc: '2.0', id, method, params }), signal);
       text = await readLimited(res, this.maxResponseBytes, this.url);
     } catch (err) {
       if (err instanceof RpcTransportError) throw err;
@@ -153,7 +250,7 @@ export class HttpRpcClient implements RpcClient {
   }
 }
 
-async function readLimited(res: Response, maxBytes: number, url: string): Promise<string> {
+async function readLimited(res: FetchResponse, maxBytes: number, url: string): Promise<string> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body?.cancel();

@@ -20,6 +20,11 @@
 // | -32010 | Unavailable                  | The node is starting, stopping or overloaded. Retry, or use another.    |
 // | -32011 | LimitExceeded                | Body too large (HTTP 413) or batch too long; `data.limit` says which.   |
 // | -32012 | ReadNotConfirmed             | A linearizable read lost its leader before it was confirmed. Retry.     |
+// | -32013 | Unauthenticated              | HTTP 401: no bearer token, or not a valid one. Send `Authorization`.    |
+// | -32014 | ScopeMissing                 | HTTP 403: the token lacks a scope a method needs; `data.missing` lists. |
+// | -32015 | HostNotAllowed               | HTTP 403: the Host header is not in rpc.vhosts (DNS rebinding guard).   |
+// | -32016 | OriginNotAllowed             | HTTP 403: the browser Origin is not in rpc.corsOrigins.                 |
+// | -32017 | UnsupportedContentType       | HTTP 415: the body must be sent as Content-Type: application/json.      |
 
 import { NodeError, NodeErrorCode } from '../errors.js';
 
@@ -42,6 +47,11 @@ export enum RpcErrorCode {
   Unavailable = -32010,
   LimitExceeded = -32011,
   ReadNotConfirmed = -32012,
+  Unauthenticated = -32013,
+  ScopeMissing = -32014,
+  HostNotAllowed = -32015,
+  OriginNotAllowed = -32016,
+  UnsupportedContentType = -32017,
 }
 
 /**

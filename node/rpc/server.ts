@@ -14,8 +14,14 @@
 //    catches everything, and a bug in a method is answered -32603 and logged at error.
 // A connection that opens and closes without a request (a load balancer's TCP probe) is logged
 // at debug only.
+//
+// Security (node/rpc/security.ts says the order and the codes): Host and Origin checks, JSON
+// Content-Type only, bearer tokens with scopes when the listener requires them, optional TLS with
+// optional client certificates. A listener on a non-loopback address without tokens refuses to
+// start. In-process callers of handle() are trusted: they are the embedding program itself.
 
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config.js';
@@ -24,6 +30,21 @@ import type { NodeRpcBackend } from './backend.js';
 import { NodeError, NodeErrorCode } from '../errors.js';
 import { RpcErrorCode, toRpcError, type RpcErrorObject } from './errors.js';
 import { RPC_METHODS, type RpcMethod } from './methods.js';
+import { pagePathKind } from './page.js';
+import type { RpcSecurityConfig } from './security-config.js';
+import {
+  assertSafeListener,
+  authenticate,
+  checkContentType,
+  checkHostAndOrigin,
+  checkScopes,
+  corsHeaders,
+  defaultServerSecurity,
+  loadRpcServerSecurity,
+  preflightHeaders,
+  type GateRefusal,
+  type RpcServerSecurity,
+} from './security.js';
 
 export const RPC_SERVER_DEFAULTS = {
   /** Listen on loopback unless told otherwise: exposing RPC is an operator's decision. */
@@ -67,6 +88,8 @@ export interface RpcServerOptions {
   readonly keepAliveTimeoutMs?: number;
   readonly healthTimeoutMs?: number;
   readonly stopGraceMs?: number;
+  /** Host/Origin lists, TLS, tokens, /metrics access. Default: defaultServerSecurity(host). */
+  readonly security?: RpcServerSecurity;
 }
 
 export interface RpcServerDeps {
@@ -79,7 +102,7 @@ export interface RpcServerDeps {
   readonly page?: { handle(req: http.IncomingMessage, res: http.ServerResponse): boolean; stop(): void };
 }
 
-/** The server's options from a node config (`rpc` endpoint and `limits.rpc*`). */
+/** The server's options from a node config (`rpc` endpoint and `limits.rpc*`); security: securedRpcServerOptions. */
 export function rpcServerOptionsFromConfig(config: Pick<NodeConfig, 'rpc' | 'limits'>): RpcServerOptions {
   return {
     host: config.rpc.host,
@@ -90,6 +113,13 @@ export function rpcServerOptionsFromConfig(config: Pick<NodeConfig, 'rpc' | 'lim
     maxInFlightCalls: config.limits.rpcMaxInFlightCalls,
     maxConnections: config.limits.rpcMaxConnections,
   };
+}
+
+/** rpcServerOptionsFromConfig plus the security settings, with the files they name read (TLS material, tokens). */
+export async function securedRpcServerOptions(
+  config: Pick<NodeConfig, 'rpc' | 'limits'> & { readonly rpcSecurity: RpcSecurityConfig },
+): Promise<RpcServerOptions> {
+  return { ...rpcServerOptionsFromConfig(config), security: await loadRpcServerSecurity(config.rpcSecurity) };
 }
 
 type Id = string | number | null;
@@ -104,7 +134,7 @@ export interface RpcResponse {
 /** What one HTTP POST body yields: a response value to serialise, or nothing (notifications only). */
 export type RpcReply = { readonly body: RpcResponse | RpcResponse[] } | { readonly body: undefined };
 
-type ResolvedOptions = Required<RpcServerOptions>;
+type ResolvedOptions = Required<Omit<RpcServerOptions, 'security'>>;
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 
@@ -116,12 +146,17 @@ export class RpcServer {
   private readonly methods: ReadonlyMap<string, RpcMethod>;
   private readonly page: RpcServerDeps['page'];
   private readonly server: http.Server;
+  private readonly security: RpcServerSecurity;
   /** Abort controllers of calls in flight; stop() aborts them. Bounded by maxInFlightCalls. */
   private readonly inFlight = new Set<AbortController>();
   private stopping = false;
 
   constructor(options: RpcServerOptions, deps: RpcServerDeps) {
-    this.options = { ...RPC_SERVER_DEFAULTS, ...stripUndefined(options) } as ResolvedOptions;
+    const { security, ...limits } = options;
+    this.options = { ...RPC_SERVER_DEFAULTS, ...stripUndefined(limits) } as ResolvedOptions;
+    this.security = security ?? defaultServerSecurity(this.options.host);
+    // Before anything binds: a node must not come up open to the network by omission.
+    assertSafeListener(this.options.host, this.security);
     for (const [k, v] of Object.entries(this.options)) {
       if (k !== 'host' && k !== 'port' && !(typeof v === 'number' && Number.isInteger(v) && v > 0)) {
         throw new RangeError(`RpcServer option ${k} must be a positive integer, got ${String(v)}`);
@@ -132,12 +167,30 @@ export class RpcServer {
     this.metrics = deps.metrics;
     this.methods = deps.methods ?? RPC_METHODS;
     this.page = deps.page;
-    this.server = http.createServer({
+    const httpOptions: http.ServerOptions = {
       headersTimeout: this.options.headersTimeoutMs,
       requestTimeout: this.options.requestBodyTimeoutMs,
       keepAliveTimeout: this.options.keepAliveTimeoutMs,
       connectionsCheckingInterval: this.options.connectionsCheckIntervalMs,
-    });
+    };
+    const tls = this.security.tls;
+    this.server = tls
+      ? https.createServer({
+          ...httpOptions,
+          cert: tls.cert,
+          key: tls.key,
+          minVersion: 'TLSv1.2',
+          // With a client CA, a client without a certificate it issued fails the handshake.
+          ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+        })
+      : http.createServer(httpOptions);
+    if (tls) {
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+        // Plain HTTP to this port, an unknown client certificate, a scanner: refused by the
+        // handshake. Debug only: a stranger must not be able to fill the log.
+        this.log.debug({ code: err.code, remote: socket.remoteAddress }, 'rpc TLS handshake refused');
+      });
+    }
     this.server.maxConnections = this.options.maxConnections;
     this.server.on('request', (req, res) => {
       this.onRequest(req, res).catch((err: unknown) => {
@@ -185,7 +238,8 @@ export class RpcServer {
     const a = this.server.address() as AddressInfo | null;
     if (a === null) throw new Error('RpcServer is not listening');
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return { host: a.address, port: a.port, url: `http://${host}:${a.port}/` };
+    const scheme = this.security.tls ? 'https' : 'http';
+    return { host: a.address, port: a.port, url: `${scheme}://${host}:${a.port}/` };
   }
 
   /** Calls running now (bounded by maxInFlightCalls). */
@@ -339,8 +393,43 @@ export class RpcServer {
     // HEAD too: some load balancers probe with it (node:http drops the body of a HEAD reply).
     const read = req.method === 'GET' || req.method === 'HEAD';
     if (read && path === '/health') return this.serveHealth(res);
-    if (read && path === '/metrics') return this.serveMetrics(res);
-    if (read && this.page?.handle(req, res)) return;
+    const gate = checkHostAndOrigin(req, this.security);
+    if (gate) return this.refuse(res, gate, null);
+    for (const [k, v] of Object.entries(corsHeaders(req))) res.setHeader(k, v);
+    if (req.method === 'OPTIONS') {
+      // A CORS preflight from an allowed origin (a foreign one was refused just above).
+      res.writeHead(204, preflightHeaders(req));
+      res.end();
+      return;
+    }
+    if (read && path === '/metrics' && this.security.metrics !== 'off') {
+      if (this.security.metrics === 'auth') {
+        const who = authenticate(req, this.security);
+        if (who !== null && 'status' in who) return this.refuse(res, who, null);
+      }
+      return this.serveMetrics(res);
+    }
+    if (read && this.page) {
+      // The page's files hold no cluster state and stay open (a browser cannot attach a token when
+      // it navigates); its data paths need a token with the "raft" read scope, like raft_status.
+      const kind = pagePathKind(path);
+      if (kind === 'data') {
+        const who = authenticate(req, this.security);
+        if (who !== null && 'status' in who) return this.refuse(res, who, null);
+        if (who !== null && !who.scopes.has('raft'))
+          return this.refuse(
+            res,
+            {
+              status: 403,
+              code: RpcErrorCode.ScopeMissing,
+              message: 'the token lacks scope "raft"',
+              data: { missing: ['raft'] },
+            },
+            null,
+          );
+      }
+      if (kind !== undefined && this.page.handle(req, res)) return;
+    }
     if (path !== '/')
       return sendJson(res, 404, {
         error: `no such path ${JSON.stringify(path.slice(0, 64))}: POST JSON-RPC to /, GET /health, GET /metrics`,
@@ -353,6 +442,11 @@ export class RpcServer {
         errorResponse(null, RpcErrorCode.InvalidRequest, 'JSON-RPC requests must be HTTP POST'),
       );
     }
+    const badType = checkContentType(req);
+    if (badType) return this.refuse(res, badType, null);
+    // The token before the body: an unauthenticated caller gets nothing read or parsed.
+    const caller = authenticate(req, this.security);
+    if (caller !== null && 'status' in caller) return this.refuse(res, caller, null);
     const text = await this.readBody(req, res);
     if (text === undefined) return; // already answered (413) or the client went away
     let parsed: unknown;
@@ -365,6 +459,12 @@ export class RpcServer {
         200,
         errorResponse(null, RpcErrorCode.ParseError, `the body is not valid JSON: ${(err as Error).message}`),
       );
+    }
+    const outOfScope = checkScopes(parsed, caller);
+    if (outOfScope) {
+      const single = parsed as { id?: unknown } | null;
+      const id = !Array.isArray(parsed) && typeof single === 'object' && single !== null ? single.id : null;
+      return this.refuse(res, outOfScope, typeof id === 'string' || typeof id === 'number' ? id : null);
     }
     const reply = await this.handle(parsed);
     // While stopping, close each connection after its reply so stop() need not wait out keep-alive.
@@ -457,6 +557,17 @@ export class RpcServer {
         resolve(undefined);
       });
     });
+  }
+
+  /** Answers a gate refusal as a JSON-RPC error body with its HTTP status. Logged at debug only. */
+  private refuse(res: http.ServerResponse, r: GateRefusal, id: Id): void {
+    this.count('(refused)', r.code);
+    this.log.debug({ status: r.status, code: r.code, message: r.message }, 'rpc request refused');
+    for (const [k, v] of Object.entries(r.headers ?? {})) res.setHeader(k, v);
+    // A refused request's body may be unread (refused before reading): closing the connection
+    // means node:http does not go on reading, and discarding, whatever the caller keeps sending.
+    res.setHeader('connection', 'close');
+    sendJson(res, r.status, errorResponse(id, r.code, r.message, r.data));
   }
 
   private async serveHealth(res: http.ServerResponse): Promise<void> {
