@@ -193,3 +193,31 @@ export function settingsFromConfig(config: NodeConfig, raftId: number, seed: num
     },
   };
 }
+
+/** The RPC server's options from the tree (node/rpc/server.ts names them without the `rpc` prefix). */
+export function rpcServerLimits(rpc: RpcOptions): {
+  maxBodyBytes: number;
+  maxBatchLength: number;
+  requestTimeoutMs: number;
+  maxInFlightCalls: number;
+  maxConnections: number;
+} {
+  return {
+    maxBodyBytes: rpc.rpcMaxBodyBytes,
+    maxBatchLength: rpc.rpcMaxBatchLength,
+    requestTimeoutMs: rpc.rpcRequestTimeoutMs,
+    maxInFlightCalls: rpc.rpcMaxInFlightCalls,
+    maxConnections: rpc.rpcMaxConnections,
+  };
+}
+
+/** The transaction manager's options from the tree (NodePrivacy.open's config). */
+export function transactionManagerSettings(privacy: PrivacyOptions): {
+  deliveryMode: DeliveryMode;
+  tm: { pushTimeoutMs: number; maxPayloadBytes: number };
+} {
+  return {
+    deliveryMode: privacy.deliveryMode,
+    tm: { pushTimeoutMs: privacy.tmRequestTimeoutMs, maxPayloadBytes: privacy.privatePayloadMaxBytes },
+  };
+}

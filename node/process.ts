@@ -30,7 +30,7 @@ import { NodeBackend } from './backend.js';
 import { NodePrivacy } from './privacy.js';
 import { createNode } from './create-node.js';
 import { genesisMembership, type QuorateNode } from './node.js';
-import { resolveNodeOptions, settingsFromConfig } from './options.js';
+import { resolveNodeOptions, rpcServerLimits, settingsFromConfig, transactionManagerSettings } from './options.js';
 import { dialablePart } from './peers.js';
 import { openOrInit } from './raftlog/level-storage.js';
 import type { NodeRpcBackend } from './rpc/backend.js';
@@ -99,8 +99,7 @@ export async function startNodeProcess(
   const raftId = joining ? storedId : config.raftId;
   // The election-timeout jitter is seeded from the OS here; tests and the simulator fix it.
   const settings = settingsFromConfig(config, raftId, randomInt(0, 2 ** 31));
-  const privacyOptions = resolveNodeOptions(settings).privacy;
-  const rpcOptions = resolveNodeOptions(settings).rpc;
+  const nodeOptions = resolveNodeOptions(settings);
   const chainStore = await openLevelChainStore(join(config.dataDir, 'chain'));
 
   const transport = new Libp2pTransport({
@@ -117,12 +116,8 @@ export async function startNodeProcess(
       {
         nodeId: config.nodeId,
         dataDir: config.dataDir,
-        deliveryMode: privacyOptions.deliveryMode,
+        ...transactionManagerSettings(nodeOptions.privacy),
         keyFiles: [{ path: config.keys.enclave.keyFile, password }],
-        tm: {
-          pushTimeoutMs: privacyOptions.tmRequestTimeoutMs,
-          maxPayloadBytes: privacyOptions.privatePayloadMaxBytes,
-        },
       },
       { peers: transport, logger: log },
     );
@@ -167,11 +162,7 @@ export async function startNodeProcess(
     {
       host: config.rpc.host,
       port: config.rpc.port,
-      maxBodyBytes: rpcOptions.rpcMaxBodyBytes,
-      maxBatchLength: rpcOptions.rpcMaxBatchLength,
-      requestTimeoutMs: rpcOptions.rpcRequestTimeoutMs,
-      maxInFlightCalls: rpcOptions.rpcMaxInFlightCalls,
-      maxConnections: rpcOptions.rpcMaxConnections,
+      ...rpcServerLimits(nodeOptions.rpc),
     },
     {
       backend: options.wrapBackend ? options.wrapBackend(new NodeBackend(node)) : new NodeBackend(node),
