@@ -152,7 +152,6 @@ export const DEFAULT_RAFT_TUNING: RaftTuning = {
   electionTicks: DEFAULT_RAFT_OPTIONS.electionTicks,
   heartbeatTicks: DEFAULT_RAFT_OPTIONS.heartbeatTicks,
 };
-export const DEFAULT_BLOCK_TIME_MS = DEFAULT_BLOCK_OPTIONS.blockTimeMs;
 
 /** A validated config: defaults filled in, every path absolute. */
 export interface NodeConfig {
@@ -501,7 +500,8 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
     genesis: f.path(o.genesis, 'genesis'),
     peers,
     raft,
-    blockTimeMs: o.blockTimeMs === undefined ? DEFAULT_BLOCK_TIME_MS : f.int(o.blockTimeMs, 'blockTimeMs', 1, 60_000),
+    blockTimeMs:
+      o.blockTimeMs === undefined ? DEFAULT_BLOCK_OPTIONS.blockTimeMs : f.int(o.blockTimeMs, 'blockTimeMs', 1, 60_000),
     limits,
     deliveryMode,
     logLevel,
