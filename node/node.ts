@@ -1,8 +1,9 @@
 // QuorateNode: one ledger node — a Raft peer paired with a chain — as an object an embedder can
 // create in-process (createNode, node/create-node.ts). This file is the composition root: it
-// builds the node's parts, holds its lifecycle (one NodeState), mints blocks on the leader, and
-// offers the public API. Every other job is a part with its own file and tests:
+// builds the node's parts, holds its lifecycle (one NodeState), wires Raft to the transport and
+// the state machine, and offers the public API. Every other job is a part with its own file and tests:
 //
+//   minter.ts            the leader's blocks (speculative minting) and the pool's stewardship
 //   apply.ts             the replicated state machine: blocks, membership, snapshots, all chain-store writes
 //   private-payloads.ts  fetching a block's private payloads before it is applied (retry, alarm)
 //   private-catch-up.ts  after a snapshot: backfilling skipped blocks and replaying private state
@@ -14,8 +15,8 @@
 //
 // Data flow:
 //   client tx ─► TxIntake ─► (follower: TxForwarder ─► leader's pool) ─► leader's pool
-//   leader: every blockTimeMs mint() builds a block from the pool (possibly on top of its own
-//           not-yet-applied blocks) and proposes it as one Raft entry
+//   leader: every blockTimeMs the BlockMinter (minter.ts) builds a block from the pool (possibly
+//           on top of its own not-yet-applied blocks) and proposes it as one Raft entry
 //   every node: the Raft driver persists, sends, and hands committed entries to the ChainApplier;
 //           its hooks (below) update the pool, the minter, the allowlist and answer waiting RPCs.
 // Nothing here opens a file or a socket, reads the time or schedules work but through the Clock.
@@ -35,16 +36,11 @@ import type { PeerTransport } from '../p2p/transport.js';
 import {
   TxPool,
   VerifiedTxCache,
-  baseOf,
-  buildBlock,
-  encodeBlock,
   getNonce,
   type AccountKey,
   type Address,
   type Application,
   type Block,
-  type BuildBase,
-  type BuiltBlock,
   type ChainState,
   type ChainStore,
   type GenesisConfig,
@@ -61,7 +57,7 @@ import { NodeError, NodeErrorCode, nodeAssert } from './errors.js';
 import { TxForwarder } from './forward.js';
 import type { Logger } from './log.js';
 import { findMember, findMemberByPeerId, roleOf, type MemberInfo, type MembershipState } from './membership.js';
-import { BLOCK_ENVELOPE_BYTES, type NodeOptions } from './options.js';
+import type { NodeOptions } from './options.js';
 import { CTL_QUERY_TIMEOUT_MS, PeerAdmission, dialablePart, type BootstrapPeer } from './peers.js';
 import { PrivateCatchUp } from './private-catch-up.js';
 import { PayloadFetcher } from './private-payloads.js';
@@ -70,6 +66,7 @@ import { decodeRaftMessage, encodeRaftMessage } from './raft/codec.js';
 import { RaftDriver } from './raft/driver.js';
 import { raftLiveStatus } from './raft-status.js';
 import { MembershipAdmin } from './admin.js';
+import { BlockMinter } from './minter.js';
 import { TxIntake } from './transactions.js';
 
 export type { PrivacyProvider } from './privacy-provider.js';
@@ -186,16 +183,12 @@ export class QuorateNode {
   private readonly admin: MembershipAdmin;
   private readonly forwarder: TxForwarder;
   private readonly intake: TxIntake;
+  private readonly minter: BlockMinter;
 
   // Raft as of the last Ready (isLeaderNow/leaderNow read the core's live view).
   private role: NodeRole = 'follower';
   private leaderId = 0;
   private term = 0;
-
-  // Minting (leader only): blocks proposed and not yet applied, and the state they build on.
-  private readonly pendingBlocks = new Map<string, BuiltBlock>();
-  private speculativeBase: BuildBase | undefined;
-  private forwardingPool = false;
 
   constructor(options: NodeOptions, io: NodeIo) {
     this.options = options;
@@ -216,9 +209,9 @@ export class QuorateNode {
       logger,
       stopped: () => this.stopped,
       hooks: {
-        ownBlock: (hash) => this.pendingBlocks.get(hash),
+        ownBlock: (hash) => this.minter.ownBlock(hash),
         blockApplied: (block, raftIndex, mine) => this.onBlockApplied(block, raftIndex, mine),
-        blockNoop: (mine) => mine && this.resetMinting(),
+        blockNoop: (mine) => mine && this.minter.reset(),
         membershipChanged: (ctx) => {
           this.membershipChanged();
           if (!ctx) return;
@@ -229,7 +222,7 @@ export class QuorateNode {
           this.admin.onApplied(ctx);
         },
         snapshotInstalled: () => {
-          this.resetMinting();
+          this.minter.reset();
           this.membershipChanged();
           this.catchUp.start();
         },
@@ -307,6 +300,21 @@ export class QuorateNode {
       committedNonce: (a) => getNonce(this.applier.chain.state, a),
       accountKeys: io.accountKeys,
       privacy: io.privacy,
+    });
+    this.minter = new BlockMinter(options.block, {
+      app: io.app,
+      chainId: io.genesis.chainId,
+      minterKey: io.minterKey,
+      verifiedTxs: this.verifiedTxs,
+      clock,
+      logger,
+      pool: () => this.pool,
+      chain: () => this.applier.chain,
+      forwarder: this.forwarder,
+      self: () => this.raftId,
+      term: () => this.term,
+      mayPropose: () => this.role === 'leader' && this.driver !== undefined && this.state === NodeState.Running,
+      propose: (data) => this.driver!.propose(data),
     });
   }
 
@@ -449,8 +457,8 @@ export class QuorateNode {
     const clock = this.io.clock;
     this.timers.push(
       clock.setInterval(() => void this.peers.refreshVouched(), VOUCH_CHECK_MS),
-      clock.setInterval(() => this.expirePool(), Math.min(POOL_EXPIRY_CHECK_MS, this.pool.queuedLifetimeMs)),
-      clock.setInterval(() => this.mint(), this.options.block.blockTimeMs),
+      clock.setInterval(() => this.minter.expirePool(), Math.min(POOL_EXPIRY_CHECK_MS, this.pool.queuedLifetimeMs)),
+      clock.setInterval(() => this.minter.mint(), this.options.block.blockTimeMs),
     );
     // A single-voter cluster elects itself at once instead of waiting an election timeout.
     const cs = this.raft.confState();
@@ -541,9 +549,9 @@ export class QuorateNode {
     this.term = live.term;
     this.leaderId = live.leader;
     this.role = roleName(live.role, this.raftId, () => this.raft!.confState());
-    if (prevRole === 'leader' && this.role !== 'leader') this.resetMinting();
-    if (this.role !== 'leader' && this.leaderId !== 0 && this.pool.size > 0 && !this.forwardingPool)
-      void this.forwardPool();
+    if (prevRole === 'leader' && this.role !== 'leader') this.minter.reset();
+    if (this.role !== 'leader' && this.leaderId !== 0 && this.pool.size > 0)
+      void this.minter.handOverPool(this.options.pool.txPoolMaxTransactions);
     if (prevRole !== 'leader' && this.role === 'leader') this.pool.resetInFlight();
     if (prevRole !== this.role || prevLeader !== this.leaderId)
       this.log.info({ role: this.role, term: this.term, leader: this.leaderId }, 'raft role changed');
@@ -562,12 +570,8 @@ export class QuorateNode {
   // ------------------------------------------------------------------ applied entries (ApplyHooks)
 
   private onBlockApplied(block: Block, raftIndex: number, mine: boolean): void {
-    this.pool.removeCommitted(block.transactions);
+    this.minter.applied(block, mine);
     this.intake.onCommitted(block.transactions);
-    if (mine) {
-      this.pendingBlocks.delete(block.hashHex);
-      if (this.pendingBlocks.size === 0) this.speculativeBase = undefined;
-    }
     for (const l of this.blockListeners) l({ block, raftIndex });
   }
 
@@ -575,80 +579,6 @@ export class QuorateNode {
   private membershipChanged(): void {
     this.peers.updatePeers();
     for (const l of this.membershipListeners) l(this.applier.membership);
-  }
-
-  // ------------------------------------------------------------------ minting and the pool
-
-  private mint(): void {
-    if (this.role !== 'leader' || !this.driver || this.state !== NodeState.Running) return;
-    const o = this.options.block;
-    const maxTxBytes = o.blockMaxBytes - BLOCK_ENVELOPE_BYTES;
-    if (this.pendingBlocks.size >= o.maxPendingBlocks || this.pool.size === 0) return;
-    const txs = this.pool.take(o.blockMaxTransactions, maxTxBytes);
-    if (txs.length === 0) return;
-    const built = buildBlock(
-      this.io.app,
-      this.io.genesis.chainId,
-      this.speculativeBase ?? baseOf(this.applier.chain),
-      txs,
-      { raftId: this.raftId, key: this.io.minterKey },
-      this.io.clock.wallMs(),
-      this.term,
-      { maxTxs: o.blockMaxTransactions, maxTxBytes },
-      this.verifiedTxs,
-    );
-    if (built.deferred.length > 0) this.pool.returnTxs(built.deferred);
-    if (built.rejected.length > 0) {
-      this.pool.removeCommitted(built.rejected.map((r) => r.tx));
-      this.log.debug({ rejected: built.rejected.length }, 'transactions dropped from the pool at minting');
-    }
-    if (built.block.transactions.length === 0) return; // never an empty block
-    const hashHex = built.block.hashHex;
-    this.pendingBlocks.set(hashHex, built);
-    this.speculativeBase = built.next;
-    this.driver.propose(encodeBlock(built.block)).catch((err: unknown) => {
-      // Not proposed (lost leadership, transfer in progress, quota): give the transactions back.
-      if (this.pendingBlocks.delete(hashHex)) {
-        this.speculativeBase = undefined;
-        this.pool.resetInFlight();
-      }
-      this.log.debug({ err }, 'block proposal refused');
-    });
-  }
-
-  /**
-   * Blocks proposed but not applied may still commit under the next leader (they are then applied
-   * normally) or never; their transactions stay in this pool and nonces decide. Also when our
-   * speculative chain broke (a no-op block of ours): every later pending block is a no-op too.
-   */
-  private resetMinting(): void {
-    this.pendingBlocks.clear();
-    this.speculativeBase = undefined;
-    this.pool.resetInFlight();
-  }
-
-  /** A deposed leader hands the transactions it accepted to the new leader. */
-  private async forwardPool(): Promise<void> {
-    this.forwardingPool = true;
-    try {
-      this.pool.resetInFlight();
-      const txs = this.pool.take(this.options.pool.txPoolMaxTransactions, Number.MAX_SAFE_INTEGER);
-      this.pool.removeCommitted(txs);
-      const forwarded = await this.forwarder.forwardAll(txs);
-      if (txs.length > 0)
-        this.log.info({ pending: txs.length, forwarded }, 'handed the pool of a lost leadership to the new leader');
-    } finally {
-      this.forwardingPool = false;
-    }
-  }
-
-  private expirePool(): void {
-    const dropped = this.pool.expireQueued();
-    if (dropped.length > 0)
-      this.log.info(
-        { dropped: dropped.length, lifetimeMs: this.pool.queuedLifetimeMs },
-        'dropped pooled transactions that waited behind a nonce gap past their lifetime',
-      );
   }
 
   // ------------------------------------------------------------------ public API: membership
