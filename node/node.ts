@@ -58,7 +58,7 @@ import { TxForwarder } from './forward.js';
 import type { Logger } from './log.js';
 import { findMember, findMemberByPeerId, roleOf, type MemberInfo, type MembershipState } from './membership.js';
 import type { NodeOptions } from './options.js';
-import { CTL_QUERY_TIMEOUT_MS, PeerAdmission, dialablePart, type BootstrapPeer } from './peers.js';
+import { PeerAdmission, dialablePart, type BootstrapPeer } from './peers.js';
 import { PrivateCatchUp } from './private-catch-up.js';
 import { PayloadFetcher } from './private-payloads.js';
 import type { PrivacyProvider } from './privacy-provider.js';
@@ -80,8 +80,6 @@ export const CHANNEL_RAFT = 'raft';
 const VOUCH_CHECK_MS = 1_000;
 /** How often the pool drops transactions that waited behind a nonce gap past their lifetime. */
 const POOL_EXPIRY_CHECK_MS = 30_000;
-/** How often a node started with --join asks the members for its id. */
-const JOIN_POLL_MS = 500;
 
 /** What the node is given from outside: its IO edges and its keys. */
 export interface NodeIo {
@@ -170,7 +168,6 @@ export class QuorateNode {
   private readonly verifiedTxs = new VerifiedTxCache();
   /** The periodic work of a running node (vouching, pool expiry, minting). */
   private readonly timers: TimerHandle[] = [];
-  private joinTimer?: TimerHandle;
   private readonly blockListeners = new Set<(e: CommittedBlockEvent) => void>();
   private readonly membershipListeners = new Set<(m: MembershipState) => void>();
 
@@ -382,7 +379,7 @@ export class QuorateNode {
 
   private stopTimers(): void {
     for (const t of this.timers.splice(0)) t.cancel();
-    this.joinTimer?.cancel();
+    this.peers.stopWaiting();
   }
 
   private fail(err: unknown): void {
@@ -470,38 +467,17 @@ export class QuorateNode {
     );
   }
 
-  /** A node started with --join asks the members for its id until one is given (raft_addPeer on a member). */
+  /** A node started with --join waits for its id (PeerAdmission.waitForRaftId), then runs Raft. */
   private pollForId(): void {
-    const ask = async (): Promise<void> => {
-      if (this.state !== NodeState.Starting || this.raftId !== 0) return;
-      const asked = new Map<string, number>();
-      for (const m of this.applier.membership.members) asked.set(m.peerId, m.raftId);
-      for (const p of this.io.bootstrapPeers ?? []) asked.set(p.peerId, p.raftId);
-      for (const [peerId, via] of asked) {
-        if (peerId === this.io.transport.localPeerId) continue;
-        let id: unknown;
-        try {
-          id = ((await this.control.request(peerId, { type: 'whoami' }, CTL_QUERY_TIMEOUT_MS)) as { raftId?: unknown })
-            .raftId;
-        } catch {
-          continue; // that member is not reachable or does not know us yet: ask the next one
-        }
-        if (typeof id === 'number' && id > 0 && this.raftId === 0 && this.state === NodeState.Starting) {
-          this.raftId = id;
-          await this.io.persistRaftId?.(id);
-          this.log.info({ raftId: id, via }, 'joined the cluster');
-          this.peers.updatePeers();
-          await this.startRaft();
-          return;
-        }
-      }
-      this.joinTimer = this.io.clock.setTimeout(() => void ask(), JOIN_POLL_MS);
-    };
-    this.log.info(
-      { peerId: this.io.transport.localPeerId },
-      'waiting to be added to the cluster (raft_addPeer / raft_addLearner on a member)',
+    this.peers.waitForRaftId(
+      () => this.state === NodeState.Starting && this.raftId === 0,
+      async (id) => {
+        this.raftId = id;
+        await this.io.persistRaftId?.(id);
+        this.peers.updatePeers();
+        await this.startRaft();
+      },
     );
-    void ask();
   }
 
   private selfDescription(): SelfDescription {

@@ -4,13 +4,14 @@
 // exchange with every peer, the incarnations remembered per raft id (refusing a member whose data
 // directory was replaced: CORRECTNESS scenario 18), and the check that a Raft message comes from
 // the peer that holds its `from` id. It may not change the membership, the Raft core or the chain:
-// it reads the applied membership and the leader through the callbacks it is given.
+// it reads the applied membership and the leader through the callbacks it is given. It also
+// runs a --join node's wait for its raft id (waitForRaftId).
 
 import type { Message } from '../consensus/index.js';
 import { parsePeerAddress } from '../p2p/address.js';
 import type { PeerAddress, PeerTransport } from '../p2p/transport.js';
 import { MAX_INCARNATION_CHARS } from './chain/index.js';
-import type { Clock } from './clock.js';
+import type { Clock, TimerHandle } from './clock.js';
 import type { ControlChannel, IdentReply, MemberAddress } from './control.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import type { Logger } from './log.js';
@@ -28,6 +29,8 @@ export const MAX_VOUCHED_PEERS = 256;
 const MAX_VOUCHED_ADDRS = 8;
 /** Raft ids whose incarnation a node remembers (one per member, ever). */
 export const MAX_KNOWN_INCARNATIONS = 4_096;
+/** How often a node started with --join asks the members for its id. */
+export const JOIN_POLL_MS = 500;
 /** Peers warned about once each at most (a bound on the set that remembers them). */
 const MAX_WARNED_PEERS = 1_024;
 
@@ -94,6 +97,7 @@ export class PeerAdmission {
    */
   private vouched = new Map<string, { raftId: number; addrs: readonly string[] }>();
   private noLeaderSinceMs: number | undefined;
+  private joinTimer: TimerHandle | undefined;
   private readonly warned = new Set<string>();
   private readonly log: Logger;
 
@@ -321,6 +325,48 @@ export class PeerAdmission {
       this.updatePeers();
       return;
     }
+  }
+
+  /**
+   * A node started with --join has no raft id until a member adds it: it asks the members it
+   * knows (applied membership, then the bootstrap peers) "whoami" every JOIN_POLL_MS, and hands
+   * the first id it is given to `joined`, while `waiting()` holds.
+   */
+  waitForRaftId(waiting: () => boolean, joined: (raftId: number) => Promise<void>): void {
+    const ask = async (): Promise<void> => {
+      if (!waiting()) return;
+      const asked = new Map<string, number>();
+      for (const m of this.deps.membership().members) asked.set(m.peerId, m.raftId);
+      for (const p of this.deps.bootstrapPeers ?? []) asked.set(p.peerId, p.raftId);
+      for (const [peerId, via] of asked) {
+        if (peerId === this.deps.transport.localPeerId) continue;
+        let id: unknown;
+        try {
+          id = (
+            (await this.deps.control.request(peerId, { type: 'whoami' }, CTL_QUERY_TIMEOUT_MS)) as {
+              raftId?: unknown;
+            }
+          ).raftId;
+        } catch {
+          continue; // that member is not reachable or does not know us yet: ask the next one
+        }
+        if (typeof id === 'number' && id > 0 && waiting()) {
+          this.log.info({ raftId: id, via }, 'joined the cluster');
+          await joined(id);
+          return;
+        }
+      }
+      this.joinTimer = this.deps.clock.setTimeout(() => void ask(), JOIN_POLL_MS);
+    };
+    this.log.info(
+      { peerId: this.deps.transport.localPeerId },
+      'waiting to be added to the cluster (raft_addPeer / raft_addLearner on a member)',
+    );
+    void ask();
+  }
+
+  stopWaiting(): void {
+    this.joinTimer?.cancel();
   }
 
   warnOnce(peer: string, obj: Record<string, unknown>, msg: string): void {
