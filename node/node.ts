@@ -3,6 +3,7 @@
 // builds the node's parts, holds its lifecycle (one NodeState), wires Raft to the transport and
 // the state machine, and offers the public API. Every other job is a part with its own file and tests:
 //
+//   node-types.ts        NodeIo, NodeState, NodeStatus (types only)
 //   minter.ts            the leader's blocks (speculative minting) and the pool's stewardship
 //   apply.ts             the replicated state machine: blocks, membership, snapshots, all chain-store writes
 //   private-payloads.ts  fetching a block's private payloads before it is applied (retry, alarm)
@@ -30,27 +31,23 @@ import {
   type LogIndex,
   type Message,
   type RaftId,
-  type WritableStorage,
 } from '../consensus/index.js';
 import type { PeerTransport } from '../p2p/transport.js';
 import {
   TxPool,
   VerifiedTxCache,
   getNonce,
-  type AccountKey,
   type Address,
-  type Application,
   type Block,
   type ChainState,
   type ChainStore,
-  type GenesisConfig,
   type Op,
   type Transaction,
 } from './chain/index.js';
 import { raceDeadline } from './abort.js';
-import { ChainApplier, type MembershipStore, type PrivateCatchUpView } from './apply.js';
+import { ChainApplier, type PrivateCatchUpView } from './apply.js';
 import { CHANNEL_BLOCKS, serveBlockRange } from './catch-up.js';
-import type { Clock, TimerHandle } from './clock.js';
+import type { TimerHandle } from './clock.js';
 import { ControlChannel, type ExpectedIdentity, type SelfDescription } from './control.js';
 import { toNodeError } from './error-map.js';
 import { NodeError, NodeErrorCode, nodeAssert } from './errors.js';
@@ -58,7 +55,7 @@ import { TxForwarder } from './forward.js';
 import type { Logger } from './log.js';
 import { findMember, findMemberByPeerId, roleOf, type MemberInfo, type MembershipState } from './membership.js';
 import type { NodeOptions } from './options.js';
-import { PeerAdmission, dialablePart, type BootstrapPeer } from './peers.js';
+import { PeerAdmission, dialablePart } from './peers.js';
 import { PrivateCatchUp } from './private-catch-up.js';
 import { PayloadFetcher } from './private-payloads.js';
 import type { PrivacyProvider } from './privacy-provider.js';
@@ -67,6 +64,7 @@ import { RaftDriver } from './raft/driver.js';
 import { raftLiveStatus } from './raft-status.js';
 import { MembershipAdmin } from './admin.js';
 import { BlockMinter } from './minter.js';
+import { NodeState, type CommittedBlockEvent, type NodeIo, type NodeRole, type NodeStatus } from './node-types.js';
 import { TxIntake } from './transactions.js';
 
 export type { PrivacyProvider } from './privacy-provider.js';
@@ -81,78 +79,8 @@ const VOUCH_CHECK_MS = 1_000;
 /** How often the pool drops transactions that waited behind a nonce gap past their lifetime. */
 const POOL_EXPIRY_CHECK_MS = 30_000;
 
-/** What the node is given from outside: its IO edges and its keys. */
-export interface NodeIo {
-  readonly raftStorage: WritableStorage;
-  readonly chainStore: ChainStore & MembershipStore;
-  readonly transport: PeerTransport;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly app: Application;
-  /** Signs the blocks this node mints. */
-  readonly minterKey: AccountKey;
-  /** Accounts this node signs for (quorate_sendTransaction). */
-  readonly accountKeys: readonly AccountKey[];
-  readonly genesis: GenesisConfig;
-  /** The genesis membership (ids 1..N), used when the store has none yet. */
-  readonly genesisMembership: MembershipState;
-  /** This node's enclave public keys (base64), announced when it joins. */
-  readonly enclaveKeys: readonly string[];
-  readonly privacy?: PrivacyProvider;
-  /**
-   * Members to reach before this node knows the current membership (a node started with --join:
-   * whom to ask for its id, and whose Raft traffic to accept until it has caught up). The
-   * replicated membership always takes precedence.
-   */
-  readonly bootstrapPeers?: readonly BootstrapPeer[];
-  /** Per peer id, addresses this node dials instead of the membership's (NAT, proxies, fault injection). */
-  readonly addressOverrides?: ReadonlyMap<string, readonly string[]>;
-  /** Made when this node's Raft log directory was created (LevelRaftStorage identity): see peers.ts. */
-  readonly incarnation: string;
-  /** Persists the id a joining node is given, so a restart keeps it. */
-  readonly persistRaftId?: (raftId: number) => Promise<void>;
-  /** Called once when the node must stop (divergence, storage failure). */
-  readonly onFatal?: (err: unknown) => void;
-}
-
-/**
- * The node's lifecycle, one state at a time:
- *   Created ─start()─► Starting (loading; a --join node: waiting for its raft id) ─Raft runs─► Running
- *   Running ─this node removed from the membership─► Removed
- *   any but Stopped ─fatal error─► Failed;   any ─stop()─► Stopped
- */
-export enum NodeState {
-  Created = 'created',
-  Starting = 'starting',
-  Running = 'running',
-  Removed = 'removed',
-  Failed = 'failed',
-  Stopped = 'stopped',
-}
-
-export type NodeRole = 'leader' | 'follower' | 'candidate' | 'learner';
-
-export interface NodeStatus {
-  readonly raftId: number;
-  readonly state: NodeState;
-  readonly term: number;
-  readonly role: NodeRole;
-  readonly leader: number | null;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly voters: readonly number[];
-  readonly learners: readonly number[];
-  readonly joint: boolean;
-  readonly head: number;
-  readonly peers: number;
-  /** Set while the node cannot make progress on its own (private payloads unknown, removed, stopped). */
-  readonly alarm?: string;
-}
-
-export interface CommittedBlockEvent {
-  readonly block: Block;
-  readonly raftIndex: number;
-}
+export { NodeState } from './node-types.js';
+export type { CommittedBlockEvent, NodeIo, NodeRole, NodeStatus } from './node-types.js';
 
 export class QuorateNode {
   readonly options: NodeOptions;
