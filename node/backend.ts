@@ -10,6 +10,7 @@ import {
   type Transaction,
   type TxLocation,
 } from './chain/index.js';
+import type { ExpectedIdentity } from './control.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import { toNodeError } from './error-map.js';
 import { findMember } from './membership.js';
@@ -97,11 +98,13 @@ export class NodeBackend implements NodeRpcBackend {
       : {};
   }
 
+  // The optional { rpcUrl, tmUrl, enclavePublicKeys } pin the joiner's expected identity: a node
+  // at that address announcing anything else is refused before the change is proposed (admin.ts).
   raftAddPeer(member: NewMemberInfo, ctx: CallContext): Promise<number> {
-    return this.node.addPeer(member.p2pAddress, ctx.signal);
+    return this.node.addPeer(member.p2pAddress, ctx.signal, expectedIdentity(member));
   }
   raftAddLearner(member: NewMemberInfo, ctx: CallContext): Promise<number> {
-    return this.node.addLearner(member.p2pAddress, ctx.signal);
+    return this.node.addLearner(member.p2pAddress, ctx.signal, expectedIdentity(member));
   }
   raftPromoteToPeer(raftId: number, ctx: CallContext): Promise<void> {
     return this.node.promoteToPeer(raftId, ctx.signal);
@@ -318,4 +321,14 @@ function fromChainOp(op: ChainOp): Op {
 
 function hexToBytes(hex: Hex): Uint8Array {
   return Uint8Array.from(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
+}
+
+function expectedIdentity(member: NewMemberInfo): ExpectedIdentity | undefined {
+  const { rpcUrl, tmUrl, enclavePublicKeys } = member;
+  if (rpcUrl === undefined && tmUrl === undefined && enclavePublicKeys === undefined) return undefined;
+  return {
+    ...(rpcUrl !== undefined ? { rpcUrl } : {}),
+    ...(tmUrl !== undefined ? { tmUrl } : {}),
+    ...(enclavePublicKeys !== undefined ? { enclavePublicKeys } : {}),
+  };
 }

@@ -32,8 +32,14 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { parseTmRemoteClients, type TmRemoteClientsConfig } from '../txmanager/client-access.js';
-import { DEFAULT_STORE_MAX_BYTES } from '../txmanager/payload-store.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
+import {
+  DEFAULT_BLOCK_OPTIONS,
+  DEFAULT_POOL_OPTIONS,
+  DEFAULT_PRIVACY_OPTIONS,
+  DEFAULT_RAFT_OPTIONS,
+  DEFAULT_RPC_OPTIONS,
+} from './options.js';
 import type { MemberInfo } from './membership.js';
 import * as rpcSec from './rpc/security-config.js';
 
@@ -132,28 +138,25 @@ export interface NodeLimits {
   readonly raftMaxUncommittedBytes: number;
 }
 
+// The defaults are the modules' own (node/options.ts); config.json only groups them differently.
 export const DEFAULT_LIMITS: NodeLimits = {
-  rpcMaxBodyBytes: 5 * 1024 * 1024,
-  rpcMaxBatchLength: 256,
-  rpcRequestTimeoutMs: 30_000,
-  rpcMaxInFlightCalls: 1024,
-  rpcMaxConnections: 1024,
-  txPoolMaxTransactions: 20_000,
-  txPoolMaxPerSender: 1024,
-  txPoolQueuedLifetimeMs: 10 * 60_000,
-  blockMaxTransactions: 2_000,
-  blockMaxBytes: 4 * 1024 * 1024,
-  privatePayloadMaxBytes: MAX_PLAINTEXT_BYTES,
-  tmRequestTimeoutMs: 5_000,
-  tmStoreMaxBytes: DEFAULT_STORE_MAX_BYTES,
-  raftMaxMessageBytes: 1024 * 1024,
-  raftMaxInflightMessages: 256,
-  raftMaxUncommittedBytes: 64 * 1024 * 1024,
+  ...DEFAULT_RPC_OPTIONS,
+  ...DEFAULT_POOL_OPTIONS,
+  blockMaxTransactions: DEFAULT_BLOCK_OPTIONS.blockMaxTransactions,
+  blockMaxBytes: DEFAULT_BLOCK_OPTIONS.blockMaxBytes,
+  privatePayloadMaxBytes: DEFAULT_PRIVACY_OPTIONS.privatePayloadMaxBytes,
+  tmRequestTimeoutMs: DEFAULT_PRIVACY_OPTIONS.tmRequestTimeoutMs,
+  tmStoreMaxBytes: DEFAULT_PRIVACY_OPTIONS.tmStoreMaxBytes,
+  raftMaxMessageBytes: DEFAULT_RAFT_OPTIONS.raftMaxMessageBytes,
+  raftMaxInflightMessages: DEFAULT_RAFT_OPTIONS.raftMaxInflightMessages,
+  raftMaxUncommittedBytes: DEFAULT_RAFT_OPTIONS.raftMaxUncommittedBytes,
 };
 
-export const DEFAULT_RAFT_TUNING: RaftTuning = { tickMs: 100, electionTicks: 10, heartbeatTicks: 1 };
-/** GoQuorum's Raft default block time is 50 ms too. */
-export const DEFAULT_BLOCK_TIME_MS = 50;
+export const DEFAULT_RAFT_TUNING: RaftTuning = {
+  tickMs: DEFAULT_RAFT_OPTIONS.tickMs,
+  electionTicks: DEFAULT_RAFT_OPTIONS.electionTicks,
+  heartbeatTicks: DEFAULT_RAFT_OPTIONS.heartbeatTicks,
+};
 
 /** A validated config: defaults filled in, every path absolute. */
 export interface NodeConfig {
@@ -476,7 +479,7 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
 
   const raft = parseRaftTuning(f, o.raft);
   const limits = parseLimits(f, o.limits);
-  const deliveryModeRaw = o.deliveryMode === undefined ? 'fail-fast' : o.deliveryMode;
+  const deliveryModeRaw = o.deliveryMode === undefined ? DEFAULT_PRIVACY_OPTIONS.deliveryMode : o.deliveryMode;
   if (deliveryModeRaw !== 'fail-fast' && deliveryModeRaw !== 'queue')
     f.fail('deliveryMode', `must be "fail-fast" or "queue", got ${kind(deliveryModeRaw)}`);
   const deliveryMode: DeliveryMode = deliveryModeRaw;
@@ -521,7 +524,8 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
     genesis: f.path(o.genesis, 'genesis'),
     peers,
     raft,
-    blockTimeMs: o.blockTimeMs === undefined ? DEFAULT_BLOCK_TIME_MS : f.int(o.blockTimeMs, 'blockTimeMs', 1, 60_000),
+    blockTimeMs:
+      o.blockTimeMs === undefined ? DEFAULT_BLOCK_OPTIONS.blockTimeMs : f.int(o.blockTimeMs, 'blockTimeMs', 1, 60_000),
     limits,
     deliveryMode,
     logLevel,

@@ -60,20 +60,6 @@ export enum NodeErrorCode {
   ReadNotConfirmed = 'READ_NOT_CONFIRMED',
 }
 
-/** The refusals of a transaction: all answered with the same JSON-RPC code, the reason in `data.reason`. */
-export const TX_REJECT_CODES: ReadonlySet<NodeErrorCode> = new Set([
-  NodeErrorCode.TxBadSignature,
-  NodeErrorCode.TxWrongChainId,
-  NodeErrorCode.TxNonceTooLow,
-  NodeErrorCode.TxNonceTooHigh,
-  NodeErrorCode.TxAlreadyKnown,
-  NodeErrorCode.TxPoolFull,
-  NodeErrorCode.TxTooLarge,
-  NodeErrorCode.TxMalformed,
-  NodeErrorCode.TxUnknownAccount,
-  NodeErrorCode.TxUnknownRecipient,
-]);
-
 export class NodeError extends Error {
   readonly code: NodeErrorCode;
   /** Structured, JSON-serialisable details (leader id, expected nonce...). Sent to RPC clients as `data`. */
@@ -84,10 +70,6 @@ export class NodeError extends Error {
     this.code = code;
     this.meta = meta;
   }
-}
-
-export function isNodeError(err: unknown): err is NodeError {
-  return err instanceof NodeError;
 }
 
 /** A broken invariant: a programmer error. Never caught on purpose; the process crashes with the values. */

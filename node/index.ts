@@ -13,10 +13,9 @@ import './polyfills.js';
 // The node.
 export {
   QuorateNode,
-  DEFAULT_NODE_OPTIONS,
+  NodeState,
   genesisMembership,
-  type NodeOptions,
-  type NodeDependencies,
+  type NodeIo,
   type NodeStatus,
   type NodeRole,
   type CommittedBlockEvent,
@@ -25,6 +24,25 @@ export {
   type MembershipStore,
 } from './node.js';
 export type { MemberInfo, MembershipState } from './membership.js';
+// The one factory (process and test harnesses alike) and the options tree it takes, with each
+// module's defaults.
+export { createNode } from './create-node.js';
+export {
+  resolveNodeOptions,
+  settingsFromConfig,
+  DEFAULT_RAFT_OPTIONS,
+  DEFAULT_POOL_OPTIONS,
+  DEFAULT_BLOCK_OPTIONS,
+  DEFAULT_PRIVACY_OPTIONS,
+  DEFAULT_RPC_OPTIONS,
+  type NodeOptions,
+  type NodeSettings,
+  type RaftOptions,
+  type PoolOptions,
+  type BlockOptions,
+  type PrivacyOptions,
+  type RpcOptions,
+} from './options.js';
 
 // A node with real IO (LevelDB, libp2p, JSON-RPC server, transaction manager), as `quorate start` runs it.
 export { startNodeProcess, chainGenesis, STOP_DEADLINE_MS, type RunningNode } from './process.js';
@@ -40,7 +58,6 @@ export {
   ConfigErrorCode,
   DEFAULT_LIMITS,
   DEFAULT_RAFT_TUNING,
-  DEFAULT_BLOCK_TIME_MS,
   ENCLAVE_PASSWORD_ENV,
   type NodeConfig,
   type NodeLimits,
@@ -104,6 +121,6 @@ export {
 } from './rpc/client.js';
 
 // Errors, clock and logging.
-export { NodeError, NodeErrorCode, isNodeError } from './errors.js';
+export { NodeError, NodeErrorCode } from './errors.js';
 export { SystemClock, type Clock } from './clock.js';
 export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './log.js';

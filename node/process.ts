@@ -18,14 +18,17 @@ import {
   type GenesisConfig,
 } from './chain/index.js';
 import type { StartOptions } from './cli/start.js';
-import { SystemClock } from './clock.js';
+import { SystemClock, type Clock } from './clock.js';
 import { loadGenesis, type Genesis, type NodeConfig } from './config.js';
 import { loadNodeKeys, mkdirPrivate, restrictNewFileModes } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { createNodeMetrics, setRaftRole, type NodeMetrics } from './metrics.js';
 import { NodeBackend } from './backend.js';
 import { NodePrivacy } from './privacy.js';
-import { DEFAULT_NODE_OPTIONS, QuorateNode, genesisMembership } from './node.js';
+import { createNode } from './create-node.js';
+import { genesisMembership, type QuorateNode } from './node.js';
+import { resolveNodeOptions, rpcServerLimits, settingsFromConfig, transactionManagerSettings } from './options.js';
+import { dialablePart } from './peers.js';
 import { openOrInit } from './raftlog/level-storage.js';
 import type { NodeRpcBackend } from './rpc/backend.js';
 import { RpcServer, securedRpcServerOptions } from './rpc/server.js';
@@ -66,9 +69,15 @@ export interface RunningNode {
 export async function startNodeProcess(
   config: NodeConfig,
   // wrapBackend: for test-only broken variants (test/jepsen/broken-node.ts); production never passes it.
-  options: { join: boolean; logger?: Logger; wrapBackend?: (backend: NodeRpcBackend) => NodeRpcBackend },
+  options: {
+    join: boolean;
+    logger?: Logger;
+    clock?: Clock;
+    wrapBackend?: (backend: NodeRpcBackend) => NodeRpcBackend;
+  },
 ): Promise<RunningNode> {
   const log = options.logger ?? createLogger({ level: config.logLevel, base: { node: config.nodeId } });
+  const clock = options.clock ?? new SystemClock();
   const genesis = await loadGenesis(config.genesis);
   const chainCfg = chainGenesis(genesis);
   const clusterId = genesisBlock(chainCfg).block.hashHex;
@@ -88,6 +97,13 @@ export async function startNodeProcess(
   });
   const storedId = raftStorage.identity().raftId as number;
   const raftId = joining ? storedId : config.raftId;
+  // The election-timeout jitter is seeded from the OS here; tests and the simulator fix it.
+  const settings = {
+    ...settingsFromConfig(config, raftId, randomInt(0, 2 ** 31)),
+    // rpc.tls: the members reach this node's JSON-RPC over https (the page, add-node's queries).
+    rpcUrl: `${config.rpcSecurity.tls ? 'https' : 'http'}://${config.rpc.host}:${config.rpc.port}`,
+  };
+  const nodeOptions = resolveNodeOptions(settings);
   const chainStore = await openLevelChainStore(join(config.dataDir, 'chain'));
 
   const transport = new Libp2pTransport({
@@ -105,13 +121,8 @@ export async function startNodeProcess(
       {
         nodeId: config.nodeId,
         dataDir: config.dataDir,
-        deliveryMode: config.deliveryMode,
+        ...transactionManagerSettings(nodeOptions.privacy),
         keyFiles: enclaveKeyFiles,
-        tm: {
-          pushTimeoutMs: config.limits.tmRequestTimeoutMs,
-          maxPayloadBytes: config.limits.privatePayloadMaxBytes,
-          storeMaxBytes: config.limits.tmStoreMaxBytes,
-        },
       },
       { peers: transport, logger: log },
     );
@@ -122,54 +133,31 @@ export async function startNodeProcess(
   }
   const enclaveKeys = privacy.publicKeys();
 
-  const clock = new SystemClock();
-  const node = new QuorateNode(
-    {
-      ...DEFAULT_NODE_OPTIONS,
-      raftId,
-      name: config.nodeId,
-      rpcUrl: `${config.rpcSecurity.tls ? 'https' : 'http'}://${config.rpc.host}:${config.rpc.port}`,
-      tmUrl: `http://${config.tm.host}:${config.tm.port}`,
-      tickMs: config.raft.tickMs,
-      electionTicks: config.raft.electionTicks,
-      heartbeatTicks: config.raft.heartbeatTicks,
-      blockTimeMs: config.blockTimeMs,
-      maxBlockTxs: config.limits.blockMaxTransactions,
-      maxBlockBytes: config.limits.blockMaxBytes - 4096,
-      raftMaxMessageBytes: config.limits.raftMaxMessageBytes,
-      raftMaxInflightMessages: config.limits.raftMaxInflightMessages,
-      raftMaxUncommittedBytes: config.limits.raftMaxUncommittedBytes,
-      poolMaxTxs: config.limits.txPoolMaxTransactions,
-      poolMaxNonceGap: config.limits.txPoolMaxPerSender,
-      poolQueuedLifetimeMs: config.limits.txPoolQueuedLifetimeMs,
-      seed: randomInt(0, 2 ** 31),
-    },
-    {
-      raftStorage,
-      chainStore,
-      transport,
-      clock,
-      logger: log,
-      app: new LedgerApp(),
-      minterKey,
-      accountKeys,
-      genesis: chainCfg,
-      genesisMembership: genesisMembership(genesis.members),
-      enclaveKeys,
-      privacy,
-      bootstrapPeers: config.peers.map((p) => ({
-        raftId: p.raftId,
-        peerId: p.peerId,
-        addrs: [p.p2pAddress.replace(/\/p2p\/[^/]+$/, '')],
-      })),
-      addressOverrides: new Map(
-        Object.entries(config.p2pAddressOverrides).map(([peer, addr]) => [peer, [addr.replace(/\/p2p\/[^/]+$/, '')]]),
-      ),
-      incarnation: raftStorage.identity().incarnation,
-      persistRaftId: (id) => raftStorage.assignRaftId(id as RaftId),
-      onFatal: () => void stop(1),
-    },
-  );
+  const node = createNode(settings, {
+    raftStorage,
+    chainStore,
+    transport,
+    clock,
+    logger: log,
+    app: new LedgerApp(),
+    minterKey,
+    accountKeys,
+    genesis: chainCfg,
+    genesisMembership: genesisMembership(genesis.members),
+    enclaveKeys,
+    privacy,
+    bootstrapPeers: config.peers.map((p) => ({
+      raftId: p.raftId,
+      peerId: p.peerId,
+      addrs: [dialablePart(p.p2pAddress)],
+    })),
+    addressOverrides: new Map(
+      Object.entries(config.p2pAddressOverrides).map(([peer, addr]) => [peer, [dialablePart(addr)]]),
+    ),
+    incarnation: raftStorage.identity().incarnation,
+    persistRaftId: (id) => raftStorage.assignRaftId(id as RaftId),
+    onFatal: () => void stop(1),
+  });
 
   // The key directory and the party map follow the replicated membership from now on.
   privacy.followMembership(node);
@@ -192,16 +180,15 @@ export async function startNodeProcess(
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
   let stopping: Promise<void> | undefined;
-  const metricsTimer = setInterval(() => {
+  const metricsTimer = clock.setInterval(() => {
     refreshMetrics(node, metrics);
     privacy.exportMetrics(metrics);
   }, METRICS_REFRESH_MS);
-  metricsTimer.unref();
 
   async function stop(code = 0): Promise<void> {
     if (stopping) return stopping;
     stopping = (async () => {
-      clearInterval(metricsTimer);
+      metricsTimer.cancel();
       pageView.stop();
       const steps: Array<[string, () => Promise<void>]> = [
         ['rpc', () => rpc.stop()],
@@ -266,10 +253,11 @@ function refreshMetrics(node: QuorateNode, metrics: NodeMetrics): void {
 
 /** The `quorate start` entry point: runs until a signal or a fatal error, then exits. */
 export async function runNode(options: StartOptions): Promise<number> {
-  const running = await startNodeProcess(options.config, { join: options.join });
+  const clock = new SystemClock();
+  const running = await startNodeProcess(options.config, { join: options.join, clock });
   const onSignal = (signal: NodeJS.Signals): void => {
-    const deadline = setTimeout(() => process.exit(1), STOP_DEADLINE_MS + 500);
-    deadline.unref();
+    // Past the deadline the process exits anyway (data is safe: every write is synced).
+    clock.setTimeout(() => process.exit(1), STOP_DEADLINE_MS + 500);
     void running.stop().then(() => {
       process.exitCode = 0;
       void signal;
@@ -280,6 +268,6 @@ export async function runNode(options: StartOptions): Promise<number> {
   const code = await running.done;
   process.exitCode = code;
   // Close what a library may keep open (timers in libp2p) so the process ends promptly.
-  setTimeout(() => process.exit(code), 200).unref();
+  clock.setTimeout(() => process.exit(code), 200);
   return code;
 }

@@ -70,7 +70,7 @@ describe('an in-process cluster of QuorateNodes', () => {
   });
 
   it('drops a transaction stuck behind a nonce gap after the pool lifetime; the account still transacts', async () => {
-    cluster = new TestCluster({ nodes: 3, nodeOptions: { poolQueuedLifetimeMs: 300 } });
+    cluster = new TestCluster({ nodes: 3, settings: { pool: { txPoolQueuedLifetimeMs: 300 } } });
     await cluster.start();
     const leader = await cluster.waitForLeader();
     const key = generateAccountKey();

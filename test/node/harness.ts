@@ -12,16 +12,14 @@ import {
   type AccountKey,
   type GenesisConfig,
 } from '../../node/chain/index.js';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
+import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import { SystemClock } from '../../node/clock.js';
+import { createNode } from '../../node/create-node.js';
 import { silentLogger } from '../../node/log.js';
 import type { MemberInfo } from '../../node/membership.js';
-import {
-  DEFAULT_NODE_OPTIONS,
-  QuorateNode,
-  genesisMembership,
-  type NodeOptions,
-  type PrivacyProvider,
-} from '../../node/node.js';
+import { genesisMembership, type PrivacyProvider, type QuorateNode } from '../../node/node.js';
+import type { NodeSettings } from '../../node/options.js';
 
 export interface HarnessNode {
   readonly name: string;
@@ -41,7 +39,19 @@ export interface ClusterOptions {
   readonly tickMs?: number;
   readonly blockTimeMs?: number;
   readonly privacy?: (name: string) => PrivacyProvider | undefined;
-  readonly nodeOptions?: Partial<NodeOptions>;
+  /** Options that differ from the harness's (a small snapshot interval...), by module as in node/options.ts. */
+  readonly settings?: Omit<NodeSettings, 'raftId' | 'nodeId' | 'rpcUrl' | 'tmUrl'>;
+}
+
+/**
+ * A valid libp2p peer id (Ed25519, from a fixed key), so p2p addresses built from it pass the same
+ * validation (p2p/address.ts) as a real node's. `tag` keeps the ids of two harnesses apart.
+ */
+export function testPeerId(tag: number, i: number): string {
+  const raw = new Uint8Array(32);
+  raw[0] = tag;
+  raw[1] = i;
+  return peerIdFromPublicKey(publicKeyFromRaw(raw)).toString();
 }
 
 export const CHAIN_ID = 4242;
@@ -78,7 +88,7 @@ export class TestCluster {
     const name = `node-${i}`;
     return {
       name,
-      peerId: `QmNode${String.fromCharCode(64 + i)}`,
+      peerId: testPeerId(1, i),
       node: undefined as unknown as QuorateNode,
       kv: new MemoryKv(),
       raftStorage: new MemoryStorage(),
@@ -91,19 +101,17 @@ export class TestCluster {
 
   private createNode(h: HarnessNode, raftId: number): QuorateNode {
     const o = this.options;
-    const tickMs = o.tickMs ?? 10;
-    return new QuorateNode(
+    const extra = o.settings ?? {};
+    return createNode(
       {
-        ...DEFAULT_NODE_OPTIONS,
+        ...extra,
         raftId,
-        name: h.name,
+        nodeId: h.name,
         rpcUrl: `http://127.0.0.1:0/${h.name}`,
         tmUrl: `http://127.0.0.1:0/${h.name}/tm`,
-        tickMs,
-        blockTimeMs: o.blockTimeMs ?? 10,
-        changeTimeoutMs: 5_000,
-        seed: this.seed++,
-        ...o.nodeOptions,
+        raft: { tickMs: o.tickMs ?? 10, seed: this.seed++, ...extra.raft },
+        block: { blockTimeMs: o.blockTimeMs ?? 10, ...extra.block },
+        admin: { changeTimeoutMs: 5_000, ...extra.admin },
       },
       {
         raftStorage: h.raftStorage,

@@ -33,7 +33,10 @@ async function waitCommitted(nodes: readonly HarnessNode[], txHash: string): Pro
 
 describe('backfilling the blocks a snapshot skipped', () => {
   it('a follower cut off past the compacted log ends with every block and receipt, fetched over several ranges while new blocks commit', async () => {
-    cluster = new TestCluster({ nodes: 3, nodeOptions: { snapshotEveryEntries: 16, compactionRetainEntries: 4 } });
+    cluster = new TestCluster({
+      nodes: 3,
+      settings: { raft: { snapshotEveryEntries: 16, compactionRetainEntries: 4 } },
+    });
     await cluster.start();
     const leader = await cluster.waitForLeader();
     const [other, lagging] = cluster.nodes.filter((h) => h !== leader);

@@ -20,13 +20,10 @@ import {
 import { SystemClock } from '../../node/clock.js';
 import { silentLogger } from '../../node/log.js';
 import type { MemberInfo } from '../../node/membership.js';
-import {
-  DEFAULT_NODE_OPTIONS,
-  QuorateNode,
-  genesisMembership,
-  type NodeOptions,
-  type PrivacyProvider,
-} from '../../node/node.js';
+import { createNode } from '../../node/create-node.js';
+import { genesisMembership, type PrivacyProvider, type QuorateNode } from '../../node/node.js';
+import type { NodeSettings } from '../../node/options.js';
+import { testPeerId } from '../node/harness.js';
 import { NodePrivacy, type NodePrivacyConfig } from '../../node/privacy.js';
 import { MemoryNetwork } from '../../p2p/memory-transport.js';
 import type { DeliveryMode } from '../../txmanager/index.js';
@@ -74,8 +71,8 @@ export interface PrivateClusterOptions {
   readonly nodes: number;
   readonly deliveryMode?: DeliveryMode;
   readonly tm?: NodePrivacyConfig['tm'];
-  /** Overrides of the node options (e.g. a small snapshot interval). */
-  readonly nodeOptions?: Partial<NodeOptions>;
+  /** Overrides of the node options (e.g. a small snapshot interval), by module as in node/options.ts. */
+  readonly settings?: Omit<NodeSettings, 'raftId' | 'nodeId' | 'rpcUrl' | 'tmUrl'>;
 }
 
 export class PrivateCluster {
@@ -104,7 +101,7 @@ export class PrivateCluster {
       const name = `node-${i}`;
       const h = {
         name,
-        peerId: `QmPriv${String.fromCharCode(64 + i)}`,
+        peerId: testPeerId(2, i),
         dataDir: join(this.root, name),
         keyStore,
         enclaveKey: Buffer.from(enclave.publicKeys()[0]).toString('base64'),
@@ -150,21 +147,19 @@ export class PrivateCluster {
     const chainStore = await openLevelChainStore(join(h.dataDir, 'chain'));
     const sw = (h.switch as SwitchablePrivacy | undefined) ?? new SwitchablePrivacy(privacy);
     sw.inner = privacy;
-    const node = new QuorateNode(
+    const extra = this.options.settings ?? {};
+    const node = createNode(
       {
-        ...DEFAULT_NODE_OPTIONS,
+        ...extra,
         raftId: this.nodes.indexOf(h) + 1,
-        name: h.name,
+        nodeId: h.name,
         rpcUrl: `http://127.0.0.1:0/${h.name}`,
         tmUrl: `http://127.0.0.1:0/${h.name}/tm`,
         // Elections every ~300 ms at the earliest: fsyncing LevelDB stores on a shared 2-core box
         // would otherwise cause needless leader changes.
-        tickMs: 20,
-        electionTicks: 15,
-        blockTimeMs: 10,
-        changeTimeoutMs: 5_000,
-        seed: this.seed++,
-        ...this.options.nodeOptions,
+        raft: { tickMs: 20, electionTicks: 15, seed: this.seed++, ...extra.raft },
+        block: { blockTimeMs: 10, ...extra.block },
+        admin: { changeTimeoutMs: 5_000, ...extra.admin },
       },
       {
         raftStorage: h.raftStorage,

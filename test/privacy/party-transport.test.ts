@@ -5,7 +5,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { PeerPartyTransport, NOT_A_MEMBER_CODE } from '../../node/privacy.js';
+import { PeerPartyTransport, NOT_A_MEMBER_CODE, decodePage, encodePage } from '../../node/party-transport.js';
 import { Libp2pTransport } from '../../p2p/libp2p-transport.js';
 import { MemoryNetwork } from '../../p2p/memory-transport.js';
 import type { PeerTransport } from '../../p2p/transport.js';
@@ -131,5 +131,22 @@ describe.each([
     } finally {
       await cluster.close();
     }
+  });
+});
+
+describe('the resend page codec (chain codec Writer/Reader, same bytes as before)', () => {
+  it('writes u16 cursor length (0xffff: none) ‖ cursor ‖ u32 count ‖ (u32 length ‖ payload)…, big-endian', () => {
+    const none = encodePage({ payloads: [Uint8Array.from([7, 8])], nextAfterHash: null });
+    expect([...none]).toEqual([0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 2, 7, 8]);
+    const withCursor = encodePage({ payloads: [], nextAfterHash: 'ab' });
+    expect([...withCursor]).toEqual([0, 2, 0x61, 0x62, 0, 0, 0, 0]);
+    expect(decodePage(none)).toEqual({ payloads: [Uint8Array.from([7, 8])], nextAfterHash: null });
+    expect(decodePage(withCursor)).toEqual({ payloads: [], nextAfterHash: 'ab' });
+  });
+
+  it('refuses a truncated page and trailing bytes', () => {
+    const page = encodePage({ payloads: [Uint8Array.from([1, 2, 3])], nextAfterHash: 'x' });
+    expect(() => decodePage(page.subarray(0, page.length - 1))).toThrow(/more bytes/);
+    expect(() => decodePage(Uint8Array.from([...page, 0]))).toThrow(/trailing/);
   });
 });

@@ -52,7 +52,7 @@ describe('catching up after a snapshot', () => {
       deliveryMode: 'queue',
       tm: { queueRetryIntervalMs: 100, breaker: { openBaseMs: 100, openMaxMs: 400 } },
       // Snapshot and compact every few blocks, so a follower down for a while falls past the log.
-      nodeOptions: { snapshotEveryEntries: 8, compactionRetainEntries: 2 },
+      settings: { raft: { snapshotEveryEntries: 8, compactionRetainEntries: 2 } },
     });
     await cluster.start();
     const leader = await cluster.waitForLeader();

@@ -20,7 +20,7 @@ import {
   hashToken,
   isLoopbackHost,
 } from '../../txmanager/index.js';
-import { privacyError } from '../../node/privacy.js';
+import { privacyError } from '../../node/privacy-errors.js';
 import { NodeError, NodeErrorCode } from '../../node/errors.js';
 import { type TmCluster, tmCluster, utf8 } from '../txmanager/fixtures.js';
 

@@ -1,0 +1,374 @@
+// The replicated state machine: what a committed Raft entry does to this node's chain. Owns the
+// in-memory chain (ChainState), the applied Raft index, the applied membership, the catch-up
+// record's mirror, the lock that serialises every change of the private state, and every WRITE
+// to the chain store (blocks, no-ops, membership, snapshots, backfilled blocks, private replays).
+// It also owns the snapshot framing: u32 little-endian membership length ‖ membership ‖ chain
+// snapshot (public state only; a node's private state is its own).
+//
+// Applying is deterministic: every node applies the same entries alike (a block whose parent is
+// not the head is a no-op everywhere). Private payloads are fetched before a block is applied
+// (PayloadFetcher), never during it. It may not send anything, mint, or read the Raft core: what
+// the rest of the node does about an applied entry is the ApplyHooks' business.
+
+import { EntryType, decodeConfChange, type Entry, type LogIndex, type Snapshot } from '../consensus/index.js';
+import {
+  ChainState,
+  applyBlock,
+  applyPrivateBlock,
+  decodeBlock,
+  exportSnapshot,
+  genesisBlock,
+  importSnapshot,
+  snapshotChunksFromBytes,
+  snapshotToBytes,
+  type Application,
+  type BackfilledBlock,
+  type Block,
+  type BuiltBlock,
+  type CatchUpRecord,
+  type ChainStore,
+  type GenesisConfig,
+  type PrivatePayload,
+  type VerifiedTxCache,
+} from './chain/index.js';
+import { NodeError, NodeErrorCode, nodeAssert } from './errors.js';
+import type { Logger } from './log.js';
+import {
+  applyConfContext,
+  decodeConfContext,
+  decodeMembership,
+  encodeMembership,
+  type ConfChangeContext,
+  type MembershipState,
+} from './membership.js';
+import type { PayloadFetcher } from './private-payloads.js';
+import type { ReplicatedStateMachine } from './raft/driver.js';
+
+/** The chain store's extension for the replicated membership, written atomically with the applied index. */
+export interface MembershipStore {
+  recordMembership(membership: Uint8Array, appliedRaftIndex: number): Promise<void>;
+  membership(): Promise<Uint8Array | undefined>;
+}
+
+/** What the rest of the node does when an entry is applied (called in log order, never concurrently). */
+export interface ApplyHooks {
+  /** This node's own block still pending (the minter's): the executor reuses what building it computed. */
+  ownBlock(hashHex: string): BuiltBlock | undefined;
+  /** A block was committed to the store and folded into the chain. */
+  blockApplied(block: Block, raftIndex: number, mine: boolean): void;
+  /** A block entry turned out a no-op (its parent is not the head): the minter's speculation broke if mine. */
+  blockNoop(mine: boolean): void;
+  /** A membership change was applied (ctx is undefined for the core's own leave-joint). */
+  membershipChanged(ctx: ConfChangeContext | undefined, raftIndex: number): void;
+  /** A snapshot replaced the chain and the membership. */
+  snapshotInstalled(): void;
+}
+
+export interface ChainApplierDeps {
+  readonly store: ChainStore & MembershipStore;
+  readonly genesis: GenesisConfig;
+  /** The genesis membership (ids 1..N), used when the store has none yet. */
+  readonly genesisMembership: MembershipState;
+  readonly app: Application;
+  readonly verifiedTxs: VerifiedTxCache;
+  readonly payloads: PayloadFetcher;
+  readonly logger: Logger;
+  readonly stopped: () => boolean;
+  readonly hooks: ApplyHooks;
+}
+
+export interface PrivateCatchUpView {
+  readonly privateThrough: number;
+  readonly blocksLeft: number;
+  readonly blocksToFetch: number;
+}
+
+export class ChainApplier implements ReplicatedStateMachine {
+  private chainState!: ChainState;
+  private membershipState!: MembershipState;
+  // Invariant: applied <= the Raft commit index; the store's appliedIndex() says the same after each write.
+  private applied = 0;
+  /**
+   * Set while this node catches up after installing a peer's snapshot (node/private-catch-up.ts):
+   * the mirror of the store's CatchUpRecord. Changed only under the private lock.
+   */
+  private record: CatchUpRecord | undefined;
+  /**
+   * Serialises everything that reads or changes the private state or the catch-up record: block
+   * application, the catch-up's replay and backfill writes, and snapshot installs.
+   */
+  private privateLockTail: Promise<unknown> = Promise.resolve();
+  private readonly log: Logger;
+
+  constructor(private readonly deps: ChainApplierDeps) {
+    this.log = deps.logger;
+  }
+
+  /** Initialises an empty store with genesis, then loads the committed chain, membership and catch-up record. */
+  async load(): Promise<void> {
+    const { store, genesis } = this.deps;
+    const { block: genesisBlockValue, state: genesisStateValue } = genesisBlock(genesis);
+    await store.init(genesis.chainId, genesisBlockValue, genesisStateValue);
+    const stored = await store.membership();
+    this.membershipState = stored ? decodeMembership(stored) : this.deps.genesisMembership;
+    const head = await store.head();
+    nodeAssert(head, 'chain store has no head after init');
+    const headBlock = await store.getBlockByNumber(head.number);
+    nodeAssert(headBlock, () => `chain store lost its head block ${head.number}`);
+    const { state, privateState } = await store.loadState();
+    this.chainState = new ChainState({
+      chainId: genesis.chainId,
+      app: this.deps.app,
+      head: headBlock,
+      state,
+      privateState,
+      verifiedTxs: this.deps.verifiedTxs,
+      txSignatureCheck: genesis.txSignatureCheck,
+    });
+    this.registerMemberKeys();
+    this.applied = await store.appliedIndex();
+    this.record = await store.catchUp();
+  }
+
+  /** False until load() finished. */
+  get loaded(): boolean {
+    return this.chainState !== undefined;
+  }
+  get chain(): ChainState {
+    return this.chainState;
+  }
+  get membership(): MembershipState {
+    return this.membershipState;
+  }
+  appliedIndex(): LogIndex {
+    return this.applied as LogIndex;
+  }
+  /** The catch-up record (undefined when the private state is at the head). */
+  catchUpRecord(): CatchUpRecord | undefined {
+    return this.record;
+  }
+
+  /** How far the private state lags while catching up after a snapshot (private reads wait meanwhile). */
+  privateCatchUp(): PrivateCatchUpView | undefined {
+    const r = this.record;
+    if (!r) return undefined;
+    return {
+      privateThrough: r.privateThrough,
+      blocksLeft: this.chainState.head.header.number - r.privateThrough,
+      blocksToFetch: Math.max(0, r.backfillNext - r.privateThrough),
+    };
+  }
+
+  private registerMemberKeys(): void {
+    for (const m of this.membershipState.members)
+      this.chainState.registerMember(m.raftId, Buffer.from(m.signingKey, 'base64'));
+  }
+
+  // ------------------------------------------------------------------ entries
+
+  async apply(entries: readonly Entry[]): Promise<void> {
+    let unrecordedIndex = 0;
+    for (const e of entries) {
+      if (e.index <= this.applied) continue; // replayed after a restart: already in the store
+      if (e.type === EntryType.ConfChange) {
+        await this.applyConfChange(e);
+      } else if (e.data.length === 0) {
+        unrecordedIndex = e.index; // the leader's no-op: nothing to do but remember the index
+        this.applied = e.index;
+      } else {
+        await this.applyBlockEntry(e);
+      }
+      if (e.type !== EntryType.Normal || e.data.length > 0) unrecordedIndex = 0;
+    }
+    if (unrecordedIndex > 0) await this.deps.store.recordNoop(unrecordedIndex);
+  }
+
+  private async applyBlockEntry(e: Entry): Promise<void> {
+    let block: Block;
+    try {
+      block = decodeBlock(e.data);
+    } catch (err) {
+      // Every node decodes the same bytes the same way: all skip it alike.
+      this.log.warn({ err, index: e.index }, 'undecodable block entry skipped');
+      await this.deps.store.recordNoop(e.index);
+      this.applied = e.index;
+      return;
+    }
+    // While catching up after a snapshot the private state lags the head: the private part of
+    // this block waits for the replay (deferPrivate), so no payload is needed now.
+    const payloads = this.record === undefined ? await this.deps.payloads.fetch(block) : undefined;
+    await this.withPrivateLock(() => this.applyFetchedBlock(e, block, payloads));
+  }
+
+  private async applyFetchedBlock(
+    e: Entry,
+    block: Block,
+    prefetched: Map<string, PrivatePayload> | undefined,
+  ): Promise<void> {
+    // Private state = the private transactions applied in chain order. While the catch-up replays
+    // older blocks into it, a newer block's private part must not go first (a cas or an append
+    // depends on what came before; a per-key "newest wins" would be wrong for them): its public
+    // part applies now, its private part when the replay reaches it.
+    const deferPrivate = this.record !== undefined;
+    let payloads = prefetched;
+    // The replay finished while this block waited for the lock: its private part is due now.
+    if (!deferPrivate && payloads === undefined) payloads = await this.deps.payloads.fetch(block);
+    if (this.deps.stopped()) throw new NodeError(NodeErrorCode.Unavailable, 'stopped while fetching private payloads');
+    const mine = this.deps.hooks.ownBlock(block.hashHex);
+    const result = applyBlock(this.chainState, block, payloads ?? new Map(), mine, { deferPrivate });
+    if (result.kind === 'applied') {
+      await this.deps.store.commitBlock(
+        block,
+        result.receipts,
+        result.stateChanges,
+        { entries: result.privateStateChanges, receipts: result.privateReceipts },
+        e.index,
+      );
+      this.chainState.advance(result);
+      this.applied = e.index;
+      this.deps.hooks.blockApplied(block, e.index, mine !== undefined);
+    } else {
+      await this.deps.store.recordNoop(e.index);
+      this.applied = e.index;
+      this.log.info(
+        { index: e.index, reason: result.reason, detail: result.detail, mine: mine !== undefined },
+        'block entry is a no-op',
+      );
+      this.deps.hooks.blockNoop(mine !== undefined);
+    }
+  }
+
+  private async applyConfChange(e: Entry): Promise<void> {
+    const cc = decodeConfChange(e.data);
+    const ctx = decodeConfContext(cc.context);
+    this.membershipState = applyConfContext(this.membershipState, ctx);
+    if (ctx?.member) this.chainState.registerMember(ctx.member.raftId, Buffer.from(ctx.member.signingKey, 'base64'));
+    await this.deps.store.recordMembership(encodeMembership(this.membershipState), e.index);
+    this.applied = e.index;
+    if (ctx) this.log.info({ op: ctx.op, raftId: ctx.raftId, index: e.index }, 'membership change applied');
+    this.deps.hooks.membershipChanged(ctx, e.index);
+  }
+
+  // ------------------------------------------------------------------ snapshots
+
+  /** Snapshot = membership + the chain's public state at the applied index (never private state). */
+  async snapshotData(): Promise<Uint8Array> {
+    return encodeSnapshotData(
+      encodeMembership(this.membershipState),
+      await snapshotToBytes(exportSnapshot(this.chainState, this.applied)),
+    );
+  }
+
+  /** After a crash between persisting a leader's snapshot and installing it: install it now. */
+  async restoreIfBehind(snapshot: Snapshot): Promise<void> {
+    if (this.applied < snapshot.metadata.index && snapshot.data.length > 0) await this.restore(snapshot);
+  }
+
+  async restore(snapshot: Snapshot): Promise<void> {
+    if (snapshot.data.length === 0) return; // the bootstrap snapshot: genesis is already in the store
+    const parts = decodeSnapshotData(snapshot.data);
+    const membership = decodeMembership(parts.membership);
+    const imported = await importSnapshot(snapshotChunksFromBytes(parts.chain), this.deps.store);
+    nodeAssert(
+      imported.appliedRaftIndex === snapshot.metadata.index,
+      () =>
+        `snapshot at raft index ${snapshot.metadata.index} carries chain state of index ${imported.appliedRaftIndex}`,
+    );
+    const previousHead = this.chainState.head.header.number;
+    await this.withPrivateLock(async () => {
+      // One batch: the state and the membership of the same index (a crash between two writes
+      // would pair the new state with the old membership), and the catch-up record when the
+      // snapshot skipped blocks (a crash must not forget that the private state lags).
+      await this.deps.store.installSnapshot({ ...imported, membership: encodeMembership(membership) });
+      this.membershipState = membership;
+      const { state, privateState } = await this.deps.store.loadState();
+      this.chainState = this.chainState.reset(imported.head, state, privateState);
+      this.record = await this.deps.store.catchUp();
+    });
+    this.registerMemberKeys();
+    this.applied = imported.appliedRaftIndex;
+    this.log.info(
+      { index: this.applied, head: imported.head.header.number, previousHead, catchUp: this.record },
+      'snapshot installed',
+    );
+    this.deps.hooks.snapshotInstalled();
+  }
+
+  // ------------------------------------------------------------------ the catch-up's writes
+
+  /**
+   * Stores blocks fetched by the catch-up (possibly none, when they were stored already) and moves
+   * the record's backfillNext. False when a snapshot install changed the plan meanwhile (nothing written).
+   */
+  storeBackfilled(planned: CatchUpRecord, blocks: readonly BackfilledBlock[], backfillNext: number): Promise<boolean> {
+    return this.withPrivateLock(async () => {
+      if (this.record !== planned) return false;
+      await this.deps.store.storeBackfilledBlocks(blocks, backfillNext);
+      this.record = { ...planned, backfillNext };
+      return true;
+    });
+  }
+
+  /** The next block the private replay needs and the head, read under the lock; undefined when caught up. */
+  replayWindow(): Promise<{ from: number; head: number } | undefined> {
+    return this.withPrivateLock(async () =>
+      this.record ? { from: this.record.privateThrough + 1, head: this.chainState.head.header.number } : undefined,
+    );
+  }
+
+  /** Folds the private part of block `from` (fetched payloads) into the private state, in one synced write. */
+  replayPrivate(block: Block, payloads: Map<string, PrivatePayload>, from: number): Promise<void> {
+    return this.withPrivateLock(async () => {
+      const record = this.record;
+      // Only the replay moves privateThrough; a snapshot install keeps it.
+      nodeAssert(
+        record !== undefined && record.privateThrough + 1 === from,
+        () =>
+          `catch-up: privateThrough moved under the replay (${String(record?.privateThrough)}, expected ${from - 1})`,
+      );
+      const result = applyPrivateBlock(this.chainState, block, payloads);
+      const n = block.header.number;
+      const done = n === this.chainState.head.header.number && record.backfillNext <= record.privateThrough;
+      await this.deps.store.commitPrivateReplay(
+        n,
+        { entries: result.privateStateChanges, receipts: result.privateReceipts },
+        done,
+      );
+      this.chainState.advancePrivate(result.privateOverlay);
+      this.record = done ? undefined : { ...record, privateThrough: n };
+      if (done)
+        this.log.info(
+          { head: n },
+          'caught up after a snapshot: every block is here and the private state is at the head',
+        );
+    });
+  }
+
+  private withPrivateLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.privateLockTail.then(fn);
+    this.privateLockTail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+// Snapshot data framing: u32 LITTLE-endian membership length (unlike the chain codec, which is
+// big-endian: this framing predates it and is on disk and on the wire, so it stays).
+const SNAPSHOT_LENGTH_BYTES = 4;
+
+export function encodeSnapshotData(membership: Uint8Array, chain: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SNAPSHOT_LENGTH_BYTES + membership.length + chain.length);
+  new DataView(out.buffer).setUint32(0, membership.length, true);
+  out.set(membership, SNAPSHOT_LENGTH_BYTES);
+  out.set(chain, SNAPSHOT_LENGTH_BYTES + membership.length);
+  return out;
+}
+
+export function decodeSnapshotData(data: Uint8Array): { membership: Uint8Array; chain: Uint8Array } {
+  nodeAssert(data.length >= SNAPSHOT_LENGTH_BYTES, 'snapshot data too short');
+  const mlen = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0, true);
+  nodeAssert(SNAPSHOT_LENGTH_BYTES + mlen <= data.length, 'snapshot membership length out of range');
+  return {
+    membership: data.subarray(SNAPSHOT_LENGTH_BYTES, SNAPSHOT_LENGTH_BYTES + mlen),
+    chain: data.subarray(SNAPSHOT_LENGTH_BYTES + mlen),
+  };
+}
