@@ -32,6 +32,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { parseTmRemoteClients, type TmRemoteClientsConfig } from '../txmanager/client-access.js';
+import { chainStoreOptionsFromConfig, type ChainStoreOptions } from './chain/store.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
 import {
   DEFAULT_BLOCK_OPTIONS,
@@ -199,6 +200,8 @@ export interface NodeConfig {
   readonly rpcSecurity: rpcSec.RpcSecurityConfig;
   /** p2p.allowedCidrs: inbound p2p connections from other addresses are refused before Noise. */
   readonly p2pAllowedCidrs?: readonly string[];
+  /** `state`: the chain store's in-memory caches (node/chain/store.ts owns the defaults and bounds). */
+  readonly state: ChainStoreOptions;
 }
 
 /** A genesis member: exactly a member of the replicated membership (node/membership.ts). */
@@ -435,6 +438,7 @@ const CONFIG_FIELDS = [
   'deliveryMode',
   'logLevel',
   'p2pAddressOverrides',
+  'state',
 ] as const;
 
 /** Validates a parsed config object. `configPath` is the file's absolute path (for messages and relative paths). */
@@ -532,7 +536,18 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
     p2pAddressOverrides: parseOverrides(f, o.p2pAddressOverrides),
     rpcSecurity,
     ...(p2pAllowedCidrs ? { p2pAllowedCidrs } : {}),
+    state: parseStateOptions(f, o.state),
   };
+}
+
+function parseStateOptions(f: Fields, v: unknown): ChainStoreOptions {
+  if (v === undefined) return {};
+  const o = f.object(v, 'state', ['cacheMaxBytes']);
+  try {
+    return chainStoreOptionsFromConfig(o);
+  } catch (err) {
+    return f.fail('state.cacheMaxBytes', err instanceof Error ? err.message : String(err));
+  }
 }
 
 /** Bound on p2pAddressOverrides entries (one per peer at most). */

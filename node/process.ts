@@ -104,7 +104,7 @@ export async function startNodeProcess(
     rpcUrl: `${config.rpcSecurity.tls ? 'https' : 'http'}://${config.rpc.host}:${config.rpc.port}`,
   };
   const nodeOptions = resolveNodeOptions(settings);
-  const chainStore = await openLevelChainStore(join(config.dataDir, 'chain'));
+  const chainStore = await openLevelChainStore(join(config.dataDir, 'chain'), config.state);
 
   const transport = new Libp2pTransport({
     privateKey: identity.privateKey,
