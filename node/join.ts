@@ -24,6 +24,8 @@ export interface AddNodeOptions {
   /** Seal the keys under this password and write no password file (a deployment); absent: the dev cluster's node.password. */
   readonly password?: string;
   readonly keyProtection?: KeyProtection;
+  /** In a cluster with credentials: serve JSON-RPC over TLS (default true; see InitOptions.rpcTls). */
+  readonly rpcTls?: boolean;
 }
 
 export interface AddNodeResult {
@@ -93,10 +95,13 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
   await mkdir(nodeDir);
   const { peerId } = await createNodeKeys(nodeDir, { protection: options.keyProtection, password: options.password });
   // A cluster made with credentials (init --hosts): a certificate from its CA, the same token hashes.
-  const rpcSecurity = await credentialsForNewNode(options.dir, join(options.dir, 'node-1'), nodeDir, {
-    nodeId: name,
-    host,
-  });
+  const rpcSecurity = await credentialsForNewNode(
+    options.dir,
+    join(options.dir, 'node-1'),
+    nodeDir,
+    { nodeId: name, host },
+    { tls: options.rpcTls !== false },
+  );
 
   const config = {
     nodeId: name,
@@ -122,7 +127,7 @@ export async function addNode(options: AddNodeOptions): Promise<AddNodeResult> {
     name,
     configPath,
     p2pAddress: `/ip4/${host}/tcp/${ports.p2p}/p2p/${peerId}`,
-    rpcUrl: `${rpcSecurity ? 'https' : 'http'}://${host}:${ports.rpc}/`,
+    rpcUrl: `${rpcSecurity && options.rpcTls !== false ? 'https' : 'http'}://${host}:${ports.rpc}/`,
     tmUrl: `http://127.0.0.1:${ports.tm}/`, // the TM client API is on the node's own loopback
   };
 }

@@ -177,6 +177,7 @@ async function caFrom(x509: X509, caCert: InstanceType<X509['X509Certificate']>,
 export async function writeRpcCredentials(
   root: string,
   nodes: readonly { readonly nodeId: string; readonly host: string }[],
+  options: { readonly tls?: boolean } = {},
 ): Promise<WrittenCredentials> {
   const dir = join(root, CREDENTIAL_FILES.dir);
   await mkdir(dir, { mode: 0o700 });
@@ -199,14 +200,14 @@ export async function writeRpcCredentials(
 
   const hashes = JSON.stringify(tokensFileJson(tokens), null, 2) + '\n';
   for (const n of nodes) await writeNodeCredentials(ca, join(root, n.nodeId), n, hashes);
-  return { rpcConfigFor: () => RPC_CONFIG_FIELDS };
+  return { rpcConfigFor: () => rpcConfigFields(options.tls !== false) };
 }
 
 /** What each node's config `rpc` object gets (paths relative to the node folder). */
-const RPC_CONFIG_FIELDS = {
-  tls: { certFile: CREDENTIAL_FILES.nodeCert, keyFile: CREDENTIAL_FILES.nodeKey },
-  auth: { tokensFile: CREDENTIAL_FILES.nodeTokens },
-} as const;
+function rpcConfigFields(tls: boolean): Record<string, unknown> {
+  const auth = { tokensFile: CREDENTIAL_FILES.nodeTokens };
+  return tls ? { tls: { certFile: CREDENTIAL_FILES.nodeCert, keyFile: CREDENTIAL_FILES.nodeKey }, auth } : { auth };
+}
 
 async function writeNodeCredentials(
   ca: Ca,
@@ -237,6 +238,7 @@ export async function credentialsForNewNode(
   fromNodeDir: string,
   nodeDir: string,
   node: { readonly nodeId: string; readonly host: string },
+  options: { readonly tls?: boolean } = {},
 ): Promise<Record<string, unknown> | undefined> {
   let caCert: string;
   let caKey: string;
@@ -249,7 +251,7 @@ export async function credentialsForNewNode(
   }
   const hashes = await readFile(join(fromNodeDir, CREDENTIAL_FILES.nodeTokens), 'utf8');
   await writeNodeCredentials(await loadCa(caCert, caKey), nodeDir, node, hashes);
-  return RPC_CONFIG_FIELDS;
+  return rpcConfigFields(options.tls !== false);
 }
 
 /** What `init` prints about the credentials of cluster folder `dir`. */

@@ -98,6 +98,12 @@ export interface InitOptions {
    * written to node-i/node.password (the dev cluster). Given: nothing is written.
    */
   readonly password?: string;
+  /**
+   * With credentials (a host that is not loopback): serve JSON-RPC over TLS. Default true. The
+   * Jepsen harness turns it off: its nodes live in private network namespaces reached through a
+   * byte relay that must read a refused dial as plain HTTP; tokens are still required.
+   */
+  readonly rpcTls?: boolean;
 }
 
 export interface InitNode {
@@ -365,7 +371,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
 
     const p2pAddr = multiaddrOf(host, ports.p2p);
     // Non-loopback hosts: TLS and tokens on JSON-RPC (node/cli/init-credentials.ts).
-    const rpcUrl = `${rpcCredentialsNeeded(o.hosts) ? 'https' : 'http'}://${urlHost(host)}:${ports.rpc}/`;
+    const rpcUrl = `${rpcCredentialsNeeded(o.hosts) && o.rpcTls !== false ? 'https' : 'http'}://${urlHost(host)}:${ports.rpc}/`;
     // The TM client API is on the node's own loopback (local clients only); see the file comment.
     const tmUrl = `http://127.0.0.1:${ports.tm}/`;
     alloc[account.address] = { balance: GENESIS_ACCOUNT_BALANCE };
@@ -415,7 +421,9 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     tmUrl: n.tmUrl,
     enclavePublicKeys: [n.enclaveKey],
   }));
-  const rpcCredentials = rpcCredentialsNeeded(o.hosts) ? await writeRpcCredentials(root, nodes) : undefined;
+  const rpcCredentials = rpcCredentialsNeeded(o.hosts)
+    ? await writeRpcCredentials(root, nodes, { tls: o.rpcTls !== false })
+    : undefined;
   for (const n of nodes) {
     const config = {
       nodeId: n.nodeId,

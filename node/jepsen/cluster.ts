@@ -23,6 +23,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CREDENTIAL_FILES } from '../cli/init-credentials.js';
 import { initCluster } from '../cli/init.js';
 import { addNode } from '../join.js';
 import { readClusterDir } from '../up.js';
@@ -186,7 +187,11 @@ export class JepsenCluster {
       tmPort: ports.tm,
       force: false,
       chainId: 1337,
+      // Namespace addresses are not loopback: the nodes require tokens (read below). No TLS: the
+      // relay is a byte pipe that answers a refused dial in plain HTTP (relay.ts).
+      rpcTls: false,
     });
+    const token = await operatorToken(dir);
     const locals = await readClusterDir(dir);
     this.slots.forEach((slot, i) => {
       const l = locals[i];
@@ -219,6 +224,7 @@ export class JepsenCluster {
         rpcPort: ports.rpc + (this.netns ? 0 : i),
         p2pPort: ports.p2p + (this.netns ? 0 : i),
         tmPort: ports.tm + (this.netns ? 0 : i),
+        rpcTls: false,
       });
       const queue = this.spares.get(slot) ?? [];
       queue.push({
@@ -241,9 +247,9 @@ export class JepsenCluster {
       if (this.netns && this.relay) {
         const socketPath = join(this.socketDir, `${slot}.sock`);
         await this.relay.listen(socketPath, hosts[i], ports.rpc);
-        this.targets.set(slot, { socketPath });
+        this.targets.set(slot, { socketPath, ...(token === undefined ? {} : { token }) });
       } else {
-        this.targets.set(slot, { host: '127.0.0.1', port: ports.rpc + i });
+        this.targets.set(slot, { host: '127.0.0.1', port: ports.rpc + i, ...(token === undefined ? {} : { token }) });
       }
     }
     if (!this.netns) await this.writeProxyOverrides();
@@ -426,6 +432,7 @@ export class JepsenCluster {
       rpcPort: NETNS_PORTS.rpc,
       p2pPort: NETNS_PORTS.p2p,
       tmPort: NETNS_PORTS.tm,
+      rpcTls: false,
     });
     return {
       name: r.name,
@@ -532,16 +539,17 @@ export class JepsenCluster {
       const next: Record<string, unknown> = {
         ...c,
         peers,
-        rpc: { host, port: ports.rpc },
+        // Keep rpc.auth (required off loopback); the TM client API stays on the node's loopback.
+        rpc: { ...(c.rpc as Record<string, unknown>), host, port: ports.rpc },
         p2p: { host, port: ports.p2p },
-        tm: { host, port: ports.tm },
+        tm: { host: '127.0.0.1', port: ports.tm },
       };
       return next;
     });
     return {
       ...spare,
       rpcUrl: `http://${host}:${ports.rpc}/`,
-      tmUrl: `http://${host}:${ports.tm}/`,
+      tmUrl: `http://127.0.0.1:${ports.tm}/`,
       p2pAddress: `/ip4/${host}/tcp/${ports.p2p}/p2p/${peerId}`,
       joining: true,
     };
@@ -584,4 +592,23 @@ export class SlotProcessController implements ProcessController {
 async function patchConfig(path: string, f: (c: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
   const c = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
   await writeFile(path, JSON.stringify(f(c), null, 2) + '\n');
+}
+
+/**
+ * The operator's bearer token from a cluster folder's credentials (init writes them when a host is
+ * not loopback); undefined for a loopback cluster, whose nodes need none.
+ */
+async function operatorToken(dir: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, CREDENTIAL_FILES.tokens), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  for (const line of text.split('\n')) {
+    const [name, , token] = line.trim().split(/\s+/);
+    if (name === 'operator' && token) return token;
+  }
+  throw new JepsenError(JepsenErrorCode.ProcessFault, `no operator token in ${join(dir, CREDENTIAL_FILES.tokens)}`);
 }

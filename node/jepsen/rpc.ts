@@ -16,8 +16,13 @@ import { RpcCallError, RpcTransportError, RpcTransportErrorCode } from '../rpc/c
 /** Set by the relay on its answer when the node refused its dial: nothing of the request was sent. */
 export const RELAY_REFUSED_HEADER = 'x-jepsen-relay-refused';
 
-/** Where a node's JSON-RPC listens: TCP, or a relay's Unix socket. */
-export type RpcTarget = { readonly host: string; readonly port: number } | { readonly socketPath: string };
+/**
+ * Where a node's JSON-RPC listens: TCP, or a relay's Unix socket; `token`: the bearer token its
+ * listener requires (nodes on namespace addresses are not on loopback, so they require one).
+ */
+export type RpcTarget = ({ readonly host: string; readonly port: number } | { readonly socketPath: string }) & {
+  readonly token?: string;
+};
 
 /** Largest JSON-RPC response accepted (a batch of full blocks stays well under it). */
 export const JEPSEN_RPC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -114,7 +119,11 @@ export class JepsenRpc {
           path: '/',
           method: 'POST',
           agent: this.agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(payload),
+            ...(this.target.token === undefined ? {} : { authorization: `Bearer ${this.target.token}` }),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];
