@@ -14,6 +14,12 @@ export interface Clock {
   monotonicMs(): number;
   setTimeout(fn: () => void, delayMs: number): TimerHandle;
   setInterval(fn: () => void, periodMs: number): TimerHandle;
+  /**
+   * Runs fn once the I/O callbacks already due have run (Node's setImmediate): the batching point
+   * of the Raft driver, whose next cycle then takes every input that arrived meanwhile. A manual
+   * clock runs it at the next advance(), advance(0) included.
+   */
+  setImmediate(fn: () => void): TimerHandle;
   /** A uniform float in [0, 1): jitter and sampling only, never keys. Seeded in tests. */
   randomFloat(): number;
 }
@@ -32,6 +38,10 @@ export class SystemClock implements Clock {
   setInterval(fn: () => void, periodMs: number): TimerHandle {
     const t = setInterval(fn, periodMs);
     return { cancel: () => clearInterval(t) };
+  }
+  setImmediate(fn: () => void): TimerHandle {
+    const t = setImmediate(fn);
+    return { cancel: () => clearImmediate(t) };
   }
   randomFloat(): number {
     return Math.random();
@@ -65,6 +75,9 @@ export class ManualClock implements Clock {
     const id = this.nextId++;
     this.timers.set(id, { at: this.nowValueMs + periodMs, fn, periodMs });
     return { cancel: () => this.timers.delete(id) };
+  }
+  setImmediate(fn: () => void): TimerHandle {
+    return this.setTimeout(fn, 0);
   }
   /** xorshift32: deterministic per seed, enough for jitter in tests. */
   randomFloat(): number {
