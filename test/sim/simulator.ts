@@ -481,7 +481,7 @@ class Simulation {
     let bestTerm = -1;
     for (const n of this.nodes.values()) {
       if (n.raft === undefined || n.role !== Role.Leader) continue;
-      const term = n.raft.inner.term; // read only: status() would also build the progress map
+      const term = n.raft.basicStatus().hardState.term;
       if (term > bestTerm) {
         best = n;
         bestTerm = term;
@@ -615,7 +615,7 @@ class Simulation {
     }
     if (rd.softState !== undefined && rd.softState.role !== n.role) {
       n.role = rd.softState.role;
-      const term = raft.status().hardState.term;
+      const term = raft.basicStatus().hardState.term;
       this.events.note(this.now, `node ${n.id} is ${n.role} in term ${term} (leader ${rd.softState.leader})`);
       if (n.role === Role.Leader) {
         this.checker.onLeader(n.id, term);
