@@ -5,6 +5,13 @@
 
 export interface TimerHandle {
   cancel(): void;
+  /** Real clock only: the pending timer does not keep the process alive (Node's unref). */
+  unref?(): void;
+}
+
+/** Resolves after `delayMs` on `clock` (a real or a manual one). */
+export function sleepMs(clock: Pick<Clock, 'setTimeout'>, delayMs: number): Promise<void> {
+  return new Promise<void>((resolve) => clock.setTimeout(resolve, delayMs));
 }
 
 export interface Clock {
@@ -33,11 +40,11 @@ export class SystemClock implements Clock {
   }
   setTimeout(fn: () => void, delayMs: number): TimerHandle {
     const t = setTimeout(fn, delayMs);
-    return { cancel: () => clearTimeout(t) };
+    return { cancel: () => clearTimeout(t), unref: () => void t.unref() };
   }
   setInterval(fn: () => void, periodMs: number): TimerHandle {
     const t = setInterval(fn, periodMs);
-    return { cancel: () => clearInterval(t) };
+    return { cancel: () => clearInterval(t), unref: () => void t.unref() };
   }
   setImmediate(fn: () => void): TimerHandle {
     const t = setImmediate(fn);

@@ -13,6 +13,10 @@ import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { JepsenError, JepsenErrorCode } from './errors.js';
 import { RELAY_REFUSED_HEADER } from './rpc.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** Time allowed for the relay to start listening on a new socket. */
 export const RELAY_LISTEN_TIMEOUT_MS = 10_000;
@@ -42,7 +46,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
       if (connected) return client.destroy();
       client.resume();
       client.end(refused(e.code || 'error'));
-      setTimeout(() => client.destroy(), 10000).unref();
+      clock.setTimeout(() => client.destroy(), 10000).unref?.();
     });
     client.on('error', () => upstream.destroy());
     client.on('close', () => upstream.destroy());
@@ -94,7 +98,7 @@ export class ControlRelay {
   listen(socketPath: string, host: string, port: number): Promise<void> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = clock.setTimeout(() => {
         this.waiting.delete(id);
         reject(
           new JepsenError(
@@ -104,7 +108,7 @@ export class ControlRelay {
         );
       }, RELAY_LISTEN_TIMEOUT_MS);
       this.waiting.set(id, (err) => {
-        clearTimeout(timer);
+        timer?.cancel();
         if (err) reject(err);
         else resolve();
       });
