@@ -22,6 +22,7 @@ async function main(): Promise<void> {
   const logger = pino({ level: 'warn' });
   const make = async () => {
     const transport = new Libp2pTransport({
+      clock,
       privateKey: await generateKeyPair('Ed25519'),
       listenAddrs: ['/ip4/127.0.0.1/tcp/0'],
       logger,

@@ -90,7 +90,10 @@ export async function startNodeProcess(
   const raftId = joining ? storedId : config.raftId;
   const chainStore = await openLevelChainStore(join(config.dataDir, 'chain'));
 
+  // The node's one clock, injected into every part that reads time (issue 8).
+  const clock = new SystemClock();
   const transport = new Libp2pTransport({
+    clock,
     privateKey: identity.privateKey,
     listenAddrs: [`/ip4/${config.p2p.host}/tcp/${config.p2p.port}`],
     limits: { maxMessageBytes: P2P_MAX_MESSAGE_BYTES, maxQueuedBytesPerPeer: 2 * P2P_MAX_MESSAGE_BYTES },
@@ -142,7 +145,7 @@ export async function startNodeProcess(
       raftStorage,
       chainStore,
       transport,
-      clock: new SystemClock(),
+      clock,
       logger: log,
       app: new LedgerApp(),
       minterKey,

@@ -14,6 +14,7 @@ import '../node/polyfills.js';
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import type { P2pClock, P2pTimerHandle } from './clock.js';
 import { P2pError, P2pErrorCode, assert } from './errors.js';
 import {
   CHANNEL_PROTOCOL,
@@ -70,8 +71,8 @@ export interface Libp2pTransportOptions {
   readonly listenAddrs: readonly string[];
   readonly limits?: Partial<TransportLimits>;
   readonly logger?: P2pLogger;
-  /** Jitter source for reconnection delays. */
-  readonly random?: () => number;
+  /** The node's clock: timers, connection durations, reconnection jitter. */
+  readonly clock: P2pClock;
 }
 
 interface QueuedFrame {
@@ -97,7 +98,7 @@ interface PeerState {
   connected: boolean;
   connectedAtMs: number;
   dialAttempt: number;
-  dialTimer: NodeJS.Timeout | null;
+  dialTimer: P2pTimerHandle | null;
   dialing: boolean;
   /** A probe stream is being negotiated on a new connection (see verifyConnection). */
   verifying: boolean;
@@ -115,6 +116,7 @@ export class Libp2pTransport implements PeerTransport {
   readonly limits: TransportLimits;
   private readonly logger: P2pLogger;
   private readonly random: () => number;
+  private readonly clock: P2pClock;
   private readonly handlers = new Handlers();
   private readonly events = new PeerEvents();
   private readonly stats_ = new MutableStats();
@@ -130,8 +132,9 @@ export class Libp2pTransport implements PeerTransport {
   constructor(private readonly options: Libp2pTransportOptions) {
     this.limits = resolveLimits(options.limits);
     this.logger = options.logger ?? defaultP2pLogger();
-    this.random = options.random ?? Math.random;
-    this.pending = new PendingRequests(this.limits);
+    this.clock = options.clock;
+    this.random = () => this.clock.randomFloat();
+    this.pending = new PendingRequests(this.limits, this.clock);
     this.maxFrameBytes = this.limits.maxMessageBytes + MAX_FRAME_OVERHEAD_BYTES;
     // Computed from the key without starting libp2p, so the id is known before start().
     this.localPeerId = peerIdFromPrivateKey(options.privateKey).toString();
@@ -180,7 +183,7 @@ export class Libp2pTransport implements PeerTransport {
     if (host === null) return;
     this.host = null;
     for (const peer of this.peers.values()) {
-      if (peer.dialTimer !== null) clearTimeout(peer.dialTimer);
+      if (peer.dialTimer !== null) peer.dialTimer.cancel();
       peer.dialTimer = null;
       this.dropQueues(peer);
       for (const ch of peer.channels.values()) this.resetChannel(peer, ch, new Error('transport stopping'));
@@ -357,8 +360,8 @@ export class Libp2pTransport implements PeerTransport {
   private onConnect(peer: PeerState): void {
     if (peer.connected || this.host === null) return;
     peer.connected = true;
-    peer.connectedAtMs = Date.now();
-    if (peer.dialTimer !== null) clearTimeout(peer.dialTimer);
+    peer.connectedAtMs = this.clock.monotonicMs();
+    if (peer.dialTimer !== null) peer.dialTimer.cancel();
     peer.dialTimer = null;
     this.logger.info({ peerId: peer.peerId }, 'peer connected');
     this.events.emit('peer:connect', peer.peerId);
@@ -377,7 +380,7 @@ export class Libp2pTransport implements PeerTransport {
       return;
     }
     peer.connected = false;
-    const lasted = Date.now() - peer.connectedAtMs;
+    const lasted = this.clock.monotonicMs() - peer.connectedAtMs;
     peer.dialAttempt = lasted >= STABLE_CONNECTION_MS ? 0 : peer.dialAttempt + 1;
     this.dropQueues(peer);
     for (const ch of peer.channels.values()) this.resetChannel(peer, ch, new Error('connection lost'));
@@ -401,12 +404,12 @@ export class Libp2pTransport implements PeerTransport {
 
   private scheduleDial(peer: PeerState, delayMs: number): void {
     if (peer.dialTimer !== null || this.host === null) return;
-    peer.dialTimer = setTimeout(() => {
+    peer.dialTimer = this.clock.setTimeout(() => {
       peer.dialTimer = null;
       void this.dial(peer);
     }, delayMs);
     // A pending redial must not keep a process alive that is otherwise done.
-    peer.dialTimer.unref();
+    peer.dialTimer.unref?.();
   }
 
   private async dial(peer: PeerState): Promise<void> {
@@ -436,7 +439,7 @@ export class Libp2pTransport implements PeerTransport {
 
   private removePeer(peer: PeerState): void {
     this.peers.delete(peer.peerId);
-    if (peer.dialTimer !== null) clearTimeout(peer.dialTimer);
+    if (peer.dialTimer !== null) peer.dialTimer.cancel();
     peer.dialTimer = null;
     // Fail its requests as Refused first: resetting the streams below would report them as unreachable.
     this.pending.rejectWhere(
@@ -649,23 +652,23 @@ export class Libp2pTransport implements PeerTransport {
     }
     peer.inboundStreams.add(stream);
     stream.addEventListener('close', () => peer.inboundStreams.delete(stream));
-    const helloTimer = setTimeout(() => {
+    const helloTimer = this.clock.setTimeout(() => {
       this.onReadError(
         fromId,
         stream,
         new P2pError(P2pErrorCode.RemoteError, `no Hello frame within ${HELLO_TIMEOUT_MS} ms`),
       );
     }, HELLO_TIMEOUT_MS);
-    stream.addEventListener('close', () => clearTimeout(helloTimer));
+    stream.addEventListener('close', () => helloTimer.cancel());
     let channel: string | null = null;
     // A dialer's connection probe (verifyConnection) negotiates the protocol and closes its side
     // without a Hello: close ours too, quietly, instead of waiting for the Hello timeout.
     stream.addEventListener('remoteCloseWrite', () => {
       if (channel !== null) return;
-      clearTimeout(helloTimer);
+      helloTimer.cancel();
       stream.close().catch((err: Error) => stream.abort(err));
     });
-    const replies = new ReplyWriter(stream, this.limits);
+    const replies = new ReplyWriter(stream, this.limits, this.clock);
     readFrames(
       stream,
       this.maxFrameBytes,
@@ -677,7 +680,7 @@ export class Libp2pTransport implements PeerTransport {
           }
           assertChannelNameFromWire(frame.channel);
           channel = frame.channel;
-          clearTimeout(helloTimer);
+          helloTimer.cancel();
         } else if (frame.kind === FrameKind.Message) {
           const handler = this.handlers.message.get(channel);
           if (handler === undefined) {
@@ -798,6 +801,7 @@ class ReplyWriter {
   constructor(
     private readonly stream: Stream,
     private readonly limits: TransportLimits,
+    private readonly clock: Pick<P2pClock, 'setImmediate'>,
   ) {
     this.maxQueuedReplies = limits.maxInflightRequestsPerPeer + limits.maxConcurrentInboundRequestsPerPeer;
   }
@@ -811,7 +815,7 @@ class ReplyWriter {
     this.queue.push(frame);
     if (!this.scheduled && !this.writing) {
       this.scheduled = true;
-      setImmediate(() => void this.flush());
+      this.clock.setImmediate(() => void this.flush());
     }
   }
 

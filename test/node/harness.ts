@@ -47,7 +47,7 @@ export interface ClusterOptions {
 export const CHAIN_ID = 4242;
 
 export class TestCluster {
-  readonly network = new MemoryNetwork();
+  readonly network = new MemoryNetwork(new SystemClock());
   readonly nodes: HarnessNode[] = [];
   readonly genesis: GenesisConfig;
   private readonly members: MemberInfo[];
