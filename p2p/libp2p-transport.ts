@@ -281,8 +281,14 @@ export class Libp2pTransport implements PeerTransport {
       throw new P2pError(P2pErrorCode.TooManyRequests, `the queue to ${peerId} is full`, { peerId, channel });
     }
     const { request, promise } = this.pending.create(peerId, channel, options);
-    const ch = this.outbound(peer, channel);
-    this.enqueue(peer, ch, { frame: encodeWithId(FrameKind.Request, request.id, data), requestId: request.id });
+    try {
+      const ch = this.outbound(peer, channel);
+      this.enqueue(peer, ch, { frame: encodeWithId(FrameKind.Request, request.id, data), requestId: request.id });
+    } catch (err) {
+      // Fail the one promise the caller holds (and disarm its timer): thrown past it, the timer
+      // would later reject a promise nobody awaits (issue 10 part 6).
+      this.pending.reject(request.id, err instanceof Error ? err : new Error(String(err)));
+    }
     return promise;
   }
 

@@ -281,8 +281,13 @@ export class MemoryTransport implements PeerTransport {
     }
     const { request, promise } = this.pending.create(peerId, channel, options);
     const copy = data.slice();
-    // A lost request frame surfaces as a Timeout, as it would over a lossy real network.
-    this.network.enqueue(this, target, () => target.receiveRequest(this, channel, request.id, copy));
+    try {
+      // A lost request frame surfaces as a Timeout, as it would over a lossy real network.
+      this.network.enqueue(this, target, () => target.receiveRequest(this, channel, request.id, copy));
+    } catch (err) {
+      // Fail the promise the caller holds rather than leave its timer to reject it unawaited.
+      this.pending.reject(request.id, err instanceof Error ? err : new Error(String(err)));
+    }
     return promise;
   }
 
