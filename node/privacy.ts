@@ -21,6 +21,7 @@
 // from the other members finished); every other doubt is thrown, and the node retries with an
 // alarm instead of applying.
 
+import { SystemClock, type Clock } from './clock.js';
 import { join } from 'node:path';
 import {
   type Enclave,
@@ -457,6 +458,8 @@ export interface NodePrivacyDeps {
   readonly logger: Logger;
   /** An already-built enclave (tests, embedders); otherwise NaclEnclave over FileKeyStore(keyFiles). */
   readonly enclave?: Enclave;
+  /** The node's clock (its TM's timers and backoff); default the real one. */
+  readonly clock?: Clock;
 }
 
 /** The membership as the privacy layer needs it (QuorateNode.onMembership). */
@@ -514,6 +517,7 @@ export class NodePrivacy implements PrivacyProvider {
     const directory = new KeyDirectory();
     const durable = await openDurableTransactionManager({
       ...config.tm,
+      clock: deps.clock ?? new SystemClock(),
       deliveryMode: config.deliveryMode,
       dataDir: join(config.dataDir, 'tm'),
       nodeId: config.nodeId,
