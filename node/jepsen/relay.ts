@@ -46,7 +46,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
       if (connected) return client.destroy();
       client.resume();
       client.end(refused(e.code || 'error'));
-      clock.setTimeout(() => client.destroy(), 10000).unref?.();
+      setTimeout(() => client.destroy(), 10000).unref();
     });
     client.on('error', () => upstream.destroy());
     client.on('close', () => upstream.destroy());

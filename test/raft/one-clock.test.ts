@@ -13,6 +13,12 @@ const FOLDERS = ['node', 'p2p', 'txmanager'];
 /** The real implementation: the only place allowed to call the platform. */
 const ALLOWED = new Set(['node/clock.ts']);
 /**
+ * Lines that are not the node's code but source text of a standalone script run in another
+ * process (the Jepsen relay inside a network namespace, node/jepsen/relay.ts RELAY_SCRIPT): that
+ * process has no access to the node's clock. Matched by file and exact trimmed line.
+ */
+const ALLOWED_LINES = new Set(['node/jepsen/relay.ts|setTimeout(() => client.destroy(), 10000).unref();']);
+/**
  * Files owned by another helper who converts them on a parallel branch (node.ts split, privacy,
  * process entry). The lead empties this set once that branch is merged; a file leaves it as soon
  * as it is clean (the test below also fails on a listed file that no longer needs to be here).
@@ -47,6 +53,7 @@ function offenders(): Map<string, string[]> {
         .forEach((line, i) => {
           const code = line.replace(/\/\/.*$/, '');
           if (/^\s*\*/.test(code) || !FORBIDDEN.test(code)) return;
+          if (ALLOWED_LINES.has(`${file}|${line.trim()}`)) return;
           const list = found.get(file) ?? [];
           list.push(`${file}:${i + 1}: ${line.trim()}`);
           found.set(file, list);
