@@ -15,6 +15,7 @@ import {
   type HardState,
   type Message,
   type RaftId,
+  type BasicStatus,
   type Ready,
   type SoftState,
   type Status,
@@ -176,6 +177,19 @@ export class RaftNode {
     }
   }
 
+  /** id, term, vote, commit, applied, leader, role, leadTransferee: no allocation beyond two small objects. */
+  basicStatus(): BasicStatus {
+    const r = this.raft;
+    return {
+      id: r.id,
+      hardState: r.hardState(),
+      softState: r.softState(),
+      applied: r.raftLog.applied,
+      leadTransferee: r.leadTransferee,
+    };
+  }
+
+  /** basicStatus plus last index, configuration and (on a leader) every peer's progress. */
   status(): Status {
     const r = this.raft;
     let progress: Status['progress'];
@@ -222,7 +236,11 @@ export class RaftNode {
     return [...this.raft.removedIds].sort((a, b) => a - b);
   }
 
-  /** The inner state machine, for tests and the simulator's invariant checks (read only). */
+  /**
+   * The inner state machine, for the core's own tests (read only: its term, vote, state and lead
+   * are getters). The node layer reads basicStatus()/status() instead.
+   * @deprecated outside consensus tests; node/node.ts still reads it until it moves to basicStatus().
+   */
   get inner(): Raft {
     return this.raft;
   }

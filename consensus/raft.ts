@@ -135,19 +135,21 @@ export class Raft {
   readonly config: RaftConfig;
 
   // Persistent state (Figure 2), handed out in Ready.hardState and persisted by the caller.
+  // term, vote, state, lead and leadTransferee are written only by this class (the getters
+  // below are their only public face): nothing outside the core may move them.
   /** Invariant: never decreases. */
-  term: Term = 0 as Term;
+  private termValue: Term = 0 as Term;
   /** Invariant: at most one non-empty vote per term (§5.2). */
-  vote: RaftId = NO_NODE;
+  private voteValue: RaftId = NO_NODE;
 
   readonly raftLog: RaftLog;
   readonly tracker: ProgressTracker;
-  state: Role = Role.Follower;
+  private stateValue: Role = Role.Follower;
   /** True when this node is a learner in its own applied configuration (it never campaigns). */
   isLearner = false;
-  lead: RaftId = NO_NODE;
+  private leadValue: RaftId = NO_NODE;
   /** The target of a leadership transfer in progress (thesis §3.10), or NO_NODE. */
-  leadTransferee: RaftId = NO_NODE;
+  private leadTransfereeValue: RaftId = NO_NODE;
   /**
    * Only one configuration change may be pending: the index of the last one proposed by this
    * leader (or this leader's last index when it took office). Proposals wait until applied >= it.
@@ -168,6 +170,22 @@ export class Raft {
   pendingReadIndexMessages: Message[] = [];
   /** Ids that left the configuration (from applied changes, plus config.removedIds): never reused. */
   readonly removedIds: Set<RaftId>;
+
+  get term(): Term {
+    return this.termValue;
+  }
+  get vote(): RaftId {
+    return this.voteValue;
+  }
+  get state(): Role {
+    return this.stateValue;
+  }
+  get lead(): RaftId {
+    return this.leadValue;
+  }
+  get leadTransferee(): RaftId {
+    return this.leadTransfereeValue;
+  }
   /** Appends made by propose() wait for the next ready() to be broadcast in one message per peer. */
   private pendingBroadcast = false;
   /**
@@ -201,8 +219,8 @@ export class Raft {
     // the first election then happens at term 2, above the bootstrap entry's term.
     const lastTerm = this.raftLog.lastTerm();
     if (this.term < lastTerm) {
-      this.term = lastTerm;
-      this.vote = NO_NODE;
+      this.termValue = lastTerm;
+      this.voteValue = NO_NODE;
     }
     this.loadApplied(config.appliedIndex);
     this.replayAppliedConfChanges();
@@ -240,8 +258,8 @@ export class Raft {
     // A commit below the snapshot index (an older hard state beside a newer snapshot) is not an
     // error: everything up to the snapshot is committed by definition.
     if (hs.commit > this.raftLog.committed) this.raftLog.committed = hs.commit;
-    this.term = hs.term;
-    this.vote = hs.vote;
+    this.termValue = hs.term;
+    this.voteValue = hs.vote;
   }
 
   /**
@@ -418,10 +436,10 @@ export class Raft {
 
   private reset(term: Term): void {
     if (this.term !== term) {
-      this.term = term;
-      this.vote = NO_NODE;
+      this.termValue = term;
+      this.voteValue = NO_NODE;
     }
-    this.lead = NO_NODE;
+    this.leadValue = NO_NODE;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -447,30 +465,30 @@ export class Raft {
 
   becomeFollower(term: Term, lead: RaftId): void {
     this.reset(term);
-    this.lead = lead;
-    this.state = Role.Follower;
+    this.leadValue = lead;
+    this.stateValue = Role.Follower;
   }
 
   becomeCandidate(): void {
     assert(this.state !== Role.Leader, () => `${this.id} invalid transition [leader -> candidate]`);
     this.reset((this.term + 1) as Term);
-    this.vote = this.id;
-    this.state = Role.Candidate;
+    this.voteValue = this.id;
+    this.stateValue = Role.Candidate;
   }
 
   becomePreCandidate(): void {
     assert(this.state !== Role.Leader, () => `${this.id} invalid transition [leader -> pre-candidate]`);
     // Thesis §9.6: a pre-candidate changes neither its term nor its vote.
     this.tracker.resetVotes();
-    this.lead = NO_NODE;
-    this.state = Role.PreCandidate;
+    this.leadValue = NO_NODE;
+    this.stateValue = Role.PreCandidate;
   }
 
   becomeLeader(): void {
     assert(this.state !== Role.Follower, () => `${this.id} invalid transition [follower -> leader]`);
     this.reset(this.term);
-    this.lead = this.id;
-    this.state = Role.Leader;
+    this.leadValue = this.id;
+    this.stateValue = Role.Leader;
     const self = this.tracker.progress.get(this.id);
     assert(self !== undefined, () => `${this.id} became leader without being a member`);
     self.becomeReplicate();
@@ -919,7 +937,7 @@ export class Raft {
       this.send(this.msg(respType, m.from, { term: m.term }));
       if (m.type === MessageType.Vote) {
         this.electionElapsed = 0;
-        this.vote = m.from;
+        this.voteValue = m.from;
       }
     } else {
       this.send(this.msg(respType, m.from, { reject: true }));
@@ -1040,13 +1058,13 @@ export class Raft {
     if (target === this.id) return;
     // The transfer must finish within an election timeout (tickHeartbeat aborts it otherwise).
     this.electionElapsed = 0;
-    this.leadTransferee = target;
+    this.leadTransfereeValue = target;
     if (pr.match === this.raftLog.lastIndex()) this.send(this.msg(MessageType.TimeoutNow, target));
     else this.maybeSendAppend(target, true);
   }
 
   abortLeaderTransfer(): void {
-    this.leadTransferee = NO_NODE;
+    this.leadTransfereeValue = NO_NODE;
   }
 
   // ------------------------------------------------------------------ reads (thesis §6.4)
@@ -1137,17 +1155,17 @@ export class Raft {
     switch (m.type) {
       case MessageType.App:
         this.electionElapsed = 0;
-        this.lead = m.from;
+        this.leadValue = m.from;
         this.handleAppendEntries(m);
         return;
       case MessageType.Heartbeat:
         this.electionElapsed = 0;
-        this.lead = m.from;
+        this.leadValue = m.from;
         this.handleHeartbeat(m);
         return;
       case MessageType.Snap:
         this.electionElapsed = 0;
-        this.lead = m.from;
+        this.leadValue = m.from;
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:

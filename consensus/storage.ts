@@ -36,8 +36,17 @@ export interface Storage {
  * data is on disk with fsync; the in-memory one resolves at once.
  */
 export interface WritableStorage extends Storage {
-  /** Persists hard state and entries in one atomic write. Entries overwrite a conflicting suffix. */
-  save(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> | void;
+  /**
+   * Persists hard state and entries in one atomic write. Entries overwrite a conflicting suffix.
+   * `sync` (default true) is Ready.mustSync: false only when nothing but commit moved, which may
+   * then be lost in a crash (it is recomputed); writes stay in order, so a later synced write makes
+   * an earlier unsynced one durable too. The in-memory storage ignores it.
+   */
+  save(
+    hardState: HardState | undefined,
+    entries: readonly Entry[],
+    options?: { readonly sync?: boolean },
+  ): Promise<void> | void;
   /** Replaces the log with a snapshot (entries up to its index are dropped). */
   applySnapshot(snapshot: Snapshot): Promise<void> | void;
   /** Records a snapshot the application made at `index` and drops entries before `index - retain`. */

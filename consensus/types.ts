@@ -206,12 +206,24 @@ export interface Ready {
   readonly mustSync: boolean;
 }
 
-/** A snapshot of the core's progress, for status pages and tests. */
-export interface Status {
+/**
+ * The core's state without the leader's per-peer progress (etcd's BasicStatus): cheap enough to
+ * read after every Ready cycle or on every request. The node layer reads the core only through
+ * this and Status, never through the Raft object.
+ */
+export interface BasicStatus {
   readonly id: RaftId;
+  /** term, vote, commit. */
   readonly hardState: HardState;
+  /** leader, role. */
   readonly softState: SoftState;
   readonly applied: LogIndex;
+  /** The target of a leadership transfer in progress, or NO_NODE. */
+  readonly leadTransferee: RaftId;
+}
+
+/** A snapshot of the core's progress, for status pages and tests (builds the progress map). */
+export interface Status extends BasicStatus {
   readonly lastIndex: LogIndex;
   readonly confState: ConfState;
   /** Leader only: what it knows of each peer. */
@@ -225,7 +237,6 @@ export interface Status {
       learner: boolean;
     }
   >;
-  readonly leadTransferee: RaftId;
 }
 
 // ---------------------------------------------------------------------------

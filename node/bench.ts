@@ -10,6 +10,10 @@ import https from 'node:https';
 import { generateAccountKey, signTransaction, type AccountKey, type Transaction } from './chain/index.js';
 import type { BenchOptions } from './cli/bench.js';
 import { HttpRpcClient, defaultRpcCredentials } from './rpc/client.js';
+import { SystemClock, sleepMs } from './clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** How often the committed chain is polled for new blocks. */
 const COMMIT_POLL_MS = 10;
@@ -133,7 +137,7 @@ export async function benchmark(
       } catch (err) {
         log(`watcher: ${(err as Error).message}`);
       }
-      if (!full) await new Promise((r) => setTimeout(r, COMMIT_POLL_MS));
+      if (!full) await sleepMs(clock, COMMIT_POLL_MS);
     }
   })();
 
@@ -152,7 +156,7 @@ export async function benchmark(
       if (options.rate > 0) {
         const due = t0 + (first * 1000) / options.rate;
         const wait = due - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (wait > 0) await sleepMs(clock, wait);
       }
       const started = performance.now();
       if (senders && privateFor) {
@@ -233,7 +237,7 @@ export async function benchmark(
   log(`submitted ${options.txs} in ${((submittedAll - t0) / 1000).toFixed(2)} s; waiting for commits`);
   const drainDeadline = performance.now() + DRAIN_TIMEOUT_MS;
   const acceptedHashes = () => [...submitAt.keys()];
-  while (performance.now() < drainDeadline && commitAt.size < accepted) await new Promise((r) => setTimeout(r, 50));
+  while (performance.now() < drainDeadline && commitAt.size < accepted) await sleepMs(clock, 50);
   watching = false;
   await watcher;
 
@@ -416,14 +420,14 @@ async function nodeAccounts(
 export async function checkAgreement(entry: HttpRpcClient): Promise<BenchResult['agreement']> {
   const members = await entry.call<Array<{ nodeId: string; rpcUrl: string }>>('raft_cluster');
   const clients = members.map((m) => ({ name: m.nodeId, client: new HttpRpcClient(m.rpcUrl, { timeoutMs: 5_000 }) }));
-  const deadline = Date.now() + AGREEMENT_TIMEOUT_MS;
+  const deadline = clock.wallMs() + AGREEMENT_TIMEOUT_MS;
   let heights: number[] = [];
   for (;;) {
     heights = await Promise.all(
       clients.map(async (c) => Number(BigInt(await c.client.call<string>('eth_blockNumber')))),
     );
-    if (heights.every((h) => h === heights[0]) || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 100));
+    if (heights.every((h) => h === heights[0]) || clock.wallMs() > deadline) break;
+    await sleepMs(clock, 100);
   }
   const height = Math.min(...heights);
   const hashes = await Promise.all(

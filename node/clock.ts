@@ -5,6 +5,13 @@
 
 export interface TimerHandle {
   cancel(): void;
+  /** Real clock only: the pending timer does not keep the process alive (Node's unref). */
+  unref?(): void;
+}
+
+/** Resolves after `delayMs` on `clock` (a real or a manual one). */
+export function sleepMs(clock: Pick<Clock, 'setTimeout'>, delayMs: number): Promise<void> {
+  return new Promise<void>((resolve) => clock.setTimeout(resolve, delayMs));
 }
 
 export interface Clock {
@@ -14,6 +21,12 @@ export interface Clock {
   monotonicMs(): number;
   setTimeout(fn: () => void, delayMs: number): TimerHandle;
   setInterval(fn: () => void, periodMs: number): TimerHandle;
+  /**
+   * Runs fn once the I/O callbacks already due have run (Node's setImmediate): the batching point
+   * of the Raft driver, whose next cycle then takes every input that arrived meanwhile. A manual
+   * clock runs it at the next advance(), advance(0) included.
+   */
+  setImmediate(fn: () => void): TimerHandle;
   /** A uniform float in [0, 1): jitter and sampling only, never keys. Seeded in tests. */
   randomFloat(): number;
 }
@@ -27,11 +40,15 @@ export class SystemClock implements Clock {
   }
   setTimeout(fn: () => void, delayMs: number): TimerHandle {
     const t = setTimeout(fn, delayMs);
-    return { cancel: () => clearTimeout(t) };
+    return { cancel: () => clearTimeout(t), unref: () => void t.unref() };
   }
   setInterval(fn: () => void, periodMs: number): TimerHandle {
     const t = setInterval(fn, periodMs);
-    return { cancel: () => clearInterval(t) };
+    return { cancel: () => clearInterval(t), unref: () => void t.unref() };
+  }
+  setImmediate(fn: () => void): TimerHandle {
+    const t = setImmediate(fn);
+    return { cancel: () => clearImmediate(t) };
   }
   randomFloat(): number {
     return Math.random();
@@ -65,6 +82,9 @@ export class ManualClock implements Clock {
     const id = this.nextId++;
     this.timers.set(id, { at: this.nowValueMs + periodMs, fn, periodMs });
     return { cancel: () => this.timers.delete(id) };
+  }
+  setImmediate(fn: () => void): TimerHandle {
+    return this.setTimeout(fn, 0);
   }
   /** xorshift32: deterministic per seed, enough for jitter in tests. */
   randomFloat(): number {

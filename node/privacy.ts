@@ -87,7 +87,7 @@ export interface NodePrivacyDeps {
   readonly logger: Logger;
   /** An already-built enclave (tests, embedders); otherwise NaclEnclave over FileKeyStore(keyFiles). */
   readonly enclave?: Enclave;
-  /** Times the start-up resync (SystemClock unless given). */
+  /** The node's clock (its TM's timers and backoff); default the real one. */
   readonly clock?: Clock;
 }
 
@@ -147,6 +147,7 @@ export class NodePrivacy implements PrivacyProvider {
     const directory = new KeyDirectory();
     const durable = await openDurableTransactionManager({
       ...config.tm,
+      clock: deps.clock ?? new SystemClock(),
       deliveryMode: config.deliveryMode,
       dataDir: join(config.dataDir, 'tm'),
       nodeId: config.nodeId,

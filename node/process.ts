@@ -25,6 +25,7 @@ import { createLogger, type Logger } from './log.js';
 import { createNodeMetrics, setRaftRole, type NodeMetrics } from './metrics.js';
 import { NodeBackend } from './backend.js';
 import { NodePrivacy } from './privacy.js';
+import { installProcessGuards } from './process-guards.js';
 import { createNode } from './create-node.js';
 import { genesisMembership, type QuorateNode } from './node.js';
 import { resolveNodeOptions, rpcServerLimits, settingsFromConfig, transactionManagerSettings } from './options.js';
@@ -106,7 +107,9 @@ export async function startNodeProcess(
   const nodeOptions = resolveNodeOptions(settings);
   const chainStore = await openLevelChainStore(join(config.dataDir, 'chain'), config.state);
 
+  // The node's one clock (`clock` above) is injected into every part that reads time.
   const transport = new Libp2pTransport({
+    clock,
     privateKey: identity.privateKey,
     listenAddrs: [`/ip4/${config.p2p.host}/tcp/${config.p2p.port}`],
     limits: { maxMessageBytes: P2P_MAX_MESSAGE_BYTES, maxQueuedBytesPerPeer: 2 * P2P_MAX_MESSAGE_BYTES },
@@ -124,7 +127,7 @@ export async function startNodeProcess(
         ...transactionManagerSettings(nodeOptions.privacy),
         keyFiles: enclaveKeyFiles,
       },
-      { peers: transport, logger: log },
+      { peers: transport, logger: log, clock },
     );
   } catch (err) {
     await raftStorage.close();
@@ -254,7 +257,11 @@ function refreshMetrics(node: QuorateNode, metrics: NodeMetrics): void {
 /** The `quorate start` entry point: runs until a signal or a fatal error, then exits. */
 export async function runNode(options: StartOptions): Promise<number> {
   const clock = new SystemClock();
-  const running = await startNodeProcess(options.config, { join: options.join, clock });
+  const log = createLogger({ level: options.config.logLevel, base: { node: options.config.nodeId } });
+  const running = await startNodeProcess(options.config, { join: options.join, clock, logger: log });
+  // An unhandled rejection or uncaught exception from here on: logged with its stack at error,
+  // the node stopped cleanly, exit 1 (never a silent crash, never running on past a bug).
+  installProcessGuards({ log, stop: () => running.stop(), clock });
   const onSignal = (signal: NodeJS.Signals): void => {
     // Past the deadline the process exits anyway (data is safe: every write is synced).
     clock.setTimeout(() => process.exit(1), STOP_DEADLINE_MS + 500);

@@ -1,6 +1,6 @@
 // The one place the node layer reads the Raft core's live state (role, leader, term) outside a
-// Ready. Today that is RaftNode.inner, documented "for tests"; when consensus/ offers a cheap
-// read-only status, only this function changes. Owns nothing; may not mutate the core.
+// Ready: RaftNode.basicStatus(), etcd's cheap read-only status (no progress map). Owns nothing;
+// may not mutate the core.
 
 import { Role, type RaftNode } from '../consensus/index.js';
 
@@ -13,6 +13,6 @@ export interface RaftLiveStatus {
 
 /** Cheap (no progress map is built): called on every Ready cycle and on every submitted transaction. */
 export function raftLiveStatus(raft: RaftNode): RaftLiveStatus {
-  const core = raft.inner;
-  return { role: core.state, leader: core.lead, term: core.term };
+  const { hardState, softState } = raft.basicStatus();
+  return { role: softState.role, leader: softState.leader, term: hardState.term };
 }

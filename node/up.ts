@@ -13,6 +13,10 @@ import { KEY_PASSWORD_ENV, KEY_PASSWORD_ENV_ALIAS, PRIVATE_FILE_MODE } from './k
 import type { UpOptions } from './cli/up.js';
 import { formatTable } from './cli/table.js';
 import { HttpRpcClient } from './rpc/client.js';
+import { SystemClock, sleepMs } from './clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** How long `up` waits for the first leader before it says so (it keeps waiting). */
 const LEADER_WAIT_WARN_MS = 15_000;
@@ -71,9 +75,9 @@ export function spawnNode(n: LocalNode, extraArgs: readonly string[] = []): Chil
 export function stopChild(child: ChildProcess, graceMs = CHILD_STOP_GRACE_MS): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const timer = clock.setTimeout(() => child.kill('SIGKILL'), graceMs);
     child.once('exit', () => {
-      clearTimeout(timer);
+      timer?.cancel();
       resolve();
     });
     child.kill('SIGTERM');
@@ -151,20 +155,20 @@ export async function runUp(options: UpOptions): Promise<void> {
   });
 
   // Wait for a leader that every reachable node agrees on.
-  const startedAt = Date.now();
+  const startedAt = clock.wallMs();
   let warned = false;
   let states: (Observed | undefined)[] = [];
   while (!stopping) {
     states = await Promise.all(nodes.map(observe));
     const leaders = new Set(states.filter((s) => s?.leader).map((s) => s!.leader));
     if (leaders.size === 1 && states.some((s) => s?.role === 'leader')) break;
-    if (!warned && Date.now() - startedAt > LEADER_WAIT_WARN_MS) {
+    if (!warned && clock.wallMs() - startedAt > LEADER_WAIT_WARN_MS) {
       warned = true;
       out(
         `no leader yet after ${LEADER_WAIT_WARN_MS / 1000} s; still waiting (logs: ${nodes.map((n) => n.logPath).join(', ')})`,
       );
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleepMs(clock, 200);
   }
   if (!stopping) {
     out('');
@@ -182,7 +186,7 @@ export async function runUp(options: UpOptions): Promise<void> {
   const last = new Map<string, string>();
   states.forEach((s, i) => last.set(nodes[i].name, s ? `${s.role} term ${s.term} ${s.members}` : 'down'));
   while (!stopping) {
-    await Promise.race([new Promise((r) => setTimeout(r, WATCH_INTERVAL_MS)), stopped]);
+    await Promise.race([sleepMs(clock, WATCH_INTERVAL_MS), stopped]);
     if (stopping) break;
     const now = await Promise.all(nodes.map(observe));
     now.forEach((s, i) => {

@@ -14,6 +14,7 @@ import '../node/polyfills.js';
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import type { P2pClock, P2pTimerHandle } from './clock.js';
 import { P2pError, P2pErrorCode, assert } from './errors.js';
 import {
   CHANNEL_PROTOCOL,
@@ -70,10 +71,10 @@ export interface Libp2pTransportOptions {
   readonly listenAddrs: readonly string[];
   readonly limits?: Partial<TransportLimits>;
   readonly logger?: P2pLogger;
-  /** Jitter source for reconnection delays. */
-  readonly random?: () => number;
   /** `p2p.allowedCidrs`: inbound connections from elsewhere are refused before the Noise handshake. */
   readonly allowedCidrs?: readonly string[];
+  /** The node's clock: timers, connection durations, reconnection jitter. */
+  readonly clock: P2pClock;
 }
 
 interface QueuedFrame {
@@ -99,7 +100,7 @@ interface PeerState {
   connected: boolean;
   connectedAtMs: number;
   dialAttempt: number;
-  dialTimer: NodeJS.Timeout | null;
+  dialTimer: P2pTimerHandle | null;
   dialing: boolean;
   /** A probe stream is being negotiated on a new connection (see verifyConnection). */
   verifying: boolean;
@@ -117,6 +118,7 @@ export class Libp2pTransport implements PeerTransport {
   readonly limits: TransportLimits;
   private readonly logger: P2pLogger;
   private readonly random: () => number;
+  private readonly clock: P2pClock;
   private readonly handlers = new Handlers();
   private readonly events = new PeerEvents();
   private readonly stats_ = new MutableStats();
@@ -132,8 +134,9 @@ export class Libp2pTransport implements PeerTransport {
   constructor(private readonly options: Libp2pTransportOptions) {
     this.limits = resolveLimits(options.limits);
     this.logger = options.logger ?? defaultP2pLogger();
-    this.random = options.random ?? Math.random;
-    this.pending = new PendingRequests(this.limits);
+    this.clock = options.clock;
+    this.random = () => this.clock.randomFloat();
+    this.pending = new PendingRequests(this.limits, this.clock);
     this.maxFrameBytes = this.limits.maxMessageBytes + MAX_FRAME_OVERHEAD_BYTES;
     // Computed from the key without starting libp2p, so the id is known before start().
     this.localPeerId = peerIdFromPrivateKey(options.privateKey).toString();
@@ -183,7 +186,7 @@ export class Libp2pTransport implements PeerTransport {
     if (host === null) return;
     this.host = null;
     for (const peer of this.peers.values()) {
-      if (peer.dialTimer !== null) clearTimeout(peer.dialTimer);
+      if (peer.dialTimer !== null) peer.dialTimer.cancel();
       peer.dialTimer = null;
       this.dropQueues(peer);
       for (const ch of peer.channels.values()) this.resetChannel(peer, ch, new Error('transport stopping'));
@@ -281,8 +284,14 @@ export class Libp2pTransport implements PeerTransport {
       throw new P2pError(P2pErrorCode.TooManyRequests, `the queue to ${peerId} is full`, { peerId, channel });
     }
     const { request, promise } = this.pending.create(peerId, channel, options);
-    const ch = this.outbound(peer, channel);
-    this.enqueue(peer, ch, { frame: encodeWithId(FrameKind.Request, request.id, data), requestId: request.id });
+    try {
+      const ch = this.outbound(peer, channel);
+      this.enqueue(peer, ch, { frame: encodeWithId(FrameKind.Request, request.id, data), requestId: request.id });
+    } catch (err) {
+      // Fail the one promise the caller holds (and disarm its timer): thrown past it, the timer
+      // would later reject a promise nobody awaits (issue 10 part 6).
+      this.pending.reject(request.id, err instanceof Error ? err : new Error(String(err)));
+    }
     return promise;
   }
 
@@ -360,8 +369,8 @@ export class Libp2pTransport implements PeerTransport {
   private onConnect(peer: PeerState): void {
     if (peer.connected || this.host === null) return;
     peer.connected = true;
-    peer.connectedAtMs = Date.now();
-    if (peer.dialTimer !== null) clearTimeout(peer.dialTimer);
+    peer.connectedAtMs = this.clock.monotonicMs();
+    if (peer.dialTimer !== null) peer.dialTimer.cancel();
     peer.dialTimer = null;
     this.logger.info({ peerId: peer.peerId }, 'peer connected');
     this.events.emit('peer:connect', peer.peerId);
@@ -380,7 +389,7 @@ export class Libp2pTransport implements PeerTransport {
       return;
     }
     peer.connected = false;
-    const lasted = Date.now() - peer.connectedAtMs;
+    const lasted = this.clock.monotonicMs() - peer.connectedAtMs;
     peer.dialAttempt = lasted >= STABLE_CONNECTION_MS ? 0 : peer.dialAttempt + 1;
     this.dropQueues(peer);
     for (const ch of peer.channels.values()) this.resetChannel(peer, ch, new Error('connection lost'));
@@ -404,12 +413,12 @@ export class Libp2pTransport implements PeerTransport {
 
   private scheduleDial(peer: PeerState, delayMs: number): void {
     if (peer.dialTimer !== null || this.host === null) return;
-    peer.dialTimer = setTimeout(() => {
+    peer.dialTimer = this.clock.setTimeout(() => {
       peer.dialTimer = null;
       void this.dial(peer);
     }, delayMs);
     // A pending redial must not keep a process alive that is otherwise done.
-    peer.dialTimer.unref();
+    peer.dialTimer.unref?.();
   }
 
   private async dial(peer: PeerState): Promise<void> {
@@ -439,7 +448,7 @@ export class Libp2pTransport implements PeerTransport {
 
   private removePeer(peer: PeerState): void {
     this.peers.delete(peer.peerId);
-    if (peer.dialTimer !== null) clearTimeout(peer.dialTimer);
+    if (peer.dialTimer !== null) peer.dialTimer.cancel();
     peer.dialTimer = null;
     // Fail its requests as Refused first: resetting the streams below would report them as unreachable.
     this.pending.rejectWhere(
@@ -652,23 +661,23 @@ export class Libp2pTransport implements PeerTransport {
     }
     peer.inboundStreams.add(stream);
     stream.addEventListener('close', () => peer.inboundStreams.delete(stream));
-    const helloTimer = setTimeout(() => {
+    const helloTimer = this.clock.setTimeout(() => {
       this.onReadError(
         fromId,
         stream,
         new P2pError(P2pErrorCode.RemoteError, `no Hello frame within ${HELLO_TIMEOUT_MS} ms`),
       );
     }, HELLO_TIMEOUT_MS);
-    stream.addEventListener('close', () => clearTimeout(helloTimer));
+    stream.addEventListener('close', () => helloTimer.cancel());
     let channel: string | null = null;
     // A dialer's connection probe (verifyConnection) negotiates the protocol and closes its side
     // without a Hello: close ours too, quietly, instead of waiting for the Hello timeout.
     stream.addEventListener('remoteCloseWrite', () => {
       if (channel !== null) return;
-      clearTimeout(helloTimer);
+      helloTimer.cancel();
       stream.close().catch((err: Error) => stream.abort(err));
     });
-    const replies = new ReplyWriter(stream, this.limits);
+    const replies = new ReplyWriter(stream, this.limits, this.clock);
     readFrames(
       stream,
       this.maxFrameBytes,
@@ -680,7 +689,7 @@ export class Libp2pTransport implements PeerTransport {
           }
           assertChannelNameFromWire(frame.channel);
           channel = frame.channel;
-          clearTimeout(helloTimer);
+          helloTimer.cancel();
         } else if (frame.kind === FrameKind.Message) {
           const handler = this.handlers.message.get(channel);
           if (handler === undefined) {
@@ -801,6 +810,7 @@ class ReplyWriter {
   constructor(
     private readonly stream: Stream,
     private readonly limits: TransportLimits,
+    private readonly clock: Pick<P2pClock, 'setImmediate'>,
   ) {
     this.maxQueuedReplies = limits.maxInflightRequestsPerPeer + limits.maxConcurrentInboundRequestsPerPeer;
   }
@@ -814,7 +824,7 @@ class ReplyWriter {
     this.queue.push(frame);
     if (!this.scheduled && !this.writing) {
       this.scheduled = true;
-      setImmediate(() => void this.flush());
+      this.clock.setImmediate(() => void this.flush());
     }
   }
 

@@ -8,6 +8,7 @@
 // Faults for tests: partition(a, b) / isolate(a) / heal(), setDropProbability(p) (random loss of
 // messages, requests and replies), setDelayMs(ms) (added latency, order kept).
 
+import type { P2pClock, P2pTimerHandle } from './clock.js';
 import { P2pError, P2pErrorCode, assert } from './errors.js';
 import { defaultP2pLogger, type P2pLogger } from './logger.js';
 import {
@@ -41,7 +42,7 @@ interface LinkItem {
 /** One directed link's FIFO of frames in flight. */
 interface Link {
   readonly items: LinkItem[];
-  timer: NodeJS.Timeout | NodeJS.Immediate | null;
+  timer: P2pTimerHandle | null;
 }
 
 export class MemoryNetwork {
@@ -52,14 +53,20 @@ export class MemoryNetwork {
   private dropProbability = 0;
   private delayMs = 0;
 
-  /** `random` decides message loss; pass a seeded generator to make a run reproducible. */
-  constructor(private readonly random: () => number = Math.random) {}
+  /** The node's clock: link delays and timers, and random loss (a ManualClock's seed makes a run reproducible). */
+  constructor(private readonly clock: P2pClock) {}
 
   createTransport(
     peerId: string,
     options: { limits?: Partial<TransportLimits>; logger?: P2pLogger } = {},
   ): MemoryTransport {
-    return new MemoryTransport(this, peerId, resolveLimits(options.limits), options.logger ?? defaultP2pLogger());
+    return new MemoryTransport(
+      this,
+      peerId,
+      resolveLimits(options.limits),
+      options.logger ?? defaultP2pLogger(),
+      this.clock,
+    );
   }
 
   /** Cuts the link between a and b in both directions; frames in flight on it are lost. */
@@ -137,7 +144,7 @@ export class MemoryNetwork {
    * every frame already on the link. Returns false when the frame was lost (random drop).
    */
   enqueue(from: MemoryTransport, to: MemoryTransport, deliver: () => void): boolean {
-    if (this.dropProbability > 0 && this.random() < this.dropProbability) return false;
+    if (this.dropProbability > 0 && this.clock.randomFloat() < this.dropProbability) return false;
     const key = `${from.localPeerId}\u0000${to.localPeerId}`;
     let link = this.links.get(key);
     if (link === undefined) {
@@ -145,7 +152,7 @@ export class MemoryNetwork {
       this.links.set(key, link);
     }
     const last = link.items[link.items.length - 1];
-    const atMs = Math.max(Date.now() + this.delayMs, last?.atMs ?? 0);
+    const atMs = Math.max(this.clock.monotonicMs() + this.delayMs, last?.atMs ?? 0);
     link.items.push({ atMs, from, to, deliver });
     this.schedule(key, link);
     return true;
@@ -153,10 +160,10 @@ export class MemoryNetwork {
 
   private schedule(key: string, link: Link): void {
     if (link.timer !== null || link.items.length === 0) return;
-    const waitMs = link.items[0].atMs - Date.now();
+    const waitMs = link.items[0].atMs - this.clock.monotonicMs();
     const pump = (): void => {
       link.timer = null;
-      const now = Date.now();
+      const now = this.clock.monotonicMs();
       while (link.items.length > 0 && link.items[0].atMs <= now) {
         const item = link.items.shift()!;
         // A frame in flight when the link went down (partition, stop, removal) is lost, as on TCP
@@ -166,7 +173,7 @@ export class MemoryNetwork {
       if (link.items.length === 0) this.links.delete(key);
       else this.schedule(key, link);
     };
-    link.timer = waitMs <= 0 ? setImmediate(pump) : setTimeout(pump, waitMs);
+    link.timer = waitMs <= 0 ? this.clock.setImmediate(pump) : this.clock.setTimeout(pump, waitMs);
   }
 
   /** @internal Recomputes every link after a change and tells both ends. */
@@ -195,8 +202,9 @@ export class MemoryTransport implements PeerTransport {
     readonly localPeerId: string,
     readonly limits: TransportLimits,
     private readonly logger: P2pLogger,
+    clock: P2pClock,
   ) {
-    this.pending = new PendingRequests(limits);
+    this.pending = new PendingRequests(limits, clock);
   }
 
   async start(): Promise<void> {
@@ -273,8 +281,13 @@ export class MemoryTransport implements PeerTransport {
     }
     const { request, promise } = this.pending.create(peerId, channel, options);
     const copy = data.slice();
-    // A lost request frame surfaces as a Timeout, as it would over a lossy real network.
-    this.network.enqueue(this, target, () => target.receiveRequest(this, channel, request.id, copy));
+    try {
+      // A lost request frame surfaces as a Timeout, as it would over a lossy real network.
+      this.network.enqueue(this, target, () => target.receiveRequest(this, channel, request.id, copy));
+    } catch (err) {
+      // Fail the promise the caller holds rather than leave its timer to reject it unawaited.
+      this.pending.reject(request.id, err instanceof Error ? err : new Error(String(err)));
+    }
     return promise;
   }
 

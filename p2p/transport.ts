@@ -15,6 +15,7 @@
 // - A payload is at most `maxMessageBytes`, checked when sending (MessageTooLarge) and when
 //   receiving (the offending stream is reset; the process carries on).
 
+import type { P2pClock } from './clock.js';
 import { P2pError, P2pErrorCode, assert } from './errors.js';
 
 export interface PeerAddress {
@@ -181,7 +182,10 @@ export class PendingRequests {
   private readonly entries = new Map<number, PendingEntry>();
   private readonly perPeer = new Map<string, number>();
 
-  constructor(private readonly limits: TransportLimits) {}
+  constructor(
+    private readonly limits: TransportLimits,
+    private readonly clock: Pick<P2pClock, 'setTimeout'>,
+  ) {}
 
   /** Registers a request; the promise settles by reply, timeout, abort, or rejectWhere(). */
   create(
@@ -212,7 +216,7 @@ export class PendingRequests {
     this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1;
     let entry!: PendingEntry;
     const promise = new Promise<Uint8Array>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.settle(id)?.reject(
           new P2pError(P2pErrorCode.Timeout, `no reply from ${peerId} on ${channel} within ${timeoutMs} ms`, {
             peerId,
@@ -235,7 +239,7 @@ export class PendingRequests {
         resolve,
         reject,
         cleanup: () => {
-          clearTimeout(timer);
+          timer.cancel();
           signal?.removeEventListener('abort', onAbort);
         },
       };

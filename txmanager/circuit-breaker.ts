@@ -15,7 +15,7 @@
 // not probe a returning party in lockstep.
 
 import { assert } from './errors.js';
-import type { Clock, Rng } from './clock.js';
+import type { TmClock } from './clock.js';
 
 export enum BreakerState {
   Closed = 'closed',
@@ -69,8 +69,7 @@ interface Sample {
 
 export class CircuitBreaker {
   private readonly options: CircuitBreakerOptions;
-  private readonly clock: Clock;
-  private readonly rng: Rng;
+  private readonly clock: Pick<TmClock, 'monotonicMs' | 'randomFloat'>;
   private current: BreakerState = BreakerState.Closed;
   // Invariant: samples are in time order and samples.length <= maxWindowSamples.
   private samples: Sample[] = [];
@@ -80,7 +79,7 @@ export class CircuitBreaker {
   // Invariant: probeInFlight implies current === HalfOpen.
   private probeInFlight = false;
 
-  constructor(options: Partial<CircuitBreakerOptions>, deps: { clock: Clock; rng: Rng }) {
+  constructor(options: Partial<CircuitBreakerOptions>, deps: { clock: Pick<TmClock, 'monotonicMs' | 'randomFloat'> }) {
     this.options = { ...DEFAULT_CIRCUIT_BREAKER_OPTIONS, ...options };
     const o = this.options;
     assert(
@@ -96,12 +95,11 @@ export class CircuitBreaker {
       () => `maxWindowSamples must be an integer >= minRequests: ${JSON.stringify(o)}`,
     );
     this.clock = deps.clock;
-    this.rng = deps.rng;
   }
 
   /** The state now (an open breaker whose backoff elapsed reports half-open). */
   state(): BreakerState {
-    if (this.current === BreakerState.Open && this.clock.nowMs() >= (this.retryAtMs as number)) {
+    if (this.current === BreakerState.Open && this.clock.monotonicMs() >= (this.retryAtMs as number)) {
       this.current = BreakerState.HalfOpen;
       this.retryAtMs = null;
       this.probeInFlight = false;
@@ -172,20 +170,20 @@ export class CircuitBreaker {
     this.consecutiveOpenings++;
     const { openBaseMs, openMaxMs, jitterRatio } = this.options;
     const backoffMs = Math.min(openMaxMs, openBaseMs * 2 ** Math.min(this.consecutiveOpenings - 1, 30));
-    const jitter = 1 + jitterRatio * (2 * this.rng.nextFloat() - 1);
+    const jitter = 1 + jitterRatio * (2 * this.clock.randomFloat() - 1);
     this.current = BreakerState.Open;
-    this.retryAtMs = this.clock.nowMs() + backoffMs * jitter;
+    this.retryAtMs = this.clock.monotonicMs() + backoffMs * jitter;
     this.probeInFlight = false;
     this.samples = [];
   }
 
   private record(ok: boolean): void {
-    this.samples.push({ atMs: this.clock.nowMs(), ok });
+    this.samples.push({ atMs: this.clock.monotonicMs(), ok });
     if (this.samples.length > this.options.maxWindowSamples) this.samples.shift();
   }
 
   private windowCounts(): { requests: number; failures: number } {
-    const horizonMs = this.clock.nowMs() - this.options.windowMs;
+    const horizonMs = this.clock.monotonicMs() - this.options.windowMs;
     let firstInside = 0;
     while (firstInside < this.samples.length && this.samples[firstInside].atMs <= horizonMs) firstInside++;
     if (firstInside > 0) this.samples = this.samples.slice(firstInside);

@@ -1,37 +1,19 @@
-// Time and randomness as parameters (STYLE.md: the logic never reads the clock or Math.random
-// itself), so the circuit breaker is tested with a manual clock and a seeded generator.
+// The slice of the node's one Clock (node/clock.ts) that txmanager/ uses. Folders depend one way
+// (node imports txmanager, never the reverse), so txmanager/ declares what it needs with the same
+// method names and the node injects its Clock, which satisfies it structurally. There is
+// deliberately no implementation here: the real one is node/clock.ts's SystemClock, and tests use
+// its ManualClock (time moves when told, seeded random source).
 
-/** Monotonic milliseconds. Only differences are meaningful. */
-export interface Clock {
-  nowMs(): number;
+export interface TmTimerHandle {
+  cancel(): void;
+  /** Real clock only: the pending timer does not keep the process alive. */
+  unref?(): void;
 }
 
-/** performance.now(): monotonic, unaffected by wall-clock jumps (NTP), which a backoff must not see. */
-export class SystemClock implements Clock {
-  nowMs(): number {
-    return performance.now();
-  }
-}
-
-/** A clock that moves only when told to. */
-export class ManualClock implements Clock {
-  constructor(private currentMs = 0) {}
-  nowMs(): number {
-    return this.currentMs;
-  }
-  advance(ms: number): void {
-    if (!(ms >= 0)) throw new RangeError(`ManualClock.advance(${ms}): time only moves forward`);
-    this.currentMs += ms;
-  }
-}
-
-/** A source of uniform floats in [0, 1). consensus/rng.ts's SeededRng satisfies it structurally. */
-export interface Rng {
-  nextFloat(): number;
-}
-
-export class MathRandomRng implements Rng {
-  nextFloat(): number {
-    return Math.random();
-  }
+export interface TmClock {
+  /** Monotonic milliseconds: backoffs and windows must not see wall-clock jumps (NTP). */
+  monotonicMs(): number;
+  setTimeout(fn: () => void, delayMs: number): TmTimerHandle;
+  /** A uniform float in [0, 1): backoff jitter only, never keys. */
+  randomFloat(): number;
 }

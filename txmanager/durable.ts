@@ -8,7 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Enclave } from '../enclave/index.js';
-import type { Clock, Rng } from './clock.js';
+import type { TmClock } from './clock.js';
 import type { KeyDirectory } from './key-directory.js';
 import { LevelOwedQueue, MAX_OWED_DELIVERIES } from './owed-queue.js';
 import { LevelPayloadStore, type PayloadStore } from './payload-store.js';
@@ -22,8 +22,8 @@ export interface DurableTransactionManagerConfig extends TransactionManagerOptio
   readonly transport: PartyTransport;
   readonly directory: KeyDirectory;
   readonly maxOwedDeliveries?: number;
-  readonly clock?: Clock;
-  readonly rng?: Rng;
+  /** The node's clock (node/clock.ts satisfies TmClock). */
+  readonly clock: TmClock;
 }
 
 export interface DurableTransactionManager {
@@ -61,7 +61,6 @@ export async function openDurableTransactionManager(
       directory: config.directory,
       owedQueue,
       clock: config.clock,
-      rng: config.rng,
     });
     tm.start();
   } catch (error) {

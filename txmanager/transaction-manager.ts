@@ -27,7 +27,7 @@ import {
   selectRecipients,
 } from '../enclave/index.js';
 import { type BreakerSnapshot, CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js';
-import { type Clock, MathRandomRng, type Rng, SystemClock } from './clock.js';
+import type { TmClock, TmTimerHandle } from './clock.js';
 import { assert, TxManagerError, TxManagerErrorCode } from './errors.js';
 import type { KeyDirectory } from './key-directory.js';
 import type { OwedQueue } from './owed-queue.js';
@@ -83,8 +83,8 @@ export interface TransactionManagerDeps {
   readonly directory: KeyDirectory;
   /** Required in queue mode. */
   readonly owedQueue?: OwedQueue;
-  readonly clock?: Clock;
-  readonly rng?: Rng;
+  /** The node's clock: owed-delivery passes and circuit-breaker backoff (with its jitter). */
+  readonly clock: TmClock;
 }
 
 /** The answer of `receive`: the plaintext, or the statement that this node is not a party. */
@@ -125,8 +125,7 @@ export class TransactionManager {
   private readonly transport: PartyTransport;
   private readonly directory: KeyDirectory;
   private readonly owedQueue: OwedQueue | undefined;
-  private readonly clock: Clock;
-  private readonly rng: Rng;
+  private readonly clock: TmClock;
   private readonly pushTimeoutMs: number;
   private readonly maxPayloadBytes: number;
   private readonly resendPageTimeoutMs: number;
@@ -140,7 +139,7 @@ export class TransactionManager {
   private readonly ownKeySet: ReadonlySet<string>;
   private started = false;
   private stopped = false;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TmTimerHandle | null = null;
   private pass: Promise<unknown> | null = null;
   private counters = {
     sent: 0,
@@ -160,8 +159,7 @@ export class TransactionManager {
     this.transport = deps.transport;
     this.directory = deps.directory;
     this.owedQueue = deps.owedQueue;
-    this.clock = deps.clock ?? new SystemClock();
-    this.rng = deps.rng ?? new MathRandomRng();
+    this.clock = deps.clock;
     this.pushTimeoutMs = options.pushTimeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS;
     this.maxPayloadBytes = Math.min(options.maxPayloadBytes ?? MAX_PLAINTEXT_BYTES, MAX_PLAINTEXT_BYTES);
     assert(this.maxPayloadBytes > 0, 'maxPayloadBytes must be positive');
@@ -218,7 +216,7 @@ export class TransactionManager {
   /** Stops serving and delivering; waits for a running delivery pass. Does not close the store. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) this.timer.cancel();
     this.timer = null;
     this.transport.unhandle();
     await this.pass;
@@ -713,7 +711,7 @@ export class TransactionManager {
   private breaker(nodeId: string): CircuitBreaker {
     let breaker = this.breakers.get(nodeId);
     if (breaker === undefined) {
-      breaker = new CircuitBreaker(this.breakerOptions, { clock: this.clock, rng: this.rng });
+      breaker = new CircuitBreaker(this.breakerOptions, { clock: this.clock });
       this.breakers.set(nodeId, breaker);
     }
     // Forget breakers of nodes that left the directory, so the map stays bounded by it.
@@ -741,7 +739,7 @@ export class TransactionManager {
 
   private scheduleOwedPass(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       this.timer = null;
       this.pass = this.deliverOwed()
         .catch((error: unknown) => {
@@ -753,7 +751,7 @@ export class TransactionManager {
         });
     }, this.queueRetryIntervalMs);
     // The retry timer alone must not keep a process alive that is otherwise shutting down.
-    this.timer.unref();
+    this.timer.unref?.();
   }
 
   private checkRunning(): void {

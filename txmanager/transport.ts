@@ -16,6 +16,7 @@
 
 import { MAX_ENCODED_PAYLOAD_BYTES } from '../enclave/index.js';
 import { assert } from './errors.js';
+import type { TmClock } from './clock.js';
 
 /** Largest encoded payload one push carries: the largest valid EncodedPayload encoding. */
 export const MAX_PUSH_BYTES = MAX_ENCODED_PAYLOAD_BYTES;
@@ -131,6 +132,9 @@ interface NodeConditions {
  * (slow; the caller's signal still aborts), `setFailing` (reachable but refusing).
  */
 export class MemoryPartyNetwork {
+  /** The node's clock: simulated link delays. */
+  constructor(readonly clock: Pick<TmClock, 'setTimeout'>) {}
+
   private readonly transports = new Map<string, MemoryPartyTransport>();
   private readonly conditions = new Map<string, NodeConditions>();
 
@@ -184,7 +188,7 @@ export class MemoryPartyNetwork {
     if (to.down || target === undefined || target.handlers === null) {
       throw new PartyTransportError(PartyTransportErrorCode.Unreachable, toNodeId, `node ${toNodeId} is unreachable`);
     }
-    if (to.delayMs > 0) await sleep(to.delayMs, signal, toNodeId);
+    if (to.delayMs > 0) await sleep(this.clock, to.delayMs, signal, toNodeId);
     if (to.down || target.handlers === null)
       throw new PartyTransportError(PartyTransportErrorCode.Unreachable, toNodeId, `node ${toNodeId} went down`);
     if (to.failWith !== null)
@@ -278,8 +282,8 @@ function throwIfAborted(signal: AbortSignal, nodeId: string): void {
   if (signal.aborted) throw abortError(signal, nodeId);
 }
 
-function sleep(ms: number, signal: AbortSignal, nodeId: string): Promise<void> {
-  return raceAbort(new Promise<void>((resolve) => setTimeout(resolve, ms)), signal, nodeId);
+function sleep(clock: Pick<TmClock, 'setTimeout'>, ms: number, signal: AbortSignal, nodeId: string): Promise<void> {
+  return raceAbort(new Promise<void>((resolve) => clock.setTimeout(resolve, ms)), signal, nodeId);
 }
 
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, nodeId: string): Promise<T> {

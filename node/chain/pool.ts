@@ -29,6 +29,10 @@ import {
   isPrivate,
   verifyTransaction,
 } from './tx.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** Most transactions held (pending + taken by the minter but not committed). */
 export const MAX_POOL_TXS = 50_000;
@@ -88,7 +92,7 @@ export class TxPool {
     this.maxBytes = o.maxBytes ?? MAX_POOL_BYTES;
     this.maxNonceGap = o.maxNonceGap ?? MAX_NONCE_GAP;
     this.queuedLifetimeMs = o.queuedLifetimeMs ?? QUEUED_TX_LIFETIME_MS;
-    this.nowMs = o.nowMs ?? (() => Date.now());
+    this.nowMs = o.nowMs ?? (() => clock.wallMs());
     assert(
       this.maxTxs > 0 && this.maxBytes > 0 && this.maxNonceGap >= 0 && this.queuedLifetimeMs > 0,
       'pool limits must be positive',

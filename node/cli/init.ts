@@ -42,6 +42,10 @@ import {
 } from './args.js';
 import { formatTable } from './table.js';
 import { credentialsNote, rpcCredentialsNeeded, writeRpcCredentials } from './init-credentials.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 export const INIT_HELP = `Usage: quorate init --nodes N --dir DIR [--host H | --hosts H1,..,HN [--password-file F]]
                     [--rpc-port P] [--p2p-port P] [--tm-port P] [--kdf dev|production] [--force]
@@ -274,13 +278,13 @@ export async function initCluster(options: InitOptions): Promise<InitResult> {
   const dir = resolve(options.dir);
   const absent = await checkTarget(dir, options.force);
   await mkdir(dirname(dir), { recursive: true });
-  const tmp = join(dirname(dir), `.${basename(dir)}.init-${process.pid}-${Date.now()}`);
+  const tmp = join(dirname(dir), `.${basename(dir)}.init-${process.pid}-${clock.wallMs()}`);
   await mkdir(tmp, { recursive: false, mode: 0o700 });
   await mkdirPrivate(tmp);
   try {
     const built = await buildCluster(tmp, options);
     if (!absent) {
-      const old = join(dirname(dir), `.${basename(dir)}.old-${process.pid}-${Date.now()}`);
+      const old = join(dirname(dir), `.${basename(dir)}.old-${process.pid}-${clock.wallMs()}`);
       await rename(dir, old);
       await rename(tmp, dir);
       await rm(old, { recursive: true, force: true });
@@ -403,7 +407,7 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
   // Fixed once, here: every node must compute the same genesis block.
   const genesis: Genesis = {
     chainId: o.chainId,
-    timestampMs: Date.now(),
+    timestampMs: clock.wallMs(),
     alloc,
     members,
     txSignatureCheck: 'minter-only',

@@ -41,6 +41,10 @@ import type { NetworkKind } from './network.js';
 import { ProxyNetwork } from './proxy-network.js';
 import { ControlRelay } from './relay.js';
 import { JepsenRpc, type RpcTarget } from './rpc.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 const BIN = fileURLToPath(new URL('../../bin/quorate.js', import.meta.url));
 
@@ -154,7 +158,7 @@ export class JepsenCluster {
         cluster = new JepsenCluster(options, netns, netns, relay);
       } else {
         // Targets are the nodes' real p2p ports, known once the ports are chosen below.
-        const basePort = 21_000 + Math.floor(Math.random() * 1_500) * 10;
+        const basePort = 21_000 + Math.floor(clock.randomFloat() * 1_500) * 10;
         const targets = Object.fromEntries(slots.map((s, i) => [s, { host: '127.0.0.1', port: basePort + 3_000 + i }]));
         network = await ProxyNetwork.start({ nodes: slots, targets, log: options.log });
         cluster = new JepsenCluster(options, network, undefined, undefined);
@@ -460,10 +464,10 @@ export class JepsenCluster {
 
   /** raft_addLearner, raft_promoteToPeer, then a leadership transfer to the newcomer. */
   private async join(slot: NodeName, inc: NodeIncarnation, recorder: HistoryRecorder | undefined): Promise<void> {
-    const deadline = Date.now() + JOIN_TIMEOUT_MS;
+    const deadline = clock.wallMs() + JOIN_TIMEOUT_MS;
     let raftId = 0;
     let lastErr: unknown;
-    while (raftId === 0 && Date.now() < deadline) {
+    while (raftId === 0 && clock.wallMs() < deadline) {
       try {
         raftId = Number(
           await this.onAnyMember('raft_addLearner', [inc.p2pAddress, { rpcUrl: inc.rpcUrl, tmUrl: inc.tmUrl }], [slot]),
@@ -484,7 +488,7 @@ export class JepsenCluster {
     inc.raftId = raftId;
     recorder?.nemesis('membership-learner', { slot, node: inc.name, raftId });
     let promoted = false;
-    while (!promoted && Date.now() < deadline) {
+    while (!promoted && clock.wallMs() < deadline) {
       try {
         await this.onAnyMember('raft_promoteToPeer', [raftId], [slot]);
         promoted = true;

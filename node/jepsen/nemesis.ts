@@ -16,6 +16,10 @@ import type { ChildProcess } from 'node:child_process';
 import { SeededRng } from '../../consensus/rng.js';
 import { JepsenError, JepsenErrorCode, invariant, silentLogger, type JepsenLogger } from './errors.js';
 import type { HistoryRecorder } from './history.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 export type NodeName = string;
 
@@ -531,7 +535,7 @@ export class ChildProcessController implements ProcessController {
 function waitExit(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(
+    const timer = clock.setTimeout(
       () =>
         reject(
           new JepsenError(
@@ -542,7 +546,7 @@ function waitExit(child: ChildProcess): Promise<void> {
       PROCESS_EXIT_TIMEOUT_MS,
     );
     child.once('exit', () => {
-      clearTimeout(timer);
+      timer?.cancel();
       resolve();
     });
   });

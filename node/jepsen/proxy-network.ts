@@ -17,6 +17,10 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { JepsenError, JepsenErrorCode, invariant, silentLogger, type JepsenLogger } from './errors.js';
 import type { Cut, NetworkController, NodeName } from './nemesis.js';
+import { SystemClock, type TimerHandle } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** Connections a single link (ordered pair) may carry at once; libp2p keeps one or two per peer. */
 export const DEFAULT_MAX_CONNECTIONS_PER_LINK = 64;
@@ -51,7 +55,7 @@ class Pipe {
   private readonly queue: Array<{ chunk: Buffer; dueMs: number }> = [];
   private heldBytes = 0;
   private lastDueMs = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private sourceEnded = false;
   private waitingDrain = false;
   dest: Socket | undefined;
@@ -82,14 +86,14 @@ class Pipe {
     if (this.dest === undefined || this.dest.destroyed || this.waitingDrain) return;
     if (this.net.isCut(this.from, this.to)) return; // held until heal
     if (this.timer !== undefined) {
-      clearTimeout(this.timer);
+      this.timer?.cancel();
       this.timer = undefined;
     }
     const now = performance.now();
     while (this.queue.length > 0) {
       const head = this.queue[0];
       if (head.dueMs > now) {
-        this.timer = setTimeout(
+        this.timer = clock.setTimeout(
           () => {
             this.timer = undefined;
             this.pump();
@@ -114,7 +118,7 @@ class Pipe {
   }
 
   dispose(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.timer?.cancel();
     this.timer = undefined;
   }
 }
@@ -144,9 +148,12 @@ class Conn {
     const up = connect({ host: target.host, port: target.port, allowHalfOpen: true });
     this.upstream = up;
     up.setNoDelay(true);
-    const timer = setTimeout(() => up.destroy(new Error('upstream connect timeout')), UPSTREAM_CONNECT_TIMEOUT_MS);
+    const timer = clock.setTimeout(
+      () => up.destroy(new Error('upstream connect timeout')),
+      UPSTREAM_CONNECT_TIMEOUT_MS,
+    );
     up.once('connect', () => {
-      clearTimeout(timer);
+      timer?.cancel();
       this.forward.dest = up;
       this.backward = new Pipe(this.net, this.listener, this.dialer, up, this.maxHeldBytes);
       this.backward.dest = this.client;
@@ -154,7 +161,7 @@ class Conn {
     });
     up.on('error', () => this.close());
     up.on('close', () => {
-      clearTimeout(timer);
+      timer?.cancel();
       this.close();
     });
   }

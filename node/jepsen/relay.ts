@@ -13,6 +13,10 @@ import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { JepsenError, JepsenErrorCode } from './errors.js';
 import { RELAY_REFUSED_HEADER } from './rpc.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** Time allowed for the relay to start listening on a new socket. */
 export const RELAY_LISTEN_TIMEOUT_MS = 10_000;
@@ -94,7 +98,7 @@ export class ControlRelay {
   listen(socketPath: string, host: string, port: number): Promise<void> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = clock.setTimeout(() => {
         this.waiting.delete(id);
         reject(
           new JepsenError(
@@ -104,7 +108,7 @@ export class ControlRelay {
         );
       }, RELAY_LISTEN_TIMEOUT_MS);
       this.waiting.set(id, (err) => {
-        clearTimeout(timer);
+        timer?.cancel();
         if (err) reject(err);
         else resolve();
       });

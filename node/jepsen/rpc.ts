@@ -12,6 +12,10 @@
 
 import { request, Agent } from 'node:http';
 import { RpcCallError, RpcTransportError, RpcTransportErrorCode } from '../rpc/client.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** Set by the relay on its answer when the node refused its dial: nothing of the request was sent. */
 export const RELAY_REFUSED_HEADER = 'x-jepsen-relay-refused';
@@ -105,7 +109,7 @@ export class JepsenRpc {
       const fail = (err: Error): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer?.cancel();
         signal?.removeEventListener('abort', onAbort);
         reject(err);
       };
@@ -176,7 +180,7 @@ export class JepsenRpc {
               return;
             }
             settled = true;
-            clearTimeout(timer);
+            timer?.cancel();
             signal?.removeEventListener('abort', onAbort);
             resolve(parsed);
           });
@@ -199,7 +203,7 @@ export class JepsenRpc {
             ),
           );
       });
-      const timer = setTimeout(() => {
+      const timer = clock.setTimeout(() => {
         req.destroy();
         fail(
           new RpcTransportError(

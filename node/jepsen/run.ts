@@ -45,6 +45,10 @@ import {
   type Workload,
   type WorkloadName,
 } from './workload.js';
+import { SystemClock, sleepMs } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** Process ids of workload k are PROCESS_RANGE*k ... (a retired process's replacement stays in range). */
 export const PROCESS_RANGE = 1_000_000;
@@ -360,8 +364,8 @@ async function runSchedule(
 }
 
 async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number, pollMs = 200): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = clock.wallMs() + timeoutMs;
+  while (clock.wallMs() < deadline) {
     const v = await f();
     if (v !== undefined) return v;
     await sleep(pollMs);
@@ -374,7 +378,7 @@ async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number, po
  * (TigerBeetle's simulator checks safety, then that a healed cluster makes progress.)
  */
 async function checkRecovery(cluster: JepsenCluster, ctx: ClientContext): Promise<CheckerVerdict> {
-  const started = Date.now();
+  const started = clock.wallMs();
   const leader = await waitFor(() => cluster.agreedLeader(), RECOVERY_TIMEOUT_MS);
   if (leader === undefined)
     return {
@@ -388,18 +392,18 @@ async function checkRecovery(cluster: JepsenCluster, ctx: ClientContext): Promis
     };
   const client = new RpcJepsenClient(leader, ctx);
   try {
-    const deadline = Date.now() + RECOVERY_TIMEOUT_MS;
+    const deadline = clock.wallMs() + RECOVERY_TIMEOUT_MS;
     let last = '';
-    while (Date.now() < deadline) {
+    while (clock.wallMs() < deadline) {
       const r = await client.invoke(
-        { f: 'put', value: { key: 'jepsen-recovery', value: String(Date.now()) } },
+        { f: 'put', value: { key: 'jepsen-recovery', value: String(clock.wallMs()) } },
         AbortSignal.timeout(RECOVERY_WRITE_TIMEOUT_MS),
       );
       if (r.type === 'ok')
         return {
           name: 'recovery',
           valid: true,
-          stats: { leader, msToCommitAfterHeal: Date.now() - started, liveNodes: cluster.liveSlots().length },
+          stats: { leader, msToCommitAfterHeal: clock.wallMs() - started, liveNodes: cluster.liveSlots().length },
         };
       last = r.error;
       await sleep(200);
@@ -502,7 +506,7 @@ async function readPrivateStates(
         break;
       } catch (err) {
         if (attempt === PRIVATE_READ_ATTEMPTS - 1) errors.push(`${slot}: ${(err as Error).message}`.slice(0, 300));
-        await new Promise((r) => setTimeout(r, 500));
+        await sleepMs(clock, 500);
       }
     }
   }

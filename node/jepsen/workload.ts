@@ -10,6 +10,10 @@
 import { SeededRng } from '../../consensus/rng.js';
 import { invariant } from './errors.js';
 import type { HistoryRecorder } from './history.js';
+import { SystemClock, type TimerHandle } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 export type WorkloadName = 'register' | 'bank' | 'append' | 'privacy';
 
@@ -176,9 +180,9 @@ export async function runClients(options: RunClientsOptions): Promise<RunClients
 
 async function invokeWithTimeout(client: JepsenClient, op: OpRequest, timeoutMs: number): Promise<ClientOutcome> {
   const ac = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
+  let timer: TimerHandle | undefined;
   const timeout = new Promise<ClientOutcome>((resolve) => {
-    timer = setTimeout(() => {
+    timer = clock.setTimeout(() => {
       ac.abort();
       resolve({ type: 'info', error: `timeout after ${timeoutMs} ms` });
     }, timeoutMs);
@@ -192,16 +196,16 @@ async function invokeWithTimeout(client: JepsenClient, op: OpRequest, timeoutMs:
       timeout,
     ]);
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
   }
 }
 
 function sleepMs(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
+    const t = clock.setTimeout(done, ms);
     function done(): void {
-      clearTimeout(t);
+      t?.cancel();
       signal?.removeEventListener('abort', done);
       resolve();
     }

@@ -1,7 +1,9 @@
 // The Raft driver: the node's event loop around the pure consensus core.
 //
-// It follows the order the core's Ready documents (etcd-io/raft's contract, and the order
-// GoQuorum's raft/ driver kept): persist the hard state and entries (synced), then send the
+// Each Ready goes through processReady (node/raft/ready.ts), the one loop body the simulator and
+// the benches run too, in the order the core's Ready documents (etcd-io/raft's contract, and the
+// order GoQuorum's raft/ driver kept): persist the hard state and entries — fsynced when
+// rd.mustSync, i.e. whenever term, vote or the log changed, as etcd's WAL does —, then send the
 // messages, then apply the committed entries, then advance. Nothing is acknowledged to a peer
 // (a vote, an AppResp) before the state it promises is on disk.
 //
@@ -28,6 +30,7 @@ import {
 } from '../../consensus/index.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { NodeError, NodeErrorCode } from '../errors.js';
+import { processReady, type ReadyIo } from './ready.js';
 
 /** What the driver applies committed entries to: the chain, for quorate. */
 export interface ReplicatedStateMachine {
@@ -106,6 +109,7 @@ export class RaftDriver {
   private readonly readSalt = randomBytes(8);
   private readCounter = 0;
   private lastSnapshotIndex: LogIndex;
+  private readonly io: ReadyIo;
   private readonly appliedWaiters: Array<{ index: LogIndex; resolve: () => void }> = [];
   droppedInputs = 0;
 
@@ -113,6 +117,7 @@ export class RaftDriver {
     this.options = { ...DEFAULT_DRIVER_OPTIONS, ...options };
     this.deps = deps;
     this.lastSnapshotIndex = deps.storage.snapshot().metadata.index;
+    this.io = this.readyIo(deps);
   }
 
   start(): void {
@@ -176,12 +181,16 @@ export class RaftDriver {
    * node has applied at least the leader's commit index as of the moment the read arrived, with
    * leadership confirmed by a quorum. Serving the read from state after this is linearizable.
    */
-  async readBarrier(): Promise<LogIndex> {
+  readBarrier(): Promise<LogIndex> {
     const ctx = new Uint8Array(16);
     ctx.set(this.readSalt, 0);
     new DataView(ctx.buffer).setFloat64(8, ++this.readCounter);
     const key = Buffer.from(ctx).toString('hex');
-    const promise = new Promise<LogIndex>((resolve, reject) => {
+    // ONE promise, handed to the caller at once: the timeout rejects the promise the caller
+    // already awaits. (It used to reject a second promise that got its handler only after the
+    // ReadIndex input was queued and stepped, so a Ready cycle slower than the timeout made the
+    // rejection unhandled and the process died; issue 10 part 6.)
+    return new Promise<LogIndex>((resolve, reject) => {
       const timer = this.deps.clock.setTimeout(() => {
         this.reads.delete(key);
         reject(
@@ -192,16 +201,12 @@ export class RaftDriver {
         );
       }, this.options.readTimeoutMs);
       this.reads.set(key, { resolve, reject, timer });
+      this.call((raft) => raft.readIndex(ctx)).catch((err: unknown) => {
+        timer.cancel();
+        this.reads.delete(key);
+        reject(err);
+      });
     });
-    try {
-      await this.call((raft) => raft.readIndex(ctx));
-    } catch (err) {
-      const read = this.reads.get(key);
-      read?.timer.cancel();
-      this.reads.delete(key);
-      throw err;
-    }
-    return promise;
   }
 
   /** Resolves once the state machine applied `index` (or the node stops). */
@@ -226,7 +231,7 @@ export class RaftDriver {
   private async loop(): Promise<void> {
     try {
       // Yield once so that inputs arriving in the same macrotask are batched into one cycle.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => this.deps.clock.setImmediate(resolve));
       for (;;) {
         this.drainInputs();
         if (!this.deps.raft.hasReady()) break;
@@ -271,32 +276,33 @@ export class RaftDriver {
     }
   }
 
+  /** One Ready through the shared loop body (node/raft/ready.ts): persist, send, apply, advance. */
   private async cycle(rd: Ready): Promise<void> {
-    const { storage, sender, stateMachine } = this.deps;
-    // 1. Persist: snapshot, then entries and hard state, in one synced write.
-    if (rd.snapshot) await storage.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0 || rd.hardState) await storage.save(rd.hardState, rd.entries);
-    // 2. Send, now that what the messages promise is durable.
-    for (const m of rd.messages) {
-      sender.send(m);
-      if (m.snapshot) this.deps.raft.reportSnapshot(m.to, true);
-    }
-    // 3. Apply.
-    if (rd.snapshot) {
-      await stateMachine.restore(rd.snapshot);
-      this.lastSnapshotIndex = rd.snapshot.metadata.index;
-    }
-    if (rd.committedEntries.length > 0) await stateMachine.apply(rd.committedEntries);
-    for (const rs of rd.readStates) {
-      const key = Buffer.from(rs.context).toString('hex');
-      const read = this.reads.get(key);
-      if (read) read.index = rs.index;
-    }
-    // 4. Advance.
-    this.deps.raft.advance(rd);
-    this.serveWaiters();
-    this.deps.onCycle?.(rd);
-    await this.maybeSnapshot();
+    await processReady(this.deps.raft, rd, this.io);
+  }
+
+  /** The driver's hooks into processReady (built once, in the constructor). */
+  private readyIo(deps: RaftDriverDeps): ReadyIo {
+    return {
+      storage: deps.storage,
+      send: (m) => deps.sender.send(m),
+      restore: async (snapshot) => {
+        await deps.stateMachine.restore(snapshot);
+        this.lastSnapshotIndex = snapshot.metadata.index;
+      },
+      apply: (entries) => deps.stateMachine.apply(entries),
+      readStates: (readStates) => {
+        for (const rs of readStates) {
+          const read = this.reads.get(Buffer.from(rs.context).toString('hex'));
+          if (read) read.index = rs.index;
+        }
+      },
+      afterAdvance: async (rd) => {
+        this.serveWaiters();
+        deps.onCycle?.(rd);
+        await this.maybeSnapshot();
+      },
+    };
   }
 
   private serveWaiters(): void {

@@ -1,9 +1,10 @@
-// Benchmark: the Raft core over the durable log. 3 and 5 RaftNodes in one process, each on its
-// own LevelRaftStorage (sync on, in a temp dir), 100-byte entries, proposals batched at the leader.
-// Every Ready is persisted before its messages are delivered (the order documented on Ready), and
-// the nodes' writes of one round run concurrently, as separate machines' disks would.
+// Benchmark: Raft replication over the durable log. 3 and 5 RaftNodes in one process, each on its
+// own LevelRaftStorage (in a temp dir), 100-byte entries, proposals batched at the leader. Each
+// Ready goes through production's loop body (node/raft/ready.ts via node/raft/bench.ts): fsynced
+// only when rd.mustSync, persisted before its messages leave; the nodes' writes of one round run
+// concurrently, as separate machines' disks would.
 //
-// Prints, per cluster size:  raft-level voters=3 entries=N seconds=S entries_per_s=R
+// Prints, per cluster size:  raft-level voters=3 entries=N seconds=S entries_per_s=R synced_batches=B
 // Run: npm run bench:raft-level [-- --entries N --voters 3,5 --batch B --entry-bytes 100]
 // Numbers from a shared 2-core machine are orders of magnitude, not promises (STACK.md).
 
@@ -11,16 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bootstrapSnapshot } from '../../consensus/confchange.js';
-import {
-  RaftNode,
-  Role,
-  SeededRng,
-  type LogIndex,
-  type Message,
-  type RaftId,
-  type Ready,
-} from '../../consensus/index.js';
+import type { RaftId, Snapshot, WritableStorage } from '../../consensus/index.js';
+import { runRaftBench } from '../raft/bench.js';
 import { LevelRaftStorage } from './level-storage.js';
 
 export interface BenchLevelRaftOptions {
@@ -70,19 +63,6 @@ export async function benchLevelRaft(options: BenchLevelRaftOptions = {}): Promi
   return results;
 }
 
-interface Member {
-  readonly id: RaftId;
-  readonly node: RaftNode;
-  readonly storage: LevelRaftStorage;
-  applied: number;
-  snapshotAt: number;
-}
-
-/** Each node snapshots (and so compacts its log) after this many applied entries, as a node would. */
-const SNAPSHOT_EVERY_ENTRIES = 50_000;
-/** A logical tick every this many rounds keeps heartbeats and CheckQuorum in the picture. */
-const ROUNDS_PER_TICK = 8;
-
 async function runCluster(o: {
   voters: number;
   entries: number;
@@ -92,89 +72,34 @@ async function runCluster(o: {
   tmpRoot: string;
 }): Promise<BenchLevelRaftResult> {
   const root = mkdtempSync(join(o.tmpRoot, 'quorate-bench-raftlog-'));
-  const ids = Array.from({ length: o.voters }, (_, i) => (i + 1) as RaftId);
-  const members = new Map<RaftId, Member>();
+  const opened: LevelRaftStorage[] = [];
   try {
-    for (const id of ids) {
-      // Bootstrapped as the node layer does it (node/node.ts): the first snapshot carries the membership.
+    // Bootstrapped as the node layer does it: the first snapshot carries the membership.
+    const createStorage = async (id: RaftId, boot: Snapshot): Promise<WritableStorage> => {
       const storage = await LevelRaftStorage.init(join(root, `node-${id}`), { raftId: id, clusterId: 'bench' });
-      await storage.applySnapshot(bootstrapSnapshot(ids));
-      const node = new RaftNode({ id, storage, rng: new SeededRng(o.seed * 100 + id), appliedIndex: 1 as LogIndex });
-      members.set(id, { id, storage, node, applied: 1, snapshotAt: 1 });
-    }
-    const syncedBefore = [...members.values()].reduce((sum, m) => sum + m.storage.stats().syncedBatches, 0);
-    const leader = members.get(ids[0])!;
-    let inbox: Message[] = [];
-    let committed = 0;
-
-    /** One round: every node persists its Ready (concurrently), then messages are delivered. */
-    const round = async (): Promise<boolean> => {
-      const readies: Array<[Member, Ready]> = [];
-      for (const m of members.values()) if (m.node.hasReady()) readies.push([m, m.node.ready()]);
-      if (readies.length === 0 && inbox.length === 0) return false;
-      await Promise.all(
-        readies.map(async ([m, rd]) => {
-          if (rd.snapshot) await m.storage.applySnapshot(rd.snapshot);
-          // A commit-only Ready (mustSync false) needs no fsync, as in etcd.
-          if (rd.hardState || rd.entries.length > 0)
-            await m.storage.save(rd.hardState, rd.entries, { sync: rd.mustSync });
-        }),
-      );
-      for (const [m, rd] of readies) {
-        inbox.push(...rd.messages);
-        if (m === leader) for (const e of rd.committedEntries) if (e.data.length > 0) committed++;
-        if (rd.committedEntries.length > 0) m.applied = rd.committedEntries[rd.committedEntries.length - 1].index;
-        m.node.advance(rd);
-      }
-      await Promise.all(
-        [...members.values()]
-          .filter((m) => m.applied - m.snapshotAt >= SNAPSHOT_EVERY_ENTRIES)
-          .map(async (m) => {
-            await m.storage.createSnapshot(m.applied as LogIndex, m.node.confState(), new Uint8Array(0));
-            m.snapshotAt = m.applied;
-          }),
-      );
-      const deliver = inbox;
-      inbox = [];
-      for (const msg of deliver) members.get(msg.to)?.node.step(msg);
-      return true;
+      opened.push(storage);
+      await storage.applySnapshot(boot);
+      return storage;
     };
-
-    leader.node.campaign();
-    while (leader.node.status().softState.role !== Role.Leader) {
-      if (!(await round())) throw new Error('bench: election made no progress');
-    }
-    while (await round()); // the leader's no-op commits
-
-    const payload = new Uint8Array(o.entryBytes).fill(0x61);
-    let proposed = 0;
-    let rounds = 0;
-    const started = process.hrtime.bigint();
-    while (committed < o.entries) {
-      const room = Math.min(o.batchEntries, o.entries - proposed);
-      for (let i = 0; i < room; i++) leader.node.propose(payload);
-      proposed += room;
-      if (++rounds % ROUNDS_PER_TICK === 0) for (const m of members.values()) m.node.tick();
-      if (!(await round()) && room === 0) throw new Error(`bench: stalled at ${committed} of ${o.entries} committed`);
-    }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    // Not timed: let followers catch up, then check every durable log ended the same, so a
-    // broken driver cannot print a fast number.
-    while (await round());
-    const lastIndexes = [...members.values()].map((m) => m.storage.lastIndex());
-    if (new Set(lastIndexes).size !== 1 || lastIndexes[0] < o.entries) {
-      throw new Error(`bench: logs disagree after the run (lastIndex per node: ${lastIndexes.join(', ')})`);
-    }
-    const syncedAfter = [...members.values()].reduce((sum, m) => sum + m.storage.stats().syncedBatches, 0);
-    return {
+    const r = await runRaftBench({
+      label: 'raft-level',
       voters: o.voters,
-      entries: committed,
-      seconds,
-      entriesPerSecond: committed / seconds,
-      syncedBatches: syncedAfter - syncedBefore,
+      entries: o.entries,
+      batchEntries: o.batchEntries,
+      entryBytes: o.entryBytes,
+      seed: o.seed,
+      createStorage,
+      syncedBatches: (s) => (s as LevelRaftStorage).stats().syncedBatches,
+    });
+    return {
+      voters: r.voters,
+      entries: r.entries,
+      seconds: r.seconds,
+      entriesPerSecond: r.entriesPerSecond,
+      syncedBatches: r.syncedBatches,
     };
   } finally {
-    for (const m of members.values()) await m.storage.close();
+    for (const s of opened) await s.close();
     rmSync(root, { recursive: true, force: true });
   }
 }

@@ -85,6 +85,10 @@ import {
 } from './codec.js';
 import { StorageError, StorageErrorCode } from './errors.js';
 import { readSeqFile, SeqFile, writeSeqFileDurably, fsyncDir, type SeqRecord } from './seq-file.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /**
  * Largest `data` of one entry, in bytes: twice the core's default maxProposalBytes (8 MiB), so a
@@ -233,7 +237,7 @@ export class LevelRaftStorage implements WritableStorage {
       raftId: init.raftId,
       clusterId: init.clusterId,
       incarnation: randomBytes(16).toString('hex'),
-      createdAtMs: Date.now(),
+      createdAtMs: clock.wallMs(),
     };
     const db: Db = new Level<Uint8Array, Uint8Array>(tmp, {
       keyEncoding: 'view',

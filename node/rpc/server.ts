@@ -45,6 +45,10 @@ import {
   type GateRefusal,
   type RpcServerSecurity,
 } from './security.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 export const RPC_SERVER_DEFAULTS = {
   /** Listen on loopback unless told otherwise: exposing RPC is an operator's decision. */
@@ -255,9 +259,9 @@ export class RpcServer {
     for (const c of this.inFlight) c.abort(new NodeError(NodeErrorCode.Unavailable, 'the node is stopping'));
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    const grace = setTimeout(() => this.server.closeAllConnections(), this.options.stopGraceMs);
+    const grace = clock.setTimeout(() => this.server.closeAllConnections(), this.options.stopGraceMs);
     await closed;
-    clearTimeout(grace);
+    grace?.cancel();
     this.log.info('rpc stopped');
   }
 
@@ -350,7 +354,7 @@ export class RpcServer {
     const startedNs = process.hrtime.bigint();
     // One timer and one abort promise per call: the timeout aborts the controller (so the method
     // sees it on its signal), and stop() aborts in-flight controllers the same way.
-    const timer = setTimeout(() => {
+    const timer = clock.setTimeout(() => {
       controller.abort(
         new NodeError(
           NodeErrorCode.Timeout,
@@ -378,7 +382,7 @@ export class RpcServer {
       else this.log.debug({ method: methodName, id, code: error.code, message: error.message }, 'rpc call refused');
       return { jsonrpc: '2.0', id, error };
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
       this.inFlight.delete(controller);
       this.metrics.rpcDurationSeconds.observe({ method: label }, Number(process.hrtime.bigint() - startedNs) / 1e9);
     }
@@ -572,7 +576,7 @@ export class RpcServer {
 
   private async serveHealth(res: http.ServerResponse): Promise<void> {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.options.healthTimeoutMs);
+    const timer = clock.setTimeout(() => controller.abort(), this.options.healthTimeoutMs);
     try {
       const h = await Promise.race([
         this.backend.health({ signal: controller.signal }),
@@ -589,7 +593,7 @@ export class RpcServer {
       this.log.debug({ err }, 'health check failed');
       sendJson(res, 503, { reason: err instanceof Error ? err.message : 'health check failed' });
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 

@@ -5,6 +5,7 @@
 // a message filter, crash/restart. All randomness comes from one SeededRng.
 
 import { MemoryStorage } from '../../consensus/memory-storage.js';
+import { processReadySync } from '../../node/raft/ready.js';
 import {
   bootstrapSnapshot,
   EntryType,
@@ -210,31 +211,36 @@ export class Network {
     const storage = this.storages.get(nodeId)!;
     const app = this.apps.get(nodeId)!;
     while (node.hasReady()) {
-      const rd = node.ready();
-      // 1. persist
-      if (rd.snapshot) storage.applySnapshot(rd.snapshot);
-      storage.save(rd.hardState, rd.entries);
-      this.onPersist?.(nodeId);
-      if (this.crashAfterPersistRate > 0 && this.rng.nextFloat() < this.crashAfterPersistRate) {
-        this.crash(nodeId);
-        return;
-      }
-      // 2. send
-      for (const m of rd.messages) this.send(m);
-      // 3. apply
-      if (rd.snapshot) {
-        app.applied = decodeAppSnapshot(rd.snapshot.data);
-        app.appliedIndex = rd.snapshot.metadata.index;
-      }
-      for (const e of rd.committedEntries) {
-        if (e.index <= app.appliedIndex) continue;
-        if (e.type === EntryType.Normal && e.data.length > 0)
-          app.applied.push({ index: e.index, term: e.term, data: text(e.data) });
-        app.appliedIndex = e.index;
-      }
-      this.readStates.get(nodeId)!.push(...rd.readStates);
-      node.advance(rd);
-      app.confState = node.confState();
+      // The production loop body (node/raft/ready.ts): persist, send, apply, advance.
+      const advanced = processReadySync(node, node.ready(), {
+        storage,
+        afterPersist: () => {
+          this.onPersist?.(nodeId);
+          if (this.crashAfterPersistRate > 0 && this.rng.nextFloat() < this.crashAfterPersistRate) {
+            this.crash(nodeId);
+            return false;
+          }
+          return true;
+        },
+        send: (m) => this.send(m),
+        restore: (snapshot) => {
+          app.applied = decodeAppSnapshot(snapshot.data);
+          app.appliedIndex = snapshot.metadata.index;
+        },
+        apply: (entries) => {
+          for (const e of entries) {
+            if (e.index <= app.appliedIndex) continue;
+            if (e.type === EntryType.Normal && e.data.length > 0)
+              app.applied.push({ index: e.index, term: e.term, data: text(e.data) });
+            app.appliedIndex = e.index;
+          }
+        },
+        readStates: (readStates) => this.readStates.get(nodeId)!.push(...readStates),
+        afterAdvance: () => {
+          app.confState = node.confState();
+        },
+      });
+      if (!advanced) return;
     }
   }
 

@@ -57,7 +57,7 @@ export function testPeerId(tag: number, i: number): string {
 export const CHAIN_ID = 4242;
 
 export class TestCluster {
-  readonly network = new MemoryNetwork();
+  readonly network = new MemoryNetwork(new SystemClock());
   readonly nodes: HarnessNode[] = [];
   readonly genesis: GenesisConfig;
   private readonly members: MemberInfo[];

@@ -27,7 +27,7 @@ function setup(opts: { leading?: boolean; refuse?: boolean; maxPendingBlocks?: n
   });
   const proposed: Block[] = [];
   let leading = opts.leading ?? true;
-  const transport = new MemoryNetwork().createTransport('unused');
+  const transport = new MemoryNetwork(new ManualClock()).createTransport('unused');
   const minter = new BlockMinter(
     {
       ...DEFAULT_BLOCK_OPTIONS,

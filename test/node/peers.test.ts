@@ -32,7 +32,7 @@ function memberInfo(raftId: number, peerId: string): MemberInfo {
 }
 
 async function admission(kv = new MemoryKv()) {
-  const transport = new MemoryNetwork().createTransport(P1);
+  const transport = new MemoryNetwork(new ManualClock()).createTransport(P1);
   const membership: MembershipState = { members: [memberInfo(1, P1), memberInfo(2, P2)], nextRaftId: 3, removed: [] };
   const refused: NodeError[] = [];
   const a = new PeerAdmission({

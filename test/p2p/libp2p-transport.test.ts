@@ -1,4 +1,5 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import { SystemClock } from '../../node/clock.js';
 import { pino } from 'pino';
 import { lpStream } from '@libp2p/utils';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -24,7 +25,7 @@ export async function libp2pNetwork(): Promise<TransportTestNetwork> {
     async createNode(options: { limits?: Partial<TransportLimits> } = {}): Promise<TransportTestNode> {
       const privateKey = await generateKeyPair('Ed25519');
       const limits = { ...TEST_LIMITS, ...options.limits };
-      let transport = new Libp2pTransport({ privateKey, listenAddrs: ['/ip4/127.0.0.1/tcp/0'], limits, logger });
+      let transport = new Libp2pTransport({ clock, privateKey, listenAddrs: ['/ip4/127.0.0.1/tcp/0'], limits, logger });
       await transport.start();
       let addrs = transport.listenAddrs();
       const node = {
@@ -37,7 +38,7 @@ export async function libp2pNetwork(): Promise<TransportTestNetwork> {
           await transport.stop();
           // Same key, same port: the restarted process is found where its peers last saw it.
           const listenAddrs = addrs.map((a) => a.replace(/\/p2p\/.*$/, ''));
-          transport = new Libp2pTransport({ privateKey, listenAddrs, limits, logger });
+          transport = new Libp2pTransport({ clock, privateKey, listenAddrs, limits, logger });
           await transport.start();
           addrs = transport.listenAddrs();
           slot.transport = transport;
@@ -54,6 +55,8 @@ export async function libp2pNetwork(): Promise<TransportTestNetwork> {
 }
 
 describeTransportCompliance('Libp2pTransport (TCP + Noise + yamux on 127.0.0.1)', libp2pNetwork);
+
+const clock = new SystemClock();
 
 describe('Libp2pTransport on the wire', () => {
   const enc = (text: string): Uint8Array => new TextEncoder().encode(text);

@@ -1,4 +1,6 @@
 import { pino } from 'pino';
+import { SeededRng } from '../../consensus/rng.js';
+import { SystemClock } from '../../node/clock.js';
 import { describe, expect, it } from 'vitest';
 import { MemoryNetwork, type MemoryTransport } from '../../p2p/memory-transport.js';
 import type { PeerTransport, TransportLimits } from '../../p2p/transport.js';
@@ -12,7 +14,19 @@ import {
 
 const logger = pino({ level: 'silent' });
 
-function memoryNetwork(network = new MemoryNetwork()) {
+/** Real time, seeded loss: the p2p slice of the node's clock with a reproducible random source. */
+class SeededRealClock extends SystemClock {
+  private readonly rng: SeededRng;
+  constructor(seed: number) {
+    super();
+    this.rng = new SeededRng(seed);
+  }
+  override randomFloat(): number {
+    return this.rng.nextFloat();
+  }
+}
+
+function memoryNetwork(network = new MemoryNetwork(new SystemClock())) {
   const nodes: Array<{ transport: PeerTransport }> = [];
   let next = 1;
   return {
@@ -77,12 +91,8 @@ describe('MemoryNetwork fault switches', () => {
   });
 
   it('drops a seeded fraction of messages and keeps the survivors in order', async () => {
-    let seed = 42;
-    const random = (): number => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed / 2 ** 31;
-    };
-    const net = memoryNetwork(new MemoryNetwork(random));
+    // A seeded clock: the same losses on every run.
+    const net = memoryNetwork(new MemoryNetwork(new SeededRealClock(42)));
     const [a, b] = [await net.createNode(), await net.createNode()];
     const got: number[] = [];
     b.transport.onMessage('raft', (_from, data) => got.push(data[0] * 256 + data[1]));
@@ -113,7 +123,7 @@ describe('MemoryNetwork fault switches', () => {
   });
 
   it('refuses to start two transports with the same id', async () => {
-    const network = new MemoryNetwork();
+    const network = new MemoryNetwork(new SystemClock());
     const first: MemoryTransport = network.createTransport('x');
     await first.start();
     await expect(network.createTransport('x').start()).rejects.toThrow(/already started/);

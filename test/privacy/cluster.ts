@@ -76,7 +76,7 @@ export interface PrivateClusterOptions {
 }
 
 export class PrivateCluster {
-  readonly network = new MemoryNetwork();
+  readonly network = new MemoryNetwork(new SystemClock());
   readonly nodes: PrivateNode[] = [];
   private genesis!: GenesisConfig;
   private members: MemberInfo[] = [];

@@ -2,6 +2,7 @@
 // "not a party" only when nothing says otherwise, typed errors for the node, the key directory
 // following the membership, and the breaker gauge.
 
+import { SystemClock } from '../../node/clock.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ async function parties(
   names: readonly string[],
   options: { resyncOnOpen?: boolean } = {},
 ): Promise<{ list: Party[]; membership: (include?: readonly string[]) => MembershipState }> {
-  const network = new MemoryNetwork();
+  const network = new MemoryNetwork(new SystemClock());
   const dir = await mkdtemp(join(tmpdir(), 'quorate-nodeprivacy-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const list: Party[] = [];

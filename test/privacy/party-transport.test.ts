@@ -2,6 +2,7 @@
 // PeerTransports: the in-memory one and real libp2p (TCP + Noise + yamux) on 127.0.0.1. Plus the
 // identity rule: a push from a peer that is not a member is refused.
 
+import { SystemClock } from '../../node/clock.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -59,7 +60,7 @@ async function buildCluster(
 }
 
 function memoryFactory(): PeerFactory {
-  const network = new MemoryNetwork();
+  const network = new MemoryNetwork(new SystemClock());
   return {
     async create(nodeId) {
       const t = network.createTransport(`peer-${nodeId}`, { limits: TEST_LIMITS });
@@ -74,6 +75,7 @@ function libp2pFactory(): PeerFactory {
   return {
     async create() {
       const t = new Libp2pTransport({
+        clock: new SystemClock(),
         privateKey: await generateKeyPair('Ed25519'),
         listenAddrs: ['/ip4/127.0.0.1/tcp/0'],
         limits: TEST_LIMITS,

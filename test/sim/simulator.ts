@@ -37,6 +37,7 @@ import {
   type Ready,
 } from '../../consensus/types.js';
 import { CHAIN_ORIGIN, chainNext, SafetyChecker, SimViolation, ViolationKind, type CheckerStats } from './checker.js';
+import { processReadySync } from '../../node/raft/ready.js';
 import { SimDisk } from './disk.js';
 import { DEFAULT_EVENTS_KEPT, EventLog } from './events.js';
 import {
@@ -480,7 +481,7 @@ class Simulation {
     let bestTerm = -1;
     for (const n of this.nodes.values()) {
       if (n.raft === undefined || n.role !== Role.Leader) continue;
-      const term = n.raft.inner.term; // read only: status() would also build the progress map
+      const term = n.raft.basicStatus().hardState.term;
       if (term > bestTerm) {
         best = n;
         bestTerm = term;
@@ -537,24 +538,73 @@ class Simulation {
     }
   }
 
+  /**
+   * One Ready through production's loop body (node/raft/ready.ts: persist — synced exactly when
+   * rd.mustSync —, send, apply, advance); the hooks below are the simulated disk, network and
+   * state machine, and the checker's eyes on each step.
+   */
   private handleReady(n: SimNode, raft: RaftNode, rd: Ready): void {
     const storage = n.storage!;
-    // 1. Persist: snapshot, then entries and hard state (synced when the Ready says so).
-    if (rd.snapshot !== undefined) {
-      storage.applySnapshot(rd.snapshot);
-      n.disk.write({ kind: 'applySnapshot', snapshot: rd.snapshot }, true);
-      this.checker.onSnapshotPersisted(n.id, rd.snapshot.metadata.index, rd.snapshot.metadata.term);
-      this.stats.snapshotsInstalled++;
-    }
-    if (rd.entries.length > 0 || rd.hardState !== undefined) {
-      storage.save(rd.hardState, rd.entries);
-      // Exactly what the Ready asks for: mustSync covers term/vote, entries, snapshots and (since
-      // FINDINGS.md #2) a commit that covers a membership change. Everything else goes to the
-      // unsynced tail that a crash may drop.
-      const sync = rd.mustSync;
-      n.disk.write({ kind: 'save', hardState: rd.hardState, entries: rd.entries }, sync);
-      this.checker.onEntriesPersisted(n.id, rd.entries);
-    }
+    let confIndex = 0;
+    processReadySync(raft, rd, {
+      storage: {
+        applySnapshot: (snapshot) => {
+          storage.applySnapshot(snapshot);
+          n.disk.write({ kind: 'applySnapshot', snapshot }, true);
+          this.checker.onSnapshotPersisted(n.id, snapshot.metadata.index, snapshot.metadata.term);
+          this.stats.snapshotsInstalled++;
+        },
+        save: (hardState, entries, { sync }) => {
+          storage.save(hardState, entries);
+          // Unsynced writes go to the tail that a crash may drop (test/sim/disk.ts).
+          n.disk.write({ kind: 'save', hardState, entries }, sync);
+          this.checker.onEntriesPersisted(n.id, entries);
+        },
+      },
+      afterPersist: (rd) => this.afterPersist(n, raft, rd),
+      // Each promise a message makes must already be on disk (the checker's durability check).
+      // A snapshot's stream breaks visibly: a lost one is reported failed to the core.
+      send: (m) => {
+        this.checker.onSend(m, n.disk.syncedImage());
+        return this.net.send(m, this.now);
+      },
+      restore: (snapshot) => {
+        n.app = decodeApp(snapshot.data, snapshot.metadata.index);
+        this.checker.onSnapshotRestored(n.id, snapshot.metadata.index, n.app.chain);
+        this.events.note(
+          this.now,
+          `node ${n.id} installed snapshot (${snapshot.metadata.index}, term ${snapshot.metadata.term})`,
+        );
+      },
+      apply: (entries) => {
+        for (const e of entries) {
+          if (e.index <= n.app.applied && rd.snapshot !== undefined) continue; // covered by the snapshot just installed
+          if (e.index !== n.app.applied + 1) {
+            throw new SimViolation(
+              ViolationKind.StateMachineSafety,
+              `node ${n.id} was handed entry ${e.index} to apply after applying ${n.app.applied}`,
+            );
+          }
+          this.apply(n, e);
+          if (e.type === EntryType.ConfChange) confIndex = e.index;
+        }
+      },
+      readStates: (readStates) => {
+        for (const rs of readStates) {
+          if (n.readStates.length >= MAX_PENDING_READS_PER_NODE) n.readStates.shift();
+          n.readStates.push(rs);
+        }
+        this.serveReads(n);
+      },
+      afterAdvance: () => {
+        if (confIndex > 0) this.afterConfChange(n, raft, confIndex);
+        this.maybeSnapshot(n, raft, storage);
+      },
+    });
+  }
+
+  /** Between persist and send: the checker sees the hard state and role; maybe the process dies. */
+  private afterPersist(n: SimNode, raft: RaftNode, rd: Ready): boolean {
     if (rd.hardState !== undefined) {
       const before = this.checker.committedIndex();
       this.checker.onHardState(n.id, rd.hardState);
@@ -565,7 +615,7 @@ class Simulation {
     }
     if (rd.softState !== undefined && rd.softState.role !== n.role) {
       n.role = rd.softState.role;
-      const term = raft.inner.term;
+      const term = raft.basicStatus().hardState.term;
       this.events.note(this.now, `node ${n.id} is ${n.role} in term ${term} (leader ${rd.softState.leader})`);
       if (n.role === Role.Leader) {
         this.checker.onLeader(n.id, term);
@@ -588,47 +638,9 @@ class Simulation {
       // The process dies after its disk write returned and before its messages left.
       this.stats.crashesAfterPersist++;
       this.crash(n, `after persisting a Ready, before sending ${rd.messages.length} messages`);
-      return;
+      return false;
     }
-    // 2. Send (each promise the message makes must already be on disk).
-    const synced = n.disk.syncedImage();
-    let snapshotsLost: RaftId[] | undefined;
-    for (const m of rd.messages) {
-      this.checker.onSend(m, synced);
-      // A snapshot's stream breaks visibly: the transport reports the failure (after advance).
-      if (!this.net.send(m, this.now) && m.type === MessageType.Snap) (snapshotsLost ??= []).push(m.to);
-    }
-    // 3. Apply: the snapshot first, then committed entries, then serve reads that are now due.
-    if (rd.snapshot !== undefined) {
-      n.app = decodeApp(rd.snapshot.data, rd.snapshot.metadata.index);
-      this.checker.onSnapshotRestored(n.id, rd.snapshot.metadata.index, n.app.chain);
-      this.events.note(
-        this.now,
-        `node ${n.id} installed snapshot (${rd.snapshot.metadata.index}, term ${rd.snapshot.metadata.term})`,
-      );
-    }
-    let confIndex = 0;
-    for (const e of rd.committedEntries) {
-      if (e.index <= n.app.applied && rd.snapshot !== undefined) continue; // covered by the snapshot just installed
-      if (e.index !== n.app.applied + 1) {
-        throw new SimViolation(
-          ViolationKind.StateMachineSafety,
-          `node ${n.id} was handed entry ${e.index} to apply after applying ${n.app.applied}`,
-        );
-      }
-      this.apply(n, e);
-      if (e.type === EntryType.ConfChange) confIndex = e.index;
-    }
-    for (const rs of rd.readStates) {
-      if (n.readStates.length >= MAX_PENDING_READS_PER_NODE) n.readStates.shift();
-      n.readStates.push(rs);
-    }
-    this.serveReads(n);
-    // 4. Advance.
-    raft.advance(rd);
-    if (confIndex > 0) this.afterConfChange(n, raft, confIndex);
-    if (snapshotsLost !== undefined && n.raft === raft) for (const to of snapshotsLost) raft.reportSnapshot(to, false);
-    this.maybeSnapshot(n, raft, storage);
+    return true;
   }
 
   private apply(n: SimNode, e: Entry): void {

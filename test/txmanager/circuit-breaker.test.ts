@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SeededRng } from '../../consensus/rng.js';
-import { BreakerState, CircuitBreaker, ManualClock } from '../../txmanager/index.js';
+import { ManualClock } from '../../node/clock.js';
+import { BreakerState, CircuitBreaker } from '../../txmanager/index.js';
 
 const OPTIONS = {
   windowMs: 10_000,
@@ -13,8 +13,9 @@ const OPTIONS = {
 };
 
 function make(options: Partial<typeof OPTIONS> = {}, seed = 1): { breaker: CircuitBreaker; clock: ManualClock } {
-  const clock = new ManualClock(1_000_000);
-  return { breaker: new CircuitBreaker({ ...OPTIONS, ...options }, { clock, rng: new SeededRng(seed) }), clock };
+  // The node's manual clock: time moves when told, jitter from its seeded random source.
+  const clock = new ManualClock(1_000_000, seed);
+  return { breaker: new CircuitBreaker({ ...OPTIONS, ...options }, { clock }), clock };
 }
 
 function fail(breaker: CircuitBreaker, n: number): void {
@@ -76,7 +77,7 @@ describe('CircuitBreaker', () => {
     fail(breaker, 4);
     const expected = [1_000, 2_000, 4_000, 8_000, 8_000];
     for (let i = 0; i < expected.length; i++) {
-      const openedAt = clock.nowMs();
+      const openedAt = clock.monotonicMs();
       expect(breaker.snapshot().retryAtMs).toBe(openedAt + expected[i]);
       clock.advance(expected[i]);
       expect(breaker.tryAcquire()).toBe(true);

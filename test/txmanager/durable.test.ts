@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { SystemClock } from '../../node/clock.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ afterAll(async () => {
 
 describe('openDurableTransactionManager', () => {
   it('keeps payloads and owed deliveries across close and reopen of the data directory', async () => {
-    const network = new MemoryPartyNetwork();
+    const network = new MemoryPartyNetwork(new SystemClock());
     const directory = new KeyDirectory();
     const enclaves = {
       a: await NaclEnclave.create(MemoryKeyStore.generate(1)),
@@ -27,6 +28,7 @@ describe('openDurableTransactionManager', () => {
     dirs.push(dataDirs.a, dataDirs.b);
     const open = (id: 'a' | 'b') =>
       openDurableTransactionManager({
+        clock: new SystemClock(),
         dataDir: dataDirs[id],
         nodeId: id,
         enclave: enclaves[id],

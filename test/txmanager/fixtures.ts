@@ -1,8 +1,9 @@
 // Several transaction managers in one process, over the in-memory party network, each with a
 // real tweetnacl enclave and a real store (in-memory unless a test asks for LevelDB).
+import { SystemClock } from '../../node/clock.js';
 import { keyToBase64, MemoryKeyStore, NaclEnclave } from '../../enclave/index.js';
 import {
-  type Clock,
+  type TmClock,
   KeyDirectory,
   MemoryPartyNetwork,
   MemoryPayloadStore,
@@ -53,7 +54,8 @@ export interface ClusterOptions {
   readonly options?: (nodeId: string) => TransactionManagerOptions;
   readonly store?: (nodeId: string) => Promise<PayloadStore>;
   readonly owedQueue?: (nodeId: string) => Promise<OwedQueue | undefined>;
-  readonly clock?: Clock;
+  /** The TMs' clock (default: the real one); the party network always runs on real time. */
+  readonly clock?: TmClock;
 }
 
 export interface TmCluster {
@@ -72,7 +74,7 @@ export interface TmCluster {
 
 export async function tmCluster(config: ClusterOptions = {}): Promise<TmCluster> {
   const nodeIds = config.nodeIds ?? ['node-a', 'node-b', 'node-c'];
-  const network = new MemoryPartyNetwork();
+  const network = new MemoryPartyNetwork(new SystemClock());
   const directory = new KeyDirectory();
   const nodes: Record<string, TmNode> = {};
   const enclaves = new Map<string, NaclEnclave>();
@@ -97,7 +99,7 @@ export async function tmCluster(config: ClusterOptions = {}): Promise<TmCluster>
       transport,
       directory,
       owedQueue,
-      clock: config.clock,
+      clock: config.clock ?? new SystemClock(),
     });
     tm.start();
     return tm;

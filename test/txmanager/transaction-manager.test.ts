@@ -1,4 +1,5 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { ManualClock, SystemClock } from '../../node/clock.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,6 @@ import {
   BreakerState,
   LevelOwedQueue,
   LevelPayloadStore,
-  ManualClock,
   MemoryOwedQueue,
   MemoryPayloadStore,
   PartyTransportError,
@@ -429,7 +429,14 @@ describe('TransactionManager: queue mode', () => {
       () =>
         new TransactionManager(
           { deliveryMode: 'queue' },
-          { nodeId: 'node-a', enclave: a.enclave, store: a.store, transport: a.transport, directory: c.directory },
+          {
+            nodeId: 'node-a',
+            enclave: a.enclave,
+            store: a.store,
+            transport: a.transport,
+            directory: c.directory,
+            clock: new SystemClock(),
+          },
         ),
     ).toThrow(TxManagerError);
     await c.stop();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { SystemClock } from '../../node/clock.js';
 import {
   MemoryPartyNetwork,
   PartyTransportError,
@@ -9,7 +10,7 @@ import { runPartyTransportSuite } from './transport.suite.js';
 
 runPartyTransportSuite('in-memory', {
   create: async (nodeIds) => {
-    const network = new MemoryPartyNetwork();
+    const network = new MemoryPartyNetwork(new SystemClock());
     const transports = new Map<string, PartyTransport>(nodeIds.map((id) => [id, network.transport(id)]));
     return {
       transports,
@@ -23,7 +24,7 @@ runPartyTransportSuite('in-memory', {
 
 describe('MemoryPartyNetwork fault switches', () => {
   function setUp(): { network: MemoryPartyNetwork; received: number[] } {
-    const network = new MemoryPartyNetwork();
+    const network = new MemoryPartyNetwork(new SystemClock());
     const received: number[] = [];
     network.transport('b').handle({
       onPush: async (_from, bytes) => {
@@ -91,7 +92,7 @@ describe('MemoryPartyNetwork fault switches', () => {
   });
 
   it('bytes are copied on the way: a later mutation by the sender is not seen', async () => {
-    const network = new MemoryPartyNetwork();
+    const network = new MemoryPartyNetwork(new SystemClock());
     let seen: Uint8Array | null = null;
     network.transport('b').handle({
       onPush: async (_f, bytes) => {

@@ -2,10 +2,14 @@
 // Two transports in one process (so both ends share the CPU, as on the project's 2-core machines).
 // Prints plain `name=value` lines; numbers are orders of magnitude on a shared machine, never asserted.
 
-import '../node/polyfills.js';
+import './polyfills.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { pino } from 'pino';
-import { Libp2pTransport } from './libp2p-transport.js';
+import { Libp2pTransport } from '../p2p/libp2p-transport.js';
+import { SystemClock, sleepMs } from './clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 200);
 const ONE_WAY_MESSAGES = Number(process.env.BENCH_MESSAGES ?? 50_000);
@@ -18,6 +22,7 @@ async function main(): Promise<void> {
   const logger = pino({ level: 'warn' });
   const make = async () => {
     const transport = new Libp2pTransport({
+      clock,
       privateKey: await generateKeyPair('Ed25519'),
       listenAddrs: ['/ip4/127.0.0.1/tcp/0'],
       logger,
@@ -34,15 +39,14 @@ async function main(): Promise<void> {
   b.onRequest('echo', async (_from, data) => data);
   a.setPeers([{ peerId: b.localPeerId, addrs: b.listenAddrs() }]);
   b.setPeers([{ peerId: a.localPeerId, addrs: a.listenAddrs() }]);
-  while (!(a.connectedPeers().length === 1 && b.connectedPeers().length === 1))
-    await new Promise((r) => setTimeout(r, 5));
+  while (!(a.connectedPeers().length === 1 && b.connectedPeers().length === 1)) await sleepMs(clock, 5);
 
   const payload = new Uint8Array(MESSAGE_BYTES).fill(1);
 
   // Warm-up: JIT, stream set-up.
   for (let i = 0; i < 1000; i++) a.send(b.localPeerId, 'bench', payload);
   for (let i = 0; i < 200; i++) await a.request(b.localPeerId, 'echo', payload);
-  while (received < 1000) await new Promise((r) => setImmediate(r));
+  while (received < 1000) await new Promise((r) => clock.setImmediate(() => r(undefined)));
   received = 0;
 
   // One-way, pipelined: keep up to ONE_WAY_WINDOW messages in flight.
@@ -53,7 +57,7 @@ async function main(): Promise<void> {
       a.send(b.localPeerId, 'bench', payload);
       sent++;
     }
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => clock.setImmediate(() => r(undefined)));
   }
   let seconds = (performance.now() - started) / 1000;
   console.log(`message_bytes=${MESSAGE_BYTES}`);

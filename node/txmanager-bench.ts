@@ -1,13 +1,14 @@
 // Transaction-manager throughput: private sends of 1 KiB payloads from node A to node B over
 // the in-memory party network, with in-memory stores and with LevelDB stores (sync writes at
 // the sender and at the recipient), sequentially and with 32 sends in flight.
-// Run: node --import tsx txmanager/bench.ts [durationMs]
+// Run: node --import tsx node/txmanager-bench.ts [durationMs]
 // Prints numbers only; nothing asserts on them (machines are shared and noisy).
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyToBase64, MemoryKeyStore, NaclEnclave } from '../enclave/index.js';
+import { SystemClock } from './clock.js';
 import {
   KeyDirectory,
   LevelPayloadStore,
@@ -15,7 +16,10 @@ import {
   MemoryPayloadStore,
   type PayloadStore,
   TransactionManager,
-} from './index.js';
+} from '../txmanager/index.js';
+
+/** The node's real clock: this bench wires the transaction manager as the node does. */
+const clock = new SystemClock();
 
 const PAYLOAD_BYTES = 1024;
 const IN_FLIGHT = 32;
@@ -24,7 +28,7 @@ const durationMs = Number(process.argv[2] ?? 2000);
 async function pair(
   makeStore: (id: string) => Promise<PayloadStore>,
 ): Promise<{ a: TransactionManager; b: TransactionManager; bKey: string; close: () => Promise<void> }> {
-  const network = new MemoryPartyNetwork();
+  const network = new MemoryPartyNetwork(clock);
   const directory = new KeyDirectory();
   const stores: PayloadStore[] = [];
   const tms: TransactionManager[] = [];
@@ -33,7 +37,10 @@ async function pair(
     directory.setKeys(id, enclave.publicKeys().map(keyToBase64));
     const store = await makeStore(id);
     stores.push(store);
-    const tm = new TransactionManager({}, { nodeId: id, enclave, store, transport: network.transport(id), directory });
+    const tm = new TransactionManager(
+      {},
+      { nodeId: id, enclave, store, transport: network.transport(id), directory, clock },
+    );
     tm.start();
     tms.push(tm);
   }
