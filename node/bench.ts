@@ -588,7 +588,7 @@ export async function rpcRead(
  * the first requests after it do not pick a dead keep-alive socket.
  */
 export function settleSockets(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 20));
+  return sleepMs(clock, 20);
 }
 
 /**
@@ -658,7 +658,7 @@ export class CommitWatcher {
       } catch (err) {
         this.lastError = (err as Error).message;
       }
-      if (!full && this.running) await new Promise((r) => setTimeout(r, COMMIT_POLL_MS));
+      if (!full && this.running) await sleepMs(clock, COMMIT_POLL_MS);
     }
   }
 }
@@ -676,7 +676,7 @@ export async function waitCommitted(
   for (;;) {
     const done = all.filter((h) => watcher.committedAt.has(h)).length;
     if (done === all.length || performance.now() >= deadline) return done;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleepMs(clock, 50);
   }
 }
 
@@ -758,7 +758,7 @@ export async function runOfferedLoad(
   log: (line: string) => void = () => {},
 ): Promise<OfferedResult> {
   const total = Math.round(o.offeredPerSecond * o.seconds);
-  const runId = Date.now().toString(36);
+  const runId = clock.wallMs().toString(36);
   let calls: Array<readonly [string, readonly unknown[]]>;
   if (o.nodeSigned) {
     const from = await ownAccounts(o.rpcUrls, o.requestTimeoutMs);
@@ -842,7 +842,7 @@ export async function runOfferedLoad(
       else send(sent, count, o.rpcUrls[request++ % o.rpcUrls.length]);
       sent += count;
     }
-    if (sent < total) await new Promise((r) => setTimeout(r, OFFERED_TICK_MS));
+    if (sent < total) await sleepMs(clock, OFFERED_TICK_MS);
   }
   const sendSeconds = (performance.now() - t0) / 1000;
   log(`offered ${total} in ${sendSeconds.toFixed(2)} s; waiting for answers and commits`);

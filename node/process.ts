@@ -109,6 +109,7 @@ export async function startNodeProcess(
 
   // The node's one clock (`clock` above) is injected into every part that reads time.
   const transport = new Libp2pTransport({
+    logger: log,
     clock,
     privateKey: identity.privateKey,
     listenAddrs: [`/ip4/${config.p2p.host}/tcp/${config.p2p.port}`],

@@ -22,6 +22,10 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { generateToken, tokensFileJson, type RpcScope } from '../rpc/auth.js';
 import { isLoopbackHost } from '../rpc/security-config.js';
+import { SystemClock } from '../clock.js';
+
+/** The real clock (node/clock.ts): this module has no injected one. */
+const clock = new SystemClock();
 
 /** Validity of the cluster CA and of the certificates it issues. */
 export const CA_VALIDITY_DAYS = 3650;
@@ -104,7 +108,7 @@ export interface Ca {
 /** A new CA (tests make their own, "another CA", with it too). */
 export async function createCa(commonName: string): Promise<Ca> {
   const x509 = await loadX509();
-  const now = Date.now();
+  const now = clock.wallMs();
   const caKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -131,7 +135,7 @@ export async function loadCa(certPem: string, keyPem: string): Promise<Ca> {
 }
 
 async function caFrom(x509: X509, caCert: InstanceType<X509['X509Certificate']>, caPrivateKey: CryptoKey): Promise<Ca> {
-  const now = Date.now();
+  const now = clock.wallMs();
   return {
     certPem: caCert.toString('pem') + '\n',
     keyPem: pemKey(await webcrypto.subtle.exportKey('pkcs8', caPrivateKey)),
