@@ -13,7 +13,7 @@ import { loadConfig, type NodeConfig } from './config.js';
 import { toNodeError } from './error-map.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import type { Logger } from './log.js';
-import type { CommittedBlockEvent, NodeStatus, QuorateNode } from './node.js';
+import { NodeState, type CommittedBlockEvent, type NodeStatus, type QuorateNode } from './node.js';
 import { startNodeProcess, type RunningNode } from './process.js';
 
 /** How many committed blocks one `blocks()` iterator keeps in memory for a slow consumer by default. */
@@ -182,6 +182,7 @@ class Embedded implements EmbeddedNode {
   }
 
   receipt(txHash: string): Promise<Receipt | undefined> {
+    if (!this.isRunning()) return Promise.reject(this.notRunning());
     const hash = fromHex(txHash, 32);
     if (!hash) return Promise.reject(new NodeError(NodeErrorCode.NotFound, `not a transaction hash: ${txHash}`));
     return read(() => this.node.store.getReceipt(hash));
@@ -259,8 +260,22 @@ class Embedded implements EmbeddedNode {
     await this.stopped;
   }
 
+  private isRunning(): boolean {
+    // A removed member still reads its own (frozen) chain; a stopped or failed one has closed its stores.
+    const state = this.node.lifecycle;
+    return !this.hasStopped && state !== NodeState.Stopped && state !== NodeState.Failed;
+  }
+
+  private notRunning(): NodeError {
+    return new NodeError(NodeErrorCode.Unavailable, `node is ${this.node.lifecycle}: no reads`, {
+      state: this.node.lifecycle,
+    });
+  }
+
   /** 'linearizable' waits for the ReadIndex barrier, then reads the latest state; a number reads as of that block. */
   private async readAt(tag: ReadTag, signal?: AbortSignal): Promise<number | undefined> {
+    // The stores close as the node stops: a read then is refused, not a LevelDB error.
+    if (!this.isRunning()) throw this.notRunning();
     if (tag === 'linearizable') {
       await this.node.readBarrier(signal);
       return undefined;
