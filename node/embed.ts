@@ -13,6 +13,7 @@ import { loadConfig, type NodeConfig } from './config.js';
 import { toNodeError } from './error-map.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import type { Logger } from './log.js';
+import { SystemClock, type Clock } from './clock.js';
 import { NodeState, type CommittedBlockEvent, type NodeStatus, type QuorateNode } from './node.js';
 import { startNodeProcess, type RunningNode } from './process.js';
 
@@ -103,12 +104,15 @@ export interface EmbeddedNode {
 export async function startNode(options: StartNodeOptions): Promise<EmbeddedNode> {
   options.signal?.throwIfAborted();
   const config = typeof options.config === 'string' ? await loadConfig(options.config) : options.config;
+  // The node's one clock, shared with this handle's own timers (waitForReceipt).
+  const clock = new SystemClock();
   const running = await startNodeProcess(config, {
     join: options.join ?? false,
+    clock,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.app ? { app: options.app } : {}),
   });
-  const embedded = new Embedded(running);
+  const embedded = new Embedded(running, clock);
   const signal = options.signal;
   if (signal) {
     if (signal.aborted) {
@@ -131,7 +135,10 @@ class Embedded implements EmbeddedNode {
   private readonly stopListeners = new Set<() => void>();
   private hasStopped = false;
 
-  constructor(private readonly running: RunningNode) {
+  constructor(
+    private readonly running: RunningNode,
+    private readonly clock: Clock,
+  ) {
     this.node = running.node;
     this.rpcUrl = running.rpcUrl;
     this.stopped = running.done.then((code) => {
@@ -189,31 +196,49 @@ class Embedded implements EmbeddedNode {
   }
 
   async waitForReceipt(txHash: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Receipt> {
+    options.signal?.throwIfAborted();
     const timeoutMs = options.timeoutMs ?? DEFAULT_RECEIPT_WAIT_MS;
     const found = await this.receipt(txHash);
     if (found) return found;
     return new Promise<Receipt>((resolve, reject) => {
+      let settled = false;
       let checking = false;
+      /** A block committed while a look was in flight: look again after it. */
+      let again = false;
       const finish = (err: unknown, r?: Receipt): void => {
-        off();
-        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        offBlock();
+        offStop();
+        timer.cancel();
         options.signal?.removeEventListener('abort', onAbort);
         if (r) resolve(r);
         else reject(err);
       };
-      // A block listener is synchronous; the receipt is read from the store after it.
-      const off = this.node.onBlock(({ block }) => {
-        if (checking || !block.transactions.some((tx) => tx.hashHex === txHash)) return;
+      const check = (): void => {
+        if (settled) return;
+        if (checking) {
+          again = true;
+          return;
+        }
         checking = true;
+        again = false;
         this.receipt(txHash).then(
-          (r) => (r ? finish(undefined, r) : (checking = false)),
+          (r) => {
+            checking = false;
+            if (r) finish(undefined, r);
+            else if (again) check();
+          },
           (err: unknown) => finish(err),
         );
-      });
+      };
+      // Looked up after every block this node commits (one store read per block while waiting),
+      // and once now: it may have committed between the first look and the subscription.
+      const offBlock = this.node.onBlock(check);
+      const offStop = this.onStopped(() => finish(this.notRunning()));
       const onAbort = (): void => finish(options.signal!.reason);
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      // The embedder's wait, not the node's: a plain timer (the node's clock belongs to the node).
-      const timer = setTimeout(
+      const timer = this.clock.setTimeout(
         () =>
           finish(
             new NodeError(NodeErrorCode.Timeout, `transaction ${txHash} not committed within ${timeoutMs} ms`, {
@@ -222,11 +247,7 @@ class Embedded implements EmbeddedNode {
           ),
         timeoutMs,
       );
-      // Committed between the first look and the subscription.
-      void this.receipt(txHash).then(
-        (r) => r && finish(undefined, r),
-        () => undefined,
-      );
+      check();
     });
   }
 
