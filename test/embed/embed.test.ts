@@ -175,11 +175,21 @@ describe('startNode: an embedded 3-node cluster', () => {
     await put(a, 'before-abort', 'x');
     await waitFor('node 3 to see it', () => (seen.length > 0 ? true : undefined));
 
+    // An iterator with its own signal ends when that signal fires, the node running on.
+    const own = new AbortController();
+    const mine = c.blocks({ signal: own.signal });
+    const pending = mine.next();
+    own.abort();
+    expect((await pending).done).toBe(true);
+    // A wait in progress when the node stops ends with UNAVAILABLE, not at its timeout.
+    const waiting = c.waitForReceipt('0x' + 'cd'.repeat(32), { timeoutMs: 60_000 }).catch((e: unknown) => e);
+
     const t0 = Date.now();
     stopThird.abort();
     expect(await c.stopped).toBe(0);
     expect(Date.now() - t0).toBeLessThan(STOP_DEADLINE_MS);
     await loop; // the for-await loop ended on its own
+    expect(((await waiting) as NodeError).code).toBe(NodeErrorCode.Unavailable);
     expect(c.status().state).toBe('stopped');
 
     const refused = await c.getValue('before-abort').catch((e: unknown) => e);
