@@ -12,7 +12,9 @@ import {
   NodeError,
   NodeErrorCode,
   STOP_DEADLINE_MS,
+  generateAccountKey,
   initCluster,
+  signTransaction,
   loadConfig,
   silentLogger,
   startNode,
@@ -140,6 +142,26 @@ describe('startNode: an embedded 3-node cluster', () => {
     expect(head!.header.number).toBeGreaterThan(before);
     expect(await c.getNonce(a.accounts[0], 'latest')).toBeGreaterThan(0);
     expect(await c.getBalance(a.accounts[0])).toBeGreaterThan(0n);
+  });
+
+  it('submits a transaction the client signed, as the object and as its bytes', async () => {
+    const [a, b] = nodes;
+    const key = generateAccountKey();
+    const first = signTransaction(
+      { chainId: a.chainId, nonce: 0, ops: [{ type: 'put', key: 'signed', value: '1' }] },
+      key,
+    );
+    const second = signTransaction(
+      { chainId: a.chainId, nonce: 1, ops: [{ type: 'put', key: 'signed', value: '2' }] },
+      key,
+    );
+    // Through a follower or the leader alike (a follower forwards).
+    expect(await b.submit(first)).toBe(first.hashHex);
+    expect((await b.waitForReceipt(first.hashHex)).status).toBe(1);
+    expect(await a.submit(second.encoded)).toBe(second.hashHex);
+    expect((await a.waitForReceipt(second.hashHex)).status).toBe(1);
+    expect(await b.getValue('signed', 'linearizable')).toBe('2');
+    expect(await b.getNonce(key.address)).toBe(2);
   });
 
   it('reports failures as NodeError with a code', async () => {
