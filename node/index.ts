@@ -47,6 +47,17 @@ export {
 // A node with real IO (LevelDB, libp2p, JSON-RPC server, transaction manager), as `quorate start` runs it.
 export { startNodeProcess, chainGenesis, STOP_DEADLINE_MS, type RunningNode } from './process.js';
 
+// The embedding entry: one node in the embedder's process, with AbortSignal, block iteration and reads at a tag.
+export {
+  startNode,
+  DEFAULT_BLOCK_BUFFER_BLOCKS,
+  DEFAULT_RECEIPT_WAIT_MS,
+  type StartNodeOptions,
+  type EmbeddedNode,
+  type BlockIteratorOptions,
+  type ReadTag,
+} from './embed.js';
+
 // Configuration and cluster folders.
 export {
   loadConfig,
@@ -92,6 +103,11 @@ export {
   getValue,
   getBalance,
   getNonce,
+  getList,
+  setBalance,
+  stateKeys,
+  type Hash,
+  type StateKey,
   type Application,
   type ApplyContext,
   type TxOutcome,

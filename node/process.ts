@@ -15,6 +15,7 @@ import {
   openLevelChainStore,
   parseGenesis,
   toHex,
+  type Application,
   type GenesisConfig,
 } from './chain/index.js';
 import type { StartOptions } from './cli/start.js';
@@ -75,6 +76,8 @@ export async function startNodeProcess(
     logger?: Logger;
     clock?: Clock;
     wrapBackend?: (backend: NodeRpcBackend) => NodeRpcBackend;
+    /** The deterministic state machine (node/chain/app.ts); every member must run the same one. Default LedgerApp. */
+    app?: Application;
   },
 ): Promise<RunningNode> {
   const log = options.logger ?? createLogger({ level: config.logLevel, base: { node: config.nodeId } });
@@ -143,7 +146,7 @@ export async function startNodeProcess(
     transport,
     clock,
     logger: log,
-    app: new LedgerApp(),
+    app: options.app ?? new LedgerApp(),
     minterKey,
     accountKeys,
     genesis: chainCfg,

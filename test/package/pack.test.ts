@@ -178,7 +178,7 @@ describe('the packed tarball installed into a fresh project', () => {
   );
 
   it(
-    'runs the compiled embedder: a 3-node cluster commits a transaction on every node',
+    'runs the compiled embedder: startNode x3, a transaction committed on every node, iterated, read back, aborted',
     async () => {
       // A random block of 9 ports (3 nodes x rpc, p2p, tm), away from process-cluster.ts's 20000-39999.
       const basePort = 41_000 + Math.floor(Math.random() * 900) * 10;
@@ -195,13 +195,19 @@ describe('the packed tarball installed into a fresh project', () => {
       expect(line, r.stdout).toBeDefined();
       const seen = JSON.parse(line!.slice('embedder-result '.length)) as {
         txHash: string;
+        status: number;
         committedOn: string[];
+        blockOfTx: number | null;
+        read: string | null;
         value: string | null;
         refusal: string;
         head: number;
       };
       expect(seen.txHash).toMatch(/^0x[0-9a-f]{64}$/);
+      expect(seen.status).toBe(1);
       expect(seen.committedOn).toEqual(['1', '2', '3']);
+      expect(seen.blockOfTx).toBeGreaterThanOrEqual(1);
+      expect(seen.read).toBe('hello from an embedder');
       expect(seen.value).toBe('hello from an embedder');
       expect(seen.refusal).toBe('TX_UNKNOWN_ACCOUNT');
       expect(seen.head).toBeGreaterThanOrEqual(1);
