@@ -89,14 +89,21 @@ class Cleanup {
   private readonly children: ChildProcess[] = [];
   private readonly steps: Array<() => Promise<void>> = [];
   private done: Promise<void> | undefined;
-  addChild(child: ChildProcess): void {
+  /** Set once the children are being stopped on purpose: an exit after that is not news. */
+  stopping = false;
+  /** Tracks `child`; if it exits before the run stops it, `onEarlyExit` says so (a crashed node explains a failed fill). */
+  addChild(child: ChildProcess, onEarlyExit?: (how: string) => void): void {
     this.children.push(child);
+    child.once('exit', (code, signal) => {
+      if (!this.stopping) onEarlyExit?.(signal ?? `code ${code}`);
+    });
   }
   add(step: () => Promise<void>): void {
     this.steps.push(step);
   }
   /** Stops every child (SIGTERM, then SIGKILL after STOP_GRACE_MS); a child that never started is skipped. */
   stopChildren(): Promise<void> {
+    this.stopping = true;
     return Promise.all(
       this.children.map((c) => (c.pid === undefined ? Promise.resolve() : stopChild(c, STOP_GRACE_MS))),
     ).then(() => {});
@@ -113,6 +120,11 @@ class Cleanup {
 async function logTail(path: string, lines = 10): Promise<string> {
   const text = await readFile(path, 'utf8').catch(() => '(no log)');
   return text.split('\n').slice(-lines).join('\n');
+}
+
+/** A node that died during the run (a fatal error in its log, the OOM killer): said at once, with its last lines. */
+async function reportExit(n: LocalNode, how: string, out: (line: string) => void): Promise<void> {
+  out(`${n.name} EXITED during the run (${how}); its log is ${n.logPath}; last lines:\n${await logTail(n.logPath, 5)}`);
 }
 
 /**
@@ -271,6 +283,7 @@ async function forceSnapshot(leaderUrl: string, entries: number): Promise<void> 
 
 interface JoinFigures {
   readonly name: string;
+  readonly rpcUrl: string;
   readonly logPath: string;
   readonly addedAtWallMs: number;
   readonly joinToHeadSeconds: number;
@@ -286,6 +299,7 @@ async function joinFourthNode(
   cleanup: Cleanup,
   sampler: RssSampler,
   roles: Map<string, string>,
+  out: (line: string) => void,
 ): Promise<JoinFigures> {
   const added = await addNode({ dir: clusterDir, rpcUrl: leaderUrl });
   const node: LocalNode = {
@@ -297,7 +311,7 @@ async function joinFourthNode(
     logPath: join(clusterDir, added.name, 'node.log'),
   };
   const child = spawnNode(node, ['--join']);
-  cleanup.addChild(child);
+  cleanup.addChild(child, (how) => void reportExit(node, how, out));
   if (child.pid !== undefined) sampler.watch(node.name, child.pid);
   roles.set(node.name, 'joiner (learner)');
 
@@ -351,6 +365,7 @@ async function joinFourthNode(
   if (atHead === undefined) throw new StateBenchError('TIMEOUT', `${node.name} never reached the head`); // the loop breaks only past it
   return {
     name: node.name,
+    rpcUrl: node.rpcUrl,
     logPath: node.logPath,
     addedAtWallMs,
     joinToHeadSeconds: (atHead - addedAt) / 1000,
@@ -402,7 +417,7 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
     );
     for (const n of nodes) {
       const child = spawnNode(n);
-      cleanup.addChild(child);
+      cleanup.addChild(child, (how) => void reportExit(n, how, out));
       if (child.pid !== undefined) sampler.watch(n.name, child.pid);
     }
     sampler.start();
@@ -418,7 +433,16 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
     const targetIndex = (await status(leader.rpcUrl))?.appliedIndex ?? 0;
     out(`adding a 4th node (leader's applied index ${targetIndex})`);
 
-    const j = await joinFourthNode(clusterDir, leader.rpcUrl, targetIndex, filled.valueBytes, cleanup, sampler, roles);
+    const j = await joinFourthNode(
+      clusterDir,
+      leader.rpcUrl,
+      targetIndex,
+      filled.valueBytes,
+      cleanup,
+      sampler,
+      roles,
+      out,
+    );
     const snap = snapshotFigures(
       await readLogLines(leader.logPath),
       await readLogLines(j.logPath),
@@ -429,6 +453,12 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
 
     sampler.stop();
     const names = [...nodes.map((n) => n.name), j.name];
+    // Roles at the end (a leader may have changed under the load); a node that does not answer keeps its last known one.
+    const urls = new Map([...nodes.map((n) => [n.name, n.rpcUrl] as const), [j.name, j.rpcUrl] as const]);
+    for (const name of names) {
+      const s = await status(urls.get(name)!);
+      if (s) roles.set(name, s.role === 'learner' || name === j.name ? `joiner (${s.role})` : s.role);
+    }
     // Stop the nodes before sizing their folders, so LevelDB has written what it holds.
     await cleanup.stopChildren();
     const figures: NodeFigures[] = [];
