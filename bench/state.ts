@@ -58,8 +58,10 @@ const RETRY_PAUSE_MAX_MS = 2_000;
 const FILL_MIN_BYTES_PER_SECOND = 0.5 * MIB;
 /** ...with this much time on top for start-up. */
 const FILL_BASE_TIMEOUT_MS = 120_000;
-/** After the last submission, how long accepted transactions get to commit. */
-const DRAIN_TIMEOUT_MS = 60_000;
+/** After the last submission, how long accepted transactions get to commit (then the missing ones are sent again). */
+const DRAIN_TIMEOUT_MS = 30_000;
+/** Times the transactions that never committed are sent again before the fill gives up. */
+const MAX_RESUBMIT_ROUNDS = 3;
 /** The joiner must catch up at least this fast on average, else the run stops (with its figures so far). */
 const JOIN_MIN_BYTES_PER_SECOND = 0.25 * MIB;
 const JOIN_BASE_TIMEOUT_MS = 120_000;
@@ -196,63 +198,86 @@ async function fill(
   const watcher = new CommitWatcher(leaderUrl, REQUEST_TIMEOUT_MS);
   await watcher.start();
   const errors = new Map<string, number>();
-  const hashes: string[] = [];
+  /** Per transaction number, every hash it was accepted under (a resubmission adds one). */
+  const hashesOf = new Map<number, string[]>();
   const timeoutMs = FILL_BASE_TIMEOUT_MS + ((o.mib * MIB) / FILL_MIN_BYTES_PER_SECOND) * 1000;
   const t0 = clock.monotonicMs();
-  let next = 0;
   let reported = 0;
-  try {
+  let accepted = 0;
+
+  const submit = async (t: number): Promise<void> => {
+    const ops = [0, 1].map((i) => ({ type: 'put', key: `state/${t}/${i}`, value: incompressibleValue(valueBytes) }));
+    for (let attempt = 1; ; attempt++) {
+      if (clock.monotonicMs() - t0 > timeoutMs)
+        throw new StateBenchError('TIMEOUT', `the fill did not finish within ${(timeoutMs / 1000).toFixed(0)} s`);
+      let pauseMs = 0;
+      try {
+        const [r] = await rpcBatch(leaderUrl, [['quorate_sendTransaction', [{ from, ops }]]], REQUEST_TIMEOUT_MS);
+        if (!r.error) {
+          hashesOf.set(t, [...(hashesOf.get(t) ?? []), r.result as string]);
+          accepted++;
+          break;
+        }
+        countError(errors, `${r.error.code} ${r.error.message}`);
+        const after = (r.error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+        pauseMs = typeof after === 'number' ? Math.min(after, RETRY_PAUSE_MAX_MS) : 200;
+      } catch (err) {
+        countError(errors, (err as Error).message);
+        pauseMs = 500;
+      }
+      if (attempt >= MAX_ATTEMPTS_PER_TX)
+        throw new StateBenchError(
+          'FILL_FAILED',
+          `transaction ${t} refused ${MAX_ATTEMPTS_PER_TX} times; errors: ${JSON.stringify([...errors])}`,
+        );
+      await sleepMs(clock, pauseMs);
+    }
+    const done = Math.floor((accepted * 2 * valueBytes) / (64 * MIB));
+    if (done > reported) {
+      reported = done;
+      out(`  submitted ${done * 64} MiB`);
+    }
+  };
+  /** C workers over `numbers`. */
+  const submitAll = async (numbers: readonly number[]): Promise<void> => {
+    let next = 0;
     await Promise.all(
       Array.from({ length: o.concurrency }, async () => {
-        for (let t = next++; t < transactions; t = next++) {
-          const ops = [0, 1].map((i) => ({
-            type: 'put',
-            key: `state/${t}/${i}`,
-            value: incompressibleValue(valueBytes),
-          }));
-          for (let attempt = 1; ; attempt++) {
-            if (clock.monotonicMs() - t0 > timeoutMs)
-              throw new StateBenchError('TIMEOUT', `the fill did not finish within ${(timeoutMs / 1000).toFixed(0)} s`);
-            let pauseMs = 0;
-            try {
-              const [r] = await rpcBatch(leaderUrl, [['quorate_sendTransaction', [{ from, ops }]]], REQUEST_TIMEOUT_MS);
-              if (!r.error) {
-                hashes.push(r.result as string);
-                break;
-              }
-              countError(errors, `${r.error.code} ${r.error.message}`);
-              const after = (r.error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
-              pauseMs = typeof after === 'number' ? Math.min(after, RETRY_PAUSE_MAX_MS) : 200;
-            } catch (err) {
-              countError(errors, (err as Error).message);
-              pauseMs = 500;
-            }
-            if (attempt >= MAX_ATTEMPTS_PER_TX)
-              throw new StateBenchError(
-                'FILL_FAILED',
-                `transaction ${t} refused ${MAX_ATTEMPTS_PER_TX} times; errors: ${JSON.stringify([...errors])}`,
-              );
-            await sleepMs(clock, pauseMs);
-          }
-          const done = Math.floor((hashes.length * 2 * valueBytes) / (64 * MIB));
-          if (done > reported) {
-            reported = done;
-            out(`  submitted ${done * 64} MiB`);
-          }
-        }
+        for (let i = next++; i < numbers.length; i = next++) await submit(numbers[i]);
       }),
     );
-    const committed = await waitCommitted(watcher, hashes, DRAIN_TIMEOUT_MS);
-    if (committed < hashes.length)
-      throw new StateBenchError(
-        'FILL_FAILED',
-        `${hashes.length - committed} of ${hashes.length} accepted transactions not committed within ${DRAIN_TIMEOUT_MS} ms`,
+  };
+  const committedAt = (t: number): number | undefined => {
+    const times = (hashesOf.get(t) ?? []).map((h) => watcher.committedAt.get(h)).filter((x) => x !== undefined);
+    return times.length > 0 ? Math.min(...times) : undefined;
+  };
+
+  try {
+    await submitAll(Array.from({ length: transactions }, (_, t) => t));
+    // A transaction accepted into a pool can still be lost (a deposed leader's pool, a nonce gap
+    // behind a lost one): it is sent again. Its keys are its own, so the state is the same either way.
+    for (let round = 0; ; round++) {
+      await waitCommitted(watcher, [...hashesOf.values()].flat(), DRAIN_TIMEOUT_MS);
+      const missing = Array.from({ length: transactions }, (_, t) => t).filter((t) => committedAt(t) === undefined);
+      if (missing.length === 0) break;
+      if (round >= MAX_RESUBMIT_ROUNDS)
+        throw new StateBenchError(
+          'FILL_FAILED',
+          `${missing.length} of ${transactions} transactions not committed after ${MAX_RESUBMIT_ROUNDS} resubmissions` +
+            (watcher.lastError ? ` (last block-follower error: ${watcher.lastError})` : ''),
+        );
+      errors.set(
+        `accepted but not committed within ${DRAIN_TIMEOUT_MS} ms, sent again`,
+        (errors.get(`accepted but not committed within ${DRAIN_TIMEOUT_MS} ms, sent again`) ?? 0) + missing.length,
       );
+      out(`  ${missing.length} accepted transactions not committed within ${DRAIN_TIMEOUT_MS} ms: sending them again`);
+      await submitAll(missing);
+    }
   } finally {
     await watcher.stop();
   }
   let last = t0;
-  for (const h of hashes) last = Math.max(last, watcher.committedAt.get(h) ?? t0);
+  for (let t = 0; t < transactions; t++) last = Math.max(last, committedAt(t) ?? t0);
   return { valueBytes: transactions * 2 * valueBytes, transactions, seconds: (last - t0) / 1000, errors };
 }
 
