@@ -210,7 +210,7 @@ async function fill(
     for (let attempt = 1; ; attempt++) {
       if (clock.monotonicMs() - t0 > timeoutMs)
         throw new StateBenchError('TIMEOUT', `the fill did not finish within ${(timeoutMs / 1000).toFixed(0)} s`);
-      let pauseMs = 0;
+      let pauseMs: number;
       try {
         const [r] = await rpcBatch(leaderUrl, [['quorate_sendTransaction', [{ from, ops }]]], REQUEST_TIMEOUT_MS);
         if (!r.error) {

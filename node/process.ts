@@ -29,7 +29,7 @@ import { NodePrivacy } from './privacy.js';
 import { installProcessGuards } from './process-guards.js';
 import { createNode } from './create-node.js';
 import { genesisMembership, type QuorateNode } from './node.js';
-import { resolveNodeOptions, rpcServerLimits, settingsFromConfig, transactionManagerSettings } from './options.js';
+import { resolveNodeOptions, settingsFromConfig, transactionManagerSettings } from './options.js';
 import { dialablePart } from './peers.js';
 import { openOrInit } from './raftlog/level-storage.js';
 import type { NodeRpcBackend } from './rpc/backend.js';

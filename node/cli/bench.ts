@@ -1,7 +1,7 @@
 // `quorate bench`: load generator against running nodes. This file parses the command line;
 // runBench() from node/bench.ts sends the transactions and prints the numbers.
 
-import { ExitCode, exitCodeOf, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
+import { ExitCode, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
 import { runBench, runOfferedBench } from '../bench.js';
 import { setDefaultRpcCredentials, type RpcClientCredentials } from '../rpc/client.js';
 import { credentialFlags } from './status.js';

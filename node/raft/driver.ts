@@ -16,7 +16,6 @@
 import { randomBytes } from 'node:crypto';
 import {
   RaftError,
-  RaftErrorCode,
   assert,
   type ConfChange,
   type Entry,

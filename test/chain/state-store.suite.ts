@@ -427,7 +427,7 @@ export function stateStoreSuite(name: string, factory: KvFactory): void {
         try {
           await store.installSnapshot(await importSnapshot(chunks, store));
           completed = !cutting.cut;
-        } catch (e) {
+        } catch {
           expect(cutting.cut).toBe(true);
         }
         await store.close();

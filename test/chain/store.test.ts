@@ -10,7 +10,6 @@ import {
   type ChainStore,
   type ChainState,
   type KvChainStore,
-  LedgerApp,
   MemoryKv,
   NO_PRIVATE_CHANGES,
   type PrivatePayload,

@@ -19,14 +19,20 @@ async function receipt(n: ProcNode, hash: string): Promise<{ status: string } | 
   return n.rpc.call('eth_getTransactionReceipt', [hash]);
 }
 
-async function rawCall(url: string, body: string): Promise<{ status: number; json: any }> {
+/** What a test reads of a raw answer: an error it expects (a missing one fails on the read). */
+interface RawAnswer {
+  readonly result?: unknown;
+  readonly error: { readonly code: number; readonly message: string; readonly data?: unknown };
+}
+
+async function rawCall(url: string, body: string): Promise<{ status: number; json: RawAnswer }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
   const text = await res.text();
-  let json: unknown;
+  let json: RawAnswer;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(text) as RawAnswer;
   } catch {
-    json = text;
+    throw new Error(`not JSON (HTTP ${res.status}): ${text.slice(0, 200)}`);
   }
   return { status: res.status, json };
 }

@@ -11,7 +11,6 @@ import {
   Raft,
   RaftError,
   RaftErrorCode,
-  RaftInvariantError,
   Role,
   SeededRng,
   type Entry,

@@ -43,7 +43,7 @@ export class NetAgent {
   ): Promise<NetAgent> {
     const child = wrap([process.execPath, '-e', AGENT_SCRIPT, host, String(port)]);
     const lines = createInterface({ input: child.stdout! });
-    let agent: NetAgent | undefined;
+    let agent: NetAgent | undefined = undefined; // set once listening; the line handler reads it before
     const listening = new Promise<number>((resolve, reject) => {
       child.once('exit', (code) => reject(new Error(`agent exited with ${code} before listening`)));
       lines.on('line', (line) => {

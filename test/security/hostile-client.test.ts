@@ -54,7 +54,7 @@ function raw(r: RawRequest): Promise<Answer> {
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          let body: Answer['body'] = {};
+          let body: Answer['body'];
           try {
             body = text.length > 0 ? (JSON.parse(text) as Answer['body']) : {};
           } catch {

@@ -16,7 +16,7 @@
 
 import { RaftNode } from '../../consensus/index.js';
 import { bootstrapConfState, bootstrapSnapshot, decodeConfChange } from '../../consensus/confchange.js';
-import { RaftError, RaftErrorCode } from '../../consensus/errors.js';
+import { RaftError } from '../../consensus/errors.js';
 import { MemoryStorage } from '../../consensus/memory-storage.js';
 import { SeededRng } from '../../consensus/rng.js';
 import {
