@@ -41,6 +41,8 @@ export interface ClusterOptions {
   readonly privacy?: (name: string) => PrivacyProvider | undefined;
   /** Options that differ from the harness's (a small snapshot interval...), by module as in node/options.ts. */
   readonly settings?: Omit<NodeSettings, 'raftId' | 'nodeId' | 'rpcUrl' | 'tmUrl'>;
+  /** genesis txSignatureCheck (default: the chain's default, "every-node"). */
+  readonly txSignatureCheck?: 'every-node' | 'minter-only';
 }
 
 /**
@@ -80,6 +82,7 @@ export class TestCluster {
       timestampMs: 1_700_000_000_000,
       alloc,
       members: this.nodes.map((n, i) => ({ raftId: i + 1, minterPublicKey: n.minterKey.publicKeyRaw })),
+      ...(options.txSignatureCheck ? { txSignatureCheck: options.txSignatureCheck } : {}),
     };
     for (const h of this.nodes) h.node = this.createNode(h, h.raftId);
   }
