@@ -255,6 +255,7 @@ export class MembershipAdmin {
           throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'the new node answered hello with a non-object');
         return reply as SelfDescription;
       } catch (err) {
+        if (err instanceof NodeError && err.code === NodeErrorCode.MembershipChangeInvalid) throw err;
         lastError = err;
         await sleep(clock, HELLO_RETRY_MS);
       }

@@ -178,6 +178,9 @@ export function validateMember(m: unknown): asserts m is MemberInfo {
     invalid(`member.p2pAddrs must be a list of at most ${MAX_ADDRS_PER_MEMBER} multiaddrs`);
   for (const a of addrs as unknown[]) {
     if (typeof a !== 'string' || a.length === 0) invalid('member.p2pAddrs holds a non-string or empty address');
+    // Stored without the /p2p/<id> suffix: the member's peer id is added when dialling.
+    if (a.includes('/p2p/'))
+      invalid(`member.p2pAddrs holds an address with a peer id: ${JSON.stringify(a.slice(0, 80))}`);
     try {
       if (parsePeerAddress(`${a}/p2p/${peerId}`).peerId !== peerId) throw new Error('peer id');
     } catch {
