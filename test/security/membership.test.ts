@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { generateMinterKey } from '../../node/chain/index.js';
 import { CHANNEL_CTL } from '../../node/control.js';
 import { NodeError, NodeErrorCode } from '../../node/errors.js';
-import { silentLogger } from '../../node/log.js';
+import { createLogger, silentLogger } from '../../node/log.js';
 import {
   checkConfContext,
   confChangeFor,
@@ -258,7 +258,16 @@ describe('a malformed joiner', () => {
 
 describe('a committed invalid membership context', () => {
   it('is a no-op with a logged reason on every node, and the cluster keeps committing', async () => {
-    cluster = new TestCluster({ nodes: 3 });
+    const lines: string[] = [];
+    cluster = new TestCluster({
+      nodes: 3,
+      logger: (name) =>
+        createLogger({
+          level: 'error',
+          base: { nodeId: name },
+          destination: { write: (l: string) => void lines.push(l) },
+        }),
+    });
     await cluster.start();
     const leader = await cluster.waitForLeader();
     const before = leader.node.membership.nextRaftId;
@@ -279,6 +288,12 @@ describe('a committed invalid membership context', () => {
       expect(h.node.lifecycle).toBe(leader.node.lifecycle);
     }
     await keepsCommitting(cluster, 'after-invalid-context');
+    // Each node logged why, with the reason (the name is node-2's).
+    const ignored = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => String(l.msg).startsWith('ignored a committed membership change'));
+    expect(new Set(ignored.map((l) => l.nodeId))).toEqual(new Set(['node-1', 'node-2', 'node-3']));
+    for (const l of ignored) expect(l.reason).toMatch(/name "node-2" is taken/);
     // A restart replays the committed change: still a no-op, the node comes back.
     const follower: HarnessNode = cluster.nodes.find((h) => h !== leader)!;
     await cluster.restart(follower);
