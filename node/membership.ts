@@ -118,8 +118,8 @@ export function checkConfContext(state: MembershipState, bytes: Uint8Array): Con
   return { ok: true, ctx: o as unknown as ConfChangeContext };
 }
 
-/** A member's name: what operators type and logs show. */
-export const MEMBER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A member's name: what operators type and logs show (the same rule as config nodeId). */
+export const MEMBER_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** Ed25519 block-signing key and enclave box keys: 32 raw bytes, canonical base64 (44 chars). */
 export const MEMBER_KEY_BYTES = 32;
 /** An RPC or transaction-manager URL. */
