@@ -22,6 +22,7 @@ import {
   type ConfChangeOp,
   type MemberInfo,
   type MembershipState,
+  validateMemberIn,
 } from './membership.js';
 import { splitPeerAddress } from './peers.js';
 
@@ -212,9 +213,23 @@ export class MembershipAdmin {
     this.deps.admitAlso([{ peerId, addrs: [addr] }]);
     try {
       const info = await this.hello(peerId, p2pAddress, signal);
-      checkExpectedIdentity(info, expect);
       const raftId = this.deps.membership().nextRaftId;
-      const member: MemberInfo = { ...info, raftId, peerId, p2pAddrs: [addr] };
+      // The peer id and address are the operator's (the hello travelled over a Noise session
+      // authenticated as that peer id), never the joiner's say; the rest is the joiner's, taken
+      // field by field and checked completely (formats, and that nothing is another member's)
+      // before anything is proposed. apply.ts checks the same again when the change commits.
+      const member = {
+        raftId,
+        name: info.name,
+        peerId,
+        p2pAddrs: [addr],
+        rpcUrl: info.rpcUrl,
+        tmUrl: info.tmUrl,
+        signingKey: info.signingKey,
+        enclaveKeys: info.enclaveKeys,
+      };
+      validateMemberIn(this.deps.membership(), member);
+      checkExpectedIdentity(member, expect);
       await this.proposeChange(raft, op, raftId, member, signal);
       return raftId;
     } finally {
@@ -229,13 +244,18 @@ export class MembershipAdmin {
     let lastError: unknown;
     while (clock.monotonicMs() < deadline && !signal?.aborted) {
       try {
-        return (await this.deps.control.request(
+        const reply = (await this.deps.control.request(
           peerId,
           { type: 'hello' },
           HELLO_REQUEST_TIMEOUT_MS,
           signal,
-        )) as SelfDescription;
+        )) as unknown;
+        // A reply that is not an object is the joiner's fault, not a dialling problem: refuse now.
+        if (typeof reply !== 'object' || reply === null || Array.isArray(reply))
+          throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'the new node answered hello with a non-object');
+        return reply as SelfDescription;
       } catch (err) {
+        if (err instanceof NodeError && err.code === NodeErrorCode.MembershipChangeInvalid) throw err;
         lastError = err;
         await sleep(clock, HELLO_RETRY_MS);
       }

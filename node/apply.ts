@@ -36,7 +36,7 @@ import { NodeError, NodeErrorCode, nodeAssert } from './errors.js';
 import type { Logger } from './log.js';
 import {
   applyConfContext,
-  decodeConfContext,
+  checkConfContext,
   decodeMembership,
   encodeMembership,
   type ConfChangeContext,
@@ -244,7 +244,25 @@ export class ChainApplier implements ReplicatedStateMachine {
 
   private async applyConfChange(e: Entry): Promise<void> {
     const cc = decodeConfChange(e.data);
-    const ctx = decodeConfContext(cc.context);
+    const checked = checkConfContext(this.membershipState, cc.context);
+    if (!checked.ok) {
+      // Committed but invalid (a joiner that lied, or a bug): the same no-op on every node, on
+      // every replay, never a throw — a throw here would stop every member at every restart. The
+      // Raft core applied the change to its configuration anyway, so its id is spent: an operator
+      // removes it with raft_removePeer.
+      const s = this.membershipState;
+      this.membershipState =
+        checked.raftId !== undefined ? { ...s, nextRaftId: Math.max(s.nextRaftId, checked.raftId + 1) } : s;
+      await this.deps.store.recordMembership(encodeMembership(this.membershipState), e.index);
+      this.applied = e.index;
+      this.log.error(
+        { index: e.index, raftId: checked.raftId, reason: checked.reason },
+        'ignored a committed membership change whose context is invalid (remove its raft id with raft_removePeer)',
+      );
+      this.deps.hooks.membershipChanged(undefined, e.index);
+      return;
+    }
+    const ctx = checked.ctx;
     this.membershipState = applyConfContext(this.membershipState, ctx);
     if (ctx?.member) this.chainState.registerMember(ctx.member.raftId, Buffer.from(ctx.member.signingKey, 'base64'));
     await this.deps.store.recordMembership(encodeMembership(this.membershipState), e.index);

@@ -211,6 +211,7 @@ export function decodeBlockRangeReply(data: Uint8Array): BackfilledBlock[] {
     } catch {
       return bad('undecodable error');
     }
+    if (typeof parsed !== 'object' || parsed === null) return bad('error reply is not an object');
     const code = (Object.values(BlockRangeErrorCode) as unknown[]).includes(parsed.code)
       ? (parsed.code as BlockRangeErrorCode)
       : BlockRangeErrorCode.BadReply;

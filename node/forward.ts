@@ -79,7 +79,7 @@ export interface TxForwarderDeps {
   /** Leader side: throws NotLeader (with the leader's id and RPC URL) unless this node leads now. */
   readonly assertLeader: () => void;
   /** Leader side: puts one forwarded transaction in the pool, or throws why not. */
-  readonly accept: (tx: Transaction) => void;
+  readonly accept: (tx: Transaction, fromPeer: string) => void;
 }
 
 export class TxForwarder {
@@ -172,6 +172,10 @@ export class TxForwarder {
         throw new Error(
           `leader answered ${Array.isArray(replies) ? replies.length : 'no'} results for ${batch.length} transactions`,
         );
+      // Each answer is read below: one that is not an object (e.g. `null`) would throw there, outside
+      // this catch, and reject a promise nobody awaits.
+      if (!replies.every((r) => typeof r === 'object' && r !== null && !Array.isArray(r)))
+        throw new Error('leader answered a result that is not an object');
     } catch (err) {
       const e = new NodeError(
         NodeErrorCode.Unavailable,
@@ -205,7 +209,7 @@ export class TxForwarder {
     for (const bytes of txs) {
       try {
         const tx = decodeTransaction(bytes);
-        this.deps.accept(tx);
+        this.deps.accept(tx, from);
         out.push({ ok: tx.hashHex });
       } catch (err) {
         out.push({ error: errorToWire(err) });

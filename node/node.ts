@@ -32,6 +32,7 @@ import {
   type Message,
   type RaftId,
 } from '../consensus/index.js';
+import { RefusalLog } from '../p2p/access.js';
 import type { PeerTransport } from '../p2p/transport.js';
 import {
   TxPool,
@@ -214,7 +215,7 @@ export class QuorateNode {
           },
         );
       },
-      accept: (tx) => this.intake.acceptForwarded(tx),
+      accept: (tx, from) => this.intake.acceptForwarded(tx, from),
     });
     this.intake = new TxIntake({
       chainId: io.genesis.chainId,
@@ -225,6 +226,7 @@ export class QuorateNode {
       committedNonce: (a) => getNonce(this.applier.chain.state, a),
       accountKeys: io.accountKeys,
       privacy: io.privacy,
+      refusals: new RefusalLog(logger, () => clock.monotonicMs()),
     });
     this.minter = new BlockMinter(options.block, {
       app: io.app,

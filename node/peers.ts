@@ -7,6 +7,7 @@
 // it reads the applied membership and the leader through the callbacks it is given. It also
 // runs a --join node's wait for its raft id (waitForRaftId).
 
+import { peerIdFromString } from '@libp2p/peer-id';
 import type { Message } from '../consensus/index.js';
 import { parsePeerAddress } from '../p2p/address.js';
 import type { PeerAddress, PeerTransport } from '../p2p/transport.js';
@@ -15,7 +16,13 @@ import type { Clock, TimerHandle } from './clock.js';
 import type { ControlChannel, IdentReply, MemberAddress } from './control.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import type { Logger } from './log.js';
-import { findMember, findMemberByPeerId, type MembershipState } from './membership.js';
+import {
+  MAX_ADDRS_PER_MEMBER,
+  MAX_RAFT_ID,
+  findMember,
+  findMemberByPeerId,
+  type MembershipState,
+} from './membership.js';
 
 /** How long a peer gets to answer the (raft id, incarnation) exchange; a later connect asks again. */
 export const IDENT_TIMEOUT_MS = 5_000;
@@ -202,8 +209,18 @@ export class PeerAdmission {
         peerId,
         { type: 'ident', raftId: self, incarnation: this.deps.incarnation },
         IDENT_TIMEOUT_MS,
-      )) as IdentReply;
-      if (reply.refused) {
+      )) as unknown;
+      if (!isIdentReply(reply)) {
+        this.log.warn({ peer: peerId }, 'a peer answered ident with a malformed reply; ignored');
+        return;
+      }
+      // Stopping is obeyed only from a member this node has applied: a peer merely admitted (a
+      // joiner being added, a vouched peer, a bootstrap address) cannot make a member stop.
+      if (reply.refused !== undefined && findMemberByPeerId(this.deps.membership(), peerId) === undefined) {
+        this.log.warn({ peer: peerId }, 'a peer that is not a member says this node is refused; ignored');
+        return;
+      }
+      if (reply.refused !== undefined) {
         this.deps.onRefused(
           new NodeError(
             NodeErrorCode.Unavailable,
@@ -310,8 +327,10 @@ export class PeerAdmission {
       }
       if (!Array.isArray(members)) continue;
       const next = new Map<string, { raftId: number; addrs: readonly string[] }>();
-      for (const m of members.slice(0, MAX_VOUCHED_PEERS)) {
-        if (typeof m.raftId !== 'number' || typeof m.peerId !== 'string' || !Array.isArray(m.p2pAddrs)) continue;
+      for (const m of members.slice(0, MAX_VOUCHED_PEERS) as unknown[]) {
+        // Every entry is checked as a membership apply would check it: what is vouched for here
+        // becomes the transport's peer list, and a bad entry must not reach it.
+        if (!isMemberAddress(m)) continue;
         if (m.peerId === this.deps.transport.localPeerId || findMemberByPeerId(this.deps.membership(), m.peerId))
           continue;
         next.set(m.peerId, { raftId: m.raftId, addrs: m.p2pAddrs.slice(0, MAX_VOUCHED_ADDRS) });
@@ -375,3 +394,38 @@ export class PeerAdmission {
     this.log.warn({ peer, ...obj }, msg);
   }
 }
+
+/** An `ident` reply as the protocol defines it (control.ts), with bounded strings. */
+export function isIdentReply(v: unknown): v is IdentReply {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  return (
+    Number.isSafeInteger(o.raftId) &&
+    (o.raftId as number) >= 0 &&
+    (o.raftId as number) <= MAX_RAFT_ID &&
+    typeof o.incarnation === 'string' &&
+    o.incarnation.length <= MAX_INCARNATION_CHARS &&
+    (o.refused === undefined || (typeof o.refused === 'string' && o.refused.length <= MAX_REPLY_STRING_CHARS))
+  );
+}
+
+/** One entry of a `members` reply: a raft id, a canonical peer id and valid dialable multiaddrs. */
+export function isMemberAddress(v: unknown): v is MemberAddress {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  if (!Number.isSafeInteger(o.raftId) || (o.raftId as number) < 1 || (o.raftId as number) > MAX_RAFT_ID) return false;
+  if (typeof o.peerId !== 'string' || !Array.isArray(o.p2pAddrs) || o.p2pAddrs.length > MAX_ADDRS_PER_MEMBER)
+    return false;
+  const peerId = o.peerId;
+  try {
+    if (peerIdFromString(peerId).toString() !== peerId) return false;
+    for (const a of o.p2pAddrs as unknown[])
+      if (typeof a !== 'string' || parsePeerAddress(`${a}/p2p/${peerId}`).peerId !== peerId) return false;
+  } catch {
+    return false;
+  }
+  return true;
+}
+
+/** Bound on the strings of an `ident` reply (an incarnation is a few dozen chars). */
+export const MAX_REPLY_STRING_CHARS = 1024;

@@ -19,6 +19,7 @@ import {
 } from './chain/index.js';
 import { toNodeError } from './error-map.js';
 import { NodeError, NodeErrorCode } from './errors.js';
+import type { RefusalLog } from '../p2p/access.js';
 import type { TxForwarder } from './forward.js';
 import type { PrivacyProvider } from './privacy-provider.js';
 
@@ -37,12 +38,16 @@ export interface TxIntakeDeps {
   /** Accounts this node signs for. */
   readonly accountKeys: readonly AccountKey[];
   readonly privacy?: PrivacyProvider;
+  /** Where refused forwarded transactions are logged, at most one line per member per interval. */
+  readonly refusals?: RefusalLog;
 }
 
 export class TxIntake {
   /** Next nonce this node assigned per account it signs for (followers: not yet visible in state). */
   private readonly localNonces = new Map<Address, number>();
   private readonly accountsByAddress = new Map<Address, AccountKey>();
+  /** Forwarded transactions refused because they do not verify (a member sent a forgery, or a bug). */
+  forgedForwards = 0;
 
   constructor(private readonly deps: TxIntakeDeps) {
     for (const k of deps.accountKeys) this.accountsByAddress.set(k.address, k);
@@ -81,14 +86,24 @@ export class TxIntake {
   }
 
   /**
-   * The leader's side of a forwarded transaction. The forwarding member verified its signature
-   * where it entered (Raft is crash-fault tolerant and members are authenticated by Noise), so the
-   * leader does not verify again: one Ed25519 check per transaction per cluster is what lets the
-   * ledger reach thousands of transactions per second.
+   * The leader's side of a forwarded transaction. The leader verifies it (chain id, key, signature)
+   * as if a client had sent it: Raft tolerates crashed members, not lying ones, and a member that
+   * could hand the leader an unchecked transaction could forge one from any account — and under
+   * txSignatureCheck "every-node" the leader would mint a block every other node refuses. A
+   * transaction refused here never reaches the pool; `from` is counted and logged (rate-limited).
    */
-  acceptForwarded(tx: Transaction): void {
-    if (this.deps.chainId === tx.chainId) this.deps.verifiedTxs.add(tx.hashHex);
-    verifyTransaction(tx, this.deps.chainId, this.deps.verifiedTxs);
+  acceptForwarded(tx: Transaction, fromPeer: string): void {
+    try {
+      verifyTransaction(tx, this.deps.chainId, this.deps.verifiedTxs);
+    } catch (err) {
+      this.forgedForwards++;
+      this.deps.refusals?.refused(
+        fromPeer,
+        { peer: fromPeer, hash: tx.hashHex, from: tx.from, forgedForwardsTotal: this.forgedForwards },
+        `refused a forwarded transaction that does not verify: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      throw err;
+    }
     this.deps.pool().add(tx);
   }
 

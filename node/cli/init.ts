@@ -410,7 +410,10 @@ async function buildCluster(root: string, o: InitOptions): Promise<InitNode[]> {
     timestampMs: clock.wallMs(),
     alloc,
     members,
-    txSignatureCheck: 'minter-only',
+    // The dev cluster (one host, one operator) skips the per-node signature check for speed; a
+    // deployment across hosts (--hosts: one organisation per node) checks every transaction on
+    // every node, so no single member's word decides what a signature proves.
+    txSignatureCheck: sharedHost ? 'minter-only' : 'every-node',
   };
   const genesisPath = join(root, 'genesis.json');
   parseGenesis(genesis, genesisPath); // self-check: init never writes a file the node would refuse

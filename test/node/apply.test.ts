@@ -25,6 +25,7 @@ import {
 } from '../../node/membership.js';
 import { PayloadFetcher } from '../../node/private-payloads.js';
 import { deterministicBlock, fixture } from '../chain/helpers.js';
+import { testPeerId } from './harness.js';
 
 const f = fixture();
 
@@ -32,7 +33,7 @@ function member(raftId: number): MemberInfo {
   return {
     raftId,
     name: `node-${raftId}`,
-    peerId: `peer-${raftId}`,
+    peerId: testPeerId(9, raftId),
     p2pAddrs: [],
     rpcUrl: 'http://r',
     tmUrl: 'http://t',

@@ -16,7 +16,7 @@ import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import { SystemClock } from '../../node/clock.js';
 import { createNode } from '../../node/create-node.js';
-import { silentLogger } from '../../node/log.js';
+import { silentLogger, type Logger } from '../../node/log.js';
 import type { MemberInfo } from '../../node/membership.js';
 import { genesisMembership, type PrivacyProvider, type QuorateNode } from '../../node/node.js';
 import type { NodeSettings } from '../../node/options.js';
@@ -41,6 +41,10 @@ export interface ClusterOptions {
   readonly privacy?: (name: string) => PrivacyProvider | undefined;
   /** Options that differ from the harness's (a small snapshot interval...), by module as in node/options.ts. */
   readonly settings?: Omit<NodeSettings, 'raftId' | 'nodeId' | 'rpcUrl' | 'tmUrl'>;
+  /** genesis txSignatureCheck (default: the chain's default, "every-node"). */
+  readonly txSignatureCheck?: 'every-node' | 'minter-only';
+  /** Each node's logger (default: silent), for tests that check what a node logs. */
+  readonly logger?: (name: string) => Logger;
 }
 
 /**
@@ -80,6 +84,7 @@ export class TestCluster {
       timestampMs: 1_700_000_000_000,
       alloc,
       members: this.nodes.map((n, i) => ({ raftId: i + 1, minterPublicKey: n.minterKey.publicKeyRaw })),
+      ...(options.txSignatureCheck ? { txSignatureCheck: options.txSignatureCheck } : {}),
     };
     for (const h of this.nodes) h.node = this.createNode(h, h.raftId);
   }
@@ -118,7 +123,7 @@ export class TestCluster {
         chainStore: createMemoryChainStore(h.kv),
         transport: this.network.createTransport(h.peerId),
         clock: new SystemClock(),
-        logger: silentLogger(),
+        logger: o.logger?.(h.name) ?? silentLogger(),
         app: new LedgerApp(),
         minterKey: h.minterKey,
         accountKeys: [h.account],

@@ -5,6 +5,8 @@ import { SystemClock } from '../../node/clock.js';
 import { MemoryNetwork, type MemoryTransport } from '../../p2p/memory-transport.js';
 import { testPeerId } from './harness.js';
 
+// The system clock: the memory network delivers frames on its clock's timers, which a ManualClock
+// nobody advances never fires (the forward and control tests hung until their 60 s timeout).
 export async function linkedPair(): Promise<{ a: MemoryTransport; b: MemoryTransport; network: MemoryNetwork }> {
   const network = new MemoryNetwork(new SystemClock());
   const a = network.createTransport(testPeerId(9, 1));
