@@ -20,7 +20,8 @@
 //                 "rpcUrl": "http://127.0.0.1:8545/", "tmUrl": "http://127.0.0.1:9101/",
 //                 "enclavePublicKeys": ["base64..."] }, ...],
 //     "raft": { "tickMs": 100, "electionTicks": 10, "heartbeatTicks": 1, "snapshotEveryEntries": 10000,
-//               "logMaxBytes": 268435456, "snapshotChunkBytes": 1048576, "snapshotMaxConcurrentTransfers": 2 },
+//               "logMaxBytes": 268435456, "snapshotChunkBytes": 1048576, "snapshotMaxConcurrentTransfers": 2,
+//               "compactionRetainEntries": 1000 },
 //     "blockTimeMs": 50, "limits": {}, "deliveryMode": "fail-fast", "logLevel": "info"
 //   }
 //
@@ -35,6 +36,7 @@ import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { parseTmRemoteClients, type TmRemoteClientsConfig } from '../txmanager/client-access.js';
 import { chainStoreOptionsFromConfig, type ChainStoreOptions } from './chain/store.js';
 import { MIN_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_BYTES } from './chain/snapshot.js';
+import { DEFAULT_DRIVER_OPTIONS } from './raft/driver.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
 import {
   DEFAULT_BLOCK_OPTIONS,
@@ -121,6 +123,8 @@ export interface RaftTuning {
   readonly snapshotChunkBytes: number;
   /** Snapshot transfers one member serves at once. */
   readonly snapshotMaxConcurrentTransfers: number;
+  /** Entries kept behind a snapshot when the log is compacted (followers lagging less need no snapshot). */
+  readonly compactionRetainEntries: number;
 }
 
 /** Limits the operator may tune. Each component documents how it enforces its own. */
@@ -171,6 +175,7 @@ export const DEFAULT_RAFT_TUNING: RaftTuning = {
   logMaxBytes: DEFAULT_RAFT_OPTIONS.logMaxBytes,
   snapshotChunkBytes: DEFAULT_RAFT_OPTIONS.snapshotChunkBytes,
   snapshotMaxConcurrentTransfers: DEFAULT_RAFT_OPTIONS.snapshotMaxConcurrentTransfers,
+  compactionRetainEntries: DEFAULT_DRIVER_OPTIONS.compactionRetainEntries,
 };
 
 /** A validated config: defaults filled in, every path absolute. */
@@ -611,6 +616,7 @@ function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
     'logMaxBytes',
     'snapshotChunkBytes',
     'snapshotMaxConcurrentTransfers',
+    'compactionRetainEntries',
   ]);
   const d = DEFAULT_RAFT_TUNING;
   const tuning: RaftTuning = {
@@ -639,6 +645,10 @@ function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
       r.snapshotMaxConcurrentTransfers === undefined
         ? d.snapshotMaxConcurrentTransfers
         : f.int(r.snapshotMaxConcurrentTransfers, 'raft.snapshotMaxConcurrentTransfers', 1, 64),
+    compactionRetainEntries:
+      r.compactionRetainEntries === undefined
+        ? d.compactionRetainEntries
+        : f.int(r.compactionRetainEntries, 'raft.compactionRetainEntries', 0, 100_000_000),
   };
   // Raft §5.6: heartbeats must come well within the election timeout, or followers keep electing.
   if (tuning.heartbeatTicks >= tuning.electionTicks) {

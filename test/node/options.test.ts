@@ -45,6 +45,7 @@ const RAFT = {
   logMaxBytes: 12_345_678,
   snapshotChunkBytes: 200_000,
   snapshotMaxConcurrentTransfers: 3,
+  compactionRetainEntries: 55,
 };
 
 function config() {
@@ -143,6 +144,7 @@ describe('one options tree, with config.json names', () => {
     expect(driverOptions.tickMs).toBe(RAFT.tickMs);
     expect(driverOptions.snapshotEveryEntries).toBe(RAFT.snapshotEveryEntries);
     expect(driverOptions.logMaxBytes).toBe(RAFT.logMaxBytes);
+    expect(driverOptions.compactionRetainEntries).toBe(RAFT.compactionRetainEntries);
     // The snapshot transfer (node/snapshot-transfer.ts): the sender's bound and the receiver's chunk size.
     const transfer = node as unknown as {
       snapshotServer: { deps: { maxConcurrentTransfers: number } };
