@@ -124,7 +124,7 @@ export class ChainApplier implements ReplicatedStateMachine {
   /** The streamed snapshot being fetched into the spare slot, before Raft is told about it. */
   private fetching: { key: string; abort: AbortController; done: Promise<void> } | undefined;
   /** A fetched, verified, not yet installed snapshot (installed when Raft hands it to restore()). */
-  private staged: { key: string; imported: StoreSnapshot } | undefined;
+  private staged: { key: string; index: number; imported: StoreSnapshot; handed: boolean } | undefined;
   /** Set while restore() installs: a newer fetch waits for it (both use the store's spare slot). */
   private installing: Promise<void> = Promise.resolve();
   private closed = false;
@@ -210,6 +210,8 @@ export class ChainApplier implements ReplicatedStateMachine {
       if (e.type !== EntryType.Normal || e.data.length > 0) unrecordedIndex = 0;
     }
     if (unrecordedIndex > 0) await this.deps.store.recordNoop(unrecordedIndex);
+    // Raft moved past a staged snapshot through its log instead: it will never be installed.
+    if (this.staged !== undefined && this.applied >= this.staged.index) this.staged = undefined;
   }
 
   private async applyBlockEntry(e: Entry): Promise<void> {
@@ -323,8 +325,13 @@ export class ChainApplier implements ReplicatedStateMachine {
       return false;
     }
     const key = snapshotKey(meta);
-    if (this.staged?.key === key) return true;
-    if (this.fetching?.key === key || this.closed) return false;
+    if (this.staged?.key === key) {
+      this.staged.handed = true;
+      return true;
+    }
+    // Raft has been handed a staged snapshot that restore() has not installed yet: a newer one
+    // must not clear the spare slot under it (restore would have to fetch the old one again).
+    if (this.staged?.handed || this.fetching?.key === key || this.closed) return false;
     this.startFetch(meta, key, fromRaftId, onReady);
     return false;
   }
@@ -346,7 +353,7 @@ export class ChainApplier implements ReplicatedStateMachine {
         );
         const imported = await t.fetcher.fetch(meta, fromRaftId, abort.signal);
         if (abort.signal.aborted) return;
-        this.staged = { key, imported };
+        this.staged = { key, index: meta.appliedRaftIndex, imported, handed: false };
         this.log.info(
           { index: meta.appliedRaftIndex, head: meta.headNumber, ...t.fetcher.stats },
           'snapshot fetched and verified; handing it to raft',
@@ -378,16 +385,7 @@ export class ChainApplier implements ReplicatedStateMachine {
 
   async restore(snapshot: Snapshot): Promise<void> {
     if (snapshot.data.length === 0) return; // the bootstrap snapshot: genesis is already in the store
-    if (isSnapshotMeta(snapshot.data)) {
-      let finish!: () => void;
-      this.installing = new Promise<void>((resolve) => (finish = resolve));
-      try {
-        await this.restoreStreamed(snapshot);
-      } finally {
-        finish();
-      }
-      return;
-    }
+    if (isSnapshotMeta(snapshot.data)) return this.restoreStreamed(snapshot);
     const parts = decodeSnapshotData(snapshot.data);
     const imported = await importSnapshot(snapshotChunksFromBytes(parts.chain), this.deps.store);
     nodeAssert(
@@ -416,7 +414,14 @@ export class ChainApplier implements ReplicatedStateMachine {
     }
     const imported = this.staged!.imported;
     this.staged = undefined;
-    await this.install(imported, decodeMembership(meta.membership));
+    // A fetch of a newer snapshot started meanwhile waits for this (both use the spare slot).
+    let finish!: () => void;
+    this.installing = new Promise<void>((resolve) => (finish = resolve));
+    try {
+      await this.install(imported, decodeMembership(meta.membership));
+    } finally {
+      finish();
+    }
   }
 
   private async install(imported: StoreSnapshot, membership: MembershipState): Promise<void> {

@@ -141,4 +141,27 @@ describe('streamed snapshots', () => {
     await waitCommitted(cluster.nodes, last);
     agree(cluster.nodes);
   }, 120_000);
+
+  it('raft.logMaxBytes takes a snapshot by log size when the entry interval is far away', async () => {
+    cluster = new TestCluster({
+      nodes: 3,
+      settings: { raft: { snapshotEveryEntries: 1_000_000, logMaxBytes: 200_000, compactionRetainEntries: 2 } },
+    });
+    await cluster.start();
+    const leader = await cluster.waitForLeader();
+    const before = leader.raftStorage.snapshot().metadata.index;
+    let last = '';
+    // ~420 KB of entries: past the byte bound twice, far below the entry interval.
+    for (let i = 0; i < 10; i++) {
+      last = await putBig(leader, `b${i}`);
+      await waitCommitted([leader], last);
+    }
+    await waitFor(
+      () => cluster!.nodes.every((h) => h.raftStorage.snapshot().metadata.index > before),
+      10_000,
+      'a snapshot by log size on every node',
+    );
+    expect(leader.node.status().appliedIndex).toBeLessThan(100);
+    expect(leader.raftStorage.firstIndex()).toBeGreaterThan(2);
+  }, 60_000);
 });
