@@ -194,7 +194,15 @@ export class SnapshotServer {
   private nextSessionId = 1;
   private closed = false;
   /** Counters for status and tests. */
-  readonly stats = { transfersStarted: 0, transfersFinished: 0, busyRefusals: 0, chunksSent: 0, bytesSent: 0 };
+  readonly stats = {
+    transfersStarted: 0,
+    /** Transfers that started after a key (the receiver had part of the snapshot already). */
+    transfersResumed: 0,
+    transfersFinished: 0,
+    busyRefusals: 0,
+    chunksSent: 0,
+    bytesSent: 0,
+  };
 
   constructor(private readonly deps: SnapshotServerDeps) {}
 
@@ -292,6 +300,7 @@ export class SnapshotServer {
         lastUsedMs: this.deps.clock.monotonicMs(),
       });
       this.stats.transfersStarted++;
+      if (startAfterKey.length > 0) this.stats.transfersResumed++;
       this.deps.logger.info(
         { to: from, index, session: id, resume: startAfterKey.length > 0 },
         'snapshot transfer started',

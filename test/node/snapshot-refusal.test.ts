@@ -61,6 +61,7 @@ async function setup(): Promise<{
   network: MemoryNetwork;
   serve: (name: string, view: SnapshotView) => Promise<void>;
   receiver: MemoryTransport;
+  servers: SnapshotServer[];
 }> {
   cluster = new TestCluster({ nodes: 1 });
   await cluster.start();
@@ -91,6 +92,7 @@ async function setup(): Promise<{
   const receiver = network.createTransport('receiver');
   transports.push(receiver);
   const names: string[] = [];
+  const servers: SnapshotServer[] = [];
   const serve = async (name: string, v: SnapshotView): Promise<void> => {
     const t = network.createTransport(name);
     transports.push(t);
@@ -101,6 +103,7 @@ async function setup(): Promise<{
       maxConcurrentTransfers: 2,
     });
     server.publish(v);
+    servers.push(server);
     t.onRequest(CHANNEL_SNAPSHOT, (from, data) => server.handle(from, data));
     t.setPeers([{ peerId: 'receiver', addrs: [] }]);
     await t.start();
@@ -108,7 +111,7 @@ async function setup(): Promise<{
     receiver.setPeers(names.map((peerId) => ({ peerId, addrs: [] })));
   };
   await receiver.start();
-  return { source, view, meta, receiverStore, network, serve, receiver };
+  return { source, view, meta, receiverStore, network, serve, receiver, servers };
 }
 
 async function refusal(p: Promise<unknown>): Promise<string> {
@@ -123,7 +126,7 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 
 describe('snapshot receiver refusals', () => {
   it('refuses a wrong state root, a truncated stream and an oversized chunk; then takes the state from an honest member', async () => {
-    const { view, meta, receiverStore, serve, receiver } = await setup();
+    const { view, meta, receiverStore, serve, receiver, servers } = await setup();
     const liveRoot = toHex((await receiverStore.loadState()).state.root());
     // Last byte of the first entries chunk is inside a value: the state differs, the framing does not.
     await serve(
@@ -161,6 +164,14 @@ describe('snapshot receiver refusals', () => {
     const signal = new AbortController().signal;
     expect(await refusal(fetchSnapshotFrom(deps, 'flipped', meta, undefined, signal, stats))).toBe('root-mismatch');
     expect(await refusal(fetchSnapshotFrom(deps, 'cut', meta, undefined, signal, stats))).toBe('truncated');
+    // The truncated import kept its progress: with the head known, the next transfer starts after
+    // the last key written, and carries only the header, the head block's pieces and the trailer.
+    const resumed = { attempts: 0, chunksReceived: 0, bytesReceived: 0, refusals: 0 };
+    const staged = await fetchSnapshotFrom(deps, 'honest', meta, view.head, signal, resumed);
+    expect(toHex(staged.staged!.lanes.root())).toBe(toHex(view.head.header.stateRoot));
+    expect(servers[3].stats.transfersResumed).toBe(1);
+    // A full stream is `cut`'s plus its trailer; the resumed one has no entries chunk at all.
+    expect(resumed.chunksReceived).toBeLessThan(servers[1].stats.chunksSent);
     expect(await refusal(fetchSnapshotFrom(deps, 'fat', meta, undefined, signal, stats))).toBe('chunk-too-large');
     expect(stats.refusals).toBe(3);
     // Nothing was switched to: the live state is still genesis.
@@ -179,6 +190,9 @@ describe('snapshot receiver refusals', () => {
       candidates: () => ['flipped', 'cut', 'fat', 'honest'],
     });
     const imported = await fetcher.fetch(meta, undefined, signal);
+    // The fetcher's import resumed from what the truncated stream wrote: entries at keys already
+    // written are skipped, so the tampered member's flipped value was never used; the root checks.
+    expect(fetcher.stats.attempts).toBe(1);
     expect(imported.head.hashHex).toBe(view.head.hashHex);
     expect(toHex(imported.staged!.lanes.root())).toBe(toHex(view.head.header.stateRoot));
     await receiverStore.installSnapshot({ ...imported, membership: new Uint8Array(0) });
