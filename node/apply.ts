@@ -2,8 +2,11 @@
 // in-memory chain (ChainState), the applied Raft index, the applied membership, the catch-up
 // record's mirror, the lock that serialises every change of the private state, and every WRITE
 // to the chain store (blocks, no-ops, membership, snapshots, backfilled blocks, private replays).
-// It also owns the snapshot framing: u32 little-endian membership length ‖ membership ‖ chain
-// snapshot (public state only; a node's private state is its own).
+// It also owns what a Raft snapshot carries: streamed (node/snapshot-transfer.ts), small metadata
+// (membership, head, state root, index) while the public state is fetched out of band and staged
+// BEFORE Raft sees the MsgSnap (prepareSnapshot), then installed by restore(); or, without a
+// transfer (the applier alone in tests), the older one-buffer framing: u32 little-endian
+// membership length ‖ membership ‖ chain snapshot. Public state only: private state is a node's own.
 //
 // Applying is deterministic: every node applies the same entries alike (a block whose parent is
 // not the head is a no-op everywhere). Private payloads are fetched before a block is applied
@@ -19,6 +22,7 @@ import {
   exportSnapshot,
   genesisBlock,
   importSnapshot,
+  openSnapshotView,
   prefetchBlockState,
   snapshotChunksFromBytes,
   snapshotToBytes,
@@ -30,6 +34,7 @@ import {
   type ChainStore,
   type GenesisConfig,
   type PrivatePayload,
+  type StoreSnapshot,
   type VerifiedTxCache,
 } from './chain/index.js';
 import { NodeError, NodeErrorCode, nodeAssert } from './errors.js';
@@ -44,6 +49,16 @@ import {
 } from './membership.js';
 import type { PayloadFetcher } from './private-payloads.js';
 import type { ReplicatedStateMachine } from './raft/driver.js';
+import {
+  SnapshotTransferError,
+  SnapshotTransferErrorCode,
+  decodeSnapshotMeta,
+  encodeSnapshotMeta,
+  isSnapshotMeta,
+  type SnapshotFetcher,
+  type SnapshotMeta,
+  type SnapshotServer,
+} from './snapshot-transfer.js';
 
 /** The chain store's extension for the replicated membership, written atomically with the applied index. */
 export interface MembershipStore {
@@ -76,6 +91,12 @@ export interface ChainApplierDeps {
   readonly logger: Logger;
   readonly stopped: () => boolean;
   readonly hooks: ApplyHooks;
+  /**
+   * Streamed snapshots (node/snapshot-transfer.ts): Snapshot.data is then small metadata and the
+   * state travels on the "snapshot" channel. Without it, the older one-buffer form (tests of the
+   * applier alone).
+   */
+  readonly snapshots?: { readonly server: SnapshotServer; readonly fetcher: SnapshotFetcher };
 }
 
 export interface PrivateCatchUpView {
@@ -100,6 +121,13 @@ export class ChainApplier implements ReplicatedStateMachine {
    */
   private privateLockTail: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
+  /** The streamed snapshot being fetched into the spare slot, before Raft is told about it. */
+  private fetching: { key: string; abort: AbortController; done: Promise<void> } | undefined;
+  /** A fetched, verified, not yet installed snapshot (installed when Raft hands it to restore()). */
+  private staged: { key: string; index: number; imported: StoreSnapshot; handed: boolean } | undefined;
+  /** Set while restore() installs: a newer fetch waits for it (both use the store's spare slot). */
+  private installing: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(private readonly deps: ChainApplierDeps) {
     this.log = deps.logger;
@@ -182,6 +210,8 @@ export class ChainApplier implements ReplicatedStateMachine {
       if (e.type !== EntryType.Normal || e.data.length > 0) unrecordedIndex = 0;
     }
     if (unrecordedIndex > 0) await this.deps.store.recordNoop(unrecordedIndex);
+    // Raft moved past a staged snapshot through its log instead: it will never be installed.
+    if (this.staged !== undefined && this.applied >= this.staged.index) this.staged = undefined;
   }
 
   private async applyBlockEntry(e: Entry): Promise<void> {
@@ -273,12 +303,97 @@ export class ChainApplier implements ReplicatedStateMachine {
 
   // ------------------------------------------------------------------ snapshots
 
-  /** Snapshot = membership + the chain's public state at the applied index (never private state). */
+  /**
+   * The Raft snapshot's data at the applied index. Streamed (deps.snapshots): small metadata —
+   * membership, head, state root, index — while a read view of the public state at this point is
+   * published for transfers. Else membership + the whole public state in one buffer. Never private state.
+   */
   async snapshotData(): Promise<Uint8Array> {
-    return encodeSnapshotData(
-      encodeMembership(this.membershipState),
-      await snapshotToBytes(exportSnapshot(this.chainState, this.applied)),
-    );
+    const t = this.deps.snapshots;
+    if (!t)
+      return encodeSnapshotData(
+        encodeMembership(this.membershipState),
+        await snapshotToBytes(exportSnapshot(this.chainState, this.applied)),
+      );
+    const head = this.chainState.head;
+    t.server.publish(openSnapshotView(this.chainState, this.applied));
+    return encodeSnapshotMeta({
+      appliedRaftIndex: this.applied,
+      headNumber: head.header.number,
+      headHash: head.hash,
+      stateRoot: head.header.stateRoot,
+      membership: encodeMembership(this.membershipState),
+    });
+  }
+
+  /**
+   * Called by the driver when a MsgSnap arrives, before Raft sees it (etcd's order: the state is
+   * received first, then the message is stepped). True: step it now (the state is staged, or none
+   * is needed). False: drop it for now — the state is being fetched in the background; onReady()
+   * re-steps it once staged. A newer snapshot supersedes the one being fetched.
+   */
+  prepareSnapshot(snapshot: Snapshot, fromRaftId: number, onReady: () => void): boolean {
+    const t = this.deps.snapshots;
+    if (!t || !isSnapshotMeta(snapshot.data) || snapshot.metadata.index <= this.applied) return true;
+    let meta: SnapshotMeta;
+    try {
+      meta = decodeSnapshotMeta(snapshot.data);
+    } catch (err) {
+      this.log.warn({ err, from: fromRaftId }, 'undecodable snapshot metadata: message dropped');
+      return false;
+    }
+    const key = snapshotKey(meta);
+    if (this.staged?.key === key) {
+      this.staged.handed = true;
+      return true;
+    }
+    // Raft has been handed a staged snapshot that restore() has not installed yet: a newer one
+    // must not clear the spare slot under it (restore would have to fetch the old one again).
+    if (this.staged?.handed || this.fetching?.key === key || this.closed) return false;
+    this.startFetch(meta, key, fromRaftId, onReady);
+    return false;
+  }
+
+  private startFetch(meta: SnapshotMeta, key: string, fromRaftId: number | undefined, onReady: () => void): void {
+    const t = this.deps.snapshots!;
+    const previous = this.fetching;
+    previous?.abort.abort();
+    this.staged = undefined; // the new import clears the spare slot
+    const abort = new AbortController();
+    const installing = this.installing;
+    const done = (async () => {
+      await previous?.done;
+      await installing;
+      try {
+        this.log.info(
+          { index: meta.appliedRaftIndex, head: meta.headNumber, from: fromRaftId },
+          'fetching a streamed snapshot',
+        );
+        const imported = await t.fetcher.fetch(meta, fromRaftId, abort.signal);
+        if (abort.signal.aborted) return;
+        this.staged = { key, index: meta.appliedRaftIndex, imported, handed: false };
+        this.log.info(
+          { index: meta.appliedRaftIndex, head: meta.headNumber, ...t.fetcher.stats },
+          'snapshot fetched and verified; handing it to raft',
+        );
+        onReady();
+      } catch (err) {
+        if (!(err instanceof SnapshotTransferError && err.code === SnapshotTransferErrorCode.Aborted))
+          this.log.warn({ err, index: meta.appliedRaftIndex }, 'snapshot fetch ended');
+      } finally {
+        if (this.fetching?.key === key) this.fetching = undefined;
+      }
+    })();
+    this.fetching = { key, abort, done };
+  }
+
+  /** Stops a running snapshot fetch (node stop). */
+  async closeSnapshots(): Promise<void> {
+    this.closed = true;
+    const f = this.fetching;
+    f?.abort.abort();
+    await f?.done;
+    await this.deps.snapshots?.server.close();
   }
 
   /** After a crash between persisting a leader's snapshot and installing it: install it now. */
@@ -288,14 +403,46 @@ export class ChainApplier implements ReplicatedStateMachine {
 
   async restore(snapshot: Snapshot): Promise<void> {
     if (snapshot.data.length === 0) return; // the bootstrap snapshot: genesis is already in the store
+    if (isSnapshotMeta(snapshot.data)) return this.restoreStreamed(snapshot);
     const parts = decodeSnapshotData(snapshot.data);
-    const membership = decodeMembership(parts.membership);
     const imported = await importSnapshot(snapshotChunksFromBytes(parts.chain), this.deps.store);
     nodeAssert(
       imported.appliedRaftIndex === snapshot.metadata.index,
       () =>
         `snapshot at raft index ${snapshot.metadata.index} carries chain state of index ${imported.appliedRaftIndex}`,
     );
+    await this.install(imported, decodeMembership(parts.membership));
+  }
+
+  private async restoreStreamed(snapshot: Snapshot): Promise<void> {
+    const meta = decodeSnapshotMeta(snapshot.data);
+    nodeAssert(
+      meta.appliedRaftIndex === snapshot.metadata.index,
+      () => `snapshot at raft index ${snapshot.metadata.index} names chain state of index ${meta.appliedRaftIndex}`,
+    );
+    const key = snapshotKey(meta);
+    if (this.staged?.key !== key) {
+      // Raft persisted this snapshot but its state is not staged here: a restart after a crash
+      // between the two. Fetch it now (retried until it comes, or the node stops).
+      nodeAssert(this.deps.snapshots, 'a streamed snapshot arrived but this node has no snapshot transfer');
+      if (this.fetching?.key !== key) this.startFetch(meta, key, undefined, () => undefined);
+      await this.fetching?.done;
+      if (this.staged?.key !== key)
+        throw new NodeError(NodeErrorCode.Unavailable, 'stopped before the snapshot could be fetched');
+    }
+    const imported = this.staged!.imported;
+    this.staged = undefined;
+    // A fetch of a newer snapshot started meanwhile waits for this (both use the spare slot).
+    let finish!: () => void;
+    this.installing = new Promise<void>((resolve) => (finish = resolve));
+    try {
+      await this.install(imported, decodeMembership(meta.membership));
+    } finally {
+      finish();
+    }
+  }
+
+  private async install(imported: StoreSnapshot, membership: MembershipState): Promise<void> {
     const previousHead = this.chainState.head.header.number;
     await this.withPrivateLock(async () => {
       // One batch: the state and the membership of the same index (a crash between two writes
@@ -374,7 +521,11 @@ export class ChainApplier implements ReplicatedStateMachine {
   }
 }
 
-// Snapshot data framing: u32 LITTLE-endian membership length (unlike the chain codec, which is
+function snapshotKey(meta: SnapshotMeta): string {
+  return `${meta.appliedRaftIndex}:${Buffer.from(meta.headHash).toString('hex')}`;
+}
+
+// Snapshot data framing (the one-buffer form): u32 LITTLE-endian membership length (unlike the chain codec, which is
 // big-endian: this framing predates it and is on disk and on the wire, so it stays).
 const SNAPSHOT_LENGTH_BYTES = 4;
 

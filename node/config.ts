@@ -19,7 +19,9 @@
 //                 "p2pAddress": "/ip4/127.0.0.1/tcp/30303/p2p/12D3KooW...",
 //                 "rpcUrl": "http://127.0.0.1:8545/", "tmUrl": "http://127.0.0.1:9101/",
 //                 "enclavePublicKeys": ["base64..."] }, ...],
-//     "raft": { "tickMs": 100, "electionTicks": 10, "heartbeatTicks": 1 },
+//     "raft": { "tickMs": 100, "electionTicks": 10, "heartbeatTicks": 1, "snapshotEveryEntries": 10000,
+//               "logMaxBytes": 268435456, "snapshotChunkBytes": 1048576, "snapshotMaxConcurrentTransfers": 2,
+//               "compactionRetainEntries": 1000 },
 //     "blockTimeMs": 50, "limits": {}, "deliveryMode": "fail-fast", "logLevel": "info"
 //   }
 //
@@ -33,6 +35,8 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { parseTmRemoteClients, type TmRemoteClientsConfig } from '../txmanager/client-access.js';
 import { chainStoreOptionsFromConfig, type ChainStoreOptions } from './chain/store.js';
+import { MIN_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_BYTES } from './chain/snapshot.js';
+import { DEFAULT_DRIVER_OPTIONS } from './raft/driver.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
 import {
   DEFAULT_BLOCK_OPTIONS,
@@ -111,6 +115,16 @@ export interface RaftTuning {
   readonly electionTicks: number;
   /** Heartbeat interval in ticks; must be < electionTicks. */
   readonly heartbeatTicks: number;
+  /** Applied entries between two Raft snapshots (log compaction). */
+  readonly snapshotEveryEntries: number;
+  /** Bytes of entry data since the last snapshot that also trigger one; 0 = off. */
+  readonly logMaxBytes: number;
+  /** Largest chunk of a streamed snapshot (MIN_SNAPSHOT_CHUNK_BYTES..SNAPSHOT_CHUNK_BYTES). */
+  readonly snapshotChunkBytes: number;
+  /** Snapshot transfers one member serves at once. */
+  readonly snapshotMaxConcurrentTransfers: number;
+  /** Entries kept behind a snapshot when the log is compacted (followers lagging less need no snapshot). */
+  readonly compactionRetainEntries: number;
 }
 
 /** Limits the operator may tune. Each component documents how it enforces its own. */
@@ -157,6 +171,11 @@ export const DEFAULT_RAFT_TUNING: RaftTuning = {
   tickMs: DEFAULT_RAFT_OPTIONS.tickMs,
   electionTicks: DEFAULT_RAFT_OPTIONS.electionTicks,
   heartbeatTicks: DEFAULT_RAFT_OPTIONS.heartbeatTicks,
+  snapshotEveryEntries: DEFAULT_RAFT_OPTIONS.snapshotEveryEntries,
+  logMaxBytes: DEFAULT_RAFT_OPTIONS.logMaxBytes,
+  snapshotChunkBytes: DEFAULT_RAFT_OPTIONS.snapshotChunkBytes,
+  snapshotMaxConcurrentTransfers: DEFAULT_RAFT_OPTIONS.snapshotMaxConcurrentTransfers,
+  compactionRetainEntries: DEFAULT_DRIVER_OPTIONS.compactionRetainEntries,
 };
 
 /** A validated config: defaults filled in, every path absolute. */
@@ -589,7 +608,17 @@ function parsePeer(f: Fields, v: unknown, field: string): PeerConfig {
 
 function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
   if (v === undefined) return DEFAULT_RAFT_TUNING;
-  const r = f.object(v, 'raft', ['tickMs', 'electionTicks', 'heartbeatTicks']);
+  const r = f.object(v, 'raft', [
+    'tickMs',
+    'electionTicks',
+    'heartbeatTicks',
+    'snapshotEveryEntries',
+    'logMaxBytes',
+    'snapshotChunkBytes',
+    'snapshotMaxConcurrentTransfers',
+    'compactionRetainEntries',
+  ]);
+  const d = DEFAULT_RAFT_TUNING;
   const tuning: RaftTuning = {
     tickMs: r.tickMs === undefined ? DEFAULT_RAFT_TUNING.tickMs : f.int(r.tickMs, 'raft.tickMs', 1, 10_000),
     electionTicks:
@@ -600,6 +629,26 @@ function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
       r.heartbeatTicks === undefined
         ? DEFAULT_RAFT_TUNING.heartbeatTicks
         : f.int(r.heartbeatTicks, 'raft.heartbeatTicks', 1, 1_000),
+    snapshotEveryEntries:
+      r.snapshotEveryEntries === undefined
+        ? d.snapshotEveryEntries
+        : f.int(r.snapshotEveryEntries, 'raft.snapshotEveryEntries', 1, 100_000_000),
+    logMaxBytes:
+      r.logMaxBytes === undefined
+        ? d.logMaxBytes
+        : f.int(r.logMaxBytes, 'raft.logMaxBytes', 0, Number.MAX_SAFE_INTEGER),
+    snapshotChunkBytes:
+      r.snapshotChunkBytes === undefined
+        ? d.snapshotChunkBytes
+        : f.int(r.snapshotChunkBytes, 'raft.snapshotChunkBytes', MIN_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_BYTES),
+    snapshotMaxConcurrentTransfers:
+      r.snapshotMaxConcurrentTransfers === undefined
+        ? d.snapshotMaxConcurrentTransfers
+        : f.int(r.snapshotMaxConcurrentTransfers, 'raft.snapshotMaxConcurrentTransfers', 1, 64),
+    compactionRetainEntries:
+      r.compactionRetainEntries === undefined
+        ? d.compactionRetainEntries
+        : f.int(r.compactionRetainEntries, 'raft.compactionRetainEntries', 0, 100_000_000),
   };
   // Raft §5.6: heartbeats must come well within the election timeout, or followers keep electing.
   if (tuning.heartbeatTicks >= tuning.electionTicks) {

@@ -63,6 +63,7 @@ import type { PrivacyProvider } from './privacy-provider.js';
 import { decodeRaftMessage, encodeRaftMessage } from './raft/codec.js';
 import { RaftDriver } from './raft/driver.js';
 import { raftLiveStatus } from './raft-status.js';
+import { CHANNEL_SNAPSHOT, SnapshotFetcher, SnapshotServer } from './snapshot-transfer.js';
 import { MembershipAdmin } from './admin.js';
 import { BlockMinter } from './minter.js';
 import { NodeState, type CommittedBlockEvent, type NodeIo, type NodeRole, type NodeStatus } from './node-types.js';
@@ -104,6 +105,7 @@ export class QuorateNode {
   private readonly control: ControlChannel;
   private readonly payloads: PayloadFetcher;
   private readonly applier: ChainApplier;
+  private readonly snapshotServer: SnapshotServer;
   private readonly catchUp: PrivateCatchUp;
   private readonly peers: PeerAdmission;
   private readonly admin: MembershipAdmin;
@@ -125,7 +127,27 @@ export class QuorateNode {
     const membership = () => this.applier.membership;
     this.control = new ControlChannel(transport);
     this.payloads = new PayloadFetcher({ privacy: io.privacy, clock, logger, stopped: () => this.stopped });
+    this.snapshotServer = new SnapshotServer({
+      clock,
+      logger,
+      isMember: (peerId) => findMemberByPeerId(this.applier.membership, peerId) !== undefined,
+      maxConcurrentTransfers: options.raft.snapshotMaxConcurrentTransfers,
+    });
+    const snapshotFetcher = new SnapshotFetcher({
+      transport,
+      store: io.chainStore,
+      clock,
+      logger,
+      chunkBytes: options.raft.snapshotChunkBytes,
+      // The MsgSnap's sender (the leader) first, then every other member that may hold the same snapshot.
+      candidates: (from) => {
+        const first = from === undefined ? undefined : this.peers.peerOf(from)?.peerId;
+        const rest = this.applier.membership.members.filter((m) => m.raftId !== this.raftId).map((m) => m.peerId);
+        return [...new Set([...(first ? [first] : []), ...rest])];
+      },
+    });
     this.applier = new ChainApplier({
+      snapshots: { server: this.snapshotServer, fetcher: snapshotFetcher },
       store: io.chainStore,
       genesis: io.genesis,
       genesisMembership: io.genesisMembership,
@@ -265,6 +287,7 @@ export class QuorateNode {
     });
     await this.peers.start();
     transport.onMessage(CHANNEL_RAFT, (from, data) => this.onRaftMessage(from, data));
+    transport.onRequest(CHANNEL_SNAPSHOT, (from, data) => this.snapshotServer.handle(from, data));
     transport.onRequest(CHANNEL_BLOCKS, (from, data) =>
       serveBlockRange(
         {
@@ -299,6 +322,7 @@ export class QuorateNode {
     this.stopTimers();
     await this.catchUp.stop();
     await this.driver?.stop();
+    await this.applier.closeSnapshots();
     await this.io.transport.stop();
     this.admin.stop();
   }
@@ -365,6 +389,7 @@ export class QuorateNode {
       {
         tickMs: o.tickMs,
         snapshotEveryEntries: o.snapshotEveryEntries,
+        logMaxBytes: o.logMaxBytes,
         ...(o.compactionRetainEntries !== undefined ? { compactionRetainEntries: o.compactionRetainEntries } : {}),
       },
       {

@@ -10,7 +10,8 @@
 
 import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { DEFAULT_STORE_MAX_BYTES } from '../txmanager/payload-store.js';
-import { MAX_NONCE_GAP, QUEUED_TX_LIFETIME_MS } from './chain/index.js';
+import { MAX_NONCE_GAP, QUEUED_TX_LIFETIME_MS, SNAPSHOT_CHUNK_BYTES } from './chain/index.js';
+import { DEFAULT_SNAPSHOT_MAX_CONCURRENT_TRANSFERS } from './snapshot-transfer.js';
 import { RPC_SERVER_DEFAULTS } from './rpc/server.js';
 import { DEFAULT_ADMIN_OPTIONS, type AdminOptions } from './admin.js';
 import type { DeliveryMode, NodeConfig } from './config.js';
@@ -26,8 +27,17 @@ export interface RaftOptions {
   readonly raftMaxMessageBytes: number;
   readonly raftMaxInflightMessages: number;
   readonly raftMaxUncommittedBytes: number;
-  /** Applied entries between two snapshots (then the log is compacted). */
+  /** Applied entries between two snapshots (then the log is compacted). config raft.snapshotEveryEntries. */
   readonly snapshotEveryEntries: number;
+  /**
+   * Also snapshot (and compact) once the entries applied since the last snapshot hold this many
+   * bytes of data; 0 turns the byte bound off. config raft.logMaxBytes.
+   */
+  readonly logMaxBytes: number;
+  /** Largest chunk of a streamed snapshot this node asks for and accepts (node/snapshot-transfer.ts). */
+  readonly snapshotChunkBytes: number;
+  /** Snapshot transfers this node serves at once; more are answered "busy" and retried by the receiver. */
+  readonly snapshotMaxConcurrentTransfers: number;
   /** Entries kept behind a snapshot (the driver's default when unset): followers lagging less catch up without one. */
   readonly compactionRetainEntries?: number;
   /** Seed of the election-timeout jitter (from the OS in production, fixed in tests). */
@@ -98,6 +108,9 @@ export type NodeSettings = Pick<NodeOptions, 'raftId' | 'nodeId' | 'rpcUrl' | 't
  */
 export const BLOCK_ENVELOPE_BYTES = 4096;
 
+/** Default byte bound of the Raft log between snapshots (config raft.logMaxBytes). */
+export const DEFAULT_RAFT_LOG_MAX_BYTES = 256 * 1024 * 1024;
+
 export const DEFAULT_RAFT_OPTIONS: RaftOptions = {
   tickMs: 100,
   electionTicks: 10,
@@ -106,6 +119,9 @@ export const DEFAULT_RAFT_OPTIONS: RaftOptions = {
   raftMaxInflightMessages: 256,
   raftMaxUncommittedBytes: 64 * 1024 * 1024,
   snapshotEveryEntries: 10_000,
+  logMaxBytes: DEFAULT_RAFT_LOG_MAX_BYTES,
+  snapshotChunkBytes: SNAPSHOT_CHUNK_BYTES,
+  snapshotMaxConcurrentTransfers: DEFAULT_SNAPSHOT_MAX_CONCURRENT_TRANSFERS,
   seed: 1,
 };
 

@@ -42,7 +42,12 @@ import { pageSourceFromNode } from './page/node-source.js';
 export const STOP_DEADLINE_MS = 4_500;
 /** How often gauges are refreshed from the node's status. */
 const METRICS_REFRESH_MS = 1_000;
-/** The libp2p frame limit for this node: Raft snapshots travel as one message. */
+/**
+ * The libp2p frame limit for this node. Raft snapshots no longer travel as one message (their state
+ * streams in chunks of raft.snapshotChunkBytes, ≤ 1 MiB, node/snapshot-transfer.ts), so no state
+ * size needs it; it still bounds one Raft append (raftMaxMessageBytes plus one block entry), a
+ * block-range reply and a private payload push.
+ */
 const P2P_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /** The chain's genesis (block 0 and its state) from genesis.json as `quorate init` wrote it. */

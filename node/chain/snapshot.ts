@@ -136,7 +136,46 @@ export function exportSnapshot(
   const head = chain.head;
   const root = chain.state.root();
   const source = sourceOf(chain);
-  return generateChunks(source, head, root, appliedRaftIndex, chunkBytes, options.startAfterKey);
+  return generateChunks(source, head, root, appliedRaftIndex, chunkBytes, options.startAfterKey, true);
+}
+
+/**
+ * One read view at the chain's head, opened now, that serves many streams (node/snapshot-transfer.ts:
+ * every transfer of one Raft snapshot, and each resumed one, reads the same state). close() ends it;
+ * a stream still running then fails.
+ */
+export interface SnapshotView {
+  readonly appliedRaftIndex: number;
+  readonly head: Block;
+  readonly stateRoot: Uint8Array;
+  stream(options?: Omit<SnapshotExportOptions, 'includePrivate'>): AsyncGenerator<Uint8Array>;
+  close(): Promise<void>;
+}
+
+export function openSnapshotView(chain: ChainState, appliedRaftIndex: number): SnapshotView {
+  const head = chain.head;
+  const root = chain.state.root();
+  const source = sourceOf(chain);
+  return {
+    appliedRaftIndex,
+    head,
+    stateRoot: root,
+    stream: (options = {}) => {
+      const chunkBytes = checkedChunkBytes(options.chunkBytes ?? SNAPSHOT_CHUNK_BYTES);
+      return generateChunks(source, head, root, appliedRaftIndex, chunkBytes, options.startAfterKey, false);
+    },
+    close: () => source.close(),
+  };
+}
+
+function checkedChunkBytes(chunkBytes: number): number {
+  if (!Number.isSafeInteger(chunkBytes) || chunkBytes < MIN_SNAPSHOT_CHUNK_BYTES || chunkBytes > SNAPSHOT_CHUNK_BYTES)
+    throw new ChainError(
+      ChainErrorCode.SnapshotInvalid,
+      `snapshot chunk size ${chunkBytes} is outside ${MIN_SNAPSHOT_CHUNK_BYTES}..${SNAPSHOT_CHUNK_BYTES}`,
+      { reason: SnapshotRefusal.Malformed },
+    );
+  return chunkBytes;
 }
 
 async function* generateChunks(
@@ -146,6 +185,7 @@ async function* generateChunks(
   appliedRaftIndex: number,
   chunkBytes: number,
   startAfterKey: Uint8Array | undefined,
+  closeSource: boolean,
 ): AsyncGenerator<Uint8Array> {
   try {
     const block = encodeBlock(head);
@@ -187,7 +227,7 @@ async function* generateChunks(
     if (count > 0) yield flush();
     yield new Writer(48).u8(KIND_TRAILER).u64(total).raw(root).finish();
   } finally {
-    await source.close();
+    if (closeSource) await source.close();
   }
 }
 

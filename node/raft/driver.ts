@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   RaftError,
+  MessageType,
   assert,
   type ConfChange,
   type Entry,
@@ -43,6 +44,12 @@ export interface ReplicatedStateMachine {
   /** The state to put in a snapshot at the state machine's current applied index. */
   snapshotData(): Promise<Uint8Array>;
   appliedIndex(): LogIndex;
+  /**
+   * A MsgSnap arrived (before it is stepped). False: hold it back — the state machine fetches the
+   * snapshot's state out of band first (node/snapshot-transfer.ts) and calls onReady() once it is
+   * staged, and the message is stepped then. Absent or true: step it at once.
+   */
+  prepareSnapshot?(snapshot: Snapshot, fromRaftId: number, onReady: () => void): boolean;
 }
 
 export interface RaftSender {
@@ -54,6 +61,8 @@ export interface RaftDriverOptions {
   readonly tickMs: number;
   /** Take a snapshot and compact the log after this many applied entries. */
   readonly snapshotEveryEntries: number;
+  /** Also take one once the entries applied since the last snapshot hold this many bytes of data (0: no byte bound). */
+  readonly logMaxBytes: number;
   /** Entries kept behind a snapshot so slightly-lagging followers catch up without one. */
   readonly compactionRetainEntries: number;
   /** Inputs (ticks, messages, proposals) queued while a Ready is processed; beyond it peer messages are dropped. */
@@ -65,6 +74,7 @@ export interface RaftDriverOptions {
 export const DEFAULT_DRIVER_OPTIONS: RaftDriverOptions = {
   tickMs: 100,
   snapshotEveryEntries: 10_000,
+  logMaxBytes: 0,
   compactionRetainEntries: 1_000,
   maxQueuedInputs: 50_000,
   readTimeoutMs: 5_000,
@@ -108,6 +118,8 @@ export class RaftDriver {
   private readonly readSalt = randomBytes(8);
   private readCounter = 0;
   private lastSnapshotIndex: LogIndex;
+  /** Bytes of entry data applied since the last snapshot (the logMaxBytes trigger). */
+  private bytesSinceSnapshot = 0;
   private readonly io: ReadyIo;
   private readonly appliedWaiters: Array<{ index: LogIndex; resolve: () => void }> = [];
   droppedInputs = 0;
@@ -143,6 +155,12 @@ export class RaftDriver {
   /** A message from a peer. Dropped (and counted) when the queue is full: Raft retransmits. */
   step(message: Message): void {
     if (this.stopped) return;
+    const sm = this.deps.stateMachine;
+    if (message.type === MessageType.Snap && message.snapshot !== undefined && sm.prepareSnapshot !== undefined) {
+      // The snapshot's state is fetched before Raft sees the message (etcd: the receiver saves the
+      // streamed snapshot, then steps MsgSnap); dropped meanwhile, the leader sends it again.
+      if (!sm.prepareSnapshot(message.snapshot, message.from, () => this.step(message))) return;
+    }
     if (this.queue.length >= this.options.maxQueuedInputs) {
       this.droppedInputs++;
       return;
@@ -288,8 +306,12 @@ export class RaftDriver {
       restore: async (snapshot) => {
         await deps.stateMachine.restore(snapshot);
         this.lastSnapshotIndex = snapshot.metadata.index;
+        this.bytesSinceSnapshot = 0;
       },
-      apply: (entries) => deps.stateMachine.apply(entries),
+      apply: (entries) => {
+        for (const e of entries) this.bytesSinceSnapshot += e.data.length;
+        return deps.stateMachine.apply(entries);
+      },
       readStates: (readStates) => {
         for (const rs of readStates) {
           const read = this.reads.get(Buffer.from(rs.context).toString('hex'));
@@ -324,12 +346,15 @@ export class RaftDriver {
 
   private async maybeSnapshot(): Promise<void> {
     const applied = this.deps.stateMachine.appliedIndex();
-    if (applied - this.lastSnapshotIndex < this.options.snapshotEveryEntries) return;
+    const byEntries = applied - this.lastSnapshotIndex >= this.options.snapshotEveryEntries;
+    const byBytes = this.options.logMaxBytes > 0 && this.bytesSinceSnapshot >= this.options.logMaxBytes;
+    if (applied <= this.lastSnapshotIndex || (!byEntries && !byBytes)) return;
     const data = await this.deps.stateMachine.snapshotData();
     await this.deps.storage.createSnapshot(applied, this.deps.raft.confState(), data);
     const compactTo = applied - this.options.compactionRetainEntries;
     if (compactTo > this.deps.storage.firstIndex()) await this.deps.storage.compact(compactTo as LogIndex);
     this.lastSnapshotIndex = applied;
+    this.bytesSinceSnapshot = 0;
   }
 
   /** Ids of peers as the core currently sees them (voters and learners, both configurations). */

@@ -104,9 +104,12 @@ export const DEFAULT_MAX_ENTRY_DATA_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024;
 /**
  * Largest snapshot data, in bytes. The snapshot is one LevelDB value (LevelDB copies a value whole
- * into its memtable and log), so this stays well below memory; application state larger than this
- * should be carried by reference (e.g. a chain-database checkpoint) rather than inline. A snapshot
- * is written in a batch of its own when it is larger than maxBatchBytes.
+ * into its memtable and log), so this stays well below memory. The node's snapshots carry state by
+ * reference: Snapshot.data is streamed-snapshot metadata (node/snapshot-transfer.ts: membership,
+ * head, root, index — a few KiB, at most MAX_SNAPSHOT_META_MEMBERSHIP_BYTES + 128) and the state
+ * is fetched beside Raft, so the node never comes near this bound whatever its state's size; it
+ * guards only the older one-buffer form (a snapshot received from a node of the previous version).
+ * A snapshot is written in a batch of its own when it is larger than maxBatchBytes.
  */
 export const DEFAULT_MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 /**

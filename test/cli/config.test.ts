@@ -9,6 +9,7 @@ import {
   ConfigError,
   ConfigErrorCode,
   DEFAULT_LIMITS,
+  DEFAULT_RAFT_TUNING,
   ENCLAVE_PASSWORD_ENV,
   loadConfig,
   loadGenesis,
@@ -138,7 +139,7 @@ describe('node config', () => {
       passwordFile: join(nodeDir, 'enclave.password'),
     });
     expect(c.p2p).toEqual({ host: '127.0.0.1', port: 30303 });
-    expect(c.raft).toEqual({ tickMs: 100, electionTicks: 10, heartbeatTicks: 1 });
+    expect(c.raft).toEqual(DEFAULT_RAFT_TUNING);
     expect(c.blockTimeMs).toBe(50);
     expect(c.limits).toEqual(DEFAULT_LIMITS);
     expect(c.deliveryMode).toBe('fail-fast');
@@ -158,7 +159,7 @@ describe('node config', () => {
       },
       '/x/config.json',
     );
-    expect(c.raft).toEqual({ tickMs: 20, electionTicks: 20, heartbeatTicks: 1 });
+    expect(c.raft).toEqual({ ...DEFAULT_RAFT_TUNING, tickMs: 20, electionTicks: 20, heartbeatTicks: 1 });
     expect(c.limits.rpcMaxBodyBytes).toBe(1024);
     expect(c.limits.rpcMaxBatchLength).toBe(DEFAULT_LIMITS.rpcMaxBatchLength);
     expect(c.limits.txPoolMaxPerSender).toBe(16);
@@ -232,6 +233,12 @@ describe('node config', () => {
       (c) => (c.raft = { electionTicks: 3, heartbeatTicks: 3 }),
       'raft.heartbeatTicks',
       /less than raft.electionTicks/,
+    );
+    configFails((c) => (c.raft = { snapshotChunkBytes: 1024 }), 'raft.snapshotChunkBytes', /between/);
+    configFails(
+      (c) => (c.raft = { snapshotMaxConcurrentTransfers: 0 }),
+      'raft.snapshotMaxConcurrentTransfers',
+      /between/,
     );
     configFails((c) => (c.limits = { rpcMaxBodyBytes: 0 }), 'limits.rpcMaxBodyBytes', /between 1 and/);
     configFails((c) => (c.limits = { maxEverything: 1 }), 'limits.maxEverything', /unknown field/);

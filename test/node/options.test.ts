@@ -15,7 +15,7 @@ import {
   transactionManagerSettings,
   type NodeOptions,
 } from '../../node/options.js';
-import type { RaftDriver } from '../../node/raft/driver.js';
+import type { RaftDriver, RaftDriverOptions } from '../../node/raft/driver.js';
 import { TestCluster } from './harness.js';
 
 // One distinct value per limit (each at least 1 and within its bound).
@@ -37,7 +37,16 @@ const LIMITS: NodeLimits = {
   raftMaxInflightMessages: 71,
   raftMaxUncommittedBytes: 50_000_000,
 };
-const RAFT = { tickMs: 37, electionTicks: 23, heartbeatTicks: 3 };
+const RAFT = {
+  tickMs: 37,
+  electionTicks: 23,
+  heartbeatTicks: 3,
+  snapshotEveryEntries: 777,
+  logMaxBytes: 12_345_678,
+  snapshotChunkBytes: 200_000,
+  snapshotMaxConcurrentTransfers: 3,
+  compactionRetainEntries: 55,
+};
 
 function config() {
   return parseConfig(
@@ -131,7 +140,18 @@ describe('one options tree, with config.json names', () => {
     expect(raftConfig.maxUncommittedEntriesBytes).toBe(LIMITS.raftMaxUncommittedBytes);
     // A block is one proposal: blockMaxBytes bounds it.
     expect(raftConfig.maxProposalBytes).toBe(LIMITS.blockMaxBytes);
-    expect((inside.driver as unknown as { options: { tickMs: number } }).options.tickMs).toBe(RAFT.tickMs);
+    const driverOptions = (inside.driver as unknown as { options: RaftDriverOptions }).options;
+    expect(driverOptions.tickMs).toBe(RAFT.tickMs);
+    expect(driverOptions.snapshotEveryEntries).toBe(RAFT.snapshotEveryEntries);
+    expect(driverOptions.logMaxBytes).toBe(RAFT.logMaxBytes);
+    expect(driverOptions.compactionRetainEntries).toBe(RAFT.compactionRetainEntries);
+    // The snapshot transfer (node/snapshot-transfer.ts): the sender's bound and the receiver's chunk size.
+    const transfer = node as unknown as {
+      snapshotServer: { deps: { maxConcurrentTransfers: number } };
+      applier: { deps: { snapshots: { fetcher: { chunkBytes: number } } } };
+    };
+    expect(transfer.snapshotServer.deps.maxConcurrentTransfers).toBe(RAFT.snapshotMaxConcurrentTransfers);
+    expect(transfer.applier.deps.snapshots.fetcher.chunkBytes).toBe(RAFT.snapshotChunkBytes);
     expect(node.options.block).toMatchObject({
       blockTimeMs: 41,
       blockMaxTransactions: LIMITS.blockMaxTransactions,
