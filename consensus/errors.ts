@@ -1,4 +1,4 @@
-// Errors of the Raft core. Two kinds, kept apart (STYLE.md §6):
+// Errors of the Raft core. Two kinds, kept apart (docs/design.md §6):
 //  - RaftError: an expected operating condition the caller can act on (the proposal was
 //    dropped, a change is already pending). It carries a stable `code`.
 //  - RaftInvariantError: a programmer error or corrupted input. The core never catches it;

@@ -54,7 +54,7 @@ export interface Enclave {
 
 /**
  * Most precomputed shared keys (`box.before`) kept. One X25519 costs ~1 ms in tweetnacl, a
- * cached key turns a box into ~25 µs (STACK.md). A shared key is 32 bytes plus a ~90-byte map
+ * cached key turns a box into ~25 µs (docs/stack.md). A shared key is 32 bytes plus a ~90-byte map
  * key, so 4096 entries is ~0.5 MiB and covers every pair of a consortium of 64 parties.
  */
 export const MAX_SHARED_KEY_CACHE_ENTRIES = 4096;

@@ -1,4 +1,4 @@
-// Errors of the enclave. Two kinds, kept apart (STYLE.md §6):
+// Errors of the enclave. Two kinds, kept apart (docs/design.md §6):
 //  - EnclaveError: an expected operating condition the caller can act on (a wrong password, a
 //    tampered payload, a key this enclave does not hold). It carries a stable `code`.
 //  - EnclaveInvariantError: a programmer error. Never caught here; the process should crash

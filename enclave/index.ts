@@ -1,4 +1,4 @@
-// The enclave's public surface. enclave/ imports nothing of ours (STYLE.md §7).
+// The enclave's public surface. enclave/ imports nothing of ours (docs/design.md §7).
 export * from './errors.js';
 export * from './payload.js';
 export * from './keyfile.js';

@@ -3,7 +3,7 @@
 // JSON-RPC error codes in one table (node/rpc/errors.ts), so a code added here without a
 // mapping fails the type check there.
 //
-// Kept apart, as in STYLE.md §6:
+// Kept apart, as in docs/design.md §6:
 //  - NodeError: expected conditions (not the leader, nonce too low, timed out). Handled.
 //  - assertions (node/errors.ts `nodeAssert`): programmer errors. They stay on in
 //    production and crash with the offending values; nothing catches them on purpose.

@@ -318,7 +318,7 @@ export class NodePrivacy implements PrivacyProvider {
 
   // ---------------------------------------------------------------- REST, metrics, lifecycle
 
-  /** Starts the Tessera-shaped REST API (INTERFACE.md) on host:port. */
+  /** Starts the Tessera-shaped REST API (docs/interface.md) on host:port. */
   async startServer(options: TxManagerServerOptions): Promise<{ url: string }> {
     nodeAssert(this.server === null, 'TM server already started');
     const server = new TxManagerServer(this.durable.tm, options);

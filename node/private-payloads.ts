@@ -1,5 +1,5 @@
 // Fetching a block's private payloads from this node's transaction manager before the block is
-// applied (applying stays synchronous and does no IO: STYLE.md §5). Owns the retry policy: every
+// applied (applying stays synchronous and does no IO: docs/design.md §5). Owns the retry policy: every
 // answer must be known — "could not ask" is never taken for "not a party" (GoQuorum's
 // private-state divergence) — so a failure is retried with backoff while an alarm is raised. It
 // may not apply anything or touch the chain store.

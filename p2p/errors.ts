@@ -1,5 +1,5 @@
 // Errors of the p2p layer. Operating errors a caller can act on carry a stable `code`
-// (STYLE.md: Lodestar's "one error class per domain with a code enum"). Programmer errors
+// (docs/design.md: Lodestar's "one error class per domain with a code enum"). Programmer errors
 // (a bad argument from our own code) fail an assertion instead and are never caught here.
 
 export enum P2pErrorCode {

@@ -72,7 +72,7 @@ export async function createHost(options: HostOptions): Promise<P2pHost> {
 
   // Identity is checked after the Noise handshake (the earliest point the remote's key is
   // proven). denyDialPeer alone is not enough: it only sees dials whose address carries
-  // /p2p/<id> (STACK.md gotcha 3), so the outbound-encrypted hook covers bare addresses.
+  // /p2p/<id> (docs/stack.md gotcha 3), so the outbound-encrypted hook covers bare addresses.
   const connectionGater: ConnectionGater = {
     denyInboundConnection: (maConn) => {
       if (cidrs === undefined) return false;
@@ -104,7 +104,7 @@ export async function createHost(options: HostOptions): Promise<P2pHost> {
       yamux({
         // Default 10: a node opening its channel streams (raft, tx, payload, ...) right after a
         // dial, while the remote is still opening its own, would trip MaxEarlyStreamsError and
-        // lose the whole connection (STACK.md gotcha 5).
+        // lose the whole connection (docs/stack.md gotcha 5).
         maxEarlyStreams: 256,
         // Streams are long-lived (one per peer and channel, in each direction): a few dozen at most.
         maxInboundStreams: 256,

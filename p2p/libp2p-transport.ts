@@ -1,7 +1,7 @@
 // The real PeerTransport: libp2p (TCP + Noise + yamux, built by host.ts) with one long-lived
 // stream per (peer, channel) in each direction. The opener of a stream writes its messages and
 // requests on it; the acceptor writes the replies back on the same stream. Long-lived streams
-// matter: a fresh stream per request is 5-8x slower (STACK.md measured rates).
+// matter: a fresh stream per request is 5-8x slower (docs/stack.md measured rates).
 //
 // Writes are batched (writeV-style): everything queued for a stream while the previous write was
 // in progress — and everything sent in the same synchronous burst — goes out as one send() of
@@ -331,7 +331,7 @@ export class Libp2pTransport implements PeerTransport {
 
   /**
    * libp2p reports a connection as soon as the Noise handshake completes on our side, but a remote
-   * whose gater refuses us closes it about 200 ms later (STACK.md gotcha 3). So a peer counts as
+   * whose gater refuses us closes it about 200 ms later (docs/stack.md gotcha 3). So a peer counts as
    * connected only once it has negotiated our protocol on the connection — proof that it admitted
    * us and serves our channels. Without this, a refused dialer would flap connect/disconnect.
    */

@@ -1,4 +1,4 @@
-// Who may reach the transaction manager's client API (INTERFACE.md, "Security"). The API hands
+// Who may reach the transaction manager's client API (docs/interface.md, "Security"). The API hands
 // out every private payload by its on-chain hash and sends as this organisation, and no other
 // node ever calls it (TM-to-TM traffic runs over the members-only p2p network), so:
 //  - the local listener binds a loopback address only (127.0.0.0/8, ::1, "localhost"); a

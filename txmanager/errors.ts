@@ -1,4 +1,4 @@
-// Errors of the transaction manager (STYLE.md §6):
+// Errors of the transaction manager (docs/design.md §6):
 //  - TxManagerError: an expected operating condition with a stable `code`. "Not a party" is NOT
 //    one of them: it is an answer (ReceiveResult), while every failure to answer is thrown —
 //    GoQuorum users lost private state when a Tessera error was read as "not a party".

@@ -246,7 +246,7 @@ export class LevelPayloadStore implements PayloadStore {
         for (const size of sizes.values()) delta -= size;
         const last = new Map(group.map((p) => [p.hash, p.encoded.length]));
         for (const size of last.values()) delta += size;
-        // A chained batch: 3-7x faster than an array batch in level 10 (STACK.md).
+        // A chained batch: 3-7x faster than an array batch in level 10 (docs/stack.md).
         const batch = this.db.batch();
         for (const p of group) batch.put(p.hash, p.encoded);
         batch.put(STORE_BYTES_KEY, encodeCount(this.used + delta));

@@ -1,4 +1,4 @@
-// The transaction manager's REST API, in Tessera's shapes (INTERFACE.md):
+// The transaction manager's REST API, in Tessera's shapes (docs/interface.md):
 //   GET  /upcheck                → 200 "I'm up!"
 //   GET  /keys                   → 200 { keys: [{ key }] }            this node's keys
 //   POST /send { payload, from?, to } → 201 { key }                   payload base64, key = hash

@@ -3,7 +3,7 @@
 // payload" or "this node is not a party" — two distinct answers, with every failure to answer
 // thrown instead (GoQuorum nodes diverged when a Tessera error was read as "not a party").
 //
-// Delivery (CORRECTNESS.md, "a private transaction failed whenever one recipient was offline"):
+// Delivery (docs/correctness.md, "a private transaction failed whenever one recipient was offline"):
 //  - "fail-fast" (default): `send` resolves only after every recipient node acknowledged durable
 //    storage; a recipient that is down fails `send` with RecipientUnavailable naming it, at once
 //    when its circuit breaker is open, otherwise after pushTimeoutMs;

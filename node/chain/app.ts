@@ -1,5 +1,5 @@
 // The application: the deterministic state machine that gives transactions their meaning.
-// quorate ships LedgerApp (INTERFACE.md's built-in ledger); an embedder can pass another
+// quorate ships LedgerApp (docs/interface.md's built-in ledger); an embedder can pass another
 // implementation of `Application` (ROADMAP: an EVM later).
 //
 // Contract for every Application (the executor relies on it; nodes diverge otherwise):

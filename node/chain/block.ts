@@ -264,7 +264,7 @@ export interface GenesisMember {
  *  - 'minter-only': followers trust the minter's block signature, which covers the txRoot and so
  *    every transaction's bytes; only the minter (buildBlock) and the pools verify. This matches
  *    Raft's crash-fault model (the leader is trusted to replicate what it was given) and saves one
- *    Ed25519 verification per transaction per follower (STACK.md: the cluster's main CPU cost).
+ *    Ed25519 verification per transaction per follower (docs/stack.md: the cluster's main CPU cost).
  * It is part of genesis (and of the genesis hash), so every node of a chain uses the same rule —
  * nodes that differed would diverge on a block with a bad signature.
  */

@@ -1,4 +1,4 @@
-// Errors of the chain layer (node/chain). Three kinds are kept apart (STYLE.md §6):
+// Errors of the chain layer (node/chain). Three kinds are kept apart (docs/design.md §6):
 //  - ChainError with a stable `code`: an expected operating condition (a bad transaction, a full
 //    pool, a block that is a no-op). Callers branch on `code`; the RPC layer maps it to JSON-RPC.
 //  - Fatal ChainErrors (`fatal: true`, e.g. StateRootMismatch): this node's state can no longer be
@@ -124,36 +124,6 @@ export class ReceiptsRootMismatchError extends ChainError {
     this.name = 'ReceiptsRootMismatchError';
   }
 }
-
-/**
- * Suggested JSON-RPC error codes for the RPC layer (Ethereum clients use -32000 for "invalid
- * transaction" server errors and -32602 for invalid params). The RPC layer owns the final mapping.
- */
-export const SUGGESTED_JSON_RPC_CODE: Readonly<Record<ChainErrorCode, number>> = {
-  [ChainErrorCode.TxMalformed]: -32602,
-  [ChainErrorCode.HistoryUnavailable]: -32004,
-  [ChainErrorCode.TxTooLarge]: -32602,
-  [ChainErrorCode.TxBadSignature]: -32003,
-  [ChainErrorCode.TxAddressMismatch]: -32003,
-  [ChainErrorCode.TxWrongChainId]: -32003,
-  [ChainErrorCode.TxUnsupportedType]: -32602,
-  [ChainErrorCode.NonceTooLow]: -32001,
-  [ChainErrorCode.NonceGapTooLarge]: -32001,
-  [ChainErrorCode.TxDuplicate]: -32002,
-  [ChainErrorCode.NonceAlreadyPending]: -32002,
-  [ChainErrorCode.PoolFull]: -32005,
-  [ChainErrorCode.BlockMalformed]: -32000,
-  [ChainErrorCode.BlockTooLarge]: -32000,
-  [ChainErrorCode.GenesisInvalid]: -32000,
-  [ChainErrorCode.PrivatePayloadMissing]: -32000,
-  [ChainErrorCode.StateRootMismatch]: -32000,
-  [ChainErrorCode.ReceiptsRootMismatch]: -32000,
-  [ChainErrorCode.SnapshotInvalid]: -32000,
-  [ChainErrorCode.StoreCorrupt]: -32000,
-  [ChainErrorCode.StoreFormatUnsupported]: -32000,
-  [ChainErrorCode.StoreIo]: -32000,
-  [ChainErrorCode.KeyFile]: -32000,
-};
 
 export class ChainInvariantError extends Error {
   constructor(message: string) {

@@ -1,6 +1,6 @@
 // The executor: applies blocks (every node) and builds them (the minter). Deterministic and
 // synchronous; all IO (private payloads from the transaction manager, disk) happens before
-// (prefetch) or after (store.commitBlock) — TigerBeetle's and STYLE.md's rule 5.
+// (prefetch) or after (store.commitBlock) — TigerBeetle's and docs/design.md's rule 5.
 //
 // applyBlock's decisions, in order (every node takes the same one, since each depends only on the
 // block, the head and the replicated membership):

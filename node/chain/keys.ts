@@ -1,5 +1,5 @@
 // Ed25519 keys for accounts (transaction signing) and for minters (block signing), on node:crypto
-// (STACK.md: ~18k sign / ~6k verify per second; tweetnacl is 30-60x slower).
+// (docs/stack.md: ~18k sign / ~6k verify per second; tweetnacl is 30-60x slower).
 //
 // An address is `0x` + the last 20 bytes of keccak256(raw 32-byte public key), lowercase hex —
 // Ethereum's rule applied to an Ed25519 key.
@@ -179,7 +179,7 @@ export function sign(key: AccountKey, message: Uint8Array): Uint8Array {
 }
 
 /**
- * Bounded cache of public KeyObjects by raw key (STACK.md: rebuilding the KeyObject from DER on
+ * Bounded cache of public KeyObjects by raw key (docs/stack.md: rebuilding the KeyObject from DER on
  * every verify halves the rate). MAX_CACHED_PUBLIC_KEYS bounds memory at ~a few MiB; eviction is
  * oldest-inserted-first, which for a working set of active accounts is close enough to LRU.
  */

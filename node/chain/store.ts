@@ -1,14 +1,14 @@
 // The chain store: blocks, receipts, transaction locations, the public state, this node's private
 // state and the applied Raft index — on disk (LevelDB) or in memory, behind one interface.
 //
-// Durability rule (CORRECTNESS.md, "Crash, then stuck on restart"): a block, its receipts, its
+// Durability rule (docs/correctness.md, "Crash, then stuck on restart"): a block, its receipts, its
 // state changes (public and private) and the Raft index that carried it are written in ONE atomic
 // batch with sync: true. A no-op entry writes only the applied index, also synced. After a SIGKILL
 // at any moment the store is at a block boundary and `appliedIndex()` says which Raft entries are
 // already applied: the node replays from appliedIndex+1 and resumes exactly.
 //
 // Both implementations are the same KvChainStore over a KvBackend: LevelKv (classic-level, chained
-// batches — STACK.md: 3-7x faster than array batches) and MemoryKv (the in-memory twin; reopening
+// batches — docs/stack.md: 3-7x faster than array batches) and MemoryKv (the in-memory twin; reopening
 // a store over the same MemoryKv models a restart). test/chain/store.test.ts runs one compliance
 // suite on both.
 //
@@ -393,7 +393,7 @@ export class LevelKv implements KvBackend {
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     try {
       const v = await this.db.get(key);
-      // level hands back Buffers; callers compare with plain Uint8Arrays (STACK.md gotcha 6).
+      // level hands back Buffers; callers compare with plain Uint8Arrays (docs/stack.md gotcha 6).
       return v === undefined ? undefined : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     } catch (e) {
       throw ioError('get', e);

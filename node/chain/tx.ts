@@ -1,4 +1,4 @@
-// Transactions: the native, versioned format of INTERFACE.md's ledger, signed with Ed25519.
+// Transactions: the native, versioned format of docs/interface.md's ledger, signed with Ed25519.
 //
 // Canonical encoding (all integers big-endian; see codec.ts):
 //   u8   type               TxType; the first byte so that later formats (ROADMAP: Ethereum typed
@@ -332,10 +332,6 @@ export function signTransaction(
   return { ...unsigned, signature, encoded, hash, hashHex: toHex(hash) };
 }
 
-export function encodeTransaction(tx: Transaction): Uint8Array {
-  return tx.encoded;
-}
-
 /**
  * Strict decode: refuses trailing bytes, short fields, unknown types, flags and op codes,
  * non-minimal amounts, invalid UTF-8 and anything over a limit. Does NOT verify the signature
@@ -405,7 +401,7 @@ export function decodeRawTransaction(hex: string): Transaction {
 /**
  * Remembers hashes of transactions whose signature this node verified, so a transaction is
  * verified once where it enters the node (pool) and not again when its block is applied
- * (STACK.md: Ed25519 verify ≈ 6k/s per core is the cluster's bottleneck otherwise). The hash covers
+ * (docs/stack.md: Ed25519 verify ≈ 6k/s per core is the cluster's bottleneck otherwise). The hash covers
  * every byte including the signature, so a hit means these exact bytes verified before.
  * Bounded: MAX_VERIFIED_TX_CACHE entries (~100 B each), oldest evicted first.
  */
@@ -548,7 +544,7 @@ export interface TxJson {
 
 const quantity = (n: number): string => '0x' + n.toString(16);
 
-/** The RPC view (INTERFACE.md): public → `ops`; private → `input` = 0x-hex of the 64-byte payload hash. */
+/** The RPC view (docs/interface.md): public → `ops`; private → `input` = 0x-hex of the 64-byte payload hash. */
 export function txToJson(tx: Transaction, location?: TxLocation): TxJson {
   const out: TxJson = {
     hash: tx.hashHex,

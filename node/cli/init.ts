@@ -13,7 +13,7 @@
 //    password the operator gives init (QUORATE_KEY_PASSWORD or --password-file); no password is
 //    written anywhere; each node gets it from its own environment or a password file at start.
 // The transaction manager's client API binds 127.0.0.1 in every config init writes: it serves
-// local clients only (INTERFACE.md, Security); TM-to-TM traffic runs over p2p.
+// local clients only (docs/interface.md, Security); TM-to-TM traffic runs over p2p.
 
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// Errors of the Jepsen toolkit, kept in two kinds (STYLE.md §6):
+// Errors of the Jepsen toolkit, kept in two kinds (docs/design.md §6):
 //  - JepsenError: an operating condition the caller can act on (a malformed history file, a full
 //    recorder buffer, a namespace command that failed). It carries a stable `code`.
 //  - JepsenInvariantError: a programmer error (a completion recorded for an operation that was never

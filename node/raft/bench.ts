@@ -8,8 +8,8 @@
 // would), then every message sent in the round is delivered. Prints one line per cluster size:
 //   raft-core voters=3 entries=200000 seconds=1.23 entries_per_s=162000 synced_batches=0
 // Run: npm run bench:raft [-- --entries N --batch B --bytes S]
-// Performance is never asserted by tests (STYLE.md): this prints numbers. Numbers from a shared
-// 2-core machine are orders of magnitude, not promises (STACK.md).
+// Performance is never asserted by tests (docs/design.md): this prints numbers. Numbers from a shared
+// 2-core machine are orders of magnitude, not promises (docs/stack.md).
 
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';

@@ -6,7 +6,7 @@
 //
 // Prints, per cluster size:  raft-level voters=3 entries=N seconds=S entries_per_s=R synced_batches=B
 // Run: npm run bench:raft-level [-- --entries N --voters 3,5 --batch B --entry-bytes 100]
-// Numbers from a shared 2-core machine are orders of magnitude, not promises (STACK.md).
+// Numbers from a shared 2-core machine are orders of magnitude, not promises (docs/stack.md).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -4,7 +4,7 @@
 // implementation in consensus/), as etcd keeps MemoryStorage beside its WAL. Every write changes the
 // MemoryStorage at once (which also checks the Raft invariants before anything reaches the disk)
 // and resolves only when the same change is on disk: ONE chained LevelDB batch, `sync: true`
-// (STACK.md: chained batches are 3–7x faster than array batches; the one exception is a commit-only
+// (docs/stack.md: chained batches are 3–7x faster than array batches; the one exception is a commit-only
 // save the caller marks `sync: false`, see save()). A batch is atomic, so a crash at
 // any point leaves either all of a write or none of it; test/raftlog proves it by SIGKILLing a
 // writer process at random points.
@@ -23,7 +23,7 @@
 //                 is checksummed over its key and carries a format version)
 //   DIR/raft.seq  the sequence sidecar (seq-file.ts)
 //
-// Identity and the two ways a member can come back wrong (CORRECTNESS.md scenario 18):
+// Identity and the two ways a member can come back wrong (docs/correctness.md scenario 18):
 //  (a) Lost directory. DIR/log holds an identity record: raftId, clusterId, and an `incarnation`,
 //      16 random bytes made when the directory was created. A member that lost its directory and is
 //      re-initialised comes back with a new incarnation and an empty log. The node layer announces

@@ -71,7 +71,7 @@ export interface NewMemberInfo {
   readonly enclavePublicKeys?: readonly string[];
 }
 
-// --- the ledger application's ops (INTERFACE.md) ----------------------------------------
+// --- the ledger application's ops (docs/interface.md) ----------------------------------------
 export type Op =
   | { readonly type: 'transfer'; readonly to: Hex; readonly amount: string }
   | { readonly type: 'put'; readonly key: string; readonly value: string }

@@ -1,4 +1,4 @@
-// The JSON-RPC method table of INTERFACE.md. Each entry parses its positional parameters
+// The JSON-RPC method table of docs/interface.md. Each entry parses its positional parameters
 // strictly (node/rpc/params.ts), calls one NodeRpcBackend method, and formats the result the
 // way Ethereum clients expect (0x-hex quantities, null for "not found").
 
@@ -79,7 +79,7 @@ export function formatReceipt(r: ReceiptView): Record<string, unknown> {
 
 const KEY = PARAM_LIMITS.maxKeyBytes;
 
-/** The table. Names are exactly INTERFACE.md's. */
+/** The table. Names are exactly docs/interface.md's. */
 export const RPC_METHODS: ReadonlyMap<string, RpcMethod> = new Map<string, RpcMethod>([
   // --- raft_ ---------------------------------------------------------------------------
   ['raft_leader', none('raft_leader', (b, ctx) => b.raftLeader(ctx))],

@@ -76,7 +76,7 @@ function run(chains: ChainState[], txs: Transaction[]): AppliedBlock {
   return first!;
 }
 
-describe('ledger ops (INTERFACE.md)', () => {
+describe('ledger ops (docs/interface.md)', () => {
   it('transfer moves balance; a short balance fails with a reason and still uses the nonce', () => {
     const c = f.newChain();
     const r = run([c], [tx(alice, 0, [{ type: 'transfer', to: bob.address, amount: 400n }])]);

@@ -40,7 +40,7 @@ interface Model {
   lists: Map<string, string[]>;
 }
 
-/** The naive ledger: INTERFACE.md's table, all or nothing per transaction. */
+/** The naive ledger: docs/interface.md's table, all or nothing per transaction. */
 function modelApply(m: Model, from: string, ops: readonly Op[]): 0 | 1 {
   const b = new Map(m.balances);
   const v = new Map(m.values);

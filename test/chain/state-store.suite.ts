@@ -84,7 +84,7 @@ async function commitOps(node: Node, opsPerTx: Op[][]): Promise<Block> {
   return r.block;
 }
 
-/** Incompressible values (LevelDB compresses: STACK.md), `count` puts of `bytes` each, 4 per tx. */
+/** Incompressible values (LevelDB compresses: docs/stack.md), `count` puts of `bytes` each, 4 per tx. */
 function bigPuts(tag: string, count: number, bytes = 12_000): Op[][] {
   const out: Op[][] = [];
   for (let i = 0; i < count; i += 4) {

@@ -242,7 +242,7 @@ describe('JSON views', () => {
     expect(pj.blockHash).toBeNull();
   });
 
-  it('opsFromJson parses INTERFACE.md ops and refuses bad ones', () => {
+  it('opsFromJson parses docs/interface.md ops and refuses bad ones', () => {
     const ops = opsFromJson([
       { type: 'transfer', to: bob.address.toUpperCase().replace('0X', '0x'), amount: '123' },
       { type: 'cas', key: 'k', expect: null, value: 'v' },

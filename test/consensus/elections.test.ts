@@ -1,4 +1,4 @@
-// Consensus scenarios 1, 2, 6, 7, 9 (CORRECTNESS.md): elections, votes, PreVote, CheckQuorum.
+// Consensus scenarios 1, 2, 6, 7, 9 (docs/correctness.md): elections, votes, PreVote, CheckQuorum.
 
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../../consensus/memory-storage.js';

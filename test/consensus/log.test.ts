@@ -1,4 +1,4 @@
-// Consensus scenarios 3, 4, 5, 8, 17, 18, 20 (CORRECTNESS.md): the log — commit rule, repair,
+// Consensus scenarios 3, 4, 5, 8, 17, 18, 20 (docs/correctness.md): the log — commit rule, repair,
 // quotas, snapshots, crashes, and message reordering.
 
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Consensus scenarios 12–16 and 19 (CORRECTNESS.md): membership changes, learners, leader transfer.
+// Consensus scenarios 12–16 and 19 (docs/correctness.md): membership changes, learners, leader transfer.
 
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../../consensus/memory-storage.js';

@@ -1,4 +1,4 @@
-// Consensus scenarios 10, 11 (CORRECTNESS.md): linearizable reads (ReadIndex, thesis §6.4).
+// Consensus scenarios 10, 11 (docs/correctness.md): linearizable reads (ReadIndex, thesis §6.4).
 
 import { describe, expect, it } from 'vitest';
 import { MessageType, RaftError, RaftErrorCode, Role } from '../../consensus/index.js';

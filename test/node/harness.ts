@@ -1,5 +1,5 @@
 // An in-process cluster of real QuorateNodes over the in-memory transport and in-memory stores:
-// the same node code as production, with only the IO edges swapped (STYLE.md §3).
+// the same node code as production, with only the IO edges swapped (docs/design.md §3).
 
 import { MemoryStorage } from '../../consensus/memory-storage.js';
 import { MemoryNetwork } from '../../p2p/memory-transport.js';

@@ -1,6 +1,6 @@
 // The one compliance suite every PeerTransport passes (js-libp2p's pattern: the same tests for
 // the in-memory and the TCP transport). Each refusal test keeps a positive twin beside it, so a
-// transport that refuses everyone (STACK.md gotcha 1) cannot pass.
+// transport that refuses everyone (docs/stack.md gotcha 1) cannot pass.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { P2pError, P2pErrorCode } from '../../p2p/errors.js';

@@ -15,7 +15,7 @@ export interface BackendUnderTest {
   /** An address the backend holds a key for, with a balance of at least 1000. */
   readonly fundedAccount: Hex;
   /**
-   * Serves state (values, balances, nonces) at past block numbers, as INTERFACE.md's
+   * Serves state (values, balances, nonces) at past block numbers, as docs/interface.md's
    * quorate_getValue(key, number) asks. An implementation without it answers NotFound for them.
    */
   readonly historicalState: boolean;

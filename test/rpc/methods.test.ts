@@ -311,7 +311,7 @@ describe('errors from the backend', () => {
     expect(new Set(nonTx).size).toBe(nonTx.length);
   });
 
-  it('lists every method of INTERFACE.md', () => {
+  it('lists every method of docs/interface.md', () => {
     const expected = [
       'raft_leader',
       'raft_role',

@@ -2,7 +2,7 @@
 // 3-node in-process cluster of real QuorateNodes (test/node/harness.ts: in-memory transport and
 // stores, the same node code as production). The harness runs without transaction managers.
 // The node keeps state at the head only, so reads at past block numbers answer NotFound — short
-// of INTERFACE.md's quorate_getValue(key, number); reported to the lead.
+// of docs/interface.md's quorate_getValue(key, number); reported to the lead.
 
 import { NodeBackend } from '../../node/backend.js';
 import { TestCluster } from '../node/harness.js';

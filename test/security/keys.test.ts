@@ -1,4 +1,4 @@
-// Keys at rest (issue 10, INTERFACE.md "Security"): after `quorate init` — the dev cluster and
+// Keys at rest (issue 10, docs/interface.md "Security"): after `quorate init` — the dev cluster and
 // --hosts — every private key file is sealed (no key bytes in it), files are 0600 and folders
 // 0700; a wrong or missing password is refused cleanly by the loader and by `quorate start`; the
 // password leaves the environment once read. Dev KDF parameters throughout, so the file is fast.

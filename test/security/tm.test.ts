@@ -1,4 +1,4 @@
-// The transaction manager's client API (issue 10, INTERFACE.md "Security"): loopback only by
+// The transaction manager's client API (issue 10, docs/interface.md "Security"): loopback only by
 // default and whatever the host config says; a remote-client listener only with TLS and a bearer
 // token (refused at start otherwise); the payload store's quota refuses a send past it with a
 // typed error (HTTP 507) and the TM keeps working. All traffic stays on 127.0.0.1.
