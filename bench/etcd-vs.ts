@@ -9,14 +9,14 @@
 // Latency is submit-to-commit on both sides: an etcd put answers once committed; a quorate
 // transaction is answered when accepted into the pool, so its commit is found by following blocks.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Cleanup, PORT_SEARCH_ATTEMPTS, findFreePortBlock, intArg as sharedIntArg } from './lifecycle.js';
 import { Etcd3 } from 'etcd3';
 import { generateAccountKey, signTransaction, type AccountKey } from '../node/chain/index.js';
 import {
@@ -30,7 +30,7 @@ import {
 } from '../node/bench.js';
 import { initCluster } from '../node/cli/init.js';
 import { formatTable } from '../node/cli/table.js';
-import { readClusterDir, spawnNode, stopChild } from '../node/up.js';
+import { readClusterDir, spawnNode } from '../node/up.js';
 
 /** Bytes of each etcd put's value (the issue's measurement). */
 export const ETCD_VALUE_BYTES = 256;
@@ -54,9 +54,6 @@ const DRAIN_TIMEOUT_MS = 30_000;
  */
 const RAW_PRESIGN_PER_SECOND = 2_000;
 /** Children get this long after SIGTERM before SIGKILL. */
-const STOP_GRACE_MS = 10_000;
-/** Attempts at finding a block of free loopback ports. */
-const PORT_SEARCH_ATTEMPTS = 50;
 
 export const ETCD_VS_HELP = `Usage: npm run bench:etcd-vs -- [--seconds S] [--concurrency C] [--batch B] [--raw]
                                 [--etcd-only | --quorate-only] [--etcd PATH]
@@ -99,13 +96,7 @@ export class EtcdVsError extends Error {
 }
 
 function intArg(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
-  const raw = values[name];
-  if (raw === undefined) return fallback;
-  const text = String(raw);
-  const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max)
-    throw new EtcdVsError('USAGE', `--${name} must be an integer from ${min} to ${max}, got "${text}"`);
-  return n;
+  return sharedIntArg(values, name, fallback, min, max, (m) => new EtcdVsError('USAGE', m));
 }
 
 export function parseEtcdVsArgs(argv: readonly string[]): EtcdVsOptions | 'help' {
@@ -168,47 +159,15 @@ function valueOf(key: string, bytes: number): string {
   return key.padEnd(bytes, '.').slice(0, bytes);
 }
 
-/** Everything started, undone once: on success, on error, and on Ctrl-C. Children stop together, then the steps run in reverse. */
-class Cleanup {
-  private readonly children: ChildProcess[] = [];
-  private readonly steps: Array<() => Promise<void>> = [];
-  private done: Promise<void> | undefined;
-  addChild(child: ChildProcess): void {
-    this.children.push(child);
-  }
-  add(step: () => Promise<void>): void {
-    this.steps.push(step);
-  }
-  run(): Promise<void> {
-    this.done ??= (async () => {
-      await Promise.all(this.children.map((c) => stop(c).catch(() => {})));
-      for (const step of [...this.steps].reverse()) await step().catch(() => {});
-    })();
-    return this.done;
-  }
-}
-
-/** True when 127.0.0.1:port can be listened on now. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** `count` consecutive free loopback ports in 40000-59999 (random, so parallel runs rarely collide). */
+/** `count` consecutive free loopback ports (bench/lifecycle.ts). */
 export async function freePortBlock(count: number): Promise<number> {
-  for (let attempt = 0; attempt < PORT_SEARCH_ATTEMPTS; attempt++) {
-    const base = 40_000 + Math.floor(Math.random() * (20_000 - count));
-    let free = true;
-    for (let i = 0; i < count && free; i++) free = await portFree(base + i);
-    if (free) return base;
-  }
-  throw new EtcdVsError(
-    'NO_FREE_PORTS',
-    `no ${count} consecutive free loopback ports after ${PORT_SEARCH_ATTEMPTS} tries`,
-  );
+  const base = await findFreePortBlock(count);
+  if (base === undefined)
+    throw new EtcdVsError(
+      'NO_FREE_PORTS',
+      `no ${count} consecutive free loopback ports after ${PORT_SEARCH_ATTEMPTS} tries`,
+    );
+  return base;
 }
 
 /** Checks that the etcd binary runs; the error says how to install it. */
@@ -221,12 +180,6 @@ export function checkEtcd(bin: string): string {
         `(a bench-time dependency only): apt-get install etcd-server, or pass --etcd PATH, or use --quorate-only.`,
     );
   return r.stdout.split('\n')[0].trim();
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  // A child that never started (spawn failed) never exits either: nothing to wait for.
-  if (child.pid === undefined) return Promise.resolve();
-  return stopChild(child, STOP_GRACE_MS);
 }
 
 async function logTail(path: string, lines = 10): Promise<string> {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { readdir, readFile, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { intArg as sharedIntArg } from './lifecycle.js';
 import { MAX_VALUE_BYTES } from '../node/chain/tx.js';
 import { SystemClock, type TimerHandle } from '../node/clock.js';
 import { formatTable } from '../node/cli/table.js';
@@ -78,13 +79,7 @@ export class StateBenchError extends Error {
 }
 
 function intArg(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
-  const raw = values[name];
-  if (raw === undefined) return fallback;
-  const text = String(raw);
-  const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max)
-    throw new StateBenchError('USAGE', `--${name} must be an integer from ${min} to ${max}, got "${text}"`);
-  return n;
+  return sharedIntArg(values, name, fallback, min, max, (m) => new StateBenchError('USAGE', m));
 }
 
 export function parseStateBenchArgs(argv: readonly string[]): StateBenchOptions | 'help' {

@@ -10,7 +10,6 @@
 // Every wait is bounded in count and time; children are stopped and the folder removed on
 // success, on error and on Ctrl-C (unless --keep).
 
-import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,8 +20,9 @@ import { initCluster } from '../node/cli/init.js';
 import { SystemClock, sleepMs } from '../node/clock.js';
 import { ConfigError, parseConfig } from '../node/config.js';
 import { addNode } from '../node/join.js';
-import { readClusterDir, spawnNode, stopChild, type LocalNode } from '../node/up.js';
+import { readClusterDir, spawnNode, type LocalNode } from '../node/up.js';
 import { freePortBlock } from './etcd-vs.js';
+import { Cleanup } from './lifecycle.js';
 import {
   KIB,
   MIB,
@@ -72,8 +72,6 @@ const ADD_ATTEMPTS = 100;
 const ADD_RETRY_MS = 300;
 /** After reaching the head, how long the joiner gets to fetch every skipped block (the report says if it did not). */
 const CAUGHT_UP_TIMEOUT_MS = 60_000;
-/** Children get this long after SIGTERM before SIGKILL. */
-const STOP_GRACE_MS = 10_000;
 
 type Status = { raftId: number; role: string; leader: number | null; appliedIndex: number; privateCatchUp?: unknown };
 
@@ -83,39 +81,6 @@ async function status(url: string): Promise<Status | undefined> {
     return r.result as Status | undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** Everything started, undone once: children stop together, then the steps run in reverse. */
-class Cleanup {
-  private readonly children: ChildProcess[] = [];
-  private readonly steps: Array<() => Promise<void>> = [];
-  private done: Promise<void> | undefined;
-  /** Set once the children are being stopped on purpose: an exit after that is not news. */
-  stopping = false;
-  /** Tracks `child`; if it exits before the run stops it, `onEarlyExit` says so (a crashed node explains a failed fill). */
-  addChild(child: ChildProcess, onEarlyExit?: (how: string) => void): void {
-    this.children.push(child);
-    child.once('exit', (code, signal) => {
-      if (!this.stopping) onEarlyExit?.(signal ?? `code ${code}`);
-    });
-  }
-  add(step: () => Promise<void>): void {
-    this.steps.push(step);
-  }
-  /** Stops every child (SIGTERM, then SIGKILL after STOP_GRACE_MS); a child that never started is skipped. */
-  stopChildren(): Promise<void> {
-    this.stopping = true;
-    return Promise.all(
-      this.children.map((c) => (c.pid === undefined ? Promise.resolve() : stopChild(c, STOP_GRACE_MS))),
-    ).then(() => {});
-  }
-  run(): Promise<void> {
-    this.done ??= (async () => {
-      await this.stopChildren();
-      for (const step of [...this.steps].reverse()) await step().catch(() => {});
-    })();
-    return this.done;
   }
 }
 
