@@ -319,7 +319,9 @@ export function parseLogLines(text: string): LogLine[] {
     if (!line.startsWith('{')) continue;
     try {
       const o = JSON.parse(line) as Record<string, unknown>;
-      if (typeof o.time === 'number' && typeof o.msg === 'string') out.push({ timeMs: o.time, msg: o.msg, fields: o });
+      // pino writes epoch milliseconds by default; the node's logger writes ISO time strings.
+      const timeMs = typeof o.time === 'number' ? o.time : typeof o.time === 'string' ? Date.parse(o.time) : NaN;
+      if (Number.isFinite(timeMs) && typeof o.msg === 'string') out.push({ timeMs, msg: o.msg, fields: o });
     } catch {
       // not a log line
     }
@@ -335,8 +337,11 @@ export async function readLogLines(path: string): Promise<LogLine[]> {
 export const SNAPSHOT_INSTALLED_MSG = /^snapshot installed/i;
 /** What a leader logs once a snapshot is sent, if its build logs it (the streamed snapshots may). */
 export const SNAPSHOT_SENT_MSG = /snapshot\b.*\b(sent|send (done|complete|finished))/i;
+/** The joiner's streamed-snapshot transfer (node/apply.ts): its start, and its end with bytesReceived. */
+export const SNAPSHOT_FETCH_START_MSG = /^fetching a streamed snapshot/i;
+export const SNAPSHOT_FETCHED_MSG = /^snapshot fetched and verified/i;
 /** Field names a snapshot line may carry its size in; else the run's state bytes are used. */
-const SNAPSHOT_BYTES_FIELDS = ['bytes', 'sizeBytes', 'totalBytes', 'snapshotBytes'];
+const SNAPSHOT_BYTES_FIELDS = ['bytes', 'sizeBytes', 'totalBytes', 'snapshotBytes', 'bytesReceived'];
 
 /** The first line at or after `sinceMs` whose message matches. */
 export function findLine(lines: readonly LogLine[], msg: RegExp, sinceMs: number): LogLine | undefined {
@@ -372,13 +377,31 @@ export function snapshotFigures(
       seconds: Math.max(0.001, (line.timeMs - addedAtWallMs) / 1000),
       source: 'log',
     };
-  const installed = fromLine(findLine(joinerLines, SNAPSHOT_INSTALLED_MSG, addedAtWallMs));
-  if (!installed) return { sent: undefined, installed: undefined };
-  const sent = fromLine(findLine(leaderLines, SNAPSHOT_SENT_MSG, addedAtWallMs)) ?? {
-    bytes: stateBytes,
-    seconds: joinToHeadSeconds,
-    source: 'joiner',
+  const installedLine = findLine(joinerLines, SNAPSHOT_INSTALLED_MSG, addedAtWallMs);
+  if (!installedLine) return { sent: undefined, installed: undefined };
+  // A streamed transfer: bytes and duration from the joiner's own fetch lines.
+  const fetchStart = findLine(joinerLines, SNAPSHOT_FETCH_START_MSG, addedAtWallMs);
+  const fetched = findLine(joinerLines, SNAPSHOT_FETCHED_MSG, addedAtWallMs);
+  const fetchedBytes = fetched && snapshotBytesOf(fetched);
+  const installed: RateFigure = {
+    bytes: fetchedBytes ?? snapshotBytesOf(installedLine) ?? stateBytes,
+    seconds: Math.max(0.001, (installedLine.timeMs - addedAtWallMs) / 1000),
+    source: 'log',
   };
+  const streamed: RateFigure | undefined =
+    fetchStart && fetched && fetchedBytes !== undefined
+      ? {
+          bytes: fetchedBytes,
+          seconds: Math.max(0.001, (fetched.timeMs - fetchStart.timeMs) / 1000),
+          source: 'log',
+        }
+      : undefined;
+  const sent = fromLine(findLine(leaderLines, SNAPSHOT_SENT_MSG, addedAtWallMs)) ??
+    streamed ?? {
+      bytes: stateBytes,
+      seconds: joinToHeadSeconds,
+      source: 'joiner',
+    };
   return { sent, installed };
 }
 

@@ -95,7 +95,7 @@ async function reportExit(n: LocalNode, how: string, out: (line: string) => void
 }
 
 /**
- * Sets raft.snapshotEveryEntries in every node's config.json when this build's parser accepts it
+ * Sets raft.snapshotEveryEntries (and compactionRetainEntries 0) in every node's config.json when this build's parser accepts it
  * (the nodes run this same checkout: bin/quorate.js loads ../node from here). Else says why.
  */
 export async function setSnapshotEvery(
@@ -105,7 +105,8 @@ export async function setSnapshotEvery(
   const updated: Array<[string, unknown]> = [];
   for (const path of configPaths) {
     const config = JSON.parse(await readFile(path, 'utf8')) as { raft?: Record<string, unknown> };
-    const next = { ...config, raft: { ...config.raft, snapshotEveryEntries: entries } };
+    // Compaction keeps no entries behind the snapshot, so a joiner cannot replay the log instead.
+    const next = { ...config, raft: { ...config.raft, snapshotEveryEntries: entries, compactionRetainEntries: 0 } };
     try {
       parseConfig(next, path);
     } catch (err) {
