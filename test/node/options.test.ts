@@ -16,6 +16,7 @@ import {
   type NodeOptions,
 } from '../../node/options.js';
 import type { RaftDriver, RaftDriverOptions } from '../../node/raft/driver.js';
+import type { NodeParts } from '../../node/parts.js';
 import { TestCluster } from './harness.js';
 
 // One distinct value per limit (each at least 1 and within its bound).
@@ -127,8 +128,10 @@ describe('one options tree, with config.json names', () => {
     });
     await cluster.start();
     const node = cluster.nodes[0].node;
-    // The parts are private to the node; the test looks inside on purpose (read only).
-    const inside = node as unknown as { pool: TxPool; raft: RaftNode; driver: RaftDriver };
+    // The parts are private to the node (node/parts.ts); the test looks inside on purpose (read only).
+    const parts = (node as unknown as { parts: NodeParts }).parts;
+    const link = parts.raft as unknown as { raft: RaftNode; driver: RaftDriver };
+    const inside = { pool: (node as unknown as { pool: TxPool }).pool, raft: link.raft, driver: link.driver };
     expect(inside.pool.maxTxs).toBe(LIMITS.txPoolMaxTransactions);
     expect(inside.pool.maxNonceGap).toBe(LIMITS.txPoolMaxPerSender);
     expect(inside.pool.queuedLifetimeMs).toBe(LIMITS.txPoolQueuedLifetimeMs);
@@ -146,7 +149,7 @@ describe('one options tree, with config.json names', () => {
     expect(driverOptions.logMaxBytes).toBe(RAFT.logMaxBytes);
     expect(driverOptions.compactionRetainEntries).toBe(RAFT.compactionRetainEntries);
     // The snapshot transfer (node/snapshot-transfer.ts): the sender's bound and the receiver's chunk size.
-    const transfer = node as unknown as {
+    const transfer = parts as unknown as {
       snapshotServer: { deps: { maxConcurrentTransfers: number } };
       applier: { deps: { snapshots: { fetcher: { chunkBytes: number } } } };
     };

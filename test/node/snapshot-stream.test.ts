@@ -20,11 +20,11 @@ afterEach(async () => {
 const hashBytes = (txHash: string) => Uint8Array.from(Buffer.from(txHash.slice(2), 'hex'));
 
 function server(node: QuorateNode): SnapshotServer {
-  return (node as unknown as { snapshotServer: SnapshotServer }).snapshotServer;
+  return (node as unknown as { parts: { snapshotServer: SnapshotServer } }).parts.snapshotServer;
 }
 function fetcher(node: QuorateNode): SnapshotFetcher {
-  return (node as unknown as { applier: { deps: { snapshots: { fetcher: SnapshotFetcher } } } }).applier.deps.snapshots
-    .fetcher;
+  type Inside = { parts: { applier: { deps: { snapshots: { fetcher: SnapshotFetcher } } } } };
+  return (node as unknown as Inside).parts.applier.deps.snapshots.fetcher;
 }
 
 /** Three puts of ~14 KB of random hex each: ~42 KB of incompressible state per transaction. */

@@ -276,8 +276,9 @@ describe('a committed invalid membership context', () => {
       JSON.stringify({ op: 'add-learner', requestId: 'x', raftId: before, member: bad }),
     );
     // Straight into Raft, past every check before proposal: what a buggy or lying leader could commit.
-    const driver = (leader.node as unknown as { driver: { proposeConfChange(cc: ConfChange): Promise<void> } }).driver;
-    await driver.proposeConfChange(confChangeFor('add-learner', before, context));
+    type Inside = { parts: { raft: { proposeConfChange(cc: ConfChange): Promise<void> } } };
+    const raft = (leader.node as unknown as Inside).parts.raft;
+    await raft.proposeConfChange(confChangeFor('add-learner', before, context));
     await waitFor(
       () => cluster!.nodes.every((h) => h.node.membership.nextRaftId > before),
       10_000,
