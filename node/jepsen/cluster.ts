@@ -41,10 +41,7 @@ import type { NetworkKind } from './network.js';
 import { ProxyNetwork } from './proxy-network.js';
 import { ControlRelay } from './relay.js';
 import { JepsenRpc, type RpcTarget } from './rpc.js';
-import { SystemClock } from '../clock.js';
-
-/** The real clock (node/clock.ts): this module has no injected one. */
-const clock = new SystemClock();
+import { harnessClock as clock } from './clock.js';
 
 const BIN = fileURLToPath(new URL('../../bin/quorate.js', import.meta.url));
 
@@ -464,10 +461,10 @@ export class JepsenCluster {
 
   /** raft_addLearner, raft_promoteToPeer, then a leadership transfer to the newcomer. */
   private async join(slot: NodeName, inc: NodeIncarnation, recorder: HistoryRecorder | undefined): Promise<void> {
-    const deadline = clock.wallMs() + JOIN_TIMEOUT_MS;
+    const deadline = clock.monotonicMs() + JOIN_TIMEOUT_MS;
     let raftId = 0;
     let lastErr: unknown;
-    while (raftId === 0 && clock.wallMs() < deadline) {
+    while (raftId === 0 && clock.monotonicMs() < deadline) {
       try {
         raftId = Number(
           await this.onAnyMember('raft_addLearner', [inc.p2pAddress, { rpcUrl: inc.rpcUrl, tmUrl: inc.tmUrl }], [slot]),
@@ -488,7 +485,7 @@ export class JepsenCluster {
     inc.raftId = raftId;
     recorder?.nemesis('membership-learner', { slot, node: inc.name, raftId });
     let promoted = false;
-    while (!promoted && clock.wallMs() < deadline) {
+    while (!promoted && clock.monotonicMs() < deadline) {
       try {
         await this.onAnyMember('raft_promoteToPeer', [raftId], [slot]);
         promoted = true;

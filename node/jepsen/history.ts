@@ -12,6 +12,8 @@
 // is the string "nemesis"; they are not paired.
 
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import type { Clock } from '../clock.js';
+import { harnessClock } from './clock.js';
 import { JepsenError, JepsenErrorCode, invariant } from './errors.js';
 
 export type OpType = 'invoke' | 'ok' | 'fail' | 'info';
@@ -37,32 +39,15 @@ export interface HistoryOp {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Clock
+// Clock: the node layer's one Clock (node/clock.ts), its monotonic time only. Wall time (which may
+// jump under NTP) never stamps a line: a history's times must not go back.
 // ---------------------------------------------------------------------------------------------
 
-/** A monotonic clock in nanoseconds. Injected so tests can drive time by hand. */
-export interface MonotonicClock {
-  nowNs(): bigint;
-}
+/** What the recorder reads of a Clock: monotonic milliseconds (fractional: sub-millisecond resolution). */
+export type HistoryClock = Pick<Clock, 'monotonicMs'>;
 
-/** The real clock: `process.hrtime.bigint()`, monotonic and unaffected by wall-clock steps. */
-export const hrtimeClock: MonotonicClock = { nowNs: () => process.hrtime.bigint() };
-
-/** A clock that moves only when told to. */
-export class ManualMonotonicClock implements MonotonicClock {
-  private valueNs: bigint;
-  constructor(startNs = 0n) {
-    this.valueNs = startNs;
-  }
-  nowNs(): bigint {
-    return this.valueNs;
-  }
-  advanceNs(deltaNs: bigint | number): void {
-    const d = BigInt(deltaNs);
-    invariant(d >= 0n, `a monotonic clock cannot go back (advance by ${d})`);
-    this.valueNs += d;
-  }
-}
+/** Nanoseconds per millisecond: a line's `timeNs` is the clock's monotonicMs, scaled and rounded. */
+const NS_PER_MS = 1_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // Sinks: where JSON lines go. A real file and an in-memory twin, both passing one test suite.
@@ -120,7 +105,8 @@ export const DEFAULT_FLUSH_THRESHOLD_OPS = 256;
 
 export interface HistoryRecorderOptions {
   readonly sink: HistorySink;
-  readonly clock?: MonotonicClock;
+  /** Default: the harness's real clock (jepsen/clock.ts); tests pass a ManualClock. */
+  readonly clock?: HistoryClock;
   readonly maxBufferedOps?: number;
   readonly flushThresholdOps?: number;
 }
@@ -135,10 +121,10 @@ export interface Invocation {
 
 export class HistoryRecorder {
   private readonly sink: HistorySink;
-  private readonly clock: MonotonicClock;
+  private readonly clock: HistoryClock;
   private readonly maxBufferedOps: number;
   private readonly flushThresholdOps: number;
-  private readonly startNs: bigint;
+  private readonly startMs: number;
   private buffer: string[] = [];
   private nextIndex = 0;
   private lastTimeNs = 0;
@@ -154,11 +140,11 @@ export class HistoryRecorder {
 
   constructor(options: HistoryRecorderOptions) {
     this.sink = options.sink;
-    this.clock = options.clock ?? hrtimeClock;
+    this.clock = options.clock ?? harnessClock;
     this.maxBufferedOps = options.maxBufferedOps ?? DEFAULT_MAX_BUFFERED_OPS;
     this.flushThresholdOps = options.flushThresholdOps ?? DEFAULT_FLUSH_THRESHOLD_OPS;
     invariant(this.maxBufferedOps >= 2 && this.flushThresholdOps >= 1, 'recorder limits must be positive');
-    this.startNs = this.clock.nowNs();
+    this.startMs = this.clock.monotonicMs();
   }
 
   /** Lines recorded so far. */
@@ -168,7 +154,7 @@ export class HistoryRecorder {
 
   /** Nanoseconds since the recorder started (what `timeNs` of the next line would be). */
   elapsedNs(): number {
-    return Number(this.clock.nowNs() - this.startNs);
+    return Math.round((this.clock.monotonicMs() - this.startMs) * NS_PER_MS);
   }
 
   /** Outstanding invocations (for a final sweep that marks them `info` at shutdown). */
@@ -265,8 +251,8 @@ export class HistoryRecorder {
         },
       );
     }
-    // hrtime is monotonic, but a clamp keeps the file's promise even for an injected clock.
-    const timeNs = Math.max(this.lastTimeNs, Number(this.clock.nowNs() - this.startNs));
+    // Monotonic time does not go back, but a clamp keeps the file's promise even for an injected clock.
+    const timeNs = Math.max(this.lastTimeNs, this.elapsedNs());
     this.lastTimeNs = timeNs;
     const op: HistoryOp = {
       index: this.nextIndex++,

@@ -22,6 +22,7 @@
 import { JepsenError, JepsenErrorCode, invariant } from './errors.js';
 import type { HistoryOp, Operation } from './history.js';
 import { pairHistory } from './history.js';
+import { harnessClock as clock } from './clock.js';
 
 /** Search steps (entries visited) allowed per key before the checker answers `unknown` for that key. */
 export const DEFAULT_MAX_SEARCH_STEPS_PER_KEY = 5_000_000;
@@ -603,7 +604,7 @@ export function checkLinearizable(
   history: readonly HistoryOp[] | readonly Operation[],
   options: LinearizabilityOptions = {},
 ): LinearizabilityResult {
-  const started = performance.now();
+  const started = clock.monotonicMs();
   const limits: SearchLimits = {
     maxSteps: options.maxSearchStepsPerKey ?? DEFAULT_MAX_SEARCH_STEPS_PER_KEY,
     maxCacheBytes: options.maxCacheBytes ?? DEFAULT_MAX_CACHE_BYTES,
@@ -674,7 +675,7 @@ export function checkLinearizable(
     searchSteps: steps,
     cacheEntries,
     unknownKeys,
-    elapsedMs: performance.now() - started,
+    elapsedMs: clock.monotonicMs() - started,
   };
   if (counterexample !== undefined) return { valid: false, counterexample, stats };
   return { valid: unknownKeys.length > 0 ? 'unknown' : true, stats };

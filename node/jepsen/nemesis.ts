@@ -16,10 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { SeededRng } from '../../consensus/rng.js';
 import { JepsenError, JepsenErrorCode, invariant, silentLogger, type JepsenLogger } from './errors.js';
 import type { HistoryRecorder } from './history.js';
-import { SystemClock } from '../clock.js';
-
-/** The real clock (node/clock.ts): this module has no injected one. */
-const clock = new SystemClock();
+import { harnessClock as clock } from './clock.js';
 
 export type NodeName = string;
 
@@ -602,9 +599,9 @@ export class NemesisRunner {
 
   /** Runs `schedule` from now; stops early (without healing) when `signal` aborts. */
   async run(schedule: readonly NemesisEvent[], signal?: AbortSignal): Promise<void> {
-    const startedMs = performance.now();
+    const startedMs = clock.monotonicMs();
     for (const event of schedule) {
-      const waitMs = event.atMs - (performance.now() - startedMs);
+      const waitMs = event.atMs - (clock.monotonicMs() - startedMs);
       if (waitMs > 0) await sleep(waitMs, signal);
       if (signal?.aborted) return;
       await this.apply(event.action);

@@ -17,10 +17,8 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { JepsenError, JepsenErrorCode, invariant, silentLogger, type JepsenLogger } from './errors.js';
 import type { Cut, NetworkController, NodeName } from './nemesis.js';
-import { SystemClock, type TimerHandle } from '../clock.js';
-
-/** The real clock (node/clock.ts): this module has no injected one. */
-const clock = new SystemClock();
+import type { TimerHandle } from '../clock.js';
+import { harnessClock as clock } from './clock.js';
 
 /** Connections a single link (ordered pair) may carry at once; libp2p keeps one or two per peer. */
 export const DEFAULT_MAX_CONNECTIONS_PER_LINK = 64;
@@ -69,7 +67,7 @@ class Pipe {
   ) {
     source.on('data', (chunk: Buffer) => {
       const delayMs = this.net.delayOf(from, to);
-      const due = Math.max(this.lastDueMs, performance.now() + delayMs);
+      const due = Math.max(this.lastDueMs, clock.monotonicMs() + delayMs);
       this.lastDueMs = due;
       this.queue.push({ chunk, dueMs: due });
       this.heldBytes += chunk.length;
@@ -89,7 +87,7 @@ class Pipe {
       this.timer?.cancel();
       this.timer = undefined;
     }
-    const now = performance.now();
+    const now = clock.monotonicMs();
     while (this.queue.length > 0) {
       const head = this.queue[0];
       if (head.dueMs > now) {

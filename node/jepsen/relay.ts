@@ -13,10 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { JepsenError, JepsenErrorCode } from './errors.js';
 import { RELAY_REFUSED_HEADER } from './rpc.js';
-import { SystemClock } from '../clock.js';
-
-/** The real clock (node/clock.ts): this module has no injected one. */
-const clock = new SystemClock();
+import { harnessClock as clock } from './clock.js';
 
 /** Time allowed for the relay to start listening on a new socket. */
 export const RELAY_LISTEN_TIMEOUT_MS = 10_000;

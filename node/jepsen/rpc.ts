@@ -12,10 +12,7 @@
 
 import { request, Agent } from 'node:http';
 import { RpcCallError, RpcTransportError, RpcTransportErrorCode } from '../rpc/client.js';
-import { SystemClock } from '../clock.js';
-
-/** The real clock (node/clock.ts): this module has no injected one. */
-const clock = new SystemClock();
+import { harnessClock as clock } from './clock.js';
 
 /** Set by the relay on its answer when the node refused its dial: nothing of the request was sent. */
 export const RELAY_REFUSED_HEADER = 'x-jepsen-relay-refused';

@@ -45,10 +45,8 @@ import {
   type Workload,
   type WorkloadName,
 } from './workload.js';
-import { SystemClock, sleepMs } from '../clock.js';
-
-/** The real clock (node/clock.ts): this module has no injected one. */
-const clock = new SystemClock();
+import { sleepMs } from '../clock.js';
+import { harnessClock as clock } from './clock.js';
 
 /** Process ids of workload k are PROCESS_RANGE*k ... (a retired process's replacement stays in range). */
 export const PROCESS_RANGE = 1_000_000;
@@ -109,10 +107,10 @@ export async function runJepsenDetailed(
   options: JepsenOptions,
   extras: RunJepsenExtras = {},
 ): Promise<JepsenRunResult> {
-  const t0 = performance.now();
+  const t0 = clock.monotonicMs();
   const write = extras.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   // Each line carries the seconds since the run began: where a slow run spends its time shows.
-  const out = (line: string): void => write(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${line}`);
+  const out = (line: string): void => write(`[${((clock.monotonicMs() - t0) / 1000).toFixed(1)} s] ${line}`);
   const log = extras.log ?? silentLogger;
   const outDir = resolve(options.outDir);
   await mkdir(outDir, { recursive: true });
@@ -350,9 +348,9 @@ async function runSchedule(
   signal: AbortSignal,
   onError: (e: NemesisEvent, err: unknown) => void,
 ): Promise<void> {
-  const startedMs = performance.now();
+  const startedMs = clock.monotonicMs();
   for (const event of schedule) {
-    const waitMs = event.atMs - (performance.now() - startedMs);
+    const waitMs = event.atMs - (clock.monotonicMs() - startedMs);
     if (waitMs > 0) await sleep(waitMs, signal);
     if (signal.aborted) return;
     try {
@@ -364,8 +362,8 @@ async function runSchedule(
 }
 
 async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number, pollMs = 200): Promise<T | undefined> {
-  const deadline = clock.wallMs() + timeoutMs;
-  while (clock.wallMs() < deadline) {
+  const deadline = clock.monotonicMs() + timeoutMs;
+  while (clock.monotonicMs() < deadline) {
     const v = await f();
     if (v !== undefined) return v;
     await sleep(pollMs);
@@ -378,7 +376,7 @@ async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number, po
  * (TigerBeetle's simulator checks safety, then that a healed cluster makes progress.)
  */
 async function checkRecovery(cluster: JepsenCluster, ctx: ClientContext): Promise<CheckerVerdict> {
-  const started = clock.wallMs();
+  const started = clock.monotonicMs();
   const leader = await waitFor(() => cluster.agreedLeader(), RECOVERY_TIMEOUT_MS);
   if (leader === undefined)
     return {
@@ -392,9 +390,9 @@ async function checkRecovery(cluster: JepsenCluster, ctx: ClientContext): Promis
     };
   const client = new RpcJepsenClient(leader, ctx);
   try {
-    const deadline = clock.wallMs() + RECOVERY_TIMEOUT_MS;
+    const deadline = clock.monotonicMs() + RECOVERY_TIMEOUT_MS;
     let last = '';
-    while (clock.wallMs() < deadline) {
+    while (clock.monotonicMs() < deadline) {
       const r = await client.invoke(
         { f: 'put', value: { key: 'jepsen-recovery', value: String(clock.wallMs()) } },
         AbortSignal.timeout(RECOVERY_WRITE_TIMEOUT_MS),
@@ -403,7 +401,7 @@ async function checkRecovery(cluster: JepsenCluster, ctx: ClientContext): Promis
         return {
           name: 'recovery',
           valid: true,
-          stats: { leader, msToCommitAfterHeal: clock.wallMs() - started, liveNodes: cluster.liveSlots().length },
+          stats: { leader, msToCommitAfterHeal: clock.monotonicMs() - started, liveNodes: cluster.liveSlots().length },
         };
       last = r.error;
       await sleep(200);

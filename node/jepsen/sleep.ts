@@ -1,10 +1,8 @@
 // One sleep for the Jepsen harness: resolves after `ms`, or at once when `signal` aborts (a run that
 // is being stopped must not wait out its pauses). Never rejects: callers check the signal themselves.
 
-import { SystemClock } from '../clock.js';
+import { harnessClock as clock } from './clock.js';
 
-/** The real clock (node/clock.ts): this module has no injected one. */
-const clock = new SystemClock();
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();

@@ -10,10 +10,8 @@
 import { SeededRng } from '../../consensus/rng.js';
 import { invariant } from './errors.js';
 import type { HistoryRecorder } from './history.js';
-import { SystemClock, type TimerHandle } from '../clock.js';
-
-/** The real clock (node/clock.ts): this module has no injected one. */
-const clock = new SystemClock();
+import type { TimerHandle } from '../clock.js';
+import { harnessClock as clock } from './clock.js';
 
 export type WorkloadName = 'register' | 'bank' | 'append' | 'privacy';
 
@@ -140,14 +138,14 @@ export async function runClients(options: RunClientsOptions): Promise<RunClients
   invariant(options.concurrency >= 1, 'concurrency must be at least 1');
   invariant(options.opTimeoutMs > 0, 'opTimeoutMs must be positive');
   const rng = new SeededRng(options.seed);
-  const deadline = performance.now() + options.durationMs;
+  const deadline = clock.monotonicMs() + options.durationMs;
   let seq = 0;
   const base = options.processBase ?? 0;
   let nextProcess = base + options.concurrency;
   const stats = { invoked: 0, ok: 0, fail: 0, info: 0, processesRetired: 0 };
   // Each worker paces itself to concurrency/rate seconds per op, with jitter so workers do not align.
   const periodMs = options.rateHz === undefined ? 0 : (1000 * options.concurrency) / options.rateHz;
-  const stopped = (): boolean => performance.now() >= deadline || options.signal?.aborted === true;
+  const stopped = (): boolean => clock.monotonicMs() >= deadline || options.signal?.aborted === true;
   const worker = async (slot: number): Promise<void> => {
     let process = base + slot;
     let client = options.clientFor(process);

@@ -4,22 +4,23 @@
 import { SeededRng } from '../../consensus/rng.js';
 import {
   HistoryRecorder,
-  ManualMonotonicClock,
   MemoryHistorySink,
   parseHistory,
   type HistoryOp,
   type Invocation,
 } from '../../node/jepsen/history.js';
+import { ManualClock } from '../../node/clock.js';
 
 /** Builds a history with the real recorder; `lines()` parses it back, so every test also validates it. */
 export class HistoryBuilder {
-  readonly clock = new ManualMonotonicClock();
+  /** Each line one millisecond after the last. */
+  readonly clock = new ManualClock(0);
   readonly sink = new MemoryHistorySink();
   readonly recorder = new HistoryRecorder({ sink: this.sink, clock: this.clock, maxBufferedOps: 1_000_000 });
   private readonly open = new Map<number, Invocation>();
 
   invoke(process: number, f: string, value: unknown): this {
-    this.clock.advanceNs(1_000_000);
+    this.clock.advance(1);
     this.open.set(process, this.recorder.invoke(process, f, value));
     return this;
   }
@@ -33,12 +34,12 @@ export class HistoryBuilder {
     return this.done(process, 'info', value, 'timeout');
   }
   nemesis(f: string, value: unknown): this {
-    this.clock.advanceNs(1_000_000);
+    this.clock.advance(1);
     this.recorder.nemesis(f, value);
     return this;
   }
   private done(process: number, type: 'ok' | 'fail' | 'info', value: unknown, error?: string): this {
-    this.clock.advanceNs(1_000_000);
+    this.clock.advance(1);
     const inv = this.open.get(process);
     if (inv === undefined) throw new Error(`test bug: process ${process} has nothing outstanding`);
     this.open.delete(process);

@@ -6,15 +6,18 @@ import { JepsenError, JepsenErrorCode, JepsenInvariantError } from '../../node/j
 import {
   FileHistorySink,
   HistoryRecorder,
-  ManualMonotonicClock,
   MemoryHistorySink,
-  hrtimeClock,
   nemesisIntervals,
   pairHistory,
   parseHistory,
   readHistoryFile,
   type HistorySink,
 } from '../../node/jepsen/history.js';
+import { ManualClock } from '../../node/clock.js';
+import { harnessClock } from '../../node/jepsen/clock.js';
+
+/** The recorder stamps lines in nanoseconds; the Clock counts (fractional) milliseconds. */
+const NS_PER_MS = 1_000_000;
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -45,15 +48,15 @@ const sinks: Array<[string, () => Promise<{ sink: HistorySink; text: () => Promi
 describe.each(sinks)('HistoryRecorder with %s', (_name, make) => {
   it('writes invoke/complete lines that parse back, with monotonic times and consecutive indexes', async () => {
     const { sink, text } = await make();
-    const clock = new ManualMonotonicClock(5_000n);
+    const clock = new ManualClock(5);
     const rec = new HistoryRecorder({ sink, clock, flushThresholdOps: 2 });
     const a = rec.invoke(0, 'put', { key: 'x', value: '1' }, 'n1');
-    clock.advanceNs(10);
+    clock.advance(10 / NS_PER_MS);
     const b = rec.invoke(1, 'get', { key: 'x' });
-    clock.advanceNs(10);
+    clock.advance(10 / NS_PER_MS);
     rec.ok(a, null);
     rec.nemesis('start-partition', { cuts: [['n1', 'n2']] });
-    clock.advanceNs(5);
+    clock.advance(5 / NS_PER_MS);
     rec.info(b, null, 'timeout');
     rec.nemesis('stop-partition', null);
     const c = rec.invoke(2, 'cas', { key: 'x', expect: '1', value: '2' });
@@ -78,7 +81,7 @@ describe.each(sinks)('HistoryRecorder with %s', (_name, make) => {
 
   it('keeps Jepsen process rules: one outstanding op per process, no invoke after info', async () => {
     const { sink } = await make();
-    const rec = new HistoryRecorder({ sink, clock: hrtimeClock });
+    const rec = new HistoryRecorder({ sink, clock: harnessClock });
     const a = rec.invoke(0, 'get', { key: 'x' });
     expect(() => rec.invoke(0, 'get', { key: 'x' })).toThrow(JepsenInvariantError);
     rec.info(a, null, 'timeout');
@@ -103,7 +106,7 @@ describe('HistoryRecorder buffer limit', () => {
     };
     const rec = new HistoryRecorder({
       sink: slowSink,
-      clock: new ManualMonotonicClock(),
+      clock: new ManualClock(0),
       maxBufferedOps: 4,
       flushThresholdOps: 1,
     });
