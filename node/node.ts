@@ -218,6 +218,7 @@ export class QuorateNode {
           : undefined,
       admitAlso: (extra) => this.peers.updatePeers(extra),
       assertRunning: () => this.assertRunning(),
+      keys: { localPeerId: transport.localPeerId, enclaveKeys: io.enclaveKeys, privacy: io.privacy },
     });
     this.forwarder = new TxForwarder(options.forward, {
       transport,
@@ -307,6 +308,7 @@ export class QuorateNode {
       members: (from) => this.peers.answerMembers(from),
       whoami: (from) => ({ raftId: findMemberByPeerId(this.applier.membership, from)?.raftId ?? null }),
       admin: (from, req, signal) => this.admin.answer(from, req, signal),
+      prove: (from, challenge, verifierKey) => this.admin.prove(from, challenge, verifierKey),
     });
     this.membershipChanged();
     await transport.start();
