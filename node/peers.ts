@@ -48,6 +48,13 @@ const MAX_WARNED_PEERS = 1_024;
 export const REFUSAL_CONFIRM_INTERVAL_MS = 2_000;
 
 /**
+ * A member just removed stays admitted (dialled, its connection kept) this long: the messages
+ * that carry the commit of its own removal still reach it, so it applies the removal and stops
+ * itself (its own log is what it obeys) instead of campaigning, cut off, forever.
+ */
+export const REMOVED_MEMBER_GRACE_MS = 5_000;
+
+/**
  * How many members must say this node is refused before it stops: a majority of the members,
  * where this node cannot refuse itself, so at most every other member. 2 or 3 members: every
  * other one; 4: three; 5: three; 7: four. One lying member can never stop a node of a cluster
@@ -123,6 +130,11 @@ export class PeerAdmission {
    */
   private vouched = new Map<string, { raftId: number; addrs: readonly string[] }>();
   private noLeaderSinceMs: number | undefined;
+  /** Members as of the last updatePeers (peer id → addresses), to notice one that left. */
+  private lastMembers = new Map<string, readonly string[]>();
+  /** Members just removed, still admitted until `untilMs` (REMOVED_MEMBER_GRACE_MS). */
+  private readonly leaving = new Map<string, { addrs: readonly string[]; untilMs: number }>();
+  private leavingTimer: TimerHandle | undefined;
   private joinTimer: TimerHandle | undefined;
   private readonly warned = new Set<string>();
   /** Members (peer id → their reason) whose latest `ident` answer said this node is refused. */
@@ -204,12 +216,33 @@ export class PeerAdmission {
     for (const [peerId, v] of this.vouched) if (peerId !== self) peers.set(peerId, { peerId, addrs: v.addrs });
     for (const m of membership.members)
       if (m.peerId !== self) peers.set(m.peerId, { peerId: m.peerId, addrs: m.p2pAddrs });
+    for (const [peerId, l] of this.leavingPeers(membership))
+      if (peerId !== self && !peers.has(peerId)) peers.set(peerId, { peerId, addrs: l.addrs });
     for (const p of extra) peers.set(p.peerId, p);
     transport.setPeers(
       [...peers.values()].map((p) =>
         addressOverrides?.has(p.peerId) ? { peerId: p.peerId, addrs: addressOverrides.get(p.peerId)! } : p,
       ),
     );
+  }
+
+  /**
+   * Members that left since the last call are remembered for REMOVED_MEMBER_GRACE_MS (then a
+   * timer calls updatePeers again, which drops them); returns the ones still within it.
+   */
+  private leavingPeers(membership: MembershipState): Map<string, { addrs: readonly string[]; untilMs: number }> {
+    const now = this.deps.clock.monotonicMs();
+    const current = new Map(membership.members.map((m) => [m.peerId, m.p2pAddrs]));
+    for (const [peerId, addrs] of this.lastMembers)
+      if (!current.has(peerId)) this.leaving.set(peerId, { addrs, untilMs: now + REMOVED_MEMBER_GRACE_MS });
+    this.lastMembers = current;
+    for (const [peerId, l] of this.leaving) if (l.untilMs <= now || current.has(peerId)) this.leaving.delete(peerId);
+    if (this.leaving.size > 0 && this.leavingTimer === undefined)
+      this.leavingTimer = this.deps.clock.setTimeout(() => {
+        this.leavingTimer = undefined;
+        this.updatePeers();
+      }, REMOVED_MEMBER_GRACE_MS);
+    return this.leaving;
   }
 
   /** Identifies every peer connected now (once this node has a raft id). */
@@ -425,10 +458,14 @@ export class PeerAdmission {
         } catch {
           continue; // that member is not reachable or does not know us yet: ask the next one
         }
-        const whoami = parseWhoamiReply(reply);
+        let whoami = parseWhoamiReply(reply);
+        const holder =
+          whoami.ok && whoami.raftId !== null ? findMember(this.deps.membership(), whoami.raftId) : undefined;
+        if (holder && holder.peerId !== this.deps.transport.localPeerId)
+          whoami = { ok: false, reason: `raft id ${holder.raftId} is member ${holder.name}'s here` };
         if (!whoami.ok) {
           this.warnOnce(
-            `whoami:${peerId}`,
+            `whoami:${peerId}:${whoami.reason}`,
             { via, reason: whoami.reason },
             'a peer answered whoami malformed; ignored',
           );
@@ -463,6 +500,8 @@ export class PeerAdmission {
 
   stopWaiting(): void {
     this.joinTimer?.cancel();
+    this.leavingTimer?.cancel();
+    this.leavingTimer = undefined;
   }
 
   warnOnce(peer: string, obj: Record<string, unknown>, msg: string): void {

@@ -30,7 +30,7 @@ export type ProcessFaultKind = 'unhandledRejection' | 'uncaughtException';
 
 /**
  * The faults a node process logged (its counts, as seen from outside the process: a test of real
- * processes reads each node's log). Counts the JSON lines at level `error` (50) or above whose
+ * processes reads each node's log). Counts the JSON lines at level `error` or `fatal` whose
  * `kind` is a ProcessFaultKind; other lines, and lines that are not JSON, are skipped.
  */
 export function faultsInLog(text: string): { unhandledRejections: number; uncaughtExceptions: number } {
@@ -43,7 +43,9 @@ export function faultsInLog(text: string): { unhandledRejections: number; uncaug
     } catch {
       continue;
     }
-    if (typeof o.level === 'number' && o.level < 50) continue;
+    // The node logs level labels (node/log.ts); plain pino logs numbers (error = 50).
+    const atError = o.level === 'error' || o.level === 'fatal' || (typeof o.level === 'number' && o.level >= 50);
+    if (!atError) continue;
     if (o.kind === 'unhandledRejection') out.unhandledRejections++;
     else if (o.kind === 'uncaughtException') out.uncaughtExceptions++;
   }

@@ -3,7 +3,7 @@
 // counted by the same handler a node process runs (here with a recorded stop and exit instead of
 // stopping the test process), and the suite asserts the counts are 0 at its end.
 
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { installProcessGuards, processFaults, resetProcessFaults } from '../../node/process-guards.js';
 
 export interface FaultWatch {
@@ -32,4 +32,22 @@ export function watchProcessFaults(): FaultWatch {
     },
     stop: uninstall,
   };
+}
+
+/**
+ * For a whole test file: the guard counts from the file's first hook to its last, and the file
+ * fails (in afterAll) if anything was counted. Call once at the top level of the file.
+ */
+export function guardFile(): void {
+  let watch: FaultWatch | undefined;
+  beforeAll(() => {
+    watch = watchProcessFaults();
+  });
+  afterAll(() => {
+    try {
+      watch?.expectNone();
+    } finally {
+      watch?.stop();
+    }
+  });
 }
