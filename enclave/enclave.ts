@@ -8,6 +8,7 @@
 import nacl from 'tweetnacl';
 import { assert, EnclaveError, EnclaveErrorCode } from './errors.js';
 import type { BoxKeyPair } from './keyfile.js';
+import { type KeyProof, type KeyProofRequest, proveKeyPossession } from './key-proof.js';
 import { type KeyStore, MAX_KEYS_PER_ENCLAVE } from './keystore.js';
 import {
   bytesEqual,
@@ -50,6 +51,11 @@ export interface Enclave {
    * held here, DecryptionFailed, LimitExceeded.
    */
   addRecipients(encoded: EncodedPayload, recipients: readonly Uint8Array[]): Promise<EncodedPayload>;
+  /**
+   * Proves possession of every key of publicKeys() (in that order) for a verifier's fresh
+   * challenge, bound to `binding` (enclave/key-proof.ts). Throws InvalidKey on a malformed request.
+   */
+  proveKeys(request: KeyProofRequest, binding: Uint8Array): Promise<KeyProof[]>;
 }
 
 /**
@@ -248,6 +254,10 @@ export class NaclEnclave implements Enclave {
 
   payloadFor(encoded: EncodedPayload, recipientKey: Uint8Array): EncodedPayload {
     return recipientCopy(encoded, recipientKey);
+  }
+
+  async proveKeys(request: KeyProofRequest, binding: Uint8Array): Promise<KeyProof[]> {
+    return proveKeyPossession(this.order, request, binding);
   }
 
   async addRecipients(encoded: EncodedPayload, recipients: readonly Uint8Array[]): Promise<EncodedPayload> {

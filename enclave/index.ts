@@ -5,3 +5,4 @@ export * from './keyfile.js';
 export * from './sealed.js';
 export * from './keystore.js';
 export * from './enclave.js';
+export * from './key-proof.js';

@@ -7,10 +7,24 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ConfChange, ConfState, RaftId } from '../consensus/index.js';
+import {
+  createKeyProofChallenge,
+  KEY_PROOF_BOX_BYTES,
+  KEY_PROOF_NONCE_BYTES,
+  keyToBase64,
+  verifyKeyProof,
+} from '../enclave/index.js';
 import type { PeerAddress } from '../p2p/transport.js';
 import { raceDeadline, sleep } from './abort.js';
 import type { Clock } from './clock.js';
-import type { AdminRequest, ControlChannel, ExpectedIdentity, SelfDescription } from './control.js';
+import {
+  canonicalBase64,
+  type AdminRequest,
+  type ControlChannel,
+  type ExpectedIdentity,
+  type ProveReply,
+  type SelfDescription,
+} from './control.js';
 import { toNodeError } from './error-map.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import {
@@ -25,6 +39,7 @@ import {
   validateMemberIn,
 } from './membership.js';
 import { splitPeerAddress } from './peers.js';
+import type { PrivacyProvider } from './privacy-provider.js';
 
 export interface AdminOptions {
   /** How long a membership change or leadership transfer may take before its outcome is reported unknown. */
@@ -40,6 +55,15 @@ const HELLO_REQUEST_TIMEOUT_MS = 2_000;
 const HELLO_RETRY_MS = 200;
 /** Extra time a forwarded change gets on top of the leader's own deadline (the round trip). */
 const FORWARDED_CHANGE_MARGIN_MS = 2_000;
+/** How long the new node gets to answer the enclave-key proof (one NaCl box per key it announced). */
+export const KEY_PROOF_TIMEOUT_MS = 5_000;
+/**
+ * Key proofs a node answers per KEY_PROOF_WINDOW_MS at most (each costs one X25519 per enclave
+ * key, ~1 ms each in tweetnacl); past it a `prove` is answered Unavailable and the member retries
+ * with its next raft_addPeer.
+ */
+export const MAX_KEY_PROOFS_PER_WINDOW = 8;
+export const KEY_PROOF_WINDOW_MS = 1_000;
 
 /** What administration needs of the Raft driver (a narrow view of RaftDriver). */
 export interface AdminRaft {
@@ -62,6 +86,12 @@ export interface MembershipAdminDeps {
   readonly admitAlso: (extra: PeerAddress[]) => void;
   /** Throws Unavailable unless the node runs (not stopped, removed, failed, or still joining). */
   readonly assertRunning: () => void;
+  /** This node as a key holder: its peer id, the enclave keys it announces, and what proves them. */
+  readonly keys: {
+    readonly localPeerId: string;
+    readonly enclaveKeys: readonly string[];
+    readonly privacy: PrivacyProvider | undefined;
+  };
 }
 
 interface Waiter {
@@ -74,6 +104,8 @@ export class MembershipAdmin {
   /** Waiters of changes applied in the current Ready, released by afterReady (after advance). */
   private dueAfterAdvance: Array<() => void> = [];
   private readonly waiters = new Set<Waiter>();
+  private proofWindowStartMs = 0;
+  private proofsInWindow = 0;
 
   constructor(
     private readonly options: AdminOptions,
@@ -107,6 +139,39 @@ export class MembershipAdmin {
     if (!findMemberByPeerId(this.deps.membership(), from))
       throw new NodeError(NodeErrorCode.MembershipChangeInvalid, 'not a member');
     return this.runLocally(req, signal);
+  }
+
+  /**
+   * The control channel's `prove`: a member about to add this node asks it to prove that it holds
+   * the enclave keys its `hello` announced. One proof per announced key, in that order, bound to
+   * this node's and the asking peer's ids (keyProofBinding). Rate-limited (MAX_KEY_PROOFS_PER_WINDOW).
+   */
+  async prove(from: string, challenge: Uint8Array, verifierKey: Uint8Array): Promise<ProveReply> {
+    const now = this.deps.clock.monotonicMs();
+    if (now - this.proofWindowStartMs >= KEY_PROOF_WINDOW_MS) {
+      this.proofWindowStartMs = now;
+      this.proofsInWindow = 0;
+    }
+    if (this.proofsInWindow >= MAX_KEY_PROOFS_PER_WINDOW)
+      throw new NodeError(
+        NodeErrorCode.Unavailable,
+        `more than ${MAX_KEY_PROOFS_PER_WINDOW} key proofs asked within ${KEY_PROOF_WINDOW_MS} ms: retry`,
+      );
+    this.proofsInWindow++;
+    const { enclaveKeys, privacy, localPeerId } = this.deps.keys;
+    if (enclaveKeys.length === 0) return { proofs: [] };
+    if (!privacy?.proveKeys)
+      throw new NodeError(NodeErrorCode.PrivacyUnavailable, 'this node has no enclave to prove its keys with');
+    const proofs = await privacy.proveKeys({ challenge, verifierKey }, keyProofBinding(localPeerId, from));
+    const byKey = new Map(proofs.map((p) => [keyToBase64(p.key), p]));
+    return {
+      proofs: enclaveKeys.map((key) => {
+        const p = byKey.get(key);
+        if (!p)
+          throw new NodeError(NodeErrorCode.PrivacyUnavailable, `the enclave holds no private key for ${key}`, { key });
+        return { key, nonce: Buffer.from(p.nonce).toString('base64'), box: Buffer.from(p.box).toString('base64') };
+      }),
+    };
   }
 
   /** A change applied (ApplyHooks.membershipChanged): its caller is answered after this Ready's advance. */
@@ -230,6 +295,9 @@ export class MembershipAdmin {
       };
       validateMemberIn(this.deps.membership(), member);
       checkExpectedIdentity(member, expect);
+      // Announced keys become this party's keys in every member's key directory: the joiner must
+      // hold them, not merely know them (they are public).
+      if (member.enclaveKeys.length > 0) await this.checkKeyProof(peerId, member.enclaveKeys, signal);
       await this.proposeChange(raft, op, raftId, member, signal);
       return raftId;
     } finally {
@@ -265,6 +333,53 @@ export class MembershipAdmin {
       NodeErrorCode.Unavailable,
       `could not reach the new node at ${p2pAddress} within ${JOIN_HELLO_TIMEOUT_MS} ms (is it running with --join?): ${why}`,
     );
+  }
+
+  /**
+   * Asks the new node to prove that it holds the private half of every enclave key it announced
+   * (enclave/key-proof.ts): a fresh challenge and ephemeral key per call, so no recorded answer
+   * opens again; bound to the joiner's and this node's peer ids, so relaying the challenge to the
+   * real key holder fails. Throws MembershipChangeInvalid naming the first key not proven.
+   */
+  private async checkKeyProof(peerId: string, keys: readonly string[], signal?: AbortSignal): Promise<void> {
+    const challenge = createKeyProofChallenge();
+    const refuse = (why: string): never => {
+      throw new NodeError(
+        NodeErrorCode.MembershipChangeInvalid,
+        `the new node did not prove it holds its enclave keys: ${why}`,
+        { peerId },
+      );
+    };
+    let reply: unknown;
+    try {
+      reply = await this.deps.control.request(
+        peerId,
+        {
+          type: 'prove',
+          challenge: Buffer.from(challenge.request.challenge).toString('base64'),
+          verifierKey: Buffer.from(challenge.request.verifierKey).toString('base64'),
+        },
+        KEY_PROOF_TIMEOUT_MS,
+        signal,
+      );
+    } catch (err) {
+      if (err instanceof NodeError && err.code !== NodeErrorCode.Timeout && err.code !== NodeErrorCode.Unavailable)
+        refuse(err.message);
+      throw err;
+    }
+    const proofs = parseProveReply(reply);
+    if (typeof proofs === 'string') return refuse(proofs);
+    if (proofs.length !== keys.length) refuse(`${proofs.length} proofs for ${keys.length} keys`);
+    const binding = keyProofBinding(peerId, this.deps.keys.localPeerId);
+    try {
+      keys.forEach((key, i) => {
+        const p = proofs[i];
+        if (p.key !== key) refuse(`proof ${i} is for ${p.key}, not ${key}`);
+        if (!verifyKeyProof(challenge, Buffer.from(key, 'base64'), p, binding)) refuse(`key ${key} not proven`);
+      });
+    } finally {
+      challenge.verifierSecret.fill(0); // one check only: no later answer opens under it
+    }
   }
 
   /** Proposes a change and resolves once it is applied here (so: committed). */
@@ -343,3 +458,31 @@ function sameUrl(a: string, b: string): boolean {
     return a === b;
   }
 }
+
+/** What a key proof is bound to: the prover's and the verifier's Noise-authenticated peer ids. */
+export function keyProofBinding(proverPeerId: string, verifierPeerId: string): Uint8Array {
+  return new TextEncoder().encode(`${proverPeerId}\n${verifierPeerId}`);
+}
+
+/** A `prove` reply, strictly: `{ proofs: [{ key, nonce, box }] }` with exact lengths; else the reason. */
+export function parseProveReply(v: unknown): Array<{ key: string; nonce: Uint8Array; box: Uint8Array }> | string {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'the reply is not an object';
+  const o = v as Record<string, unknown>;
+  if (Object.keys(o).length !== 1 || !Array.isArray(o.proofs)) return 'the reply wants exactly a list "proofs"';
+  const out: Array<{ key: string; nonce: Uint8Array; box: Uint8Array }> = [];
+  for (const p of o.proofs.slice(0, MAX_PROOFS_READ) as unknown[]) {
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) return 'a proof is not an object';
+    const q = p as Record<string, unknown>;
+    if (Object.keys(q).length !== 3) return 'a proof wants exactly key, nonce and box';
+    const nonce = canonicalBase64(q.nonce, KEY_PROOF_NONCE_BYTES);
+    const box = canonicalBase64(q.box, KEY_PROOF_BOX_BYTES);
+    if (typeof q.key !== 'string' || canonicalBase64(q.key, 32) === undefined || !nonce || !box)
+      return 'a proof has a field of the wrong type or length';
+    out.push({ key: q.key, nonce, box });
+  }
+  if (o.proofs.length > MAX_PROOFS_READ) return `more than ${MAX_PROOFS_READ} proofs`;
+  return out;
+}
+
+/** Proofs read from one reply at most (a member announces at most 64 enclave keys). */
+const MAX_PROOFS_READ = 64;

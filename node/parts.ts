@@ -171,6 +171,7 @@ export function buildParts(options: NodeOptions, io: NodeIo, host: NodeHost): No
     raft: () => (raft.running ? raft : undefined),
     admitAlso: (extra) => parts.peers.updatePeers(extra),
     assertRunning: () => host.assertRunning(),
+    keys: { localPeerId: transport.localPeerId, enclaveKeys: io.enclaveKeys, privacy: io.privacy },
   });
   parts.forwarder = new TxForwarder(options.forward, {
     transport,
@@ -275,5 +276,6 @@ export function serveChannels(options: NodeOptions, io: NodeIo, parts: NodeParts
     members: (from) => peers.answerMembers(from),
     whoami: (from) => ({ raftId: findMemberByPeerId(applier.membership, from)?.raftId ?? null }),
     admin: (from, req, signal) => admin.answer(from, req, signal),
+    prove: (from, challenge, verifierKey) => admin.prove(from, challenge, verifierKey),
   });
 }

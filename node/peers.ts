@@ -13,7 +13,7 @@ import { parsePeerAddress } from '../p2p/address.js';
 import type { PeerAddress, PeerTransport } from '../p2p/transport.js';
 import { MAX_INCARNATION_CHARS } from './chain/index.js';
 import type { Clock, TimerHandle } from './clock.js';
-import type { ControlChannel, IdentReply, MemberAddress } from './control.js';
+import { parseWhoamiReply, type ControlChannel, type IdentReply, type MemberAddress } from './control.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import {
@@ -40,6 +40,29 @@ export const MAX_KNOWN_INCARNATIONS = 4_096;
 export const JOIN_POLL_MS = 500;
 /** Peers warned about once each at most (a bound on the set that remembers them). */
 const MAX_WARNED_PEERS = 1_024;
+/**
+ * After a member says this node is refused, the other members are asked again (to confirm or
+ * not) at most this often: a lying member answering every ident with `refused` cannot make this
+ * node flood the others.
+ */
+export const REFUSAL_CONFIRM_INTERVAL_MS = 2_000;
+
+/**
+ * A member just removed stays admitted (dialled, its connection kept) this long: the messages
+ * that carry the commit of its own removal still reach it, so it applies the removal and stops
+ * itself (its own log is what it obeys) instead of campaigning, cut off, forever.
+ */
+export const REMOVED_MEMBER_GRACE_MS = 5_000;
+
+/**
+ * How many members must say this node is refused before it stops: a majority of the members,
+ * where this node cannot refuse itself, so at most every other member. 2 or 3 members: every
+ * other one; 4: three; 5: three; 7: four. One lying member can never stop a node of a cluster
+ * of three or more.
+ */
+export function refusalQuorum(members: number, others: number): number {
+  return Math.max(1, Math.min(Math.floor(members / 2) + 1, others));
+}
 
 export interface BootstrapPeer {
   readonly raftId: number;
@@ -69,7 +92,10 @@ export interface PeerAdmissionDeps {
   readonly membership: () => MembershipState;
   /** The leader this node knows (0: none). */
   readonly leader: () => number;
-  /** A peer said this node's identity is refused (its data directory was replaced): the node must stop. */
+  /**
+   * The node must stop: a majority of the members said this node's identity is refused (its data
+   * directory was replaced), or joining failed past recovery.
+   */
   readonly onRefused: (err: NodeError) => void;
 }
 
@@ -104,8 +130,16 @@ export class PeerAdmission {
    */
   private vouched = new Map<string, { raftId: number; addrs: readonly string[] }>();
   private noLeaderSinceMs: number | undefined;
+  /** Members as of the last updatePeers (peer id → addresses), to notice one that left. */
+  private lastMembers = new Map<string, readonly string[]>();
+  /** Members just removed, still admitted until `untilMs` (REMOVED_MEMBER_GRACE_MS). */
+  private readonly leaving = new Map<string, { addrs: readonly string[]; untilMs: number }>();
+  private leavingTimer: TimerHandle | undefined;
   private joinTimer: TimerHandle | undefined;
   private readonly warned = new Set<string>();
+  /** Members (peer id → their reason) whose latest `ident` answer said this node is refused. */
+  private readonly refusedBy = new Map<string, string>();
+  private lastConfirmAskMs: number | undefined;
   private readonly log: Logger;
 
   constructor(private readonly deps: PeerAdmissionDeps) {
@@ -182,12 +216,33 @@ export class PeerAdmission {
     for (const [peerId, v] of this.vouched) if (peerId !== self) peers.set(peerId, { peerId, addrs: v.addrs });
     for (const m of membership.members)
       if (m.peerId !== self) peers.set(m.peerId, { peerId: m.peerId, addrs: m.p2pAddrs });
+    for (const [peerId, l] of this.leavingPeers(membership))
+      if (peerId !== self && !peers.has(peerId)) peers.set(peerId, { peerId, addrs: l.addrs });
     for (const p of extra) peers.set(p.peerId, p);
     transport.setPeers(
       [...peers.values()].map((p) =>
         addressOverrides?.has(p.peerId) ? { peerId: p.peerId, addrs: addressOverrides.get(p.peerId)! } : p,
       ),
     );
+  }
+
+  /**
+   * Members that left since the last call are remembered for REMOVED_MEMBER_GRACE_MS (then a
+   * timer calls updatePeers again, which drops them); returns the ones still within it.
+   */
+  private leavingPeers(membership: MembershipState): Map<string, { addrs: readonly string[]; untilMs: number }> {
+    const now = this.deps.clock.monotonicMs();
+    const current = new Map(membership.members.map((m) => [m.peerId, m.p2pAddrs]));
+    for (const [peerId, addrs] of this.lastMembers)
+      if (!current.has(peerId)) this.leaving.set(peerId, { addrs, untilMs: now + REMOVED_MEMBER_GRACE_MS });
+    this.lastMembers = current;
+    for (const [peerId, l] of this.leaving) if (l.untilMs <= now || current.has(peerId)) this.leaving.delete(peerId);
+    if (this.leaving.size > 0 && this.leavingTimer === undefined)
+      this.leavingTimer = this.deps.clock.setTimeout(() => {
+        this.leavingTimer = undefined;
+        this.updatePeers();
+      }, REMOVED_MEMBER_GRACE_MS);
+    return this.leaving;
   }
 
   /** Identifies every peer connected now (once this node has a raft id). */
@@ -221,14 +276,11 @@ export class PeerAdmission {
         return;
       }
       if (reply.refused !== undefined) {
-        this.deps.onRefused(
-          new NodeError(
-            NodeErrorCode.Unavailable,
-            `refusing to run: ${reply.refused}. This node's data directory was lost or replaced while it was a member. Remove it (raft_removePeer ${self}) and add it again under a new id (quorate add-node).`,
-          ),
-        );
+        this.refusedBy.set(peerId, reply.refused);
+        this.checkRefusals(peerId);
         return;
       }
+      this.refusedBy.delete(peerId);
       // A node not yet given an id (started with --join) is not a member: nothing to remember.
       if (reply.raftId === 0) return;
       if ((await this.checkIncarnation(peerId, reply.raftId, reply.incarnation)) === undefined)
@@ -238,6 +290,47 @@ export class PeerAdmission {
     } finally {
       this.identInFlight.delete(peerId);
     }
+  }
+
+  /**
+   * A member said this node is refused. Obeyed (onRefused) only when this node's own applied log
+   * removed it, or a majority of the members say so (refusalQuorum); otherwise logged, and the
+   * other members are asked again (at most every REFUSAL_CONFIRM_INTERVAL_MS) to confirm or not.
+   */
+  private checkRefusals(peerId: string): void {
+    const self = this.deps.self();
+    const membership = this.deps.membership();
+    const localPeerId = this.deps.transport.localPeerId;
+    const others = membership.members.filter((m) => m.raftId !== self && m.peerId !== localPeerId);
+    for (const p of [...this.refusedBy.keys()]) if (!others.some((m) => m.peerId === p)) this.refusedBy.delete(p); // no longer a member
+    const needed = refusalQuorum(membership.members.length, others.length);
+    const removedHere = membership.removed.includes(self);
+    if (removedHere || this.refusedBy.size >= needed) {
+      const reasons = [...this.refusedBy.values()];
+      this.deps.onRefused(
+        new NodeError(
+          NodeErrorCode.Unavailable,
+          `refusing to run: ${removedHere ? `this node's log removed raft id ${self}` : reasons[0]} (${this.refusedBy.size} of ${membership.members.length} members refuse it). This node's data directory was lost or replaced while it was a member. Remove it (raft_removePeer ${self}) and add it again under a new id (quorate add-node).`,
+          { refusedBy: this.refusedBy.size, members: membership.members.length },
+        ),
+      );
+      return;
+    }
+    this.warnOnce(
+      `refused:${peerId}`,
+      { refusedBy: this.refusedBy.size, needed, reason: this.refusedBy.get(peerId) },
+      'a member says this node is refused; obeyed only once a majority of the members confirm',
+    );
+    const now = this.deps.clock.monotonicMs();
+    if (this.lastConfirmAskMs !== undefined && now - this.lastConfirmAskMs < REFUSAL_CONFIRM_INTERVAL_MS) return;
+    this.lastConfirmAskMs = now;
+    const connected = new Set(this.deps.transport.connectedPeers());
+    for (const m of others) if (!this.refusedBy.has(m.peerId) && connected.has(m.peerId)) void this.identify(m.peerId);
+  }
+
+  /** Members whose latest `ident` answer refused this node (tests, status). */
+  refusals(): number {
+    return this.refusedBy.size;
   }
 
   /** The server side of `ident`: checks the peer's claim and identifies it when consistent. */
@@ -359,19 +452,40 @@ export class PeerAdmission {
       for (const p of this.deps.bootstrapPeers ?? []) asked.set(p.peerId, p.raftId);
       for (const [peerId, via] of asked) {
         if (peerId === this.deps.transport.localPeerId) continue;
-        let id: unknown;
+        let reply: unknown;
         try {
-          id = (
-            (await this.deps.control.request(peerId, { type: 'whoami' }, CTL_QUERY_TIMEOUT_MS)) as {
-              raftId?: unknown;
-            }
-          ).raftId;
+          reply = await this.deps.control.request(peerId, { type: 'whoami' }, CTL_QUERY_TIMEOUT_MS);
         } catch {
           continue; // that member is not reachable or does not know us yet: ask the next one
         }
-        if (typeof id === 'number' && id > 0 && waiting()) {
-          this.log.info({ raftId: id, via }, 'joined the cluster');
-          await joined(id);
+        let whoami = parseWhoamiReply(reply);
+        const holder =
+          whoami.ok && whoami.raftId !== null ? findMember(this.deps.membership(), whoami.raftId) : undefined;
+        if (holder && holder.peerId !== this.deps.transport.localPeerId)
+          whoami = { ok: false, reason: `raft id ${holder.raftId} is member ${holder.name}'s here` };
+        if (!whoami.ok) {
+          this.warnOnce(
+            `whoami:${peerId}:${whoami.reason}`,
+            { via, reason: whoami.reason },
+            'a peer answered whoami malformed; ignored',
+          );
+          continue;
+        }
+        if (whoami.raftId !== null && waiting()) {
+          this.log.info({ raftId: whoami.raftId, via }, 'joined the cluster');
+          try {
+            await joined(whoami.raftId);
+          } catch (err) {
+            // Persisting the id or starting Raft failed: the node cannot run (never an escaped rejection).
+            this.deps.onRefused(
+              new NodeError(
+                NodeErrorCode.Unavailable,
+                `joining as raft id ${whoami.raftId} failed: ${err instanceof Error ? err.message : String(err)}`,
+                {},
+                { cause: err },
+              ),
+            );
+          }
           return;
         }
       }
@@ -386,6 +500,8 @@ export class PeerAdmission {
 
   stopWaiting(): void {
     this.joinTimer?.cancel();
+    this.leavingTimer?.cancel();
+    this.leavingTimer = undefined;
   }
 
   warnOnce(peer: string, obj: Record<string, unknown>, msg: string): void {

@@ -28,6 +28,8 @@ import {
   type Enclave,
   FileKeyStore,
   type KeyFileRef,
+  type KeyProof,
+  type KeyProofRequest,
   keyToBase64,
   NaclEnclave,
   PAYLOAD_HASH_BYTES,
@@ -314,6 +316,11 @@ export class NodePrivacy implements PrivacyProvider {
       );
     }
     return null;
+  }
+
+  /** PrivacyProvider.proveKeys: the enclave answers a member's key-possession challenge. */
+  proveKeys(request: KeyProofRequest, binding: Uint8Array): Promise<KeyProof[]> {
+    return this.durable.tm.proveKeys(request, binding);
   }
 
   // ---------------------------------------------------------------- REST, metrics, lifecycle

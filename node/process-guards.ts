@@ -25,6 +25,33 @@ export function resetProcessFaults(): void {
   processFaults.uncaughtExceptions = 0;
 }
 
+/** The `kind` field of the line a fault is logged with (what faultsInLog counts). */
+export type ProcessFaultKind = 'unhandledRejection' | 'uncaughtException';
+
+/**
+ * The faults a node process logged (its counts, as seen from outside the process: a test of real
+ * processes reads each node's log). Counts the JSON lines at level `error` or `fatal` whose
+ * `kind` is a ProcessFaultKind; other lines, and lines that are not JSON, are skipped.
+ */
+export function faultsInLog(text: string): { unhandledRejections: number; uncaughtExceptions: number } {
+  const out = { unhandledRejections: 0, uncaughtExceptions: 0 };
+  for (const line of text.split('\n')) {
+    if (!line.includes('"kind"')) continue;
+    let o: { level?: unknown; kind?: unknown };
+    try {
+      o = JSON.parse(line) as typeof o;
+    } catch {
+      continue;
+    }
+    // The node logs level labels (node/log.ts); plain pino logs numbers (error = 50).
+    const atError = o.level === 'error' || o.level === 'fatal' || (typeof o.level === 'number' && o.level >= 50);
+    if (!atError) continue;
+    if (o.kind === 'unhandledRejection') out.unhandledRejections++;
+    else if (o.kind === 'uncaughtException') out.uncaughtExceptions++;
+  }
+  return out;
+}
+
 export interface ProcessGuardsOptions {
   /** Where the fault is reported (pino's `error(obj, msg)` satisfies it). */
   readonly log: { error(obj: object, msg: string): void };
@@ -46,7 +73,7 @@ export function installProcessGuards(options: ProcessGuardsOptions): () => void 
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_FAULT_STOP_TIMEOUT_MS;
   let stopping = false;
 
-  const fault = (kind: 'unhandledRejection' | 'uncaughtException', err: unknown): void => {
+  const fault = (kind: ProcessFaultKind, err: unknown): void => {
     if (kind === 'unhandledRejection') processFaults.unhandledRejections++;
     else processFaults.uncaughtExceptions++;
     const e = err instanceof Error ? err : undefined;

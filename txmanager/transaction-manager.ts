@@ -20,6 +20,8 @@ import {
   encodePayload,
   keyFromBase64,
   keyToBase64,
+  type KeyProof,
+  type KeyProofRequest,
   MAX_PLAINTEXT_BYTES,
   mergePayloads,
   PAYLOAD_HASH_BYTES,
@@ -225,6 +227,14 @@ export class TransactionManager {
   /** This node's enclave public keys (base64). */
   publicKeys(): string[] {
     return this.ownKeys.map(keyToBase64);
+  }
+
+  /**
+   * Proves that this node holds the private half of each of its keys, for a member's fresh
+   * challenge (enclave/key-proof.ts): what a member asks before it adds this node to the cluster.
+   */
+  proveKeys(request: KeyProofRequest, binding: Uint8Array): Promise<KeyProof[]> {
+    return this.enclave.proveKeys(request, binding);
   }
 
   /** Every key this node knows and the node it lives on (GET /partyinfo/keys). */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { initCluster } from '../../node/cli/init.js';
 import { addNode } from '../../node/join.js';
+import { faultsInLog } from '../../node/process-guards.js';
 import { HttpRpcClient } from '../../node/rpc/client.js';
 import { readClusterDir, spawnNode, stopChild, type LocalNode } from '../../node/up.js';
 
@@ -110,6 +111,16 @@ export class ProcessCluster {
     throw new Error(
       `no leader among ${among.map((n) => n.name).join(', ')} within ${timeoutMs} ms\n${await this.logTails(among)}`,
     );
+  }
+
+  /**
+   * What each node's process guards logged (node/process-guards.ts): unhandled rejections and
+   * uncaught exceptions, by node name. A fault suite asserts every count is 0 at its end.
+   */
+  async processFaults(): Promise<Record<string, { unhandledRejections: number; uncaughtExceptions: number }>> {
+    const out: Record<string, { unhandledRejections: number; uncaughtExceptions: number }> = {};
+    for (const n of this.nodes) out[n.name] = faultsInLog(await readFile(n.logPath, 'utf8').catch(() => ''));
+    return out;
   }
 
   /** The last lines of each node's log, for a failure message. */

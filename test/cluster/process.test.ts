@@ -44,7 +44,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  // The process guards of every node (killed ones included) logged no unhandled rejection and no
+  // uncaught exception over the whole file.
+  const faults = await cluster.processFaults();
   await cluster.cleanup();
+  for (const [name, f] of Object.entries(faults))
+    expect(f, name).toEqual({ unhandledRejections: 0, uncaughtExceptions: 0 });
 }, 60_000);
 
 describe('a 3-node cluster of real processes', () => {

@@ -4,6 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { NodeError, NodeErrorCode } from '../../node/errors.js';
 import { TestCluster, waitFor, type HarnessNode } from './harness.js';
 import { generateAccountKey, signTransaction } from '../../node/chain/index.js';
+import { guardFile } from '../security/faults.js';
+
+// The process guards count unhandled rejections and uncaught exceptions over this file: 0 at its end.
+guardFile();
 
 const CHAIN_ID_OF = (h: HarnessNode): number => h.node.chainId;
 

@@ -8,6 +8,10 @@ import { ADDRESS_BYTES, PUBLIC_KEY_BYTES, generateAccountKey, signTransaction } 
 import { CHANNEL_TX, encodeTxBatch } from '../../node/forward.js';
 import { decodeTransaction, type Transaction } from '../../node/chain/index.js';
 import { TestCluster, waitFor, type HarnessNode } from '../node/harness.js';
+import { guardFile } from './faults.js';
+
+// The process guards count unhandled rejections and uncaught exceptions over this file: 0 at its end.
+guardFile();
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {

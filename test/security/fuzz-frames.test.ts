@@ -1,8 +1,9 @@
 // A member that lies on the wire: a genesis member whose node is replaced by a raw transport that
 // sends random and mutated frames on every p2p channel (raft, tx, ctl, blocks, tm/push,
 // tm/resend), both as messages and as requests, to every other member. The three honest nodes
-// must not crash (no fatal lifecycle, no unhandled rejection, no uncaught exception) and must keep
-// committing. Seeded: a failure prints its seed. QUORATE_FUZZ_SEEDS=N sweeps N seeds (default 1,
+// must not crash (no fatal lifecycle; the process guards, installed and counting, see no
+// unhandled rejection and no uncaught exception) and must keep committing. The liar also answers
+// ident with a well-formed `refused`: one member's word does not stop a node. Seeded: a failure prints its seed. QUORATE_FUZZ_SEEDS=N sweeps N seeds (default 1,
 // for the default suite); QUORATE_FUZZ_SEED=S replays one.
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import { CHANNEL_RAFT } from '../../node/node.js';
 import { CHANNEL_TM_PUSH, CHANNEL_TM_RESEND } from '../../node/party-transport.js';
 import { generateAccountKey, signTransaction } from '../../node/chain/index.js';
 import { TestCluster, waitFor, type HarnessNode } from '../node/harness.js';
+import { watchProcessFaults } from './faults.js';
 
 const CHANNELS = [CHANNEL_RAFT, CHANNEL_TX, CHANNEL_CTL, CHANNEL_BLOCKS, CHANNEL_TM_PUSH, CHANNEL_TM_RESEND];
 /** How long one seed fuzzes the cluster. */
@@ -115,10 +117,7 @@ async function commitOn(nodes: readonly HarnessNode[], leader: HarnessNode, tag:
 }
 
 async function fuzz(seed: number): Promise<void> {
-  const faults: unknown[] = [];
-  const onFault = (err: unknown): void => void faults.push(err);
-  process.on('unhandledRejection', onFault);
-  process.on('uncaughtException', onFault);
+  const faults = watchProcessFaults();
   try {
     // Four genesis members; node-4's node never starts: a raw transport speaks as it.
     cluster = new TestCluster({ nodes: 4 });
@@ -135,12 +134,21 @@ async function fuzz(seed: number): Promise<void> {
       t.onMessage(c, (_from, data) => keep(data));
       t.onRequest(c, async (_from, data) => {
         keep(data);
-        // Malformed answers to whatever the honest nodes ask (ident, members, block ranges...). Not
-        // a well-formed `refused`: a member saying so is obeyed by design (README, Security model).
+        // Malformed answers to whatever the honest nodes ask (ident, members, block ranges...), and
+        // a well-formed forged `refused`: obeyed only when a majority of the members say so.
         return enc(
-          [null, [null], { ok: null }, { ok: [null] }, { ok: { raftId: 'x' } }, { ok: { raftId: 1, refused: 5 } }, 'x'][
-            captured.length % 7
-          ],
+          [
+            null,
+            [null],
+            { ok: null },
+            { ok: [null] },
+            { ok: { raftId: 'x' } },
+            { ok: { raftId: 1, refused: 5 } },
+            'x',
+            { ok: { raftId: 4, incarnation: 'inc-4', refused: 'forged: you were removed' } },
+            { error: { code: 5, message: { a: 1 } } },
+            { ok: 1, error: null },
+          ][captured.length % 10],
         );
       });
     }
@@ -173,13 +181,12 @@ async function fuzz(seed: number): Promise<void> {
     await commitOn(honest, leader, `after-${seed}`);
     await t.stop();
     for (const h of honest) expect(h.node.lifecycle, `${h.name} (seed ${seed})`).toBe(NodeState.Running);
-    expect(faults, `seed ${seed}`).toEqual([]);
+    faults.expectNone();
   } catch (err) {
     console.error(`fuzz-frames: failure with seed ${seed} (replay: QUORATE_FUZZ_SEED=${seed})`);
     throw err;
   } finally {
-    process.off('unhandledRejection', onFault);
-    process.off('uncaughtException', onFault);
+    faults.stop();
   }
 }
 

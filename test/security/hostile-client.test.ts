@@ -16,6 +16,10 @@ import { RpcErrorCode } from '../../node/rpc/errors.js';
 import { defaultVhosts } from '../../node/rpc/security-config.js';
 import type { RpcServerSecurity } from '../../node/rpc/security.js';
 import { startHarness, type Harness } from '../rpc/harness.js';
+import { guardFile } from './faults.js';
+
+// The process guards count unhandled rejections and uncaught exceptions over this file: 0 at its end.
+guardFile();
 
 interface Answer {
   readonly status: number;

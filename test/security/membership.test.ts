@@ -20,6 +20,10 @@ import {
 import { isIdentReply, isMemberAddress } from '../../node/peers.js';
 import type { ConfChange } from '../../consensus/index.js';
 import { TestCluster, testPeerId, waitFor, type HarnessNode } from '../node/harness.js';
+import { guardFile } from './faults.js';
+
+// The process guards count unhandled rejections and uncaught exceptions over this file: 0 at its end.
+guardFile();
 
 const key = (b: number): string => Buffer.alloc(32, b).toString('base64');
 
