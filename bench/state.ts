@@ -418,7 +418,9 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
     out(`cluster up in ${clusterDir}; leader ${leader.name}; filling ${o.mib} MiB`);
 
     await settleSockets();
+    sampler.phase('fill');
     const filled = await fill(leader.rpcUrl, o, out);
+    sampler.phase('join');
     out(`filled ${(filled.valueBytes / MIB).toFixed(1)} MiB in ${filled.seconds.toFixed(1)} s`);
     if (snapshotSetting.applied) await forceSnapshot(leader.rpcUrl, snapshotSetting.entries);
     const targetIndex = (await status(leader.rpcUrl))?.appliedIndex ?? 0;
@@ -458,6 +460,8 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
         name,
         role: roles.get(name) ?? '',
         peakRssBytes: sampler.peak(name),
+        fillRssBytes: sampler.phasePeak(name, 'fill'),
+        joinRssBytes: sampler.phasePeak(name, 'join'),
         dataDirBytes: await folderBytes(join(clusterDir, name, 'data')),
       });
     return {

@@ -21,7 +21,7 @@
 //                 "enclavePublicKeys": ["base64..."] }, ...],
 //     "raft": { "tickMs": 100, "electionTicks": 10, "heartbeatTicks": 1, "snapshotEveryEntries": 10000,
 //               "logMaxBytes": 268435456, "snapshotChunkBytes": 1048576, "snapshotMaxConcurrentTransfers": 2,
-//               "compactionRetainEntries": 1000 },
+//               "compactionRetainEntries": 1000, "logCacheBytes": 16777216 },
 //     "blockTimeMs": 50, "limits": {}, "deliveryMode": "fail-fast", "logLevel": "info"
 //   }
 //
@@ -37,6 +37,7 @@ import { parseTmRemoteClients, type TmRemoteClientsConfig } from '../txmanager/c
 import { chainStoreOptionsFromConfig, type ChainStoreOptions } from './chain/store.js';
 import { MIN_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_BYTES } from './chain/snapshot.js';
 import { DEFAULT_DRIVER_OPTIONS } from './raft/driver.js';
+import { DEFAULT_LOG_CACHE_BYTES } from './raftlog/level-storage.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
 import {
   DEFAULT_BLOCK_OPTIONS,
@@ -125,6 +126,8 @@ export interface RaftTuning {
   readonly snapshotMaxConcurrentTransfers: number;
   /** Entries kept behind a snapshot when the log is compacted (followers lagging less need no snapshot). */
   readonly compactionRetainEntries: number;
+  /** Bytes of the newest Raft log entries kept in memory; older ones are read from disk (raftlog DEFAULT_LOG_CACHE_BYTES). */
+  readonly logCacheBytes: number;
 }
 
 /** Limits the operator may tune. Each component documents how it enforces its own. */
@@ -176,6 +179,7 @@ export const DEFAULT_RAFT_TUNING: RaftTuning = {
   snapshotChunkBytes: DEFAULT_RAFT_OPTIONS.snapshotChunkBytes,
   snapshotMaxConcurrentTransfers: DEFAULT_RAFT_OPTIONS.snapshotMaxConcurrentTransfers,
   compactionRetainEntries: DEFAULT_DRIVER_OPTIONS.compactionRetainEntries,
+  logCacheBytes: DEFAULT_LOG_CACHE_BYTES,
 };
 
 /** A validated config: defaults filled in, every path absolute. */
@@ -561,11 +565,15 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
 
 function parseStateOptions(f: Fields, v: unknown): ChainStoreOptions {
   if (v === undefined) return {};
-  const o = f.object(v, 'state', ['cacheMaxBytes']);
+  const o = f.object(v, 'state', ['cacheMaxBytes', 'blockCacheMaxBytes']);
   try {
     return chainStoreOptionsFromConfig(o);
   } catch (err) {
-    return f.fail('state.cacheMaxBytes', err instanceof Error ? err.message : String(err));
+    const field = (err as { meta?: { field?: unknown } }).meta?.field;
+    return f.fail(
+      typeof field === 'string' ? field : 'state.cacheMaxBytes',
+      err instanceof Error ? err.message : String(err),
+    );
   }
 }
 
@@ -617,6 +625,7 @@ function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
     'snapshotChunkBytes',
     'snapshotMaxConcurrentTransfers',
     'compactionRetainEntries',
+    'logCacheBytes',
   ]);
   const d = DEFAULT_RAFT_TUNING;
   const tuning: RaftTuning = {
@@ -649,6 +658,10 @@ function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
       r.compactionRetainEntries === undefined
         ? d.compactionRetainEntries
         : f.int(r.compactionRetainEntries, 'raft.compactionRetainEntries', 0, 100_000_000),
+    logCacheBytes:
+      r.logCacheBytes === undefined
+        ? d.logCacheBytes
+        : f.int(r.logCacheBytes, 'raft.logCacheBytes', 0, Number.MAX_SAFE_INTEGER),
   };
   // Raft §5.6: heartbeats must come well within the election timeout, or followers keep electing.
   if (tuning.heartbeatTicks >= tuning.electionTicks) {

@@ -100,10 +100,11 @@ export async function startNodeProcess(
 
   await mkdirPrivate(config.dataDir);
   const joining = options.join || !genesis.members.some((m) => m.raftId === config.raftId);
-  const { storage: raftStorage } = await openOrInit(join(config.dataDir, 'raft'), {
-    raftId: (joining ? NO_NODE : config.raftId) as RaftId,
-    clusterId,
-  });
+  const { storage: raftStorage } = await openOrInit(
+    join(config.dataDir, 'raft'),
+    { raftId: (joining ? NO_NODE : config.raftId) as RaftId, clusterId },
+    { cacheMaxBytes: config.raft.logCacheBytes },
+  );
   const storedId = raftStorage.identity().raftId as number;
   const raftId = joining ? storedId : config.raftId;
   // The election-timeout jitter is seeded from the OS here; tests and the simulator fix it.

@@ -90,10 +90,15 @@ export class LtHash {
 /**
  * Bounded cache of element vectors by state key: the vector added for (k, v) in one block is the
  * vector subtracted when k changes again, so hot keys (nonces and balances of active accounts)
- * cost one expansion per change instead of two. MAX_CACHED_ELEMENT_VECTORS × 2 KiB ≈ 8 MiB.
- * A hit requires the cached value to equal the value asked about, so a stale entry is never used.
+ * cost one expansion per change instead of two. A hit requires the cached value to equal the value
+ * asked about, so a stale entry is never used. Only values of at most MAX_CACHED_ELEMENT_VALUE_BYTES
+ * are cached (the hot keys are small): each entry then holds at most 2 KiB + 1 KiB, so the cache is at
+ * most MAX_CACHED_ELEMENT_VECTORS × 3 KiB = 12 MiB. (It held the value whatever its size: 16 KiB
+ * values made it up to 4,096 × 18 KiB = 72 MiB.)
  */
 export const MAX_CACHED_ELEMENT_VECTORS = 4_096;
+/** Largest value whose element vector is cached (see above). */
+export const MAX_CACHED_ELEMENT_VALUE_BYTES = 1024;
 const vectorCache = new Map<string, { value: Uint8Array; vector: Uint16Array }>();
 
 function valuesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -108,6 +113,10 @@ export function expandStateElement(key: string, keyBytes: Uint8Array, value: Uin
   const hit = vectorCache.get(key);
   if (hit !== undefined && valuesEqual(hit.value, value)) return hit.vector;
   const vector = expandElement(keyBytes, value);
+  if (value.length > MAX_CACHED_ELEMENT_VALUE_BYTES) {
+    if (hit !== undefined) vectorCache.delete(key);
+    return vector;
+  }
   if (hit !== undefined) vectorCache.delete(key);
   else if (vectorCache.size >= MAX_CACHED_ELEMENT_VECTORS)
     vectorCache.delete(vectorCache.keys().next().value as string);

@@ -80,8 +80,17 @@ import type { Transaction, TxLocation } from './tx.js';
 export const CHAIN_STORE_FORMAT_VERSION = 2;
 /** Keys deleted per batch when a state slot is cleared (bounds the memory of one batch). */
 export const CLEAR_BATCH_KEYS = 10_000;
-/** Recently committed blocks kept decoded (each at most MAX_BLOCK_BYTES; typically a few hundred KiB). */
+/** Recently committed blocks kept decoded: at most this many, and at most blockCacheMaxBytes of them. */
 export const RECENT_BLOCKS_CACHED = 64;
+/**
+ * Default bound, in bytes, of the recently committed blocks kept decoded (config `state.blockCacheMaxBytes`).
+ * A block may be up to MAX_BLOCK_BYTES (4 MiB) and is held twice decoded (its transactions' encodings and
+ * their decoded fields): 64 full blocks would be ~512 MiB, so the count alone bounded nothing useful.
+ * 16 MiB keeps the newest blocks of a busy chain (what clients and the bench's commit watcher read).
+ */
+export const DEFAULT_BLOCK_CACHE_MAX_BYTES = 16 * 1024 * 1024;
+/** What a cached block costs besides its transactions (header, signature, hashes, Map slot). */
+const BLOCK_CACHE_OVERHEAD_BYTES = 1024;
 
 export interface HeadInfo {
   readonly number: number;
@@ -263,6 +272,8 @@ export interface StateImport {
 export interface ChainStoreOptions {
   /** Bound of each state cache (public, private) in bytes; default DEFAULT_STATE_CACHE_MAX_BYTES. */
   readonly stateCacheMaxBytes?: number;
+  /** Bound of the recent-blocks cache in bytes (estimated); default DEFAULT_BLOCK_CACHE_MAX_BYTES; 0 = none cached. */
+  readonly blockCacheMaxBytes?: number;
 }
 
 // --- the KV boundary -------------------------------------------------------------------------------
@@ -703,7 +714,10 @@ export class KvChainStore implements ChainStore {
   private cachedHead: HeadInfo | undefined;
   private cachedApplied: number | undefined;
 
-  private readonly recentBlocks = new Map<number, Block>();
+  /** Newest committed blocks, decoded, with their estimated cost (blockCost); FIFO within the two bounds. */
+  private readonly recentBlocks = new Map<number, { block: Block; bytes: number }>();
+  private recentBlocksBytes = 0;
+  private readonly blockCacheMaxBytes: number;
   /** The format check and migration (formatReady), run once before the first state access. */
   private opening: Promise<void> | undefined;
   /** Which slot holds the public state (SLOTS). */
@@ -722,6 +736,11 @@ export class KvChainStore implements ChainStore {
     options: ChainStoreOptions = {},
   ) {
     this.stateCacheMaxBytes = options.stateCacheMaxBytes ?? DEFAULT_STATE_CACHE_MAX_BYTES;
+    this.blockCacheMaxBytes = options.blockCacheMaxBytes ?? DEFAULT_BLOCK_CACHE_MAX_BYTES;
+    assert(
+      Number.isSafeInteger(this.blockCacheMaxBytes) && this.blockCacheMaxBytes >= 0,
+      () => `blockCacheMaxBytes ${this.blockCacheMaxBytes} must be a non-negative integer`,
+    );
   }
 
   private checkOpen(): void {
@@ -1071,6 +1090,7 @@ export class KvChainStore implements ChainStore {
     this.live = {};
     this.importing = false;
     this.recentBlocks.clear();
+    this.recentBlocksBytes = 0;
     this.rememberBlock(s.head);
     this.cachedHead = { number: n, hash: s.head.hash };
     this.cachedApplied = s.appliedRaftIndex;
@@ -1304,7 +1324,7 @@ export class KvChainStore implements ChainStore {
     this.checkOpen();
     if (!Number.isSafeInteger(number) || number < 0) return undefined;
     const cached = this.recentBlocks.get(number);
-    if (cached) return cached;
+    if (cached) return cached.block;
     const v = await this.kv.get(blockKey(number));
     return v === undefined ? undefined : decodeBlock(v);
   }
@@ -1314,9 +1334,27 @@ export class KvChainStore implements ChainStore {
    * most (explorers, the bench's commit watcher), and decoding re-hashes every transaction.
    */
   private rememberBlock(block: Block): void {
-    this.recentBlocks.set(block.header.number, block);
-    while (this.recentBlocks.size > RECENT_BLOCKS_CACHED)
-      this.recentBlocks.delete(this.recentBlocks.keys().next().value as number);
+    const old = this.recentBlocks.get(block.header.number);
+    if (old) {
+      this.recentBlocks.delete(block.header.number);
+      this.recentBlocksBytes -= old.bytes;
+    }
+    const bytes = blockCost(block);
+    this.recentBlocks.set(block.header.number, { block, bytes });
+    this.recentBlocksBytes += bytes;
+    while (
+      this.recentBlocks.size > 0 &&
+      (this.recentBlocks.size > RECENT_BLOCKS_CACHED || this.recentBlocksBytes > this.blockCacheMaxBytes)
+    ) {
+      const [n, oldest] = this.recentBlocks.entries().next().value as [number, { block: Block; bytes: number }];
+      this.recentBlocks.delete(n);
+      this.recentBlocksBytes -= oldest.bytes;
+    }
+  }
+
+  /** The recent-blocks cache now: blocks held and their estimated bytes (at most blockCacheMaxBytes). */
+  blockCacheStats(): { blocks: number; bytes: number } {
+    return { blocks: this.recentBlocks.size, bytes: this.recentBlocksBytes };
   }
 
   async getBlockByHash(hash: Hash): Promise<Block | undefined> {
@@ -1505,20 +1543,38 @@ export class KvChainStore implements ChainStore {
   }
 }
 
+/** Estimated memory of a decoded block: each transaction's encoding plus its decoded fields (about as much again). */
+function blockCost(block: Block): number {
+  let bytes = BLOCK_CACHE_OVERHEAD_BYTES;
+  for (const tx of block.transactions) bytes += 2 * tx.encoded.length;
+  return bytes;
+}
+
 /**
  * The hook for config.json's `state` object: validates it and gives the options of
  * openLevelChainStore. A bad value throws ChainError(StoreIo) naming the field.
  */
-export function chainStoreOptionsFromConfig(state: { readonly cacheMaxBytes?: unknown } = {}): ChainStoreOptions {
+export function chainStoreOptionsFromConfig(
+  state: { readonly cacheMaxBytes?: unknown; readonly blockCacheMaxBytes?: unknown } = {},
+): ChainStoreOptions {
   const v = state.cacheMaxBytes;
-  if (v === undefined) return {};
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < MIN_STATE_CACHE_MAX_BYTES)
+  if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < MIN_STATE_CACHE_MAX_BYTES))
     throw new ChainError(
       ChainErrorCode.StoreIo,
       `state.cacheMaxBytes must be an integer of at least ${MIN_STATE_CACHE_MAX_BYTES} (MIN_STATE_CACHE_MAX_BYTES), got ${String(v)}`,
       { field: 'state.cacheMaxBytes' },
     );
-  return { stateCacheMaxBytes: v };
+  const b = state.blockCacheMaxBytes;
+  if (b !== undefined && (typeof b !== 'number' || !Number.isSafeInteger(b) || b < 0))
+    throw new ChainError(
+      ChainErrorCode.StoreIo,
+      `state.blockCacheMaxBytes must be a non-negative integer, got ${String(b)}`,
+      { field: 'state.blockCacheMaxBytes' },
+    );
+  return {
+    ...(v !== undefined ? { stateCacheMaxBytes: v } : {}),
+    ...(b !== undefined ? { blockCacheMaxBytes: b } : {}),
+  };
 }
 
 export async function openLevelChainStore(path: string, options: ChainStoreOptions = {}): Promise<KvChainStore> {

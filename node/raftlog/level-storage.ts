@@ -1,9 +1,17 @@
 // LevelRaftStorage — the durable Raft log, on LevelDB (`level` 10 / classic-level).
 //
-// Reads are synchronous: the unsnapshotted log lives in an internal MemoryStorage (the reference
-// implementation in consensus/), as etcd keeps MemoryStorage beside its WAL. Every write changes the
-// MemoryStorage at once (which also checks the Raft invariants before anything reaches the disk)
-// and resolves only when the same change is on disk: ONE chained LevelDB batch, `sync: true`
+// Reads are synchronous: the unsnapshotted log's index and terms live in an internal MemoryStorage
+// (the reference implementation in consensus/), as etcd keeps MemoryStorage beside its WAL. That
+// MemoryStorage holds every entry WITHOUT its data (index, term, type), so it costs a few dozen bytes
+// per entry whatever the entries carry. The data is held only for the newest entries, the "hot tail",
+// bounded in bytes (options.cacheMaxBytes, config raft.logCacheBytes, default DEFAULT_LOG_CACHE_BYTES):
+// the entries a leader sends to followers that keep up and the committed entries the node applies
+// are served from it. An older entry is read back from LevelDB when asked for (a follower far behind;
+// classic-level's synchronous getSync, so reads stay synchronous). Only durable entries leave the
+// tail: an entry is read back only after its batch was written. So the log's memory is bounded by
+// configuration, not by the log's (or the state's) size — issue 9 item 4.
+// Every write changes the MemoryStorage at once (which also checks the Raft invariants before
+// anything reaches the disk) and resolves only when the same change is on disk: ONE chained LevelDB batch, `sync: true`
 // (docs/stack.md: chained batches are 3–7x faster than array batches; the one exception is a commit-only
 // save the caller marks `sync: false`, see save()). A batch is atomic, so a crash at
 // any point leaves either all of a write or none of it; test/raftlog proves it by SIGKILLing a
@@ -118,8 +126,17 @@ export const DEFAULT_MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
  * one largest snapshot plus one largest batch.
  */
 export const DEFAULT_MAX_PENDING_WRITE_BYTES = DEFAULT_MAX_SNAPSHOT_BYTES + DEFAULT_MAX_BATCH_BYTES;
+/**
+ * Bytes of entries (entryBytes: data + ENTRY_OVERHEAD_BYTES) whose data the log keeps in memory, the
+ * newest first (config raft.logCacheBytes). Older durable entries are read from LevelDB on demand. Entries not
+ * yet on disk are always held, whatever this says (the core bounds them: raftMaxUncommittedBytes).
+ * 16 MiB holds dozens of full blocks: what followers that keep up and the apply loop read.
+ */
+export const DEFAULT_LOG_CACHE_BYTES = 16 * 1024 * 1024;
 
 export interface LevelRaftStorageOptions {
+  /** See DEFAULT_LOG_CACHE_BYTES; 0 keeps no durable entry's data in memory. */
+  readonly cacheMaxBytes?: number;
   readonly maxEntryDataBytes?: number;
   readonly maxBatchBytes?: number;
   readonly maxSnapshotBytes?: number;
@@ -157,6 +174,8 @@ type Op =
 
 interface PendingWrite {
   readonly ops: Op[];
+  /** The first entry index this write puts (Infinity: none): entries from here on are not durable yet. */
+  readonly firstEntryIndex: number;
   readonly bytes: number;
   readonly sync: boolean;
   readonly resolve: () => void;
@@ -173,6 +192,19 @@ export class LevelRaftStorage implements WritableStorage {
   /** Invariant: the writeSeq of the last durable batch. */
   private writeSeq: number;
   private readonly limits: Required<Omit<LevelRaftStorageOptions, 'repairSeqFile' | 'snapshotRetainEntries'>>;
+  /**
+   * entryBytes of every entry firstIndex..lastIndex (sizes[i - firstIndex]): mem holds the entries
+   * without data, and byte limits (entries' maxBytes, heldBytes) count the real sizes.
+   */
+  private sizes: number[];
+  /** Sum of `sizes`. */
+  private logBytes: number;
+  /** The hot tail: entries tailFrom..lastIndex with their data (see the header). */
+  private readonly tail = new Map<number, Entry>();
+  /** First index of the hot tail; lastIndex + 1 when it is empty. */
+  private tailFrom: number;
+  /** Sum of entryBytes over the tail. */
+  private tailBytes = 0;
 
   private pending: PendingWrite[] = [];
   private pendingBytes = 0;
@@ -182,10 +214,14 @@ export class LevelRaftStorage implements WritableStorage {
   private closed = false;
   /** The last batch written was not synced: a synced write that changes nothing must still sync. */
   private unsyncedTail = false;
-  private readonly counters = { batches: 0, syncedBatches: 0, writes: 0, maxWritesPerBatch: 0 };
+  private readonly counters = { batches: 0, syncedBatches: 0, writes: 0, maxWritesPerBatch: 0, coldReads: 0 };
 
   private constructor(args: {
     mem: MemoryStorage;
+    /** entryBytes of every entry in mem, oldest first. */
+    sizes: number[];
+    /** The newest entries with their data, oldest first, ending at mem.lastIndex(). */
+    tail: Entry[];
     db: Db;
     seqFile: SeqFile;
     identity: IdentityRecord;
@@ -197,8 +233,16 @@ export class LevelRaftStorage implements WritableStorage {
     this.seqFile = args.seqFile;
     this.ident = args.identity;
     this.writeSeq = args.writeSeq;
+    this.sizes = args.sizes;
+    this.logBytes = args.sizes.reduce((a, b) => a + b, 0);
+    this.tailFrom = args.mem.lastIndex() + 1 - args.tail.length;
+    for (const e of args.tail) {
+      this.tail.set(e.index, e);
+      this.tailBytes += entryBytes(e);
+    }
     const o = args.options;
     this.limits = {
+      cacheMaxBytes: o.cacheMaxBytes ?? DEFAULT_LOG_CACHE_BYTES,
       maxEntryDataBytes: o.maxEntryDataBytes ?? DEFAULT_MAX_ENTRY_DATA_BYTES,
       maxBatchBytes: o.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
       maxSnapshotBytes: o.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES,
@@ -350,6 +394,8 @@ export class LevelRaftStorage implements WritableStorage {
       const seqFile = new SeqFile(dir);
       return new LevelRaftStorage({
         mem: loaded.mem,
+        sizes: loaded.sizes,
+        tail: loaded.tail,
         db,
         seqFile,
         identity: loaded.identity,
@@ -384,8 +430,25 @@ export class LevelRaftStorage implements WritableStorage {
     return this.mem.hardState();
   }
 
+  /**
+   * The same entries MemoryStorage would return (same bounds, same errors, same maxBytes rule: at
+   * least one entry, then while the total stays within maxBytes), from the hot tail or, for older
+   * ones, read from LevelDB.
+   */
   entries(lo: LogIndex, hi: LogIndex, maxBytes: number): Entry[] {
-    return this.mem.entries(lo, hi, maxBytes);
+    this.mem.entries(lo, hi, 0); // the bounds checks and their errors (Compacted, Unavailable)
+    if (lo >= hi) return [];
+    const first = this.mem.firstIndex();
+    let size = this.sizes[lo - first];
+    let end = lo + 1;
+    while (end < hi) {
+      size += this.sizes[end - first];
+      if (size > maxBytes) break;
+      end++;
+    }
+    const out: Entry[] = new Array<Entry>(end - lo);
+    for (let i = lo; i < end; i++) out[i - lo] = this.tail.get(i) ?? this.readEntry(i);
+    return out;
   }
 
   term(i: LogIndex): Term {
@@ -404,13 +467,21 @@ export class LevelRaftStorage implements WritableStorage {
     return this.mem.snapshot();
   }
 
-  /** Bytes of entries held in memory; see MemoryStorage.heldBytes. */
+  /** Bytes of entries in the log (entryBytes summed over firstIndex..lastIndex), held in memory or not. */
   heldBytes(): number {
-    return this.mem.heldBytes();
+    return this.logBytes;
   }
 
-  /** Counters since open, for metrics: batches written (synced or not), writes, the largest group commit. */
-  stats(): { batches: number; syncedBatches: number; writes: number; maxWritesPerBatch: number } {
+  /** Bytes of entries whose data is in memory (the hot tail): at most cacheMaxBytes once they are durable. */
+  cachedBytes(): number {
+    return this.tailBytes;
+  }
+
+  /**
+   * Counters since open, for metrics: batches written (synced or not), writes, the largest group
+   * commit, entries read back from LevelDB (not in the hot tail).
+   */
+  stats(): { batches: number; syncedBatches: number; writes: number; maxWritesPerBatch: number; coldReads: number } {
     return { ...this.counters };
   }
 
@@ -450,9 +521,12 @@ export class LevelRaftStorage implements WritableStorage {
         bytes += entryBytes(e);
       }
       this.checkBatchBytes('save', bytes);
-      const effect = this.mem.saveWithEffect(hardState, entries);
+      // mem checks and records index and term only; the data goes to the tail and the disk.
+      const effect = this.mem.saveWithEffect(hardState, entries.map(withoutData));
+      // effect.written is a suffix of what mem was given, so of `entries` too.
+      const written = entries.slice(entries.length - effect.written.length);
       const ops: Op[] = [];
-      for (const e of effect.written) {
+      for (const e of written) {
         const { key, value } = encodeEntry(e);
         ops.push({ kind: 'put', key, value });
       }
@@ -460,7 +534,8 @@ export class LevelRaftStorage implements WritableStorage {
         ops.push({ kind: 'del', key: entryKey(i) });
       if (effect.hardStateChanged)
         ops.push({ kind: 'put', key: KEY_HARD_STATE, value: encodeHardState(effect.hardState) });
-      return { ops, bytes };
+      this.replaceFrom(written, effect.previousLastIndex);
+      return { ops, bytes, firstEntryIndex: written.length > 0 ? written[0].index : Infinity };
     });
   }
 
@@ -468,6 +543,11 @@ export class LevelRaftStorage implements WritableStorage {
     return this.write(true, () => {
       this.checkSnapshotBytes(snapshot.data.length);
       const effect = this.mem.applySnapshotWithEffect(snapshot);
+      this.sizes = [];
+      this.logBytes = 0;
+      this.tail.clear();
+      this.tailBytes = 0;
+      this.tailFrom = snapshot.metadata.index + 1;
       const ops: Op[] = [{ kind: 'put', key: KEY_SNAPSHOT, value: encodeSnapshot(snapshot) }];
       for (let i = effect.previousFirstIndex; i <= effect.previousLastIndex; i++)
         ops.push({ kind: 'del', key: entryKey(i) });
@@ -483,6 +563,7 @@ export class LevelRaftStorage implements WritableStorage {
       this.checkSnapshotBytes(data.length);
       const { snapshot: made, compaction } = this.mem.createSnapshotWithEffect(index, confState, data);
       snapshot = made;
+      this.dropThrough(compaction.fromIndex, compaction.throughIndex);
       // The snapshot and the compaction it allows go in one batch: the log never lacks entries
       // that its snapshot does not cover.
       const ops: Op[] = [{ kind: 'put', key: KEY_SNAPSHOT, value: encodeSnapshot(made) }];
@@ -494,6 +575,7 @@ export class LevelRaftStorage implements WritableStorage {
   compact(compactIndex: LogIndex): Promise<void> {
     return this.write(true, () => {
       const effect = this.mem.compactWithEffect(compactIndex);
+      this.dropThrough(effect.fromIndex, effect.throughIndex);
       const ops: Op[] = [];
       pushCompaction(ops, effect.fromIndex, effect.throughIndex, effect.compacted);
       return { ops, bytes: 64 + ops.length * 16 };
@@ -526,10 +608,10 @@ export class LevelRaftStorage implements WritableStorage {
    * operations), then queues the operations; resolves once they are durable. Errors from `change`
    * come back as a rejection, and leave memory and disk untouched.
    */
-  private write(sync: boolean, change: () => { ops: Op[]; bytes: number }): Promise<void> {
+  private write(sync: boolean, change: () => { ops: Op[]; bytes: number; firstEntryIndex?: number }): Promise<void> {
     if (this.closed) return Promise.reject(new StorageError(StorageErrorCode.Closed, 'the Raft log storage is closed'));
     if (this.failure) return Promise.reject(this.failure);
-    let planned: { ops: Op[]; bytes: number };
+    let planned: { ops: Op[]; bytes: number; firstEntryIndex?: number };
     try {
       planned = change();
     } catch (err) {
@@ -541,10 +623,97 @@ export class LevelRaftStorage implements WritableStorage {
     if (planned.ops.length === 0 && !this.flushing && this.pending.length === 0 && !(sync && this.unsyncedTail))
       return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ ops: planned.ops, bytes: planned.bytes, sync, resolve, reject });
+      this.pending.push({
+        ops: planned.ops,
+        bytes: planned.bytes,
+        firstEntryIndex: planned.firstEntryIndex ?? Infinity,
+        sync,
+        resolve,
+        reject,
+      });
       this.pendingBytes += planned.bytes;
       if (!this.flushing) void this.flushLoop();
     });
+  }
+
+  /**
+   * Records `written` (entries from written[0].index on, replacing any held there) in sizes and the
+   * tail. `previousLastIndex`: the last index before the write.
+   */
+  private replaceFrom(written: readonly Entry[], previousLastIndex: number): void {
+    if (written.length === 0) return;
+    const from = written[0].index;
+    const first = this.mem.firstIndex();
+    // Entries from `from` on are replaced (truncated, then appended): forget the old ones.
+    for (let i = from; i <= previousLastIndex; i++) {
+      this.logBytes -= this.sizes[i - first];
+      const e = this.tail.get(i);
+      if (e) {
+        this.tail.delete(i);
+        this.tailBytes -= entryBytes(e);
+      }
+    }
+    this.sizes.length = Math.max(0, from - first);
+    // Below the tail (a rewrite of older, evicted entries): the tail, now empty, restarts at `from`.
+    if (from < this.tailFrom) this.tailFrom = from;
+    for (const e of written) {
+      const size = entryBytes(e);
+      this.sizes.push(size);
+      this.logBytes += size;
+      this.tail.set(e.index, e);
+      this.tailBytes += size;
+    }
+  }
+
+  /** Forgets entries fromIndex..throughIndex (compacted; fromIndex was the first index). */
+  private dropThrough(fromIndex: number, throughIndex: number): void {
+    if (throughIndex < fromIndex) return;
+    for (const size of this.sizes.splice(0, throughIndex - fromIndex + 1)) this.logBytes -= size;
+    for (; this.tailFrom <= throughIndex; this.tailFrom++) {
+      const e = this.tail.get(this.tailFrom);
+      if (e) {
+        this.tail.delete(this.tailFrom);
+        this.tailBytes -= entryBytes(e);
+      }
+    }
+  }
+
+  /**
+   * Drops the data of the oldest tail entries while the tail holds more than cacheMaxBytes, but only
+   * of durable entries: those below the first entry of every write still queued (each entry was
+   * written by a batch that completed, or is rewritten by one still queued).
+   */
+  private trimTail(): void {
+    if (this.tailBytes <= this.limits.cacheMaxBytes) return;
+    let durableThrough = this.mem.lastIndex() as number;
+    for (const w of this.pending) durableThrough = Math.min(durableThrough, w.firstEntryIndex - 1);
+    while (this.tailBytes > this.limits.cacheMaxBytes && this.tailFrom <= durableThrough) {
+      const e = this.tail.get(this.tailFrom);
+      if (e) {
+        this.tail.delete(this.tailFrom);
+        this.tailBytes -= entryBytes(e);
+      }
+      this.tailFrom++;
+    }
+  }
+
+  /** Reads entry `index` (in the log, not in the tail, hence durable) from LevelDB. */
+  private readEntry(index: number): Entry {
+    const key = entryKey(index);
+    let value: Uint8Array | undefined;
+    try {
+      value = this.db.getSync(key);
+    } catch (err) {
+      throw new StorageError(
+        StorageErrorCode.IoFailed,
+        `Raft log read of entry ${index} failed: ${(err as Error).message}`,
+        { index },
+        { cause: err },
+      );
+    }
+    if (value === undefined) throw corrupted(`entry ${index} is in the log but not in the database`, { index });
+    this.counters.coldReads++;
+    return decodeEntry(key, value);
   }
 
   private checkBatchBytes(what: string, bytes: number): void {
@@ -632,6 +801,7 @@ export class LevelRaftStorage implements WritableStorage {
         break;
       }
       this.pendingBytes -= bytes;
+      this.trimTail();
       for (const w of group) w.resolve();
     }
     this.flushing = false;
@@ -642,6 +812,13 @@ export class LevelRaftStorage implements WritableStorage {
     if (!this.flushing && this.pending.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.drained.push(resolve));
   }
+}
+
+const NO_DATA = new Uint8Array(0);
+
+/** What the internal MemoryStorage holds of an entry: its place and term, not its data. */
+function withoutData(e: Entry): Entry {
+  return { index: e.index, term: e.term, type: e.type, data: NO_DATA };
 }
 
 function pushCompaction(
@@ -693,7 +870,7 @@ const LOAD_ENTRIES_PER_READ = 1000;
 async function load(
   db: Db,
   options: LevelRaftStorageOptions,
-): Promise<{ mem: MemoryStorage; identity: IdentityRecord; writeSeq: number }> {
+): Promise<{ mem: MemoryStorage; identity: IdentityRecord; writeSeq: number; sizes: number[]; tail: Entry[] }> {
   const [idRec, hsRec, snapRec, compRec, seqRec] = await db.getMany([
     KEY_IDENTITY,
     KEY_HARD_STATE,
@@ -721,7 +898,18 @@ async function load(
   for await (const key of db.keys({ gte: ENTRY_KEY_MIN, lt: entryKey(compacted.index + 1), limit: 1 })) {
     throw corrupted(`entry ${entryIndexOfKey(key)} survives below the compaction point ${compacted.index}`);
   }
+  // Every entry is read and verified; mem keeps each without its data, the tail the newest within
+  // cacheMaxBytes: opening a long log costs what the running log does.
+  const cacheMaxBytes = options.cacheMaxBytes ?? DEFAULT_LOG_CACHE_BYTES;
+  assert(
+    Number.isSafeInteger(cacheMaxBytes) && cacheMaxBytes >= 0,
+    () => `open: cacheMaxBytes ${cacheMaxBytes} must be a non-negative integer`,
+  );
   const entries: Entry[] = [];
+  const sizes: number[] = [];
+  const tail: Entry[] = [];
+  let tailHead = 0;
+  let tailBytes = 0;
   let expected = compacted.index + 1;
   // nextv: one promise per LOAD_ENTRIES_PER_READ entries rather than one per entry.
   const it = db.iterator({ gte: entryKey(compacted.index + 1), lt: ENTRY_KEY_END });
@@ -733,7 +921,20 @@ async function load(
         const index = entryIndexOfKey(key);
         if (index !== expected)
           throw corrupted(`entry ${expected} is missing (next present: ${index})`, { missing: expected, next: index });
-        entries.push(decodeEntry(key, value));
+        const e = decodeEntry(key, value);
+        const size = entryBytes(e);
+        entries.push(withoutData(e));
+        sizes.push(size);
+        tail.push(e);
+        tailBytes += size;
+        while (tailBytes > cacheMaxBytes && tailHead < tail.length) {
+          tailBytes -= entryBytes(tail[tailHead]);
+          tail[tailHead++] = undefined as unknown as Entry; // let the data go now
+        }
+        if (tailHead > 1024 && tailHead * 2 > tail.length) {
+          tail.splice(0, tailHead);
+          tailHead = 0;
+        }
         expected++;
       }
     }
@@ -751,7 +952,7 @@ async function load(
       entries,
       snapshotRetainEntries: options.snapshotRetainEntries,
     });
-    return { mem, identity, writeSeq };
+    return { mem, identity, writeSeq, sizes, tail: tail.slice(tailHead) };
   } catch (err) {
     if (err instanceof RaftInvariantError) throw corrupted(err.message);
     throw err;

@@ -143,6 +143,21 @@ describe.skipIf(process.platform !== 'linux')('the RSS sampler (/proc/<pid>/stat
     expect(sampler.samples('self')).toBeGreaterThanOrEqual(3);
   });
 
+  it('keeps a peak per phase besides the overall one', () => {
+    const sampler = new RssSampler();
+    sampler.watch('self', process.pid);
+    sampler.phase('quiet');
+    let big: Buffer | undefined = Buffer.alloc(64 * MIB, 1);
+    sampler.phase('busy');
+    expect(big.length).toBe(64 * MIB);
+    big = undefined;
+    void big;
+    sampler.stop();
+    expect(sampler.phasePeak('self', 'busy')!).toBeGreaterThanOrEqual(60 * MIB);
+    expect(sampler.phasePeak('self', 'absent')).toBeUndefined();
+    expect(sampler.peak('self')!).toBeGreaterThanOrEqual(sampler.phasePeak('self', 'busy')!);
+  });
+
   it('a process that does not exist has no figure', () => {
     const sampler = new RssSampler();
     sampler.watch('gone', 2 ** 22 + 12345);
@@ -210,7 +225,14 @@ describe('the report', () => {
     joinToHeadSeconds: 2,
     joinCaughtUpSeconds: 2.5,
     nodes: [
-      { name: 'node-1', role: 'leader', peakRssBytes: 312_000_000, dataDirBytes: 100 * MIB },
+      {
+        name: 'node-1',
+        role: 'leader',
+        peakRssBytes: 312_000_000,
+        fillRssBytes: 290_000_000,
+        joinRssBytes: 305_000_000,
+        dataDirBytes: 100 * MIB,
+      },
       { name: 'node-4', role: 'joiner (learner)', peakRssBytes: undefined, dataDirBytes: 70 * MIB },
     ],
     clusterDir: '/tmp/c',
@@ -225,8 +247,8 @@ describe('the report', () => {
     expect(text).toMatch(/snapshot sent: 32\.0 MiB\/s .*joiner's side/);
     expect(text).toMatch(/snapshot installed: 40\.0 MiB\/s .*from the node log/);
     expect(text).toContain('catch-up done) after 2.50 s; catch-up 32.0 MiB/s of state');
-    expect(text).toMatch(/node-1\s+leader\s+312\s+100\.0/);
-    expect(text).toMatch(/node-4\s+joiner \(learner\)\s+n\/a\s+70\.0/);
+    expect(text).toMatch(/node-1\s+leader\s+312\s+290\s+305\s+100\.0/);
+    expect(text).toMatch(/node-4\s+joiner \(learner\)\s+n\/a\s+n\/a\s+n\/a\s+70\.0/);
     expect(text).toContain('cluster folder removed');
   });
 

@@ -26,5 +26,11 @@ describe('config.json `state` hook', () => {
     expect(chainStoreOptionsFromConfig({ cacheMaxBytes: 8 * 1024 * 1024 })).toEqual({ stateCacheMaxBytes: 8388608 });
     expect(() => chainStoreOptionsFromConfig({ cacheMaxBytes: 1000 })).toThrow(/state.cacheMaxBytes must be/);
     expect(() => chainStoreOptionsFromConfig({ cacheMaxBytes: '64MiB' })).toThrow(/state.cacheMaxBytes must be/);
+    expect(chainStoreOptionsFromConfig({ blockCacheMaxBytes: 0 })).toEqual({ blockCacheMaxBytes: 0 });
+    expect(chainStoreOptionsFromConfig({ cacheMaxBytes: 2 * 1024 * 1024, blockCacheMaxBytes: 1024 })).toEqual({
+      stateCacheMaxBytes: 2097152,
+      blockCacheMaxBytes: 1024,
+    });
+    expect(() => chainStoreOptionsFromConfig({ blockCacheMaxBytes: -1 })).toThrow(/state.blockCacheMaxBytes must be/);
   });
 });

@@ -338,6 +338,33 @@ describe.each(implementations)('ChainStore compliance: %s', (_name, makeHarness)
   });
 });
 
+describe('ChainStore recent-blocks cache', () => {
+  it('holds at most blockCacheMaxBytes of decoded blocks, and serves older blocks from the store', async () => {
+    const kv = new MemoryKv();
+    // Room for about two blocks of three ~300-byte transactions (each counted twice, plus 1 KiB).
+    const blockCacheMaxBytes = 6 * 1024;
+    const store = createMemoryChainStore(kv, { blockCacheMaxBytes });
+    await initStore(store);
+    const chain = f.newChain();
+    const blocks = [];
+    for (let i = 0; i < 8; i++) {
+      const txs = [0, 1, 2].map((j) => tx(f.accounts[j], i, [put(`k${i}/${j}`, 'v'.repeat(200))]));
+      blocks.push((await commitNext(store, chain, 10 + i, new Map(), txs)).block);
+      const stats = store.blockCacheStats();
+      expect(stats.bytes).toBeLessThanOrEqual(blockCacheMaxBytes);
+      expect(stats.blocks).toBeGreaterThan(0);
+    }
+    expect(store.blockCacheStats().blocks).toBeLessThan(8);
+    for (const b of blocks) expect((await store.getBlockByNumber(b.header.number))?.hashHex).toBe(b.hashHex);
+    await store.close();
+    // 0 caches nothing, and every block is still served.
+    const none = createMemoryChainStore(kv, { blockCacheMaxBytes: 0 });
+    expect((await none.getBlockByNumber(blocks[7].header.number))?.hashHex).toBe(blocks[7].hashHex);
+    expect(none.blockCacheStats()).toEqual({ blocks: 0, bytes: 0 });
+    await none.close();
+  });
+});
+
 describe('ChainStore atomicity', () => {
   it('one commit is one write batch (memory twin counts them)', async () => {
     const kv = new MemoryKv();

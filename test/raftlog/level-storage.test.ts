@@ -28,6 +28,23 @@ describeStorageCompliance('LevelRaftStorage', async ({ confState, snapshotRetain
   };
 });
 
+// The same suite with no hot tail: every entry, once durable, is read back from LevelDB.
+describeStorageCompliance('LevelRaftStorage (cacheMaxBytes 0)', async ({ confState, snapshotRetainEntries }) => {
+  const dir = mkdtempSync(join(tmpdir(), 'quorate-raftlog-'));
+  const storage = await LevelRaftStorage.init(
+    join(dir, 'raft'),
+    { raftId: 1 as RaftId, clusterId: 'test-cluster', confState },
+    { snapshotRetainEntries, cacheMaxBytes: 0 },
+  );
+  return {
+    storage,
+    dispose: async () => {
+      await storage.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
 // ---------------------------------------------------------------------------------------------
 // LevelDB only: durability across reopen, corruption, rollback, lost directories, identity, limits.
 // ---------------------------------------------------------------------------------------------
@@ -93,6 +110,57 @@ describe('LevelRaftStorage durability', () => {
     const model = MemoryStorage.bootstrap(CRASH_CONF, { snapshotRetainEntries: 5 });
     for (let n = 0; n < 60; n++) await applyOp(model, nextOp(7, n, model));
     expect(logState(s)).toEqual(logState(model));
+    await s.close();
+  });
+
+  it('keeps only a bounded hot tail of entry data in memory and reads older entries back (cacheMaxBytes)', async () => {
+    const cacheMaxBytes = 200;
+    const s = await LevelRaftStorage.init(dir, INIT, { snapshotRetainEntries: 5, cacheMaxBytes });
+    const model = MemoryStorage.bootstrap(CRASH_CONF, { snapshotRetainEntries: 5 });
+    for (let n = 0; n < 60; n++) {
+      await applyOp(s, nextOp(7, n, s));
+      await applyOp(model, nextOp(7, n, model));
+      // Every write is awaited, so every entry is durable and the tail is within its bound.
+      expect(s.cachedBytes()).toBeLessThanOrEqual(cacheMaxBytes);
+      expect(s.heldBytes()).toBe(model.heldBytes());
+    }
+    expect(s.heldBytes()).toBeGreaterThan(cacheMaxBytes);
+    expect(logState(s)).toEqual(logState(model));
+    // maxBytes counts the real sizes, not what the tail holds: the same prefix as the reference.
+    const [first, last] = [s.firstIndex(), (s.lastIndex() + 1) as LogIndex];
+    for (const maxBytes of [0, 40, 100, 1000])
+      expect(s.entries(first, last, maxBytes).map((e) => e.index)).toEqual(
+        model.entries(first, last, maxBytes).map((e) => e.index),
+      );
+    expect(s.stats().coldReads).toBeGreaterThan(0);
+    await s.close();
+    // Reopening keeps the same bound and the same log.
+    const again = await LevelRaftStorage.open(dir, { snapshotRetainEntries: 5, cacheMaxBytes });
+    expect(again.cachedBytes()).toBeLessThanOrEqual(cacheMaxBytes);
+    expect(again.heldBytes()).toBe(model.heldBytes());
+    expect(logState(again)).toEqual(logState(model));
+    await again.close();
+  });
+
+  it('holds entries not yet on disk whatever cacheMaxBytes says, and serves them without reading the disk', async () => {
+    const s = await LevelRaftStorage.init(dir, INIT, { cacheMaxBytes: 0 });
+    const first = s.save(hs(1, 1, 0), ents(1, [1, 1, 1]));
+    const second = s.save(hs(1, 1, 0), [ent(4, 1, 'queued behind the first write')]);
+    // Neither write has resolved: the entries come from memory.
+    expect(s.entries(1 as LogIndex, 5 as LogIndex, Infinity).map((e) => Buffer.from(e.data).toString())).toEqual([
+      'e1t1',
+      'e2t1',
+      'e3t1',
+      'queued behind the first write',
+    ]);
+    expect(s.stats().coldReads).toBe(0);
+    await Promise.all([first, second]);
+    // Durable now: the data has left memory and is read back from LevelDB.
+    expect(s.cachedBytes()).toBe(0);
+    expect(Buffer.from(s.entries(4 as LogIndex, 5 as LogIndex, Infinity)[0].data).toString()).toBe(
+      'queued behind the first write',
+    );
+    expect(s.stats().coldReads).toBe(1);
     await s.close();
   });
 
