@@ -192,7 +192,7 @@ export interface NodeConfig {
   readonly rpc: Endpoint;
   readonly p2p: Endpoint;
   /** The TM client API: loopback only; `remoteClients` (TLS + bearer token) for clients on other hosts (txmanager/client-access.ts). */
-  readonly tm: Endpoint & { readonly remoteClients?: TmRemoteClientsConfig };
+  readonly tm: Endpoint & { readonly remoteClients?: TmRemoteClientsConfig; readonly socketPath?: string };
   readonly keys: {
     readonly networkIdentity: string;
     /** The minter's block-signing key (node/chain/keys.ts, purpose "minter"). */
@@ -523,9 +523,15 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
     path: (v, field) => f.path(v, field),
   });
   const p2pAllowedCidrs = rpcSec.parseAllowedCidrs((o.p2p as Record<string, unknown>).allowedCidrs, fail);
-  const tm: Endpoint & { remoteClients?: TmRemoteClientsConfig } = endpoint(o.tm, 'tm', ['remoteClients']);
+  const tm: Endpoint & { remoteClients?: TmRemoteClientsConfig; socketPath?: string } = endpoint(o.tm, 'tm', [
+    'remoteClients',
+    'socketPath',
+  ]);
   const tmRemote = (o.tm as Record<string, unknown> | undefined)?.remoteClients;
   if (tmRemote !== undefined) tm.remoteClients = parseTmRemoteClients(tmRemote, dirname(configPath));
+  // The local client API on a Unix socket (mode 0600) instead of host:port (txmanager/rest.ts).
+  const tmSocket = (o.tm as Record<string, unknown> | undefined)?.socketPath;
+  if (tmSocket !== undefined) tm.socketPath = f.path(tmSocket, 'tm.socketPath');
   const sameHost = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port && a.port !== 0;
   if (sameHost(rpc, p2p) || sameHost(rpc, tm))
     f.fail('rpc.port', `port ${rpc.port} on ${rpc.host} is used by another listener of this node`);

@@ -227,7 +227,12 @@ export async function startNodeProcess(
 
   try {
     await rpc.start();
-    await privacy.startServer({ host: config.tm.host, port: config.tm.port, remoteClients: config.tm.remoteClients });
+    await privacy.startServer({
+      host: config.tm.host,
+      port: config.tm.port,
+      remoteClients: config.tm.remoteClients,
+      socketPath: config.tm.socketPath,
+    });
     await node.start();
     pageView.start();
   } catch (err) {

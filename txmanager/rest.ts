@@ -6,7 +6,8 @@
 //   GET  /partyinfo/keys         → 200 { keys: [{ key, node }] }
 //   POST /storeraw { payload, from? }  → 200 { key }                  sealed for the sender only
 //   POST /sendsignedtx { hash, to }    → 201 { key }                  adds recipients, delivers
-// Who may call it (client-access.ts): the listener binds loopback only; an optional second
+// Who may call it (client-access.ts): the listener binds loopback only, or a Unix socket of mode
+// 0600 (`socketPath`: only this user's processes can connect); an optional second
 // listener for remote clients serves the same routes over TLS with a bearer token (401 without
 // one), and only when configured. /upcheck is open on both.
 // Errors are JSON { error, code }. 404 on /transaction means "not a party" and nothing else:
@@ -14,7 +15,9 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
+import { chmod, lstat, unlink } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { isAbsolute } from 'node:path';
 import { EnclaveError, EnclaveErrorCode, MAX_PLAINTEXT_BYTES, MAX_RECIPIENTS } from '../enclave/index.js';
 import { TxManagerError, TxManagerErrorCode } from './errors.js';
 import type { TransactionManager } from './transaction-manager.js';
@@ -36,12 +39,21 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 export const HEADERS_TIMEOUT_MS = 10_000;
 /** Most simultaneous connections. The node and its local clients are the only callers. */
 export const MAX_CONNECTIONS = 256;
+/** Longest Unix socket path (Linux's sun_path holds 108 bytes with its terminating NUL). */
+export const MAX_UNIX_SOCKET_PATH_BYTES = 107;
+/** The Unix socket's mode: its owner only. */
+export const UNIX_SOCKET_MODE = 0o600;
 
 export interface TxManagerServerOptions {
   /** Bind address; default 127.0.0.1. Loopback only: any other address is refused at start (client-access.ts). */
   readonly host?: string;
   /** Port; 0 picks a free one (see `address()` after start). Default 0. */
   readonly port?: number;
+  /**
+   * An absolute path: the local listener is a Unix socket there (mode 0600) instead of
+   * host:port. A stale socket left by a crash is replaced; any other file there is refused.
+   */
+  readonly socketPath?: string;
   readonly maxRequestBodyBytes?: number;
   /** A second listener for clients on other hosts: TLS and a bearer token, or the server refuses to start. */
   readonly remoteClients?: TmRemoteClientsConfig;
@@ -64,6 +76,7 @@ export class TxManagerServer {
   private readonly port: number;
   private readonly maxRequestBodyBytes: number;
   private readonly remoteClients: TmRemoteClientsConfig | undefined;
+  private readonly socketPath: string | undefined;
 
   constructor(
     private readonly tm: TransactionManager,
@@ -73,12 +86,14 @@ export class TxManagerServer {
     this.port = options.port ?? 0;
     this.maxRequestBodyBytes = options.maxRequestBodyBytes ?? MAX_REQUEST_BODY_BYTES;
     this.remoteClients = options.remoteClients;
+    this.socketPath = options.socketPath;
   }
 
   /** Starts the loopback listener (and the remote-client one when configured). Throws InsecureListener before binding anything unsafe. */
   async start(): Promise<{ host: string; port: number; url: string }> {
     if (this.server !== null) throw new Error('TxManagerServer already started');
-    checkLocalListenerHost(this.host);
+    if (this.socketPath === undefined) checkLocalListenerHost(this.host);
+    else await prepareSocketPath(this.socketPath);
     // Read and checked before anything binds: a refused remote config leaves no listener behind.
     const remote = this.remoteClients === undefined ? undefined : await loadRemoteClientsMaterial(this.remoteClients);
     const server = createServer(
@@ -88,7 +103,8 @@ export class TxManagerServer {
       },
     );
     server.maxConnections = MAX_CONNECTIONS;
-    await listen(server, this.port, this.host);
+    if (this.socketPath === undefined) await listen(server, this.port, this.host);
+    else await listenOnSocket(server, this.socketPath);
     this.server = server;
     if (remote !== undefined) {
       const tokenHashes = remote.tokenHashes;
@@ -129,8 +145,10 @@ export class TxManagerServer {
     return { host: info.address, port: info.port, url: `https://${host}:${info.port}` };
   }
 
+  /** host:port and an http URL; on a Unix socket: host "unix", port 0 and `unix:<path>`. */
   address(): { host: string; port: number; url: string } {
     if (this.server === null) throw new Error('TxManagerServer not started');
+    if (this.socketPath !== undefined) return { host: 'unix', port: 0, url: `unix:${this.socketPath}` };
     const info = this.server.address() as AddressInfo;
     const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
     return { host: info.address, port: info.port, url: `http://${host}:${info.port}` };
@@ -213,6 +231,57 @@ export class TxManagerServer {
     }
     throw new HttpError(404, `no route ${method} ${path}`, 'NOT_FOUND');
   }
+}
+
+/**
+ * Checks a socket path before anything binds: absolute, short enough for sun_path, and either free
+ * or a stale socket (removed). Any other file there is refused (InvalidConfig), never deleted.
+ */
+async function prepareSocketPath(path: string): Promise<void> {
+  if (!isAbsolute(path) || Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH_BYTES)
+    throw new TxManagerError(
+      TxManagerErrorCode.InvalidConfig,
+      `tm.socketPath must be an absolute path of at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes, got ${JSON.stringify(path)}`,
+      { field: 'tm.socketPath' },
+    );
+  const st = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (st === undefined) return;
+  if (!st.isSocket())
+    throw new TxManagerError(
+      TxManagerErrorCode.InvalidConfig,
+      `tm.socketPath ${path} exists and is not a socket: refusing to replace it`,
+      { field: 'tm.socketPath' },
+    );
+  await unlink(path);
+}
+
+/**
+ * Listens on a Unix socket created with mode 0600: the umask is narrowed around the bind (which
+ * Node does synchronously inside listen()), so the socket is never connectable by others, and
+ * its mode is set again after.
+ */
+async function listenOnSocket(server: Server, path: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    let umask: number | undefined;
+    try {
+      umask = process.umask(0o777 & ~UNIX_SOCKET_MODE);
+    } catch {
+      umask = undefined; // a worker thread cannot change it: the chmod below still applies
+    }
+    try {
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      if (umask !== undefined) process.umask(umask);
+    }
+  });
+  await chmod(path, UNIX_SOCKET_MODE);
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -124,6 +124,15 @@ describe('config: rpc.vhosts, rpc.corsOrigins, rpc.tls, rpc.auth, rpc.metrics, p
     expect(c.p2pAllowedCidrs).toBeUndefined();
   });
 
+  it('reads tm.socketPath resolved against the config folder, and refuses a non-string', () => {
+    const c = parseConfig({ ...base({}), tm: { port: 9001, socketPath: 'tm.sock' } }, '/c/node-1/config.json');
+    expect(c.tm.socketPath).toBe('/c/node-1/tm.sock');
+    expect(parseConfig(base({}), '/c/node-1/config.json').tm.socketPath).toBeUndefined();
+    expect(() => parseConfig({ ...base({}), tm: { port: 9001, socketPath: 5 } }, '/c/node-1/config.json')).toThrow(
+      ConfigError,
+    );
+  });
+
   it('refuses a non-loopback listener without a tokens file, naming the field and the fix', () => {
     fails({ host: '10.0.0.1' }, 'rpc.auth.tokensFile', /not a loopback address.*quorate init --hosts/);
     fails({ host: '0.0.0.0' }, 'rpc.auth.tokensFile', /bearer token/);

@@ -4,7 +4,7 @@
 // typed error (HTTP 507) and the TM keeps working. All traffic stays on 127.0.0.1.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
@@ -60,6 +60,47 @@ describe('who may reach the TM client API', () => {
     } finally {
       await server.stop();
     }
+  });
+
+  it('serves on a Unix socket of mode 0600 instead of TCP; replaces a stale socket, refuses any other file', async () => {
+    const socketPath = join(work, 'tm.sock');
+    const get = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest({ socketPath, path, method: 'GET' }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    for (let round = 0; round < 2; round++) {
+      // Round 2 starts over a stale socket file, as a crashed process leaves one (it exits bound).
+      if (round === 1) {
+        execFileSync(process.execPath, [
+          '-e',
+          `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => process.exit(0))`,
+        ]);
+        expect(statSync(socketPath).isSocket()).toBe(true);
+      }
+      const server = new TxManagerServer(cluster.nodes['node-a'].tm, { socketPath });
+      try {
+        expect((await server.start()).url).toBe(`unix:${socketPath}`);
+        expect(statSync(socketPath).isSocket()).toBe(true);
+        expect(statSync(socketPath).mode & 0o777).toBe(0o600);
+        expect(await get('/upcheck')).toEqual({ status: 200, body: "I'm up!" });
+        expect(JSON.parse((await get('/keys')).body).keys).toHaveLength(1);
+      } finally {
+        await server.stop();
+      }
+    }
+    // A regular file at the path is never replaced; a relative or overlong path is refused.
+    await writeFile(join(work, 'not-a-socket'), 'data');
+    for (const bad of [join(work, 'not-a-socket'), 'tm.sock', `/${'x'.repeat(120)}`]) {
+      const server = new TxManagerServer(cluster.nodes['node-a'].tm, { socketPath: bad });
+      expect(await codeOf(server.start()), bad).toBe(TxManagerErrorCode.InvalidConfig);
+    }
+    expect(readFileSync(join(work, 'not-a-socket'), 'utf8')).toBe('data');
   });
 
   it('refuses to start on a routable or wildcard host, before binding anything', async () => {
