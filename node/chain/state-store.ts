@@ -28,8 +28,13 @@ import { LtHash } from './lthash.js';
 import type { CommittedState, StateChanges, StateKey, StateOverlay } from './state.js';
 import { utf8 } from './codec.js';
 
-/** Default bound of one StoredState's cache (config `state.cacheMaxBytes`): values + keys + overhead. */
-export const DEFAULT_STATE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * Default bound of one StoredState's cache (config `state.cacheMaxBytes`): values + keys + overhead.
+ * 32 MiB: two states (public, private) then cost at most 64 MiB of a node's memory budget (issue 9:
+ * < 400 MB RSS whatever the state's size); a leader's heap at 64 MiB of state held 44 MB of it. Hot
+ * keys (nonces, balances) are small; a larger working set is served from LevelDB's own block cache.
+ */
+export const DEFAULT_STATE_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 /** Smallest cache accepted: a block's keys should fit in it (a block touches at most a few MiB). */
 export const MIN_STATE_CACHE_MAX_BYTES = 1024 * 1024;
 /** Bytes counted per cached entry besides key and value (Map slot, strings, array headers). */

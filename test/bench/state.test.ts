@@ -61,6 +61,7 @@ describe('npm run bench:state flags', () => {
       snapshotEveryEntries: STATE_BENCH_DEFAULTS.snapshotEveryEntries,
       dir: undefined,
       keep: false,
+      mallocDefault: false,
     });
   });
 
@@ -78,8 +79,17 @@ describe('npm run bench:state flags', () => {
         '--dir',
         '/tmp/x',
         '--keep',
+        '--malloc-default',
       ]),
-    ).toEqual({ mib: 16, valueKib: 8, concurrency: 4, snapshotEveryEntries: 10, dir: '/tmp/x', keep: true });
+    ).toEqual({
+      mib: 16,
+      valueKib: 8,
+      concurrency: 4,
+      snapshotEveryEntries: 10,
+      dir: '/tmp/x',
+      keep: true,
+      mallocDefault: true,
+    });
     expect(parseStateBenchArgs(['--help'])).toBe('help');
   });
 
