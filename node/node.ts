@@ -132,6 +132,7 @@ export class QuorateNode {
       logger,
       isMember: (peerId) => findMemberByPeerId(this.applier.membership, peerId) !== undefined,
       maxConcurrentTransfers: options.raft.snapshotMaxConcurrentTransfers,
+      maxWindowChunks: options.raft.snapshotWindowChunks,
     });
     const snapshotFetcher = new SnapshotFetcher({
       transport,
@@ -139,6 +140,7 @@ export class QuorateNode {
       clock,
       logger,
       chunkBytes: options.raft.snapshotChunkBytes,
+      windowChunks: options.raft.snapshotWindowChunks,
       // The MsgSnap's sender (the leader) first, then every other member that may hold the same snapshot.
       candidates: (from) => {
         const first = from === undefined ? undefined : this.peers.peerOf(from)?.peerId;

@@ -17,7 +17,8 @@
 // Consume the stream to its end or call return() on it: that closes the view.
 //
 // Import (importSnapshot): writes each chunk's entries into the store's spare slot in one batch
-// with a progress record (store.ts stateImport), so memory is one chunk, and an import cut by a
+// with a progress record (store.ts stateImport); the next chunk is decoded and hashed while that
+// batch is written (at most one write in flight), so memory is two chunks, and an import cut by a
 // crash or a lost connection resumes after the last key written — from a stream that starts
 // over, or from one exported with startAfterKey. Then store.installSnapshot({ staged }) switches.
 //
@@ -324,6 +325,9 @@ export async function importSnapshot(
 
   const imp = await store.stateImport(head, header.appliedRaftIndex);
   let keepProgress = true;
+  // One batch write may run while the next chunk is decoded and hashed (never two: LevelDB must
+  // apply them in order, each with its progress record).
+  let writing: Promise<void> | undefined;
   try {
     // Keys up to `floor` are already in the store (a resumed import): the stream may repeat them.
     const floor = imp.progress.lastKey;
@@ -351,7 +355,9 @@ export async function importSnapshot(
         }
         if (accepted.length === 0) continue;
         progress = { lastKey: accepted[accepted.length - 1][0], entries: progress.entries + accepted.length, lanes };
-        await imp.write(accepted, progress);
+        await writing;
+        writing = imp.write(accepted, progress);
+        writing.catch(() => undefined); // awaited before the next write (a failure is not unhandled meanwhile)
       } else if (c[0] === KIND_TRAILER) {
         const r = new Reader(c, ChainErrorCode.SnapshotInvalid, 'snapshot trailer');
         r.u8();
@@ -360,6 +366,7 @@ export async function importSnapshot(
         r.end();
         const extra = await it.next();
         if (!extra.done) refuse(SnapshotRefusal.Malformed, 'data after the trailer');
+        await writing;
         if (total !== streamEntries) {
           keepProgress = false;
           refuse(SnapshotRefusal.Malformed, `${streamEntries} entries in the stream, the trailer says ${total}`);
@@ -378,6 +385,8 @@ export async function importSnapshot(
       }
     }
   } catch (e) {
+    // A write still running finishes (or fails) before the import is given up.
+    await writing?.catch(() => undefined);
     await imp.abandon(keepProgress);
     throw e;
   }
