@@ -21,7 +21,7 @@
 //                 "enclavePublicKeys": ["base64..."] }, ...],
 //     "raft": { "tickMs": 100, "electionTicks": 10, "heartbeatTicks": 1, "snapshotEveryEntries": 10000,
 //               "logMaxBytes": 268435456, "snapshotChunkBytes": 1048576, "snapshotMaxConcurrentTransfers": 2,
-//               "compactionRetainEntries": 1000, "logCacheBytes": 16777216 },
+//               "snapshotWindowChunks": 8, "compactionRetainEntries": 1000, "logCacheBytes": 16777216 },
 //     "blockTimeMs": 50, "limits": {}, "deliveryMode": "fail-fast", "logLevel": "info"
 //   }
 //
@@ -36,6 +36,7 @@ import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { parseTmRemoteClients, type TmRemoteClientsConfig } from '../txmanager/client-access.js';
 import { chainStoreOptionsFromConfig, type ChainStoreOptions } from './chain/store.js';
 import { MIN_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_BYTES } from './chain/snapshot.js';
+import { MAX_SNAPSHOT_WINDOW_CHUNKS } from './snapshot-transfer.js';
 import { DEFAULT_DRIVER_OPTIONS } from './raft/driver.js';
 import { DEFAULT_LOG_CACHE_BYTES } from './raftlog/level-storage.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.js';
@@ -124,6 +125,8 @@ export interface RaftTuning {
   readonly snapshotChunkBytes: number;
   /** Snapshot transfers one member serves at once. */
   readonly snapshotMaxConcurrentTransfers: number;
+  /** Chunks of one snapshot transfer in flight (1..MAX_SNAPSHOT_WINDOW_CHUNKS; the sender grants at most its own). */
+  readonly snapshotWindowChunks: number;
   /** Entries kept behind a snapshot when the log is compacted (followers lagging less need no snapshot). */
   readonly compactionRetainEntries: number;
   /** Bytes of the newest Raft log entries kept in memory; older ones are read from disk (raftlog DEFAULT_LOG_CACHE_BYTES). */
@@ -178,6 +181,7 @@ export const DEFAULT_RAFT_TUNING: RaftTuning = {
   logMaxBytes: DEFAULT_RAFT_OPTIONS.logMaxBytes,
   snapshotChunkBytes: DEFAULT_RAFT_OPTIONS.snapshotChunkBytes,
   snapshotMaxConcurrentTransfers: DEFAULT_RAFT_OPTIONS.snapshotMaxConcurrentTransfers,
+  snapshotWindowChunks: DEFAULT_RAFT_OPTIONS.snapshotWindowChunks,
   compactionRetainEntries: DEFAULT_DRIVER_OPTIONS.compactionRetainEntries,
   logCacheBytes: DEFAULT_LOG_CACHE_BYTES,
 };
@@ -630,6 +634,7 @@ function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
     'logMaxBytes',
     'snapshotChunkBytes',
     'snapshotMaxConcurrentTransfers',
+    'snapshotWindowChunks',
     'compactionRetainEntries',
     'logCacheBytes',
   ]);
@@ -660,6 +665,10 @@ function parseRaftTuning(f: Fields, v: unknown): RaftTuning {
       r.snapshotMaxConcurrentTransfers === undefined
         ? d.snapshotMaxConcurrentTransfers
         : f.int(r.snapshotMaxConcurrentTransfers, 'raft.snapshotMaxConcurrentTransfers', 1, 64),
+    snapshotWindowChunks:
+      r.snapshotWindowChunks === undefined
+        ? d.snapshotWindowChunks
+        : f.int(r.snapshotWindowChunks, 'raft.snapshotWindowChunks', 1, MAX_SNAPSHOT_WINDOW_CHUNKS),
     compactionRetainEntries:
       r.compactionRetainEntries === undefined
         ? d.compactionRetainEntries

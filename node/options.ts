@@ -11,7 +11,7 @@
 import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { DEFAULT_STORE_MAX_BYTES } from '../txmanager/payload-store.js';
 import { MAX_NONCE_GAP, QUEUED_TX_LIFETIME_MS, SNAPSHOT_CHUNK_BYTES } from './chain/index.js';
-import { DEFAULT_SNAPSHOT_MAX_CONCURRENT_TRANSFERS } from './snapshot-transfer.js';
+import { DEFAULT_SNAPSHOT_MAX_CONCURRENT_TRANSFERS, DEFAULT_SNAPSHOT_WINDOW_CHUNKS } from './snapshot-transfer.js';
 import { RPC_SERVER_DEFAULTS } from './rpc/server.js';
 import { DEFAULT_ADMIN_OPTIONS, type AdminOptions } from './admin.js';
 import type { DeliveryMode, NodeConfig } from './config.js';
@@ -38,6 +38,12 @@ export interface RaftOptions {
   readonly snapshotChunkBytes: number;
   /** Snapshot transfers this node serves at once; more are answered "busy" and retried by the receiver. */
   readonly snapshotMaxConcurrentTransfers: number;
+  /**
+   * Chunks of one snapshot transfer in flight (flow-control window): the receiver asks this many
+   * ahead, the sender grants at most its own. Memory per transfer ≈ window × snapshotChunkBytes
+   * on each side. config raft.snapshotWindowChunks.
+   */
+  readonly snapshotWindowChunks: number;
   /** Entries kept behind a snapshot (the driver's default when unset): followers lagging less catch up without one. */
   readonly compactionRetainEntries?: number;
   /** Seed of the election-timeout jitter (from the OS in production, fixed in tests). */
@@ -122,6 +128,7 @@ export const DEFAULT_RAFT_OPTIONS: RaftOptions = {
   logMaxBytes: DEFAULT_RAFT_LOG_MAX_BYTES,
   snapshotChunkBytes: SNAPSHOT_CHUNK_BYTES,
   snapshotMaxConcurrentTransfers: DEFAULT_SNAPSHOT_MAX_CONCURRENT_TRANSFERS,
+  snapshotWindowChunks: DEFAULT_SNAPSHOT_WINDOW_CHUNKS,
   seed: 1,
 };
 

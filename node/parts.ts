@@ -79,6 +79,7 @@ export function buildParts(options: NodeOptions, io: NodeIo, host: NodeHost): No
     logger,
     isMember,
     maxConcurrentTransfers: options.raft.snapshotMaxConcurrentTransfers,
+    maxWindowChunks: options.raft.snapshotWindowChunks,
   });
   const snapshotFetcher = new SnapshotFetcher({
     transport,
@@ -86,6 +87,7 @@ export function buildParts(options: NodeOptions, io: NodeIo, host: NodeHost): No
     clock,
     logger,
     chunkBytes: options.raft.snapshotChunkBytes,
+    windowChunks: options.raft.snapshotWindowChunks,
     // The MsgSnap's sender (the leader) first, then every other member that may hold the same snapshot.
     candidates: (from) => {
       const first = from === undefined ? undefined : parts.peers.peerOf(from)?.peerId;

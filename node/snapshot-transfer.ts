@@ -9,14 +9,21 @@
 //                          snapshot's id is (applied index, head hash).
 //
 //   receiver (follower or joiner)                        sender (any member holding that snapshot's view)
-//   OPEN  index, head hash, chunkBytes, startAfterKey ─► a session on the read view of that snapshot
-//                                          ◄── OK session id ‖ head block    (or BUSY / GONE / REFUSED)
-//   NEXT  session, seq ───────────────────────────────► the next chunk of node/chain/snapshot.ts's stream
+//   OPEN  index, head hash, chunkBytes, startAfterKey, window ─► a session on the read view of that snapshot
+//                                   ◄── OK session id ‖ head block ‖ granted window   (or BUSY / GONE / REFUSED)
+//   NEXT  session, seq ───────────────────────────────► chunk `seq` of node/chain/snapshot.ts's stream
 //                                          ◄── CHUNK bytes | END
 //   CLOSE session ────────────────────────────────────► the session ends (also after an idle timeout)
 //
-// Flow control: the receiver pulls one chunk at a time (one NEXT outstanding), so neither side
-// holds more than one chunk per transfer, and a slow disk on the receiver slows the sender down.
+// Flow control: a window of chunks (config raft.snapshotWindowChunks; the sender grants at most
+// its own). The receiver keeps up to `window` NEXT requests outstanding (seq, seq+1, …); the sender
+// reads its stream in order and answers each NEXT with that chunk, so the link stays busy while
+// the receiver writes, and neither side holds more than about window × chunkBytes per transfer
+// (the sender: the replies being written; the receiver: the replies not yet imported). A NEXT
+// outside [next chunk, next chunk + window) is refused. The receiver still imports in stream
+// order into the spare slot and checks the state root before anything switches over. A slow disk
+// on the receiver slows the sender down: no NEXT goes out until a chunk is taken by the import.
+// (Protocol 1, a window of one chunk, is still served: such a receiver asks one chunk at a time.)
 // Each member keeps a consistent read view (a LevelDB snapshot) of its latest Raft snapshot open
 // while the node keeps committing; an older view stays open while a session reads it and closes
 // after. At most `maxConcurrentTransfers` sessions run on one sender; more are answered BUSY and
@@ -52,6 +59,14 @@ import type { Logger } from './log.js';
 export const CHANNEL_SNAPSHOT = 'snapshot';
 /** Default number of transfers one member serves at once (config raft.snapshotMaxConcurrentTransfers). */
 export const DEFAULT_SNAPSHOT_MAX_CONCURRENT_TRANSFERS = 2;
+/**
+ * Default flow-control window, in chunks in flight per transfer (config raft.snapshotWindowChunks):
+ * with 1 MiB chunks, at most ~8 MiB per transfer on each side, enough to keep a loopback or LAN
+ * link busy while the receiver writes.
+ */
+export const DEFAULT_SNAPSHOT_WINDOW_CHUNKS = 8;
+/** Largest window accepted (config validation; the transport queues at most 2 × 64 MiB per peer). */
+export const MAX_SNAPSHOT_WINDOW_CHUNKS = 64;
 /** A session with no request for this long is closed (its receiver went away); it frees a transfer slot. */
 export const SNAPSHOT_SESSION_IDLE_MS = 15_000;
 /** How long one OPEN or NEXT may take before the receiver gives up on that member. */
@@ -66,7 +81,11 @@ const MAX_REASON_CHARS = 300;
 
 export const SNAPSHOT_META_MARKER = 0xffffffff;
 const META_VERSION = 1;
-const PROTOCOL_VERSION = 1;
+/** Protocol 2 adds the window (OPEN and its reply); protocol 1 (one chunk at a time) is still served. */
+const PROTOCOL_VERSION = 2;
+const PROTOCOL_VERSION_STOP_AND_WAIT = 1;
+/** What every release answers to a protocol it does not speak (a receiver then falls back to protocol 1). */
+const UNKNOWN_VERSION = 'unknown protocol version';
 const OP_OPEN = 1;
 const OP_NEXT = 2;
 const OP_CLOSE = 3;
@@ -169,13 +188,24 @@ interface HeldView {
   sessions: number;
 }
 
+/** A NEXT waiting for its chunk. */
+interface Waiter {
+  resolve(reply: Uint8Array): void;
+  reject(err: unknown): void;
+}
+
 interface Session {
   readonly id: number;
   readonly peerId: string;
   readonly held: HeldView;
   readonly stream: AsyncGenerator<Uint8Array>;
+  /** The next chunk the stream yields (chunks are read, and answered, in this order). */
   seq: number;
-  busy: boolean;
+  /** NEXTs accepted ahead of `seq`: at most `window` (granted at OPEN). */
+  readonly window: number;
+  readonly waiting: Map<number, Waiter>;
+  /** The stream is being read (one reader per session). */
+  pumping: boolean;
   lastUsedMs: number;
 }
 
@@ -184,6 +214,8 @@ export interface SnapshotServerDeps {
   readonly logger: Logger;
   readonly isMember: (peerId: string) => boolean;
   readonly maxConcurrentTransfers: number;
+  /** Largest window granted (raft.snapshotWindowChunks); default DEFAULT_SNAPSHOT_WINDOW_CHUNKS. */
+  readonly maxWindowChunks?: number;
 }
 
 /** Serves this member's snapshot views to receivers (the "snapshot" channel's request handler). */
@@ -238,8 +270,11 @@ export class SnapshotServer {
       }
   }
 
-  private async endSession(s: Session): Promise<void> {
+  /** Ends a session; NEXTs still waiting in it get `reply` (GONE unless the stream ended). */
+  private async endSession(s: Session, reply: Uint8Array = status(ST_GONE, `session ${s.id} closed`)): Promise<void> {
     if (!this.sessions.delete(s.id)) return;
+    for (const w of s.waiting.values()) w.resolve(reply);
+    s.waiting.clear();
     s.held.sessions--;
     await s.stream.return(undefined).catch(() => undefined);
     this.release();
@@ -248,7 +283,7 @@ export class SnapshotServer {
   private async expireIdle(): Promise<void> {
     const now = this.deps.clock.monotonicMs();
     for (const s of [...this.sessions.values()])
-      if (!s.busy && now - s.lastUsedMs > SNAPSHOT_SESSION_IDLE_MS) await this.endSession(s);
+      if (!s.pumping && s.waiting.size === 0 && now - s.lastUsedMs > SNAPSHOT_SESSION_IDLE_MS) await this.endSession(s);
   }
 
   /** The request handler of CHANNEL_SNAPSHOT. Never throws for a bad request: it answers with a status. */
@@ -267,13 +302,16 @@ export class SnapshotServer {
     if (!this.deps.isMember(from)) return status(ST_REFUSED, 'not a member');
     await this.expireIdle();
     const r = new Reader(data, ChainErrorCode.SnapshotInvalid, 'snapshot transfer request');
-    if (r.u8() !== PROTOCOL_VERSION) return status(ST_MALFORMED, 'unknown protocol version');
+    const version = r.u8();
+    if (version !== PROTOCOL_VERSION && version !== PROTOCOL_VERSION_STOP_AND_WAIT)
+      return status(ST_MALFORMED, UNKNOWN_VERSION);
     const op = r.u8();
     if (op === OP_OPEN) {
       const index = r.u64();
       const headHash = r.raw(32);
       const chunkBytes = r.u32();
       const startAfterKey = r.bytes16().slice();
+      const asked = version === PROTOCOL_VERSION ? r.u16() : 1;
       r.end();
       const held = this.views.get(index);
       if (!held || !bytesEqual(held.view.head.hash, headHash))
@@ -289,6 +327,7 @@ export class SnapshotServer {
       }
       const stream = held.view.stream({ chunkBytes, ...(startAfterKey.length > 0 ? { startAfterKey } : {}) });
       const id = this.nextSessionId++;
+      const window = Math.max(1, Math.min(asked, this.deps.maxWindowChunks ?? DEFAULT_SNAPSHOT_WINDOW_CHUNKS));
       held.sessions++;
       this.sessions.set(id, {
         id,
@@ -296,17 +335,20 @@ export class SnapshotServer {
         held,
         stream,
         seq: 0,
-        busy: false,
+        window,
+        waiting: new Map(),
+        pumping: false,
         lastUsedMs: this.deps.clock.monotonicMs(),
       });
       this.stats.transfersStarted++;
       if (startAfterKey.length > 0) this.stats.transfersResumed++;
       this.deps.logger.info(
-        { to: from, index, session: id, resume: startAfterKey.length > 0 },
+        { to: from, index, session: id, resume: startAfterKey.length > 0, window },
         'snapshot transfer started',
       );
       const block = encodeBlock(held.view.head);
-      return new Writer(16 + block.length).u8(ST_OK).u64(id).bytes32(block).finish();
+      const reply = new Writer(24 + block.length).u8(ST_OK).u64(id).bytes32(block);
+      return (version === PROTOCOL_VERSION ? reply.u16(window) : reply).finish();
     }
     const id = r.u64();
     const s = this.sessions.get(id);
@@ -319,28 +361,49 @@ export class SnapshotServer {
     const seq = r.u32();
     r.end();
     if (!s || s.peerId !== from) return status(ST_GONE, `no session ${id}`);
-    if (s.busy || seq !== s.seq) return status(ST_MALFORMED, `chunk ${seq} asked, ${s.seq} is next (one at a time)`);
-    s.busy = true;
+    if (seq < s.seq || seq >= s.seq + s.window || s.waiting.has(seq))
+      return status(
+        ST_MALFORMED,
+        `chunk ${seq} asked; chunks ${s.seq}..${s.seq + s.window - 1} may be (window ${s.window}), each once`,
+      );
+    s.lastUsedMs = this.deps.clock.monotonicMs();
+    const reply = new Promise<Uint8Array>((resolve, reject) => s.waiting.set(seq, { resolve, reject }));
+    void this.pump(s);
+    return reply;
+  }
+
+  /** Reads the session's stream in order while the NEXT for its next chunk is waiting. */
+  private async pump(s: Session): Promise<void> {
+    if (s.pumping) return;
+    s.pumping = true;
     try {
-      const next = await s.stream.next();
-      s.seq++;
-      s.lastUsedMs = this.deps.clock.monotonicMs();
-      if (next.done) {
-        this.stats.transfersFinished++;
-        await this.endSession(s);
-        return status(ST_END, '');
+      for (let w = s.waiting.get(s.seq); w !== undefined; w = s.waiting.get(s.seq)) {
+        s.waiting.delete(s.seq);
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await s.stream.next();
+        } catch (err) {
+          w.reject(err);
+          await this.endSession(s);
+          return;
+        }
+        s.seq++;
+        s.lastUsedMs = this.deps.clock.monotonicMs();
+        if (next.done) {
+          this.stats.transfersFinished++;
+          w.resolve(status(ST_END, ''));
+          await this.endSession(s, status(ST_END, ''));
+          return;
+        }
+        this.stats.chunksSent++;
+        this.stats.bytesSent += next.value.length;
+        const out = new Uint8Array(1 + next.value.length);
+        out[0] = ST_CHUNK;
+        out.set(next.value, 1);
+        w.resolve(out);
       }
-      this.stats.chunksSent++;
-      this.stats.bytesSent += next.value.length;
-      const out = new Uint8Array(1 + next.value.length);
-      out[0] = ST_CHUNK;
-      out.set(next.value, 1);
-      return out;
-    } catch (err) {
-      await this.endSession(s);
-      throw err;
     } finally {
-      s.busy = false;
+      s.pumping = false;
     }
   }
 }
@@ -357,6 +420,8 @@ export interface SnapshotFetchDeps {
   readonly logger: Logger;
   /** Largest chunk asked for and accepted (MIN_SNAPSHOT_CHUNK_BYTES..SNAPSHOT_CHUNK_BYTES). */
   readonly chunkBytes: number;
+  /** Chunks asked for ahead (raft.snapshotWindowChunks; the sender may grant fewer). Default DEFAULT_SNAPSHOT_WINDOW_CHUNKS. */
+  readonly windowChunks?: number;
   readonly requestTimeoutMs?: number;
 }
 
@@ -380,14 +445,16 @@ function transferErrorOf(code: number, message: string, peerId: string): Snapsho
   return new SnapshotTransferError(c, `snapshot transfer from ${peerId}: ${message}`, { peerId });
 }
 
-function readStatus(reply: Uint8Array, peerId: string): never {
-  let message: string;
+function statusMessage(reply: Uint8Array): string {
   try {
-    message = new Reader(reply.subarray(1), ChainErrorCode.SnapshotInvalid, 'snapshot reply').str16();
+    return new Reader(reply.subarray(1), ChainErrorCode.SnapshotInvalid, 'snapshot reply').str16();
   } catch {
-    message = 'undecodable reply';
+    return 'undecodable reply';
   }
-  throw transferErrorOf(reply[0], message, peerId);
+}
+
+function readStatus(reply: Uint8Array, peerId: string): never {
+  throw transferErrorOf(reply[0], statusMessage(reply), peerId);
 }
 
 function isDiskFull(err: unknown): boolean {
@@ -421,31 +488,58 @@ export async function fetchSnapshotFrom(
     startAfterKey = imp.progress.lastKey;
     await imp.abandon(true);
   }
-  const open = new Writer(64 + startAfterKey.length)
-    .u8(PROTOCOL_VERSION)
-    .u8(OP_OPEN)
-    .u64(meta.appliedRaftIndex)
-    .raw(meta.headHash)
-    .u32(deps.chunkBytes)
-    .bytes16(startAfterKey)
-    .finish();
+  const openRequest = (v: number): Uint8Array => {
+    const w = new Writer(64 + startAfterKey.length)
+      .u8(v)
+      .u8(OP_OPEN)
+      .u64(meta.appliedRaftIndex)
+      .raw(meta.headHash)
+      .u32(deps.chunkBytes)
+      .bytes16(startAfterKey);
+    const asked = Math.max(
+      1,
+      Math.min(MAX_SNAPSHOT_WINDOW_CHUNKS, deps.windowChunks ?? DEFAULT_SNAPSHOT_WINDOW_CHUNKS),
+    );
+    return (v === PROTOCOL_VERSION ? w.u16(asked) : w).finish();
+  };
   stats.attempts++;
-  const reply = await transport.request(peerId, CHANNEL_SNAPSHOT, open, { signal, timeoutMs });
+  let version = PROTOCOL_VERSION;
+  let reply = await transport.request(peerId, CHANNEL_SNAPSHOT, openRequest(version), { signal, timeoutMs });
+  if (reply[0] === ST_MALFORMED && statusMessage(reply) === UNKNOWN_VERSION) {
+    // A member on an older release: it serves protocol 1, one chunk at a time.
+    version = PROTOCOL_VERSION_STOP_AND_WAIT;
+    reply = await transport.request(peerId, CHANNEL_SNAPSHOT, openRequest(version), { signal, timeoutMs });
+  }
   if (reply[0] !== ST_OK) readStatus(reply, peerId);
   const r = new Reader(reply.subarray(1), ChainErrorCode.SnapshotInvalid, 'snapshot open reply');
   const session = r.u64();
   const head = decodeBlock(r.bytes32(MAX_BLOCK_BYTES));
+  const window = version === PROTOCOL_VERSION ? r.u16() : 1;
   r.end();
+  if (window < 1 || window > MAX_SNAPSHOT_WINDOW_CHUNKS)
+    throw new SnapshotTransferError(SnapshotTransferErrorCode.Malformed, `${peerId} granted a window of ${window}`, {
+      peerId,
+    });
   if (!bytesEqual(head.hash, meta.headHash))
     throw new SnapshotTransferError(SnapshotTransferErrorCode.Malformed, `${peerId} sent another head block`, {
       peerId,
     });
   onHead(head);
   let finished = false;
+  // Up to `window` NEXTs outstanding, answered in order; one more goes out as each chunk is taken
+  // by the import (so a slow disk here slows the sender). Replies not taken are at most `window`.
   async function* chunks(): AsyncGenerator<Uint8Array> {
-    for (let seq = 0; ; seq++) {
-      const next = new Writer(16).u8(PROTOCOL_VERSION).u8(OP_NEXT).u64(session).u32(seq).finish();
-      const c = await transport.request(peerId, CHANNEL_SNAPSHOT, next, { signal, timeoutMs });
+    const inflight: Promise<Uint8Array>[] = [];
+    let asked = 0;
+    for (;;) {
+      while (inflight.length < window) {
+        const next = new Writer(16).u8(version).u8(OP_NEXT).u64(session).u32(asked++).finish();
+        const reply = transport.request(peerId, CHANNEL_SNAPSHOT, next, { signal, timeoutMs });
+        // Replies past the end, or after the import stopped, are not awaited: their errors are dropped.
+        reply.catch(() => undefined);
+        inflight.push(reply);
+      }
+      const c = await inflight.shift()!;
       if (c[0] === ST_END) {
         finished = true;
         return;
@@ -484,7 +578,7 @@ export async function fetchSnapshotFrom(
   } finally {
     if (!finished) {
       // Frees the sender's slot at once (else it expires after SNAPSHOT_SESSION_IDLE_MS).
-      const close = new Writer(16).u8(PROTOCOL_VERSION).u8(OP_CLOSE).u64(session).finish();
+      const close = new Writer(16).u8(version).u8(OP_CLOSE).u64(session).finish();
       transport.request(peerId, CHANNEL_SNAPSHOT, close, { timeoutMs: 2_000 }).catch(() => undefined);
     }
   }

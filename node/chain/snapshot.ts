@@ -17,7 +17,8 @@
 // Consume the stream to its end or call return() on it: that closes the view.
 //
 // Import (importSnapshot): writes each chunk's entries into the store's spare slot in one batch
-// with a progress record (store.ts stateImport), so memory is one chunk, and an import cut by a
+// with a progress record (store.ts stateImport); the next chunk is decoded and hashed while that
+// batch is written (at most one write in flight), so memory is two chunks, and an import cut by a
 // crash or a lost connection resumes after the last key written — from a stream that starts
 // over, or from one exported with startAfterKey. Then store.installSnapshot({ staged }) switches.
 //
@@ -203,24 +204,37 @@ async function* generateChunks(
         .u8(KIND_BLOCK)
         .raw(block.subarray(o, o + chunkBytes - 1))
         .finish();
-    let body = new Writer(64 * 1024);
+    // Each entries chunk is written in place into a buffer of chunkBytes (no growing, no copy
+    // when it is handed out): the sender's cost per byte is one copy here.
+    let buf = new Uint8Array(chunkBytes);
+    let view = new DataView(buf.buffer);
+    let pos = ENTRIES_CHUNK_HEADER_BYTES;
     let count = 0;
     let total = 0;
     const flush = (): Uint8Array => {
-      const b = body.finish();
-      const chunk = new Writer(b.length + ENTRIES_CHUNK_HEADER_BYTES).u8(KIND_ENTRIES).u32(count).raw(b).finish();
-      body = new Writer(64 * 1024);
+      buf[0] = KIND_ENTRIES;
+      view.setUint32(1, count);
+      const chunk = buf.subarray(0, pos);
+      buf = new Uint8Array(chunkBytes);
+      view = new DataView(buf.buffer);
+      pos = ENTRIES_CHUNK_HEADER_BYTES;
       count = 0;
       return chunk;
     };
     for await (const [k, v] of source.entries(startAfterKey)) {
       const size = ENTRY_FRAMING_BYTES + k.length + v.length;
       assert(
-        size + ENTRIES_CHUNK_HEADER_BYTES <= chunkBytes,
+        size + ENTRIES_CHUNK_HEADER_BYTES <= chunkBytes && k.length <= 0xffff,
         () => `a state entry of ${size} bytes does not fit a chunk of ${chunkBytes}`,
       );
-      if (ENTRIES_CHUNK_HEADER_BYTES + body.length + size > chunkBytes) yield flush();
-      body.bytes16(k).bytes32(v);
+      if (pos + size > chunkBytes) yield flush();
+      // bytes16(key) ‖ bytes32(value), big-endian lengths (as Writer writes them).
+      view.setUint16(pos, k.length);
+      buf.set(k, pos + 2);
+      pos += 2 + k.length;
+      view.setUint32(pos, v.length);
+      buf.set(v, pos + 4);
+      pos += 4 + v.length;
       count++;
       total++;
     }
@@ -324,6 +338,9 @@ export async function importSnapshot(
 
   const imp = await store.stateImport(head, header.appliedRaftIndex);
   let keepProgress = true;
+  // One batch write may run while the next chunk is decoded and hashed (never two: LevelDB must
+  // apply them in order, each with its progress record).
+  let writing: Promise<void> | undefined;
   try {
     // Keys up to `floor` are already in the store (a resumed import): the stream may repeat them.
     const floor = imp.progress.lastKey;
@@ -351,7 +368,9 @@ export async function importSnapshot(
         }
         if (accepted.length === 0) continue;
         progress = { lastKey: accepted[accepted.length - 1][0], entries: progress.entries + accepted.length, lanes };
-        await imp.write(accepted, progress);
+        await writing;
+        writing = imp.write(accepted, progress);
+        writing.catch(() => undefined); // awaited before the next write (a failure is not unhandled meanwhile)
       } else if (c[0] === KIND_TRAILER) {
         const r = new Reader(c, ChainErrorCode.SnapshotInvalid, 'snapshot trailer');
         r.u8();
@@ -360,6 +379,7 @@ export async function importSnapshot(
         r.end();
         const extra = await it.next();
         if (!extra.done) refuse(SnapshotRefusal.Malformed, 'data after the trailer');
+        await writing;
         if (total !== streamEntries) {
           keepProgress = false;
           refuse(SnapshotRefusal.Malformed, `${streamEntries} entries in the stream, the trailer says ${total}`);
@@ -378,6 +398,8 @@ export async function importSnapshot(
       }
     }
   } catch (e) {
+    // A write still running finishes (or fails) before the import is given up.
+    await writing?.catch(() => undefined);
     await imp.abandon(keepProgress);
     throw e;
   }

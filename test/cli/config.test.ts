@@ -240,6 +240,8 @@ describe('node config', () => {
       'raft.snapshotMaxConcurrentTransfers',
       /between/,
     );
+    configFails((c) => (c.raft = { snapshotWindowChunks: 0 }), 'raft.snapshotWindowChunks', /between/);
+    configFails((c) => (c.raft = { snapshotWindowChunks: 65 }), 'raft.snapshotWindowChunks', /between/);
     configFails((c) => (c.limits = { rpcMaxBodyBytes: 0 }), 'limits.rpcMaxBodyBytes', /between 1 and/);
     configFails((c) => (c.limits = { maxEverything: 1 }), 'limits.maxEverything', /unknown field/);
     configFails((c) => (c.deliveryMode = 'retry'), 'deliveryMode', /"fail-fast" or "queue"/);

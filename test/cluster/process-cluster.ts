@@ -22,8 +22,10 @@ export class ProcessCluster {
 
   async init(n: number): Promise<void> {
     this.dir = await mkdtemp(join(tmpdir(), 'quorate-cluster-'));
-    // A random block of ports per run, so parallel test files and reruns do not collide.
-    this.basePort = 20_000 + Math.floor(Math.random() * 2_000) * 10;
+    // A random block of ports per run, so parallel test files and reruns do not collide; all of
+    // it (up to basePort + 6_000 + nodes) below Linux's ephemeral range (32768..), where an
+    // outgoing connection of any process on the machine could already hold the port (EADDRINUSE).
+    this.basePort = 20_000 + Math.floor(Math.random() * 600) * 10;
     await initCluster({
       nodes: n,
       dir: join(this.dir, 'c'),

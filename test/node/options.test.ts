@@ -46,6 +46,7 @@ const RAFT = {
   logMaxBytes: 12_345_678,
   snapshotChunkBytes: 200_000,
   snapshotMaxConcurrentTransfers: 3,
+  snapshotWindowChunks: 5,
   compactionRetainEntries: 55,
 };
 
@@ -150,11 +151,13 @@ describe('one options tree, with config.json names', () => {
     expect(driverOptions.compactionRetainEntries).toBe(RAFT.compactionRetainEntries);
     // The snapshot transfer (node/snapshot-transfer.ts): the sender's bound and the receiver's chunk size.
     const transfer = parts as unknown as {
-      snapshotServer: { deps: { maxConcurrentTransfers: number } };
-      applier: { deps: { snapshots: { fetcher: { chunkBytes: number } } } };
+      snapshotServer: { deps: { maxConcurrentTransfers: number; maxWindowChunks: number } };
+      applier: { deps: { snapshots: { fetcher: { chunkBytes: number; deps: { windowChunks: number } } } } };
     };
     expect(transfer.snapshotServer.deps.maxConcurrentTransfers).toBe(RAFT.snapshotMaxConcurrentTransfers);
+    expect(transfer.snapshotServer.deps.maxWindowChunks).toBe(RAFT.snapshotWindowChunks);
     expect(transfer.applier.deps.snapshots.fetcher.chunkBytes).toBe(RAFT.snapshotChunkBytes);
+    expect(transfer.applier.deps.snapshots.fetcher.deps.windowChunks).toBe(RAFT.snapshotWindowChunks);
     expect(node.options.block).toMatchObject({
       blockTimeMs: 41,
       blockMaxTransactions: LIMITS.blockMaxTransactions,
