@@ -283,6 +283,7 @@ export class QuorateNode {
       maxTxs: pool.txPoolMaxTransactions,
       maxNonceGap: pool.txPoolMaxPerSender,
       queuedLifetimeMs: pool.txPoolQueuedLifetimeMs,
+      maxDrainMs: pool.txPoolMaxDrainMs,
       nowMs: () => clock.monotonicMs(),
     });
     await this.peers.start();

@@ -70,6 +70,8 @@ export class TxIntake {
 
   async submit(tx: Transaction, signal?: AbortSignal): Promise<string> {
     try {
+      // A leader whose pool is full refuses before paying for the signature check.
+      if (this.deps.isLeader()) this.deps.pool().checkRoom(tx.encoded.length);
       verifyTransaction(tx, this.deps.chainId, this.deps.verifiedTxs);
     } catch (err) {
       throw toNodeError(err);
@@ -93,6 +95,8 @@ export class TxIntake {
    * transaction refused here never reaches the pool; `from` is counted and logged (rate-limited).
    */
   acceptForwarded(tx: Transaction, fromPeer: string): void {
+    // A full pool refuses at once (PoolFull, with retryAfterMs), before the signature check.
+    this.deps.pool().checkRoom(tx.encoded.length);
     try {
       verifyTransaction(tx, this.deps.chainId, this.deps.verifiedTxs);
     } catch (err) {
@@ -126,6 +130,14 @@ export class TxIntake {
         NodeErrorCode.TxUnknownAccount,
         `this node holds no key for ${request.from}; use quorate_accounts, or sign it yourself and use quorate_sendRawTransaction`,
       );
+    // A leader whose pool is full refuses before signing (and before storing a private payload).
+    if (this.deps.isLeader()) {
+      try {
+        this.deps.pool().checkRoom();
+      } catch (err) {
+        throw toNodeError(err);
+      }
+    }
     let privatePayloadHash: Uint8Array | undefined;
     let privateFor: Uint8Array[] | undefined;
     if (request.privateFor !== undefined) {
