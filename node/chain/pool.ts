@@ -47,13 +47,22 @@ export const MAX_POOL_BYTES = 64 * 1024 * 1024;
 export const MAX_NONCE_GAP = 1_024;
 /** How long a transaction behind a nonce gap may wait for the missing nonces before it is dropped. */
 export const QUEUED_TX_LIFETIME_MS = 10 * 60_000;
-/** The pool holds at most what the measured commit rate drains in this long (config limits.txPoolMaxDrainMs). */
-export const MAX_POOL_DRAIN_MS = 1_000;
+/**
+ * The pool holds at most what the measured commit rate drains in this long (config
+ * limits.txPoolMaxDrainMs). By Little's law a pool kept at the bound makes the MEAN wait about
+ * this long, so half a second keeps the p99 of submit-to-commit under a second at overload.
+ */
+export const MAX_POOL_DRAIN_MS = 500;
 /**
  * The drain bound never admits fewer than this many transactions: a node that has not measured a
  * rate yet (just started, or idle, so its rate says little about what it can do) takes a burst.
  */
-export const MIN_ADMISSIBLE_POOL_TXS = 500;
+export const MIN_ADMISSIBLE_POOL_TXS = 128;
+/**
+ * Accounts whose refused nonce the pool remembers (so it refuses their later nonces, see
+ * TxPool.precheck); past it the oldest is forgotten. Entries also expire after queuedLifetimeMs.
+ */
+export const MAX_REFUSED_NONCES = 10_000;
 /** Time constant of the commit-rate EWMA: a sample's weight is 1 - exp(-its duration / this). */
 export const DRAIN_RATE_TAU_MS = 1_000;
 /** Commits are folded into the rate once they span at least this long (blocks commit in bursts). */
@@ -166,6 +175,8 @@ export class TxPool {
   /** Insertion order = round-robin order. */
   private readonly accounts = new Map<Address, AccountQueue>();
   private totalBytes = 0;
+  /** Per account, the lowest nonce refused for want of room, and when (see precheck); oldest first. */
+  private readonly refusedNonces = new Map<Address, { nonce: number; atMs: number }>();
 
   constructor(o: PoolOptions) {
     this.chainId = o.chainId;
@@ -230,25 +241,33 @@ export class TxPool {
    * before verifying a signature they would then throw away.
    */
   checkRoom(bytes = 0): void {
+    if (this.byHash.size < this.admissible && this.totalBytes + bytes <= this.maxBytes) return;
+    throw this.fullError();
+  }
+
+  /** PoolFull with retryAfterMs: when, at the measured rate, there should be room for one more. */
+  private fullError(why?: string, refusedNonce?: number): ChainError {
     const size = this.byHash.size;
     const admissible = this.admissible;
-    if (size < admissible && this.totalBytes + bytes <= this.maxBytes) return;
     const rate = this.drainRate;
     // Room appears as blocks commit: for `excess` more transactions at the measured rate, and not
     // before the next commit (about one commit interval away).
     const excess = Math.max(1, size - admissible + 1);
     const retryAfterMs = Math.ceil(Math.max((excess * 1000) / rate, this.drain.commitIntervalMs, 1));
-    throw new ChainError(
+    return new ChainError(
       ChainErrorCode.PoolFull,
-      size >= admissible && admissible < this.maxTxs
-        ? `the transaction pool is full: ${size} transactions would take over ${this.maxDrainMs} ms to commit at the measured ${Math.round(rate)} tx/s; retry in ${retryAfterMs} ms`
-        : `the transaction pool is full (${size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry in ${retryAfterMs} ms`,
+      why !== undefined
+        ? `${why}; retry in ${retryAfterMs} ms`
+        : size >= admissible && admissible < this.maxTxs
+          ? `the transaction pool is full: ${size} transactions would take over ${this.maxDrainMs} ms to commit at the measured ${Math.round(rate)} tx/s; retry in ${retryAfterMs} ms`
+          : `the transaction pool is full (${size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry in ${retryAfterMs} ms`,
       {
         retryAfterMs,
         size,
         bytes: this.totalBytes,
         admissible,
         committedPerSecond: Math.round(this.drain.rate),
+        ...(refusedNonce === undefined ? {} : { refusedNonce }),
       },
     );
   }
@@ -262,8 +281,23 @@ export class TxPool {
     this.addChecked(tx, true);
   }
 
+  /**
+   * add()'s cheap checks without the signature, nothing admitted: the door (node/transactions.ts)
+   * runs it before paying for a signature check on a transaction the pool would refuse anyway.
+   */
+  checkAdmission(tx: Transaction): void {
+    this.precheck(tx, true);
+  }
+
   /** `bounded` false: the drain bound does not apply (a transaction the pool held before, given back). */
   private addChecked(tx: Transaction, bounded: boolean): void {
+    this.precheck(tx, bounded);
+    verifyTransaction(tx, this.chainId, this.verifiedTxs);
+    if (!isPrivate(tx)) this.app.validateTx(tx, tx.ops);
+    this.insert(tx);
+  }
+
+  private precheck(tx: Transaction, bounded: boolean): void {
     if (tx.encoded.length > MAX_TX_BYTES)
       throw new ChainError(
         ChainErrorCode.TxTooLarge,
@@ -304,15 +338,30 @@ export class TxPool {
         { hash: tx.hashHex, nonce: tx.nonce, next: this.pendingNonce(tx.from) },
       );
     }
-    if (bounded) this.checkRoom(tx.encoded.length);
-    else if (this.byHash.size >= this.maxTxs || this.totalBytes + tx.encoded.length > this.maxBytes)
+    if (bounded) {
+      // A nonce this pool refused for want of room leaves a gap: the account's later nonces would
+      // wait behind it, accepted but never committing if it is not sent again. They are refused too.
+      const hole = this.refusedNonces.get(tx.from);
+      if (hole !== undefined && hole.nonce < committed) this.refusedNonces.delete(tx.from);
+      else if (hole !== undefined && tx.nonce > hole.nonce)
+        throw this.fullError(
+          `nonce ${hole.nonce} of ${tx.from} was refused (the pool was full): its later nonces are refused until it is sent again`,
+          hole.nonce,
+        );
+      if (this.byHash.size >= this.admissible || this.totalBytes + tx.encoded.length > this.maxBytes) {
+        if (hole === undefined || tx.nonce < hole.nonce) {
+          this.refusedNonces.delete(tx.from);
+          this.refusedNonces.set(tx.from, { nonce: tx.nonce, atMs: this.nowMs() });
+          if (this.refusedNonces.size > MAX_REFUSED_NONCES)
+            this.refusedNonces.delete(this.refusedNonces.keys().next().value!);
+        }
+        throw this.fullError();
+      }
+    } else if (this.byHash.size >= this.maxTxs || this.totalBytes + tx.encoded.length > this.maxBytes)
       throw new ChainError(ChainErrorCode.PoolFull, 'the transaction pool is at its count or byte limit', {
         size: this.byHash.size,
         bytes: this.totalBytes,
       });
-    verifyTransaction(tx, this.chainId, this.verifiedTxs);
-    if (!isPrivate(tx)) this.app.validateTx(tx, tx.ops);
-    this.insert(tx);
   }
 
   /** Decodes (strictly) and adds raw bytes; returns the transaction. */
@@ -337,6 +386,7 @@ export class TxPool {
       this.accounts.set(tx.from, q);
     }
     q.txs.set(tx.nonce, tx);
+    if (this.refusedNonces.get(tx.from)?.nonce === tx.nonce) this.refusedNonces.delete(tx.from);
     this.byHash.set(tx.hashHex, tx);
     this.arrivedAtMs.set(tx.hashHex, this.nowMs());
     this.totalBytes += tx.encoded.length;
@@ -466,6 +516,7 @@ export class TxPool {
   expireQueued(): Transaction[] {
     const cutoff = this.nowMs() - this.queuedLifetimeMs;
     const dropped: Transaction[] = [];
+    for (const [address, hole] of [...this.refusedNonces]) if (hole.atMs <= cutoff) this.refusedNonces.delete(address);
     for (const [address, q] of [...this.accounts]) {
       this.prune(address, q);
       if (!this.accounts.has(address)) continue;

@@ -12,6 +12,9 @@ import {
   TxPool,
   getNonce,
   signTransaction,
+  applyBlock,
+  baseOf,
+  buildBlock,
   type ChainState,
   type Transaction,
 } from '../../node/chain/index.js';
@@ -158,12 +161,55 @@ describe('TxPool drain bound', () => {
     commits(p, clock, 2, 70, 100); // 700 tx/s: admits 700
     expect(p.admissible).toBe(700);
     for (let n = 0; n < 700; n++) p.add(tx(alice, n % 1_000, []));
-    // The rate falls to 500 tx/s (a slow disk): the bound is now the floor, 500; 200 over it.
+    // The rate falls to 500 tx/s (a slow disk): the bound is now 500; the pool is 200 over it.
     commits(p, clock, 100, 50, 100);
     expect(p.drain.rate).toBeCloseTo(500, 1);
     expect(p.admissible).toBe(500);
     const e = refusal(() => p.checkRoom());
     // 201 transactions must commit first: 201 / 500 tx/s = 402 ms.
     expect(e.meta.retryAfterMs).toBe(402);
+  });
+});
+
+describe('TxPool refused nonces', () => {
+  function commit(chain: ChainState, p: TxPool, txs: Transaction[]): void {
+    const b = buildBlock(new LedgerApp(), CHAIN_ID, baseOf(chain), txs, { raftId: 1, key: f.minters[0] }, 50_000, 1);
+    const r = applyBlock(chain, b.block, new Map());
+    if (r.kind !== 'applied') throw new Error(r.detail);
+    chain.advance(r);
+    p.committed(b.block.transactions);
+  }
+
+  it("refuses an account's later nonces after refusing one for want of room, until it is sent again", () => {
+    const c = f.newChain();
+    const clock = new ManualClock();
+    const p = new TxPool({
+      chainId: CHAIN_ID,
+      app: new LedgerApp(),
+      nonceOf: (a) => getNonce(c.state, a),
+      verifiedTxs: c.verifiedTxs,
+      maxTxs: 3,
+      nowMs: () => clock.monotonicMs(),
+    });
+    const b0 = tx(bob, 0, []);
+    p.add(tx(alice, 0, []));
+    p.add(tx(alice, 1, []));
+    p.add(b0);
+    expect(refusal(() => p.add(tx(alice, 2, []))).code).toBe(ChainErrorCode.PoolFull); // full: a hole at 2
+    commit(c, p, [b0]);
+    expect(p.size).toBe(2);
+    // Room again, but alice's 3 would wait behind the refused 2: refused, with retryAfterMs.
+    const gap = refusal(() => p.add(tx(alice, 3, [])));
+    expect(gap.code).toBe(ChainErrorCode.PoolFull);
+    expect(gap.message).toMatch(/nonce 2 of .* was refused/);
+    expect(typeof gap.meta.retryAfterMs).toBe('number');
+    expect(p.size).toBe(2);
+    // Her 2 sent again fills the hole; her later nonces are admitted again (room permitting).
+    p.add(tx(alice, 2, []));
+    commit(c, p, p.take(10, 1 << 20));
+    expect(p.size).toBe(0);
+    p.add(tx(alice, 3, []));
+    p.add(tx(alice, 4, []));
+    expect(p.pendingNonce(alice.address)).toBe(5);
   });
 });

@@ -54,6 +54,8 @@ describe('a full pool', () => {
       expect(error.code).toBe(RpcErrorCode.Unavailable);
       expect(error.data).toMatchObject({ reason: 'TX_POOL_FULL', retryAfterMs: e.meta.retryAfterMs });
     }
+    // The follower remembered the leader's answer: its next refusal came from itself, before signing.
+    expect(nodeSigned.message).toMatch(/the leader's transaction pool is full; retry in \d+ ms/);
     expect(leader.node.poolSize).toBe(4); // nothing queued behind the refusals
   });
 });
