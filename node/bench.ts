@@ -724,6 +724,8 @@ export interface OfferedResult {
   readonly accepted: number;
   /** Refused transactions by JSON-RPC error code. */
   readonly refusedByCode: ReadonlyMap<number, number>;
+  /** Refused transactions by JSON-RPC code and data.reason (the node's error code), e.g. "-32010 TX_POOL_FULL". */
+  readonly refusedByReason: ReadonlyMap<string, number>;
   readonly refused: number;
   /** data.retryAfterMs of the refusals that carried one. */
   readonly retryAfterMs: { count: number; p50: number; max: number };
@@ -793,6 +795,7 @@ export async function runOfferedLoad(
   const refuseLatencies: number[] = [];
   const retryAfter: number[] = [];
   const refusedByCode = new Map<number, number>();
+  const refusedByReason = new Map<string, number>();
   const failed = new Map<string, number>();
   let accepted = 0;
   let refused = 0;
@@ -810,6 +813,9 @@ export async function runOfferedLoad(
             refused++;
             refuseLatencies.push(took);
             refusedByCode.set(r.error.code, (refusedByCode.get(r.error.code) ?? 0) + 1);
+            const reason = (r.error.data as { reason?: unknown } | undefined)?.reason;
+            const key = `${r.error.code} ${typeof reason === 'string' ? reason : '-'}`;
+            refusedByReason.set(key, (refusedByReason.get(key) ?? 0) + 1);
             const after = (r.error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
             if (typeof after === 'number' && Number.isFinite(after)) retryAfter.push(after);
           } else {
@@ -868,6 +874,7 @@ export async function runOfferedLoad(
     droppedByClient: dropped,
     accepted,
     refusedByCode,
+    refusedByReason,
     refused,
     retryAfterMs: { count: retryAfter.length, p50: percentile(retryAfter, 50), max: retryAfter.at(-1) ?? 0 },
     timedOut,
@@ -906,6 +913,13 @@ export function formatOfferedResult(o: OfferedOptions, r: OfferedResult): string
   for (const [code, n] of [...r.refusedByCode].sort((a, b) => b[1] - a[1]))
     lines.push(
       `refused code=${code} count=${n}${code === -32010 && r.retryAfterMs.count > 0 ? ` retry_after_ms p50=${r.retryAfterMs.p50} max=${r.retryAfterMs.max} (${r.retryAfterMs.count} carried it)` : ''}`,
+    );
+  if (r.refusedByReason.size > 0)
+    lines.push(
+      `refused_by_reason ${[...r.refusedByReason]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k.replace(' ', ':')}=${n}`)
+        .join(' ')}`,
     );
   for (const [msg, n] of r.failed) lines.push(`failed count=${n} message=${JSON.stringify(msg)}`);
   if (r.watcherError) lines.push(`watcher last_error=${JSON.stringify(r.watcherError)}`);

@@ -7,8 +7,8 @@
 //   shared with the executor, so applying the block does not verify it again.
 // - Bounded by count (maxTxs) and bytes (maxBytes), and by how long it would take to drain: a
 //   DrainMeter measures the committed transactions per second (an EWMA, on the node's clock), and
-//   the pool admits at most that rate × maxDrainMs transactions (never fewer than
-//   MIN_ADMISSIBLE_POOL_TXS). A full pool refuses new transactions at once with PoolFull and an
+//   at most that rate × maxDrainMs transactions may wait to be minted (never fewer than
+//   MIN_ADMISSIBLE_POOL_TXS; those already in proposed blocks are not waiting). A full pool refuses new transactions at once with PoolFull and an
 //   estimate of when there will be room (`retryAfterMs`), rather than evicting (no fee market here
 //   to decide who goes) or queueing them for seconds: an accepted transaction commits within about
 //   maxDrainMs, what cannot is refused.
@@ -175,6 +175,8 @@ export class TxPool {
   /** Insertion order = round-robin order. */
   private readonly accounts = new Map<Address, AccountQueue>();
   private totalBytes = 0;
+  /** Pooled transactions handed to the minter (below their account's cursor): in blocks on their way. */
+  private takenCount = 0;
   /** Per account, the lowest nonce refused for want of room, and when (see precheck); oldest first. */
   private readonly refusedNonces = new Map<Address, { nonce: number; atMs: number }>();
 
@@ -220,19 +222,23 @@ export class TxPool {
   }
 
   /**
-   * Transactions the pool admits now: what the measured commit rate drains in maxDrainMs, at least
-   * MIN_ADMISSIBLE_POOL_TXS, at most maxTxs.
+   * Transactions the pool lets WAIT (not yet handed to the minter): what the measured commit rate
+   * drains in maxDrainMs, at least MIN_ADMISSIBLE_POOL_TXS. Those already in proposed blocks are
+   * not counted: they are bounded by the minter's pending blocks, and their commit takes the
+   * pipeline's time whatever the pool does (counting them would starve a pipeline slower than
+   * maxDrainMs down to the floor).
    */
   get admissible(): number {
-    return Math.min(
-      this.maxTxs,
-      Math.max(MIN_ADMISSIBLE_POOL_TXS, Math.floor((this.drainRate * this.maxDrainMs) / 1000)),
-    );
+    return Math.max(MIN_ADMISSIBLE_POOL_TXS, Math.floor((this.drainRate * this.maxDrainMs) / 1000));
   }
 
   /** The commit rate the drain bound uses: the measured one, or the floor's when lower (unmeasured). */
   private get drainRate(): number {
     return Math.max(this.drain.rate, (MIN_ADMISSIBLE_POOL_TXS * 1000) / this.maxDrainMs);
+  }
+
+  private hasRoom(bytes: number): boolean {
+    return this.waiting < this.admissible && this.byHash.size < this.maxTxs && this.totalBytes + bytes <= this.maxBytes;
   }
 
   /**
@@ -241,29 +247,31 @@ export class TxPool {
    * before verifying a signature they would then throw away.
    */
   checkRoom(bytes = 0): void {
-    if (this.byHash.size < this.admissible && this.totalBytes + bytes <= this.maxBytes) return;
-    throw this.fullError();
+    if (!this.hasRoom(bytes)) throw this.fullError();
   }
 
   /** PoolFull with retryAfterMs: when, at the measured rate, there should be room for one more. */
   private fullError(why?: string, refusedNonce?: number): ChainError {
     const size = this.byHash.size;
+    const waiting = this.waiting;
     const admissible = this.admissible;
     const rate = this.drainRate;
+    const drainBound = waiting >= admissible;
     // Room appears as blocks commit: for `excess` more transactions at the measured rate, and not
     // before the next commit (about one commit interval away).
-    const excess = Math.max(1, size - admissible + 1);
+    const excess = Math.max(1, drainBound ? waiting - admissible + 1 : size - this.maxTxs + 1);
     const retryAfterMs = Math.ceil(Math.max((excess * 1000) / rate, this.drain.commitIntervalMs, 1));
     return new ChainError(
       ChainErrorCode.PoolFull,
       why !== undefined
         ? `${why}; retry in ${retryAfterMs} ms`
-        : size >= admissible && admissible < this.maxTxs
-          ? `the transaction pool is full: ${size} transactions would take over ${this.maxDrainMs} ms to commit at the measured ${Math.round(rate)} tx/s; retry in ${retryAfterMs} ms`
+        : drainBound
+          ? `the transaction pool is full: ${waiting} waiting transactions would take over ${this.maxDrainMs} ms to commit at the measured ${Math.round(rate)} tx/s; retry in ${retryAfterMs} ms`
           : `the transaction pool is full (${size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry in ${retryAfterMs} ms`,
       {
         retryAfterMs,
         size,
+        waiting,
         bytes: this.totalBytes,
         admissible,
         committedPerSecond: Math.round(this.drain.rate),
@@ -348,7 +356,7 @@ export class TxPool {
           `nonce ${hole.nonce} of ${tx.from} was refused (the pool was full): its later nonces are refused until it is sent again`,
           hole.nonce,
         );
-      if (this.byHash.size >= this.admissible || this.totalBytes + tx.encoded.length > this.maxBytes) {
+      if (!this.hasRoom(tx.encoded.length)) {
         if (hole === undefined || tx.nonce < hole.nonce) {
           this.refusedNonces.delete(tx.from);
           this.refusedNonces.set(tx.from, { nonce: tx.nonce, atMs: this.nowMs() });
@@ -386,6 +394,7 @@ export class TxPool {
       this.accounts.set(tx.from, q);
     }
     q.txs.set(tx.nonce, tx);
+    if (tx.nonce < q.cursor) this.takenCount++;
     if (this.refusedNonces.get(tx.from)?.nonce === tx.nonce) this.refusedNonces.delete(tx.from);
     this.byHash.set(tx.hashHex, tx);
     this.arrivedAtMs.set(tx.hashHex, this.nowMs());
@@ -396,10 +405,27 @@ export class TxPool {
     const tx = q.txs.get(nonce);
     if (!tx) return;
     q.txs.delete(nonce);
+    if (nonce < q.cursor) this.takenCount--;
     this.byHash.delete(tx.hashHex);
     this.arrivedAtMs.delete(tx.hashHex);
     this.totalBytes -= tx.encoded.length;
     if (q.txs.size === 0) this.accounts.delete(address);
+  }
+
+  /** Moves an account's cursor back to `to`: its pooled transactions from there on are takeable again. */
+  private moveCursorBack(q: AccountQueue, to: number): void {
+    if (to >= q.cursor) return;
+    if (q.cursor - to <= q.txs.size) {
+      for (let n = to; n < q.cursor; n++) if (q.txs.has(n)) this.takenCount--;
+    } else {
+      for (const n of q.txs.keys()) if (n >= to && n < q.cursor) this.takenCount--;
+    }
+    q.cursor = to;
+  }
+
+  /** Pooled transactions not yet handed to the minter: the queue the drain bound limits. */
+  get waiting(): number {
+    return this.byHash.size - this.takenCount;
   }
 
   /**
@@ -439,6 +465,7 @@ export class TxPool {
         out.push(tx);
         bytes += tx.encoded.length;
         q.cursor++;
+        this.takenCount++;
         took = true;
       }
       if (took) served.push(address);
@@ -464,7 +491,7 @@ export class TxPool {
     for (const tx of txs) {
       const q = this.accounts.get(tx.from);
       if (this.byHash.has(tx.hashHex) && q) {
-        if (tx.nonce < q.cursor) q.cursor = tx.nonce;
+        if (tx.nonce < q.cursor) this.moveCursorBack(q, tx.nonce);
         n++;
         continue;
       }
@@ -503,7 +530,7 @@ export class TxPool {
   /** Forgets what was handed to the minter: every pending transaction is takeable again. */
   resetInFlight(): void {
     for (const [a, q] of [...this.accounts]) {
-      q.cursor = q.floor;
+      this.moveCursorBack(q, q.floor);
       this.prune(a, q);
     }
   }

@@ -124,7 +124,34 @@ describe('TxPool drain bound', () => {
     const c = f.newChain();
     const clock = new ManualClock();
     expect(pool(c, clock, 1_000).admissible).toBe(MIN_ADMISSIBLE_POOL_TXS);
-    expect(pool(c, clock, 1_000, 10).admissible).toBe(10);
+    const small = pool(c, clock, 1_000, 3);
+    for (let n = 0; n < 3; n++) small.add(tx(alice, n, []));
+    const e = refusal(() => small.add(tx(alice, 3, [])));
+    expect(e.code).toBe(ChainErrorCode.PoolFull);
+    expect(e.message).toMatch(/limits 3,/);
+  });
+
+  it('bounds the transactions waiting to be minted, not those already in proposed blocks', () => {
+    const c = f.newChain();
+    const clock = new ManualClock();
+    const p = pool(c, clock, 1_000);
+    const floor = MIN_ADMISSIBLE_POOL_TXS;
+    for (let n = 0; n < floor; n++) p.add(tx(alice, n, []));
+    expect(p.waiting).toBe(floor);
+    expect(refusal(() => p.checkRoom()).meta).toMatchObject({ waiting: floor, size: floor });
+    // The minter takes 100 into a block: they are on their way, no longer waiting; 100 more fit.
+    expect(p.take(100, 1 << 30)).toHaveLength(100);
+    expect(p.waiting).toBe(floor - 100);
+    for (let n = floor; n < floor + 100; n++) p.add(tx(alice, n, []));
+    expect(p.size).toBe(floor + 100);
+    expect(refusal(() => p.checkRoom()).code).toBe(ChainErrorCode.PoolFull);
+    // The block turned out a no-op: they wait again (cursor back), as after a lost leadership.
+    p.returnTxs(p.pendingOf(alice.address).slice(0, 100));
+    expect(p.waiting).toBe(floor + 100);
+    p.take(50, 1 << 30);
+    expect(p.waiting).toBe(floor + 50);
+    p.resetInFlight();
+    expect(p.waiting).toBe(floor + 100);
   });
 
   it('admits the measured rate × maxDrainMs, then refuses at once with PoolFull and retryAfterMs', () => {
