@@ -345,6 +345,9 @@ async function startQuorate(dir: string, cleanup: Cleanup): Promise<string[]> {
   return urls;
 }
 
+/** Longest a worker waits on one -32010 data.retryAfterMs before its next request. */
+const MAX_RETRY_AFTER_WAIT_MS = 1_000;
+
 /**
  * C JSON-RPC requests in flight for S seconds, worker w on node w mod 3, B transactions each, one
  * put of a unique key apiece. Node-signed: `from` is the node's own account. --raw: each worker
@@ -404,17 +407,26 @@ async function quorateLoad(urls: readonly string[], o: EtcdVsOptions): Promise<L
         }
         const started = performance.now();
         let failed = false;
+        let retryAfterMs = 0;
         try {
           for (const r of await rpcBatch(url, calls, REQUEST_TIMEOUT_MS)) {
             if (r.error) {
               failed = true;
-              countError(errors, `${r.error.code} ${r.error.message}`);
+              const data = r.error.data as { reason?: unknown; retryAfterMs?: unknown } | undefined;
+              // A full pool says when to come back: a client that honours it, as users' should,
+              // instead of spinning on refusals that cost the nodes' CPU. Counted by reason (the
+              // message carries the varying figures).
+              if (typeof data?.retryAfterMs === 'number') {
+                retryAfterMs = Math.max(retryAfterMs, data.retryAfterMs);
+                countError(errors, `${r.error.code} ${String(data.reason)} (waited data.retryAfterMs)`);
+              } else countError(errors, `${r.error.code} ${r.error.message}`);
             } else submittedAt.set(r.result as string, started);
           }
         } catch (err) {
           failed = true;
           countError(errors, (err as Error).message);
         }
+        if (retryAfterMs > 0) await new Promise((r) => setTimeout(r, Math.min(retryAfterMs, MAX_RETRY_AFTER_WAIT_MS)));
         if (failed && o.raw) {
           key = generateAccountKey();
           presigned = [];

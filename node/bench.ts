@@ -33,6 +33,18 @@ const DRAIN_TIMEOUT_MS = 30_000;
 /** How long members get to reach the same height for the agreement check. */
 const AGREEMENT_TIMEOUT_MS = 15_000;
 
+/** Times one client-signed batch is sent again after a full pool's -32010 (then it counts as rejected). */
+export const MAX_POOL_FULL_RESENDS = 20;
+/** Longest one wait on data.retryAfterMs. */
+export const MAX_RETRY_AFTER_WAIT_MS = 1_000;
+
+/** data.retryAfterMs of a -32010 answer, if it carries one. */
+function retryAfterOf(r: { error?: { code?: number; data?: unknown } }): number | undefined {
+  if (r.error?.code !== -32010) return undefined;
+  const after = (r.error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  return typeof after === 'number' && Number.isFinite(after) && after >= 0 ? after : undefined;
+}
+
 export interface BenchResult {
   readonly submitted: number;
   readonly accepted: number;
@@ -78,6 +90,8 @@ export async function benchmark(
   const errors = new Map<string, number>();
   let accepted = 0;
   let rejected = 0;
+  /** Batches sent again after a -32010 with data.retryAfterMs (client-signed path). */
+  let poolFullResends = 0;
   let next = 0;
   // One account per submitter (its nonces never collide with another's), with its transactions
   // signed before the clock starts. Submitters take work as they come free, so each gets a share
@@ -205,27 +219,42 @@ export async function benchmark(
       nonce += count;
       for (const tx of txs) submitAt.set(tx.hashHex, started);
       let failed = false;
+      let sending = txs;
       try {
-        const results = await postBatch(
-          url,
-          txs.map((tx) => ['quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]] as const),
-        );
-        const took = performance.now() - started;
-        results.forEach((r, j) => {
-          if (r.error) {
-            failed = true;
-            rejected++;
-            submitAt.delete(txs[j].hashHex);
-            countError(errors, new Error(`quorate_sendRawTransaction: ${r.error.message}`));
-          } else {
-            accepted++;
-            acceptLatencies.push(took);
-          }
-        });
+        for (let attempt = 1; ; attempt++) {
+          const results = await postBatch(
+            url,
+            sending.map(
+              (tx) => ['quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]] as const,
+            ),
+          );
+          const took = performance.now() - started;
+          // A full pool (-32010 with data.retryAfterMs) refuses from some transaction on (the pool
+          // refuses an account's later nonces after a refused one): a client that honours it waits
+          // that long and sends the same transactions again; the latency counts from the first send.
+          const full = results.findIndex((r) => retryAfterOf(r) !== undefined);
+          const resend =
+            full >= 0 && attempt < MAX_POOL_FULL_RESENDS && results.slice(full).every((r) => r.error !== undefined);
+          results.slice(0, resend ? full : results.length).forEach((r, j) => {
+            if (r.error) {
+              failed = true;
+              rejected++;
+              submitAt.delete(sending[j].hashHex);
+              countError(errors, new Error(`quorate_sendRawTransaction: ${r.error.message}`));
+            } else {
+              accepted++;
+              acceptLatencies.push(took);
+            }
+          });
+          if (!resend || failed) break;
+          poolFullResends++;
+          await sleepMs(clock, Math.min(retryAfterOf(results[full])!, MAX_RETRY_AFTER_WAIT_MS));
+          sending = sending.slice(full);
+        }
       } catch (err) {
         failed = true;
-        rejected += count;
-        for (const tx of txs) submitAt.delete(tx.hashHex);
+        rejected += sending.length;
+        for (const tx of sending) submitAt.delete(tx.hashHex);
         countError(errors, err);
       }
       // A nonce whose fate is unknown (or refused) would block this account: go on with a fresh one.
@@ -234,7 +263,9 @@ export async function benchmark(
   };
   await Promise.all(Array.from({ length: options.concurrency }, (_, w) => submitter(w)));
   const submittedAll = performance.now();
-  log(`submitted ${options.txs} in ${((submittedAll - t0) / 1000).toFixed(2)} s; waiting for commits`);
+  log(
+    `submitted ${options.txs} in ${((submittedAll - t0) / 1000).toFixed(2)} s${poolFullResends > 0 ? ` (${poolFullResends} batches sent again after -32010 data.retryAfterMs)` : ''}; waiting for commits`,
+  );
   const drainDeadline = performance.now() + DRAIN_TIMEOUT_MS;
   const acceptedHashes = () => [...submitAt.keys()];
   while (performance.now() < drainDeadline && commitAt.size < accepted) await sleepMs(clock, 50);
@@ -348,7 +379,7 @@ function submitCredentials(): { agent: https.Agent; headers: Record<string, stri
 function postBatch(
   url: string,
   calls: ReadonlyArray<readonly [string, readonly unknown[]]>,
-): Promise<Array<{ result?: unknown; error?: { message: string } }>> {
+): Promise<Array<{ result?: unknown; error?: { message: string; code?: number; data?: unknown } }>> {
   const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
   return new Promise((resolve, reject) => {
     const secure = submitCredentials();
@@ -367,9 +398,11 @@ function postBatch(
         res.on('end', () => {
           try {
             const replies = JSON.parse(Buffer.concat(chunks).toString('utf8')) as
-              Array<{ id: number; result?: unknown; error?: { message: string } }> | { error?: { message: string } };
+              | Array<{ id: number; result?: unknown; error?: { message: string; code?: number; data?: unknown } }>
+              | { error?: { message: string } };
             if (!Array.isArray(replies)) throw new Error(replies.error?.message ?? `HTTP ${res.statusCode}`);
-            const out: Array<{ result?: unknown; error?: { message: string } }> = new Array(calls.length);
+            const out: Array<{ result?: unknown; error?: { message: string; code?: number; data?: unknown } }> =
+              new Array(calls.length);
             for (const r of replies) out[r.id] = r;
             resolve(out);
           } catch (err) {
@@ -724,6 +757,8 @@ export interface OfferedResult {
   readonly accepted: number;
   /** Refused transactions by JSON-RPC error code. */
   readonly refusedByCode: ReadonlyMap<number, number>;
+  /** Refused transactions by JSON-RPC code and data.reason (the node's error code), e.g. "-32010 TX_POOL_FULL". */
+  readonly refusedByReason: ReadonlyMap<string, number>;
   readonly refused: number;
   /** data.retryAfterMs of the refusals that carried one. */
   readonly retryAfterMs: { count: number; p50: number; max: number };
@@ -793,6 +828,7 @@ export async function runOfferedLoad(
   const refuseLatencies: number[] = [];
   const retryAfter: number[] = [];
   const refusedByCode = new Map<number, number>();
+  const refusedByReason = new Map<string, number>();
   const failed = new Map<string, number>();
   let accepted = 0;
   let refused = 0;
@@ -810,6 +846,9 @@ export async function runOfferedLoad(
             refused++;
             refuseLatencies.push(took);
             refusedByCode.set(r.error.code, (refusedByCode.get(r.error.code) ?? 0) + 1);
+            const reason = (r.error.data as { reason?: unknown } | undefined)?.reason;
+            const key = `${r.error.code} ${typeof reason === 'string' ? reason : '-'}`;
+            refusedByReason.set(key, (refusedByReason.get(key) ?? 0) + 1);
             const after = (r.error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
             if (typeof after === 'number' && Number.isFinite(after)) retryAfter.push(after);
           } else {
@@ -868,6 +907,7 @@ export async function runOfferedLoad(
     droppedByClient: dropped,
     accepted,
     refusedByCode,
+    refusedByReason,
     refused,
     retryAfterMs: { count: retryAfter.length, p50: percentile(retryAfter, 50), max: retryAfter.at(-1) ?? 0 },
     timedOut,
@@ -906,6 +946,13 @@ export function formatOfferedResult(o: OfferedOptions, r: OfferedResult): string
   for (const [code, n] of [...r.refusedByCode].sort((a, b) => b[1] - a[1]))
     lines.push(
       `refused code=${code} count=${n}${code === -32010 && r.retryAfterMs.count > 0 ? ` retry_after_ms p50=${r.retryAfterMs.p50} max=${r.retryAfterMs.max} (${r.retryAfterMs.count} carried it)` : ''}`,
+    );
+  if (r.refusedByReason.size > 0)
+    lines.push(
+      `refused_by_reason ${[...r.refusedByReason]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k.replace(' ', ':')}=${n}`)
+        .join(' ')}`,
     );
   for (const [msg, n] of r.failed) lines.push(`failed count=${n} message=${JSON.stringify(msg)}`);
   if (r.watcherError) lines.push(`watcher last_error=${JSON.stringify(r.watcherError)}`);

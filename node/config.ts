@@ -146,6 +146,8 @@ export interface NodeLimits {
   readonly txPoolMaxPerSender: number;
   /** A pooled transaction behind a nonce gap is dropped after this long. */
   readonly txPoolQueuedLifetimeMs: number;
+  /** The pool holds at most what the measured commit rate drains in this long; more is refused (-32010, data.retryAfterMs). */
+  readonly txPoolMaxDrainMs: number;
   readonly blockMaxTransactions: number;
   readonly blockMaxBytes: number;
   /** Bytes of one private payload (ops of a private transaction). */

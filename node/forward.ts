@@ -31,6 +31,8 @@ export const MAX_FORWARD_BATCH_TXS = 1_024;
 export const MAX_FORWARDS_IN_FLIGHT = 2;
 /** Transactions waiting to be forwarded; beyond it submissions are refused (Unavailable). */
 export const MAX_FORWARD_QUEUE_TXS = 20_000;
+/** Longest a follower refuses forwards on the strength of one pool-full answer of the leader. */
+export const MAX_LEADER_FULL_HOLD_MS = 1_000;
 /** Transactions of a deposed leader's pool forwarded to the new leader at once. */
 export const POOL_FORWARD_CONCURRENCY = 64;
 
@@ -83,6 +85,11 @@ export interface TxForwarderDeps {
 }
 
 export class TxForwarder {
+  /**
+   * The leader's pool said it was full, and until when (its retryAfterMs, on our clock): forwards
+   * are refused here at once meanwhile, with the same error, instead of travelling to be refused.
+   */
+  private leaderFull: { untilMs: number; leader: number; error: WireError } | undefined;
   private readonly queue: PendingForward[] = [];
   private flushScheduled = false;
   private inFlight = 0;
@@ -104,6 +111,11 @@ export class TxForwarder {
    * round trip per batch, not per transaction.
    */
   forward(tx: Transaction, signal?: AbortSignal): Promise<string> {
+    try {
+      this.checkLeaderRoom();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (this.queue.length >= MAX_FORWARD_QUEUE_TXS) {
       return Promise.reject(
         new NodeError(
@@ -116,6 +128,25 @@ export class TxForwarder {
     return new Promise<string>((resolve, reject) => {
       this.queue.push({ tx, resolve, reject });
       this.scheduleFlush();
+    });
+  }
+
+  /**
+   * Throws the leader's last pool-full refusal (TxPoolFull, retryAfterMs counting down) while it
+   * holds: a follower answers -32010 at once, before signing or forwarding anything.
+   */
+  checkLeaderRoom(): void {
+    const full = this.leaderFull;
+    if (full === undefined) return;
+    const leftMs = Math.ceil(full.untilMs - this.deps.clock.monotonicMs());
+    if (leftMs <= 0 || this.deps.leader()?.raftId !== full.leader) {
+      this.leaderFull = undefined;
+      return;
+    }
+    throw errorFromWire({
+      code: full.error.code,
+      message: `the leader's transaction pool is full; retry in ${leftMs} ms`,
+      meta: { ...full.error.meta, retryAfterMs: leftMs },
     });
   }
 
@@ -187,9 +218,21 @@ export class TxForwarder {
     }
     batch.forEach((f, i) => {
       const r = replies[i];
-      if (r.error) f.reject(errorFromWire(r.error));
-      else f.resolve(f.tx.hashHex);
+      if (r.error) {
+        this.noteRefusal(r.error, leader.raftId);
+        f.reject(errorFromWire(r.error));
+      } else f.resolve(f.tx.hashHex);
     });
+  }
+
+  /** A refusal for a full pool (not for one account's refused nonce) holds forwards for its retryAfterMs. */
+  private noteRefusal(e: WireError, leader: number): void {
+    const after = e.meta?.retryAfterMs;
+    if (e.code !== NodeErrorCode.TxPoolFull || typeof after !== 'number' || !(after > 0)) return;
+    if (e.meta?.refusedNonce !== undefined) return;
+    const untilMs = this.deps.clock.monotonicMs() + Math.min(after, MAX_LEADER_FULL_HOLD_MS);
+    if (this.leaderFull === undefined || untilMs > this.leaderFull.untilMs)
+      this.leaderFull = { untilMs, leader, error: e };
   }
 
   /** The leader's side of a batch: one reply per transaction, in order; never throws. */

@@ -98,7 +98,7 @@ export class BlockMinter {
 
   /** A block was applied: its transactions leave the pool; ours leaves the pending set. */
   applied(block: Block, mine: boolean): void {
-    this.deps.pool().removeCommitted(block.transactions);
+    this.deps.pool().committed(block.transactions);
     if (!mine) return;
     this.pending.delete(block.hashHex);
     if (this.pending.size === 0) this.speculativeBase = undefined;

@@ -10,7 +10,7 @@
 
 import { MAX_PLAINTEXT_BYTES } from '../enclave/index.js';
 import { DEFAULT_STORE_MAX_BYTES } from '../txmanager/payload-store.js';
-import { MAX_NONCE_GAP, QUEUED_TX_LIFETIME_MS, SNAPSHOT_CHUNK_BYTES } from './chain/index.js';
+import { MAX_NONCE_GAP, MAX_POOL_DRAIN_MS, QUEUED_TX_LIFETIME_MS, SNAPSHOT_CHUNK_BYTES } from './chain/index.js';
 import { DEFAULT_SNAPSHOT_MAX_CONCURRENT_TRANSFERS, DEFAULT_SNAPSHOT_WINDOW_CHUNKS } from './snapshot-transfer.js';
 import { RPC_SERVER_DEFAULTS } from './rpc/server.js';
 import { DEFAULT_ADMIN_OPTIONS, type AdminOptions } from './admin.js';
@@ -57,6 +57,8 @@ export interface PoolOptions {
   readonly txPoolMaxPerSender: number;
   /** A pooled transaction behind a nonce gap is dropped after this long. */
   readonly txPoolQueuedLifetimeMs: number;
+  /** The pool holds at most what the measured commit rate drains in this long (node/chain/pool.ts DrainMeter). */
+  readonly txPoolMaxDrainMs: number;
 }
 
 export interface BlockOptions {
@@ -136,6 +138,7 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   txPoolMaxTransactions: 20_000,
   txPoolMaxPerSender: MAX_NONCE_GAP,
   txPoolQueuedLifetimeMs: QUEUED_TX_LIFETIME_MS,
+  txPoolMaxDrainMs: MAX_POOL_DRAIN_MS,
 };
 
 export const DEFAULT_BLOCK_OPTIONS: BlockOptions = {
@@ -200,6 +203,7 @@ export function settingsFromConfig(config: NodeConfig, raftId: number, seed: num
       txPoolMaxTransactions: l.txPoolMaxTransactions,
       txPoolMaxPerSender: l.txPoolMaxPerSender,
       txPoolQueuedLifetimeMs: l.txPoolQueuedLifetimeMs,
+      txPoolMaxDrainMs: l.txPoolMaxDrainMs,
     },
     block: {
       blockTimeMs: config.blockTimeMs,

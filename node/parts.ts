@@ -235,6 +235,7 @@ export function buildPool(options: NodeOptions, io: NodeIo, parts: NodeParts): T
     maxTxs: pool.txPoolMaxTransactions,
     maxNonceGap: pool.txPoolMaxPerSender,
     queuedLifetimeMs: pool.txPoolQueuedLifetimeMs,
+    maxDrainMs: pool.txPoolMaxDrainMs,
     nowMs: () => io.clock.monotonicMs(),
   });
 }

@@ -27,6 +27,13 @@ const CHILD_STOP_GRACE_MS = 5_000;
 
 const BIN = fileURLToPath(new URL('../bin/quorate.js', import.meta.url));
 
+/**
+ * Extra Node.js flags for every node process started here (`quorate up`, the benches), split on
+ * whitespace: e.g. QUORATE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the nodes
+ * under load (Node refuses --cpu-prof in NODE_OPTIONS). Unset: none.
+ */
+export const NODE_ARGS_ENV = 'QUORATE_NODE_ARGS';
+
 export interface LocalNode {
   readonly name: string;
   readonly configPath: string;
@@ -61,7 +68,8 @@ export function spawnNode(n: LocalNode, extraArgs: readonly string[] = []): Chil
   const env = { ...process.env };
   delete env[KEY_PASSWORD_ENV];
   delete env[KEY_PASSWORD_ENV_ALIAS];
-  const child = spawn(process.execPath, [BIN, 'start', '--config', n.configPath, ...extraArgs], {
+  const nodeArgs = (process.env[NODE_ARGS_ENV] ?? '').split(/\s+/).filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'start', '--config', n.configPath, ...extraArgs], {
     env,
     stdio: ['ignore', fd, fd],
     detached: false,

@@ -5,8 +5,13 @@
 //   one take goes to the back), so one busy account cannot starve the others.
 // - Each transaction's signature is verified ONCE, here, and remembered in the VerifiedTxCache
 //   shared with the executor, so applying the block does not verify it again.
-// - Bounded by count (maxTxs) and bytes (maxBytes); a full pool refuses new transactions with
-//   PoolFull rather than evicting (no fee market here to decide who goes).
+// - Bounded by count (maxTxs) and bytes (maxBytes), and by how long it would take to drain: a
+//   DrainMeter measures the committed transactions per second (an EWMA, on the node's clock), and
+//   at most that rate × maxDrainMs transactions may wait to be minted (never fewer than
+//   MIN_ADMISSIBLE_POOL_TXS; those already in proposed blocks are not waiting). A full pool refuses new transactions at once with PoolFull and an
+//   estimate of when there will be room (`retryAfterMs`), rather than evicting (no fee market here
+//   to decide who goes) or queueing them for seconds: an accepted transaction commits within about
+//   maxDrainMs, what cannot is refused.
 // - A transaction behind a nonce gap cannot run until the missing nonces arrive; if they never
 //   do, it would hold its place for good, and enough of them would keep the pool full. So such
 //   "queued" transactions expire after queuedLifetimeMs (geth's txpool.lifetime, shorter here):
@@ -42,6 +47,86 @@ export const MAX_POOL_BYTES = 64 * 1024 * 1024;
 export const MAX_NONCE_GAP = 1_024;
 /** How long a transaction behind a nonce gap may wait for the missing nonces before it is dropped. */
 export const QUEUED_TX_LIFETIME_MS = 10 * 60_000;
+/**
+ * The pool holds at most what the measured commit rate drains in this long (config
+ * limits.txPoolMaxDrainMs). By Little's law a pool kept at the bound makes the MEAN wait about
+ * this long, so half a second keeps the p99 of submit-to-commit under a second at overload.
+ */
+export const MAX_POOL_DRAIN_MS = 500;
+/**
+ * The drain bound never admits fewer than this many transactions: a node that has not measured a
+ * rate yet (just started, or idle, so its rate says little about what it can do) takes a burst.
+ */
+export const MIN_ADMISSIBLE_POOL_TXS = 128;
+/**
+ * Accounts whose refused nonce the pool remembers (so it refuses their later nonces, see
+ * TxPool.precheck); past it the oldest is forgotten. Entries also expire after queuedLifetimeMs.
+ */
+export const MAX_REFUSED_NONCES = 10_000;
+/** Time constant of the commit-rate EWMA: a sample's weight is 1 - exp(-its duration / this). */
+export const DRAIN_RATE_TAU_MS = 1_000;
+/** Commits are folded into the rate once they span at least this long (blocks commit in bursts). */
+export const DRAIN_SAMPLE_MS = 100;
+/**
+ * A gap between two commits longer than this is idleness, not slowness: it is left out of the
+ * rate (the commit after it starts a new sample), so a quiet node keeps its last measured rate.
+ */
+export const DRAIN_IDLE_GAP_MS = 1_000;
+
+/**
+ * Committed transactions per second, measured on the node's clock (monotonic ms): an EWMA over
+ * samples of at least DRAIN_SAMPLE_MS, idle gaps excluded. Also the EWMA of the interval between
+ * commits, which bounds how soon room can appear (it appears a block at a time).
+ */
+export class DrainMeter {
+  private ratePerSec = 0;
+  private measured = false;
+  private lastCommitMs: number | undefined;
+  private sampleStartMs = 0;
+  private sampleTxs = 0;
+  private intervalMs = 0;
+
+  constructor(
+    private readonly tauMs = DRAIN_RATE_TAU_MS,
+    private readonly sampleMs = DRAIN_SAMPLE_MS,
+    private readonly idleGapMs = DRAIN_IDLE_GAP_MS,
+  ) {
+    assert(tauMs > 0 && sampleMs > 0 && idleGapMs >= sampleMs, 'drain meter periods must be positive');
+  }
+
+  /** `txs` transactions committed at `nowMs`. */
+  committed(txs: number, nowMs: number): void {
+    const last = this.lastCommitMs;
+    this.lastCommitMs = nowMs;
+    if (last === undefined || nowMs - last > this.idleGapMs) {
+      // First commit, or the first after an idle gap: it opens a sample, its txs waited through the gap.
+      this.sampleStartMs = nowMs;
+      this.sampleTxs = 0;
+      return;
+    }
+    const gap = nowMs - last;
+    this.intervalMs = this.intervalMs === 0 ? gap : this.intervalMs + 0.2 * (gap - this.intervalMs);
+    this.sampleTxs += txs;
+    const span = nowMs - this.sampleStartMs;
+    if (span < this.sampleMs) return;
+    const sample = (this.sampleTxs * 1000) / span;
+    if (!this.measured) this.ratePerSec = sample;
+    else this.ratePerSec += (1 - Math.exp(-span / this.tauMs)) * (sample - this.ratePerSec);
+    this.measured = true;
+    this.sampleStartMs = nowMs;
+    this.sampleTxs = 0;
+  }
+
+  /** Measured committed tx/s; 0 until a first sample. */
+  get rate(): number {
+    return this.ratePerSec;
+  }
+
+  /** EWMA of the time between two commits (ms); 0 until two commits. */
+  get commitIntervalMs(): number {
+    return this.intervalMs;
+  }
+}
 
 export interface PoolOptions {
   readonly chainId: number;
@@ -54,7 +139,12 @@ export interface PoolOptions {
   readonly maxNonceGap?: number;
   /** See QUEUED_TX_LIFETIME_MS. */
   readonly queuedLifetimeMs?: number;
-  /** Milliseconds clock for arrival times (injected: tests and the simulator run their own). */
+  /** See MAX_POOL_DRAIN_MS. */
+  readonly maxDrainMs?: number;
+  /**
+   * Milliseconds clock for arrival times and the drain meter (injected: the node passes its
+   * Clock's monotonicMs; tests and the simulator run their own).
+   */
   readonly nowMs?: () => number;
 }
 
@@ -72,7 +162,10 @@ export class TxPool {
   readonly maxBytes: number;
   readonly maxNonceGap: number;
   readonly queuedLifetimeMs: number;
+  readonly maxDrainMs: number;
   readonly verifiedTxs: VerifiedTxCache;
+  /** Committed tx/s (see DrainMeter); fed by committed(). */
+  readonly drain = new DrainMeter();
   private readonly nowMs: () => number;
   /** When each pooled transaction arrived (by hash), for expireQueued. */
   private readonly arrivedAtMs = new Map<string, number>();
@@ -82,6 +175,10 @@ export class TxPool {
   /** Insertion order = round-robin order. */
   private readonly accounts = new Map<Address, AccountQueue>();
   private totalBytes = 0;
+  /** Pooled transactions handed to the minter (below their account's cursor): in blocks on their way. */
+  private takenCount = 0;
+  /** Per account, the lowest nonce refused for want of room, and when (see precheck); oldest first. */
+  private readonly refusedNonces = new Map<Address, { nonce: number; atMs: number }>();
 
   constructor(o: PoolOptions) {
     this.chainId = o.chainId;
@@ -92,9 +189,10 @@ export class TxPool {
     this.maxBytes = o.maxBytes ?? MAX_POOL_BYTES;
     this.maxNonceGap = o.maxNonceGap ?? MAX_NONCE_GAP;
     this.queuedLifetimeMs = o.queuedLifetimeMs ?? QUEUED_TX_LIFETIME_MS;
-    this.nowMs = o.nowMs ?? (() => clock.wallMs());
+    this.maxDrainMs = o.maxDrainMs ?? MAX_POOL_DRAIN_MS;
+    this.nowMs = o.nowMs ?? (() => clock.monotonicMs());
     assert(
-      this.maxTxs > 0 && this.maxBytes > 0 && this.maxNonceGap >= 0 && this.queuedLifetimeMs > 0,
+      this.maxTxs > 0 && this.maxBytes > 0 && this.maxNonceGap >= 0 && this.queuedLifetimeMs > 0 && this.maxDrainMs > 0,
       'pool limits must be positive',
     );
   }
@@ -124,11 +222,90 @@ export class TxPool {
   }
 
   /**
+   * Transactions the pool lets WAIT (not yet handed to the minter): what the measured commit rate
+   * drains in maxDrainMs, at least MIN_ADMISSIBLE_POOL_TXS. Those already in proposed blocks are
+   * not counted: they are bounded by the minter's pending blocks, and their commit takes the
+   * pipeline's time whatever the pool does (counting them would starve a pipeline slower than
+   * maxDrainMs down to the floor).
+   */
+  get admissible(): number {
+    return Math.max(MIN_ADMISSIBLE_POOL_TXS, Math.floor((this.drainRate * this.maxDrainMs) / 1000));
+  }
+
+  /** The commit rate the drain bound uses: the measured one, or the floor's when lower (unmeasured). */
+  private get drainRate(): number {
+    return Math.max(this.drain.rate, (MIN_ADMISSIBLE_POOL_TXS * 1000) / this.maxDrainMs);
+  }
+
+  private hasRoom(bytes: number): boolean {
+    return this.waiting < this.admissible && this.byHash.size < this.maxTxs && this.totalBytes + bytes <= this.maxBytes;
+  }
+
+  /**
+   * Throws PoolFull (with `retryAfterMs`) when a transaction of `bytes` would not be admitted now:
+   * over the drain bound, the count or the byte limit. The cheapest check of all: callers run it
+   * before verifying a signature they would then throw away.
+   */
+  checkRoom(bytes = 0): void {
+    if (!this.hasRoom(bytes)) throw this.fullError();
+  }
+
+  /** PoolFull with retryAfterMs: when, at the measured rate, there should be room for one more. */
+  private fullError(why?: string, refusedNonce?: number): ChainError {
+    const size = this.byHash.size;
+    const waiting = this.waiting;
+    const admissible = this.admissible;
+    const rate = this.drainRate;
+    const drainBound = waiting >= admissible;
+    // Room appears as blocks commit: for `excess` more transactions at the measured rate, and not
+    // before the next commit (about one commit interval away).
+    const excess = Math.max(1, drainBound ? waiting - admissible + 1 : size - this.maxTxs + 1);
+    const retryAfterMs = Math.ceil(Math.max((excess * 1000) / rate, this.drain.commitIntervalMs, 1));
+    return new ChainError(
+      ChainErrorCode.PoolFull,
+      why !== undefined
+        ? `${why}; retry in ${retryAfterMs} ms`
+        : drainBound
+          ? `the transaction pool is full: ${waiting} waiting transactions would take over ${this.maxDrainMs} ms to commit at the measured ${Math.round(rate)} tx/s; retry in ${retryAfterMs} ms`
+          : `the transaction pool is full (${size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry in ${retryAfterMs} ms`,
+      {
+        retryAfterMs,
+        size,
+        waiting,
+        bytes: this.totalBytes,
+        admissible,
+        committedPerSecond: Math.round(this.drain.rate),
+        ...(refusedNonce === undefined ? {} : { refusedNonce }),
+      },
+    );
+  }
+
+  /**
    * Admits a transaction, or throws ChainError with one of: TxTooLarge, TxWrongChainId, TxDuplicate,
    * NonceTooLow, NonceGapTooLarge, NonceAlreadyPending, PoolFull, TxAddressMismatch, TxBadSignature,
    * TxMalformed (application refused). The cheap checks run first; the signature last.
    */
   add(tx: Transaction): void {
+    this.addChecked(tx, true);
+  }
+
+  /**
+   * add()'s cheap checks without the signature, nothing admitted: the door (node/transactions.ts)
+   * runs it before paying for a signature check on a transaction the pool would refuse anyway.
+   */
+  checkAdmission(tx: Transaction): void {
+    this.precheck(tx, true);
+  }
+
+  /** `bounded` false: the drain bound does not apply (a transaction the pool held before, given back). */
+  private addChecked(tx: Transaction, bounded: boolean): void {
+    this.precheck(tx, bounded);
+    verifyTransaction(tx, this.chainId, this.verifiedTxs);
+    if (!isPrivate(tx)) this.app.validateTx(tx, tx.ops);
+    this.insert(tx);
+  }
+
+  private precheck(tx: Transaction, bounded: boolean): void {
     if (tx.encoded.length > MAX_TX_BYTES)
       throw new ChainError(
         ChainErrorCode.TxTooLarge,
@@ -169,19 +346,30 @@ export class TxPool {
         { hash: tx.hashHex, nonce: tx.nonce, next: this.pendingNonce(tx.from) },
       );
     }
-    if (this.byHash.size >= this.maxTxs || this.totalBytes + tx.encoded.length > this.maxBytes) {
-      throw new ChainError(
-        ChainErrorCode.PoolFull,
-        `the transaction pool is full (${this.byHash.size} txs, ${this.totalBytes} bytes; limits ${this.maxTxs}, ${this.maxBytes}); retry later`,
-        {
-          size: this.byHash.size,
-          bytes: this.totalBytes,
-        },
-      );
-    }
-    verifyTransaction(tx, this.chainId, this.verifiedTxs);
-    if (!isPrivate(tx)) this.app.validateTx(tx, tx.ops);
-    this.insert(tx);
+    if (bounded) {
+      // A nonce this pool refused for want of room leaves a gap: the account's later nonces would
+      // wait behind it, accepted but never committing if it is not sent again. They are refused too.
+      const hole = this.refusedNonces.get(tx.from);
+      if (hole !== undefined && hole.nonce < committed) this.refusedNonces.delete(tx.from);
+      else if (hole !== undefined && tx.nonce > hole.nonce)
+        throw this.fullError(
+          `nonce ${hole.nonce} of ${tx.from} was refused (the pool was full): its later nonces are refused until it is sent again`,
+          hole.nonce,
+        );
+      if (!this.hasRoom(tx.encoded.length)) {
+        if (hole === undefined || tx.nonce < hole.nonce) {
+          this.refusedNonces.delete(tx.from);
+          this.refusedNonces.set(tx.from, { nonce: tx.nonce, atMs: this.nowMs() });
+          if (this.refusedNonces.size > MAX_REFUSED_NONCES)
+            this.refusedNonces.delete(this.refusedNonces.keys().next().value!);
+        }
+        throw this.fullError();
+      }
+    } else if (this.byHash.size >= this.maxTxs || this.totalBytes + tx.encoded.length > this.maxBytes)
+      throw new ChainError(ChainErrorCode.PoolFull, 'the transaction pool is at its count or byte limit', {
+        size: this.byHash.size,
+        bytes: this.totalBytes,
+      });
   }
 
   /** Decodes (strictly) and adds raw bytes; returns the transaction. */
@@ -206,6 +394,8 @@ export class TxPool {
       this.accounts.set(tx.from, q);
     }
     q.txs.set(tx.nonce, tx);
+    if (tx.nonce < q.cursor) this.takenCount++;
+    if (this.refusedNonces.get(tx.from)?.nonce === tx.nonce) this.refusedNonces.delete(tx.from);
     this.byHash.set(tx.hashHex, tx);
     this.arrivedAtMs.set(tx.hashHex, this.nowMs());
     this.totalBytes += tx.encoded.length;
@@ -215,10 +405,27 @@ export class TxPool {
     const tx = q.txs.get(nonce);
     if (!tx) return;
     q.txs.delete(nonce);
+    if (nonce < q.cursor) this.takenCount--;
     this.byHash.delete(tx.hashHex);
     this.arrivedAtMs.delete(tx.hashHex);
     this.totalBytes -= tx.encoded.length;
     if (q.txs.size === 0) this.accounts.delete(address);
+  }
+
+  /** Moves an account's cursor back to `to`: its pooled transactions from there on are takeable again. */
+  private moveCursorBack(q: AccountQueue, to: number): void {
+    if (to >= q.cursor) return;
+    if (q.cursor - to <= q.txs.size) {
+      for (let n = to; n < q.cursor; n++) if (q.txs.has(n)) this.takenCount--;
+    } else {
+      for (const n of q.txs.keys()) if (n >= to && n < q.cursor) this.takenCount--;
+    }
+    q.cursor = to;
+  }
+
+  /** Pooled transactions not yet handed to the minter: the queue the drain bound limits. */
+  get waiting(): number {
+    return this.byHash.size - this.takenCount;
   }
 
   /**
@@ -258,6 +465,7 @@ export class TxPool {
         out.push(tx);
         bytes += tx.encoded.length;
         q.cursor++;
+        this.takenCount++;
         took = true;
       }
       if (took) served.push(address);
@@ -283,12 +491,13 @@ export class TxPool {
     for (const tx of txs) {
       const q = this.accounts.get(tx.from);
       if (this.byHash.has(tx.hashHex) && q) {
-        if (tx.nonce < q.cursor) q.cursor = tx.nonce;
+        if (tx.nonce < q.cursor) this.moveCursorBack(q, tx.nonce);
         n++;
         continue;
       }
       try {
-        this.add(tx);
+        // Accepted once already (by this pool or another leader's): not refused for the drain bound.
+        this.addChecked(tx, false);
         n++;
       } catch (e) {
         if (!(e instanceof ChainError)) throw e;
@@ -298,9 +507,16 @@ export class TxPool {
     return n;
   }
 
+  /** A block of `txs` was committed (nonceOf reflects it): the drain meter counts them, removeCommitted drops them. */
+  committed(txs: readonly Transaction[]): void {
+    this.drain.committed(txs.length, this.nowMs());
+    this.removeCommitted(txs);
+  }
+
   /**
-   * After a block is committed: drops its transactions and every pooled one whose nonce is now
-   * used, for each sender in `txs`. nonceOf must already reflect the block.
+   * Drops the transactions in `txs` and every pooled one whose nonce is now used, for each sender
+   * in `txs` (after a commit, or transactions the minter found invalid). nonceOf must already
+   * reflect the block.
    */
   removeCommitted(txs: readonly Transaction[]): void {
     const senders = new Set<Address>();
@@ -314,7 +530,7 @@ export class TxPool {
   /** Forgets what was handed to the minter: every pending transaction is takeable again. */
   resetInFlight(): void {
     for (const [a, q] of [...this.accounts]) {
-      q.cursor = q.floor;
+      this.moveCursorBack(q, q.floor);
       this.prune(a, q);
     }
   }
@@ -327,6 +543,7 @@ export class TxPool {
   expireQueued(): Transaction[] {
     const cutoff = this.nowMs() - this.queuedLifetimeMs;
     const dropped: Transaction[] = [];
+    for (const [address, hole] of [...this.refusedNonces]) if (hole.atMs <= cutoff) this.refusedNonces.delete(address);
     for (const [address, q] of [...this.accounts]) {
       this.prune(address, q);
       if (!this.accounts.has(address)) continue;

@@ -30,8 +30,8 @@ Submits transactions to running nodes and prints throughput and latency percenti
 Overload mode (open loop):
   --offered R       send R transactions per second on schedule, whatever the answers,
                     for --seconds; refusals are counted, never retried. Prints offered,
-                    accepted, refused (by JSON-RPC error code, -32010 with its
-                    data.retryAfterMs), timed out and committed, and the commit latency
+                    accepted, refused (by JSON-RPC error code and data.reason, -32010
+                    with its data.retryAfterMs), timed out and committed, and the commit latency
                     p50/p99 of the accepted ones. Each is a 200-byte put.
   --seconds S       how long --offered sends (default 15)
   --node-signed     --offered sends quorate_sendTransaction from each node's own account;

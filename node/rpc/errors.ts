@@ -18,6 +18,7 @@
 // | -32008 | PrivacyRecipientUnavailable  | A privateFor party's transaction manager is unreachable (fail-fast).    |
 // | -32009 | PrivacyUnavailable           | This node's own transaction manager / enclave is unavailable.           |
 // | -32010 | Unavailable                  | The node is starting, stopping or overloaded. Retry, or use another.    |
+// |        |                              | A full pool (data.reason TX_POOL_FULL) says when: data.retryAfterMs.    |
 // | -32011 | LimitExceeded                | Body too large (HTTP 413) or batch too long; `data.limit` says which.   |
 // | -32012 | ReadNotConfirmed             | A linearizable read lost its leader before it was confirmed. Retry.     |
 // | -32013 | Unauthenticated              | HTTP 401: no bearer token, or not a valid one. Send `Authorization`.    |
@@ -69,7 +70,8 @@ export const NODE_ERROR_TO_RPC: Readonly<Record<NodeErrorCode, RpcErrorCode>> = 
   [NodeErrorCode.TxNonceTooLow]: RpcErrorCode.TxRejected,
   [NodeErrorCode.TxNonceTooHigh]: RpcErrorCode.TxRejected,
   [NodeErrorCode.TxAlreadyKnown]: RpcErrorCode.TxRejected,
-  [NodeErrorCode.TxPoolFull]: RpcErrorCode.TxRejected,
+  // Not a refusal of this transaction but of load: it may be sent again unchanged, after data.retryAfterMs.
+  [NodeErrorCode.TxPoolFull]: RpcErrorCode.Unavailable,
   [NodeErrorCode.TxTooLarge]: RpcErrorCode.TxRejected,
   [NodeErrorCode.TxMalformed]: RpcErrorCode.TxRejected,
   [NodeErrorCode.TxUnknownAccount]: RpcErrorCode.TxRejected,

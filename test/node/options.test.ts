@@ -29,6 +29,7 @@ const LIMITS: NodeLimits = {
   txPoolMaxTransactions: 555,
   txPoolMaxPerSender: 66,
   txPoolQueuedLifetimeMs: 77_000,
+  txPoolMaxDrainMs: 1_234,
   blockMaxTransactions: 888,
   blockMaxBytes: 2_000_000,
   privatePayloadMaxBytes: 99_999,
@@ -136,6 +137,7 @@ describe('one options tree, with config.json names', () => {
     expect(inside.pool.maxTxs).toBe(LIMITS.txPoolMaxTransactions);
     expect(inside.pool.maxNonceGap).toBe(LIMITS.txPoolMaxPerSender);
     expect(inside.pool.queuedLifetimeMs).toBe(LIMITS.txPoolQueuedLifetimeMs);
+    expect(inside.pool.maxDrainMs).toBe(LIMITS.txPoolMaxDrainMs);
     const raftConfig = inside.raft.inner.config;
     expect(raftConfig.electionTicks).toBe(RAFT.electionTicks);
     expect(raftConfig.heartbeatTicks).toBe(RAFT.heartbeatTicks);

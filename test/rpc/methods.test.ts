@@ -296,14 +296,15 @@ describe('errors from the backend', () => {
     );
   });
 
-  it('has one JSON-RPC code per node error code, transaction refusals sharing -32003', () => {
+  it('has one JSON-RPC code per node error code, transaction refusals sharing -32003 (a full pool: -32010)', () => {
     for (const code of Object.values(NodeErrorCode)) {
       const { error, internal } = toRpcError(new NodeError(code, 'x', { leader: 2 }));
       expect(internal).toBe(false);
       expect(error.code).toBe(NODE_ERROR_TO_RPC[code]);
       expect(error.data).toEqual({ reason: code, leader: 2 });
       expect(error.code >= -32099 && error.code <= -32000).toBe(true);
-      expect(code.startsWith('TX_') === (error.code === RpcErrorCode.TxRejected)).toBe(true);
+      if (code === NodeErrorCode.TxPoolFull) expect(error.code).toBe(RpcErrorCode.Unavailable);
+      else expect(code.startsWith('TX_') === (error.code === RpcErrorCode.TxRejected)).toBe(true);
     }
     const nonTx = Object.values(NodeErrorCode)
       .filter((c) => !c.startsWith('TX_'))
