@@ -220,3 +220,25 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/** Sends a put from the leader's account and waits until every node in `nodes` holds its receipt. */
+export async function commitOnAll(
+  nodes: readonly HarnessNode[],
+  leader: HarnessNode,
+  tag: string,
+  what = `${tag} committed`,
+): Promise<void> {
+  const hash = await leader.node.sendTransaction({
+    from: leader.account.address,
+    ops: [{ type: 'put', key: tag, value: '1' }],
+  });
+  const b = Buffer.from(hash.slice(2), 'hex');
+  await waitFor(
+    async () => {
+      for (const h of nodes) if (!(await h.node.store.getReceipt(b))) return false;
+      return true;
+    },
+    15_000,
+    what,
+  );
+}

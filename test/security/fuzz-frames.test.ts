@@ -15,7 +15,7 @@ import { NodeState } from '../../node/node-types.js';
 import { CHANNEL_RAFT } from '../../node/node.js';
 import { CHANNEL_TM_PUSH, CHANNEL_TM_RESEND } from '../../node/party-transport.js';
 import { generateAccountKey, signTransaction } from '../../node/chain/index.js';
-import { TestCluster, waitFor, type HarnessNode } from '../node/harness.js';
+import { TestCluster, commitOnAll, type HarnessNode } from '../node/harness.js';
 import { watchProcessFaults } from './faults.js';
 
 const CHANNELS = [CHANNEL_RAFT, CHANNEL_TX, CHANNEL_CTL, CHANNEL_BLOCKS, CHANNEL_TM_PUSH, CHANNEL_TM_RESEND];
@@ -100,22 +100,6 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function commitOn(nodes: readonly HarnessNode[], leader: HarnessNode, tag: string): Promise<void> {
-  const hash = await leader.node.sendTransaction({
-    from: leader.account.address,
-    ops: [{ type: 'put', key: tag, value: '1' }],
-  });
-  const b = Buffer.from(hash.slice(2), 'hex');
-  await waitFor(
-    async () => {
-      for (const h of nodes) if (!(await h.node.store.getReceipt(b))) return false;
-      return true;
-    },
-    15_000,
-    `${tag} committed on every honest node`,
-  );
-}
-
 async function fuzz(seed: number): Promise<void> {
   const faults = watchProcessFaults();
   try {
@@ -155,7 +139,7 @@ async function fuzz(seed: number): Promise<void> {
     await t.start();
     t.setPeers(honest.map((h) => ({ peerId: h.peerId, addrs: [`/memory/${h.name}`] })));
     let leader = await cluster.waitForLeader(honest, 15_000);
-    await commitOn(honest, leader, `before-${seed}`);
+    await commitOnAll(honest, leader, `before-${seed}`, `before-${seed} committed on every honest node`);
 
     const rnd = prng(seed);
     const end = Date.now() + FUZZ_DURATION_MS;
@@ -178,7 +162,7 @@ async function fuzz(seed: number): Promise<void> {
     }
     expect(sent).toBeGreaterThan(100);
     leader = await cluster.waitForLeader(honest, 15_000);
-    await commitOn(honest, leader, `after-${seed}`);
+    await commitOnAll(honest, leader, `after-${seed}`, `after-${seed} committed on every honest node`);
     await t.stop();
     for (const h of honest) expect(h.node.lifecycle, `${h.name} (seed ${seed})`).toBe(NodeState.Running);
     faults.expectNone();

@@ -9,7 +9,7 @@ import { CHANNEL_CTL } from '../../node/control.js';
 import { createLogger, silentLogger } from '../../node/log.js';
 import { NodeState } from '../../node/node-types.js';
 import { refusalQuorum } from '../../node/peers.js';
-import { TestCluster, waitFor, type HarnessNode } from '../node/harness.js';
+import { TestCluster, commitOnAll, waitFor, type HarnessNode } from '../node/harness.js';
 import { watchProcessFaults } from './faults.js';
 
 const enc = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
@@ -21,22 +21,6 @@ afterEach(async () => {
   running = [];
   cluster = undefined;
 });
-
-async function commitOn(nodes: readonly HarnessNode[], leader: HarnessNode, tag: string): Promise<void> {
-  const hash = await leader.node.sendTransaction({
-    from: leader.account.address,
-    ops: [{ type: 'put', key: tag, value: '1' }],
-  });
-  const b = Buffer.from(hash.slice(2), 'hex');
-  await waitFor(
-    async () => {
-      for (const h of nodes) if (!(await h.node.store.getReceipt(b))) return false;
-      return true;
-    },
-    15_000,
-    `${tag} committed`,
-  );
-}
 
 describe('refusalQuorum', () => {
   it('is a majority of the members, at most every other member: one liar never suffices from 3 members up', () => {
@@ -89,7 +73,7 @@ describe('one lying member', () => {
       t.setPeers(running.map((h) => ({ peerId: h.peerId, addrs: [`/memory/${h.name}`] })));
 
       let leader = await cluster.waitForLeader(running, 15_000);
-      await commitOn(running, leader, 'before');
+      await commitOnAll(running, leader, 'before');
       // Every honest node heard the forged refusal (it identifies node-4 on connect) and logged it.
       await waitFor(
         () =>
@@ -118,7 +102,7 @@ describe('one lying member', () => {
       expect(reasons.join(' | ')).toMatch(/raft id 2 is member node-2's here/);
 
       leader = await cluster.waitForLeader(running.slice(0, 3), 15_000);
-      await commitOn(running, leader, 'after-lies');
+      await commitOnAll(running, leader, 'after-lies');
       for (const h of running) expect(h.node.lifecycle, h.name).toBe(NodeState.Running);
 
       // A real removal, committed in the node's own log, still stops it.
