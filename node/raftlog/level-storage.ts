@@ -216,8 +216,8 @@ export class LevelRaftStorage implements WritableStorage {
     mem: MemoryStorage;
     /** entryBytes of every entry in mem, oldest first. */
     sizes: number[];
-    /** The newest entries with their data, oldest first, ending at mem.lastIndex(). */
-    tail: Entry[];
+    /** The newest entries with their data, ending at mem.lastIndex(). */
+    tail: HotTail;
     db: Db;
     seqFile: SeqFile;
     identity: IdentityRecord;
@@ -231,8 +231,7 @@ export class LevelRaftStorage implements WritableStorage {
     this.writeSeq = args.writeSeq;
     this.sizes = args.sizes;
     this.logBytes = args.sizes.reduce((a, b) => a + b, 0);
-    this.tail = new HotTail(args.mem.lastIndex() + 1 - args.tail.length);
-    for (const e of args.tail) this.tail.push(e);
+    this.tail = args.tail;
     const o = args.options;
     this.limits = {
       cacheMaxBytes: o.cacheMaxBytes ?? DEFAULT_LOG_CACHE_BYTES,
@@ -668,8 +667,7 @@ export class LevelRaftStorage implements WritableStorage {
     if (this.tail.bytes <= this.limits.cacheMaxBytes) return;
     let durableThrough = this.mem.lastIndex() as number;
     for (const w of this.pending) durableThrough = Math.min(durableThrough, w.firstEntryIndex - 1);
-    while (this.tail.bytes > this.limits.cacheMaxBytes && this.tail.size > 0 && this.tail.from <= durableThrough)
-      this.tail.dropFront();
+    this.tail.trimTo(this.limits.cacheMaxBytes, durableThrough);
   }
 
   /** Reads entry `index` (in the log, not in the tail, hence durable) from LevelDB. */
@@ -838,6 +836,11 @@ class HotTail {
     }
   }
 
+  /** Drops the oldest entries while the tail costs more than `maxBytes` (callers pass only durable entries' bound). */
+  trimTo(maxBytes: number, throughIndex = Infinity): void {
+    while (this.bytes > maxBytes && this.size > 0 && this.from <= throughIndex) this.dropFront();
+  }
+
   /** Drops the entries from `index` on; below the tail's start the tail restarts (empty) at `index`. */
   truncateFrom(index: number): void {
     if (index <= this.from) {
@@ -914,7 +917,7 @@ const LOAD_ENTRIES_PER_READ = 1000;
 async function load(
   db: Db,
   options: LevelRaftStorageOptions,
-): Promise<{ mem: MemoryStorage; identity: IdentityRecord; writeSeq: number; sizes: number[]; tail: Entry[] }> {
+): Promise<{ mem: MemoryStorage; identity: IdentityRecord; writeSeq: number; sizes: number[]; tail: HotTail }> {
   const [idRec, hsRec, snapRec, compRec, seqRec] = await db.getMany([
     KEY_IDENTITY,
     KEY_HARD_STATE,
@@ -951,10 +954,8 @@ async function load(
   );
   const entries: Entry[] = [];
   const sizes: number[] = [];
-  const tail: Entry[] = [];
-  let tailHead = 0;
-  let tailBytes = 0;
   let expected = compacted.index + 1;
+  const tail = new HotTail(expected);
   // nextv: one promise per LOAD_ENTRIES_PER_READ entries rather than one per entry.
   const it = db.iterator({ gte: entryKey(compacted.index + 1), lt: ENTRY_KEY_END });
   try {
@@ -970,15 +971,7 @@ async function load(
         entries.push(withoutData(e));
         sizes.push(size);
         tail.push(e);
-        tailBytes += tailCost(e);
-        while (tailBytes > cacheMaxBytes && tailHead < tail.length) {
-          tailBytes -= tailCost(tail[tailHead]);
-          tail[tailHead++] = undefined as unknown as Entry; // let the data go now
-        }
-        if (tailHead > 1024 && tailHead * 2 > tail.length) {
-          tail.splice(0, tailHead);
-          tailHead = 0;
-        }
+        tail.trimTo(cacheMaxBytes); // every loaded entry is durable
         expected++;
       }
     }
@@ -996,7 +989,7 @@ async function load(
       entries,
       snapshotRetainEntries: options.snapshotRetainEntries,
     });
-    return { mem, identity, writeSeq, sizes, tail: tail.slice(tailHead) };
+    return { mem, identity, writeSeq, sizes, tail };
   } catch (err) {
     if (err instanceof RaftInvariantError) throw corrupted(err.message);
     throw err;
