@@ -18,7 +18,6 @@ import type { PeerAddress } from '../p2p/transport.js';
 import { raceDeadline, sleep } from './abort.js';
 import type { Clock } from './clock.js';
 import {
-  canonicalBase64,
   type AdminRequest,
   type ControlChannel,
   type ExpectedIdentity,
@@ -28,10 +27,12 @@ import {
 import { toNodeError } from './error-map.js';
 import { NodeError, NodeErrorCode } from './errors.js';
 import {
+  canonicalBase64,
   confChangeFor,
   encodeConfContext,
   findMember,
   findMemberByPeerId,
+  isMemberKey,
   type ConfChangeContext,
   type ConfChangeOp,
   type MemberInfo,
@@ -476,8 +477,7 @@ export function parseProveReply(v: unknown): Array<{ key: string; nonce: Uint8Ar
     if (Object.keys(q).length !== 3) return 'a proof wants exactly key, nonce and box';
     const nonce = canonicalBase64(q.nonce, KEY_PROOF_NONCE_BYTES);
     const box = canonicalBase64(q.box, KEY_PROOF_BOX_BYTES);
-    if (typeof q.key !== 'string' || canonicalBase64(q.key, 32) === undefined || !nonce || !box)
-      return 'a proof has a field of the wrong type or length';
+    if (!isMemberKey(q.key) || !nonce || !box) return 'a proof has a field of the wrong type or length';
     out.push({ key: q.key, nonce, box });
   }
   if (o.proofs.length > MAX_PROOFS_READ) return `more than ${MAX_PROOFS_READ} proofs`;

@@ -6,7 +6,8 @@
 import type { PeerTransport } from '../p2p/transport.js';
 import { errorFromWire, errorToWire, type WireError } from './error-map.js';
 import { NodeError, NodeErrorCode } from './errors.js';
-import { MAX_RAFT_ID, type ConfChangeOp, type MemberInfo } from './membership.js';
+import { KEY_PROOF_CHALLENGE_BYTES } from '../enclave/index.js';
+import { MAX_RAFT_ID, MEMBER_KEY_BYTES, canonicalBase64, type ConfChangeOp, type MemberInfo } from './membership.js';
 
 export const CHANNEL_CTL = 'ctl';
 /** Bound on a control request's encoding (a member description or an admin call). */
@@ -146,12 +147,12 @@ async function dispatch(handlers: ControlHandlers, from: string, data: Uint8Arra
     case 'whoami':
       return handlers.whoami(from);
     case 'prove': {
-      const challenge = canonicalBase64(req.challenge, KEY_PROOF_FIELD_BYTES);
-      const verifierKey = canonicalBase64(req.verifierKey, KEY_PROOF_FIELD_BYTES);
+      const challenge = canonicalBase64(req.challenge, KEY_PROOF_CHALLENGE_BYTES);
+      const verifierKey = canonicalBase64(req.verifierKey, MEMBER_KEY_BYTES);
       if (!challenge || !verifierKey)
         throw new NodeError(
           NodeErrorCode.MembershipChangeInvalid,
-          `prove wants a challenge and a verifier key of ${KEY_PROOF_FIELD_BYTES} bytes, canonical base64`,
+          `prove wants a challenge and a verifier key of ${KEY_PROOF_CHALLENGE_BYTES} and ${MEMBER_KEY_BYTES} bytes, canonical base64`,
         );
       if (!handlers.prove) throw new NodeError(NodeErrorCode.Unavailable, 'this node cannot prove enclave keys');
       return handlers.prove(from, challenge, verifierKey);
@@ -162,9 +163,6 @@ async function dispatch(handlers: ControlHandlers, from: string, data: Uint8Arra
       throw new NodeError(NodeErrorCode.MembershipChangeInvalid, `unknown control request ${String(req?.type)}`);
   }
 }
-
-/** Both fields of a `prove` request are 32 bytes (enclave/key-proof.ts). */
-const KEY_PROOF_FIELD_BYTES = 32;
 
 function malformedReply(why: string): NodeError {
   return new NodeError(NodeErrorCode.Unavailable, `a peer answered a malformed control reply: ${why}`);
@@ -202,14 +200,6 @@ export function parseReplyEnvelope(bytes: Uint8Array): { ok: unknown } | { error
       ...(w.meta !== undefined ? { meta: w.meta as Record<string, unknown> } : {}),
     } as WireError,
   };
-}
-
-/** `bytes` bytes in canonical base64 (re-encoding gives the same text), or undefined. */
-export function canonicalBase64(v: unknown, bytes: number): Uint8Array | undefined {
-  if (typeof v !== 'string' || v.length !== Math.ceil(bytes / 3) * 4) return undefined;
-  const raw = Buffer.from(v, 'base64');
-  if (raw.length !== bytes || raw.toString('base64') !== v) return undefined;
-  return Uint8Array.from(raw);
 }
 
 /**

@@ -129,11 +129,17 @@ function invalid(why: string, meta: Record<string, unknown> = {}): never {
   throw new NodeError(NodeErrorCode.MembershipChangeInvalid, why, meta);
 }
 
-/** Exactly MEMBER_KEY_BYTES bytes in canonical base64 (re-encoding gives the same text). */
+/** `bytes` bytes in canonical base64 (re-encoding gives the same text), or undefined. */
+export function canonicalBase64(v: unknown, bytes: number): Uint8Array | undefined {
+  if (typeof v !== 'string' || v.length !== Math.ceil(bytes / 3) * 4) return undefined;
+  const raw = Buffer.from(v, 'base64');
+  if (raw.length !== bytes || raw.toString('base64') !== v) return undefined;
+  return Uint8Array.from(raw);
+}
+
+/** Exactly MEMBER_KEY_BYTES bytes in canonical base64. */
 export function isMemberKey(k: unknown): k is string {
-  if (typeof k !== 'string' || k.length !== 44) return false;
-  const raw = Buffer.from(k, 'base64');
-  return raw.length === MEMBER_KEY_BYTES && raw.toString('base64') === k;
+  return canonicalBase64(k, MEMBER_KEY_BYTES) !== undefined;
 }
 
 function checkUrl(field: string, v: unknown): void {

@@ -3,14 +3,9 @@
 // requests a member serves. Malformed ones are refused with a reason, never a TypeError.
 
 import { describe, expect, it } from 'vitest';
-import {
-  canonicalBase64,
-  ControlChannel,
-  parseAdminRequest,
-  parseReplyEnvelope,
-  parseWhoamiReply,
-} from '../../node/control.js';
+import { ControlChannel, parseAdminRequest, parseReplyEnvelope, parseWhoamiReply } from '../../node/control.js';
 import { NodeError, NodeErrorCode } from '../../node/errors.js';
+import { canonicalBase64 } from '../../node/membership.js';
 import { SystemClock } from '../../node/clock.js';
 import { MemoryNetwork } from '../../p2p/memory-transport.js';
 import { testPeerId } from '../node/harness.js';
