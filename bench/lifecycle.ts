@@ -54,12 +54,20 @@ function portFree(port: number): Promise<boolean> {
 }
 
 /**
- * `count` consecutive free loopback ports in 40000-59999 (random, so parallel runs rarely
+ * Where port blocks are picked: below Linux's ephemeral range (net.ipv4.ip_local_port_range, 32768..60999 by
+ * default), where any process's outgoing connection may take a port between our check and the listen
+ * (EADDRINUSE, seen in CI at 48956), and below test/cluster/process-cluster.ts's 20000..31999.
+ */
+export const PORT_BLOCK_RANGE = { first: 10_000, end: 20_000 } as const;
+
+/**
+ * `count` consecutive free loopback ports in PORT_BLOCK_RANGE (random, so parallel runs rarely
  * collide); undefined after PORT_SEARCH_ATTEMPTS tries (the caller names its own error).
  */
 export async function findFreePortBlock(count: number): Promise<number | undefined> {
+  const span = PORT_BLOCK_RANGE.end - PORT_BLOCK_RANGE.first - count;
   for (let attempt = 0; attempt < PORT_SEARCH_ATTEMPTS; attempt++) {
-    const base = 40_000 + Math.floor(Math.random() * (20_000 - count));
+    const base = PORT_BLOCK_RANGE.first + Math.floor(Math.random() * span);
     let free = true;
     for (let i = 0; i < count && free; i++) free = await portFree(base + i);
     if (free) return base;

@@ -219,7 +219,14 @@ describe('startNode: an embedded 3-node cluster', () => {
     const notSent = await c.send({ from: c.accounts[0], ops: [] }).catch((e: unknown) => e);
     expect((notSent as NodeError).code).toBe(NodeErrorCode.Unavailable);
 
-    // Two of three still commit.
+    // Two of three still commit, once they know a leader among themselves (node 3 may have led: a put
+    // forwarded to it before the others notice would fail, correctly, as "outcome unknown").
+    const [, b] = nodes;
+    await waitFor('a leader among the two left', () => {
+      const s = [a.status(), b.status()];
+      const leader = s.find((x) => x.role === 'leader');
+      return leader && s.every((x) => x.leader === leader.raftId) ? true : undefined;
+    });
     await put(a, 'after-abort', 'y');
     expect(await a.getValue('after-abort', 'linearizable')).toBe('y');
   });

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePortBlock } from '../../bench/etcd-vs.js';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const FIXTURE = join(REPO, 'test', 'package', 'fixture');
@@ -180,8 +181,8 @@ describe('the packed tarball installed into a fresh project', () => {
   it(
     'runs the compiled embedder: startNode x3, a transaction committed on every node, iterated, read back, aborted',
     async () => {
-      // A random block of 9 ports (3 nodes x rpc, p2p, tm), away from process-cluster.ts's 20000-39999.
-      const basePort = 41_000 + Math.floor(Math.random() * 900) * 10;
+      // A free block of 9 ports (3 nodes x rpc, p2p, tm), below the ephemeral range (bench/lifecycle.ts).
+      const basePort = await freePortBlock(9);
       const r = ok(
         await run(
           process.execPath,
