@@ -245,6 +245,11 @@ export interface ProcMemory {
   readonly rssBytes: number;
   /** Peak resident set since the process started (VmHWM, the kernel's own high-water mark). */
   readonly hwmBytes: number;
+  /**
+   * The anonymous part of VmRSS now (RssAnon: heap, buffers, malloc); the rest is mostly file pages
+   * mapped in (the node binary, LevelDB's open tables). Undefined on kernels without the field.
+   */
+  readonly anonBytes?: number;
 }
 
 /** Reads VmRSS and VmHWM of `pid`; undefined when the process is gone or /proc is not Linux's. */
@@ -262,7 +267,8 @@ export function readProcMemory(pid: number): ProcMemory | undefined {
   const rss = kib('VmRSS');
   const hwm = kib('VmHWM');
   if (rss === undefined || hwm === undefined) return undefined;
-  return { rssBytes: rss, hwmBytes: hwm };
+  const anon = kib('RssAnon');
+  return { rssBytes: rss, hwmBytes: hwm, ...(anon !== undefined ? { anonBytes: anon } : {}) };
 }
 
 /** How often the sampler reads each process. */
@@ -276,7 +282,14 @@ export const RSS_SAMPLE_INTERVAL_MS = 500;
 export class RssSampler {
   private readonly peaks = new Map<
     string,
-    { pid: number; peakBytes: number; samples: number; lastRssBytes: number; phasePeaks: Map<string, number> }
+    {
+      pid: number;
+      peakBytes: number;
+      peakAnonBytes: number | undefined;
+      samples: number;
+      lastRssBytes: number;
+      phasePeaks: Map<string, number>;
+    }
   >();
   private timer: TimerHandle | undefined;
   /** The phase samples are counted in (phase()); each process's sampled VmRSS maximum is kept per phase. */
@@ -294,7 +307,14 @@ export class RssSampler {
   }
 
   watch(name: string, pid: number): void {
-    this.peaks.set(name, { pid, peakBytes: 0, samples: 0, lastRssBytes: 0, phasePeaks: new Map() });
+    this.peaks.set(name, {
+      pid,
+      peakBytes: 0,
+      peakAnonBytes: undefined,
+      samples: 0,
+      lastRssBytes: 0,
+      phasePeaks: new Map(),
+    });
     this.sampleOne(name);
   }
 
@@ -321,6 +341,7 @@ export class RssSampler {
     p.samples++;
     p.lastRssBytes = m.rssBytes;
     p.peakBytes = Math.max(p.peakBytes, m.rssBytes, m.hwmBytes);
+    if (m.anonBytes !== undefined) p.peakAnonBytes = Math.max(p.peakAnonBytes ?? 0, m.anonBytes);
     if (this.currentPhase !== '')
       p.phasePeaks.set(this.currentPhase, Math.max(p.phasePeaks.get(this.currentPhase) ?? 0, m.rssBytes));
   }
@@ -328,6 +349,11 @@ export class RssSampler {
   /** Largest sampled VmRSS of `name` during `phase` (undefined: not sampled in it). */
   phasePeak(name: string, phase: string): number | undefined {
     return this.peaks.get(name)?.phasePeaks.get(phase);
+  }
+
+  /** Largest sampled RssAnon of `name` over the run (undefined: never read, or no such field). */
+  peakAnon(name: string): number | undefined {
+    return this.peaks.get(name)?.peakAnonBytes;
   }
 
   /** Peak bytes per watched name (undefined: never read, e.g. no /proc). */
@@ -485,6 +511,8 @@ export interface NodeFigures {
   readonly role: string;
   /** Peak RSS (bytes) over the whole run, VmHWM included; undefined when it could not be read. */
   readonly peakRssBytes: number | undefined;
+  /** Largest sampled RssAnon over the run (bytes): RSS less mapped files (the binary, LevelDB's open tables). */
+  readonly peakAnonBytes?: number | undefined;
   /** Largest sampled RSS while the state was written (bytes; undefined: not running then). */
   readonly fillRssBytes?: number | undefined;
   /** Largest sampled RSS from the forced snapshot to the end of the join (snapshot sent and received). */
@@ -556,11 +584,12 @@ export function formatStateReport(r: StateBenchResult): string[] {
   lines.push('');
   lines.push(
     formatTable(
-      ['node', 'role', 'peak RSS MB', 'fill MB', 'snapshot+join MB', 'data dir MiB'],
+      ['node', 'role', 'peak RSS MB', 'anon MB', 'fill MB', 'snapshot+join MB', 'data dir MiB'],
       r.nodes.map((n) => [
         n.name,
         n.role,
         mb(n.peakRssBytes),
+        mb(n.peakAnonBytes),
         mb(n.fillRssBytes),
         mb(n.joinRssBytes),
         mib(n.dataDirBytes),
@@ -569,7 +598,7 @@ export function formatStateReport(r: StateBenchResult): string[] {
   );
   lines.push('');
   lines.push(
-    `peak RSS: the kernel's high-water mark (VmHWM) of each node process over the run; fill / snapshot+join: the largest RSS sampled every ${RSS_SAMPLE_INTERVAL_MS} ms in that phase` +
+    `peak RSS: the kernel's high-water mark (VmHWM) of each node process over the run; anon: the largest RssAnon sampled (RSS less mapped files: the binary, LevelDB's open tables, bounded by state.maxOpenFiles); fill / snapshot+join: the largest RSS sampled every ${RSS_SAMPLE_INTERVAL_MS} ms in that phase` +
       `\ngoals (README, not asserted): catch-up >= 50 MiB/s, a 1 GiB join <= 60 s, RSS < 400 MB per node` +
       `; cluster folder ${r.kept ? `kept at ${r.clusterDir}` : 'removed'}`,
   );

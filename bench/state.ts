@@ -468,6 +468,7 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
         name,
         role: roles.get(name) ?? '',
         peakRssBytes: sampler.peak(name),
+        peakAnonBytes: sampler.peakAnon(name),
         fillRssBytes: sampler.phasePeak(name, 'fill'),
         joinRssBytes: sampler.phasePeak(name, 'join'),
         dataDirBytes: await folderBytes(join(clusterDir, name, 'data')),

@@ -577,7 +577,7 @@ export function parseConfig(json: unknown, configPath: string): NodeConfig {
 
 function parseStateOptions(f: Fields, v: unknown): ChainStoreOptions {
   if (v === undefined) return {};
-  const o = f.object(v, 'state', ['cacheMaxBytes', 'blockCacheMaxBytes']);
+  const o = f.object(v, 'state', ['cacheMaxBytes', 'blockCacheMaxBytes', 'maxOpenFiles']);
   try {
     return chainStoreOptionsFromConfig(o);
   } catch (err) {

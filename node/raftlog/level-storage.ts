@@ -99,6 +99,14 @@ import { SystemClock } from '../clock.js';
 const clock = new SystemClock();
 
 /**
+ * LevelDB table files the Raft log keeps open: LevelDB's least (it clamps to 74). Each open table is
+ * mapped into memory and the pages a read touched stay in RSS (node/chain/store.ts
+ * DEFAULT_STATE_MAX_OPEN_FILES says more); the log is compacted, and what a lagging follower reads
+ * back is sequential, so a small table cache costs little.
+ */
+export const RAFT_LOG_MAX_OPEN_FILES = 74;
+
+/**
  * Largest `data` of one entry, in bytes: twice the core's default maxProposalBytes (8 MiB), so a
  * proposal that is too large is refused by the core first, with the clearer error.
  */
@@ -283,6 +291,7 @@ export class LevelRaftStorage implements WritableStorage {
       valueEncoding: 'view',
       createIfMissing: true,
       errorIfExists: true,
+      maxOpenFiles: RAFT_LOG_MAX_OPEN_FILES,
     });
     await db.open();
     try {
@@ -326,6 +335,7 @@ export class LevelRaftStorage implements WritableStorage {
       keyEncoding: 'view',
       valueEncoding: 'view',
       createIfMissing: false,
+      maxOpenFiles: RAFT_LOG_MAX_OPEN_FILES,
     });
     try {
       await db.open();

@@ -137,6 +137,9 @@ describe.skipIf(process.platform !== 'linux')('the RSS sampler (/proc/<pid>/stat
     expect(m.rssBytes).toBeGreaterThan(rss * 0.8);
     expect(m.rssBytes).toBeLessThan(rss * 1.2);
     expect(m.hwmBytes).toBeGreaterThanOrEqual(m.rssBytes);
+    // RssAnon (Linux 4.5+): part of VmRSS, the rest being mapped files.
+    expect(m.anonBytes).toBeGreaterThan(0);
+    expect(m.anonBytes).toBeLessThanOrEqual(m.rssBytes);
   });
 
   it('keeps the peak: 96 MiB touched and released still counts', () => {
@@ -239,6 +242,7 @@ describe('the report', () => {
         name: 'node-1',
         role: 'leader',
         peakRssBytes: 312_000_000,
+        peakAnonBytes: 201_000_000,
         fillRssBytes: 290_000_000,
         joinRssBytes: 305_000_000,
         dataDirBytes: 100 * MIB,
@@ -257,8 +261,8 @@ describe('the report', () => {
     expect(text).toMatch(/snapshot sent: 32\.0 MiB\/s .*joiner's side/);
     expect(text).toMatch(/snapshot installed: 40\.0 MiB\/s .*from the node log/);
     expect(text).toContain('catch-up done) after 2.50 s; catch-up 32.0 MiB/s of state');
-    expect(text).toMatch(/node-1\s+leader\s+312\s+290\s+305\s+100\.0/);
-    expect(text).toMatch(/node-4\s+joiner \(learner\)\s+n\/a\s+n\/a\s+n\/a\s+70\.0/);
+    expect(text).toMatch(/node-1\s+leader\s+312\s+201\s+290\s+305\s+100\.0/);
+    expect(text).toMatch(/node-4\s+joiner \(learner\)\s+n\/a\s+n\/a\s+n\/a\s+n\/a\s+70\.0/);
     expect(text).toContain('cluster folder removed');
   });
 

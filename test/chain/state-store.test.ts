@@ -33,4 +33,25 @@ describe('config.json `state` hook', () => {
     });
     expect(() => chainStoreOptionsFromConfig({ blockCacheMaxBytes: -1 })).toThrow(/state.blockCacheMaxBytes must be/);
   });
+
+  it('passes state.maxOpenFiles within LevelDB range, and refuses one LevelDB would clamp', async () => {
+    expect(chainStoreOptionsFromConfig({ maxOpenFiles: 500 })).toEqual({ maxOpenFiles: 500 });
+    expect(() => chainStoreOptionsFromConfig({ maxOpenFiles: 10 })).toThrow(/state.maxOpenFiles must be .*74..50000/);
+    expect(() => chainStoreOptionsFromConfig({ maxOpenFiles: 50_001 })).toThrow(/state.maxOpenFiles/);
+    expect(() => chainStoreOptionsFromConfig({ maxOpenFiles: 1.5 })).toThrow(/state.maxOpenFiles/);
+    // The chain store opens with it (and with the default): both read and write.
+    for (const maxOpenFiles of [undefined, 200]) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quorate-maxopen-'));
+      try {
+        const kv = await LevelKv.open(dir, maxOpenFiles);
+        const b = kv.batch();
+        b.put(new Uint8Array([1]), new Uint8Array([2]));
+        await b.write(true);
+        expect(await kv.get(new Uint8Array([1]))).toEqual(new Uint8Array([2]));
+        await kv.close();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
 });
