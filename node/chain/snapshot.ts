@@ -392,7 +392,7 @@ export async function importSnapshot(
             `imported state root ${toHex(mine)} is not block ${head.header.number}'s ${toHex(head.header.stateRoot)}`,
           );
         }
-        return { appliedRaftIndex: header.appliedRaftIndex, head, staged: imp.finish() };
+        return { appliedRaftIndex: header.appliedRaftIndex, head, staged: await imp.finish() };
       } else {
         refuse(SnapshotRefusal.Malformed, `unexpected chunk kind ${c[0]}`);
       }

@@ -80,6 +80,8 @@ import type { Transaction, TxLocation } from './tx.js';
 export const CHAIN_STORE_FORMAT_VERSION = 2;
 /** Keys deleted per batch when a state slot is cleared (bounds the memory of one batch). */
 export const CLEAR_BATCH_KEYS = 10_000;
+/** Bytes of state read per batch of history written when an import finishes (StateImport.finish). */
+export const IMPORT_HISTORY_BATCH_BYTES = 256 * 1024;
 /** Recently committed blocks kept decoded: at most this many, and at most blockCacheMaxBytes of them. */
 export const RECENT_BLOCKS_CACHED = 64;
 /**
@@ -278,8 +280,12 @@ export interface StateImport {
   readonly progress: StateImportProgress;
   /** Writes entries (in strictly increasing key order, after progress.lastKey) and the new progress, in one batch. */
   write(entries: readonly (readonly [Uint8Array, Uint8Array])[], progress: StateImportProgress): Promise<void>;
-  /** The staged state to pass to installSnapshot (the caller has checked the root). */
-  finish(): StagedState;
+  /**
+   * Writes the head block's history of the imported state (one pass over it), then returns the staged
+   * state to pass to installSnapshot (the caller has checked the root). Idempotent: a crash during it is
+   * resumed by the same import, which ends here again.
+   */
+  finish(): Promise<StagedState>;
   /**
    * Ends this import without installing it. keepProgress: the same snapshot can resume where it
    * stopped; otherwise the record is dropped (the data is cleared by the next import, or at open).
@@ -1177,17 +1183,32 @@ export class KvChainStore implements ChainStore {
         write: async (entries, next) => {
           assert(!abandoned && this.importing, 'stateImport.write after finish or abandon');
           const b = this.kv.batch();
-          for (const [k, v] of entries) {
-            b.put(key(prefixes.state, k), v);
-            b.put(historyKeyBytes(prefixes.history, k, n), historyValue(v));
-          }
+          // The state only: its history is written by finish(), in a pass of its own (see there).
+          for (const [k, v] of entries) b.put(key(prefixes.state, k), v);
           writeRecord(b, next);
           // Not synced: LevelDB keeps batches in order, so what survives a crash is a prefix of
           // them, each with its own progress record; the switch-over batch is synced.
           await b.write(false);
           current = next;
         },
-        finish: () => {
+        finish: async () => {
+          assert(!abandoned && this.importing, 'stateImport.finish after finish or abandon');
+          // The history at the head block, from the imported state, in key order. Not in write():
+          // there each batch held state and history keys, two key ranges, so every LevelDB table
+          // flushed overlapped the next and compaction rewrote them all — importing 128 MiB ran at
+          // ~33 MiB/s that way, ~60 MiB/s as two passes (~100 MiB/s for the state alone).
+          let b = this.kv.batch();
+          let batchBytes = 0;
+          for await (const [k, v] of this.kv.scan(Uint8Array.of(prefixes.state))) {
+            b.put(historyKeyBytes(prefixes.history, k.subarray(1), n), historyValue(v));
+            batchBytes += k.length + v.length;
+            if (batchBytes >= IMPORT_HISTORY_BATCH_BYTES) {
+              await b.write(false);
+              b = this.kv.batch();
+              batchBytes = 0;
+            }
+          }
+          if (batchBytes > 0) await b.write(false);
           // The record stays on disk (installSnapshot checks it); another import may start, and
           // would start this slot over if it is not the same snapshot.
           this.importing = false;
