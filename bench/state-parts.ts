@@ -12,6 +12,7 @@ import { intArg as sharedIntArg } from './lifecycle.js';
 import { MAX_VALUE_BYTES } from '../node/chain/tx.js';
 import { SystemClock, type TimerHandle } from '../node/clock.js';
 import { formatTable } from '../node/cli/table.js';
+import { NODE_MALLOC_ENV } from '../node/up.js';
 
 const clock = new SystemClock();
 
@@ -39,15 +40,8 @@ export const STATE_BENCH_DEFAULTS = {
   snapshotEveryEntries: 32,
 } as const;
 
-/**
- * The glibc malloc setting the nodes run with unless --malloc-default (README "State and memory"):
- * blocks of 128 KiB and more (Raft entries, blocks, snapshot chunks, p2p frames) are mmapped and
- * returned to the OS when freed. glibc's default raises this threshold to the largest block freed
- * so far (up to 32 MiB), after which such blocks come from the heap and what is freed there mostly
- * stays resident: ~200 MB of a leader's RSS at 64 MiB of state was memory neither V8's heap nor
- * its ArrayBuffers held.
- */
-export const NODE_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' };
+/** The allocator setting local nodes run with (node/up.ts); bench:state drops it for --malloc-default. */
+export { NODE_MALLOC_ENV };
 
 export const STATE_BENCH_HELP = `Usage: npm run bench:state -- [--mib N] [--value-kib K] [--concurrency C]
                               [--snapshot-every E] [--dir DIR] [--keep] [--malloc-default]

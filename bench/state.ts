@@ -292,6 +292,7 @@ async function joinFourthNode(
   sampler: RssSampler,
   roles: Map<string, string>,
   out: (line: string) => void,
+  allocatorEnv: Readonly<Record<string, string>>,
 ): Promise<JoinFigures> {
   const added = await addNode({ dir: clusterDir, rpcUrl: leaderUrl });
   const node: LocalNode = {
@@ -302,7 +303,7 @@ async function joinFourthNode(
     tmUrl: added.tmUrl,
     logPath: join(clusterDir, added.name, 'node.log'),
   };
-  const child = spawnNode(node, ['--join']);
+  const child = spawnNode(node, ['--join'], allocatorEnv);
   cleanup.addChild(child, (how) => void reportExit(node, how, out));
   if (child.pid !== undefined) sampler.watch(node.name, child.pid);
   roles.set(node.name, 'joiner (learner)');
@@ -407,15 +408,15 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
         ? `raft.snapshotEveryEntries=${snapshotSetting.entries} set in each config.json`
         : `NOTE: ${snapshotSetting.why}`,
     );
-    // The nodes inherit this process's environment (spawnNode): the allocator setting goes there.
+    // spawnNode adds the allocator setting where this environment does not set it; --malloc-default: none.
     const mallocEnv = o.mallocDefault === true ? {} : NODE_MALLOC_ENV;
-    for (const [k, v] of Object.entries(mallocEnv)) process.env[k] ??= v;
     const inEffect = Object.keys(NODE_MALLOC_ENV)
-      .filter((k) => process.env[k] !== undefined)
-      .map((k) => `${k}=${process.env[k]}`);
+      .map((k) => [k, process.env[k] ?? mallocEnv[k]] as const)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${v}`);
     out(`nodes' malloc environment: ${inEffect.length > 0 ? inEffect.join(' ') : "glibc's defaults"}`);
     for (const n of nodes) {
-      const child = spawnNode(n);
+      const child = spawnNode(n, [], mallocEnv);
       cleanup.addChild(child, (how) => void reportExit(n, how, out));
       if (child.pid !== undefined) sampler.watch(n.name, child.pid);
     }
@@ -443,6 +444,7 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
       sampler,
       roles,
       out,
+      mallocEnv,
     );
     const snap = snapshotFigures(
       await readLogLines(leader.logPath),
