@@ -80,6 +80,11 @@ import type { Transaction, TxLocation } from './tx.js';
 export const CHAIN_STORE_FORMAT_VERSION = 2;
 /** Keys deleted per batch when a state slot is cleared (bounds the memory of one batch). */
 export const CLEAR_BATCH_KEYS = 10_000;
+/**
+ * An import's progress record is written with its first batch after this many bytes of state (and when the
+ * import is cut or finishes): at most this much is fetched again after a crash.
+ */
+export const IMPORT_RECORD_EVERY_BYTES = 32 * 1024 * 1024;
 /** Bytes of state read per batch of history written when an import finishes (StateImport.finish). */
 export const IMPORT_HISTORY_BATCH_BYTES = 256 * 1024;
 /** Recently committed blocks kept decoded: at most this many, and at most blockCacheMaxBytes of them. */
@@ -1177,6 +1182,7 @@ export class KvChainStore implements ChainStore {
         await b.write(false);
       }
       let abandoned = false;
+      let bytesSinceRecord = 0;
       const prefixes = SLOTS[target];
       return {
         progress,
@@ -1184,15 +1190,27 @@ export class KvChainStore implements ChainStore {
           assert(!abandoned && this.importing, 'stateImport.write after finish or abandon');
           const b = this.kv.batch();
           // The state only: its history is written by finish(), in a pass of its own (see there).
-          for (const [k, v] of entries) b.put(key(prefixes.state, k), v);
-          writeRecord(b, next);
-          // Not synced: LevelDB keeps batches in order, so what survives a crash is a prefix of
-          // them, each with its own progress record; the switch-over batch is synced.
+          for (const [k, v] of entries) {
+            b.put(key(prefixes.state, k), v);
+            bytesSinceRecord += k.length + v.length;
+          }
+          // The progress record only every IMPORT_RECORD_EVERY_BYTES (and when the import is cut or
+          // finishes): one key outside the state's range in every batch made each LevelDB table overlap
+          // the next, as the history did (finish()), ~1.5x the import's LevelDB CPU. Not synced: LevelDB
+          // keeps batches in order, so what survives a crash is a prefix of them; the entries written
+          // after the last record are written again, the same, by the resumed import.
+          if (bytesSinceRecord >= IMPORT_RECORD_EVERY_BYTES) {
+            writeRecord(b, next);
+            bytesSinceRecord = 0;
+          }
           await b.write(false);
           current = next;
         },
         finish: async () => {
           assert(!abandoned && this.importing, 'stateImport.finish after finish or abandon');
+          const done = this.kv.batch();
+          writeRecord(done, current);
+          await done.write(false);
           // The history at the head block, from the imported state, in key order. Not in write():
           // there each batch held state and history keys, two key ranges, so every LevelDB table
           // flushed overlapped the next and compaction rewrote them all — importing 128 MiB ran at
@@ -1217,7 +1235,14 @@ export class KvChainStore implements ChainStore {
         abandon: async (keepProgress) => {
           abandoned = true;
           this.importing = false;
-          if (keepProgress) return;
+          if (keepProgress) {
+            // Where the cut import stopped, for the next attempt. If this write fails too (a full
+            // disk), the last record stays: the resumed import starts a little earlier.
+            const b = this.kv.batch();
+            writeRecord(b, current);
+            await b.write(false).catch(() => undefined);
+            return;
+          }
           const b = this.kv.batch();
           b.del(K_IMPORT);
           await b.write(false);
