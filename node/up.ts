@@ -59,7 +59,6 @@ export async function readClusterDir(dir: string): Promise<LocalNode[]> {
   }));
 }
 
-/** Starts one node as a child process, its output appended to its log file. */
 /**
  * The glibc malloc setting each local node runs with (README "State and memory"), unless its environment
  * already sets the variable (or bench:state --malloc-default):
@@ -88,8 +87,9 @@ export function localNodeEnv(
 }
 
 /**
- * Starts `quorate start` for `n`, its output appended to its log. `allocatorEnv` is added to the
- * environment where the variable is not set already (default NODE_MALLOC_ENV; {} for glibc's defaults).
+ * Starts one node (`quorate start`) as a child process, its output appended to its log file.
+ * `allocatorEnv` is added to the environment where a variable is not set already (default
+ * NODE_MALLOC_ENV; {} for glibc's defaults).
  */
 export function spawnNode(
   n: LocalNode,
