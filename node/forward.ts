@@ -84,6 +84,12 @@ export interface TxForwarderDeps {
   readonly accept: (tx: Transaction, fromPeer: string) => void;
 }
 
+/** What forwardAll did: how many the leader accepted, and how many it refused, by NodeError code. */
+export interface ForwardAllResult {
+  readonly forwarded: number;
+  readonly refused: ReadonlyMap<string, number>;
+}
+
 export class TxForwarder {
   /**
    * The leader's pool said it was full, and until when (its retryAfterMs, on our clock): forwards
@@ -155,14 +161,21 @@ export class TxForwarder {
    * once a new leader is known they are handed to it (nonces make a duplicate harmless).
    * Resolves with how many the leader accepted.
    */
-  async forwardAll(txs: readonly Transaction[]): Promise<number> {
+  async forwardAll(txs: readonly Transaction[]): Promise<ForwardAllResult> {
     let forwarded = 0;
+    const refused = new Map<string, number>();
     for (let i = 0; i < txs.length; i += POOL_FORWARD_CONCURRENCY) {
       const batch = txs.slice(i, i + POOL_FORWARD_CONCURRENCY);
       const results = await Promise.allSettled(batch.map((tx) => this.forward(tx)));
-      forwarded += results.filter((r) => r.status === 'fulfilled').length;
+      for (const r of results) {
+        if (r.status === 'fulfilled') forwarded++;
+        else {
+          const code = r.reason instanceof NodeError ? r.reason.code : 'ERROR';
+          refused.set(code, (refused.get(code) ?? 0) + 1);
+        }
+      }
     }
-    return forwarded;
+    return { forwarded, refused };
   }
 
   private scheduleFlush(): void {

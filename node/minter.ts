@@ -124,8 +124,15 @@ export class BlockMinter {
       pool.resetInFlight();
       const txs = pool.take(maxTxs, Number.MAX_SAFE_INTEGER);
       pool.removeCommitted(txs);
-      const forwarded = await this.deps.forwarder.forwardAll(txs);
-      if (txs.length > 0)
+      const { forwarded, refused } = await this.deps.forwarder.forwardAll(txs);
+      if (refused.size > 0)
+        // Accepted here, never committed, and not taken by the new leader (its pool full, a nonce it
+        // already has, no connection): their senders see no receipt and must send again.
+        this.deps.logger.warn(
+          { pending: txs.length, forwarded, refused: Object.fromEntries(refused) },
+          'the new leader did not take every transaction of a lost leadership: the refused ones are dropped',
+        );
+      else if (txs.length > 0)
         this.deps.logger.info(
           { pending: txs.length, forwarded },
           'handed the pool of a lost leadership to the new leader',

@@ -106,6 +106,28 @@ describe('forwarding transactions to the leader', () => {
     expect(((r2 as PromiseRejectedResult).reason as NodeError).code).toBe(NodeErrorCode.TxNonceTooLow);
   });
 
+  it("forwardAll (a lost leadership's pool) counts what the leader took and what it refused, by code", async () => {
+    const full = new Set<string>();
+    const { follower } = await pair({
+      accept: (t) => {
+        if (full.has(t.hashHex)) throw new ChainError(ChainErrorCode.PoolFull, 'the transaction pool is full');
+        if (t.nonce === 0 && t.from === f.accounts[1].address)
+          throw new ChainError(ChainErrorCode.NonceTooLow, 'nonce too low');
+      },
+    });
+    const taken = Array.from({ length: 5 }, (_, i) => tx(f.accounts[0], i, [put(`t${i}`, 'v')]));
+    const refusedFull = Array.from({ length: 3 }, (_, i) => tx(f.accounts[2], i, [put(`f${i}`, 'v')]));
+    for (const t of refusedFull) full.add(t.hashHex);
+    const low = tx(f.accounts[1], 0, [put('low', 'v')]);
+    const r = await follower.forwardAll([...taken, ...refusedFull, low]);
+    expect(r.forwarded).toBe(5);
+    expect(Object.fromEntries(r.refused)).toEqual({
+      [NodeErrorCode.TxPoolFull]: 3,
+      [NodeErrorCode.TxNonceTooLow]: 1,
+    });
+    expect((await follower.forwardAll([])).refused.size).toBe(0);
+  });
+
   it('a leader that lost its leadership, or a sender that is not a member, refuses the whole batch', async () => {
     const deposed = await pair({ leading: () => false });
     const err = await deposed.follower.forward(tx(f.accounts[0], 0, [put('a', 'b')])).catch((e: unknown) => e);
