@@ -159,7 +159,7 @@ export class TxForwarder {
   /**
    * A deposed leader still holds transactions it accepted. They are not lost with its leadership:
    * once a new leader is known they are handed to it (nonces make a duplicate harmless).
-   * Resolves with how many the leader accepted.
+   * Resolves with how many the leader accepted and, by NodeError code, how many it refused.
    */
   async forwardAll(txs: readonly Transaction[]): Promise<ForwardAllResult> {
     let forwarded = 0;

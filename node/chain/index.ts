@@ -11,6 +11,7 @@ export * from './app.js';
 export * from './block.js';
 export * from './executor.js';
 export * from './pool.js';
+export * from './kv.js';
 export * from './store.js';
 export * from './snapshot.js';
 export * from './state-store.js';

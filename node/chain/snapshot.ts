@@ -34,7 +34,8 @@ import { MemoryState } from './state.js';
 import { LtHash } from './lthash.js';
 import { StoredState } from './state-store.js';
 import type { ChainState } from './executor.js';
-import { type ChainStore, type StateImportProgress, type StoreSnapshot, compareBytes } from './store.js';
+import { compareBytes } from './kv.js';
+import { type ChainStore, type StateImportProgress, type StoreSnapshot } from './store.js';
 
 /** Default and largest size of one chunk (config: the snapshot transport's chunk size). */
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
