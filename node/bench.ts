@@ -794,29 +794,33 @@ export async function runOfferedLoad(
 ): Promise<OfferedResult> {
   const total = Math.round(o.offeredPerSecond * o.seconds);
   const runId = clock.wallMs().toString(36);
-  let calls: Array<readonly [string, readonly unknown[]]>;
+  // The calls of one request, for the node at rpcUrls[urlIndex]: a node-signed transaction must
+  // name the account of the node it is sent to (every transaction of a batch goes to one node).
+  let callsFor: (first: number, count: number, urlIndex: number) => Array<readonly [string, readonly unknown[]]>;
   if (o.nodeSigned) {
     const from = await ownAccounts(o.rpcUrls, o.requestTimeoutMs);
-    calls = Array.from(
-      { length: total },
-      (_, i) =>
-        [
-          'quorate_sendTransaction',
-          [{ from: from[i % from.length], ops: [putOp(`offered/${runId}/${i}`, OFFERED_VALUE_BYTES)] }],
-        ] as const,
-    );
+    callsFor = (first, count, urlIndex) =>
+      Array.from(
+        { length: count },
+        (_, k) =>
+          [
+            'quorate_sendTransaction',
+            [{ from: from[urlIndex], ops: [putOp(`offered/${runId}/${first + k}`, OFFERED_VALUE_BYTES)] }],
+          ] as const,
+      );
   } else {
     const [id] = await rpcRead(o.rpcUrls[0], [['eth_chainId', []]], o.requestTimeoutMs);
     if (id.error) throw new Error(`eth_chainId: ${id.error.message}`);
     const chainId = Number(BigInt(id.result as string));
     const signStarted = performance.now();
-    calls = Array.from({ length: total }, (_, i) => {
+    const calls = Array.from({ length: total }, (_, i) => {
       const tx = signTransaction(
         { chainId, nonce: 0, ops: [putOp(`offered/${runId}/${i}`, OFFERED_VALUE_BYTES)] },
         generateAccountKey(),
       );
       return ['quorate_sendRawTransaction', [`0x${Buffer.from(tx.encoded).toString('hex')}`]] as const;
     });
+    callsFor = (first, count) => calls.slice(first, first + count);
     log(`signed ${total} transactions in ${((performance.now() - signStarted) / 1000).toFixed(2)} s before the clock`);
   }
   await settleSockets();
@@ -836,9 +840,9 @@ export async function runOfferedLoad(
   let dropped = 0;
   const inFlight = new Set<Promise<void>>();
 
-  const send = (first: number, count: number, url: string): void => {
+  const send = (first: number, count: number, urlIndex: number): void => {
     const started = performance.now();
-    const p = rpcBatch(url, calls.slice(first, first + count), o.requestTimeoutMs)
+    const p = rpcBatch(o.rpcUrls[urlIndex], callsFor(first, count, urlIndex), o.requestTimeoutMs)
       .then((replies) => {
         const took = performance.now() - started;
         for (const r of replies) {
@@ -877,8 +881,10 @@ export async function runOfferedLoad(
     // Whole batches only, as they fall due (the last one may be short).
     while (due - sent >= o.batch || (due === total && sent < total)) {
       const count = Math.min(o.batch, total - sent);
+      // Requests go round the nodes, dropped ones included, so the spread does not depend on drops.
+      const urlIndex = request++ % o.rpcUrls.length;
       if (inFlight.size >= MAX_OFFERED_IN_FLIGHT) dropped += count;
-      else send(sent, count, o.rpcUrls[request++ % o.rpcUrls.length]);
+      else send(sent, count, urlIndex);
       sent += count;
     }
     if (sent < total) await sleepMs(clock, OFFERED_TICK_MS);

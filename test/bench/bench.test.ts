@@ -142,15 +142,18 @@ function fate(i: number): 'accept' | 'overloaded' | 'invalid' | 'hang' {
 interface FakeNode {
   url: string;
   received: string[];
+  /** The `from` of every quorate_sendTransaction received. */
+  fromSeen: string[];
   close: () => Promise<void>;
 }
 
 /** A JSON-RPC server with a chain: a block every 20 ms holding the transactions accepted since the last. */
-async function fakeNode(): Promise<FakeNode> {
+async function fakeNode(account = '0x00000000000000000000000000000000000000aa'): Promise<FakeNode> {
   const blocks: string[][] = [[]];
   let pending: string[] = [];
   let txCount = 0;
   const received: string[] = [];
+  const fromSeen: string[] = [];
   const miner = setInterval(() => {
     blocks.push(pending);
     pending = [];
@@ -176,10 +179,11 @@ async function fakeNode(): Promise<FakeNode> {
             return { jsonrpc: '2.0', id, result: h < blocks.length ? { transactions: blocks[h] } : null };
           }
           case 'quorate_accounts':
-            return { jsonrpc: '2.0', id, result: ['0x00000000000000000000000000000000000000aa'] };
+            return { jsonrpc: '2.0', id, result: [account] };
           case 'quorate_sendTransaction':
           case 'quorate_sendRawTransaction': {
             received.push(method);
+            if (method === 'quorate_sendTransaction') fromSeen.push((params[0] as { from: string }).from);
             const i = txCount++;
             const f = fate(i);
             if (f === 'hang') hang = true;
@@ -208,6 +212,7 @@ async function fakeNode(): Promise<FakeNode> {
   return {
     url: `http://127.0.0.1:${port}/`,
     received,
+    fromSeen,
     close: async () => {
       clearInterval(miner);
       server.closeAllConnections();
@@ -271,6 +276,28 @@ describe('quorate bench --offered accounting', () => {
     expect(node.received.every((m) => m === 'quorate_sendTransaction')).toBe(true);
     expect(r.timedOut).toBe(50);
     expect(r.accepted).toBe(0);
+  });
+
+  it('node-signed: every transaction names the account of the node it is sent to', async () => {
+    // Two nodes with different accounts, batches of 3: a batch goes to one node, so all of its
+    // transactions must be that node's (before, the i-th transaction took the (i mod n)-th account).
+    const a = await fakeNode('0x00000000000000000000000000000000000000aa');
+    const b = await fakeNode('0x00000000000000000000000000000000000000bb');
+    try {
+      const r = await runOfferedLoad({
+        ...options(a.url, { nodeSigned: true, batch: 3, offeredPerSecond: 60 }),
+        rpcUrls: [a.url, b.url],
+      });
+      expect(r.offered).toBe(60);
+      expect(a.fromSeen.length + b.fromSeen.length).toBe(60);
+      expect(a.fromSeen.length).toBeGreaterThan(0);
+      expect(b.fromSeen.length).toBeGreaterThan(0);
+      expect(new Set(a.fromSeen)).toEqual(new Set(['0x00000000000000000000000000000000000000aa']));
+      expect(new Set(b.fromSeen)).toEqual(new Set(['0x00000000000000000000000000000000000000bb']));
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   it('a whole batch refused with one error object counts every call as refused', async () => {
