@@ -139,6 +139,8 @@ export interface NodeLimits {
   readonly rpcMaxBatchLength: number;
   readonly rpcRequestTimeoutMs: number;
   readonly rpcMaxInFlightCalls: number;
+  /** Event-loop delay (ms) past which transaction submissions are shed at the door (node/rpc/load-shed.ts). */
+  readonly rpcMaxEventLoopDelayMs: number;
   readonly rpcMaxConnections: number;
   /** Transactions waiting in the pool. */
   readonly txPoolMaxTransactions: number;

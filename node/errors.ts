@@ -34,6 +34,8 @@ export enum NodeErrorCode {
   TxAlreadyKnown = 'TX_ALREADY_KNOWN',
   /** The transaction pool is at its limit; retry later. */
   TxPoolFull = 'TX_POOL_FULL',
+  /** The node's event loop runs late (limits.rpcMaxEventLoopDelayMs): a submission refused at the door; retry after `meta.retryAfterMs`. */
+  NodeOverloaded = 'NODE_OVERLOADED',
   /** The encoded transaction exceeds the size limit. */
   TxTooLarge = 'TX_TOO_LARGE',
   /** The transaction does not decode, or an op is malformed. */

@@ -86,6 +86,7 @@ export interface RpcOptions {
   readonly rpcMaxBatchLength: number;
   readonly rpcRequestTimeoutMs: number;
   readonly rpcMaxInFlightCalls: number;
+  readonly rpcMaxEventLoopDelayMs: number;
   readonly rpcMaxConnections: number;
 }
 
@@ -161,6 +162,7 @@ export const DEFAULT_RPC_OPTIONS: RpcOptions = {
   rpcMaxBatchLength: RPC_SERVER_DEFAULTS.maxBatchLength,
   rpcRequestTimeoutMs: RPC_SERVER_DEFAULTS.requestTimeoutMs,
   rpcMaxInFlightCalls: RPC_SERVER_DEFAULTS.maxInFlightCalls,
+  rpcMaxEventLoopDelayMs: RPC_SERVER_DEFAULTS.maxEventLoopDelayMs,
   rpcMaxConnections: RPC_SERVER_DEFAULTS.maxConnections,
 };
 
@@ -221,6 +223,7 @@ export function settingsFromConfig(config: NodeConfig, raftId: number, seed: num
       rpcMaxBatchLength: l.rpcMaxBatchLength,
       rpcRequestTimeoutMs: l.rpcRequestTimeoutMs,
       rpcMaxInFlightCalls: l.rpcMaxInFlightCalls,
+      rpcMaxEventLoopDelayMs: l.rpcMaxEventLoopDelayMs,
       rpcMaxConnections: l.rpcMaxConnections,
     },
   };
@@ -232,6 +235,7 @@ export function rpcServerLimits(rpc: RpcOptions): {
   maxBatchLength: number;
   requestTimeoutMs: number;
   maxInFlightCalls: number;
+  maxEventLoopDelayMs: number;
   maxConnections: number;
 } {
   return {
@@ -239,6 +243,7 @@ export function rpcServerLimits(rpc: RpcOptions): {
     maxBatchLength: rpc.rpcMaxBatchLength,
     requestTimeoutMs: rpc.rpcRequestTimeoutMs,
     maxInFlightCalls: rpc.rpcMaxInFlightCalls,
+    maxEventLoopDelayMs: rpc.rpcMaxEventLoopDelayMs,
     maxConnections: rpc.rpcMaxConnections,
   };
 }

@@ -72,6 +72,7 @@ export const NODE_ERROR_TO_RPC: Readonly<Record<NodeErrorCode, RpcErrorCode>> = 
   [NodeErrorCode.TxAlreadyKnown]: RpcErrorCode.TxRejected,
   // Not a refusal of this transaction but of load: it may be sent again unchanged, after data.retryAfterMs.
   [NodeErrorCode.TxPoolFull]: RpcErrorCode.Unavailable,
+  [NodeErrorCode.NodeOverloaded]: RpcErrorCode.Unavailable,
   [NodeErrorCode.TxTooLarge]: RpcErrorCode.TxRejected,
   [NodeErrorCode.TxMalformed]: RpcErrorCode.TxRejected,
   [NodeErrorCode.TxUnknownAccount]: RpcErrorCode.TxRejected,

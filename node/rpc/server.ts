@@ -8,6 +8,10 @@
 //    -32002 "outcome unknown" — the server never waits on a stuck backend forever;
 //  - at most maxInFlightCalls calls run at once; more are answered -32010 at once (load
 //    shedding beats queueing without bound);
+//  - while the event loop runs later than maxEventLoopDelayMs, a rising share of transaction
+//    submissions is answered -32010 NODE_OVERLOADED with retryAfterMs (node/rpc/load-shed.ts):
+//    the requests that wait under overload wait here, in front of the pool, where its bound
+//    cannot see them;
 //  - headers must arrive within headersTimeoutMs and the whole request within
 //    requestBodyTimeoutMs (slow-loris), idle keep-alive sockets close after keepAliveTimeoutMs;
 //  - malformed input of any kind is an error response, never a thrown exception: the handler
@@ -30,6 +34,7 @@ import type { NodeRpcBackend } from './backend.js';
 import { NodeError, NodeErrorCode } from '../errors.js';
 import { RpcErrorCode, toRpcError, type RpcErrorObject } from './errors.js';
 import { RPC_METHODS, type RpcMethod } from './methods.js';
+import { EventLoopProbe, SUBMISSION_METHODS, SubmissionShedder } from './load-shed.js';
 import { pagePathKind } from './page.js';
 import type { RpcSecurityConfig } from './security-config.js';
 import {
@@ -61,6 +66,11 @@ export const RPC_SERVER_DEFAULTS = {
   requestTimeoutMs: 30_000,
   /** Calls running at once across all connections. */
   maxInFlightCalls: 1024,
+  /**
+   * Event-loop delay past which transaction submissions start to be refused at the door (-32010,
+   * data.reason NODE_OVERLOADED, data.retryAfterMs); all of them at twice it (node/rpc/load-shed.ts).
+   */
+  maxEventLoopDelayMs: 150,
   /** Open sockets. */
   maxConnections: 1024,
   /** Time for the request headers to arrive. */
@@ -85,6 +95,7 @@ export interface RpcServerOptions {
   readonly maxBatchLength?: number;
   readonly requestTimeoutMs?: number;
   readonly maxInFlightCalls?: number;
+  readonly maxEventLoopDelayMs?: number;
   readonly maxConnections?: number;
   readonly headersTimeoutMs?: number;
   readonly requestBodyTimeoutMs?: number;
@@ -115,6 +126,7 @@ export function rpcServerOptionsFromConfig(config: Pick<NodeConfig, 'rpc' | 'lim
     maxBatchLength: config.limits.rpcMaxBatchLength,
     requestTimeoutMs: config.limits.rpcRequestTimeoutMs,
     maxInFlightCalls: config.limits.rpcMaxInFlightCalls,
+    maxEventLoopDelayMs: config.limits.rpcMaxEventLoopDelayMs,
     maxConnections: config.limits.rpcMaxConnections,
   };
 }
@@ -153,6 +165,9 @@ export class RpcServer {
   private readonly security: RpcServerSecurity;
   /** Abort controllers of calls in flight; stop() aborts them. Bounded by maxInFlightCalls. */
   private readonly inFlight = new Set<AbortController>();
+  /** Submissions refused while the event loop runs late; fed by `probe` from start() to stop(). */
+  private readonly shedder: SubmissionShedder;
+  private readonly probe: EventLoopProbe;
   private stopping = false;
 
   constructor(options: RpcServerOptions, deps: RpcServerDeps) {
@@ -166,6 +181,8 @@ export class RpcServer {
         throw new RangeError(`RpcServer option ${k} must be a positive integer, got ${String(v)}`);
       }
     }
+    this.shedder = new SubmissionShedder(this.options.maxEventLoopDelayMs);
+    this.probe = new EventLoopProbe(this.shedder);
     this.backend = deps.backend;
     this.log = deps.logger;
     this.metrics = deps.metrics;
@@ -233,6 +250,7 @@ export class RpcServer {
         resolve();
       });
     });
+    this.probe.start();
     const a = this.address();
     this.log.info({ url: a.url }, 'rpc listening');
     return a;
@@ -255,6 +273,7 @@ export class RpcServer {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.probe.stop();
     this.page?.stop(); // ends the page's event streams, which would otherwise hold the close open
     for (const c of this.inFlight) c.abort(new NodeError(NodeErrorCode.Unavailable, 'the node is stopping'));
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -348,6 +367,15 @@ export class RpcServer {
         : `overloaded: ${this.inFlight.size} calls in flight (limit ${this.options.maxInFlightCalls}); retry later`;
       this.count(label, RpcErrorCode.Unavailable);
       return errorResponse(id, RpcErrorCode.Unavailable, why);
+    }
+    if (SUBMISSION_METHODS.has(methodName)) {
+      try {
+        this.shedder.admit();
+      } catch (err) {
+        const { error } = toRpcError(err);
+        this.count(label, error.code);
+        return { jsonrpc: '2.0', id, error };
+      }
     }
     const controller = new AbortController();
     this.inFlight.add(controller);

@@ -25,6 +25,7 @@ const LIMITS: NodeLimits = {
   rpcMaxBatchLength: 17,
   rpcRequestTimeoutMs: 12_345,
   rpcMaxInFlightCalls: 33,
+  rpcMaxEventLoopDelayMs: 222,
   rpcMaxConnections: 44,
   txPoolMaxTransactions: 555,
   txPoolMaxPerSender: 66,
@@ -110,6 +111,7 @@ describe('one options tree, with config.json names', () => {
       maxBatchLength: LIMITS.rpcMaxBatchLength,
       requestTimeoutMs: LIMITS.rpcRequestTimeoutMs,
       maxInFlightCalls: LIMITS.rpcMaxInFlightCalls,
+      maxEventLoopDelayMs: LIMITS.rpcMaxEventLoopDelayMs,
       maxConnections: LIMITS.rpcMaxConnections,
     });
     expect(transactionManagerSettings(options.privacy)).toEqual({

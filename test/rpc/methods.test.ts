@@ -296,7 +296,7 @@ describe('errors from the backend', () => {
     );
   });
 
-  it('has one JSON-RPC code per node error code, transaction refusals sharing -32003 (a full pool: -32010)', () => {
+  it('has one JSON-RPC code per node error code, transaction refusals sharing -32003, refusals of load -32010', () => {
     for (const code of Object.values(NodeErrorCode)) {
       const { error, internal } = toRpcError(new NodeError(code, 'x', { leader: 2 }));
       expect(internal).toBe(false);
@@ -306,8 +306,10 @@ describe('errors from the backend', () => {
       if (code === NodeErrorCode.TxPoolFull) expect(error.code).toBe(RpcErrorCode.Unavailable);
       else expect(code.startsWith('TX_') === (error.code === RpcErrorCode.TxRejected)).toBe(true);
     }
+    // Refusals of load share -32010 (send again after data.retryAfterMs); data.reason tells them apart.
+    expect(NODE_ERROR_TO_RPC[NodeErrorCode.NodeOverloaded]).toBe(RpcErrorCode.Unavailable);
     const nonTx = Object.values(NodeErrorCode)
-      .filter((c) => !c.startsWith('TX_'))
+      .filter((c) => !c.startsWith('TX_') && c !== NodeErrorCode.NodeOverloaded)
       .map((c) => NODE_ERROR_TO_RPC[c]);
     expect(new Set(nonTx).size).toBe(nonTx.length);
   });

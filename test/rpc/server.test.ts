@@ -256,6 +256,37 @@ describe('limits and timeouts', () => {
     expect((await rpc(h.url, 'eth_blockNumber')).result).toBe('0x0');
   });
 
+  it('sheds submissions with -32010 NODE_OVERLOADED while the event loop runs late, never reads', async () => {
+    h = await startHarness({ maxEventLoopDelayMs: 20 });
+    const send = (key: string) =>
+      rpc(h!.url, 'quorate_sendTransaction', [{ from: ALICE, ops: [{ type: 'put', key, value: 'v' }] }]);
+    expect((await send('before')).result).toMatch(/^0x/);
+    // Keep the loop busy: 60 ms of work every 5 ms, so every probe tick is ~60 ms late (> 2x 20).
+    const busy = setInterval(() => {
+      const until = performance.now() + 60;
+      while (performance.now() < until);
+    }, 5);
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const shed = await send('during');
+      expect(shed.error).toMatchObject({
+        code: RpcErrorCode.Unavailable,
+        data: { reason: 'NODE_OVERLOADED', limit: 'rpcMaxEventLoopDelayMs', retryAfterMs: expect.any(Number) },
+      });
+      expect((await rpc(h.url, 'quorate_getValue', ['before', 'latest'])).result).toBe('v');
+    } finally {
+      clearInterval(busy);
+    }
+    // On time again: the delay decays and submissions are taken.
+    let accepted: unknown;
+    for (let i = 0; i < 50 && accepted === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      accepted = (await send('after')).result;
+    }
+    expect(accepted).toMatch(/^0x/);
+    expect((await rpc(h.url, 'quorate_getValue', ['during', 'latest'])).result).toBeNull();
+  });
+
   it('stop() answers calls in flight with -32010 instead of leaving them hanging', async () => {
     h = await startHarness({ requestTimeoutMs: 30_000 });
     h.backend.quorum = false;
