@@ -550,6 +550,7 @@ export function rpcBatch(
   url: string,
   calls: ReadonlyArray<readonly [string, readonly unknown[]]>,
   timeoutMs: number,
+  agent: http.Agent = submitAgent,
 ): Promise<RpcReply[]> {
   const body = JSON.stringify(calls.map(([method, params], id) => ({ jsonrpc: '2.0', id, method, params })));
   return new Promise((resolve, reject) => {
@@ -557,7 +558,7 @@ export function rpcBatch(
       url,
       {
         method: 'POST',
-        agent: submitAgent,
+        agent,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         timeout: timeoutMs,
       },
@@ -607,12 +608,13 @@ export async function rpcRead(
   url: string,
   calls: ReadonlyArray<readonly [string, readonly unknown[]]>,
   timeoutMs: number,
+  agent: http.Agent = submitAgent,
 ): Promise<RpcReply[]> {
   try {
-    return await rpcBatch(url, calls, timeoutMs);
+    return await rpcBatch(url, calls, timeoutMs, agent);
   } catch (err) {
     if (!(err instanceof BenchRequestError) || err.code !== 'TRANSPORT') throw err;
-    return rpcBatch(url, calls, timeoutMs);
+    return rpcBatch(url, calls, timeoutMs, agent);
   }
 }
 
@@ -643,6 +645,12 @@ export class CommitWatcher {
   private loop: Promise<void> = Promise.resolve();
   overflowed = false;
   lastError: string | undefined;
+  /**
+   * Its own keep-alive socket: sharing the submitters' agent, a poll waited for a free socket or a
+   * new connection, which an overloaded node (at its connection limit) refused, so commits were
+   * seen seconds late and the commit latency of an overload run measured the watcher, not the node.
+   */
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
   constructor(
     private readonly url: string,
@@ -650,7 +658,7 @@ export class CommitWatcher {
   ) {}
 
   async start(): Promise<void> {
-    const [head] = await rpcRead(this.url, [['eth_blockNumber', []]], this.requestTimeoutMs);
+    const [head] = await rpcRead(this.url, [['eth_blockNumber', []]], this.requestTimeoutMs, this.agent);
     if (head.error) throw new Error(`eth_blockNumber: ${head.error.message}`);
     this.height = Number(BigInt(head.result as string));
     this.running = true;
@@ -660,6 +668,7 @@ export class CommitWatcher {
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;
+    this.agent.destroy();
   }
 
   private async run(): Promise<void> {
@@ -673,6 +682,7 @@ export class CommitWatcher {
             (_, i) => ['eth_getBlockByNumber', [`0x${(this.height + 1 + i).toString(16)}`, false]] as const,
           ),
           this.requestTimeoutMs,
+          this.agent,
         );
         const now = performance.now();
         let got = 0;
@@ -726,8 +736,12 @@ export async function ownAccounts(rpcUrls: readonly string[], timeoutMs = 10_000
   );
 }
 
-/** Upper bound on --offered requests waiting for an answer: each holds a socket; past it a send is dropped and counted. */
-export const MAX_OFFERED_IN_FLIGHT = 4096;
+/**
+ * Upper bound on --offered requests waiting for an answer from one node: each holds a socket, and a
+ * node refuses connections past its limits.rpcMaxConnections (1,024 by default), which showed as
+ * resets; the margin leaves room for the commit watcher. Past it a send is dropped and counted.
+ */
+export const MAX_OFFERED_IN_FLIGHT_PER_NODE = 960;
 /** Sending that took more than this times --seconds is reported as the client falling behind its schedule. */
 const OFFERED_SCHEDULE_SLACK = 1.1;
 /** How often the open-loop sender wakes to send what is due. */
@@ -752,7 +766,7 @@ export interface OfferedOptions {
 
 export interface OfferedResult {
   readonly offered: number;
-  /** Offered but not sent: MAX_OFFERED_IN_FLIGHT requests were already waiting. */
+  /** Offered but not sent: MAX_OFFERED_IN_FLIGHT_PER_NODE requests were already waiting on that node. */
   readonly droppedByClient: number;
   readonly accepted: number;
   /** Refused transactions by JSON-RPC error code. */
@@ -839,9 +853,11 @@ export async function runOfferedLoad(
   let timedOut = 0;
   let dropped = 0;
   const inFlight = new Set<Promise<void>>();
+  const inFlightPerNode = o.rpcUrls.map(() => 0);
 
   const send = (first: number, count: number, urlIndex: number): void => {
     const started = performance.now();
+    inFlightPerNode[urlIndex]++;
     const p = rpcBatch(o.rpcUrls[urlIndex], callsFor(first, count, urlIndex), o.requestTimeoutMs)
       .then((replies) => {
         const took = performance.now() - started;
@@ -866,7 +882,10 @@ export async function runOfferedLoad(
         if (err instanceof BenchRequestError && err.code === 'TIMEOUT') timedOut += count;
         else countError(failed, err);
       })
-      .finally(() => inFlight.delete(p));
+      .finally(() => {
+        inFlight.delete(p);
+        inFlightPerNode[urlIndex]--;
+      });
     inFlight.add(p);
   };
 
@@ -883,7 +902,7 @@ export async function runOfferedLoad(
       const count = Math.min(o.batch, total - sent);
       // Requests go round the nodes, dropped ones included, so the spread does not depend on drops.
       const urlIndex = request++ % o.rpcUrls.length;
-      if (inFlight.size >= MAX_OFFERED_IN_FLIGHT) dropped += count;
+      if (inFlightPerNode[urlIndex] >= MAX_OFFERED_IN_FLIGHT_PER_NODE) dropped += count;
       else send(sent, count, urlIndex);
       sent += count;
     }
