@@ -79,6 +79,14 @@ export class SubmissionShedder {
     this.credit += share;
     if (this.credit < 1) return;
     this.credit -= 1;
+    this.refuse();
+  }
+
+  /**
+   * Throws NodeOverloaded whatever the share: for the submissions of a batch after one of them
+   * was refused (a later nonce of the same account must not get in ahead of a refused one).
+   */
+  refuse(): never {
     this.shedCount++;
     const retryAfterMs = Math.round(Math.min(SHED_RETRY_AFTER_MAX_MS, Math.max(SHED_RETRY_AFTER_MIN_MS, this.delayMs)));
     throw new NodeError(

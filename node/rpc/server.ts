@@ -55,6 +55,16 @@ import { SystemClock } from '../clock.js';
 /** The real clock (node/clock.ts): this module has no injected one. */
 const clock = new SystemClock();
 
+/**
+ * Connections the kernel may hold for the listener before the node accepts them (listen(2)'s
+ * backlog; Linux caps it at net.core.somaxconn). Node's default, 511, overflowed under a burst of
+ * new connections while the event loop ran late (TcpExtListenOverflows by the hundred thousand in
+ * an overload run): the kernel then drops the handshake's last ACK and the client retries after
+ * 1, 2, 4 s — seconds of latency on an idle CPU, before any check of ours could refuse the request.
+ * Bounded still by rpcMaxConnections once accepted.
+ */
+export const RPC_LISTEN_BACKLOG = 4096;
+
 export const RPC_SERVER_DEFAULTS = {
   /** Listen on loopback unless told otherwise: exposing RPC is an operator's decision. */
   host: '127.0.0.1',
@@ -113,6 +123,11 @@ export interface RpcServerDeps {
   readonly metrics: NodeMetrics;
   /** The method table; defaults to RPC_METHODS. Embedders may extend it. */
   readonly methods?: ReadonlyMap<string, RpcMethod>;
+  /**
+   * The load-shedding policy, fed by hand (tests). Default: one of limits.maxEventLoopDelayMs,
+   * fed by an EventLoopProbe from start() to stop().
+   */
+  readonly shedder?: SubmissionShedder;
   /** The cluster page (node/rpc/page.ts): answers its GET paths and returns true, false for others. */
   readonly page?: { handle(req: http.IncomingMessage, res: http.ServerResponse): boolean; stop(): void };
 }
@@ -139,6 +154,11 @@ export async function securedRpcServerOptions(
 }
 
 type Id = string | number | null;
+
+/** A batch's load-shedding state: set once one of its submissions is refused (see handle()). */
+interface BatchShed {
+  shed: boolean;
+}
 
 export interface RpcResponse {
   readonly jsonrpc: '2.0';
@@ -167,7 +187,7 @@ export class RpcServer {
   private readonly inFlight = new Set<AbortController>();
   /** Submissions refused while the event loop runs late; fed by `probe` from start() to stop(). */
   private readonly shedder: SubmissionShedder;
-  private readonly probe: EventLoopProbe;
+  private readonly probe: EventLoopProbe | undefined;
   private stopping = false;
 
   constructor(options: RpcServerOptions, deps: RpcServerDeps) {
@@ -181,8 +201,8 @@ export class RpcServer {
         throw new RangeError(`RpcServer option ${k} must be a positive integer, got ${String(v)}`);
       }
     }
-    this.shedder = new SubmissionShedder(this.options.maxEventLoopDelayMs);
-    this.probe = new EventLoopProbe(this.shedder);
+    this.shedder = deps.shedder ?? new SubmissionShedder(this.options.maxEventLoopDelayMs);
+    this.probe = deps.shedder ? undefined : new EventLoopProbe(this.shedder);
     this.backend = deps.backend;
     this.log = deps.logger;
     this.metrics = deps.metrics;
@@ -245,12 +265,12 @@ export class RpcServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.server.once('error', onError);
-      this.server.listen(this.options.port, this.options.host, () => {
+      this.server.listen({ port: this.options.port, host: this.options.host, backlog: RPC_LISTEN_BACKLOG }, () => {
         this.server.off('error', onError);
         resolve();
       });
     });
-    this.probe.start();
+    this.probe?.start();
     const a = this.address();
     this.log.info({ url: a.url }, 'rpc listening');
     return a;
@@ -273,7 +293,7 @@ export class RpcServer {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.probe.stop();
+    this.probe?.stop();
     this.page?.stop(); // ends the page's event streams, which would otherwise hold the close open
     for (const c of this.inFlight) c.abort(new NodeError(NodeErrorCode.Unavailable, 'the node is stopping'));
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -306,7 +326,11 @@ export class RpcServer {
           ),
         };
       }
-      const replies = await Promise.all(body.map((r) => this.handleOne(r)));
+      // One shed decision carried through the batch: once a submission is refused for load, the
+      // later ones are too. Otherwise a batch of one account's nonces n..n+15 could lose n+5 and
+      // keep n+6.., which then wait behind the gap (measured: 635 accepted, never committed).
+      const batch: BatchShed = { shed: false };
+      const replies = await Promise.all(body.map((r) => this.handleOne(r, batch)));
       const responses = replies.filter((r): r is RpcResponse => r !== undefined);
       return responses.length === 0 ? { body: undefined } : { body: responses };
     }
@@ -314,7 +338,7 @@ export class RpcServer {
     return { body: reply };
   }
 
-  private async handleOne(request: unknown): Promise<RpcResponse | undefined> {
+  private async handleOne(request: unknown, batch?: BatchShed): Promise<RpcResponse | undefined> {
     if (typeof request !== 'object' || request === null || Array.isArray(request)) {
       this.count('(invalid)', RpcErrorCode.InvalidRequest);
       return errorResponse(
@@ -344,12 +368,12 @@ export class RpcServer {
       this.count('(invalid)', RpcErrorCode.InvalidRequest);
       return errorResponse(id, RpcErrorCode.InvalidRequest, '"params" must be an array or an object when present');
     }
-    const response = await this.call(r.method, r.params, id);
+    const response = await this.call(r.method, r.params, id, batch);
     // A notification (no "id") gets no response, even on error (JSON-RPC 2.0 §4.1).
     return hasId ? response : undefined;
   }
 
-  private async call(methodName: string, params: unknown, id: Id): Promise<RpcResponse> {
+  private async call(methodName: string, params: unknown, id: Id, batch?: BatchShed): Promise<RpcResponse> {
     const method = this.methods.get(methodName);
     // Unknown names are not used as metric labels: a client could otherwise grow the registry without bound.
     const label = method ? methodName : 'unknown';
@@ -370,8 +394,10 @@ export class RpcServer {
     }
     if (SUBMISSION_METHODS.has(methodName)) {
       try {
-        this.shedder.admit();
+        if (batch?.shed) this.shedder.refuse();
+        else this.shedder.admit();
       } catch (err) {
+        if (batch) batch.shed = true;
         const { error } = toRpcError(err);
         this.count(label, error.code);
         return { jsonrpc: '2.0', id, error };

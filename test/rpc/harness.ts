@@ -5,6 +5,7 @@ import { createLogger } from '../../node/log.js';
 import { createNodeMetrics, type NodeMetrics } from '../../node/metrics.js';
 import { RpcServer, type RpcServerOptions } from '../../node/rpc/server.js';
 import type { RpcMethod } from '../../node/rpc/methods.js';
+import type { SubmissionShedder } from '../../node/rpc/load-shed.js';
 import { FakeLedgerBackend } from './fake-ledger-backend.js';
 
 export const ALICE = `0x${'a1'.repeat(20)}`;
@@ -29,6 +30,7 @@ export interface Harness {
 export async function startHarness(
   options: Partial<RpcServerOptions> = {},
   methods?: ReadonlyMap<string, RpcMethod>,
+  shedder?: SubmissionShedder,
 ): Promise<Harness> {
   const logs: LogLine[] = [];
   const logger = createLogger({
@@ -37,7 +39,10 @@ export async function startHarness(
   });
   const backend = new FakeLedgerBackend({ accounts: [ALICE], initialBalance: 1000n });
   const metrics = createNodeMetrics();
-  const server = new RpcServer({ port: 0, ...options }, { backend, logger, metrics, ...(methods ? { methods } : {}) });
+  const server = new RpcServer(
+    { port: 0, ...options },
+    { backend, logger, metrics, ...(methods ? { methods } : {}), ...(shedder ? { shedder } : {}) },
+  );
   const { url, port } = await server.start();
   return { server, backend, metrics, url, port, logs, stop: () => server.stop() };
 }

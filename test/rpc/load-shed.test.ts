@@ -75,6 +75,13 @@ describe('SubmissionShedder', () => {
     expect(admitMany(s, 50).refused).toBe(0);
   });
 
+  it('refuse() refuses whatever the share, counted like any other', () => {
+    const s = new SubmissionShedder(100);
+    expect(() => s.refuse()).toThrow(NodeError);
+    expect(s.shed()).toBe(1);
+    expect(admitMany(s, 10).refused).toBe(0);
+  });
+
   it('ignores nonsense measurements and refuses a nonsense limit', () => {
     const s = new SubmissionShedder(100);
     s.observe(Number.NaN);

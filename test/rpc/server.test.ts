@@ -6,6 +6,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RPC_METHODS, type RpcMethod } from '../../node/rpc/methods.js';
 import { RpcErrorCode } from '../../node/rpc/errors.js';
+import { SubmissionShedder } from '../../node/rpc/load-shed.js';
 import { ALICE, post, rpc, startHarness, type Harness } from './harness.js';
 
 let h: Harness | undefined;
@@ -285,6 +286,37 @@ describe('limits and timeouts', () => {
     }
     expect(accepted).toMatch(/^0x/);
     expect((await rpc(h.url, 'quorate_getValue', ['during', 'latest'])).result).toBeNull();
+  });
+
+  it('in a batch, once a submission is shed every later one is too (no nonce gap), reads still answered', async () => {
+    const shedder = new SubmissionShedder(100);
+    h = await startHarness({}, undefined, shedder);
+    shedder.observe(150); // half of the submissions: admit, refuse, admit, refuse... without the batch rule
+    const send = (id: number) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'quorate_sendTransaction',
+      params: [{ from: ALICE, ops: [{ type: 'put', key: `k${id}`, value: 'v' }] }],
+    });
+    const r = await post(
+      h.url,
+      JSON.stringify([send(1), send(2), { jsonrpc: '2.0', id: 3, method: 'eth_blockNumber' }, send(4), send(5)]),
+    );
+    const replies = r.body as Array<{ id: number; result?: unknown; error?: { code: number; data?: unknown } }>;
+    const byId = new Map(replies.map((x) => [x.id, x]));
+    expect(byId.get(1)?.result).toMatch(/^0x/);
+    for (const id of [2, 4, 5])
+      expect(byId.get(id)?.error).toMatchObject({
+        code: RpcErrorCode.Unavailable,
+        data: { reason: 'NODE_OVERLOADED' },
+      });
+    expect(byId.get(3)?.result).toMatch(/^0x/);
+    expect(shedder.shed()).toBe(3);
+    // A single request after the batch is decided on its own again (the running share).
+    const next = await rpc(h.url, 'quorate_sendTransaction', [
+      { from: ALICE, ops: [{ type: 'put', key: 'k6', value: 'v' }] },
+    ]);
+    expect(next.result ?? next.error).toBeDefined();
   });
 
   it('stop() answers calls in flight with -32010 instead of leaving them hanging', async () => {
