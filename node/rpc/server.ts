@@ -124,7 +124,7 @@ export interface RpcServerDeps {
   /** The method table; defaults to RPC_METHODS. Embedders may extend it. */
   readonly methods?: ReadonlyMap<string, RpcMethod>;
   /**
-   * The load-shedding policy, fed by hand (tests). Default: one of limits.maxEventLoopDelayMs,
+   * The load-shedding policy, fed by hand (tests). Default: one of options.maxEventLoopDelayMs,
    * fed by an EventLoopProbe from start() to stop().
    */
   readonly shedder?: SubmissionShedder;
