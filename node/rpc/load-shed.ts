@@ -12,6 +12,7 @@
 // Two parts: the policy (SubmissionShedder: delay in, decision out; pure, driven by tests) and
 // the probe (EventLoopProbe: one unref'd timer measuring its own lateness).
 
+import { SystemClock, type Clock } from '../clock.js';
 import { NodeError, NodeErrorCode } from '../errors.js';
 
 /** How often the probe's timer is due; its lateness is the event loop's delay. */
@@ -97,45 +98,35 @@ export class SubmissionShedder {
   }
 }
 
-/** Minimal timer surface, so tests can drive the probe. */
-export interface ProbeTimers {
-  nowMs(): number;
-  setInterval(fn: () => void, ms: number): { stop(): void };
-}
-
-const realTimers: ProbeTimers = {
-  nowMs: () => performance.now(),
-  setInterval(fn, ms) {
-    const t = setInterval(fn, ms);
-    // A probe must never keep a process alive on its own.
-    t.unref();
-    return { stop: () => clearInterval(t) };
-  },
-};
+/** What the probe needs of a Clock (node/clock.ts), so tests can fire its timer late by hand. */
+export type ProbeClock = Pick<Clock, 'monotonicMs' | 'setInterval'>;
 
 /** Feeds a SubmissionShedder with the lateness of a periodic timer. */
 export class EventLoopProbe {
   private last = 0;
-  private handle: { stop(): void } | undefined;
+  private handle: { cancel(): void } | undefined;
 
   constructor(
     private readonly shedder: SubmissionShedder,
-    private readonly timers: ProbeTimers = realTimers,
+    private readonly clock: ProbeClock = new SystemClock(),
     private readonly intervalMs: number = EVENT_LOOP_PROBE_INTERVAL_MS,
   ) {}
 
   start(): void {
     if (this.handle) return;
-    this.last = this.timers.nowMs();
-    this.handle = this.timers.setInterval(() => {
-      const now = this.timers.nowMs();
+    this.last = this.clock.monotonicMs();
+    const timer = this.clock.setInterval(() => {
+      const now = this.clock.monotonicMs();
       this.shedder.observe(Math.max(0, now - this.last - this.intervalMs));
       this.last = now;
     }, this.intervalMs);
+    // A probe must never keep a process alive on its own.
+    timer.unref?.();
+    this.handle = timer;
   }
 
   stop(): void {
-    this.handle?.stop();
+    this.handle?.cancel();
     this.handle = undefined;
   }
 }

@@ -178,8 +178,15 @@ describe('node config', () => {
       maxBatchLength: RPC_SERVER_DEFAULTS.maxBatchLength,
       requestTimeoutMs: RPC_SERVER_DEFAULTS.requestTimeoutMs,
       maxInFlightCalls: RPC_SERVER_DEFAULTS.maxInFlightCalls,
+      maxEventLoopDelayMs: RPC_SERVER_DEFAULTS.maxEventLoopDelayMs,
       maxConnections: RPC_SERVER_DEFAULTS.maxConnections,
     });
+    // And a configured one reaches it.
+    const tuned = parseConfig({ ...validConfig(), limits: { rpcMaxEventLoopDelayMs: 40 } }, '/x/config.json');
+    expect(rpcServerOptionsFromConfig(tuned).maxEventLoopDelayMs).toBe(40);
+    expect(() => parseConfig({ ...validConfig(), limits: { rpcMaxEventLoopDelayMs: 0 } }, '/x/config.json')).toThrow(
+      /limits\.rpcMaxEventLoopDelayMs/,
+    );
   });
 
   it('names the field of every kind of mistake', () => {

@@ -8,7 +8,7 @@ import {
   SHED_RETRY_AFTER_MAX_MS,
   SHED_RETRY_AFTER_MIN_MS,
   SubmissionShedder,
-  type ProbeTimers,
+  type ProbeClock,
 } from '../../node/rpc/load-shed.js';
 
 /** Admits `n` submissions; returns how many were refused, and the last refusal. */
@@ -95,14 +95,14 @@ describe('SubmissionShedder', () => {
 
 describe('EventLoopProbe', () => {
   /** A timer the test fires by hand at chosen times. */
-  function manualTimers(): ProbeTimers & { now: number; fire(at: number): void; running(): boolean } {
+  function manualTimers(): ProbeClock & { now: number; fire(at: number): void; running(): boolean } {
     let fn: (() => void) | undefined;
     const t = {
       now: 0,
-      nowMs: () => t.now,
+      monotonicMs: () => t.now,
       setInterval(f: () => void) {
         fn = f;
-        return { stop: () => (fn = undefined) };
+        return { cancel: () => (fn = undefined) };
       },
       fire(at: number) {
         t.now = at;
