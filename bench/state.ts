@@ -283,17 +283,24 @@ interface JoinFigures {
 }
 
 /** add-node, `start --join`, raft_addLearner on the leader; then follows the joiner to the head. */
-async function joinFourthNode(
-  clusterDir: string,
-  leaderUrl: string,
-  targetIndex: number,
-  stateBytes: number,
-  cleanup: Cleanup,
-  sampler: RssSampler,
-  roles: Map<string, string>,
-  out: (line: string) => void,
-  allocatorEnv: Readonly<Record<string, string>>,
-): Promise<JoinFigures> {
+/** What joinFourthNode needs: the cluster, the target to reach, and the run's shared parts. */
+interface JoinOptions {
+  readonly clusterDir: string;
+  readonly leaderUrl: string;
+  /** The leader's applied index when the join starts: the joiner has caught up once it reaches it. */
+  readonly targetIndex: number;
+  /** Bytes of state filled: the join's time bound grows with it (JOIN_MIN_BYTES_PER_SECOND). */
+  readonly stateBytes: number;
+  readonly cleanup: Cleanup;
+  readonly sampler: RssSampler;
+  /** Node name -> role, for the report; the joiner is added. */
+  readonly roles: Map<string, string>;
+  readonly out: (line: string) => void;
+  readonly allocatorEnv: Readonly<Record<string, string>>;
+}
+
+async function joinFourthNode(o: JoinOptions): Promise<JoinFigures> {
+  const { clusterDir, leaderUrl, targetIndex, stateBytes, cleanup, sampler, roles, out, allocatorEnv } = o;
   const added = await addNode({ dir: clusterDir, rpcUrl: leaderUrl });
   const node: LocalNode = {
     name: added.name,
@@ -435,17 +442,17 @@ export async function runStateBench(o: StateBenchOptions, out: (line: string) =>
     const targetIndex = (await status(leader.rpcUrl))?.appliedIndex ?? 0;
     out(`adding a 4th node (leader's applied index ${targetIndex})`);
 
-    const j = await joinFourthNode(
+    const j = await joinFourthNode({
       clusterDir,
-      leader.rpcUrl,
+      leaderUrl: leader.rpcUrl,
       targetIndex,
-      filled.valueBytes,
+      stateBytes: filled.valueBytes,
       cleanup,
       sampler,
       roles,
       out,
-      mallocEnv,
-    );
+      allocatorEnv: mallocEnv,
+    });
     const snap = snapshotFigures(
       await readLogLines(leader.logPath),
       await readLogLines(j.logPath),
