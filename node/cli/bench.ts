@@ -2,7 +2,8 @@
 // runBench() from node/bench.ts sends the transactions and prints the numbers.
 
 import { ExitCode, UsageError, intFlag, parseFlags, stringFlag, urlFlag, type CliIo } from './args.js';
-import { runBench, runOfferedBench } from '../bench.js';
+import { runBench } from '../bench.js';
+import { runOfferedBench } from '../bench-offered.js';
 import { setDefaultRpcCredentials, type RpcClientCredentials } from '../rpc/client.js';
 import { credentialFlags } from './status.js';
 

@@ -15,7 +15,8 @@ import {
   type LoadResult,
 } from '../../bench/etcd-vs.js';
 import { PORT_BLOCK_RANGE } from '../../bench/lifecycle.js';
-import { formatOfferedResult, rpcBatch, runOfferedLoad, type OfferedOptions } from '../../node/bench.js';
+import { rpcBatch } from '../../node/bench.js';
+import { formatOfferedResult, runOfferedLoad, type OfferedOptions } from '../../node/bench-offered.js';
 import { parseBenchArgs } from '../../node/cli/bench.js';
 import { UsageError } from '../../node/cli/args.js';
 
