@@ -12,7 +12,7 @@
 // Two parts: the policy (SubmissionShedder: delay in, decision out; pure, driven by tests) and
 // the probe (EventLoopProbe: one unref'd timer measuring its own lateness).
 
-import { SystemClock, type Clock } from '../clock.js';
+import { SystemClock, type Clock, type TimerHandle } from '../clock.js';
 import { NodeError, NodeErrorCode } from '../errors.js';
 
 /** How often the probe's timer is due; its lateness is the event loop's delay. */
@@ -104,7 +104,7 @@ export type ProbeClock = Pick<Clock, 'monotonicMs' | 'setInterval'>;
 /** Feeds a SubmissionShedder with the lateness of a periodic timer. */
 export class EventLoopProbe {
   private last = 0;
-  private handle: { cancel(): void } | undefined;
+  private handle: TimerHandle | undefined;
 
   constructor(
     private readonly shedder: SubmissionShedder,
