@@ -26,7 +26,7 @@ import {
   rpcBatch,
   rpcRead,
   settleSockets,
-  waitCommitted,
+  drainCommits,
 } from '../node/bench.js';
 import { initCluster } from '../node/cli/init.js';
 import { formatTable } from '../node/cli/table.js';
@@ -436,19 +436,9 @@ async function quorateLoad(urls: readonly string[], o: EtcdVsOptions): Promise<L
       }
     }),
   );
-  await waitCommitted(watcher, submittedAt.keys(), DRAIN_TIMEOUT_MS);
-  await watcher.stop();
-  const latencies: number[] = [];
-  let lastCommit = t0;
-  for (const [h, at] of submittedAt) {
-    const c = watcher.committedAt.get(h);
-    if (c === undefined) continue;
-    latencies.push(c - at);
-    if (c > lastCommit) lastCommit = c;
-  }
+  const { latencies, lastCommitAt: lastCommit } = await drainCommits(watcher, submittedAt, DRAIN_TIMEOUT_MS, t0);
   const lost = submittedAt.size - latencies.length;
   if (lost > 0) errors.set(`accepted but not committed within ${DRAIN_TIMEOUT_MS} ms after the run`, lost);
-  latencies.sort((a, b) => a - b);
   const seconds = (lastCommit - t0) / 1000;
   return {
     system: 'quorate',

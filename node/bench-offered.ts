@@ -15,7 +15,7 @@ import {
   rpcBatch,
   rpcRead,
   settleSockets,
-  waitCommitted,
+  drainCommits,
 } from './bench.js';
 
 /** The real clock (node/clock.ts): this module has no injected one. */
@@ -196,18 +196,7 @@ export async function runOfferedLoad(
   const sendSeconds = (performance.now() - t0) / 1000;
   log(`offered ${total} in ${sendSeconds.toFixed(2)} s; waiting for answers and commits`);
   await Promise.all([...inFlight]);
-  await waitCommitted(watcher, submittedAt.keys(), o.drainTimeoutMs);
-  await watcher.stop();
-
-  const latencies: number[] = [];
-  let lastCommit = t0;
-  for (const [h, at] of submittedAt) {
-    const c = watcher.committedAt.get(h);
-    if (c === undefined) continue;
-    latencies.push(c - at);
-    if (c > lastCommit) lastCommit = c;
-  }
-  latencies.sort((a, b) => a - b);
+  const { latencies, lastCommitAt: lastCommit } = await drainCommits(watcher, submittedAt, o.drainTimeoutMs, t0);
   acceptLatencies.sort((a, b) => a - b);
   refuseLatencies.sort((a, b) => a - b);
   retryAfter.sort((a, b) => a - b);

@@ -724,6 +724,31 @@ export async function waitCommitted(
   }
 }
 
+/**
+ * The end of a time-bounded load: waits (at most `drainTimeoutMs`) for the accepted transactions
+ * (hash -> when submitted) to commit and stops the watcher. Returns the submit-to-commit latency
+ * of each that committed, sorted, and when the last one committed (`startedAt` if none did).
+ */
+export async function drainCommits(
+  watcher: CommitWatcher,
+  submittedAt: ReadonlyMap<string, number>,
+  drainTimeoutMs: number,
+  startedAt: number,
+): Promise<{ latencies: number[]; lastCommitAt: number }> {
+  await waitCommitted(watcher, submittedAt.keys(), drainTimeoutMs);
+  await watcher.stop();
+  const latencies: number[] = [];
+  let lastCommitAt = startedAt;
+  for (const [h, at] of submittedAt) {
+    const c = watcher.committedAt.get(h);
+    if (c === undefined) continue;
+    latencies.push(c - at);
+    if (c > lastCommitAt) lastCommitAt = c;
+  }
+  latencies.sort((a, b) => a - b);
+  return { latencies, lastCommitAt };
+}
+
 /** Per node, the first account it holds and signs for (quorate_sendTransaction's `from`). */
 export async function ownAccounts(rpcUrls: readonly string[], timeoutMs = 10_000): Promise<string[]> {
   return Promise.all(
